@@ -1,0 +1,64 @@
+//! Number formatting shared by the pages, so the server's first paint and the browser's
+//! updates print the same text (a mismatch would break hydration).
+
+/// `1234567` as `1,234,567`.
+pub(crate) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A rate with a unit fitting its size: `12.3/s`, `4.5k/s`, `1.2M/s`.
+pub(crate) fn rate(per_sec: f64) -> String {
+    if per_sec >= 1_000_000.0 {
+        format!("{:.1}M/s", per_sec / 1_000_000.0)
+    } else if per_sec >= 1_000.0 {
+        format!("{:.1}k/s", per_sec / 1_000.0)
+    } else {
+        format!("{per_sec:.1}/s")
+    }
+}
+
+/// Microseconds as the most readable unit.
+pub(crate) fn micros(us: u64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2}s", us as f64 / 1_000_000.0)
+    } else if us >= 1_000 {
+        format!("{:.1}ms", us as f64 / 1_000.0)
+    } else {
+        format!("{us}µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_get_thousands_separators() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn rates_pick_a_unit() {
+        assert_eq!(rate(12.34), "12.3/s");
+        assert_eq!(rate(4_500.0), "4.5k/s");
+        assert_eq!(rate(1_250_000.0), "1.2M/s");
+    }
+
+    #[test]
+    fn micros_pick_a_unit() {
+        assert_eq!(micros(15), "15µs");
+        assert_eq!(micros(2_500), "2.5ms");
+        assert_eq!(micros(3_000_000), "3.00s");
+    }
+}

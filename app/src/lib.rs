@@ -1,0 +1,10 @@
+//! flowdeck's user interface: one Leptos app rendered on the server and hydrated in the
+//! browser. Pages read the [`live`] store, which one EventSource per tab keeps current.
+
+mod format;
+pub mod live;
+mod pages;
+mod shell;
+
+pub use live::SnapshotSource;
+pub use shell::{shell, App};

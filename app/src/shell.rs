@@ -1,0 +1,54 @@
+//! The HTML document, the navigation and the routes.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    path,
+};
+
+use crate::{live, pages};
+
+/// The whole document, rendered by the server for every page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    live::provide();
+
+    view! {
+        <Stylesheet id="flowdeck" href="/pkg/flowdeck.css"/>
+        <Title text="flowdeck"/>
+        <Router>
+            <header class="topbar">
+                <a class="brand" href="/">"flowdeck"</a>
+                <nav aria-label="Main">
+                    <A href="/">"Overview"</A>
+                </nav>
+                <live::ConnectionBadge/>
+            </header>
+            <main>
+                <Routes fallback=pages::NotFound>
+                    <Route path=path!("/") view=pages::Overview/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

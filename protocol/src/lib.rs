@@ -1,0 +1,24 @@
+//! The types that cross a boundary: from the runtime to the server, and from the server to
+//! the browser. They are plain data with serde, and nothing else, so that this crate compiles
+//! for the wasm32 frontend as well as for the server (the split tokio-console makes with
+//! `console-api`).
+//!
+//! Ids are small integers on purpose: an event names its stage and worker by index into the
+//! [`Snapshot`]'s `stages` and the stage's `workers`, so the change feed stays cheap to build
+//! and to ship.
+
+mod event;
+mod item;
+mod snapshot;
+
+pub use event::{ErrorInfo, Event, EventKind, ItemStatus, Value};
+pub use item::{Ancestor, ErrorSummary, FailedItem, ItemDetail, ItemSummary, StageVisit};
+pub use snapshot::{
+    Edge, Latency, PipelineState, Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState,
+};
+
+/// An item's id: unique within one pipeline run, allocated in increasing order.
+pub type ItemId = u64;
+
+/// A stage's index in [`Snapshot::stages`].
+pub type StageIndex = u16;

@@ -1,0 +1,418 @@
+//! Declaring a pipeline: stages joined by typed edges. An edge from a stage producing `A`
+//! to a stage taking `B` compiles only when `A` is `B`.
+
+use std::{any::Any, collections::HashSet, marker::PhantomData, sync::Arc, time::Duration};
+
+use flowdeck_protocol::{Edge, Event, StageIndex};
+
+use crate::{
+    error::BuildError,
+    node::{Env, StageNode, StageRuntime},
+    pipeline::{Dashboard, Options, Pipeline},
+    port::{Envelope, Filter, Port, Route},
+    stage::{Stage, TaskFn},
+};
+
+/// A stage in a [`Graph`]: the handle edges are drawn with. `I` and `O` are the stage's
+/// input and output types.
+pub struct StageRef<I, O> {
+    index: StageIndex,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+impl<I, O> Clone for StageRef<I, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<I, O> Copy for StageRef<I, O> {}
+
+impl<I, O> StageRef<I, O> {
+    pub fn index(&self) -> StageIndex {
+        self.index
+    }
+}
+
+type Build = Box<dyn FnOnce(Arc<Env>, Box<dyn Any + Send>, Box<dyn Any + Send>) -> Arc<dyn StageRuntime> + Send>;
+
+struct Decl {
+    name: String,
+    workers: usize,
+    capacity: usize,
+    /// `Port<O>`, filled by edges.
+    port: Box<dyn Any + Send>,
+    /// `(Sender<Envelope<I>>, Receiver<Envelope<I>>)`, the stage's queue.
+    queue: Box<dyn Any + Send>,
+    build: Build,
+}
+
+/// A pipeline as a DAG of stages.
+///
+/// ```
+/// use flowdeck_runtime::{Graph, Stage};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let mut g = Graph::<u32, String>::new("numbers");
+/// let parse = g.add(Stage::map("double", |n: u32, _cx| async move { Ok::<_, String>(n * 2) }));
+/// let small = g.add(Stage::map("small", |n: u32, _cx| async move { Ok::<_, String>(format!("small {n}")) }));
+/// let big = g.add(Stage::map("big", |n: u32, _cx| async move { Ok::<_, String>(format!("big {n}")) }));
+/// g.input(parse);
+/// g.connect_if(parse, small, |n| *n < 10); // routes: the first edge that accepts wins
+/// g.connect(parse, big);
+/// g.output(small);
+/// g.output(big);
+///
+/// let report = g.build().unwrap().run(1..=6).await;
+/// let mut out = report.outputs;
+/// out.sort();
+/// assert_eq!(out, ["big 10", "big 12", "small 2", "small 4", "small 6", "small 8"]);
+/// assert_eq!(report.summary.snapshot.totals.completed, 6);
+/// # });
+/// ```
+pub struct Graph<In, Out> {
+    name: String,
+    decls: Vec<Decl>,
+    edges: Vec<Edge>,
+    input: Port<In>,
+    sink: (async_channel::Sender<Out>, async_channel::Receiver<Out>),
+    options: Options,
+}
+
+impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
+    pub fn new(name: impl Into<String>) -> Self {
+        Graph {
+            name: name.into(),
+            decls: Vec::new(),
+            edges: Vec::new(),
+            input: Port {
+                routes: Vec::new(),
+                sink: None,
+            },
+            sink: async_channel::bounded(1024),
+            options: Options::default(),
+        }
+    }
+
+    /// Adds a stage; draw its edges with the returned handle.
+    pub fn add<I, O, T>(&mut self, stage: Stage<I, O, T>) -> StageRef<I, O>
+    where
+        I: Clone + Send + Sync + 'static,
+        O: Send + 'static,
+        T: TaskFn<I, O>,
+    {
+        let index = StageIndex::try_from(self.decls.len()).unwrap_or(StageIndex::MAX);
+        let queue = async_channel::bounded::<Envelope<I>>(stage.capacity.max(1));
+        let decl = Decl {
+            name: stage.name.clone(),
+            workers: stage.workers,
+            capacity: stage.capacity,
+            port: Box::new(Port::<O> {
+                routes: Vec::new(),
+                sink: None,
+            }),
+            queue: Box::new(queue),
+            build: Box::new(move |env, port, queue| {
+                let port = port.downcast::<Port<O>>().map(|p| *p).unwrap_or(Port {
+                    routes: Vec::new(),
+                    sink: None,
+                });
+                let (tx, rx) = match queue.downcast::<(async_channel::Sender<Envelope<I>>, async_channel::Receiver<Envelope<I>>)>() {
+                    Ok(q) => *q,
+                    Err(_) => async_channel::bounded(1),
+                };
+                let weak = tx.downgrade();
+                drop(tx);
+                StageNode::new(index, stage, env, rx, weak, port)
+            }),
+        };
+        self.decls.push(decl);
+        StageRef {
+            index,
+            _types: PhantomData,
+        }
+    }
+
+    fn sender<T: Send + 'static>(&self, to: StageIndex) -> Option<async_channel::Sender<Envelope<T>>> {
+        let decl = self.decls.get(usize::from(to))?;
+        let (tx, _) = decl
+            .queue
+            .downcast_ref::<(async_channel::Sender<Envelope<T>>, async_channel::Receiver<Envelope<T>>)>()?;
+        Some(tx.clone())
+    }
+
+    fn route<T: Send + 'static>(&mut self, from: Option<StageIndex>, to: StageIndex, filter: Option<Filter<T>>) {
+        let Some(tx) = self.sender::<T>(to) else { return };
+        let route = Route { to, tx, filter };
+        let port = match from {
+            None => (&mut self.input as &mut dyn Any).downcast_mut::<Port<T>>(),
+            Some(i) => self.decls.get_mut(usize::from(i)).and_then(|d| d.port.downcast_mut::<Port<T>>()),
+        };
+        if let Some(port) = port {
+            port.routes.push(route);
+            self.edges.push(Edge { from, to });
+        }
+    }
+
+    /// Feeds the pipeline's input to `stage`.
+    pub fn input<O>(&mut self, stage: StageRef<In, O>) -> &mut Self {
+        self.route::<In>(None, stage.index, None);
+        self
+    }
+
+    /// Feeds the input items for which `filter` is true to `stage`. Edges are tried in the
+    /// order they were drawn; the first that accepts an item gets it.
+    pub fn input_if<O>(&mut self, stage: StageRef<In, O>, filter: impl Fn(&In) -> bool + Send + Sync + 'static) -> &mut Self {
+        self.route::<In>(None, stage.index, Some(Arc::new(filter)));
+        self
+    }
+
+    /// Sends `from`'s outputs to `to`.
+    pub fn connect<A, T: Send + 'static, B>(&mut self, from: StageRef<A, T>, to: StageRef<T, B>) -> &mut Self {
+        self.route::<T>(Some(from.index), to.index, None);
+        self
+    }
+
+    /// Sends `from`'s outputs for which `filter` is true to `to`: how a stage routes items
+    /// to different next stages.
+    pub fn connect_if<A, T: Send + 'static, B>(
+        &mut self,
+        from: StageRef<A, T>,
+        to: StageRef<T, B>,
+        filter: impl Fn(&T) -> bool + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.route::<T>(Some(from.index), to.index, Some(Arc::new(filter)));
+        self
+    }
+
+    /// Makes `stage`'s outputs that no edge takes the pipeline's outputs. Outputs of stages
+    /// not marked so are dropped when no edge takes them: the item is complete.
+    pub fn output<I>(&mut self, stage: StageRef<I, Out>) -> &mut Self {
+        if let Some(port) = self
+            .decls
+            .get_mut(usize::from(stage.index))
+            .and_then(|d| d.port.downcast_mut::<Port<Out>>())
+        {
+            port.sink = Some(self.sink.0.clone());
+        }
+        self
+    }
+
+    /// Turns per-item tracking off: counts, throughput and latency stay; item detail,
+    /// history, the error summary, callbacks and the change feed go. For the last few
+    /// percent of throughput.
+    pub fn tracking(&mut self, on: bool) -> &mut Self {
+        self.options.tracking = on;
+        self
+    }
+
+    /// How many of the most recent items keep their detail (default 100,000).
+    pub fn retention(&mut self, items: usize) -> &mut Self {
+        self.options.retention = items;
+        self
+    }
+
+    /// Calls `f` on every status change (on the tracker's task, in feed order).
+    pub fn on_status_change(&mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> &mut Self {
+        self.options.callbacks.push((None, Box::new(f)));
+        self
+    }
+
+    /// Calls `f` for events of one kind only (`Started`, `Completed`, `Retrying`, `Failed`…).
+    pub fn on(&mut self, kind: flowdeck_protocol::EventKind, f: impl Fn(&Event) + Send + Sync + 'static) -> &mut Self {
+        self.options.callbacks.push((Some(kind), Box::new(f)));
+        self
+    }
+
+    /// Attaches a dashboard, updated every `interval` while the pipeline runs.
+    pub fn dashboard(&mut self, d: impl Dashboard, interval: Duration) -> &mut Self {
+        self.options.dashboards.push((Box::new(d), interval));
+        self
+    }
+
+    /// Checks the graph and makes it a pipeline, ready to start.
+    pub fn build(self) -> Result<Pipeline<In, Out>, BuildError> {
+        self.validate()?;
+        let Graph {
+            name,
+            decls,
+            edges,
+            input,
+            sink,
+            options,
+        } = self;
+        let names = decls.iter().map(|d| d.name.clone()).collect();
+        let workers: Vec<usize> = decls.iter().map(|d| d.workers).collect();
+        let mut parts = Vec::with_capacity(decls.len());
+        for d in decls {
+            parts.push((d.build, d.port, d.queue));
+        }
+        Ok(Pipeline::assemble(name, names, workers, edges, input, sink, options, parts))
+    }
+
+    fn validate(&self) -> Result<(), BuildError> {
+        if self.decls.is_empty() {
+            return Err(BuildError::Empty);
+        }
+        let mut seen = HashSet::new();
+        for d in &self.decls {
+            if !seen.insert(d.name.as_str()) {
+                return Err(BuildError::DuplicateStage(d.name.clone()));
+            }
+            if d.workers == 0 {
+                return Err(BuildError::NoWorkers(d.name.clone()));
+            }
+            if d.capacity == 0 {
+                return Err(BuildError::NoCapacity(d.name.clone()));
+            }
+        }
+        if !self.edges.iter().any(|e| e.from.is_none()) {
+            return Err(BuildError::NoInput);
+        }
+        let n = self.decls.len();
+        let next = |i: Option<u16>| self.edges.iter().filter(move |e| e.from == i).map(|e| usize::from(e.to));
+        let mut reached = vec![false; n];
+        let mut stack: Vec<usize> = next(None).collect();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut reached[i], true) {
+                stack.extend(next(Some(i as u16)));
+            }
+        }
+        if let Some(i) = reached.iter().position(|r| !r) {
+            return Err(BuildError::Unreachable(self.decls[i].name.clone()));
+        }
+        // Depth-first colouring: a grey node met again closes a cycle. A cycle would never
+        // drain, since each stage holds its successors' queues open.
+        let mut colour = vec![0u8; n];
+        fn visit(i: usize, colour: &mut [u8], edges: &[Edge]) -> Option<usize> {
+            colour[i] = 1;
+            for e in edges.iter().filter(|e| e.from == Some(i as u16)) {
+                let j = usize::from(e.to);
+                match colour[j] {
+                    1 => return Some(j),
+                    0 => {
+                        if let Some(c) = visit(j, colour, edges) {
+                            return Some(c);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            colour[i] = 2;
+            None
+        }
+        for i in 0..n {
+            if colour[i] == 0 {
+                if let Some(c) = visit(i, &mut colour, &self.edges) {
+                    return Err(BuildError::Cycle(self.decls[c].name.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A pipeline as a line of stages, each feeding the next: the common case, with the types
+/// checked from one stage to the next.
+///
+/// ```
+/// use flowdeck_runtime::{Line, Stage};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let pipeline = Line::<u64>::new("squares")
+///     .stage(Stage::map("square", |n: u64, _cx| async move { Ok::<_, String>(n * n) }).workers(4))
+///     .stage(Stage::map("format", |n: u64, _cx| async move { Ok::<_, String>(n.to_string()) }))
+///     .build()
+///     .unwrap();
+/// let report = pipeline.run(1..=3).await;
+/// let mut out = report.outputs;
+/// out.sort();
+/// assert_eq!(out, ["1", "4", "9"]);
+/// # });
+/// ```
+pub struct Line<In, Cur = In> {
+    /// The output type is only known at `build`; no port holds the sink before then, so
+    /// the graph is re-typed there.
+    graph: Graph<In, ()>,
+    last: Option<StageIndex>,
+    _cur: PhantomData<fn() -> Cur>,
+}
+
+impl<In: Send + 'static> Line<In, In> {
+    pub fn new(name: impl Into<String>) -> Self {
+        Line {
+            graph: Graph::new(name),
+            last: None,
+            _cur: PhantomData,
+        }
+    }
+}
+
+impl<In: Send + 'static, Cur: Send + 'static> Line<In, Cur> {
+    /// Appends a stage taking what the previous one gives.
+    pub fn stage<O, T>(mut self, stage: Stage<Cur, O, T>) -> Line<In, O>
+    where
+        Cur: Clone + Sync,
+        O: Send + 'static,
+        T: TaskFn<Cur, O>,
+    {
+        let next = self.graph.add(stage);
+        self.graph.route::<Cur>(self.last, next.index, None);
+        Line {
+            graph: self.graph,
+            last: Some(next.index),
+            _cur: PhantomData,
+        }
+    }
+
+    /// Turns per-item tracking off; see [`Graph::tracking`].
+    pub fn tracking(mut self, on: bool) -> Self {
+        self.graph.tracking(on);
+        self
+    }
+
+    /// See [`Graph::retention`].
+    pub fn retention(mut self, items: usize) -> Self {
+        self.graph.retention(items);
+        self
+    }
+
+    /// See [`Graph::on_status_change`].
+    pub fn on_status_change(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.graph.on_status_change(f);
+        self
+    }
+
+    /// See [`Graph::on`].
+    pub fn on(mut self, kind: flowdeck_protocol::EventKind, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.graph.on(kind, f);
+        self
+    }
+
+    /// See [`Graph::dashboard`].
+    pub fn dashboard(mut self, d: impl Dashboard, interval: Duration) -> Self {
+        self.graph.dashboard(d, interval);
+        self
+    }
+
+    pub fn build(self) -> Result<Pipeline<In, Cur>, BuildError> {
+        let g = self.graph;
+        let mut graph = Graph::<In, Cur> {
+            name: g.name,
+            decls: g.decls,
+            edges: g.edges,
+            input: g.input,
+            sink: async_channel::bounded(1024),
+            options: g.options,
+        };
+        if let Some(last) = self.last {
+            if let Some(port) = graph
+                .decls
+                .get_mut(usize::from(last))
+                .and_then(|d| d.port.downcast_mut::<Port<Cur>>())
+            {
+                port.sink = Some(graph.sink.0.clone());
+            }
+        }
+        graph.build()
+    }
+}

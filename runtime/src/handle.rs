@@ -1,0 +1,185 @@
+//! The control handle of a running pipeline: queries, snapshots and control actions.
+
+use std::sync::Arc;
+
+use flowdeck_protocol::{ItemId, ItemStatus, PipelineState, Snapshot, StageIndex};
+
+use crate::{
+    error::ControlError,
+    pipeline::{Shared, Summary},
+    tracker::{Feed, Tracker},
+};
+
+/// Controls a running pipeline. Cheap to clone; every clone controls the same pipeline.
+///
+/// ```
+/// use flowdeck_runtime::{Line, Stage};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let running = Line::<u32>::new("ctl")
+///     .stage(Stage::map("work", |n: u32, _cx| async move { Ok::<_, String>(n) }).workers(2))
+///     .build()
+///     .unwrap()
+///     .start();
+/// let h = running.handle.clone();
+/// h.pause("work").unwrap();
+/// h.set_workers("work", 4).unwrap();
+/// assert!(h.pause("nope").is_err());
+/// h.resume("work").unwrap();
+/// running.input.send(7).await.unwrap();
+/// drop(running.input); // closing the input drains the pipeline
+/// assert_eq!(running.outputs.recv().await.ok(), Some(7));
+/// h.wait().await;
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct PipelineHandle {
+    shared: Arc<Shared>,
+}
+
+impl PipelineHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        PipelineHandle { shared }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn stage_names(&self) -> &[String] {
+        &self.shared.stage_names
+    }
+
+    /// The status tracker: per-item status, history, provenance, stats and errors.
+    pub fn tracker(&self) -> &Tracker {
+        &self.shared.tracker
+    }
+
+    /// Subscribes to the change feed. Take a [`snapshot`](Self::snapshot) after
+    /// subscribing and apply the events whose `seq` is above the snapshot's.
+    pub fn subscribe(&self) -> Feed {
+        self.shared.tracker.subscribe()
+    }
+
+    pub fn state(&self) -> PipelineState {
+        *self.shared.state.borrow()
+    }
+
+    /// Tells the pipeline how many items to expect, so snapshots carry an ETA.
+    pub fn set_expected(&self, n: u64) {
+        *self.shared.expected.lock() = Some(n);
+    }
+
+    /// The current state of the whole pipeline. Rates and latency percentiles cover the
+    /// time since the previous snapshot (at least 100 ms).
+    pub fn snapshot(&self) -> Snapshot {
+        crate::snapshot::take(&self.shared)
+    }
+
+    /// The final picture, for a report.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            snapshot: self.snapshot(),
+            stats: self.shared.tracker.stats(),
+            errors: self.shared.tracker.errors(),
+            elapsed: self.shared.env.clock.elapsed(),
+        }
+    }
+
+    fn stage(&self, name: &str) -> Result<&Arc<dyn crate::node::StageRuntime>, ControlError> {
+        self.shared
+            .stages
+            .iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| ControlError::UnknownStage(name.to_owned()))
+    }
+
+    /// The index of the stage called `name`, as events and snapshots name it.
+    pub fn stage_index(&self, name: &str) -> Result<StageIndex, ControlError> {
+        self.stage(name).map(|s| s.index())
+    }
+
+    /// Stops the stage's workers from taking new items; running attempts finish.
+    pub fn pause(&self, stage: &str) -> Result<(), ControlError> {
+        self.stage(stage)?.set_paused(true);
+        Ok(())
+    }
+
+    pub fn resume(&self, stage: &str) -> Result<(), ControlError> {
+        self.stage(stage)?.set_paused(false);
+        Ok(())
+    }
+
+    /// Changes how many workers the stage runs. Extra workers stop after their current
+    /// item; a stage at zero keeps its queue until it gets workers again.
+    pub fn set_workers(&self, stage: &str, workers: usize) -> Result<(), ControlError> {
+        self.stage(stage)?.clone().set_workers(workers);
+        Ok(())
+    }
+
+    /// Cancels an item: skipped if queued, interrupted if running or waiting to retry.
+    pub fn cancel(&self, item: ItemId) -> Result<(), ControlError> {
+        match self.shared.tracker.stage_of(item) {
+            Some((status, _)) if status.is_terminal() => Err(ControlError::AlreadyDone(item)),
+            Some((status, stage)) => {
+                let found = self
+                    .shared
+                    .stages
+                    .get(usize::from(stage))
+                    .is_some_and(|s| s.cancel(item, status == ItemStatus::Queued));
+                if found {
+                    Ok(())
+                } else {
+                    Err(ControlError::UnknownItem(item))
+                }
+            }
+            // Not retained (or tracking off): it can still be running somewhere.
+            None if self.shared.stages.iter().any(|s| s.cancel(item, false)) => Ok(()),
+            None => Err(ControlError::UnknownItem(item)),
+        }
+    }
+
+    /// Puts a failed item back in the queue of the stage where it failed.
+    pub async fn retry(&self, item: ItemId) -> Result<(), ControlError> {
+        let tracker = self.shared.env.tracker();
+        match self.shared.tracker.stage_of(item) {
+            Some((ItemStatus::Failed, stage)) => match self.shared.stages.get(usize::from(stage)) {
+                Some(s) => s.retry(item, tracker).await,
+                None => Err(ControlError::UnknownItem(item)),
+            },
+            Some(_) => Err(ControlError::NotFailed(item)),
+            None if self.shared.tracking => Err(ControlError::UnknownItem(item)),
+            None => {
+                for s in &self.shared.stages {
+                    if s.retry(item, tracker.clone()).await.is_ok() {
+                        return Ok(());
+                    }
+                }
+                Err(ControlError::InputGone(item))
+            }
+        }
+    }
+
+    /// Closes the input and lets every queued item finish. [`wait`](Self::wait) tells when.
+    pub fn drain(&self) {
+        (self.shared.close_input)();
+    }
+
+    /// Stops at once: running attempts are interrupted and queued items are cancelled.
+    pub fn abort(&self) {
+        self.shared.env.abort.cancel();
+        for s in &self.shared.stages {
+            s.close_input();
+        }
+        (self.shared.close_input)();
+    }
+
+    /// Waits until the pipeline has finished (drained or aborted) and the tracker has
+    /// recorded everything.
+    pub async fn wait(&self) {
+        let mut rx = self.shared.state.subscribe();
+        let _ = rx
+            .wait_for(|s| matches!(s, PipelineState::Finished | PipelineState::Aborted))
+            .await;
+    }
+}

@@ -1,0 +1,56 @@
+//! flowdeck's pipeline engine: typed stages with N async workers each, bounded queues
+//! between them, retries, timeouts, panics caught, rate limits; control while running
+//! (pause, resize, cancel, retry, drain, abort); a status tracker with callbacks, history,
+//! provenance and an error summary; snapshots and a change feed for dashboards.
+//! No web dependencies: usable without the dashboard.
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowdeck_runtime::{Line, RetryPolicy, Stage};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let pipeline = Line::<u32>::new("demo")
+//!     .stage(Stage::map("parse", |n: u32, _cx| async move { Ok::<_, String>(n * 10) }).workers(4))
+//!     .stage(
+//!         Stage::map("enrich", |n: u32, cx| async move {
+//!             cx.annotate("tokens", n / 10);
+//!             if n == 30 { Err(format!("cannot enrich {n}")) } else { Ok(n + 1) }
+//!         })
+//!         .workers(2)
+//!         .retry(RetryPolicy::attempts(2).backoff(Duration::from_millis(1), Duration::from_millis(5))),
+//!     )
+//!     .build()
+//!     .unwrap();
+//! let report = pipeline.run(1..=5).await;
+//! assert_eq!(report.outputs.len(), 4);
+//! let s = report.summary;
+//! assert_eq!((s.stats.completed, s.stats.failed), (4, 1));
+//! assert_eq!(s.errors.by_kind, vec![("String".to_string(), 1)]);
+//! assert_eq!(s.snapshot.stages[1].retried, 1);
+//! # });
+//! ```
+
+mod clock;
+mod error;
+mod events;
+mod graph;
+mod handle;
+mod histogram;
+mod node;
+mod pipeline;
+mod port;
+mod retry;
+mod snapshot;
+mod stage;
+mod tracker;
+mod worker;
+
+pub use error::{BuildError, Closed, ControlError};
+pub use flowdeck_protocol as protocol;
+pub use graph::{Graph, Line, StageRef};
+pub use handle::PipelineHandle;
+pub use pipeline::{Dashboard, Feeder, Pipeline, Report, Running, Summary};
+pub use retry::RetryPolicy;
+pub use stage::{FlatMapFn, MapFn, Stage, TaskFn};
+pub use tracker::{Feed, FeedError, StageCounts, Stats, Tracker};
+pub use worker::Ctx;

@@ -1,0 +1,376 @@
+//! A stage at run time: its queue, its workers, and the controls over them. Typed inside;
+//! the pipeline sees each stage through the object-safe [`StageRuntime`].
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use flowdeck_protocol::{EventKind, ItemId, ItemStatus, StageIndex};
+use futures::future::BoxFuture;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use crate::{
+    clock::Clock,
+    error::ControlError,
+    events::{BatchSender, EventBuf, RawEvent, WeakBatchSender},
+    port::{Envelope, Port},
+    retry::RetryPolicy,
+    stage::{Stage, TaskFn},
+    worker::{self, WorkerSlot},
+};
+
+/// What all stages of one pipeline share.
+pub(crate) struct Env {
+    pub clock: Clock,
+    next_id: AtomicU64,
+    tracker: Option<WeakBatchSender>,
+    pub tasks: tokio_util::task::TaskTracker,
+    pub abort: tokio_util::sync::CancellationToken,
+}
+
+impl Env {
+    pub(crate) fn new(tracker: Option<WeakBatchSender>) -> Self {
+        Env {
+            clock: Clock::new(),
+            next_id: AtomicU64::new(0),
+            tracker,
+            tasks: tokio_util::task::TaskTracker::new(),
+            abort: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> ItemId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn ids_issued(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+
+    /// A sender to the tracker, while it runs and tracking is on.
+    pub(crate) fn tracker(&self) -> Option<BatchSender> {
+        self.tracker.as_ref()?.upgrade()
+    }
+}
+
+/// Pause, resize and cancel state of one stage.
+pub(crate) struct StageCtl {
+    paused: AtomicBool,
+    target: AtomicUsize,
+    /// Wakes idle and paused workers when any of the above changes.
+    pub changed: Notify,
+    cancelled: Mutex<HashSet<ItemId>>,
+    cancelled_len: AtomicUsize,
+}
+
+impl StageCtl {
+    fn new(workers: usize) -> Self {
+        StageCtl {
+            paused: AtomicBool::new(false),
+            target: AtomicUsize::new(workers),
+            changed: Notify::new(),
+            cancelled: Mutex::new(HashSet::new()),
+            cancelled_len: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn keeps(&self, index: u16) -> bool {
+        usize::from(index) < self.target.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Whether `id` was cancelled while queued; forgets it if so. Free when nothing is.
+    pub(crate) fn take_cancelled(&self, id: ItemId) -> bool {
+        if self.cancelled_len.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let mut set = self.cancelled.lock();
+        let hit = set.remove(&id);
+        self.cancelled_len.store(set.len(), Ordering::Release);
+        hit
+    }
+
+    fn mark_cancelled(&self, id: ItemId) {
+        let mut set = self.cancelled.lock();
+        set.insert(id);
+        self.cancelled_len.store(set.len(), Ordering::Release);
+    }
+}
+
+/// The inputs of failed items, kept so they can be retried, oldest let go first.
+struct FailedInputs<I> {
+    max: usize,
+    order: VecDeque<ItemId>,
+    values: HashMap<ItemId, I>,
+}
+
+pub(crate) struct StageNode<I, O, T: TaskFn<I, O>> {
+    pub index: StageIndex,
+    pub name: Arc<str>,
+    pub task: T,
+    pub retry: RetryPolicy<T::Error>,
+    pub timeout: Option<Duration>,
+    pub limiter: Option<DefaultDirectRateLimiter>,
+    pub classify: Arc<dyn Fn(&T::Error) -> String + Send + Sync>,
+    pub env: Arc<Env>,
+    pub ctl: StageCtl,
+    pub input: async_channel::Receiver<Envelope<I>>,
+    /// For re-queueing a retried item without holding the queue open.
+    input_tx: async_channel::WeakSender<Envelope<I>>,
+    port: Mutex<Option<Arc<Port<O>>>>,
+    slots: RwLock<Vec<Arc<WorkerSlot>>>,
+    failed: Mutex<FailedInputs<I>>,
+    pub capacity: usize,
+    pub last_dequeued_enqueue_us: AtomicU64,
+}
+
+impl<I, O, T> StageNode<I, O, T>
+where
+    I: Clone + Send + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    pub(crate) fn new(
+        index: StageIndex,
+        stage: Stage<I, O, T>,
+        env: Arc<Env>,
+        input: async_channel::Receiver<Envelope<I>>,
+        input_tx: async_channel::WeakSender<Envelope<I>>,
+        port: Port<O>,
+    ) -> Arc<Self> {
+        let name: Arc<str> = stage.name.into();
+        Arc::new(StageNode {
+            index,
+            name,
+            task: stage.task,
+            retry: stage.retry,
+            timeout: stage.timeout,
+            limiter: stage.rate.map(|r| RateLimiter::direct(Quota::per_second(r))),
+            classify: stage.classify,
+            env,
+            ctl: StageCtl::new(stage.workers),
+            input,
+            input_tx,
+            port: Mutex::new(Some(Arc::new(port))),
+            slots: RwLock::new(Vec::new()),
+            failed: Mutex::new(FailedInputs {
+                max: stage.keep_failed,
+                order: VecDeque::new(),
+                values: HashMap::new(),
+            }),
+            capacity: stage.capacity,
+            last_dequeued_enqueue_us: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn port(&self) -> Option<Arc<Port<O>>> {
+        self.port.lock().clone()
+    }
+
+    pub(crate) fn release_port(&self) {
+        self.port.lock().take();
+    }
+
+    pub(crate) fn slot_arc(&self, index: u16) -> Arc<WorkerSlot> {
+        let slots = self.slots.read();
+        slots
+            .get(usize::from(index))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(WorkerSlot::new(index, self.name.clone())))
+    }
+
+    pub(crate) fn keep_failed_input(&self, id: ItemId, value: I) {
+        let mut f = self.failed.lock();
+        if f.max == 0 {
+            return;
+        }
+        while f.order.len() >= f.max {
+            if let Some(old) = f.order.pop_front() {
+                f.values.remove(&old);
+            }
+        }
+        f.order.push_back(id);
+        f.values.insert(id, value);
+    }
+}
+
+/// What the pipeline can do with a stage without knowing its types.
+pub(crate) trait StageRuntime: Send + Sync {
+    fn name(&self) -> &str;
+    fn index(&self) -> StageIndex;
+    fn capacity(&self) -> usize;
+    fn queued(&self) -> usize;
+    fn oldest_queued_us(&self, now_us: u64) -> u64;
+    fn is_paused(&self) -> bool;
+    fn slots(&self) -> Vec<Arc<WorkerSlot>>;
+    fn set_paused(&self, paused: bool);
+    /// Sets the worker count, starting workers on free slots; surplus workers stop after
+    /// their current item.
+    fn set_workers(self: Arc<Self>, n: usize);
+    /// Cancels `id` if a worker runs it; otherwise marks it so it is skipped when dequeued.
+    fn cancel(&self, id: ItemId, queued_here: bool) -> bool;
+    fn retry(&self, id: ItemId, tracker: Option<BatchSender>) -> BoxFuture<'static, Result<(), ControlError>>;
+    /// Refuses new items: senders waiting on a full queue give up (used by abort).
+    fn close_input(&self);
+    /// Empties the queue after an abort, recording each item as cancelled.
+    fn drain_cancelled<'a>(&'a self, buf: &'a mut EventBuf) -> BoxFuture<'a, u64>;
+}
+
+impl<I, O, T> StageRuntime for StageNode<I, O, T>
+where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn index(&self) -> StageIndex {
+        self.index
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn queued(&self) -> usize {
+        self.input.len()
+    }
+
+    fn oldest_queued_us(&self, now_us: u64) -> u64 {
+        if self.input.is_empty() {
+            return 0;
+        }
+        // The queue is FIFO: its head was enqueued no earlier than the last item taken.
+        now_us.saturating_sub(self.last_dequeued_enqueue_us.load(Ordering::Relaxed))
+    }
+
+    fn is_paused(&self) -> bool {
+        self.ctl.is_paused()
+    }
+
+    fn slots(&self) -> Vec<Arc<WorkerSlot>> {
+        let target = self.ctl.target.load(Ordering::Acquire);
+        self.slots
+            .read()
+            .iter()
+            .filter(|s| usize::from(s.index) < target || s.running.load(Ordering::Acquire))
+            .cloned()
+            .collect()
+    }
+
+    fn set_paused(&self, paused: bool) {
+        self.ctl.paused.store(paused, Ordering::Release);
+        self.ctl.changed.notify_waiters();
+    }
+
+    fn set_workers(self: Arc<Self>, n: usize) {
+        let n = n.min(usize::from(u16::MAX - 1));
+        self.ctl.target.store(n, Ordering::Release);
+        {
+            let mut slots = self.slots.write();
+            while slots.len() < n {
+                let index = u16::try_from(slots.len()).unwrap_or(u16::MAX - 1);
+                slots.push(Arc::new(WorkerSlot::new(index, self.name.clone())));
+            }
+        }
+        let slots = self.slots.read().clone();
+        for slot in slots.into_iter().take(n) {
+            // Exactly one of this and a worker deciding to stay wins the slot.
+            if !slot.running.swap(true, Ordering::AcqRel) {
+                let node = self.clone();
+                let abort = self.env.abort.clone();
+                self.env.tasks.spawn(worker::run(node, slot, abort));
+            }
+        }
+        self.ctl.changed.notify_waiters();
+    }
+
+    fn cancel(&self, id: ItemId, queued_here: bool) -> bool {
+        if self.slots.read().iter().any(|s| s.cancel_if_running(id)) {
+            return true;
+        }
+        if queued_here {
+            self.ctl.mark_cancelled(id);
+        }
+        queued_here
+    }
+
+    fn retry(&self, id: ItemId, tracker: Option<BatchSender>) -> BoxFuture<'static, Result<(), ControlError>> {
+        let value = {
+            let mut f = self.failed.lock();
+            let v = f.values.remove(&id);
+            if v.is_some() {
+                f.order.retain(|x| *x != id);
+            }
+            v
+        };
+        let tx = self.input_tx.upgrade();
+        let stage = self.index;
+        let now = self.env.clock.now_us();
+        Box::pin(async move {
+            let value = value.ok_or(ControlError::InputGone(id))?;
+            let tx = tx.ok_or(ControlError::Finished)?;
+            let mut buf = EventBuf::new(tracker);
+            buf.push(RawEvent {
+                item: id,
+                at_us: now,
+                duration_us: 0,
+                attempt: 0,
+                stage,
+                worker: None,
+                kind: EventKind::Queued,
+                from: Some(ItemStatus::Failed),
+                last: false,
+                extra: None,
+            })
+            .await;
+            buf.flush().await;
+            tx.send(Envelope {
+                id,
+                value,
+                enqueued_us: now,
+            })
+            .await
+            .map_err(|_| ControlError::Finished)
+        })
+    }
+
+    fn close_input(&self) {
+        self.input.close();
+    }
+
+    fn drain_cancelled<'a>(&'a self, buf: &'a mut EventBuf) -> BoxFuture<'a, u64> {
+        Box::pin(async move {
+            let mut n = 0;
+            while let Ok(e) = self.input.try_recv() {
+                n += 1;
+                buf.push(RawEvent {
+                    item: e.id,
+                    at_us: self.env.clock.now_us(),
+                    duration_us: 0,
+                    attempt: 0,
+                    stage: self.index,
+                    worker: None,
+                    kind: EventKind::Cancelled,
+                    from: Some(ItemStatus::Queued),
+                    last: false,
+                    extra: None,
+                })
+                .await;
+            }
+            n
+        })
+    }
+}

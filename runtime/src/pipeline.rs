@@ -1,0 +1,389 @@
+//! A built pipeline and the two ways to run it: [`Pipeline::run`] to completion over a
+//! collection, or [`Pipeline::start`] for an always-on service fed through a [`Feeder`].
+
+use std::{any::Any, sync::Arc, time::Duration};
+
+use flowdeck_protocol::{Edge, ErrorSummary, EventKind, ItemId, PipelineState, Snapshot};
+use futures::StreamExt;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, watch};
+
+use crate::{
+    error::Closed,
+    events::{EventBuf, RawEvent},
+    handle::PipelineHandle,
+    node::{Env, StageRuntime},
+    port::{Origin, Port, Sent},
+    snapshot::Rates,
+    tracker::{Stats, Tracker},
+};
+
+type Callback = Box<dyn Fn(&flowdeck_protocol::Event) + Send + Sync>;
+type Part = (
+    Box<dyn FnOnce(Arc<Env>, Box<dyn Any + Send>, Box<dyn Any + Send>) -> Arc<dyn StageRuntime> + Send>,
+    Box<dyn Any + Send>,
+    Box<dyn Any + Send>,
+);
+
+/// Watches a pipeline: called with a fresh snapshot at start, every interval, and at the end.
+/// The hook for a terminal progress bar, a log line, or a custom exporter.
+pub trait Dashboard: Send + 'static {
+    fn on_start(&mut self, _snapshot: &Snapshot) {}
+    fn on_update(&mut self, snapshot: &Snapshot);
+    fn on_finish(&mut self, _snapshot: &Snapshot) {}
+}
+
+pub(crate) struct Options {
+    pub tracking: bool,
+    pub retention: usize,
+    pub callbacks: Vec<(Option<EventKind>, Callback)>,
+    pub dashboards: Vec<(Box<dyn Dashboard>, Duration)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tracking: true,
+            retention: 100_000,
+            callbacks: Vec::new(),
+            dashboards: Vec::new(),
+        }
+    }
+}
+
+/// A checked pipeline, not yet running. Building needs no async runtime; starting does.
+pub struct Pipeline<In, Out> {
+    name: String,
+    stage_names: Vec<String>,
+    workers: Vec<usize>,
+    edges: Vec<Edge>,
+    input: Port<In>,
+    sink: (async_channel::Sender<Out>, async_channel::Receiver<Out>),
+    options: Options,
+    parts: Vec<Part>,
+}
+
+/// What a finished run gives back.
+pub struct Report<Out> {
+    /// The outputs of the stages marked as outputs, in the order they finished.
+    pub outputs: Vec<Out>,
+    pub summary: Summary,
+}
+
+/// The state of a pipeline after it finished.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub snapshot: Snapshot,
+    /// Exact counts by status and stage (all zero with tracking off).
+    pub stats: Stats,
+    pub errors: ErrorSummary,
+    pub elapsed: Duration,
+}
+
+/// A started pipeline: its control handle, its input and its outputs.
+pub struct Running<In, Out> {
+    pub handle: PipelineHandle,
+    pub input: Feeder<In>,
+    /// The pipeline's outputs. Read them, or drop this receiver to discard them: a full,
+    /// unread output queue holds the pipeline back.
+    pub outputs: async_channel::Receiver<Out>,
+}
+
+/// The pipeline's input end, shared by every [`Feeder`] clone and the handle.
+pub(crate) struct Source<In> {
+    port: RwLock<Option<Arc<Port<In>>>>,
+    env: Arc<Env>,
+    closed: watch::Sender<bool>,
+}
+
+impl<In> Source<In> {
+    pub(crate) fn close(&self) {
+        self.port.write().take();
+        self.closed.send_replace(true);
+    }
+}
+
+/// Closes the input when the last feeder is dropped.
+struct FeedGuard<In>(Arc<Source<In>>);
+
+impl<In> Drop for FeedGuard<In> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Feeds items into a running pipeline. Clone it for several producers; the input closes
+/// (and the pipeline drains) when every clone is dropped or [`Feeder::close`] is called.
+pub struct Feeder<In> {
+    source: Arc<Source<In>>,
+    _guard: Arc<FeedGuard<In>>,
+}
+
+impl<In> Clone for Feeder<In> {
+    fn clone(&self) -> Self {
+        Feeder {
+            source: self.source.clone(),
+            _guard: self._guard.clone(),
+        }
+    }
+}
+
+impl<In: Send + 'static> Feeder<In> {
+    /// Sends one item, waiting while the first stage's queue is full. Returns its id.
+    pub async fn send(&self, item: In) -> Result<ItemId, Closed> {
+        let mut buf = EventBuf::new(self.source.env.tracker());
+        let id = self.push(item, &mut buf).await;
+        buf.flush().await;
+        id
+    }
+
+    /// Sends every item of `items`, recording their events in batches: the fast path for
+    /// bulk input. Returns how many were taken before the input closed, if it did.
+    pub async fn send_all(&self, items: impl IntoIterator<Item = In>) -> u64 {
+        let mut buf = EventBuf::new(self.source.env.tracker());
+        let mut n = 0;
+        for item in items {
+            if self.push(item, &mut buf).await.is_err() {
+                break;
+            }
+            n += 1;
+        }
+        buf.flush().await;
+        n
+    }
+
+    /// Sends every item the stream yields until it ends or the input closes.
+    pub async fn send_stream(&self, items: impl futures::Stream<Item = In>) -> u64 {
+        let mut buf = EventBuf::new(self.source.env.tracker());
+        let mut n = 0;
+        let mut items = std::pin::pin!(items);
+        while let Some(item) = items.next().await {
+            if self.push(item, &mut buf).await.is_err() {
+                break;
+            }
+            n += 1;
+            if items.size_hint().0 == 0 {
+                // Nothing known to be ready: show what came so far without waiting.
+                buf.flush().await;
+            }
+        }
+        buf.flush().await;
+        n
+    }
+
+    async fn push(&self, item: In, buf: &mut EventBuf) -> Result<ItemId, Closed> {
+        let port = self.source.port.read().clone().ok_or(Closed)?;
+        let env = &self.source.env;
+        let id = env.next_id();
+        let now = env.clock.now_us();
+        match port.send(id, item, Origin::Input, now, buf).await {
+            Sent::Stage => Ok(id),
+            // No input edge took it: it is done as soon as it arrives.
+            Sent::Out => {
+                buf.push(RawEvent {
+                    item: id,
+                    at_us: now,
+                    duration_us: 0,
+                    attempt: 0,
+                    stage: 0,
+                    worker: None,
+                    kind: EventKind::Completed,
+                    from: None,
+                    last: true,
+                    extra: None,
+                })
+                .await;
+                Ok(id)
+            }
+            Sent::Closed => Err(Closed),
+        }
+    }
+
+    /// Closes the input: queued items are still finished, new ones are refused.
+    pub fn close(&self) {
+        self.source.close();
+    }
+}
+
+/// The state every handle shares.
+pub(crate) struct Shared {
+    pub name: String,
+    pub stage_names: Vec<String>,
+    pub edges: Vec<Edge>,
+    pub env: Arc<Env>,
+    pub tracker: Arc<Tracker>,
+    pub tracking: bool,
+    pub stages: Vec<Arc<dyn StageRuntime>>,
+    pub close_input: Box<dyn Fn() + Send + Sync>,
+    pub state: watch::Sender<PipelineState>,
+    pub rates: Mutex<Rates>,
+    pub expected: Mutex<Option<u64>>,
+}
+
+impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
+        name: String,
+        stage_names: Vec<String>,
+        workers: Vec<usize>,
+        edges: Vec<Edge>,
+        input: Port<In>,
+        sink: (async_channel::Sender<Out>, async_channel::Receiver<Out>),
+        options: Options,
+        parts: Vec<Part>,
+    ) -> Self {
+        Pipeline {
+            name,
+            stage_names,
+            workers,
+            edges,
+            input,
+            sink,
+            options,
+            parts,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Starts the workers. Must be called within a tokio runtime.
+    pub fn start(self) -> Running<In, Out> {
+        let Pipeline {
+            name,
+            stage_names,
+            workers,
+            edges,
+            input,
+            sink,
+            options,
+            parts,
+        } = self;
+        let (tx, rx) = if options.tracking {
+            let (tx, rx) = mpsc::channel(256);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let env = Arc::new(Env::new(tx.as_ref().map(|t| t.downgrade())));
+        let retention = if options.tracking { options.retention } else { 0 };
+        let tracker = Tracker::new(stage_names.len(), retention);
+        for (filter, f) in options.callbacks {
+            tracker.add_callback(filter, f);
+        }
+        let stages: Vec<Arc<dyn StageRuntime>> = parts
+            .into_iter()
+            .map(|(build, port, queue)| build(env.clone(), port, queue))
+            .collect();
+        let (sink_tx, outputs) = sink;
+        // Only the stages' ports may hold the output queue open from here on.
+        drop(sink_tx);
+        let tracker_task = rx.map(|rx| tokio::spawn(tracker.clone().run(rx)));
+        for (stage, n) in stages.iter().zip(workers) {
+            stage.clone().set_workers(n);
+        }
+        let (closed, mut closed_rx) = watch::channel(false);
+        let source = Arc::new(Source {
+            port: RwLock::new(Some(Arc::new(input))),
+            env: env.clone(),
+            closed,
+        });
+        let close_source = source.clone();
+        let (state, _) = watch::channel(PipelineState::Running);
+        let shared = Arc::new(Shared {
+            name,
+            stage_names,
+            edges,
+            env: env.clone(),
+            tracker: tracker.clone(),
+            tracking: tx.is_some(),
+            stages,
+            close_input: Box::new(move || close_source.close()),
+            state,
+            rates: Mutex::new(Rates::default()),
+            expected: Mutex::new(None),
+        });
+        let handle = PipelineHandle::new(shared.clone());
+
+        // The supervisor: once the input is closed and every worker has stopped, it records
+        // what an abort left behind, lets the tracker finish, and marks the end.
+        let control = tx;
+        let sup = shared.clone();
+        tokio::spawn(async move {
+            let _ = closed_rx.wait_for(|c| *c).await;
+            sup.state.send_if_modified(|s| {
+                let draining = *s == PipelineState::Running;
+                if draining {
+                    *s = PipelineState::Draining;
+                }
+                draining
+            });
+            sup.env.tasks.close();
+            sup.env.tasks.wait().await;
+            if sup.env.abort.is_cancelled() {
+                let mut buf = EventBuf::new(control.clone());
+                for stage in &sup.stages {
+                    stage.drain_cancelled(&mut buf).await;
+                }
+                buf.flush().await;
+            }
+            drop(control);
+            if let Some(task) = tracker_task {
+                let _ = task.await;
+            }
+            let end = if sup.env.abort.is_cancelled() {
+                PipelineState::Aborted
+            } else {
+                PipelineState::Finished
+            };
+            sup.state.send_replace(end);
+        });
+
+        for (dashboard, every) in options.dashboards {
+            tokio::spawn(crate::snapshot::drive(dashboard, every, handle.clone()));
+        }
+
+        Running {
+            handle,
+            input: Feeder {
+                source: source.clone(),
+                _guard: Arc::new(FeedGuard(source)),
+            },
+            outputs,
+        }
+    }
+
+    /// Runs the pipeline over `items` to completion: feeds them (waiting when the first
+    /// queue is full), collects the outputs, and returns them with a summary.
+    pub async fn run(self, items: impl IntoIterator<Item = In>) -> Report<Out> {
+        let items = items.into_iter();
+        let Running {
+            handle,
+            input,
+            outputs,
+        } = self.start();
+        if let (lo, Some(hi)) = items.size_hint() {
+            if lo == hi {
+                handle.set_expected(lo as u64);
+            }
+        }
+        let feed = async move {
+            input.send_all(items).await;
+            input.close();
+        };
+        let collect = async move {
+            let mut out = Vec::new();
+            while let Ok(o) = outputs.recv().await {
+                out.push(o);
+            }
+            out
+        };
+        let ((), outputs) = futures::join!(feed, collect);
+        handle.wait().await;
+        Report {
+            outputs,
+            summary: handle.summary(),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! A stage as the user declares it: a name, an async task function, how many workers run
+//! it, how deep its queue is, and how it handles faults.
+
+use std::{fmt::Display, future::Future, marker::PhantomData, num::NonZeroU32, sync::Arc, time::Duration};
+
+use crate::{error::short_type_name, retry::RetryPolicy, worker::Ctx};
+
+/// The function a stage's workers run, one call per attempt. Implemented for closures by
+/// [`Stage::map`] and [`Stage::flat_map`]; you rarely name it.
+pub trait TaskFn<I, O>: Send + Sync + 'static {
+    type Error: Display + Send + 'static;
+    type Outputs: IntoIterator<Item = O, IntoIter: Send> + Send;
+    /// Whether each output is a new item (fan-out) rather than the input moving on.
+    const FAN_OUT: bool;
+    fn call(
+        &self,
+        input: I,
+        cx: Ctx,
+    ) -> impl Future<Output = Result<Self::Outputs, Self::Error>> + Send + 'static;
+}
+
+/// One input gives one output, which keeps the input's item id.
+pub struct MapFn<F>(F);
+/// One input gives any number of outputs, each a new item whose parent is the input.
+pub struct FlatMapFn<F>(F);
+
+impl<I, O, E, F, Fut> TaskFn<I, O> for MapFn<F>
+where
+    F: Fn(I, Ctx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+    E: Display + Send + 'static,
+    O: Send + 'static,
+{
+    type Error = E;
+    type Outputs = Option<O>;
+    const FAN_OUT: bool = false;
+
+    fn call(&self, input: I, cx: Ctx) -> impl Future<Output = Result<Option<O>, E>> + Send + 'static {
+        let fut = (self.0)(input, cx);
+        async move { fut.await.map(Some) }
+    }
+}
+
+impl<I, O, E, F, Fut, It> TaskFn<I, O> for FlatMapFn<F>
+where
+    F: Fn(I, Ctx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<It, E>> + Send + 'static,
+    It: IntoIterator<Item = O, IntoIter: Send> + Send,
+    E: Display + Send + 'static,
+    O: Send + 'static,
+{
+    type Error = E;
+    type Outputs = It;
+    const FAN_OUT: bool = true;
+
+    fn call(&self, input: I, cx: Ctx) -> impl Future<Output = Result<It, E>> + Send + 'static {
+        (self.0)(input, cx)
+    }
+}
+
+/// A stage declaration. Add it to a [`crate::Graph`] or a [`crate::Pipeline`] builder.
+///
+/// ```
+/// use std::time::Duration;
+/// use flowdeck_runtime::{RetryPolicy, Stage};
+///
+/// let fetch = Stage::map("fetch", |url: String, _cx| async move {
+///     Ok::<_, std::io::Error>(url.len())
+/// })
+/// .workers(8)
+/// .queue(256)
+/// .timeout(Duration::from_secs(5))
+/// .retry(RetryPolicy::attempts(3))
+/// .rate_limit(100);
+/// assert_eq!(fetch.name(), "fetch");
+/// ```
+pub struct Stage<I, O, T: TaskFn<I, O>> {
+    pub(crate) name: String,
+    pub(crate) workers: usize,
+    pub(crate) capacity: usize,
+    pub(crate) retry: RetryPolicy<T::Error>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) rate: Option<NonZeroU32>,
+    pub(crate) classify: Arc<dyn Fn(&T::Error) -> String + Send + Sync>,
+    pub(crate) keep_failed: usize,
+    pub(crate) task: T,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+impl<I, O, F> Stage<I, O, MapFn<F>>
+where
+    MapFn<F>: TaskFn<I, O>,
+{
+    /// A stage whose task turns each input into one output, which keeps the input's id.
+    pub fn map(name: impl Into<String>, f: F) -> Self {
+        Stage::with_task(name.into(), MapFn(f))
+    }
+}
+
+impl<I, O, F> Stage<I, O, FlatMapFn<F>>
+where
+    FlatMapFn<F>: TaskFn<I, O>,
+{
+    /// A stage whose task turns each input into any number of outputs (none filters the
+    /// item out). Each output is a new item whose provenance names the input.
+    pub fn flat_map(name: impl Into<String>, f: F) -> Self {
+        Stage::with_task(name.into(), FlatMapFn(f))
+    }
+}
+
+impl<I, O, T: TaskFn<I, O>> Stage<I, O, T> {
+    fn with_task(name: String, task: T) -> Self {
+        let kind = short_type_name::<T::Error>();
+        Stage {
+            name,
+            workers: 1,
+            capacity: 1024,
+            retry: RetryPolicy::default(),
+            timeout: None,
+            rate: None,
+            classify: Arc::new(move |_| kind.clone()),
+            keep_failed: 10_000,
+            task,
+            _types: PhantomData,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many workers run this stage's task concurrently (default 1).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// The bound of the stage's input queue (default 1024). A full queue makes the stages
+    /// feeding it wait: that is the backpressure that keeps memory bounded behind a slow
+    /// stage.
+    pub fn queue(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    pub fn retry(mut self, policy: RetryPolicy<T::Error>) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Each attempt gets at most `limit`; a slower one fails with a `Timeout` error (and is
+    /// retried if the policy allows).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// At most `per_second` attempts start per second, across all the stage's workers.
+    /// Zero means no limit.
+    pub fn rate_limit(mut self, per_second: u32) -> Self {
+        self.rate = NonZeroU32::new(per_second);
+        self
+    }
+
+    /// Names an error's kind for the error summary. By default the kind is the error's
+    /// type name; an enum error usually wants its variant instead.
+    pub fn classify(mut self, f: impl Fn(&T::Error) -> String + Send + Sync + 'static) -> Self {
+        self.classify = Arc::new(f);
+        self
+    }
+
+    /// How many failed items' inputs the stage keeps, so they can be retried later from the
+    /// control handle (default 10,000; the oldest are let go first).
+    pub fn keep_failed(mut self, n: usize) -> Self {
+        self.keep_failed = n;
+        self
+    }
+}

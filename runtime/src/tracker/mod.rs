@@ -1,0 +1,375 @@
+//! The status tracker: turns workers' event batches into counts, per-item detail, an error
+//! summary, callbacks and the change feed. It runs as one task per pipeline, so workers
+//! never wait on it except when it is a whole channel of batches behind.
+//!
+//! Memory stays bounded on long runs: counters are kept forever; per-item detail only for
+//! the last `retention` items (see [`record`]); the error summary keeps its counts and the
+//! last 1,000 failures.
+
+mod record;
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+};
+
+use flowdeck_protocol::{
+    Ancestor, ErrorSummary, Event, EventKind, FailedItem, ItemDetail, ItemId, ItemStatus,
+    ItemSummary, StageIndex,
+};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::events::{Batch, RawEvent};
+use record::Ring;
+
+const RECENT_FAILURES: usize = 1_000;
+const FEED_CAPACITY: usize = 4_096;
+
+type Callback = Box<dyn Fn(&Event) + Send + Sync>;
+
+/// Counts for one stage, kept forever.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageCounts {
+    pub completed: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub cancelled: u64,
+}
+
+/// Counts by status and by stage. Every item is in exactly one status, so the statuses
+/// always add up to `submitted` once the tracker has caught up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub submitted: u64,
+    pub queued: u64,
+    pub running: u64,
+    pub retrying: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub by_stage: Vec<StageCounts>,
+}
+
+impl Stats {
+    pub fn count(&self, status: ItemStatus) -> u64 {
+        match status {
+            ItemStatus::Queued => self.queued,
+            ItemStatus::Running => self.running,
+            ItemStatus::Retrying => self.retrying,
+            ItemStatus::Completed => self.completed,
+            ItemStatus::Failed => self.failed,
+            ItemStatus::Cancelled => self.cancelled,
+        }
+    }
+}
+
+struct State {
+    seq: u64,
+    /// Items per status, indexed like `ItemStatus::ALL`. Signed: a batch from one worker
+    /// can move an item out of a status before another's batch has moved it in.
+    counts: [i64; 6],
+    submitted: u64,
+    stages: Vec<StageCounts>,
+    ring: Ring,
+    errors_total: u64,
+    errors_by_kind: HashMap<String, u64>,
+    errors_by_stage: Vec<u64>,
+    recent_failures: VecDeque<FailedItem>,
+}
+
+fn slot(status: ItemStatus) -> usize {
+    status as usize
+}
+
+/// The tracker's shared half: queries lock it briefly; the tracker task applies batches.
+pub struct Tracker {
+    state: Mutex<State>,
+    callbacks: RwLock<Vec<(Option<EventKind>, Callback)>>,
+    /// Dropped when the tracker finishes, which closes every subscription.
+    feed: RwLock<Option<broadcast::Sender<Arc<[Event]>>>>,
+}
+
+impl Tracker {
+    pub(crate) fn new(stage_count: usize, retention: usize) -> Arc<Self> {
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        Arc::new(Tracker {
+            state: Mutex::new(State {
+                seq: 0,
+                counts: [0; 6],
+                submitted: 0,
+                stages: vec![StageCounts::default(); stage_count],
+                ring: Ring::new(retention, stage_count),
+                errors_total: 0,
+                errors_by_kind: HashMap::new(),
+                errors_by_stage: vec![0; stage_count],
+                recent_failures: VecDeque::new(),
+            }),
+            callbacks: RwLock::new(Vec::new()),
+            feed: RwLock::new(Some(feed)),
+        })
+    }
+
+    /// Runs until every sender is gone, applying batches in arrival order.
+    pub(crate) async fn run(self: Arc<Self>, mut rx: mpsc::Receiver<Batch>) {
+        while let Some(batch) = rx.recv().await {
+            self.apply(batch);
+        }
+        self.feed.write().take();
+    }
+
+    fn apply(&self, batch: Batch) {
+        let callbacks = self.callbacks.read();
+        let feed = self.feed.read();
+        let watched = feed.as_ref().is_some_and(|f| f.receiver_count() > 0);
+        let wanted = !callbacks.is_empty() || watched;
+        let mut out = Vec::with_capacity(if wanted { batch.events.len() } else { 0 });
+        {
+            let mut st = self.state.lock();
+            for e in &batch.events {
+                st.seq += 1;
+                let seq = st.seq;
+                st.count(e);
+                st.ring.apply(e);
+                if wanted {
+                    out.push(to_event(seq, e));
+                }
+            }
+            for note in batch.notes {
+                if let Some(r) = st.ring.get_mut(note.item) {
+                    r.annotate(note.key, note.value);
+                }
+            }
+        }
+        if !wanted || out.is_empty() {
+            return;
+        }
+        for e in &out {
+            for (filter, f) in callbacks.iter() {
+                if filter.is_none_or(|k| k == e.kind) {
+                    f(e);
+                }
+            }
+        }
+        if let (true, Some(feed)) = (watched, feed.as_ref()) {
+            // A receiver may leave meanwhile: nobody watching is fine.
+            let _ = feed.send(out.into());
+        }
+    }
+
+    pub(crate) fn add_callback(&self, filter: Option<EventKind>, f: Callback) {
+        self.callbacks.write().push((filter, f));
+    }
+
+    /// Calls `f` on every status change.
+    pub fn on_status_change(&self, f: impl Fn(&Event) + Send + Sync + 'static) {
+        self.add_callback(None, Box::new(f));
+    }
+    /// Calls `f` when an attempt starts.
+    pub fn on_task_start(&self, f: impl Fn(&Event) + Send + Sync + 'static) {
+        self.add_callback(Some(EventKind::Started), Box::new(f));
+    }
+    /// Calls `f` when a stage finishes an item.
+    pub fn on_task_complete(&self, f: impl Fn(&Event) + Send + Sync + 'static) {
+        self.add_callback(Some(EventKind::Completed), Box::new(f));
+    }
+    /// Calls `f` when an attempt failed and will be retried.
+    pub fn on_task_retry(&self, f: impl Fn(&Event) + Send + Sync + 'static) {
+        self.add_callback(Some(EventKind::Retrying), Box::new(f));
+    }
+    /// Calls `f` when an item fails for good.
+    pub fn on_task_fail(&self, f: impl Fn(&Event) + Send + Sync + 'static) {
+        self.add_callback(Some(EventKind::Failed), Box::new(f));
+    }
+
+    /// The change feed: every event, numbered, in batches. A receiver that falls more than
+    /// 4,096 batches behind gets [`FeedError::Lagged`] and should resync from a snapshot.
+    pub fn subscribe(&self) -> Feed {
+        match self.feed.read().as_ref() {
+            Some(feed) => Feed(feed.subscribe()),
+            // Finished: a feed that reports `Closed` at once.
+            None => Feed(broadcast::channel(1).1),
+        }
+    }
+
+    /// The sequence number of the last applied event.
+    pub fn seq(&self) -> u64 {
+        self.state.lock().seq
+    }
+
+    pub fn stats(&self) -> Stats {
+        let st = self.state.lock();
+        let c = |s| u64::try_from(st.counts[slot(s)]).unwrap_or(0);
+        Stats {
+            submitted: st.submitted,
+            queued: c(ItemStatus::Queued),
+            running: c(ItemStatus::Running),
+            retrying: c(ItemStatus::Retrying),
+            completed: c(ItemStatus::Completed),
+            failed: c(ItemStatus::Failed),
+            cancelled: c(ItemStatus::Cancelled),
+            by_stage: st.stages.clone(),
+        }
+    }
+
+    /// The item's status, if its detail is retained.
+    pub fn status(&self, id: ItemId) -> Option<ItemStatus> {
+        self.state.lock().ring.get(id).map(|r| r.status())
+    }
+
+    pub(crate) fn stage_of(&self, id: ItemId) -> Option<(ItemStatus, StageIndex)> {
+        self.state.lock().ring.get(id).map(|r| (r.status(), r.stage()))
+    }
+
+    pub fn item(&self, id: ItemId) -> Option<ItemDetail> {
+        self.state.lock().ring.get(id).map(|r| r.detail())
+    }
+
+    pub fn history(&self, id: ItemId) -> Option<Vec<Event>> {
+        self.state.lock().ring.get(id).map(|r| r.history())
+    }
+
+    /// Retained items, newest first, filtered by status and stage; at most `limit`.
+    pub fn items(&self, status: Option<ItemStatus>, stage: Option<StageIndex>, limit: usize) -> Vec<ItemSummary> {
+        let st = self.state.lock();
+        let mut found: Vec<ItemSummary> = st
+            .ring
+            .iter()
+            .filter(|r| status.is_none_or(|s| r.status() == s))
+            .filter(|r| stage.is_none_or(|s| r.stage() == s))
+            .map(|r| r.summary())
+            .collect();
+        found.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        found.truncate(limit);
+        found
+    }
+
+    /// The item and its ancestors across stages, nearest first: through fan-out (one
+    /// parent) and fan-in (several). Ancestors whose detail is gone appear with
+    /// `retained: false`.
+    pub fn provenance(&self, id: ItemId) -> Vec<Ancestor> {
+        let st = self.state.lock();
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut queue = VecDeque::from([(id, 0u32)]);
+        while let Some((id, depth)) = queue.pop_front() {
+            if !seen.insert(id) {
+                continue;
+            }
+            match st.ring.get(id) {
+                Some(r) => {
+                    for p in r.parents() {
+                        queue.push_back((*p, depth + 1));
+                    }
+                    out.push(Ancestor {
+                        id,
+                        depth,
+                        parents: r.parents().to_vec(),
+                        stages: r.stages(),
+                        retained: true,
+                    });
+                }
+                None => out.push(Ancestor {
+                    id,
+                    depth,
+                    parents: Vec::new(),
+                    stages: Vec::new(),
+                    retained: false,
+                }),
+            }
+        }
+        out
+    }
+
+    pub fn errors(&self) -> ErrorSummary {
+        let st = self.state.lock();
+        let mut by_kind: Vec<(String, u64)> = st
+            .errors_by_kind
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        by_kind.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ErrorSummary {
+            total: st.errors_total,
+            by_kind,
+            by_stage: st.errors_by_stage.clone(),
+            recent: st.recent_failures.iter().rev().cloned().collect(),
+        }
+    }
+}
+
+impl State {
+    fn count(&mut self, e: &RawEvent) {
+        let to = e.kind.status_after(e.last);
+        match e.from {
+            Some(from) => self.counts[slot(from)] -= 1,
+            None => self.submitted += 1,
+        }
+        self.counts[slot(to)] += 1;
+        let Some(stage) = self.stages.get_mut(usize::from(e.stage)) else {
+            return;
+        };
+        match e.kind {
+            EventKind::Completed if e.from.is_some() => stage.completed += 1,
+            EventKind::Retrying => stage.retried += 1,
+            EventKind::Cancelled => stage.cancelled += 1,
+            EventKind::Failed => {
+                stage.failed += 1;
+                self.errors_total += 1;
+                if let Some(n) = self.errors_by_stage.get_mut(usize::from(e.stage)) {
+                    *n += 1;
+                }
+                if let Some(err) = e.error() {
+                    *self.errors_by_kind.entry(err.kind.clone()).or_default() += 1;
+                    if self.recent_failures.len() == RECENT_FAILURES {
+                        self.recent_failures.pop_front();
+                    }
+                    self.recent_failures.push_back(FailedItem {
+                        id: e.item,
+                        stage: e.stage,
+                        at_us: e.at_us,
+                        error: err.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn to_event(seq: u64, e: &RawEvent) -> Event {
+    Event {
+        seq,
+        item: e.item,
+        stage: e.stage,
+        worker: e.worker,
+        kind: e.kind,
+        attempt: e.attempt,
+        at_us: e.at_us,
+        duration_us: (e.duration_us > 0).then_some(e.duration_us),
+        last: e.last,
+        error: e.error().cloned(),
+    }
+}
+
+/// A subscription to the change feed.
+pub struct Feed(broadcast::Receiver<Arc<[Event]>>);
+
+/// Why the feed gave no batch.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FeedError {
+    #[error("the subscriber fell behind and {0} batches were skipped: resync from a snapshot")]
+    Lagged(u64),
+    #[error("the pipeline has finished")]
+    Closed,
+}
+
+impl Feed {
+    /// The next batch of events, in sequence order.
+    pub async fn recv(&mut self) -> Result<Arc<[Event]>, FeedError> {
+        self.0.recv().await.map_err(|e| match e {
+            broadcast::error::RecvError::Lagged(n) => FeedError::Lagged(n),
+            broadcast::error::RecvError::Closed => FeedError::Closed,
+        })
+    }
+}

@@ -1,0 +1,320 @@
+//! Per-item detail, kept for the most recent items only, in a ring indexed by item id.
+//!
+//! Ids are allocated in increasing order, so `id % capacity` gives each of the last
+//! `capacity` items its own slot with no hashing, and a new item simply overwrites the one
+//! `capacity` ids older. A record is about 120 bytes plus 40 per stage visited: a
+//! three-stage item costs about 240 bytes (the benchmark measures it).
+
+use flowdeck_protocol::{
+    ErrorInfo, Event, EventKind, ItemDetail, ItemId, ItemStatus, ItemSummary, StageIndex,
+    StageVisit, Value,
+};
+
+use crate::events::RawEvent;
+
+const NO_WORKER: u16 = u16::MAX;
+
+#[derive(Clone, Copy)]
+struct Visit {
+    stage: StageIndex,
+    worker: u16,
+    attempts: u32,
+    queued_us: u64,
+    started_us: u64,
+    finished_us: u64,
+    outcome: Option<ItemStatus>,
+}
+
+struct Retry {
+    stage: StageIndex,
+    worker: u16,
+    attempt: u32,
+    at_us: u64,
+    duration_us: u64,
+    error: Option<ErrorInfo>,
+}
+
+pub(crate) struct ItemRecord {
+    id: ItemId,
+    status: ItemStatus,
+    stage: StageIndex,
+    /// Orders concurrent updates: an event older than the last applied one does not
+    /// change the status (batches from different workers can arrive out of order).
+    updated_us: u64,
+    created_us: u64,
+    visits: Vec<Visit>,
+    parents: Vec<ItemId>,
+    error: Option<Box<ErrorInfo>>,
+    annotations: Option<Box<Vec<(String, Value)>>>,
+    retries: Option<Box<Vec<Retry>>>,
+}
+
+impl ItemRecord {
+    fn new(id: ItemId, at_us: u64, stage: StageIndex, visits_hint: usize) -> Self {
+        ItemRecord {
+            id,
+            status: ItemStatus::Queued,
+            stage,
+            updated_us: at_us,
+            created_us: at_us,
+            visits: Vec::with_capacity(visits_hint),
+            parents: Vec::new(),
+            error: None,
+            annotations: None,
+            retries: None,
+        }
+    }
+
+    fn visit(&mut self, stage: StageIndex, at_us: u64) -> &mut Visit {
+        let found = self.visits.iter().rposition(|v| v.stage == stage);
+        let i = match found {
+            Some(i) => i,
+            None => {
+                self.visits.push(Visit {
+                    stage,
+                    worker: NO_WORKER,
+                    attempts: 0,
+                    queued_us: at_us,
+                    started_us: 0,
+                    finished_us: 0,
+                    outcome: None,
+                });
+                self.visits.len() - 1
+            }
+        };
+        &mut self.visits[i]
+    }
+
+    fn apply(&mut self, e: &RawEvent) {
+        let worker = e.worker.unwrap_or(NO_WORKER);
+        match e.kind {
+            EventKind::Queued => {
+                let requeued = e.from == Some(ItemStatus::Failed);
+                let v = self.visit(e.stage, e.at_us);
+                if requeued {
+                    v.outcome = None;
+                    v.finished_us = 0;
+                }
+                v.queued_us = e.at_us;
+                if !e.parents().is_empty() {
+                    self.parents = e.parents().to_vec();
+                }
+            }
+            EventKind::Started => {
+                let v = self.visit(e.stage, e.at_us);
+                if v.started_us == 0 {
+                    v.started_us = e.at_us.max(1);
+                }
+                v.worker = worker;
+                v.attempts = v.attempts.max(e.attempt);
+            }
+            EventKind::Retrying => {
+                self.retries.get_or_insert_with(Default::default).push(Retry {
+                    stage: e.stage,
+                    worker,
+                    attempt: e.attempt,
+                    at_us: e.at_us,
+                    duration_us: e.duration_us,
+                    error: e.error().cloned(),
+                });
+            }
+            EventKind::Completed | EventKind::Failed | EventKind::Cancelled => {
+                let status = e.kind.status_after(e.last);
+                let v = self.visit(e.stage, e.at_us);
+                v.finished_us = e.at_us;
+                v.attempts = v.attempts.max(e.attempt);
+                v.outcome = Some(if status == ItemStatus::Queued {
+                    ItemStatus::Completed
+                } else {
+                    status
+                });
+                if e.kind == EventKind::Completed && !e.parents().is_empty() {
+                    self.parents = e.parents().to_vec();
+                }
+                if let Some(err) = e.error() {
+                    self.error = Some(Box::new(err.clone()));
+                }
+            }
+        }
+        let status = e.kind.status_after(e.last);
+        if e.at_us >= self.updated_us {
+            self.updated_us = e.at_us;
+            // A stage's completion and the next stage's queueing share a timestamp: the
+            // queueing names the stage the item is now at.
+            if !(e.kind == EventKind::Completed && !e.last && self.stage != e.stage) {
+                self.stage = e.stage;
+            }
+            self.status = status;
+        }
+    }
+
+    pub(crate) fn annotate(&mut self, key: String, value: Value) {
+        let notes = self.annotations.get_or_insert_with(Default::default);
+        match notes.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => notes.push((key, value)),
+        }
+    }
+
+    pub(crate) fn status(&self) -> ItemStatus {
+        self.status
+    }
+
+    pub(crate) fn stage(&self) -> StageIndex {
+        self.stage
+    }
+
+    pub(crate) fn parents(&self) -> &[ItemId] {
+        &self.parents
+    }
+
+    pub(crate) fn stages(&self) -> Vec<StageIndex> {
+        self.visits.iter().map(|v| v.stage).collect()
+    }
+
+    pub(crate) fn summary(&self) -> ItemSummary {
+        ItemSummary {
+            id: self.id,
+            status: self.status,
+            stage: self.stage,
+            attempts: self.visits.last().map_or(0, |v| v.attempts),
+            updated_us: self.updated_us,
+            error: self.error.as_deref().cloned(),
+        }
+    }
+
+    /// The item's status changes rebuilt from its visits and retries, oldest first.
+    pub(crate) fn history(&self) -> Vec<Event> {
+        let worker = |w: u16| (w != NO_WORKER).then_some(w);
+        let ev = |kind, stage, w, attempt, at_us, duration_us, last, error| Event {
+            seq: 0,
+            item: self.id,
+            stage,
+            worker: worker(w),
+            kind,
+            attempt,
+            at_us,
+            duration_us,
+            last,
+            error,
+        };
+        let mut out = Vec::new();
+        for v in &self.visits {
+            out.push(ev(EventKind::Queued, v.stage, NO_WORKER, 0, v.queued_us, None, false, None));
+            if v.started_us > 0 {
+                out.push(ev(EventKind::Started, v.stage, v.worker, 1, v.started_us, None, false, None));
+            }
+            for r in self.retries.iter().flat_map(|r| r.iter()).filter(|r| r.stage == v.stage) {
+                out.push(ev(EventKind::Retrying, r.stage, r.worker, r.attempt, r.at_us, Some(r.duration_us), false, r.error.clone()));
+                out.push(ev(EventKind::Started, r.stage, r.worker, r.attempt + 1, r.at_us, None, false, None));
+            }
+            if let Some(outcome) = v.outcome {
+                let (kind, last) = match outcome {
+                    ItemStatus::Failed => (EventKind::Failed, false),
+                    ItemStatus::Cancelled => (EventKind::Cancelled, false),
+                    _ => (EventKind::Completed, self.visits.last().is_some_and(|l| std::ptr::eq(l, v)) && self.status == ItemStatus::Completed),
+                };
+                let error = (kind == EventKind::Failed).then(|| self.error.as_deref().cloned()).flatten();
+                let took = (v.started_us > 0).then(|| v.finished_us.saturating_sub(v.started_us));
+                out.push(ev(kind, v.stage, v.worker, v.attempts, v.finished_us, took, last, error));
+            }
+        }
+        out.sort_by_key(|e| e.at_us);
+        out
+    }
+
+    pub(crate) fn detail(&self) -> ItemDetail {
+        ItemDetail {
+            id: self.id,
+            status: self.status,
+            stage: self.stage,
+            created_us: self.created_us,
+            updated_us: self.updated_us,
+            visits: self
+                .visits
+                .iter()
+                .map(|v| StageVisit {
+                    stage: v.stage,
+                    worker: (v.worker != NO_WORKER).then_some(v.worker),
+                    attempts: v.attempts,
+                    queued_us: v.queued_us,
+                    started_us: (v.started_us > 0).then_some(v.started_us),
+                    finished_us: (v.finished_us > 0).then_some(v.finished_us),
+                    outcome: v.outcome,
+                })
+                .collect(),
+            parents: self.parents.clone(),
+            error: self.error.as_deref().cloned(),
+            annotations: self.annotations.as_deref().cloned().unwrap_or_default(),
+            history: self.history(),
+        }
+    }
+}
+
+/// The ring of the most recent items' records.
+pub(crate) struct Ring {
+    slots: Vec<Option<ItemRecord>>,
+    capacity: usize,
+    visits_hint: usize,
+}
+
+impl Ring {
+    pub(crate) fn new(capacity: usize, visits_hint: usize) -> Self {
+        Ring {
+            slots: Vec::new(),
+            capacity,
+            visits_hint: visits_hint.clamp(1, 4),
+        }
+    }
+
+    fn index(&self, id: ItemId) -> usize {
+        (id % self.capacity as u64) as usize
+    }
+
+    pub(crate) fn get(&self, id: ItemId) -> Option<&ItemRecord> {
+        if self.capacity == 0 {
+            return None;
+        }
+        self.slots
+            .get(self.index(id))?
+            .as_ref()
+            .filter(|r| r.id == id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ItemId) -> Option<&mut ItemRecord> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let i = self.index(id);
+        self.slots.get_mut(i)?.as_mut().filter(|r| r.id == id)
+    }
+
+    /// Applies an event, creating the record if this is the newest item for its slot.
+    pub(crate) fn apply(&mut self, e: &RawEvent) {
+        if self.capacity == 0 {
+            return;
+        }
+        let i = self.index(e.item);
+        if i >= self.slots.len() {
+            // Grow lazily: a short run never pays for the whole retention.
+            let want = (i + 1).max(self.slots.len() * 2).min(self.capacity);
+            self.slots.resize_with(want, || None);
+        }
+        let slot = &mut self.slots[i];
+        match slot {
+            Some(r) if r.id == e.item => r.apply(e),
+            // An older item's record gives way; a late event for an evicted item does not
+            // evict the newer one.
+            Some(r) if r.id > e.item => {}
+            _ => {
+                let mut r = ItemRecord::new(e.item, e.at_us, e.stage, self.visits_hint);
+                r.apply(e);
+                *slot = Some(r);
+            }
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &ItemRecord> {
+        self.slots.iter().flatten()
+    }
+}

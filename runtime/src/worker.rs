@@ -1,0 +1,465 @@
+//! A worker: takes items from its stage's queue one at a time, runs the task with the
+//! stage's timeout, retry and rate limit, catches panics, and passes outputs on.
+
+use std::{
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+};
+
+use flowdeck_protocol::{ErrorInfo, EventKind, ItemId, ItemStatus, StageIndex, Value, WorkerState};
+use futures::{task::AtomicWaker, FutureExt};
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    error::{error_info, runtime_error},
+    events::{EventBuf, Extra, Note, RawEvent},
+    histogram::AtomicHistogram,
+    node::StageNode,
+    port::{Envelope, Origin, Sent},
+    stage::TaskFn,
+};
+
+const NO_ITEM: u64 = u64::MAX;
+
+/// One worker's live numbers. Only its own worker writes them, so the atomics never
+/// contend; snapshots read them at any time.
+pub(crate) struct WorkerSlot {
+    pub index: u16,
+    pub stage_name: Arc<str>,
+    state: AtomicU8,
+    current: AtomicU64,
+    pub processed: AtomicU64,
+    pub failed: AtomicU64,
+    pub retried: AtomicU64,
+    pub cancelled: AtomicU64,
+    /// Items that left the pipeline from this worker.
+    pub exited: AtomicU64,
+    pub busy_us: AtomicU64,
+    pub latency: AtomicHistogram,
+    /// Set while a worker task runs on this slot; see [`StageNode::set_workers`].
+    pub running: AtomicBool,
+    cancel_current: AtomicBool,
+    cancel_waker: AtomicWaker,
+    notes: Mutex<Vec<Note>>,
+    has_notes: AtomicBool,
+}
+
+impl WorkerSlot {
+    pub(crate) fn new(index: u16, stage_name: Arc<str>) -> Self {
+        WorkerSlot {
+            index,
+            stage_name,
+            state: AtomicU8::new(WorkerState::Idle as u8),
+            current: AtomicU64::new(NO_ITEM),
+            processed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            exited: AtomicU64::new(0),
+            busy_us: AtomicU64::new(0),
+            latency: AtomicHistogram::new(),
+            running: AtomicBool::new(false),
+            cancel_current: AtomicBool::new(false),
+            cancel_waker: AtomicWaker::new(),
+            notes: Mutex::new(Vec::new()),
+            has_notes: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn state(&self) -> WorkerState {
+        match self.state.load(Ordering::Relaxed) {
+            x if x == WorkerState::Busy as u8 => WorkerState::Busy,
+            x if x == WorkerState::Paused as u8 => WorkerState::Paused,
+            x if x == WorkerState::Stopped as u8 => WorkerState::Stopped,
+            _ => WorkerState::Idle,
+        }
+    }
+
+    fn set_state(&self, s: WorkerState) {
+        self.state.store(s as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn current(&self) -> Option<ItemId> {
+        match self.current.load(Ordering::Relaxed) {
+            NO_ITEM => None,
+            id => Some(id),
+        }
+    }
+
+    /// Cancels the attempt in progress if it is for `item`.
+    pub(crate) fn cancel_if_running(&self, item: ItemId) -> bool {
+        if self.current.load(Ordering::Acquire) != item {
+            return false;
+        }
+        self.cancel_current.store(true, Ordering::Release);
+        self.cancel_waker.wake();
+        true
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        // Single writer: a load and a store are enough, and cheaper than an RMW.
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    fn take_notes(&self, buf: &mut EventBuf) {
+        if self.has_notes.swap(false, Ordering::Acquire) {
+            for note in self.notes.lock().drain(..) {
+                buf.note(note);
+            }
+        }
+    }
+}
+
+/// What a task sees of the runtime: its item, its attempt, and a way to annotate the item.
+pub struct Ctx {
+    item: ItemId,
+    attempt: u32,
+    slot: Arc<WorkerSlot>,
+}
+
+impl Ctx {
+    /// The item's id: the handle for its status, history and provenance.
+    pub fn item(&self) -> ItemId {
+        self.item
+    }
+
+    /// The attempt number, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    pub fn stage(&self) -> &str {
+        &self.slot.stage_name
+    }
+
+    pub fn worker(&self) -> u16 {
+        self.slot.index
+    }
+
+    /// Attaches a key/value to the item (tokens used, model, bytes); it shows in the item's
+    /// details. A later value for the same key replaces the earlier one.
+    pub fn annotate(&self, key: impl Into<String>, value: impl Into<Value>) {
+        self.slot.notes.lock().push(Note {
+            item: self.item,
+            key: key.into(),
+            value: value.into(),
+        });
+        self.slot.has_notes.store(true, Ordering::Release);
+    }
+}
+
+/// How one attempt ended.
+enum Outcome<T, E> {
+    Done(T),
+    Error(E),
+    Timeout,
+    Panic(String),
+    Cancelled,
+}
+
+/// Resolves to `true` once the slot's current attempt is cancelled.
+struct CancelSignal<'a>(&'a WorkerSlot);
+
+impl std::future::Future for CancelSignal<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.cancel_current.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.0.cancel_waker.register(cx.waker());
+        if self.0.cancel_current.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
+}
+
+pub(crate) async fn run<I, O, T>(node: Arc<StageNode<I, O, T>>, slot: Arc<WorkerSlot>, abort: CancellationToken)
+where
+    I: Clone + Send + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    let Some(port) = node.port() else {
+        slot.running.store(false, Ordering::Release);
+        return;
+    };
+    let mut buf = EventBuf::new(node.env.tracker());
+    let ctl = &node.ctl;
+    let mut input_closed = false;
+    loop {
+        if !ctl.keeps(slot.index) {
+            slot.running.store(false, Ordering::Release);
+            // A resize may have brought this slot back between the check and the store.
+            if ctl.keeps(slot.index) && !slot.running.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            break;
+        }
+        if ctl.is_paused() {
+            buf.flush().await;
+            slot.set_state(WorkerState::Paused);
+            let changed = ctl.changed.notified();
+            if ctl.is_paused() && ctl.keeps(slot.index) {
+                tokio::select! {
+                    _ = changed => {}
+                    _ = abort.cancelled() => break,
+                }
+            }
+            slot.set_state(WorkerState::Idle);
+            continue;
+        }
+        let envelope = match node.input.try_recv() {
+            Ok(e) => e,
+            Err(async_channel::TryRecvError::Closed) => {
+                input_closed = true;
+                break;
+            }
+            Err(async_channel::TryRecvError::Empty) => {
+                buf.flush().await;
+                slot.take_notes(&mut buf);
+                buf.flush().await;
+                slot.set_state(WorkerState::Idle);
+                let changed = ctl.changed.notified();
+                tokio::select! {
+                    biased;
+                    _ = abort.cancelled() => break,
+                    _ = changed => continue,
+                    r = node.input.recv() => match r {
+                        Ok(e) => e,
+                        Err(_) => { input_closed = true; break; }
+                    },
+                }
+            }
+        };
+        process(&node, &slot, &port, &mut buf, envelope, &abort).await;
+    }
+    slot.current.store(NO_ITEM, Ordering::Relaxed);
+    slot.set_state(WorkerState::Stopped);
+    slot.take_notes(&mut buf);
+    buf.flush().await;
+    drop(port);
+    if input_closed {
+        // No item will ever come again: let go of the stage's own hold on the next queues,
+        // so they close once every worker here is done.
+        node.release_port();
+    }
+}
+
+async fn process<I, O, T>(
+    node: &StageNode<I, O, T>,
+    slot: &WorkerSlot,
+    port: &crate::port::Port<O>,
+    buf: &mut EventBuf,
+    envelope: Envelope<I>,
+    abort: &CancellationToken,
+) where
+    I: Clone + Send + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    let env = &node.env;
+    let ctl = &node.ctl;
+    let id = envelope.id;
+    let stage = node.index;
+    let worker = Some(slot.index);
+    node.last_dequeued_enqueue_us
+        .store(envelope.enqueued_us, Ordering::Relaxed);
+
+    if ctl.take_cancelled(id) {
+        WorkerSlot::add(&slot.cancelled, 1);
+        buf.push(event(id, env.clock.now_us(), stage, worker, EventKind::Cancelled, Some(ItemStatus::Queued), 0, 0, None))
+            .await;
+        return;
+    }
+
+    slot.current.store(id, Ordering::Release);
+    slot.cancel_current.store(false, Ordering::Release);
+    slot.set_state(WorkerState::Busy);
+    let mut attempt = 1;
+    let mut from = ItemStatus::Queued;
+    loop {
+        if let Some(limiter) = &node.limiter {
+            limiter.until_ready().await;
+        }
+        let started = env.clock.now_us();
+        if buf.on() {
+            buf.push(event(id, started, stage, worker, EventKind::Started, Some(from), attempt, 0, None))
+                .await;
+        }
+        let cx = Ctx {
+            item: id,
+            attempt,
+            slot: node.slot_arc(slot.index),
+        };
+        let fut = AssertUnwindSafe(node.task.call(envelope.value.clone(), cx)).catch_unwind();
+        let outcome = tokio::select! {
+            biased;
+            _ = CancelSignal(slot) => Outcome::Cancelled,
+            _ = abort.cancelled() => Outcome::Cancelled,
+            r = async {
+                match node.timeout {
+                    Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
+                    None => Some(fut.await),
+                }
+            } => match r {
+                None => Outcome::Timeout,
+                Some(Err(payload)) => Outcome::Panic(panic_message(payload.as_ref())),
+                Some(Ok(Err(e))) => Outcome::Error(e),
+                Some(Ok(Ok(outs))) => Outcome::Done(outs),
+            },
+        };
+        let finished = env.clock.now_us();
+        let took = finished - started;
+        WorkerSlot::add(&slot.busy_us, took);
+        slot.latency.record(took);
+        slot.take_notes(buf);
+
+        let (error, user_err) = match outcome {
+            Outcome::Done(outs) => {
+                WorkerSlot::add(&slot.processed, 1);
+                finish(node, slot, port, buf, id, outs, started, finished, attempt).await;
+                break;
+            }
+            Outcome::Cancelled => {
+                WorkerSlot::add(&slot.cancelled, 1);
+                buf.push(event(id, finished, stage, worker, EventKind::Cancelled, Some(ItemStatus::Running), attempt, took, None))
+                    .await;
+                break;
+            }
+            Outcome::Error(e) => (error_info(&(node.classify)(&e), &e), Some(e)),
+            Outcome::Timeout => {
+                let limit = node.timeout.unwrap_or_default();
+                (runtime_error("Timeout", format!("attempt took longer than {limit:?}")), None)
+            }
+            Outcome::Panic(msg) => (runtime_error("Panic", msg), None),
+        };
+        if node.retry.should_retry(attempt, user_err.as_ref()) {
+            WorkerSlot::add(&slot.retried, 1);
+            buf.push(event(id, finished, stage, worker, EventKind::Retrying, Some(ItemStatus::Running), attempt, took, Some(error)))
+                .await;
+            let delay = node.retry.delay(attempt);
+            let cancelled = tokio::select! {
+                biased;
+                _ = CancelSignal(slot) => true,
+                _ = abort.cancelled() => true,
+                _ = tokio::time::sleep(delay) => false,
+            };
+            if cancelled {
+                WorkerSlot::add(&slot.cancelled, 1);
+                buf.push(event(id, env.clock.now_us(), stage, worker, EventKind::Cancelled, Some(ItemStatus::Retrying), attempt, 0, None))
+                    .await;
+                break;
+            }
+            attempt += 1;
+            from = ItemStatus::Retrying;
+            continue;
+        }
+        WorkerSlot::add(&slot.failed, 1);
+        node.keep_failed_input(id, envelope.value.clone());
+        buf.push(event(id, finished, stage, worker, EventKind::Failed, Some(ItemStatus::Running), attempt, took, Some(error)))
+            .await;
+        break;
+    }
+    slot.current.store(NO_ITEM, Ordering::Release);
+}
+
+/// Passes a finished attempt's outputs on and records where the item went.
+#[allow(clippy::too_many_arguments)]
+async fn finish<I, O, T>(
+    node: &StageNode<I, O, T>,
+    slot: &WorkerSlot,
+    port: &crate::port::Port<O>,
+    buf: &mut EventBuf,
+    id: ItemId,
+    outs: T::Outputs,
+    started: u64,
+    finished: u64,
+    attempt: u32,
+) where
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    let stage = node.index;
+    let worker = Some(slot.index);
+    let took = finished - started;
+    if T::FAN_OUT {
+        // The input is done; each output is a new item that names it as its parent.
+        buf.push(event(id, finished, stage, worker, EventKind::Completed, Some(ItemStatus::Running), attempt, took, None).last())
+            .await;
+        WorkerSlot::add(&slot.exited, 1);
+        for out in outs {
+            let child = node.env.next_id();
+            if port.send(child, out, Origin::Child(id), finished, buf).await == Sent::Out {
+                // Born and done at once: counted as submitted and completed.
+                WorkerSlot::add(&slot.exited, 1);
+                let mut e = event(child, finished, stage, worker, EventKind::Completed, None, 0, 0, None).last();
+                e.extra = Some(Box::new(Extra::Parents(vec![id])));
+                buf.push(e).await;
+            }
+        }
+        return;
+    }
+    let Some(out) = outs.into_iter().next() else {
+        return;
+    };
+    // Record the completion first, so the tracker sees the item leave this stage before it
+    // shows up queued at the next one.
+    let mut completed = event(id, finished, stage, worker, EventKind::Completed, Some(ItemStatus::Running), attempt, took, None);
+    let leaving = !port.has_route_for(&out);
+    completed.last = leaving;
+    buf.push(completed).await;
+    match port.send(id, out, Origin::Moved, finished, buf).await {
+        Sent::Out => WorkerSlot::add(&slot.exited, 1),
+        Sent::Closed => WorkerSlot::add(&slot.cancelled, 1),
+        Sent::Stage => {}
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn event(
+    item: ItemId,
+    at_us: u64,
+    stage: StageIndex,
+    worker: Option<u16>,
+    kind: EventKind,
+    from: Option<ItemStatus>,
+    attempt: u32,
+    duration_us: u64,
+    error: Option<ErrorInfo>,
+) -> RawEvent {
+    RawEvent {
+        item,
+        at_us,
+        duration_us,
+        attempt,
+        stage,
+        worker,
+        kind,
+        from,
+        last: false,
+        extra: error.map(|e| Box::new(Extra::Error(e))),
+    }
+}
+
+impl RawEvent {
+    fn last(mut self) -> Self {
+        self.last = true;
+        self
+    }
+}
