@@ -47,6 +47,7 @@ impl Live {
             .or_else(|| self.initial.get().and_then(Result::ok))
     }
 
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn accept(&self, snapshot: Snapshot) {
         self.received.update(|n| *n += 1);
         if self.frozen.get_untracked() {

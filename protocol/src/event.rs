@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn completed_not_last_means_queued_at_the_next_stage() {
         assert_eq!(EventKind::Completed.status_after(false), ItemStatus::Queued);
-        assert_eq!(EventKind::Completed.status_after(true), ItemStatus::Completed);
+        assert_eq!(
+            EventKind::Completed.status_after(true),
+            ItemStatus::Completed
+        );
     }
 
     #[test]

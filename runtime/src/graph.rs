@@ -33,7 +33,9 @@ impl<I, O> StageRef<I, O> {
     }
 }
 
-type Build = Box<dyn FnOnce(Arc<Env>, Box<dyn Any + Send>, Box<dyn Any + Send>) -> Arc<dyn StageRuntime> + Send>;
+type Build = Box<
+    dyn FnOnce(Arc<Env>, Box<dyn Any + Send>, Box<dyn Any + Send>) -> Arc<dyn StageRuntime> + Send,
+>;
 
 struct Decl {
     name: String,
@@ -116,7 +118,10 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
                     routes: Vec::new(),
                     sink: None,
                 });
-                let (tx, rx) = match queue.downcast::<(async_channel::Sender<Envelope<I>>, async_channel::Receiver<Envelope<I>>)>() {
+                let (tx, rx) = match queue.downcast::<(
+                    async_channel::Sender<Envelope<I>>,
+                    async_channel::Receiver<Envelope<I>>,
+                )>() {
                     Ok(q) => *q,
                     Err(_) => async_channel::bounded(1),
                 };
@@ -132,20 +137,34 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         }
     }
 
-    fn sender<T: Send + 'static>(&self, to: StageIndex) -> Option<async_channel::Sender<Envelope<T>>> {
+    fn sender<T: Send + 'static>(
+        &self,
+        to: StageIndex,
+    ) -> Option<async_channel::Sender<Envelope<T>>> {
         let decl = self.decls.get(usize::from(to))?;
-        let (tx, _) = decl
-            .queue
-            .downcast_ref::<(async_channel::Sender<Envelope<T>>, async_channel::Receiver<Envelope<T>>)>()?;
+        let (tx, _) = decl.queue.downcast_ref::<(
+            async_channel::Sender<Envelope<T>>,
+            async_channel::Receiver<Envelope<T>>,
+        )>()?;
         Some(tx.clone())
     }
 
-    fn route<T: Send + 'static>(&mut self, from: Option<StageIndex>, to: StageIndex, filter: Option<Filter<T>>) {
-        let Some(tx) = self.sender::<T>(to) else { return };
+    fn route<T: Send + 'static>(
+        &mut self,
+        from: Option<StageIndex>,
+        to: StageIndex,
+        filter: Option<Filter<T>>,
+    ) {
+        let Some(tx) = self.sender::<T>(to) else {
+            return;
+        };
         let route = Route { to, tx, filter };
         let port = match from {
             None => (&mut self.input as &mut dyn Any).downcast_mut::<Port<T>>(),
-            Some(i) => self.decls.get_mut(usize::from(i)).and_then(|d| d.port.downcast_mut::<Port<T>>()),
+            Some(i) => self
+                .decls
+                .get_mut(usize::from(i))
+                .and_then(|d| d.port.downcast_mut::<Port<T>>()),
         };
         if let Some(port) = port {
             port.routes.push(route);
@@ -161,13 +180,21 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
 
     /// Feeds the input items for which `filter` is true to `stage`. Edges are tried in the
     /// order they were drawn; the first that accepts an item gets it.
-    pub fn input_if<O>(&mut self, stage: StageRef<In, O>, filter: impl Fn(&In) -> bool + Send + Sync + 'static) -> &mut Self {
+    pub fn input_if<O>(
+        &mut self,
+        stage: StageRef<In, O>,
+        filter: impl Fn(&In) -> bool + Send + Sync + 'static,
+    ) -> &mut Self {
         self.route::<In>(None, stage.index, Some(Arc::new(filter)));
         self
     }
 
     /// Sends `from`'s outputs to `to`.
-    pub fn connect<A, T: Send + 'static, B>(&mut self, from: StageRef<A, T>, to: StageRef<T, B>) -> &mut Self {
+    pub fn connect<A, T: Send + 'static, B>(
+        &mut self,
+        from: StageRef<A, T>,
+        to: StageRef<T, B>,
+    ) -> &mut Self {
         self.route::<T>(Some(from.index), to.index, None);
         self
     }
@@ -218,7 +245,11 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
     }
 
     /// Calls `f` for events of one kind only (`Started`, `Completed`, `Retrying`, `Failed`…).
-    pub fn on(&mut self, kind: flowdeck_protocol::EventKind, f: impl Fn(&Event) + Send + Sync + 'static) -> &mut Self {
+    pub fn on(
+        &mut self,
+        kind: flowdeck_protocol::EventKind,
+        f: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> &mut Self {
         self.options.callbacks.push((Some(kind), Box::new(f)));
         self
     }
@@ -246,7 +277,9 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         for d in decls {
             parts.push((d.build, d.port, d.queue));
         }
-        Ok(Pipeline::assemble(name, names, workers, edges, input, sink, options, parts))
+        Ok(Pipeline::assemble(
+            name, names, workers, edges, input, sink, options, parts,
+        ))
     }
 
     fn validate(&self) -> Result<(), BuildError> {
@@ -269,7 +302,12 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
             return Err(BuildError::NoInput);
         }
         let n = self.decls.len();
-        let next = |i: Option<u16>| self.edges.iter().filter(move |e| e.from == i).map(|e| usize::from(e.to));
+        let next = |i: Option<u16>| {
+            self.edges
+                .iter()
+                .filter(move |e| e.from == i)
+                .map(|e| usize::from(e.to))
+        };
         let mut reached = vec![false; n];
         let mut stack: Vec<usize> = next(None).collect();
         while let Some(i) = stack.pop() {
@@ -383,7 +421,11 @@ impl<In: Send + 'static, Cur: Send + 'static> Line<In, Cur> {
     }
 
     /// See [`Graph::on`].
-    pub fn on(mut self, kind: flowdeck_protocol::EventKind, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+    pub fn on(
+        mut self,
+        kind: flowdeck_protocol::EventKind,
+        f: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Self {
         self.graph.on(kind, f);
         self
     }

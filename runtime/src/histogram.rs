@@ -105,7 +105,20 @@ mod tests {
 
     #[test]
     fn every_value_lands_in_a_bucket_that_bounds_it_closely() {
-        for v in [0u64, 1, 7, 8, 9, 15, 16, 100, 1_000, 12_345, 1_000_000, u32::MAX as u64] {
+        for v in [
+            0u64,
+            1,
+            7,
+            8,
+            9,
+            15,
+            16,
+            100,
+            1_000,
+            12_345,
+            1_000_000,
+            u32::MAX as u64,
+        ] {
             let ub = upper_bound(bucket(v));
             assert!(ub >= v, "{v} -> {ub}");
             assert!((ub - v) as f64 <= v as f64 * 0.125 + 1.0, "{v} -> {ub}");

@@ -155,7 +155,9 @@ where
             task: stage.task,
             retry: stage.retry,
             timeout: stage.timeout,
-            limiter: stage.rate.map(|r| RateLimiter::direct(Quota::per_second(r))),
+            limiter: stage
+                .rate
+                .map(|r| RateLimiter::direct(Quota::per_second(r))),
             classify: stage.classify,
             env,
             ctl: StageCtl::new(stage.workers),
@@ -219,7 +221,11 @@ pub(crate) trait StageRuntime: Send + Sync {
     fn set_workers(self: Arc<Self>, n: usize);
     /// Cancels `id` if a worker runs it; otherwise marks it so it is skipped when dequeued.
     fn cancel(&self, id: ItemId, queued_here: bool) -> bool;
-    fn retry(&self, id: ItemId, tracker: Option<BatchSender>) -> BoxFuture<'static, Result<(), ControlError>>;
+    fn retry(
+        &self,
+        id: ItemId,
+        tracker: Option<BatchSender>,
+    ) -> BoxFuture<'static, Result<(), ControlError>>;
     /// Refuses new items: senders waiting on a full queue give up (used by abort).
     fn close_input(&self);
     /// Empties the queue after an abort, recording each item as cancelled.
@@ -307,7 +313,11 @@ where
         queued_here
     }
 
-    fn retry(&self, id: ItemId, tracker: Option<BatchSender>) -> BoxFuture<'static, Result<(), ControlError>> {
+    fn retry(
+        &self,
+        id: ItemId,
+        tracker: Option<BatchSender>,
+    ) -> BoxFuture<'static, Result<(), ControlError>> {
         let value = {
             let mut f = self.failed.lock();
             let v = f.values.remove(&id);

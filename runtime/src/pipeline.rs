@@ -20,7 +20,10 @@ use crate::{
 
 type Callback = Box<dyn Fn(&flowdeck_protocol::Event) + Send + Sync>;
 type Part = (
-    Box<dyn FnOnce(Arc<Env>, Box<dyn Any + Send>, Box<dyn Any + Send>) -> Arc<dyn StageRuntime> + Send>,
+    Box<
+        dyn FnOnce(Arc<Env>, Box<dyn Any + Send>, Box<dyn Any + Send>) -> Arc<dyn StageRuntime>
+            + Send,
+    >,
     Box<dyn Any + Send>,
     Box<dyn Any + Send>,
 );
@@ -267,7 +270,11 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             (None, None)
         };
         let env = Arc::new(Env::new(tx.as_ref().map(|t| t.downgrade())));
-        let retention = if options.tracking { options.retention } else { 0 };
+        let retention = if options.tracking {
+            options.retention
+        } else {
+            0
+        };
         let tracker = Tracker::new(stage_names.len(), retention);
         for (filter, f) in options.callbacks {
             tracker.add_callback(filter, f);

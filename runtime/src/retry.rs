@@ -137,10 +137,14 @@ mod tests {
 
     #[test]
     fn jitter_stays_between_half_and_whole() {
-        let p = RetryPolicy::<()>::attempts(3).backoff(Duration::from_millis(100), Duration::from_secs(1));
+        let p = RetryPolicy::<()>::attempts(3)
+            .backoff(Duration::from_millis(100), Duration::from_secs(1));
         for _ in 0..200 {
             let d = p.delay(2);
-            assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(200), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(100) && d <= Duration::from_millis(200),
+                "{d:?}"
+            );
         }
     }
 

@@ -6,7 +6,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flowdeck_protocol::{Latency, PipelineState, Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState};
+use flowdeck_protocol::{
+    Latency, PipelineState, Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState,
+};
 
 use crate::{
     clock::micros,
@@ -44,10 +46,13 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
     let window = rates.at.map(|at| now - at);
     let refresh = window.is_none_or(|w| w >= MIN_WINDOW);
     let secs = window.map_or(0.0, |w| w.as_secs_f64());
-    rates.stages.resize(shared.stages.len(), StagePrev::default());
+    rates
+        .stages
+        .resize(shared.stages.len(), StagePrev::default());
 
     let mut stages = Vec::with_capacity(shared.stages.len());
-    let (mut left, mut failed, mut cancelled, mut retried, mut queued, mut running) = (0, 0, 0, 0, 0, 0);
+    let (mut left, mut failed, mut cancelled, mut retried, mut queued, mut running) =
+        (0, 0, 0, 0, 0, 0);
     for (stage, prev) in shared.stages.iter().zip(rates.stages.iter_mut()) {
         let slots = stage.slots();
         let mut hist = Counts::default();
@@ -172,7 +177,11 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
 }
 
 /// Runs one [`Dashboard`] for the life of the pipeline.
-pub(crate) async fn drive(mut dashboard: Box<dyn Dashboard>, every: Duration, handle: PipelineHandle) {
+pub(crate) async fn drive(
+    mut dashboard: Box<dyn Dashboard>,
+    every: Duration,
+    handle: PipelineHandle,
+) {
     dashboard.on_start(&handle.snapshot());
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -185,6 +194,9 @@ pub(crate) async fn drive(mut dashboard: Box<dyn Dashboard>, every: Duration, ha
         }
     }
     let last = handle.snapshot();
-    debug_assert!(matches!(last.state, PipelineState::Finished | PipelineState::Aborted));
+    debug_assert!(matches!(
+        last.state,
+        PipelineState::Finished | PipelineState::Aborted
+    ));
     dashboard.on_finish(&last);
 }

@@ -1,7 +1,9 @@
 //! A stage as the user declares it: a name, an async task function, how many workers run
 //! it, how deep its queue is, and how it handles faults.
 
-use std::{fmt::Display, future::Future, marker::PhantomData, num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    fmt::Display, future::Future, marker::PhantomData, num::NonZeroU32, sync::Arc, time::Duration,
+};
 
 use crate::{error::short_type_name, retry::RetryPolicy, worker::Ctx};
 
@@ -35,7 +37,11 @@ where
     type Outputs = Option<O>;
     const FAN_OUT: bool = false;
 
-    fn call(&self, input: I, cx: Ctx) -> impl Future<Output = Result<Option<O>, E>> + Send + 'static {
+    fn call(
+        &self,
+        input: I,
+        cx: Ctx,
+    ) -> impl Future<Output = Result<Option<O>, E>> + Send + 'static {
         let fut = (self.0)(input, cx);
         async move { fut.await.map(Some) }
     }

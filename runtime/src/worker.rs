@@ -189,8 +189,11 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic with a non-string payload".to_owned())
 }
 
-pub(crate) async fn run<I, O, T>(node: Arc<StageNode<I, O, T>>, slot: Arc<WorkerSlot>, abort: CancellationToken)
-where
+pub(crate) async fn run<I, O, T>(
+    node: Arc<StageNode<I, O, T>>,
+    slot: Arc<WorkerSlot>,
+    abort: CancellationToken,
+) where
     I: Clone + Send + 'static,
     O: Send + 'static,
     T: TaskFn<I, O>,
@@ -283,8 +286,18 @@ async fn process<I, O, T>(
 
     if ctl.take_cancelled(id) {
         WorkerSlot::add(&slot.cancelled, 1);
-        buf.push(event(id, env.clock.now_us(), stage, worker, EventKind::Cancelled, Some(ItemStatus::Queued), 0, 0, None))
-            .await;
+        buf.push(event(
+            id,
+            env.clock.now_us(),
+            stage,
+            worker,
+            EventKind::Cancelled,
+            Some(ItemStatus::Queued),
+            0,
+            0,
+            None,
+        ))
+        .await;
         return;
     }
 
@@ -299,8 +312,18 @@ async fn process<I, O, T>(
         }
         let started = env.clock.now_us();
         if buf.on() {
-            buf.push(event(id, started, stage, worker, EventKind::Started, Some(from), attempt, 0, None))
-                .await;
+            buf.push(event(
+                id,
+                started,
+                stage,
+                worker,
+                EventKind::Started,
+                Some(from),
+                attempt,
+                0,
+                None,
+            ))
+            .await;
         }
         let cx = Ctx {
             item: id,
@@ -338,21 +361,44 @@ async fn process<I, O, T>(
             }
             Outcome::Cancelled => {
                 WorkerSlot::add(&slot.cancelled, 1);
-                buf.push(event(id, finished, stage, worker, EventKind::Cancelled, Some(ItemStatus::Running), attempt, took, None))
-                    .await;
+                buf.push(event(
+                    id,
+                    finished,
+                    stage,
+                    worker,
+                    EventKind::Cancelled,
+                    Some(ItemStatus::Running),
+                    attempt,
+                    took,
+                    None,
+                ))
+                .await;
                 break;
             }
             Outcome::Error(e) => (error_info(&(node.classify)(&e), &e), Some(e)),
             Outcome::Timeout => {
                 let limit = node.timeout.unwrap_or_default();
-                (runtime_error("Timeout", format!("attempt took longer than {limit:?}")), None)
+                (
+                    runtime_error("Timeout", format!("attempt took longer than {limit:?}")),
+                    None,
+                )
             }
             Outcome::Panic(msg) => (runtime_error("Panic", msg), None),
         };
         if node.retry.should_retry(attempt, user_err.as_ref()) {
             WorkerSlot::add(&slot.retried, 1);
-            buf.push(event(id, finished, stage, worker, EventKind::Retrying, Some(ItemStatus::Running), attempt, took, Some(error)))
-                .await;
+            buf.push(event(
+                id,
+                finished,
+                stage,
+                worker,
+                EventKind::Retrying,
+                Some(ItemStatus::Running),
+                attempt,
+                took,
+                Some(error),
+            ))
+            .await;
             let delay = node.retry.delay(attempt);
             let cancelled = tokio::select! {
                 biased;
@@ -362,8 +408,18 @@ async fn process<I, O, T>(
             };
             if cancelled {
                 WorkerSlot::add(&slot.cancelled, 1);
-                buf.push(event(id, env.clock.now_us(), stage, worker, EventKind::Cancelled, Some(ItemStatus::Retrying), attempt, 0, None))
-                    .await;
+                buf.push(event(
+                    id,
+                    env.clock.now_us(),
+                    stage,
+                    worker,
+                    EventKind::Cancelled,
+                    Some(ItemStatus::Retrying),
+                    attempt,
+                    0,
+                    None,
+                ))
+                .await;
                 break;
             }
             attempt += 1;
@@ -372,8 +428,18 @@ async fn process<I, O, T>(
         }
         WorkerSlot::add(&slot.failed, 1);
         node.keep_failed_input(id, envelope.value.clone());
-        buf.push(event(id, finished, stage, worker, EventKind::Failed, Some(ItemStatus::Running), attempt, took, Some(error)))
-            .await;
+        buf.push(event(
+            id,
+            finished,
+            stage,
+            worker,
+            EventKind::Failed,
+            Some(ItemStatus::Running),
+            attempt,
+            took,
+            Some(error),
+        ))
+        .await;
         break;
     }
     slot.current.store(NO_ITEM, Ordering::Release);
@@ -400,15 +466,43 @@ async fn finish<I, O, T>(
     let took = finished - started;
     if T::FAN_OUT {
         // The input is done; each output is a new item that names it as its parent.
-        buf.push(event(id, finished, stage, worker, EventKind::Completed, Some(ItemStatus::Running), attempt, took, None).last())
-            .await;
+        buf.push(
+            event(
+                id,
+                finished,
+                stage,
+                worker,
+                EventKind::Completed,
+                Some(ItemStatus::Running),
+                attempt,
+                took,
+                None,
+            )
+            .last(),
+        )
+        .await;
         WorkerSlot::add(&slot.exited, 1);
         for out in outs {
             let child = node.env.next_id();
-            if port.send(child, out, Origin::Child(id), finished, buf).await == Sent::Out {
+            if port
+                .send(child, out, Origin::Child(id), finished, buf)
+                .await
+                == Sent::Out
+            {
                 // Born and done at once: counted as submitted and completed.
                 WorkerSlot::add(&slot.exited, 1);
-                let mut e = event(child, finished, stage, worker, EventKind::Completed, None, 0, 0, None).last();
+                let mut e = event(
+                    child,
+                    finished,
+                    stage,
+                    worker,
+                    EventKind::Completed,
+                    None,
+                    0,
+                    0,
+                    None,
+                )
+                .last();
                 e.extra = Some(Box::new(Extra::Parents(vec![id])));
                 buf.push(e).await;
             }
@@ -420,7 +514,17 @@ async fn finish<I, O, T>(
     };
     // Record the completion first, so the tracker sees the item leave this stage before it
     // shows up queued at the next one.
-    let mut completed = event(id, finished, stage, worker, EventKind::Completed, Some(ItemStatus::Running), attempt, took, None);
+    let mut completed = event(
+        id,
+        finished,
+        stage,
+        worker,
+        EventKind::Completed,
+        Some(ItemStatus::Running),
+        attempt,
+        took,
+        None,
+    );
     let leaving = !port.has_route_for(&out);
     completed.last = leaving;
     buf.push(completed).await;

@@ -132,7 +132,11 @@ async fn a_panicking_task_fails_its_item_and_the_worker_goes_on() {
 async fn backpressure_bounds_the_queue_behind_a_slow_stage() {
     let max_seen = Arc::new(AtomicUsize::new(0));
     let running = Line::<u32>::new("bp")
-        .stage(Stage::map("fast", |n: u32, _cx| async move { Ok::<_, String>(n) }).workers(2).queue(8))
+        .stage(
+            Stage::map("fast", |n: u32, _cx| async move { Ok::<_, String>(n) })
+                .workers(2)
+                .queue(8),
+        )
         .stage(
             Stage::map("slow", |n: u32, _cx| async move {
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -158,9 +162,17 @@ async fn backpressure_bounds_the_queue_behind_a_slow_stage() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The slow stage holds back everything: the input cannot run ahead of the queues.
     let snap = running.handle.snapshot();
-    assert!(snap.totals.submitted < 60, "input ran ahead: {}", snap.totals.submitted);
+    assert!(
+        snap.totals.submitted < 60,
+        "input ran ahead: {}",
+        snap.totals.submitted
+    );
     watcher.await.unwrap();
-    assert!(max_seen.load(Ordering::SeqCst) <= 8 + 4, "{}", max_seen.load(Ordering::SeqCst));
+    assert!(
+        max_seen.load(Ordering::SeqCst) <= 8 + 4,
+        "{}",
+        max_seen.load(Ordering::SeqCst)
+    );
     running.handle.abort();
     drop(running.input);
     let _ = feed.await;
@@ -218,7 +230,10 @@ async fn pause_holds_items_and_resume_lets_them_through() {
     assert_eq!(snap.stages[0].queued, 10);
     assert_eq!(snap.stages[0].completed, 0);
     assert!(snap.stages[0].paused);
-    assert!(snap.stages[0].workers.iter().all(|w| w.state == flowdeck_runtime::protocol::WorkerState::Paused));
+    assert!(snap.stages[0]
+        .workers
+        .iter()
+        .all(|w| w.state == flowdeck_runtime::protocol::WorkerState::Paused));
     h.resume("work").unwrap();
     drop(running.input);
     h.wait().await;
@@ -245,12 +260,19 @@ async fn resizing_changes_the_number_of_workers() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let snap = h.snapshot();
     assert_eq!(snap.stages[0].workers.len(), 4);
-    assert!(snap.stages[0].in_flight > 1, "in flight: {}", snap.stages[0].in_flight);
+    assert!(
+        snap.stages[0].in_flight > 1,
+        "in flight: {}",
+        snap.stages[0].in_flight
+    );
     h.set_workers("work", 2).unwrap();
     tokio::time::sleep(Duration::from_millis(30)).await;
     let snap = h.snapshot();
     assert_eq!(snap.stages[0].workers.len(), 2);
-    assert_eq!(h.set_workers("missing", 2), Err(ControlError::UnknownStage("missing".into())));
+    assert_eq!(
+        h.set_workers("missing", 2),
+        Err(ControlError::UnknownStage("missing".into()))
+    );
     drop(running.input);
     h.wait().await;
     assert_eq!(h.tracker().stats().completed, 40);
@@ -297,13 +319,26 @@ async fn a_failed_item_can_be_retried_from_the_handle() {
 async fn dag_routes_fans_out_and_fans_in_with_provenance() {
     // split -> (evens | odds) -> join
     let mut g = Graph::<Vec<u32>, String>::new("dag");
-    let split = g.add(Stage::flat_map("split", |v: Vec<u32>, _cx| async move { Ok::<_, String>(v) }).workers(2));
-    let evens = g.add(Stage::map("evens", |n: u32, cx: flowdeck_runtime::Ctx| async move {
-        cx.annotate("kind", "even");
-        Ok::<_, String>(format!("e{n}"))
+    let split = g.add(
+        Stage::flat_map(
+            "split",
+            |v: Vec<u32>, _cx| async move { Ok::<_, String>(v) },
+        )
+        .workers(2),
+    );
+    let evens = g.add(Stage::map(
+        "evens",
+        |n: u32, cx: flowdeck_runtime::Ctx| async move {
+            cx.annotate("kind", "even");
+            Ok::<_, String>(format!("e{n}"))
+        },
+    ));
+    let odds = g.add(Stage::map("odds", |n: u32, _cx| async move {
+        Ok::<_, String>(format!("o{n}"))
     }));
-    let odds = g.add(Stage::map("odds", |n: u32, _cx| async move { Ok::<_, String>(format!("o{n}")) }));
-    let join = g.add(Stage::map("join", |s: String, _cx| async move { Ok::<_, String>(s.to_uppercase()) }));
+    let join = g.add(Stage::map("join", |s: String, _cx| async move {
+        Ok::<_, String>(s.to_uppercase())
+    }));
     g.input(split);
     g.connect_if(split, evens, |n| n % 2 == 0);
     g.connect(split, odds);
@@ -330,7 +365,12 @@ async fn dag_routes_fans_out_and_fans_in_with_provenance() {
     assert_eq!(done, [1, 2, 2, 4]);
 
     // Each child names the input as its parent and went through the right branch.
-    let children: Vec<_> = h.tracker().items(None, None, 10).into_iter().filter(|i| i.id != parent).collect();
+    let children: Vec<_> = h
+        .tracker()
+        .items(None, None, 10)
+        .into_iter()
+        .filter(|i| i.id != parent)
+        .collect();
     assert_eq!(children.len(), 4);
     let even_child = children
         .iter()
@@ -340,13 +380,22 @@ async fn dag_routes_fans_out_and_fans_in_with_provenance() {
     assert_eq!(even_child.parents, [parent]);
     let stages: Vec<u16> = even_child.visits.iter().map(|v| v.stage).collect();
     assert_eq!(stages, [evens.index(), join.index()]);
-    assert_eq!(even_child.annotations, vec![("kind".to_string(), "even".into())]);
+    assert_eq!(
+        even_child.annotations,
+        vec![("kind".to_string(), "even".into())]
+    );
     let chain = h.tracker().provenance(even_child.id);
-    assert_eq!(chain.iter().map(|a| (a.id, a.depth)).collect::<Vec<_>>(), [(even_child.id, 0), (parent, 1)]);
+    assert_eq!(
+        chain.iter().map(|a| (a.id, a.depth)).collect::<Vec<_>>(),
+        [(even_child.id, 0), (parent, 1)]
+    );
     assert_eq!(chain[1].stages, [split.index()]);
     // History: queued, started, completed at each stage, in time order.
     let kinds: Vec<EventKind> = even_child.history.iter().map(|e| e.kind).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == EventKind::Completed).count(), 2);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == EventKind::Completed).count(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -356,7 +405,13 @@ async fn callbacks_fire_for_each_kind_of_change() {
     let all = Arc::new(AtomicU32::new(0));
     let (s, f, a) = (started.clone(), failed.clone(), all.clone());
     let pipeline = Line::<u32>::new("callbacks")
-        .stage(Stage::map("work", |n: u32, _cx| async move { if n == 0 { Err("zero".to_string()) } else { Ok(n) } }))
+        .stage(Stage::map("work", |n: u32, _cx| async move {
+            if n == 0 {
+                Err("zero".to_string())
+            } else {
+                Ok(n)
+            }
+        }))
         .on(EventKind::Started, move |_| {
             s.fetch_add(1, Ordering::SeqCst);
         })
@@ -433,22 +488,42 @@ async fn abort_cancels_what_is_left() {
 #[test]
 fn graphs_that_cannot_run_are_refused_with_a_reason() {
     let mut g = Graph::<u32, u32>::new("bad");
-    let a = g.add(Stage::map("a", |n: u32, _cx| async move { Ok::<_, String>(n) }));
-    let b = g.add(Stage::map("b", |n: u32, _cx| async move { Ok::<_, String>(n) }));
+    let a = g.add(Stage::map(
+        "a",
+        |n: u32, _cx| async move { Ok::<_, String>(n) },
+    ));
+    let b = g.add(Stage::map(
+        "b",
+        |n: u32, _cx| async move { Ok::<_, String>(n) },
+    ));
     g.connect(a, b);
     assert_eq!(g.build().err(), Some(BuildError::NoInput));
 
     let mut g = Graph::<u32, u32>::new("cycle");
-    let a = g.add(Stage::map("a", |n: u32, _cx| async move { Ok::<_, String>(n) }));
-    let b = g.add(Stage::map("b", |n: u32, _cx| async move { Ok::<_, String>(n) }));
+    let a = g.add(Stage::map(
+        "a",
+        |n: u32, _cx| async move { Ok::<_, String>(n) },
+    ));
+    let b = g.add(Stage::map(
+        "b",
+        |n: u32, _cx| async move { Ok::<_, String>(n) },
+    ));
     g.input(a).connect(a, b).connect(b, a);
     assert_eq!(g.build().err(), Some(BuildError::Cycle("a".into())));
 
     let mut g = Graph::<u32, u32>::new("orphan");
-    let a = g.add(Stage::map("a", |n: u32, _cx| async move { Ok::<_, String>(n) }));
-    g.add(Stage::map("lonely", |n: u32, _cx| async move { Ok::<_, String>(n) }));
+    let a = g.add(Stage::map(
+        "a",
+        |n: u32, _cx| async move { Ok::<_, String>(n) },
+    ));
+    g.add(Stage::map("lonely", |n: u32, _cx| async move {
+        Ok::<_, String>(n)
+    }));
     g.input(a);
-    assert_eq!(g.build().err(), Some(BuildError::Unreachable("lonely".into())));
+    assert_eq!(
+        g.build().err(),
+        Some(BuildError::Unreachable("lonely".into()))
+    );
 
     let mut g = Graph::<u32, u32>::new("dupe");
     let a = g.add(Stage::map("a", |n: u32, _cx| async move { Ok::<_, String>(n) }).workers(0));

@@ -1,1 +1,155 @@
+//! The flowdeck server: the dashboard's routes, the SSE stream, the embedded site, and the
+//! demo pipeline. [`router`] builds the whole app without a socket, so tests can drive it;
+//! [`serve`] binds and runs it.
 
+mod assets;
+pub mod demo;
+pub mod hub;
+mod state;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use flowdeck_app::{shell, App, SnapshotSource};
+use flowdeck_runtime::PipelineHandle;
+use leptos::{config::LeptosOptions, prelude::provide_context};
+use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+
+pub use hub::Hub;
+pub use state::AppState;
+
+/// How the server is set up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    /// How often the live stream sends an update.
+    pub refresh: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            refresh: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Leptos' options, set in code: the binary needs no Cargo.toml and no LEPTOS_* variables.
+fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("flowdeck")
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .env(leptos::config::Env::PROD)
+        .build()
+}
+
+/// The state for a dashboard of `pipeline`.
+pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
+    AppState {
+        leptos: leptos_options(config.addr),
+        hub: Hub::start(pipeline, config.refresh),
+    }
+}
+
+/// The whole app as a router: pages, server functions, the SSE stream and static files.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let hub = state.hub.clone();
+    let source = SnapshotSource(Arc::new(move || hub.latest().snapshot.clone()));
+    let ctx = {
+        let source = source.clone();
+        move || provide_context(source.clone())
+    };
+    let options = state.leptos.clone();
+    Router::new()
+        .route("/api/events", get(hub::events))
+        .route("/api/{*fn_name}", post(server_fns))
+        .leptos_routes_with_context(&state, routes, ctx, move || shell(options.clone()))
+        .fallback(fallback)
+        .with_state(state)
+}
+
+async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
+    let hub = state.hub.clone();
+    handle_server_fns_with_context(
+        move || {
+            provide_context(SnapshotSource(Arc::new({
+                let hub = hub.clone();
+                move || hub.latest().snapshot.clone()
+            })))
+        },
+        req,
+    )
+    .await
+}
+
+/// Static files from the embedded site; anything else renders the app's 404 page.
+async fn fallback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Request<Body>,
+) -> Response {
+    let path = req.uri().path().trim_start_matches('/');
+    if let Some(file) = assets::get(path, &headers) {
+        return file;
+    }
+    let hub = state.hub.clone();
+    let options = state.leptos.clone();
+    let render = leptos_axum::render_app_to_stream_with_context(
+        move || {
+            provide_context(SnapshotSource(Arc::new({
+                let hub = hub.clone();
+                move || hub.latest().snapshot.clone()
+            })))
+        },
+        move || shell(options.clone()),
+    );
+    render(req).await.into_response()
+}
+
+/// Whether this binary carries the site (true for release builds made by the setup script).
+pub fn site_embedded() -> bool {
+    assets::present()
+}
+
+/// Binds `config.addr` and serves until ctrl-c or SIGTERM.
+pub async fn serve(config: Config, pipeline: PipelineHandle) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    let app = router(state(&config, pipeline));
+    println!("flowdeck dashboard: http://{addr}");
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -98,7 +98,7 @@ fn Summary(snapshot: Snapshot) -> impl IntoView {
 fn StageRow(stage: StageSnapshot, bottleneck: bool) -> impl IntoView {
     let name = stage.name.clone();
     view! {
-        <tr class:bottleneck=bottleneck data-stage=name.clone()>
+        <tr class:bottleneck=bottleneck data-stage=stage.name>
             <th scope="row">
                 {name}
                 {bottleneck.then(|| view! { <span class="tag">"bottleneck"</span> })}

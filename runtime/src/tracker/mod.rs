@@ -218,7 +218,11 @@ impl Tracker {
     }
 
     pub(crate) fn stage_of(&self, id: ItemId) -> Option<(ItemStatus, StageIndex)> {
-        self.state.lock().ring.get(id).map(|r| (r.status(), r.stage()))
+        self.state
+            .lock()
+            .ring
+            .get(id)
+            .map(|r| (r.status(), r.stage()))
     }
 
     pub fn item(&self, id: ItemId) -> Option<ItemDetail> {
@@ -230,7 +234,12 @@ impl Tracker {
     }
 
     /// Retained items, newest first, filtered by status and stage; at most `limit`.
-    pub fn items(&self, status: Option<ItemStatus>, stage: Option<StageIndex>, limit: usize) -> Vec<ItemSummary> {
+    pub fn items(
+        &self,
+        status: Option<ItemStatus>,
+        stage: Option<StageIndex>,
+        limit: usize,
+    ) -> Vec<ItemSummary> {
         let st = self.state.lock();
         let mut found: Vec<ItemSummary> = st
             .ring

@@ -109,14 +109,16 @@ impl ItemRecord {
                 v.attempts = v.attempts.max(e.attempt);
             }
             EventKind::Retrying => {
-                self.retries.get_or_insert_with(Default::default).push(Retry {
-                    stage: e.stage,
-                    worker,
-                    attempt: e.attempt,
-                    at_us: e.at_us,
-                    duration_us: e.duration_us,
-                    error: e.error().cloned(),
-                });
+                self.retries
+                    .get_or_insert_with(Default::default)
+                    .push(Retry {
+                        stage: e.stage,
+                        worker,
+                        attempt: e.attempt,
+                        at_us: e.at_us,
+                        duration_us: e.duration_us,
+                        error: e.error().cloned(),
+                    });
             }
             EventKind::Completed | EventKind::Failed | EventKind::Cancelled => {
                 let status = e.kind.status_after(e.last);
@@ -200,23 +202,79 @@ impl ItemRecord {
         };
         let mut out = Vec::new();
         for v in &self.visits {
-            out.push(ev(EventKind::Queued, v.stage, NO_WORKER, 0, v.queued_us, None, false, None));
+            out.push(ev(
+                EventKind::Queued,
+                v.stage,
+                NO_WORKER,
+                0,
+                v.queued_us,
+                None,
+                false,
+                None,
+            ));
             if v.started_us > 0 {
-                out.push(ev(EventKind::Started, v.stage, v.worker, 1, v.started_us, None, false, None));
+                out.push(ev(
+                    EventKind::Started,
+                    v.stage,
+                    v.worker,
+                    1,
+                    v.started_us,
+                    None,
+                    false,
+                    None,
+                ));
             }
-            for r in self.retries.iter().flat_map(|r| r.iter()).filter(|r| r.stage == v.stage) {
-                out.push(ev(EventKind::Retrying, r.stage, r.worker, r.attempt, r.at_us, Some(r.duration_us), false, r.error.clone()));
-                out.push(ev(EventKind::Started, r.stage, r.worker, r.attempt + 1, r.at_us, None, false, None));
+            for r in self
+                .retries
+                .iter()
+                .flat_map(|r| r.iter())
+                .filter(|r| r.stage == v.stage)
+            {
+                out.push(ev(
+                    EventKind::Retrying,
+                    r.stage,
+                    r.worker,
+                    r.attempt,
+                    r.at_us,
+                    Some(r.duration_us),
+                    false,
+                    r.error.clone(),
+                ));
+                out.push(ev(
+                    EventKind::Started,
+                    r.stage,
+                    r.worker,
+                    r.attempt + 1,
+                    r.at_us,
+                    None,
+                    false,
+                    None,
+                ));
             }
             if let Some(outcome) = v.outcome {
                 let (kind, last) = match outcome {
                     ItemStatus::Failed => (EventKind::Failed, false),
                     ItemStatus::Cancelled => (EventKind::Cancelled, false),
-                    _ => (EventKind::Completed, self.visits.last().is_some_and(|l| std::ptr::eq(l, v)) && self.status == ItemStatus::Completed),
+                    _ => (
+                        EventKind::Completed,
+                        self.visits.last().is_some_and(|l| std::ptr::eq(l, v))
+                            && self.status == ItemStatus::Completed,
+                    ),
                 };
-                let error = (kind == EventKind::Failed).then(|| self.error.as_deref().cloned()).flatten();
+                let error = (kind == EventKind::Failed)
+                    .then(|| self.error.as_deref().cloned())
+                    .flatten();
                 let took = (v.started_us > 0).then(|| v.finished_us.saturating_sub(v.started_us));
-                out.push(ev(kind, v.stage, v.worker, v.attempts, v.finished_us, took, last, error));
+                out.push(ev(
+                    kind,
+                    v.stage,
+                    v.worker,
+                    v.attempts,
+                    v.finished_us,
+                    took,
+                    last,
+                    error,
+                ));
             }
         }
         out.sort_by_key(|e| e.at_us);

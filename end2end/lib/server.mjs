@@ -1,0 +1,40 @@
+// Starts the flowdeck binary the way a user deploys it: copied alone into an empty
+// directory, with no Cargo.toml nearby and no LEPTOS_* variables, on a free port.
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export async function startServer(args = []) {
+  const bin = process.env.FLOWDECK_BIN;
+  if (!bin) throw new Error('FLOWDECK_BIN must name the flowdeck binary to test');
+  const dir = mkdtempSync(join(tmpdir(), 'flowdeck-alone-'));
+  const exe = join(dir, 'flowdeck');
+  copyFileSync(bin, exe);
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('LEPTOS_') && !k.startsWith('FLOWDECK_')),
+  );
+  const child = spawn(exe, ['--port', '0', ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (d) => { log += d; });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL printed in 15 s; log:\n${log}`)), 15_000);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/http:\/\/127\.0\.0\.1:\d+/);
+      if (m) { clearTimeout(timer); resolve(m[0]); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`flowdeck exited with ${code}; log:\n${log}`)); });
+  });
+  return {
+    url,
+    dir,
+    files: () => readdirSync(dir),
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,171 @@
+//! The demo pipeline `flowdeck` runs when started with no arguments: documents are ingested,
+//! parsed, enriched by a simulated model call (latency, token counts, random failures and
+//! retries) and stored, continuously, so every page of the dashboard has something to show.
+
+use std::time::Duration;
+
+use flowdeck_runtime::{Ctx, Line, PipelineHandle, RetryPolicy, Stage};
+use rand::Rng;
+
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub source: &'static str,
+    pub body: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    pub source: &'static str,
+    pub words: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Enriched {
+    pub words: usize,
+    pub tokens: u32,
+    pub label: &'static str,
+}
+
+/// The demo's failures: a model that sometimes times out or rate-limits (retried), and a
+/// store that sometimes refuses a write (not retried).
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("model call timed out after {0} ms")]
+    ModelTimeout(u64),
+    #[error("model rate limit hit, retry later")]
+    RateLimited,
+    #[error("document is empty")]
+    Empty,
+    #[error("store rejected the write: disk quota")]
+    StoreRejected,
+}
+
+impl DemoError {
+    fn kind(&self) -> String {
+        match self {
+            DemoError::ModelTimeout(_) => "ModelTimeout",
+            DemoError::RateLimited => "RateLimited",
+            DemoError::Empty => "Empty",
+            DemoError::StoreRejected => "StoreRejected",
+        }
+        .to_owned()
+    }
+}
+
+const SOURCES: [&str; 4] = ["rss", "s3", "crawler", "upload"];
+const LABELS: [&str; 5] = ["news", "finance", "sports", "science", "other"];
+
+fn pause(from_ms: u64, to_ms: u64) -> Duration {
+    Duration::from_millis(rand::rng().random_range(from_ms..=to_ms))
+}
+
+/// Starts the demo: a pipeline and a producer feeding it about `rate` documents a second.
+pub fn start(rate: u32) -> PipelineHandle {
+    let running = Line::<Document>::new("document-enrichment")
+        .stage(
+            Stage::map("ingest", |doc: Document, cx: Ctx| async move {
+                tokio::time::sleep(pause(1, 4)).await;
+                cx.annotate("source", doc.source);
+                cx.annotate("bytes", doc.body.len());
+                Ok::<_, DemoError>(doc)
+            })
+            .workers(2),
+        )
+        .stage(
+            Stage::map("parse", |doc: Document, _cx: Ctx| async move {
+                tokio::time::sleep(pause(2, 8)).await;
+                let words = doc.body.split_whitespace().count();
+                if words == 0 {
+                    return Err(DemoError::Empty);
+                }
+                Ok(Parsed {
+                    source: doc.source,
+                    words,
+                })
+            })
+            .workers(4)
+            .classify(DemoError::kind),
+        )
+        .stage(
+            Stage::map("enrich", |p: Parsed, cx: Ctx| async move {
+                let (latency, roll, label) = {
+                    let mut rng = rand::rng();
+                    (
+                        rng.random_range(20..=180),
+                        rng.random_range(0..100),
+                        LABELS[rng.random_range(0..LABELS.len())],
+                    )
+                };
+                tokio::time::sleep(Duration::from_millis(latency)).await;
+                cx.annotate("model", "demo-small-v2");
+                match roll {
+                    0..=5 => return Err(DemoError::ModelTimeout(latency)),
+                    6..=8 => return Err(DemoError::RateLimited),
+                    _ => {}
+                }
+                let tokens = (p.words as u32) * 4 / 3;
+                cx.annotate("tokens", tokens);
+                let _ = p.source;
+                Ok(Enriched {
+                    words: p.words,
+                    tokens,
+                    label,
+                })
+            })
+            .workers(8)
+            .queue(256)
+            .timeout(Duration::from_secs(2))
+            .retry(
+                RetryPolicy::attempts(3)
+                    .backoff(Duration::from_millis(50), Duration::from_millis(400)),
+            )
+            .classify(DemoError::kind),
+        )
+        .stage(
+            Stage::map("store", |e: Enriched, cx: Ctx| async move {
+                tokio::time::sleep(pause(2, 10)).await;
+                if rand::rng().random_range(0..100) == 0 {
+                    return Err(DemoError::StoreRejected);
+                }
+                cx.annotate("label", e.label);
+                Ok((e.words, e.tokens))
+            })
+            .workers(2)
+            .classify(DemoError::kind),
+        )
+        .retention(100_000)
+        .build();
+    // The demo's graph is fixed and valid; a build error here is a bug in this file.
+    let running = match running {
+        Ok(pipeline) => pipeline.start(),
+        Err(e) => unreachable!("the demo pipeline is invalid: {e}"),
+    };
+    let handle = running.handle.clone();
+    let input = running.input;
+    drop(running.outputs);
+    tokio::spawn(async move {
+        let mut n: u64 = 0;
+        let every = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            n += 1;
+            let doc = {
+                let mut rng = rand::rng();
+                let words = if rng.random_range(0..200) == 0 {
+                    0
+                } else {
+                    rng.random_range(20..400)
+                };
+                Document {
+                    source: SOURCES[(n % SOURCES.len() as u64) as usize],
+                    body: "lorem ipsum ".repeat(words / 2),
+                }
+            };
+            if input.send(doc).await.is_err() {
+                break;
+            }
+        }
+    });
+    handle
+}
