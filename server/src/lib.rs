@@ -63,12 +63,8 @@ pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
 /// The whole app as a router: pages, server functions, the SSE stream and static files.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
-    let hub = state.hub.clone();
-    let source = SnapshotSource(Arc::new(move || hub.latest().snapshot.clone()));
-    let ctx = {
-        let source = source.clone();
-        move || provide_context(source.clone())
-    };
+    let source = snapshot_source(&state);
+    let ctx = move || provide_context(source.clone());
     let options = state.leptos.clone();
     Router::new()
         .route("/api/events", get(hub::events))
@@ -78,18 +74,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
+/// What pages render from: the hub's latest snapshot, shared by every request.
+fn snapshot_source(state: &AppState) -> SnapshotSource {
     let hub = state.hub.clone();
-    handle_server_fns_with_context(
-        move || {
-            provide_context(SnapshotSource(Arc::new({
-                let hub = hub.clone();
-                move || hub.latest().snapshot.clone()
-            })))
-        },
-        req,
-    )
-    .await
+    SnapshotSource(Arc::new(move || hub.latest().snapshot.clone()))
+}
+
+async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
+    let source = snapshot_source(&state);
+    handle_server_fns_with_context(move || provide_context(source.clone()), req).await
 }
 
 /// Static files from the embedded site; anything else renders the app's 404 page.
@@ -102,15 +95,10 @@ async fn fallback(
     if let Some(file) = assets::get(path, &headers) {
         return file;
     }
-    let hub = state.hub.clone();
+    let source = snapshot_source(&state);
     let options = state.leptos.clone();
     let render = leptos_axum::render_app_to_stream_with_context(
-        move || {
-            provide_context(SnapshotSource(Arc::new({
-                let hub = hub.clone();
-                move || hub.latest().snapshot.clone()
-            })))
-        },
+        move || provide_context(source.clone()),
         move || shell(options.clone()),
     );
     render(req).await.into_response()
