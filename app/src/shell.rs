@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    path,
+    path, SsrMode,
 };
 
 use crate::{live, pages};
@@ -46,7 +46,7 @@ pub fn App() -> impl IntoView {
             </header>
             <main>
                 <Routes fallback=pages::NotFound>
-                    <Route path=path!("/") view=pages::Overview/>
+                    <Route path=path!("/") view=pages::Overview ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

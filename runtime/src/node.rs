@@ -121,7 +121,7 @@ pub(crate) struct StageNode<I, O, T: TaskFn<I, O>> {
     pub retry: RetryPolicy<T::Error>,
     pub timeout: Option<Duration>,
     pub limiter: Option<DefaultDirectRateLimiter>,
-    pub classify: Arc<dyn Fn(&T::Error) -> String + Send + Sync>,
+    pub classify: crate::stage::Classify<T::Error>,
     pub env: Arc<Env>,
     pub ctl: StageCtl,
     pub input: async_channel::Receiver<Envelope<I>>,

@@ -4,6 +4,9 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use rand::Rng;
 
+/// Decides whether an error is worth another attempt.
+type RetryIf<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
+
 /// A stage's retry policy. The default makes one attempt and never retries.
 ///
 /// ```
@@ -23,7 +26,7 @@ pub struct RetryPolicy<E> {
     base: Duration,
     max_delay: Duration,
     jitter: bool,
-    filter: Option<Arc<dyn Fn(&E) -> bool + Send + Sync>>,
+    filter: Option<RetryIf<E>>,
 }
 
 impl<E> Clone for RetryPolicy<E> {

@@ -64,6 +64,9 @@ where
     }
 }
 
+/// Names the kind of a task error for the error summary (by default its type name).
+pub(crate) type Classify<E> = Arc<dyn Fn(&E) -> String + Send + Sync>;
+
 /// A stage declaration. Add it to a [`crate::Graph`] or a [`crate::Pipeline`] builder.
 ///
 /// ```
@@ -87,7 +90,7 @@ pub struct Stage<I, O, T: TaskFn<I, O>> {
     pub(crate) retry: RetryPolicy<T::Error>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) rate: Option<NonZeroU32>,
-    pub(crate) classify: Arc<dyn Fn(&T::Error) -> String + Send + Sync>,
+    pub(crate) classify: Classify<T::Error>,
     pub(crate) keep_failed: usize,
     pub(crate) task: T,
     _types: PhantomData<fn(I) -> O>,

@@ -248,7 +248,7 @@ impl Tracker {
             .filter(|r| stage.is_none_or(|s| r.stage() == s))
             .map(|r| r.summary())
             .collect();
-        found.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        found.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
         found.truncate(limit);
         found
     }
