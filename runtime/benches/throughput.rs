@@ -162,6 +162,10 @@ fn main() {
     rt.block_on(async {
         println!("{STAGES} stages x {WORKERS} workers, trivial tasks, {n} items, best of {ROUNDS}, {} cores",
             std::thread::available_parallelism().map_or(0, |p| p.get()));
+        // Memory first, while the heap is fresh: freed pages of earlier runs would hide it.
+        let retained = n.min(1_000_000);
+        println!("bytes per retained item: {:.0} ({retained} items of {STAGES} stages retained, RSS delta)",
+            bytes_per_item(retained).await);
         let mut rows = Vec::new();
         let mut times = |name: &'static str, d: Vec<Duration>| {
             let d = best(d);
@@ -184,8 +188,5 @@ fn main() {
         times("flowdeck, tracking on + feed", v);
         println!("tracking cost: {:.1}% (on vs off); flowdeck tracked / reference: {:.0}%",
             (1.0 - on / off) * 100.0, on / reference * 100.0);
-        let retained = n.min(1_000_000);
-        println!("bytes per retained item: {:.0} ({retained} items of {STAGES} stages retained)",
-            bytes_per_item(retained).await);
     });
 }
