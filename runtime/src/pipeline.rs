@@ -30,6 +30,34 @@ type Part = (
 
 /// Watches a pipeline: called with a fresh snapshot at start, every interval, and at the end.
 /// The hook for a terminal progress bar, a log line, or a custom exporter.
+///
+/// ```
+/// use std::{sync::{Arc, Mutex}, time::Duration};
+/// use flowdeck_runtime::{protocol::Snapshot, Dashboard, Line, Stage};
+///
+/// struct Progress(Arc<Mutex<Vec<u64>>>);
+/// impl Dashboard for Progress {
+///     fn on_update(&mut self, s: &Snapshot) {
+///         self.0.lock().unwrap().push(s.totals.completed);
+///     }
+///     fn on_finish(&mut self, s: &Snapshot) {
+///         self.0.lock().unwrap().push(s.totals.completed);
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let report = Line::<u32>::new("progress")
+///     .stage(Stage::map("work", |n: u32, _cx| async move { Ok::<_, String>(n) }))
+///     .dashboard(Progress(seen.clone()), Duration::from_millis(10))
+///     .build()
+///     .unwrap()
+///     .run(0..100)
+///     .await;
+/// assert_eq!(report.outputs.len(), 100);
+/// assert_eq!(seen.lock().unwrap().last(), Some(&100)); // on_finish saw everything
+/// # });
+/// ```
 pub trait Dashboard: Send + 'static {
     fn on_start(&mut self, _snapshot: &Snapshot) {}
     fn on_update(&mut self, snapshot: &Snapshot);

@@ -281,21 +281,20 @@ async fn process<I, O, T>(
     let id = envelope.id;
     let stage = node.index;
     let worker = Some(slot.index);
+    let here = Subject {
+        item: id,
+        stage,
+        worker,
+    };
     node.last_dequeued_enqueue_us
         .store(envelope.enqueued_us, Ordering::Relaxed);
 
     if ctl.take_cancelled(id) {
         WorkerSlot::add(&slot.cancelled, 1);
-        buf.push(event(
-            id,
-            env.clock.now_us(),
-            stage,
-            worker,
+        buf.push(here.event(
             EventKind::Cancelled,
             Some(ItemStatus::Queued),
-            0,
-            0,
-            None,
+            env.clock.now_us(),
         ))
         .await;
         return;
@@ -312,17 +311,10 @@ async fn process<I, O, T>(
         }
         let started = env.clock.now_us();
         if buf.on() {
-            buf.push(event(
-                id,
-                started,
-                stage,
-                worker,
-                EventKind::Started,
-                Some(from),
-                attempt,
-                0,
-                None,
-            ))
+            buf.push(
+                here.event(EventKind::Started, Some(from), started)
+                    .attempt(attempt, 0),
+            )
             .await;
         }
         let cx = Ctx {
@@ -361,17 +353,10 @@ async fn process<I, O, T>(
             }
             Outcome::Cancelled => {
                 WorkerSlot::add(&slot.cancelled, 1);
-                buf.push(event(
-                    id,
-                    finished,
-                    stage,
-                    worker,
-                    EventKind::Cancelled,
-                    Some(ItemStatus::Running),
-                    attempt,
-                    took,
-                    None,
-                ))
+                buf.push(
+                    here.event(EventKind::Cancelled, Some(ItemStatus::Running), finished)
+                        .attempt(attempt, took),
+                )
                 .await;
                 break;
             }
@@ -387,17 +372,11 @@ async fn process<I, O, T>(
         };
         if node.retry.should_retry(attempt, user_err.as_ref()) {
             WorkerSlot::add(&slot.retried, 1);
-            buf.push(event(
-                id,
-                finished,
-                stage,
-                worker,
-                EventKind::Retrying,
-                Some(ItemStatus::Running),
-                attempt,
-                took,
-                Some(error),
-            ))
+            buf.push(
+                here.event(EventKind::Retrying, Some(ItemStatus::Running), finished)
+                    .attempt(attempt, took)
+                    .with_error(error),
+            )
             .await;
             let delay = node.retry.delay(attempt);
             let cancelled = tokio::select! {
@@ -408,17 +387,14 @@ async fn process<I, O, T>(
             };
             if cancelled {
                 WorkerSlot::add(&slot.cancelled, 1);
-                buf.push(event(
-                    id,
-                    env.clock.now_us(),
-                    stage,
-                    worker,
-                    EventKind::Cancelled,
-                    Some(ItemStatus::Retrying),
-                    attempt,
-                    0,
-                    None,
-                ))
+                buf.push(
+                    here.event(
+                        EventKind::Cancelled,
+                        Some(ItemStatus::Retrying),
+                        env.clock.now_us(),
+                    )
+                    .attempt(attempt, 0),
+                )
                 .await;
                 break;
             }
@@ -428,17 +404,11 @@ async fn process<I, O, T>(
         }
         WorkerSlot::add(&slot.failed, 1);
         node.keep_failed_input(id, envelope.value.clone());
-        buf.push(event(
-            id,
-            finished,
-            stage,
-            worker,
-            EventKind::Failed,
-            Some(ItemStatus::Running),
-            attempt,
-            took,
-            Some(error),
-        ))
+        buf.push(
+            here.event(EventKind::Failed, Some(ItemStatus::Running), finished)
+                .attempt(attempt, took)
+                .with_error(error),
+        )
         .await;
         break;
     }
@@ -463,22 +433,18 @@ async fn finish<I, O, T>(
 {
     let stage = node.index;
     let worker = Some(slot.index);
+    let here = Subject {
+        item: id,
+        stage,
+        worker,
+    };
     let took = finished - started;
     if T::FAN_OUT {
         // The input is done; each output is a new item that names it as its parent.
         buf.push(
-            event(
-                id,
-                finished,
-                stage,
-                worker,
-                EventKind::Completed,
-                Some(ItemStatus::Running),
-                attempt,
-                took,
-                None,
-            )
-            .last(),
+            here.event(EventKind::Completed, Some(ItemStatus::Running), finished)
+                .attempt(attempt, took)
+                .last(),
         )
         .await;
         WorkerSlot::add(&slot.exited, 1);
@@ -491,17 +457,12 @@ async fn finish<I, O, T>(
             {
                 // Born and done at once: counted as submitted and completed.
                 WorkerSlot::add(&slot.exited, 1);
-                let mut e = event(
-                    child,
-                    finished,
+                let mut e = Subject {
+                    item: child,
                     stage,
                     worker,
-                    EventKind::Completed,
-                    None,
-                    0,
-                    0,
-                    None,
-                )
+                }
+                .event(EventKind::Completed, None, finished)
                 .last();
                 e.extra = Some(Box::new(Extra::Parents(vec![id])));
                 buf.push(e).await;
@@ -514,17 +475,9 @@ async fn finish<I, O, T>(
     };
     // Record the completion first, so the tracker sees the item leave this stage before it
     // shows up queued at the next one.
-    let mut completed = event(
-        id,
-        finished,
-        stage,
-        worker,
-        EventKind::Completed,
-        Some(ItemStatus::Running),
-        attempt,
-        took,
-        None,
-    );
+    let mut completed = here
+        .event(EventKind::Completed, Some(ItemStatus::Running), finished)
+        .attempt(attempt, took);
     let leaving = !port.has_route_for(&out);
     completed.last = leaving;
     buf.push(completed).await;
@@ -535,33 +488,44 @@ async fn finish<I, O, T>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn event(
+/// What an event is about: an item at a stage, in a worker's hands.
+#[derive(Clone, Copy)]
+struct Subject {
     item: ItemId,
-    at_us: u64,
     stage: StageIndex,
     worker: Option<u16>,
-    kind: EventKind,
-    from: Option<ItemStatus>,
-    attempt: u32,
-    duration_us: u64,
-    error: Option<ErrorInfo>,
-) -> RawEvent {
-    RawEvent {
-        item,
-        at_us,
-        duration_us,
-        attempt,
-        stage,
-        worker,
-        kind,
-        from,
-        last: false,
-        extra: error.map(|e| Box::new(Extra::Error(e))),
+}
+
+impl Subject {
+    /// An event of `kind` at `at_us`, moving the item on from `from` (`None`: a new item).
+    fn event(self, kind: EventKind, from: Option<ItemStatus>, at_us: u64) -> RawEvent {
+        RawEvent {
+            item: self.item,
+            at_us,
+            duration_us: 0,
+            attempt: 0,
+            stage: self.stage,
+            worker: self.worker,
+            kind,
+            from,
+            last: false,
+            extra: None,
+        }
     }
 }
 
 impl RawEvent {
+    fn attempt(mut self, attempt: u32, duration_us: u64) -> Self {
+        self.attempt = attempt;
+        self.duration_us = duration_us;
+        self
+    }
+
+    fn with_error(mut self, error: ErrorInfo) -> Self {
+        self.extra = Some(Box::new(Extra::Error(error)));
+        self
+    }
+
     fn last(mut self) -> Self {
         self.last = true;
         self

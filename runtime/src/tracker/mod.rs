@@ -83,6 +83,58 @@ fn slot(status: ItemStatus) -> usize {
 }
 
 /// The tracker's shared half: queries lock it briefly; the tracker task applies batches.
+///
+/// Everything a dashboard asks about items: counts, one item's status and history, items by
+/// status, provenance across fan-out, the error summary, callbacks and the change feed.
+///
+/// ```
+/// use std::sync::{atomic::{AtomicU64, Ordering}, Arc};
+/// use flowdeck_runtime::{protocol::{EventKind, ItemStatus}, Line, Stage};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let failures = Arc::new(AtomicU64::new(0));
+/// let seen = failures.clone();
+/// let running = Line::<u32>::new("docs")
+///     // One input becomes three items; each remembers the input it came from.
+///     .stage(Stage::flat_map("split", |n: u32, _cx| async move { Ok::<_, String>(vec![n, n + 1, n + 2]) }))
+///     .stage(Stage::map("check", |n: u32, cx| async move {
+///         cx.annotate("bytes", n * 100);
+///         if n == 12 { Err("too big".to_string()) } else { Ok(n) }
+///     }))
+///     .on(EventKind::Failed, move |_| { seen.fetch_add(1, Ordering::Relaxed); })
+///     .build()
+///     .unwrap()
+///     .start();
+/// let mut feed = running.handle.subscribe();
+/// running.input.send(10).await.unwrap();
+/// drop(running.input);
+/// while running.outputs.recv().await.is_ok() {}
+/// running.handle.wait().await;
+///
+/// let tracker = running.handle.tracker();
+/// let stats = tracker.stats();
+/// assert_eq!((stats.completed, stats.failed), (3, 1)); // the input and two children
+/// assert_eq!(failures.load(Ordering::Relaxed), 1);
+///
+/// let failed = tracker.items(Some(ItemStatus::Failed), None, 10);
+/// let item = tracker.item(failed[0].id).unwrap();
+/// assert_eq!(item.error.unwrap().message, "too big");
+/// assert_eq!(item.annotations[0].0, "bytes");
+/// assert!(tracker.history(item.id).unwrap().iter().any(|e| e.kind == EventKind::Started));
+///
+/// // Provenance: the failed child, then the input it was split from.
+/// let chain = tracker.provenance(item.id);
+/// assert_eq!(chain.len(), 2);
+/// assert_eq!(chain[1].id, item.parents[0]);
+///
+/// let errors = tracker.errors();
+/// assert_eq!((errors.total, errors.by_stage.clone()), (1, vec![0, 1]));
+///
+/// // The change feed: numbered events, no gaps.
+/// let first = feed.recv().await.unwrap();
+/// assert_eq!(first[0].seq, 1);
+/// # });
+/// ```
 pub struct Tracker {
     state: Mutex<State>,
     callbacks: RwLock<Vec<(Option<EventKind>, Callback)>>,
