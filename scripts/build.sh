@@ -3,8 +3,9 @@
 # public/) embedded in it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo leptos build --release
-# cargo-leptos builds the server alongside the wasm; build it once more now that the site
-# is final, so the embedded copy is this build's (a no-op when it already is).
+# The site first (wasm, js, css, public/), then the server, which embeds it: cargo-leptos
+# would build both at once, and a server compiled before the site is final embeds a stale
+# copy.
+cargo leptos build --release --frontend-only
 LEPTOS_OUTPUT_NAME=flowdeck cargo build --release -p flowdeck --bin flowdeck --no-default-features --features ssr
 test -x target/release/flowdeck

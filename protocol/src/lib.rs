@@ -10,6 +10,7 @@
 mod event;
 mod item;
 mod snapshot;
+pub mod stream;
 
 pub use event::{ErrorInfo, Event, EventKind, ItemStatus, Value};
 pub use item::{Ancestor, ErrorSummary, FailedItem, ItemDetail, ItemSummary, StageVisit};

@@ -1,0 +1,311 @@
+//! The live stream's messages and the state a client rebuilds from them.
+//!
+//! The server sends one [`Frame`] per message: a [`Full`] picture first, then one
+//! [`Delta`] per refresh interval with everything that changed since the previous frame.
+//! Frame ids are consecutive, so a client can tell a gap from a repeat, and a reconnecting
+//! client names the last id it applied (SSE `Last-Event-ID`) to get exactly the frames it
+//! missed. [`LiveState::apply`] is the one way a client changes its state: the server's own
+//! mirror uses it too, which is what lets a test compare the two.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorSummary, ItemId, ItemStatus, ItemSummary, Snapshot, StageIndex};
+
+/// How many points of rate history a client keeps (5 minutes at the default 250 ms refresh).
+pub const HISTORY_POINTS: usize = 1200;
+
+/// One row of the tasks table. Serialized as a JSON array, not an object: a full frame can
+/// hold 100,000 of them, and field names would triple its size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemRow(
+    pub ItemId,
+    pub ItemStatus,
+    pub StageIndex,
+    /// Attempts at the current stage.
+    pub u32,
+    /// Last change, microseconds since the pipeline started.
+    pub u64,
+    /// The error kind, for failed and retrying items.
+    pub Option<String>,
+);
+
+impl ItemRow {
+    pub fn id(&self) -> ItemId {
+        self.0
+    }
+    pub fn status(&self) -> ItemStatus {
+        self.1
+    }
+    pub fn stage(&self) -> StageIndex {
+        self.2
+    }
+    pub fn attempts(&self) -> u32 {
+        self.3
+    }
+    pub fn updated_us(&self) -> u64 {
+        self.4
+    }
+    pub fn error_kind(&self) -> Option<&str> {
+        self.5.as_deref()
+    }
+}
+
+impl From<&ItemSummary> for ItemRow {
+    fn from(s: &ItemSummary) -> Self {
+        ItemRow(
+            s.id,
+            s.status,
+            s.stage,
+            s.attempts,
+            s.updated_us,
+            s.error.as_ref().map(|e| e.kind.clone()),
+        )
+    }
+}
+
+/// Rates at one refresh, for the charts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Pipeline uptime at this point, in milliseconds.
+    pub at_ms: u64,
+    /// Items entering the pipeline per second.
+    pub input_rate: f64,
+    /// Items leaving it (completed, failed or cancelled) per second.
+    pub output_rate: f64,
+    /// Items failing for good per second.
+    pub failed_rate: f64,
+    pub queued: u64,
+    pub running: u64,
+}
+
+/// Everything a client shows, at frame `id`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Full {
+    pub id: u64,
+    pub snapshot: Snapshot,
+    /// How many of the most recent items the server keeps: the client keeps as many.
+    pub retention: u64,
+    /// Retained items, ordered by id.
+    pub items: Vec<ItemRow>,
+    pub history: Vec<Point>,
+    pub errors: ErrorSummary,
+}
+
+/// What changed between frame `id - 1` and frame `id`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    pub id: u64,
+    /// The aggregates: a few hundred bytes per stage, cheaper to resend than to diff.
+    pub snapshot: Snapshot,
+    /// Items whose row changed, each once with its latest row.
+    pub items: Vec<ItemRow>,
+    pub point: Point,
+    /// The error summary, when it changed.
+    pub errors: Option<ErrorSummary>,
+}
+
+/// One stream message. The SSE event name is [`Frame::event`]; the SSE id is [`Frame::id`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Frame {
+    Full(Full),
+    Delta(Delta),
+}
+
+impl Frame {
+    pub fn id(&self) -> u64 {
+        match self {
+            Frame::Full(f) => f.id,
+            Frame::Delta(d) => d.id,
+        }
+    }
+
+    /// The SSE event name the frame travels under.
+    pub fn event(&self) -> &'static str {
+        match self {
+            Frame::Full(_) => FULL_EVENT,
+            Frame::Delta(_) => DELTA_EVENT,
+        }
+    }
+}
+
+pub const FULL_EVENT: &str = "full";
+pub const DELTA_EVENT: &str = "delta";
+
+/// A delta that does not follow the state it was applied to: the client must resync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gap {
+    pub have: u64,
+    pub got: u64,
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "frame {} does not follow frame {}", self.got, self.have)
+    }
+}
+
+impl std::error::Error for Gap {}
+
+/// The picture a client keeps, rebuilt from frames.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveState {
+    /// The last frame applied.
+    pub id: u64,
+    pub snapshot: Snapshot,
+    pub retention: u64,
+    pub items: BTreeMap<ItemId, ItemRow>,
+    pub history: VecDeque<Point>,
+    pub errors: ErrorSummary,
+}
+
+impl LiveState {
+    pub fn from_full(full: Full) -> Self {
+        let mut state = LiveState {
+            id: full.id,
+            snapshot: full.snapshot,
+            retention: full.retention,
+            items: full.items.into_iter().map(|r| (r.id(), r)).collect(),
+            history: full.history.into_iter().collect(),
+            errors: full.errors,
+        };
+        state.trim();
+        state
+    }
+
+    /// Applies a frame: a full one replaces the state, a delta must be the next frame.
+    pub fn apply(&mut self, frame: Frame) -> Result<(), Gap> {
+        match frame {
+            Frame::Full(full) => {
+                *self = LiveState::from_full(full);
+                Ok(())
+            }
+            Frame::Delta(delta) => self.apply_delta(delta),
+        }
+    }
+
+    pub fn apply_delta(&mut self, delta: Delta) -> Result<(), Gap> {
+        if delta.id != self.id + 1 {
+            return Err(Gap {
+                have: self.id,
+                got: delta.id,
+            });
+        }
+        self.id = delta.id;
+        self.snapshot = delta.snapshot;
+        for row in delta.items {
+            self.items.insert(row.id(), row);
+        }
+        self.history.push_back(delta.point);
+        if let Some(errors) = delta.errors {
+            self.errors = errors;
+        }
+        self.trim();
+        Ok(())
+    }
+
+    /// The state as a full frame, for a client that connects now.
+    pub fn to_full(&self) -> Full {
+        Full {
+            id: self.id,
+            snapshot: self.snapshot.clone(),
+            retention: self.retention,
+            items: self.items.values().cloned().collect(),
+            history: self.history.iter().copied().collect(),
+            errors: self.errors.clone(),
+        }
+    }
+
+    /// Drops what the server no longer keeps: items more than `retention` ids older than the
+    /// newest (the server's ring keeps one item per `id % retention` slot), and old points.
+    fn trim(&mut self) {
+        if let Some(&newest) = self.items.keys().next_back() {
+            let keep_from = (newest + 1).saturating_sub(self.retention);
+            if keep_from > 0 {
+                self.items = self.items.split_off(&keep_from);
+            }
+        }
+        while self.history.len() > HISTORY_POINTS {
+            self.history.pop_front();
+        }
+    }
+
+    /// Retained items in one status.
+    pub fn count(&self, status: ItemStatus) -> usize {
+        self.items.values().filter(|r| r.status() == status).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: ItemId, status: ItemStatus) -> ItemRow {
+        ItemRow(id, status, 0, 1, id * 10, None)
+    }
+
+    fn full(id: u64, retention: u64, ids: std::ops::RangeInclusive<u64>) -> Full {
+        Full {
+            id,
+            retention,
+            items: ids.map(|i| row(i, ItemStatus::Queued)).collect(),
+            ..Full::default()
+        }
+    }
+
+    #[test]
+    fn a_delta_updates_items_and_keeps_only_the_retained_window() {
+        let mut s = LiveState::from_full(full(7, 3, 1..=3));
+        let delta = Delta {
+            id: 8,
+            items: vec![row(2, ItemStatus::Completed), row(4, ItemStatus::Queued)],
+            ..Delta::default()
+        };
+        s.apply(Frame::Delta(delta)).unwrap();
+        assert_eq!(s.id, 8);
+        assert_eq!(s.items.keys().copied().collect::<Vec<_>>(), [2, 3, 4]);
+        assert_eq!(s.items[&2].status(), ItemStatus::Completed);
+        assert_eq!(s.history.len(), 1);
+    }
+
+    #[test]
+    fn a_delta_that_skips_a_frame_is_refused() {
+        let mut s = LiveState::from_full(full(7, 10, 1..=3));
+        let before = s.clone();
+        let err = s.apply_delta(Delta {
+            id: 9,
+            ..Delta::default()
+        });
+        assert_eq!(err, Err(Gap { have: 7, got: 9 }));
+        assert_eq!(s, before, "a refused delta changes nothing");
+    }
+
+    #[test]
+    fn rows_travel_as_arrays_and_frames_round_trip() {
+        let json = serde_json::to_string(&row(5, ItemStatus::Failed)).unwrap();
+        assert_eq!(json, r#"[5,"failed",0,1,50,null]"#);
+        let frame = Frame::Full(full(3, 5, 1..=2));
+        let back: Frame = serde_json::from_str(&serde_json::to_string(&frame).unwrap()).unwrap();
+        assert_eq!(back, frame);
+        let delta = Frame::Delta(Delta {
+            id: 4,
+            ..Delta::default()
+        });
+        let back: Frame = serde_json::from_str(&serde_json::to_string(&delta).unwrap()).unwrap();
+        assert_eq!(back.event(), DELTA_EVENT);
+    }
+
+    #[test]
+    fn to_full_then_from_full_is_the_same_state() {
+        let mut s = LiveState::from_full(full(1, 100, 1..=50));
+        s.apply_delta(Delta {
+            id: 2,
+            items: vec![row(51, ItemStatus::Running)],
+            ..Delta::default()
+        })
+        .unwrap();
+        assert_eq!(LiveState::from_full(s.to_full()), s);
+    }
+}
