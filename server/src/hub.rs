@@ -1,84 +1,442 @@
-//! The SSE hub: one task takes a snapshot of the pipeline every refresh interval and
-//! serializes it once; every connected browser reads the newest one.
+//! The stream hub: turns the runtime's change feed into numbered frames and serves them to
+//! every connected browser.
 //!
-//! A `watch` channel holds only the latest value, so a slow or stalled client skips to the
-//! newest snapshot instead of queueing old ones: it never slows the runtime or other clients.
+//! One task owns the publishing. It collects the ids of items the change feed touched and,
+//! once per refresh interval, publishes one [`Delta`]: the aggregates, the touched items'
+//! current rows (each once, however often it changed), a rate point, and the error summary
+//! when it changed. Each frame is serialized once and kept in a bounded log (by frame count
+//! and by bytes); the hub also applies it to its own [`LiveState`] mirror, which is what a
+//! new client's [`Full`] frame is made from.
+//!
+//! Clients never get a queue of their own that could grow: each one reads the shared log at
+//! its own cursor, pulled by its socket. A client that reconnects with `Last-Event-ID` gets
+//! exactly the frames after that id while they are in the log; one that fell further behind
+//! (a reconnect after a long outage, or a stalled socket) gets a fresh full frame and goes
+//! on from there. So a slow client never slows the runtime or the other clients.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::{HashSet, VecDeque},
+    convert::Infallible,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     extract::State,
+    http::HeaderMap,
     response::sse::{Event, KeepAlive, Sse},
 };
-use flowdeck_protocol::Snapshot;
-use flowdeck_runtime::PipelineHandle;
-use futures::{Stream, StreamExt};
+use flowdeck_protocol::{
+    stream::{Delta, Full, ItemRow, LiveState, Point, DELTA_EVENT, FULL_EVENT},
+    ItemId, Snapshot,
+};
+use flowdeck_runtime::{FeedError, PipelineHandle};
+use futures::Stream;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
 use tokio::sync::watch;
-use tokio_stream::wrappers::WatchStream;
 
 use crate::state::AppState;
 
-/// One published snapshot: the struct for server rendering, the JSON for the stream.
+/// How much of the past the hub keeps for reconnecting clients.
+#[derive(Clone, Copy, Debug)]
+pub struct LogLimits {
+    pub frames: usize,
+    pub bytes: usize,
+}
+
+impl Default for LogLimits {
+    /// Four minutes at the default 250 ms refresh, and never more than 64 MiB.
+    fn default() -> Self {
+        LogLimits {
+            frames: 960,
+            bytes: 64 << 20,
+        }
+    }
+}
+
+/// One frame, serialized once for every client.
 pub struct Published {
-    /// Increases with every publication: the SSE message id.
     pub id: u64,
-    pub snapshot: Snapshot,
+    pub event: &'static str,
     pub json: Arc<str>,
 }
 
+struct Log {
+    frames: VecDeque<Arc<Published>>,
+    bytes: usize,
+    limits: LogLimits,
+}
+
+impl Log {
+    fn push(&mut self, p: Arc<Published>) {
+        self.bytes += p.json.len();
+        self.frames.push_back(p);
+        while self.frames.len() > 1
+            && (self.frames.len() > self.limits.frames || self.bytes > self.limits.bytes)
+        {
+            if let Some(old) = self.frames.pop_front() {
+                self.bytes -= old.json.len();
+            }
+        }
+    }
+
+    fn latest(&self) -> u64 {
+        self.frames.back().map_or(0, |p| p.id)
+    }
+
+    /// The frame with this id, if the log still holds it.
+    fn get(&self, id: u64) -> Option<Arc<Published>> {
+        let first = self.frames.front()?.id;
+        let index = usize::try_from(id.checked_sub(first)?).ok()?;
+        self.frames.get(index).cloned()
+    }
+}
+
+struct Shared {
+    pipeline: PipelineHandle,
+    log: RwLock<Log>,
+    mirror: RwLock<LiveState>,
+    /// The last full frame made for a client, reused while the mirror has not moved.
+    full: Mutex<Option<Arc<Published>>>,
+}
+
+/// The publisher and the way clients read from it. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
-    rx: watch::Receiver<Arc<Published>>,
+    shared: Arc<Shared>,
+    published: watch::Receiver<u64>,
 }
 
 impl Hub {
-    /// Starts publishing snapshots of `pipeline` every `every`.
-    pub fn start(pipeline: PipelineHandle, every: Duration) -> Hub {
-        let first = publish(0, pipeline.snapshot());
-        let (tx, rx) = watch::channel(Arc::new(first));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut id = 0;
-            loop {
-                tick.tick().await;
-                id += 1;
-                if tx.send(Arc::new(publish(id, pipeline.snapshot()))).is_err() {
-                    break;
-                }
-            }
+    /// Starts publishing `pipeline` every `every`.
+    pub fn start(pipeline: PipelineHandle, every: Duration, limits: LogLimits) -> Hub {
+        // Subscribe before reading the first state, so no change falls between the two.
+        let feed = pipeline.subscribe();
+        let first_id = first_frame_id();
+        let mirror = initial_state(&pipeline, first_id);
+        let first = publish_full(&mirror);
+        let shared = Arc::new(Shared {
+            pipeline,
+            log: RwLock::new(Log {
+                frames: VecDeque::new(),
+                bytes: 0,
+                limits,
+            }),
+            mirror: RwLock::new(mirror),
+            full: Mutex::new(None),
         });
-        Hub { rx }
+        shared.log.write().push(first);
+        let (tx, rx) = watch::channel(first_id);
+        tokio::spawn(publisher(shared.clone(), feed, tx, every));
+        Hub {
+            shared,
+            published: rx,
+        }
     }
 
-    pub fn latest(&self) -> Arc<Published> {
-        self.rx.borrow().clone()
+    /// The pipeline this hub streams.
+    pub fn pipeline(&self) -> &PipelineHandle {
+        &self.shared.pipeline
     }
 
-    fn stream(&self) -> impl Stream<Item = Arc<Published>> + use<> {
-        WatchStream::new(self.rx.clone())
+    /// A read of the mirror: what a client that is fully caught up shows.
+    pub fn with_state<R>(&self, f: impl FnOnce(&LiveState) -> R) -> R {
+        f(&self.shared.mirror.read())
+    }
+
+    /// The newest snapshot the stream carries.
+    pub fn snapshot(&self) -> Snapshot {
+        self.with_state(|s| s.snapshot.clone())
+    }
+
+    /// The id of the newest frame.
+    pub fn latest_id(&self) -> u64 {
+        self.shared.log.read().latest()
+    }
+
+    /// A full frame of the current mirror (cached until the mirror moves).
+    fn full(&self) -> Arc<Published> {
+        let mut cached = self.shared.full.lock();
+        let mirror = self.shared.mirror.read();
+        if let Some(p) = cached.as_ref().filter(|p| p.id == mirror.id) {
+            return p.clone();
+        }
+        let p = publish_full(&mirror);
+        *cached = Some(p.clone());
+        p
+    }
+
+    /// The frames a client that last applied `last_seen` needs, from now on.
+    pub fn frames(&self, last_seen: Option<u64>) -> impl Stream<Item = Arc<Published>> + use<> {
+        let hub = self.clone();
+        futures::stream::unfold((hub, last_seen), |(mut hub, cursor)| async move {
+            loop {
+                let latest = hub.shared.log.read().latest();
+                match cursor {
+                    Some(c) if c == latest => {
+                        // Mark what is published as seen, then look again, so a frame
+                        // published in between is not waited past.
+                        hub.published.borrow_and_update();
+                        if hub.shared.log.read().latest() == c
+                            && hub.published.changed().await.is_err()
+                        {
+                            return None;
+                        }
+                        continue;
+                    }
+                    Some(c) if c < latest => {
+                        let next = hub.shared.log.read().get(c + 1);
+                        if let Some(p) = next {
+                            let id = p.id;
+                            return Some((p, (hub, Some(id))));
+                        }
+                    }
+                    _ => {}
+                }
+                // New, too far behind, or from another server's lifetime: start over.
+                let p = hub.full();
+                let id = p.id;
+                return Some((p, (hub, Some(id))));
+            }
+        })
     }
 }
 
-fn publish(id: u64, snapshot: Snapshot) -> Published {
-    let json = serde_json::to_string(&snapshot).unwrap_or_else(|_| "{}".to_owned());
-    Published {
+/// Frame ids start from the clock (milliseconds × 4096), so an id a browser kept from an
+/// earlier run of the server is never mistaken for one of this run.
+fn first_frame_id() -> u64 {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    ms << 12
+}
+
+fn initial_state(pipeline: &PipelineHandle, id: u64) -> LiveState {
+    let tracker = pipeline.tracker();
+    let mut items: Vec<ItemRow> = tracker
+        .items(None, None, usize::MAX)
+        .iter()
+        .map(ItemRow::from)
+        .collect();
+    items.sort_unstable_by_key(ItemRow::id);
+    LiveState::from_full(Full {
         id,
-        snapshot,
+        snapshot: pipeline.snapshot(),
+        retention: tracker.retention() as u64,
+        items,
+        history: Vec::new(),
+        errors: tracker.errors(),
+    })
+}
+
+fn publish_full(state: &LiveState) -> Arc<Published> {
+    publish(state.id, FULL_EVENT, &state.to_full())
+}
+
+fn publish(id: u64, event: &'static str, body: &impl Serialize) -> Arc<Published> {
+    let json = match serde_json::to_string(body) {
+        Ok(json) => json,
+        Err(e) => {
+            // Plain data cannot fail to serialize; if it ever does, say so in the log.
+            tracing::error!(error = %e, "cannot serialize a stream frame");
+            String::from("{}")
+        }
+    };
+    Arc::new(Published {
+        id,
+        event,
         json: json.into(),
+    })
+}
+
+/// The publishing task: gathers touched ids from the feed, publishes a frame every tick.
+async fn publisher(
+    shared: Arc<Shared>,
+    mut feed: flowdeck_runtime::Feed,
+    tx: watch::Sender<u64>,
+    every: Duration,
+) {
+    let pipeline = shared.pipeline.clone();
+    let tracker = pipeline.tracker();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut touched: HashSet<ItemId> = HashSet::new();
+    let mut feed_open = true;
+    let mut resync = false;
+    let mut rates = Rates::new(&shared.mirror.read().snapshot);
+    loop {
+        tokio::select! {
+            biased;
+            _ = tick.tick() => {}
+            batch = feed.recv(), if feed_open => {
+                match batch {
+                    Ok(events) => touched.extend(events.iter().map(|e| e.item)),
+                    // Events were skipped: the touched set is incomplete, rebuild instead.
+                    Err(FeedError::Lagged(_)) => resync = true,
+                    Err(FeedError::Closed) => feed_open = false,
+                }
+                continue;
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        let id = shared.log.read().latest() + 1;
+        let published = if resync {
+            resync = false;
+            touched.clear();
+            let mut state = initial_state(&pipeline, id);
+            state.history = shared.mirror.read().history.clone();
+            rates = Rates::new(&state.snapshot);
+            let p = publish_full(&state);
+            shared.log.write().push(p.clone());
+            *shared.mirror.write() = state;
+            p
+        } else {
+            let snapshot = pipeline.snapshot();
+            let mut ids: Vec<ItemId> = touched.drain().collect();
+            ids.sort_unstable();
+            let items = tracker.summaries(ids).iter().map(ItemRow::from).collect();
+            let errors = tracker.errors();
+            let errors = (errors != shared.mirror.read().errors).then_some(errors);
+            let delta = Delta {
+                id,
+                point: rates.point(&snapshot),
+                snapshot,
+                items,
+                errors,
+            };
+            let p = publish(id, DELTA_EVENT, &delta);
+            shared.log.write().push(p.clone());
+            if let Err(gap) = shared.mirror.write().apply_delta(delta) {
+                tracing::error!(%gap, "stream mirror out of step");
+            }
+            p
+        };
+        let _ = tx.send(published.id);
     }
 }
 
-/// `GET /api/events`: the live stream, one `snapshot` event per refresh, with keep-alive
-/// comments so proxies do not close an idle connection.
+/// Turns successive snapshots into rate points.
+struct Rates {
+    at: Instant,
+    submitted: u64,
+    left: u64,
+    failed: u64,
+}
+
+impl Rates {
+    fn new(s: &Snapshot) -> Self {
+        Rates {
+            at: Instant::now(),
+            submitted: s.totals.submitted,
+            left: left(s),
+            failed: s.totals.failed,
+        }
+    }
+
+    fn point(&mut self, s: &Snapshot) -> Point {
+        let now = Instant::now();
+        let secs = now.duration_since(self.at).as_secs_f64().max(1e-3);
+        let rate = |new: u64, old: u64| new.saturating_sub(old) as f64 / secs;
+        let point = Point {
+            at_ms: s.uptime_ms,
+            input_rate: rate(s.totals.submitted, self.submitted),
+            output_rate: rate(left(s), self.left),
+            failed_rate: rate(s.totals.failed, self.failed),
+            queued: s.totals.queued,
+            running: s.totals.running,
+        };
+        *self = Rates {
+            at: now,
+            submitted: s.totals.submitted,
+            left: left(s),
+            failed: s.totals.failed,
+        };
+        point
+    }
+}
+
+fn left(s: &Snapshot) -> u64 {
+    s.totals.completed + s.totals.failed + s.totals.cancelled
+}
+
+/// The SSE message id a reconnecting browser sends back.
+fn last_event_id(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("last-event-id")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `GET /api/events`: the live stream. A full frame first (or, with `Last-Event-ID`, the
+/// frames missed), then a delta every refresh; keep-alive comments keep proxies from
+/// closing an idle connection.
 pub async fn events(
     State(state): State<AppState>,
+    headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = state.hub.stream().map(|p| {
+    use futures::StreamExt;
+    let stream = state.hub.frames(last_event_id(&headers)).map(|p| {
         Ok(Event::default()
-            .event("snapshot")
+            .event(p.event)
             .id(p.id.to_string())
             .data(&*p.json))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(id: u64, len: usize) -> Arc<Published> {
+        Arc::new(Published {
+            id,
+            event: DELTA_EVENT,
+            json: "x".repeat(len).into(),
+        })
+    }
+
+    #[test]
+    fn the_log_is_bounded_by_frames_and_by_bytes() {
+        let mut log = Log {
+            frames: VecDeque::new(),
+            bytes: 0,
+            limits: LogLimits {
+                frames: 3,
+                bytes: 100,
+            },
+        };
+        for id in 10..15 {
+            log.push(frame(id, 10));
+        }
+        assert_eq!(log.frames.len(), 3);
+        assert!(log.get(11).is_none());
+        assert_eq!(log.get(12).map(|p| p.id), Some(12));
+        assert_eq!(log.latest(), 14);
+        log.push(frame(15, 95));
+        assert_eq!(
+            log.frames.len(),
+            1,
+            "bytes over the limit drop the oldest frames"
+        );
+        assert_eq!(log.bytes, 95);
+        assert!(log.get(16).is_none());
+    }
+
+    #[test]
+    fn last_event_id_ignores_garbage() {
+        let mut h = HeaderMap::new();
+        assert_eq!(last_event_id(&h), None);
+        h.insert("last-event-id", "42".parse().unwrap());
+        assert_eq!(last_event_id(&h), Some(42));
+        h.insert("last-event-id", "forty".parse().unwrap());
+        assert_eq!(last_event_id(&h), None);
+    }
 }

@@ -31,6 +31,8 @@ pub struct Config {
     pub addr: SocketAddr,
     /// How often the live stream sends an update.
     pub refresh: Duration,
+    /// How many past frames the stream keeps for reconnecting browsers.
+    pub stream_log: hub::LogLimits,
 }
 
 impl Default for Config {
@@ -38,6 +40,7 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             refresh: Duration::from_millis(250),
+            stream_log: hub::LogLimits::default(),
         }
     }
 }
@@ -56,7 +59,7 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
 pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
     AppState {
         leptos: leptos_options(config.addr),
-        hub: Hub::start(pipeline, config.refresh),
+        hub: Hub::start(pipeline, config.refresh, config.stream_log),
     }
 }
 
@@ -77,7 +80,7 @@ pub fn router(state: AppState) -> Router {
 /// What pages render from: the hub's latest snapshot, shared by every request.
 fn snapshot_source(state: &AppState) -> SnapshotSource {
     let hub = state.hub.clone();
-    SnapshotSource(Arc::new(move || hub.latest().snapshot.clone()))
+    SnapshotSource(Arc::new(move || hub.snapshot()))
 }
 
 async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {

@@ -41,6 +41,7 @@ async fn main() -> ExitCode {
     let config = flowdeck_server::Config {
         addr: (cli.host, cli.port).into(),
         refresh: Duration::from_millis(cli.refresh_ms),
+        ..flowdeck_server::Config::default()
     };
     let pipeline = flowdeck_server::demo::start(cli.demo_rate);
     match flowdeck_server::serve(config.clone(), pipeline).await {

@@ -285,6 +285,20 @@ impl Tracker {
         self.state.lock().ring.get(id).map(|r| r.history())
     }
 
+    /// How many of the most recent items keep their detail (0 with tracking off).
+    pub fn retention(&self) -> usize {
+        self.state.lock().ring.capacity()
+    }
+
+    /// The summaries of those of `ids` still retained, in the order given, under one lock:
+    /// how a streaming server refreshes the items a batch of the change feed touched.
+    pub fn summaries(&self, ids: impl IntoIterator<Item = ItemId>) -> Vec<ItemSummary> {
+        let st = self.state.lock();
+        ids.into_iter()
+            .filter_map(|id| st.ring.get(id).map(|r| r.summary()))
+            .collect()
+    }
+
     /// Retained items, newest first, filtered by status and stage; at most `limit`.
     pub fn items(
         &self,

@@ -328,6 +328,10 @@ impl Ring {
         }
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     fn index(&self, id: ItemId) -> usize {
         (id % self.capacity as u64) as usize
     }
