@@ -36,6 +36,30 @@ pub(crate) fn micros(us: u64) -> String {
     }
 }
 
+/// Milliseconds as the most readable unit: `850 ms`, `4.2 s`, `3 min`.
+pub(crate) fn millis(ms: u64) -> String {
+    if ms >= 120_000 {
+        format!("{} min", ms / 60_000)
+    } else if ms >= 1_000 {
+        format!("{:.1} s", ms as f64 / 1_000.0)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+/// Time since the pipeline started, as `1h 02m 03s`, `2m 05s` or `7s`.
+pub(crate) fn uptime(ms: u64) -> String {
+    let s = ms / 1000;
+    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +77,16 @@ mod tests {
         assert_eq!(rate(12.34), "12.3/s");
         assert_eq!(rate(4_500.0), "4.5k/s");
         assert_eq!(rate(1_250_000.0), "1.2M/s");
+    }
+
+    #[test]
+    fn times_read_naturally() {
+        assert_eq!(millis(850), "850 ms");
+        assert_eq!(millis(4_200), "4.2 s");
+        assert_eq!(millis(180_000), "3 min");
+        assert_eq!(uptime(7_000), "7s");
+        assert_eq!(uptime(125_000), "2m 05s");
+        assert_eq!(uptime(3_723_000), "1h 02m 03s");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod format;
 pub mod live;
 mod pages;
 mod shell;
+mod widgets;
 
-pub use live::SnapshotSource;
+pub use live::{Backend, BackendRef};
 pub use shell::{shell, App};

@@ -1,19 +1,37 @@
 //! The live store: the one place pages read pipeline state from.
 //!
-//! On the server it holds the snapshot the page is rendered with (loaded through the
-//! [`current_snapshot`] server function, so the browser hydrates from the same data). In the
-//! browser, one EventSource per tab replaces it as updates stream in. Pages never open their
-//! own connections: browsers allow six HTTP/1.1 connections per origin.
+//! On the server it holds the picture the page is rendered with (loaded through the
+//! [`initial_view`] server function, so the browser hydrates from the same data). In the
+//! browser, one EventSource per tab keeps a [`LiveState`] current by applying the stream's
+//! frames in order; pages never open their own connections (browsers allow six HTTP/1.1
+//! connections per origin).
+//!
+//! The state itself is not a signal: a 100,000-item state is updated in place, and a
+//! version counter tells the pages to read it again. Pausing the view stops the counter,
+//! not the stream, so nothing is missed while the page holds still.
 
 use std::sync::Arc;
 
-use flowdeck_protocol::Snapshot;
+use flowdeck_protocol::{
+    stream::{Full, LiveState},
+    ItemId, TaskDetail,
+};
 use leptos::prelude::*;
 
-/// How the server hands the current pipeline state to the app: the server provides one of
-/// these as context for every request.
+/// What the server gives the app to render from: provided as context for every request.
+pub trait Backend: Send + Sync + 'static {
+    /// The current picture, with only the newest `items` items.
+    fn view(&self, items: usize) -> Full;
+    /// One item's detail and provenance, while it is retained.
+    fn task(&self, id: ItemId) -> Option<TaskDetail>;
+}
+
+/// The server's [`Backend`], as context.
 #[derive(Clone)]
-pub struct SnapshotSource(pub Arc<dyn Fn() -> Snapshot + Send + Sync>);
+pub struct BackendRef(pub Arc<dyn Backend>);
+
+/// How many items a server-rendered page carries (the stream brings the rest).
+pub const FIRST_PAINT_ITEMS: usize = 200;
 
 /// The state of the tab's stream connection, shown in the header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,33 +46,27 @@ pub enum Connection {
 /// The live store, provided as context by [`provide`].
 #[derive(Clone, Copy)]
 pub struct Live {
-    initial: Resource<Result<Snapshot, ServerFnError>>,
-    streamed: RwSignal<Option<Snapshot>>,
+    initial: Resource<Result<Full, ServerFnError>>,
+    state: StoredValue<Option<LiveState>>,
+    /// Bumped whenever pages should read the state again.
+    version: RwSignal<u64>,
     pub connection: RwSignal<Connection>,
-    /// While set, incoming updates are kept aside and the page holds still.
+    /// While set, the page holds still; frames are still applied underneath.
     pub frozen: RwSignal<bool>,
-    held: StoredValue<Option<Snapshot>>,
-    /// Messages received since the page loaded.
+    /// Frames received since the page loaded.
     pub received: RwSignal<u64>,
 }
 
 impl Live {
-    /// The newest snapshot: the streamed one once it arrives, the server's until then.
-    /// Read it inside a `<Suspense>`, so the server waits for the first one.
-    pub fn snapshot(&self) -> Option<Snapshot> {
-        self.streamed
-            .get()
-            .or_else(|| self.initial.get().and_then(Result::ok))
-    }
-
-    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-    fn accept(&self, snapshot: Snapshot) {
-        self.received.update(|n| *n += 1);
-        if self.frozen.get_untracked() {
-            self.held.set_value(Some(snapshot));
-        } else {
-            self.streamed.set(Some(snapshot));
+    /// Runs `f` on the state the page shows: the streamed one once it arrives, the server's
+    /// until then. Reactive: call it inside a closure in the view, under a `<Suspense>`.
+    pub fn with<R>(&self, f: impl FnOnce(&LiveState) -> R) -> Option<R> {
+        self.version.track();
+        if self.state.with_value(Option::is_some) {
+            return self.state.with_value(|s| s.as_ref().map(f));
         }
+        let full = self.initial.get()?.ok()?;
+        Some(f(&LiveState::from_full(full)))
     }
 
     /// Flips the frozen state; on thaw, shows what arrived meanwhile.
@@ -62,29 +74,63 @@ impl Live {
         let frozen = !self.frozen.get_untracked();
         self.frozen.set(frozen);
         if !frozen {
-            if let Some(s) = self.held.try_update_value(Option::take).flatten() {
-                self.streamed.set(Some(s));
-            }
+            self.version.update(|v| *v += 1);
         }
+    }
+
+    /// Applies one stream message. An error means the state cannot go on from it: the
+    /// caller reconnects for a fresh full frame.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn accept(&self, event: &str, data: &str) -> Result<(), String> {
+        use flowdeck_protocol::stream::{Delta, DELTA_EVENT, FULL_EVENT};
+        match event {
+            FULL_EVENT => {
+                let full: Full = serde_json::from_str(data).map_err(|e| e.to_string())?;
+                self.state.set_value(Some(LiveState::from_full(full)));
+            }
+            DELTA_EVENT => {
+                let delta: Delta = serde_json::from_str(data).map_err(|e| e.to_string())?;
+                let applied = self.state.try_update_value(|s| match s {
+                    Some(state) => state.apply_delta(delta).map_err(|gap| gap.to_string()),
+                    None => Err("a delta before the first full frame".to_owned()),
+                });
+                applied.unwrap_or_else(|| Err("the page is gone".to_owned()))?;
+            }
+            other => return Err(format!("unknown stream event {other:?}")),
+        }
+        self.received.update(|n| *n += 1);
+        self.connection.set(Connection::Live);
+        if !self.frozen.get_untracked() {
+            self.version.update(|v| *v += 1);
+        }
+        Ok(())
     }
 }
 
-/// The current snapshot, for the first render of a page.
-#[server(endpoint = "snapshot")]
-pub async fn current_snapshot() -> Result<Snapshot, ServerFnError> {
-    let source = use_context::<SnapshotSource>()
+/// The current picture for the first render of a page.
+#[server(endpoint = "view")]
+pub async fn initial_view() -> Result<Full, ServerFnError> {
+    let backend = use_context::<BackendRef>()
         .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
-    Ok((source.0)())
+    Ok(backend.0.view(FIRST_PAINT_ITEMS))
+}
+
+/// One item's detail and provenance.
+#[server(endpoint = "task")]
+pub async fn fetch_task(id: ItemId) -> Result<Option<TaskDetail>, ServerFnError> {
+    let backend = use_context::<BackendRef>()
+        .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
+    Ok(backend.0.task(id))
 }
 
 /// Creates the store and, in the browser, opens the tab's stream.
 pub fn provide() {
     let live = Live {
-        initial: Resource::new(|| (), |_| current_snapshot()),
-        streamed: RwSignal::new(None),
+        initial: Resource::new(|| (), |_| initial_view()),
+        state: StoredValue::new(None),
+        version: RwSignal::new(0),
         connection: RwSignal::new(Connection::Static),
         frozen: RwSignal::new(false),
-        held: StoredValue::new(None),
         received: RwSignal::new(0),
     };
     provide_context(live);
@@ -106,15 +152,39 @@ pub const EVENTS_PATH: &str = "/api/events";
 
 #[cfg(feature = "hydrate")]
 mod stream {
-    use futures::StreamExt;
-    use gloo_net::eventsource::futures::EventSource;
+    //! The browser side of the stream, on the browser's own EventSource: one listener per
+    //! event name, called in the order the frames arrive (two separate async streams
+    //! could interleave a full frame and the delta after it).
+
+    use std::cell::RefCell;
+
+    use flowdeck_protocol::stream::{DELTA_EVENT, FULL_EVENT};
     use leptos::prelude::*;
-    use send_wrapper::SendWrapper;
+    use wasm_bindgen::{closure::Closure, JsCast};
+    use web_sys::{EventSource, MessageEvent};
 
     use super::{Connection, Live, EVENTS_PATH};
 
+    /// The open connection and the callbacks it holds (dropping them would detach them).
+    struct Open {
+        source: EventSource,
+        _on_frame: Vec<Closure<dyn FnMut(MessageEvent)>>,
+        _on_error: Closure<dyn FnMut(web_sys::Event)>,
+    }
+
+    thread_local! {
+        static OPEN: RefCell<Option<Open>> = const { RefCell::new(None) };
+    }
+
+    /// Opens the tab's stream and closes it when the app goes away.
     pub(super) fn connect(live: Live) {
-        let mut source = match EventSource::new(EVENTS_PATH) {
+        open(live);
+        on_cleanup(close);
+    }
+
+    fn open(live: Live) {
+        close();
+        let source = match EventSource::new(EVENTS_PATH) {
             Ok(source) => source,
             Err(err) => {
                 leptos::logging::warn!("flowdeck: cannot open the event stream: {err:?}");
@@ -122,30 +192,44 @@ mod stream {
                 return;
             }
         };
-        let Ok(mut snapshots) = source.subscribe("snapshot") else {
-            live.connection.set(Connection::Reconnecting);
-            return;
-        };
-        leptos::task::spawn_local(async move {
-            while let Some(message) = snapshots.next().await {
-                match message {
-                    Ok((_, event)) => {
-                        let parsed = event
-                            .data()
-                            .as_string()
-                            .and_then(|text| serde_json::from_str(&text).ok());
-                        if let Some(snapshot) = parsed {
-                            live.connection.set(Connection::Live);
-                            live.accept(snapshot);
-                        }
-                    }
-                    // The browser reconnects by itself; say so until the next message.
-                    Err(_) => live.connection.set(Connection::Reconnecting),
+        let mut on_frame = Vec::new();
+        for name in [FULL_EVENT, DELTA_EVENT] {
+            let callback = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+                let data = e.data().as_string().unwrap_or_default();
+                if let Err(problem) = live.accept(name, &data) {
+                    // Out of step: start over with a new connection, which gets a full frame.
+                    leptos::logging::warn!("flowdeck: resyncing the stream: {problem}");
+                    live.connection.set(Connection::Reconnecting);
+                    // Not from inside this callback: reopening drops the callback itself.
+                    leptos::task::spawn_local(async move { open(live) });
                 }
+            });
+            if source
+                .add_event_listener_with_callback(name, callback.as_ref().unchecked_ref())
+                .is_err()
+            {
+                live.connection.set(Connection::Reconnecting);
             }
+            on_frame.push(callback);
+        }
+        // The browser reconnects by itself (sending Last-Event-ID); say so until it has.
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            live.connection.set(Connection::Reconnecting);
         });
-        let source = SendWrapper::new(source);
-        on_cleanup(move || source.take().close());
+        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        OPEN.with(|open| {
+            *open.borrow_mut() = Some(Open {
+                source,
+                _on_frame: on_frame,
+                _on_error: on_error,
+            })
+        });
+    }
+
+    fn close() {
+        if let Some(open) = OPEN.with(|open| open.borrow_mut().take()) {
+            open.source.close();
+        }
     }
 }
 

@@ -41,12 +41,21 @@ pub fn App() -> impl IntoView {
                 <a class="brand" href="/">"flowdeck"</a>
                 <nav aria-label="Main">
                     <A href="/">"Overview"</A>
+                    <A href="/workers">"Workers"</A>
+                    <A href="/tasks">"Tasks"</A>
+                    <A href="/errors">"Errors"</A>
+                    <A href="/streaming">"Streaming"</A>
                 </nav>
                 <live::ConnectionBadge/>
             </header>
             <main>
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("/") view=pages::Overview ssr=SsrMode::Async/>
+                    <Route path=path!("/workers") view=pages::Workers ssr=SsrMode::Async/>
+                    <Route path=path!("/tasks") view=pages::Tasks ssr=SsrMode::Async/>
+                    <Route path=path!("/tasks/:id") view=pages::Task ssr=SsrMode::Async/>
+                    <Route path=path!("/errors") view=pages::Errors ssr=SsrMode::Async/>
+                    <Route path=path!("/streaming") view=pages::Streaming ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -79,3 +79,12 @@ pub struct ErrorSummary {
     /// The most recent failures, newest first (bounded).
     pub recent: Vec<FailedItem>,
 }
+
+/// What the task page shows: the item's detail, where it came from, and the stage names
+/// its indices refer to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskDetail {
+    pub detail: ItemDetail,
+    pub provenance: Vec<Ancestor>,
+    pub stage_names: Vec<String>,
+}

@@ -13,7 +13,9 @@ mod snapshot;
 pub mod stream;
 
 pub use event::{ErrorInfo, Event, EventKind, ItemStatus, Value};
-pub use item::{Ancestor, ErrorSummary, FailedItem, ItemDetail, ItemSummary, StageVisit};
+pub use item::{
+    Ancestor, ErrorSummary, FailedItem, ItemDetail, ItemSummary, StageVisit, TaskDetail,
+};
 pub use snapshot::{
     Edge, Latency, PipelineState, Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState,
 };

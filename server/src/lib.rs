@@ -17,7 +17,8 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use flowdeck_app::{shell, App, SnapshotSource};
+use flowdeck_app::{shell, App, Backend, BackendRef};
+use flowdeck_protocol::{stream::Full, ItemId, TaskDetail};
 use flowdeck_runtime::PipelineHandle;
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
@@ -66,7 +67,7 @@ pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
 /// The whole app as a router: pages, server functions, the SSE stream and static files.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
-    let source = snapshot_source(&state);
+    let source = backend(&state);
     let ctx = move || provide_context(source.clone());
     let options = state.leptos.clone();
     Router::new()
@@ -77,14 +78,41 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// What pages render from: the hub's latest snapshot, shared by every request.
-fn snapshot_source(state: &AppState) -> SnapshotSource {
-    let hub = state.hub.clone();
-    SnapshotSource(Arc::new(move || hub.snapshot()))
+/// What pages render from: the hub's mirror of the stream and the runtime's tracker.
+struct HubBackend(Hub);
+
+/// Rate points a server-rendered page carries (a minute at the default refresh).
+const FIRST_PAINT_POINTS: usize = 240;
+
+impl Backend for HubBackend {
+    fn view(&self, items: usize) -> Full {
+        self.0.with_state(|s| Full {
+            id: s.id,
+            snapshot: s.snapshot.clone(),
+            retention: s.retention,
+            items: s.items.values().rev().take(items).rev().cloned().collect(),
+            history: s.history.iter().rev().take(FIRST_PAINT_POINTS).rev().copied().collect(),
+            errors: s.errors.clone(),
+        })
+    }
+
+    fn task(&self, id: ItemId) -> Option<TaskDetail> {
+        let pipeline = self.0.pipeline();
+        let tracker = pipeline.tracker();
+        Some(TaskDetail {
+            detail: tracker.item(id)?,
+            provenance: tracker.provenance(id),
+            stage_names: pipeline.stage_names().to_vec(),
+        })
+    }
+}
+
+fn backend(state: &AppState) -> BackendRef {
+    BackendRef(Arc::new(HubBackend(state.hub.clone())))
 }
 
 async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
-    let source = snapshot_source(&state);
+    let source = backend(&state);
     handle_server_fns_with_context(move || provide_context(source.clone()), req).await
 }
 
@@ -98,7 +126,7 @@ async fn fallback(
     if let Some(file) = assets::get(path, &headers) {
         return file;
     }
-    let source = snapshot_source(&state);
+    let source = backend(&state);
     let options = state.leptos.clone();
     let render = leptos_axum::render_app_to_stream_with_context(
         move || provide_context(source.clone()),

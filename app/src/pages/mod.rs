@@ -1,7 +1,111 @@
-//! One module per page.
+//! One module per page, and the pieces several pages share.
 
+mod errors;
 mod not_found;
 mod overview;
+mod streaming;
+mod task;
+mod tasks;
+mod workers;
 
+pub(crate) use errors::Errors;
 pub(crate) use not_found::NotFound;
 pub(crate) use overview::Overview;
+pub(crate) use streaming::Streaming;
+pub(crate) use task::Task;
+pub(crate) use tasks::Tasks;
+pub(crate) use workers::Workers;
+
+use flowdeck_protocol::{stream::LiveState, FailedItem, PipelineState};
+use leptos::prelude::*;
+
+use crate::format;
+
+/// The pipeline's health in one word and why.
+pub(crate) struct Health(pub &'static str, pub String);
+
+/// `fail` when the run was aborted; `warn` while items fail or a stage's oldest queued item
+/// has waited more than five seconds; `ok` otherwise.
+pub(crate) fn health(state: &LiveState) -> Health {
+    let s = &state.snapshot;
+    if s.state == PipelineState::Aborted {
+        return Health("fail", "the pipeline was aborted".into());
+    }
+    let failing = state.history.back().map_or(0.0, |p| p.failed_rate);
+    if failing > 0.0 {
+        return Health("warn", format!("items are failing ({})", format::rate(failing)));
+    }
+    if let Some(stage) = s.bottleneck().and_then(|b| s.stages.get(b)) {
+        if stage.oldest_queued_ms > 5_000 {
+            return Health(
+                "warn",
+                format!("{} is falling behind ({} lag)", stage.name, format::millis(stage.oldest_queued_ms)),
+            );
+        }
+    }
+    Health("ok", "all stages keep up".into())
+}
+
+/// Shown when the server has no pipeline state to render.
+#[component]
+pub(crate) fn NoPipeline() -> impl IntoView {
+    view! { <p class="error" role="alert">"The server has no pipeline to show."</p> }
+}
+
+/// A list of failed items with links to their pages.
+#[component]
+pub(crate) fn FailureList(failures: Vec<FailedItem>, stages: Vec<String>) -> impl IntoView {
+    if failures.is_empty() {
+        return view! { <p class="muted">"No failures."</p> }.into_any();
+    }
+    view! {
+        <table class="grid failures" data-testid="failures">
+            <thead>
+                <tr>
+                    <th scope="col">"Item"</th>
+                    <th scope="col">"Stage"</th>
+                    <th scope="col">"Error"</th>
+                    <th scope="col">"Message"</th>
+                    <th scope="col">"At"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {failures
+                    .into_iter()
+                    .map(|f| {
+                        let stage = stages.get(usize::from(f.stage)).cloned().unwrap_or_default();
+                        view! {
+                            <tr>
+                                <th scope="row"><a href=format!("/tasks/{}", f.id)>{format!("#{}", f.id)}</a></th>
+                                <td>{stage}</td>
+                                <td><code>{f.error.kind}</code></td>
+                                <td class="message">{f.error.message}</td>
+                                <td>{format::uptime(f.at_us / 1000)}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+/// A page's frame: heading, then the live content once there is a state to show.
+#[component]
+pub(crate) fn LivePage<F, V>(title: &'static str, class: &'static str, content: F) -> impl IntoView
+where
+    F: Fn(&LiveState) -> V + Send + Sync + Copy + 'static,
+    V: IntoView + 'static,
+{
+    let live = crate::live::use_live();
+    view! {
+        <section class=class>
+            <div class="page-head"><h1>{title}</h1></div>
+            <Suspense fallback=|| view! { <p class="muted">"Loading the pipeline…"</p> }>
+                {move || live.with(|state| content(state).into_any())
+                    .unwrap_or_else(|| view! { <NoPipeline/> }.into_any())}
+            </Suspense>
+        </section>
+    }
+}

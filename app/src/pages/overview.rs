@@ -1,9 +1,15 @@
-//! Overview `/`: the pipeline's health and totals at a glance, and each stage's numbers.
+//! Overview `/`: the pipeline's health and totals at a glance, throughput over time, the
+//! pipeline as a graph with its bottleneck, each stage's numbers, and the recent errors.
 
-use flowdeck_protocol::{Snapshot, StageSnapshot};
+use flowdeck_protocol::{stream::LiveState, Snapshot, StageSnapshot};
 use leptos::prelude::*;
 
-use crate::{format, live::use_live};
+use crate::{
+    format,
+    live::use_live,
+    pages::{health, Health},
+    widgets::{PipelineGraph, RateChart},
+};
 
 #[component]
 pub fn Overview() -> impl IntoView {
@@ -21,19 +27,18 @@ pub fn Overview() -> impl IntoView {
                 </button>
             </div>
             <Suspense fallback=|| view! { <p class="muted">"Loading the pipeline…"</p> }>
-                {move || match live.snapshot() {
-                    Some(snapshot) => view! { <Summary snapshot/> }.into_any(),
-                    None => view! {
-                        <p class="error" role="alert">"The server has no pipeline to show."</p>
-                    }.into_any(),
-                }}
+                {move || live.with(|state| summary(state).into_any())
+                    .unwrap_or_else(|| view! { <super::NoPipeline/> }.into_any())}
             </Suspense>
         </section>
     }
 }
 
-#[component]
-fn Summary(snapshot: Snapshot) -> impl IntoView {
+fn summary(state: &LiveState) -> impl IntoView + use<> {
+    let snapshot: Snapshot = state.snapshot.clone();
+    let Health(level, reason) = health(state);
+    let points: Vec<_> = state.history.iter().rev().take(240).rev().copied().collect();
+    let recent: Vec<_> = state.errors.recent.iter().take(5).cloned().collect();
     let totals = snapshot.totals;
     let bottleneck = snapshot.bottleneck();
     let cards = [
@@ -45,12 +50,14 @@ fn Summary(snapshot: Snapshot) -> impl IntoView {
         ("Throughput", format::rate(totals.throughput)),
     ];
     let state = format!("{:?}", snapshot.state).to_lowercase();
+    let stage_names: Vec<String> = snapshot.stages.iter().map(|s| s.name.clone()).collect();
     view! {
         <p class="pipeline-line">
             <strong data-testid="pipeline-name">{snapshot.pipeline.clone()}</strong>
             " is "
             <span class="state" data-state=state.clone()>{state.clone()}</span>
-            " · up " {format!("{}s", snapshot.uptime_ms / 1000)}
+            " · up " {format::uptime(snapshot.uptime_ms)} " · "
+            <span class="health" data-level=level data-testid="health">{level} ": " {reason}</span>
         </p>
         <div class="cards">
             {cards
@@ -66,6 +73,18 @@ fn Summary(snapshot: Snapshot) -> impl IntoView {
                 })
                 .collect_view()}
         </div>
+        <h2>"Throughput"</h2>
+        <RateChart
+            points
+            label="Items in and out per second over time"
+            series=vec![
+                ("in", "in", |p| p.input_rate),
+                ("out", "out", |p| p.output_rate),
+                ("failed", "failed", |p| p.failed_rate),
+            ]
+        />
+        <h2>"Pipeline"</h2>
+        <PipelineGraph snapshot=snapshot.clone()/>
         <h2>"Stages"</h2>
         <table class="grid">
             <thead>
@@ -91,6 +110,8 @@ fn Summary(snapshot: Snapshot) -> impl IntoView {
                     .collect_view()}
             </tbody>
         </table>
+        <h2>"Recent errors"</h2>
+        <super::FailureList failures=recent stages=stage_names/>
     }
 }
 

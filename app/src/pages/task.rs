@@ -1,0 +1,147 @@
+//! One task `/tasks/:id`: its status, each stage visit on a timeline with its attempts and
+//! durations, the error, the annotations its workers attached, its history, and the items
+//! it came from, with links.
+
+use flowdeck_protocol::{ItemStatus, TaskDetail};
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use crate::{format, live::fetch_task};
+
+#[component]
+pub fn Task() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").and_then(|s| s.trim_start_matches('#').parse::<u64>().ok()));
+    let detail = Resource::new(id, |id| async move {
+        match id {
+            Some(id) => fetch_task(id).await.map(|d| d.ok_or(id)),
+            None => Ok(Err(0)),
+        }
+    });
+    view! {
+        <section class="task">
+            <p><a href="/tasks">"← All tasks"</a></p>
+            <Suspense fallback=|| view! { <p class="muted">"Loading the task…"</p> }>
+                {move || detail.get().map(|r| match r {
+                    Ok(Ok(d)) => view! { <Detail d/> }.into_any(),
+                    Ok(Err(id)) => view! {
+                        <h1>"Task not found"</h1>
+                        <p class="muted" data-testid="task-missing">
+                            {if id == 0 { "That is not a task id.".to_owned() } else {
+                                format!("Task #{id} is not retained: the server keeps the most recent items only.")
+                            }}
+                        </p>
+                    }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+fn status_name(s: ItemStatus) -> String {
+    format!("{s:?}").to_lowercase()
+}
+
+#[component]
+fn Detail(d: TaskDetail) -> impl IntoView {
+    let TaskDetail { detail, provenance, stage_names } = d;
+    let stage = move |i: u16| stage_names.get(usize::from(i)).cloned().unwrap_or_else(|| format!("stage {i}"));
+    let status = status_name(detail.status);
+    // The timeline spans from the item's creation to its last change.
+    let t0 = detail.created_us;
+    let span = detail.updated_us.saturating_sub(t0).max(1) as f64;
+    let pct = move |us: u64| (us.saturating_sub(t0) as f64 * 100.0 / span).clamp(0.0, 100.0);
+    let visits = detail
+        .visits
+        .iter()
+        .map(|v| {
+            let started = v.started_us.unwrap_or(v.queued_us);
+            let finished = v.finished_us.unwrap_or(detail.updated_us);
+            let wait = started.saturating_sub(v.queued_us);
+            let run = finished.saturating_sub(started);
+            let outcome = v.outcome.map_or("in progress".to_owned(), status_name);
+            view! {
+                <tr>
+                    <th scope="row">{stage(v.stage)}</th>
+                    <td>{v.worker.map(|w| format!("{}-{w}", stage(v.stage)))}</td>
+                    <td>{v.attempts}</td>
+                    <td>{format::micros(wait)}</td>
+                    <td>{format::micros(run)}</td>
+                    <td>{outcome}</td>
+                    <td class="timeline-cell">
+                        <span class="timeline">
+                            <span class="wait" style=format!("left:{:.1}%;width:{:.1}%", pct(v.queued_us), pct(started) - pct(v.queued_us))></span>
+                            <span class="run" style=format!("left:{:.1}%;width:{:.1}%", pct(started), (pct(finished) - pct(started)).max(0.5))></span>
+                        </span>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let history = detail
+        .history
+        .iter()
+        .map(|e| {
+            view! {
+                <li>
+                    <span class="muted">{format::uptime(e.at_us / 1000)}</span> " "
+                    <strong>{format!("{:?}", e.kind).to_lowercase()}</strong>
+                    {format!(" at {}", stage(e.stage))}
+                    {(e.attempt > 0).then(|| format!(", attempt {}", e.attempt))}
+                    {e.duration_us.map(|d| format!(", took {}", format::micros(d)))}
+                    {e.error.as_ref().map(|err| format!(": {} ({})", err.message, err.kind))}
+                </li>
+            }
+        })
+        .collect_view();
+    let annotations = detail.annotations.clone();
+    view! {
+        <h1 data-testid="task-title">{format!("Task #{}", detail.id)}</h1>
+        <p>
+            <span class="status" data-status=status.clone() data-testid="task-status">{status.clone()}</span>
+            {format!(" at {} · created {} · last change {}", stage(detail.stage), format::uptime(t0 / 1000), format::uptime(detail.updated_us / 1000))}
+        </p>
+        {detail.error.clone().map(|e| view! {
+            <div class="error-box" role="alert" data-testid="task-error">
+                <code>{e.kind}</code> " " {e.message}
+            </div>
+        })}
+        <h2>"Stages and attempts"</h2>
+        <table class="grid visits">
+            <thead>
+                <tr>
+                    <th scope="col">"Stage"</th><th scope="col">"Worker"</th><th scope="col">"Attempts"</th>
+                    <th scope="col">"Waited"</th><th scope="col">"Ran"</th><th scope="col">"Outcome"</th>
+                    <th scope="col">"Timeline"</th>
+                </tr>
+            </thead>
+            <tbody>{visits}</tbody>
+        </table>
+        <h2>"Data and annotations"</h2>
+        {if annotations.is_empty() {
+            view! { <p class="muted">"Nothing was attached to this item."</p> }.into_any()
+        } else {
+            view! {
+                <dl class="annotations" data-testid="annotations">
+                    {annotations.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v.to_string()}</dd> }).collect_view()}
+                </dl>
+            }.into_any()
+        }}
+        <h2>"Provenance"</h2>
+        <ol class="provenance" data-testid="provenance">
+            {provenance.into_iter().map(|a| {
+                let label = if a.depth == 0 { "this item".to_owned() } else if a.depth == 1 { "made from".to_owned() } else { format!("{} steps back", a.depth) };
+                view! {
+                    <li style=format!("margin-left:{}rem", a.depth)>
+                        <a href=format!("/tasks/{}", a.id)>{format!("#{}", a.id)}</a>
+                        <span class="muted">{format!(" {label}")}</span>
+                        {(!a.retained).then(|| view! { <span class="muted">" (no longer retained)"</span> })}
+                    </li>
+                }
+            }).collect_view()}
+        </ol>
+        <h2>"History"</h2>
+        <ol class="history">{history}</ol>
+    }
+}

@@ -1,0 +1,230 @@
+//! Tasks `/tasks`: every retained item, filtered by status, stage and text, newest first.
+//!
+//! Only the rows in view are in the DOM: the list is a tall empty box with the visible
+//! slice positioned inside it, so 100,000 items cost the same to draw as 30.
+
+use flowdeck_protocol::{
+    stream::ItemRow,
+    ItemId, ItemStatus,
+};
+use leptos::prelude::*;
+
+use crate::{format, live::use_live};
+
+/// Row height in pixels; the CSS gives `.vrow` the same.
+const ROW_H: f64 = 32.0;
+/// Height of the scrolling box, in pixels.
+const VIEW_H: f64 = 576.0;
+/// Rows drawn beyond the visible ones, so fast scrolling shows no gaps.
+const OVERSCAN: usize = 8;
+
+/// The status tabs: Active groups running and retrying items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tab {
+    All,
+    Queued,
+    Active,
+    Completed,
+    Failed,
+}
+
+impl Tab {
+    const ALL: [Tab; 5] = [Tab::All, Tab::Queued, Tab::Active, Tab::Completed, Tab::Failed];
+
+    fn label(self) -> &'static str {
+        match self {
+            Tab::All => "All",
+            Tab::Queued => "Queued",
+            Tab::Active => "Active",
+            Tab::Completed => "Completed",
+            Tab::Failed => "Failed",
+        }
+    }
+
+    fn admits(self, s: ItemStatus) -> bool {
+        match self {
+            Tab::All => true,
+            Tab::Queued => s == ItemStatus::Queued,
+            Tab::Active => matches!(s, ItemStatus::Running | ItemStatus::Retrying),
+            Tab::Completed => s == ItemStatus::Completed,
+            Tab::Failed => matches!(s, ItemStatus::Failed | ItemStatus::Cancelled),
+        }
+    }
+}
+
+fn status_name(s: ItemStatus) -> &'static str {
+    match s {
+        ItemStatus::Queued => "queued",
+        ItemStatus::Running => "running",
+        ItemStatus::Retrying => "retrying",
+        ItemStatus::Completed => "completed",
+        ItemStatus::Failed => "failed",
+        ItemStatus::Cancelled => "cancelled",
+    }
+}
+
+/// Whether a row matches the filters. Text matches the id, the stage name or the error kind.
+fn matches(row: &ItemRow, tab: Tab, stage: Option<u16>, text: &str, stages: &[String]) -> bool {
+    if !tab.admits(row.status()) || stage.is_some_and(|s| s != row.stage()) {
+        return false;
+    }
+    if text.is_empty() {
+        return true;
+    }
+    let stage_name = stages.get(usize::from(row.stage())).map_or("", String::as_str);
+    row.id().to_string().contains(text)
+        || stage_name.to_lowercase().contains(text)
+        || row.error_kind().is_some_and(|k| k.to_lowercase().contains(text))
+}
+
+#[component]
+pub fn Tasks() -> impl IntoView {
+    let live = use_live();
+    let tab = RwSignal::new(Tab::All);
+    let stage = RwSignal::new(None::<u16>);
+    let text = RwSignal::new(String::new());
+    let scroll = RwSignal::new(0.0_f64);
+
+    let stages = Memo::new(move |_| {
+        live.with(|s| s.snapshot.stages.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    });
+    // The matching ids, newest first. Ids only: the rows stay in the store.
+    let matching = Memo::new(move |_| {
+        let (tab, stage, text) = (tab.get(), stage.get(), text.get().to_lowercase());
+        let names = stages.get();
+        live.with(|s| {
+            s.items
+                .values()
+                .rev()
+                .filter(|r| matches(r, tab, stage, &text, &names))
+                .map(ItemRow::id)
+                .collect::<Vec<ItemId>>()
+        })
+        .unwrap_or_default()
+    });
+    let counts = Memo::new(move |_| {
+        live.with(|s| {
+            Tab::ALL.map(|t| s.items.values().filter(|r| t.admits(r.status())).count())
+        })
+        .unwrap_or_default()
+    });
+
+    let visible = move || {
+        let ids = matching.get();
+        let first = ((scroll.get() / ROW_H) as usize).saturating_sub(OVERSCAN).min(ids.len());
+        let last = (first + (VIEW_H / ROW_H) as usize + 2 * OVERSCAN).min(ids.len());
+        let rows: Vec<ItemRow> = live
+            .with(|s| ids[first..last].iter().filter_map(|id| s.items.get(id).cloned()).collect())
+            .unwrap_or_default();
+        (first, rows)
+    };
+
+    view! {
+        <section class="tasks">
+            <div class="page-head"><h1>"Tasks"</h1></div>
+            <div class="filters">
+                <div role="tablist" aria-label="Status">
+                    {Tab::ALL
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| view! {
+                            <button
+                                role="tab"
+                                class="tab"
+                                aria-selected=move || (tab.get() == t).to_string()
+                                data-testid=format!("tab-{}", t.label().to_lowercase())
+                                on:click=move |_| { tab.set(t); scroll.set(0.0); }
+                            >
+                                {t.label()} " "
+                                <span class="count">{move || format::count(counts.get()[i] as u64)}</span>
+                            </button>
+                        })
+                        .collect_view()}
+                </div>
+                <label>
+                    "Stage "
+                    <select
+                        data-testid="stage-filter"
+                        on:change=move |ev| stage.set(event_target_value(&ev).parse().ok())
+                    >
+                        <option value="">"all"</option>
+                        {move || stages.get().into_iter().enumerate().map(|(i, name)| view! {
+                            <option value=i.to_string()>{name}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+                <label>
+                    "Search "
+                    <input
+                        type="search"
+                        placeholder="id, stage or error"
+                        data-testid="text-filter"
+                        prop:value=move || text.get()
+                        on:input=move |ev| { text.set(event_target_value(&ev)); scroll.set(0.0); }
+                    />
+                </label>
+                <span class="muted" data-testid="match-count">
+                    {move || format!("{} items", format::count(matching.get().len() as u64))}
+                </span>
+            </div>
+            <div class="vhead" role="presentation">
+                <span>"Item"</span><span>"Status"</span><span>"Stage"</span>
+                <span>"Attempts"</span><span>"Updated"</span><span>"Error"</span>
+            </div>
+            <div
+                class="vlist"
+                data-testid="task-list"
+                style=format!("height:{VIEW_H}px")
+                on:scroll=move |ev| {
+                    let el = event_target::<web_sys::HtmlElement>(&ev);
+                    scroll.set(f64::from(el.scroll_top()));
+                }
+            >
+                <div class="vspace" style=move || format!("height:{}px", matching.get().len() as f64 * ROW_H)>
+                    {move || {
+                        let (first, rows) = visible();
+                        let names = stages.get();
+                        view! {
+                            <div class="vslice" style=format!("transform:translateY({}px)", first as f64 * ROW_H)>
+                                {rows.into_iter().map(|r| {
+                                    let status = status_name(r.status());
+                                    let stage = names.get(usize::from(r.stage())).cloned().unwrap_or_default();
+                                    view! {
+                                        <a class="vrow" href=format!("/tasks/{}", r.id()) data-status=status data-testid="task-row">
+                                            <span>{format!("#{}", r.id())}</span>
+                                            <span class="status" data-status=status>{status}</span>
+                                            <span>{stage}</span>
+                                            <span>{r.attempts()}</span>
+                                            <span>{format::uptime(r.updated_us() / 1000)}</span>
+                                            <span><code>{r.error_kind().unwrap_or_default().to_owned()}</code></span>
+                                        </a>
+                                    }
+                                }).collect_view()}
+                            </div>
+                        }
+                    }}
+                </div>
+            </div>
+        </section>
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_combine_status_stage_and_text() {
+        let stages = vec!["parse".to_string(), "enrich".to_string()];
+        let failed = ItemRow(42, ItemStatus::Failed, 1, 2, 0, Some("ModelTimeout".into()));
+        let running = ItemRow(7, ItemStatus::Retrying, 0, 1, 0, None);
+        assert!(matches(&failed, Tab::Failed, Some(1), "timeout", &stages));
+        assert!(matches(&failed, Tab::All, None, "enr", &stages));
+        assert!(matches(&failed, Tab::All, None, "42", &stages));
+        assert!(!matches(&failed, Tab::Active, None, "", &stages));
+        assert!(!matches(&failed, Tab::Failed, Some(0), "", &stages));
+        assert!(matches(&running, Tab::Active, None, "", &stages), "retrying is active");
+    }
+}

@@ -1,0 +1,82 @@
+//! Workers `/workers`: every worker of every stage, what it is doing and how it has done.
+
+use flowdeck_protocol::{stream::LiveState, WorkerState};
+use leptos::prelude::*;
+
+use super::LivePage;
+use crate::format;
+
+#[component]
+pub fn Workers() -> impl IntoView {
+    view! { <LivePage title="Workers" class="workers" content=workers/> }
+}
+
+fn state_name(s: WorkerState) -> &'static str {
+    match s {
+        WorkerState::Idle => "idle",
+        WorkerState::Busy => "busy",
+        WorkerState::Paused => "paused",
+        WorkerState::Stopped => "stopped",
+    }
+}
+
+fn workers(state: &LiveState) -> impl IntoView {
+    state
+        .snapshot
+        .stages
+        .iter()
+        .map(|stage| {
+            let busy = stage.workers.iter().filter(|w| w.state == WorkerState::Busy).count();
+            view! {
+                <section class="stage-workers" data-stage=stage.name.clone()>
+                    <h2>
+                        {stage.name.clone()}
+                        <span class="muted">{format!(" · {busy} of {} busy", stage.workers.len())}</span>
+                        {stage.paused.then(|| view! { <span class="tag">"paused"</span> })}
+                    </h2>
+                    <table class="grid">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Worker"</th>
+                                <th scope="col">"State"</th>
+                                <th scope="col">"Current item"</th>
+                                <th scope="col">"Processed"</th>
+                                <th scope="col">"Failed"</th>
+                                <th scope="col">"Busy"</th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {stage
+                                .workers
+                                .iter()
+                                .map(|w| {
+                                    let name = state_name(w.state);
+                                    let ratio = (w.busy_ratio * 100.0).clamp(0.0, 100.0);
+                                    view! {
+                                        <tr data-state=name>
+                                            <th scope="row">{format!("{}-{}", stage.name, w.id)}</th>
+                                            <td><span class="worker-state" data-state=name>{name}</span></td>
+                                            <td>
+                                                {w.current_item.map(|id| view! {
+                                                    <a href=format!("/tasks/{id}")>{format!("#{id}")}</a>
+                                                })}
+                                            </td>
+                                            <td>{format::count(w.processed)}</td>
+                                            <td>{format::count(w.failed)}</td>
+                                            <td>
+                                                <span class="bar" role="img" aria-label=format!("{ratio:.0}% busy")>
+                                                    <span style=format!("width:{ratio:.0}%")></span>
+                                                </span>
+                                                {format!(" {ratio:.0}%")}
+                                            </td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                </section>
+            }
+        })
+        .collect_view()
+}
