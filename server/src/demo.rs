@@ -9,6 +9,7 @@ use rand::Rng;
 
 #[derive(Clone, Debug)]
 pub struct Document {
+    pub title: String,
     pub source: &'static str,
     pub body: String,
 }
@@ -65,6 +66,7 @@ pub fn start(rate: u32) -> PipelineHandle {
         .stage(
             Stage::map("ingest", |doc: Document, cx: Ctx| async move {
                 tokio::time::sleep(pause(1, 4)).await;
+                cx.annotate("input", doc.title.clone());
                 cx.annotate("source", doc.source);
                 cx.annotate("bytes", doc.body.len());
                 Ok::<_, DemoError>(doc)
@@ -72,16 +74,22 @@ pub fn start(rate: u32) -> PipelineHandle {
             .workers(2),
         )
         .stage(
-            Stage::map("parse", |doc: Document, _cx: Ctx| async move {
+            // Long documents are split into sections: each section is an item of its own
+            // whose provenance names the document.
+            Stage::flat_map("parse", |doc: Document, cx: Ctx| async move {
                 tokio::time::sleep(pause(2, 8)).await;
                 let words = doc.body.split_whitespace().count();
                 if words == 0 {
                     return Err(DemoError::Empty);
                 }
-                Ok(Parsed {
-                    source: doc.source,
-                    words,
-                })
+                let sections = words.div_ceil(150);
+                cx.annotate("sections", sections);
+                Ok((0..sections)
+                    .map(|i| Parsed {
+                        source: doc.source,
+                        words: (words - i * 150).min(150),
+                    })
+                    .collect::<Vec<_>>())
             })
             .workers(4)
             .classify(DemoError::kind),
@@ -144,11 +152,20 @@ pub fn start(rate: u32) -> PipelineHandle {
     let input = running.input;
     drop(running.outputs);
     tokio::spawn(async move {
+        // Ticks of 10 ms, each sending its share of the rate: timers cannot tick faster
+        // than a millisecond, and the demo can be asked for 100,000 documents a second.
         let mut n: u64 = 0;
-        let every = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-        let mut tick = tokio::time::interval(every);
+        let mut due = 0.0_f64;
+        let per_tick = f64::from(rate.max(1)) / 100.0;
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            tick.tick().await;
+            if due < 1.0 {
+                tick.tick().await;
+                due += per_tick;
+                continue;
+            }
+            due -= 1.0;
             n += 1;
             let doc = {
                 let mut rng = rand::rng();
@@ -158,6 +175,7 @@ pub fn start(rate: u32) -> PipelineHandle {
                     rng.random_range(20..400)
                 };
                 Document {
+                    title: format!("{}-{n:06}.txt", SOURCES[(n % SOURCES.len() as u64) as usize]),
                     source: SOURCES[(n % SOURCES.len() as u64) as usize],
                     body: "lorem ipsum ".repeat(words / 2),
                 }
