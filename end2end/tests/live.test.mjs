@@ -22,7 +22,7 @@ test('the first paint has the pipeline before any script runs', async () => {
   assert.equal(await page.getByTestId('pipeline-name').textContent(), 'document-enrichment');
   const submitted = await page.getByTestId('total-submitted').locator('.card-value').textContent();
   assert.match(submitted, /^[\d,]+$/);
-  assert.equal(await page.locator('table.grid tbody tr').count(), 4, 'one row per stage');
+  assert.equal(await page.getByTestId('stages').locator('tbody tr').count(), 4, 'one row per stage');
   await close();
 });
 

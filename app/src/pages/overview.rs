@@ -86,7 +86,7 @@ fn summary(state: &LiveState) -> impl IntoView + use<> {
         <h2>"Pipeline"</h2>
         <PipelineGraph snapshot=snapshot.clone()/>
         <h2>"Stages"</h2>
-        <table class="grid">
+        <table class="grid" data-testid="stages">
             <thead>
                 <tr>
                     <th scope="col">"Stage"</th>

@@ -24,14 +24,20 @@ pub fn Task() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="muted">"Loading the task…"</p> }>
                 {move || detail.get().map(|r| match r {
                     Ok(Ok(d)) => view! { <Detail d/> }.into_any(),
-                    Ok(Err(id)) => view! {
+                    Ok(Err(id)) => {
+                        #[cfg(feature = "ssr")]
+                        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                            response.set_status(http::StatusCode::NOT_FOUND);
+                        }
+                        view! {
                         <h1>"Task not found"</h1>
                         <p class="muted" data-testid="task-missing">
                             {if id == 0 { "That is not a task id.".to_owned() } else {
                                 format!("Task #{id} is not retained: the server keeps the most recent items only.")
                             }}
                         </p>
-                    }.into_any(),
+                    }.into_any()
+                    }
                     Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                 })}
             </Suspense>
