@@ -175,7 +175,10 @@ pub fn start(rate: u32) -> PipelineHandle {
                     rng.random_range(20..400)
                 };
                 Document {
-                    title: format!("{}-{n:06}.txt", SOURCES[(n % SOURCES.len() as u64) as usize]),
+                    title: format!(
+                        "{}-{n:06}.txt",
+                        SOURCES[(n % SOURCES.len() as u64) as usize]
+                    ),
                     source: SOURCES[(n % SOURCES.len() as u64) as usize],
                     body: "lorem ipsum ".repeat(words / 2),
                 }

@@ -13,9 +13,18 @@ pub fn Errors() -> impl IntoView {
 
 fn errors(state: &LiveState) -> impl IntoView {
     let e = &state.errors;
-    let stages: Vec<String> = state.snapshot.stages.iter().map(|s| s.name.clone()).collect();
+    let stages: Vec<String> = state
+        .snapshot
+        .stages
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     let share = |n: u64| {
-        if e.total == 0 { 0.0 } else { n as f64 * 100.0 / e.total as f64 }
+        if e.total == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / e.total as f64
+        }
     };
     view! {
         <p data-testid="errors-total">

@@ -33,13 +33,20 @@ pub(crate) fn health(state: &LiveState) -> Health {
     }
     let failing = state.history.back().map_or(0.0, |p| p.failed_rate);
     if failing > 0.0 {
-        return Health("warn", format!("items are failing ({})", format::rate(failing)));
+        return Health(
+            "warn",
+            format!("items are failing ({})", format::rate(failing)),
+        );
     }
     if let Some(stage) = s.bottleneck().and_then(|b| s.stages.get(b)) {
         if stage.oldest_queued_ms > 5_000 {
             return Health(
                 "warn",
-                format!("{} is falling behind ({} lag)", stage.name, format::millis(stage.oldest_queued_ms)),
+                format!(
+                    "{} is falling behind ({} lag)",
+                    stage.name,
+                    format::millis(stage.oldest_queued_ms)
+                ),
             );
         }
     }

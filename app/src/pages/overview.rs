@@ -37,7 +37,14 @@ pub fn Overview() -> impl IntoView {
 fn summary(state: &LiveState) -> impl IntoView + use<> {
     let snapshot: Snapshot = state.snapshot.clone();
     let Health(level, reason) = health(state);
-    let points: Vec<_> = state.history.iter().rev().take(240).rev().copied().collect();
+    let points: Vec<_> = state
+        .history
+        .iter()
+        .rev()
+        .take(240)
+        .rev()
+        .copied()
+        .collect();
     let recent: Vec<_> = state.errors.recent.iter().take(5).cloned().collect();
     let totals = snapshot.totals;
     let bottleneck = snapshot.bottleneck();

@@ -11,7 +11,12 @@ use crate::{format, live::fetch_task};
 #[component]
 pub fn Task() -> impl IntoView {
     let params = use_params_map();
-    let id = move || params.with(|p| p.get("id").and_then(|s| s.trim_start_matches('#').parse::<u64>().ok()));
+    let id = move || {
+        params.with(|p| {
+            p.get("id")
+                .and_then(|s| s.trim_start_matches('#').parse::<u64>().ok())
+        })
+    };
     let detail = Resource::new(id, |id| async move {
         match id {
             Some(id) => fetch_task(id).await.map(|d| d.ok_or(id)),
@@ -51,8 +56,17 @@ fn status_name(s: ItemStatus) -> String {
 
 #[component]
 fn Detail(d: TaskDetail) -> impl IntoView {
-    let TaskDetail { detail, provenance, stage_names } = d;
-    let stage = move |i: u16| stage_names.get(usize::from(i)).cloned().unwrap_or_else(|| format!("stage {i}"));
+    let TaskDetail {
+        detail,
+        provenance,
+        stage_names,
+    } = d;
+    let stage = move |i: u16| {
+        stage_names
+            .get(usize::from(i))
+            .cloned()
+            .unwrap_or_else(|| format!("stage {i}"))
+    };
     let status = status_name(detail.status);
     // The timeline spans from the item's creation to its last change.
     let t0 = detail.created_us;

@@ -3,10 +3,7 @@
 //! Only the rows in view are in the DOM: the list is a tall empty box with the visible
 //! slice positioned inside it, so 100,000 items cost the same to draw as 30.
 
-use flowdeck_protocol::{
-    stream::ItemRow,
-    ItemId, ItemStatus,
-};
+use flowdeck_protocol::{stream::ItemRow, ItemId, ItemStatus};
 use leptos::prelude::*;
 
 use crate::{format, live::use_live};
@@ -29,7 +26,13 @@ enum Tab {
 }
 
 impl Tab {
-    const ALL: [Tab; 5] = [Tab::All, Tab::Queued, Tab::Active, Tab::Completed, Tab::Failed];
+    const ALL: [Tab; 5] = [
+        Tab::All,
+        Tab::Queued,
+        Tab::Active,
+        Tab::Completed,
+        Tab::Failed,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -71,10 +74,14 @@ fn matches(row: &ItemRow, tab: Tab, stage: Option<u16>, text: &str, stages: &[St
     if text.is_empty() {
         return true;
     }
-    let stage_name = stages.get(usize::from(row.stage())).map_or("", String::as_str);
+    let stage_name = stages
+        .get(usize::from(row.stage()))
+        .map_or("", String::as_str);
     row.id().to_string().contains(text)
         || stage_name.to_lowercase().contains(text)
-        || row.error_kind().is_some_and(|k| k.to_lowercase().contains(text))
+        || row
+            .error_kind()
+            .is_some_and(|k| k.to_lowercase().contains(text))
 }
 
 #[component]
@@ -86,8 +93,14 @@ pub fn Tasks() -> impl IntoView {
     let scroll = RwSignal::new(0.0_f64);
 
     let stages = Memo::new(move |_| {
-        live.with(|s| s.snapshot.stages.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
-            .unwrap_or_default()
+        live.with(|s| {
+            s.snapshot
+                .stages
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
     });
     // The matching ids, newest first. Ids only: the rows stay in the store.
     let matching = Memo::new(move |_| {
@@ -104,18 +117,23 @@ pub fn Tasks() -> impl IntoView {
         .unwrap_or_default()
     });
     let counts = Memo::new(move |_| {
-        live.with(|s| {
-            Tab::ALL.map(|t| s.items.values().filter(|r| t.admits(r.status())).count())
-        })
-        .unwrap_or_default()
+        live.with(|s| Tab::ALL.map(|t| s.items.values().filter(|r| t.admits(r.status())).count()))
+            .unwrap_or_default()
     });
 
     let visible = move || {
         let ids = matching.get();
-        let first = ((scroll.get() / ROW_H) as usize).saturating_sub(OVERSCAN).min(ids.len());
+        let first = ((scroll.get() / ROW_H) as usize)
+            .saturating_sub(OVERSCAN)
+            .min(ids.len());
         let last = (first + (VIEW_H / ROW_H) as usize + 2 * OVERSCAN).min(ids.len());
         let rows: Vec<ItemRow> = live
-            .with(|s| ids[first..last].iter().filter_map(|id| s.items.get(id).cloned()).collect())
+            .with(|s| {
+                ids[first..last]
+                    .iter()
+                    .filter_map(|id| s.items.get(id).cloned())
+                    .collect()
+            })
             .unwrap_or_default();
         (first, rows)
     };
@@ -210,7 +228,6 @@ pub fn Tasks() -> impl IntoView {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +242,9 @@ mod tests {
         assert!(matches(&failed, Tab::All, None, "42", &stages));
         assert!(!matches(&failed, Tab::Active, None, "", &stages));
         assert!(!matches(&failed, Tab::Failed, Some(0), "", &stages));
-        assert!(matches(&running, Tab::Active, None, "", &stages), "retrying is active");
+        assert!(
+            matches(&running, Tab::Active, None, "", &stages),
+            "retrying is active"
+        );
     }
 }

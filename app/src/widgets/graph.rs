@@ -63,7 +63,10 @@ pub(crate) fn PipelineGraph(snapshot: Snapshot) -> impl IntoView {
                 None => (PAD, ty + NODE_H / 2.0),
             };
             let (x2, y2) = (tx, ty + NODE_H / 2.0);
-            let queued = snapshot.stages.get(usize::from(e.to)).map_or(0, |s| s.queued);
+            let queued = snapshot
+                .stages
+                .get(usize::from(e.to))
+                .map_or(0, |s| s.queued);
             Some(view! {
                 <g class="edge">
                     <line x1=fx y1=fy x2=x2 y2=y2 marker-end="url(#arrow)"/>

@@ -26,7 +26,11 @@ fn polyline(values: &[f64], max: f64) -> String {
 
 /// Rates over the last points of the history.
 #[component]
-pub(crate) fn RateChart(points: Vec<Point>, series: Vec<Series>, label: &'static str) -> impl IntoView {
+pub(crate) fn RateChart(
+    points: Vec<Point>,
+    series: Vec<Series>,
+    label: &'static str,
+) -> impl IntoView {
     let max = points
         .iter()
         .flat_map(|p| series.iter().map(move |(_, _, get)| get(p)))
@@ -36,7 +40,12 @@ pub(crate) fn RateChart(points: Vec<Point>, series: Vec<Series>, label: &'static
         .map(|(name, class, get)| {
             let values: Vec<f64> = points.iter().map(get).collect();
             let last = values.last().copied().unwrap_or(0.0);
-            (name.to_string(), class.to_string(), polyline(&values, max), last)
+            (
+                name.to_string(),
+                class.to_string(),
+                polyline(&values, max),
+                last,
+            )
         })
         .collect::<Vec<_>>();
     let legend = lines
