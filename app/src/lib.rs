@@ -4,6 +4,8 @@
 mod format;
 pub mod live;
 mod pages;
+#[cfg(feature = "hydrate")]
+mod probe;
 mod shell;
 mod widgets;
 

@@ -30,6 +30,7 @@ export async function startServer(args = []) {
   return {
     url,
     dir,
+    pid: child.pid,
     files: () => readdirSync(dir),
     async stop() {
       child.kill('SIGTERM');

@@ -99,6 +99,9 @@ pub struct Snapshot {
     /// The change feed's position this snapshot includes: deltas after it apply on top.
     pub seq: u64,
     pub uptime_ms: u64,
+    /// When the pipeline started, in Unix milliseconds; event times count from here.
+    #[serde(default)]
+    pub started_unix_ms: u64,
     pub totals: Totals,
     pub stages: Vec<StageSnapshot>,
     pub edges: Vec<Edge>,

@@ -168,6 +168,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
         state: *shared.state.borrow(),
         seq: shared.tracker.seq(),
         uptime_ms: micros(shared.env.clock.elapsed()) / 1000,
+        started_unix_ms: shared.env.clock.started_unix_ms(),
         totals,
         stages,
         edges: shared.edges.clone(),

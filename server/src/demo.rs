@@ -56,16 +56,23 @@ impl DemoError {
 const SOURCES: [&str; 4] = ["rss", "s3", "crawler", "upload"];
 const LABELS: [&str; 5] = ["news", "finance", "sports", "science", "other"];
 
-fn pause(from_ms: u64, to_ms: u64) -> Duration {
-    Duration::from_millis(rand::rng().random_range(from_ms..=to_ms))
+/// A simulated wait between `from_ms` and `to_ms`, times `scale` (0 skips the wait).
+async fn pause(from_ms: u64, to_ms: u64, scale: f64) {
+    let ms = rand::rng().random_range(from_ms..=to_ms) as f64 * scale;
+    if ms > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(ms / 1000.0)).await;
+    }
 }
 
 /// Starts the demo: a pipeline and a producer feeding it about `rate` documents a second.
-pub fn start(rate: u32) -> PipelineHandle {
+/// `latency` scales the simulated work (1.0 is realistic; 0.0 makes every task instant,
+/// which is how the benchmark pushes tens of thousands of events a second through it).
+pub fn start(rate: u32, latency: f64) -> PipelineHandle {
+    let scale = latency.max(0.0);
     let running = Line::<Document>::new("document-enrichment")
         .stage(
-            Stage::map("ingest", |doc: Document, cx: Ctx| async move {
-                tokio::time::sleep(pause(1, 4)).await;
+            Stage::map("ingest", move |doc: Document, cx: Ctx| async move {
+                pause(1, 4, scale).await;
                 cx.annotate("input", doc.title.clone());
                 cx.annotate("source", doc.source);
                 cx.annotate("bytes", doc.body.len());
@@ -76,8 +83,8 @@ pub fn start(rate: u32) -> PipelineHandle {
         .stage(
             // Long documents are split into sections: each section is an item of its own
             // whose provenance names the document.
-            Stage::flat_map("parse", |doc: Document, cx: Ctx| async move {
-                tokio::time::sleep(pause(2, 8)).await;
+            Stage::flat_map("parse", move |doc: Document, cx: Ctx| async move {
+                pause(2, 8, scale).await;
                 let words = doc.body.split_whitespace().count();
                 if words == 0 {
                     return Err(DemoError::Empty);
@@ -95,7 +102,7 @@ pub fn start(rate: u32) -> PipelineHandle {
             .classify(DemoError::kind),
         )
         .stage(
-            Stage::map("enrich", |p: Parsed, cx: Ctx| async move {
+            Stage::map("enrich", move |p: Parsed, cx: Ctx| async move {
                 let (latency, roll, label) = {
                     let mut rng = rand::rng();
                     (
@@ -104,7 +111,7 @@ pub fn start(rate: u32) -> PipelineHandle {
                         LABELS[rng.random_range(0..LABELS.len())],
                     )
                 };
-                tokio::time::sleep(Duration::from_millis(latency)).await;
+                pause(latency, latency, scale).await;
                 cx.annotate("model", "demo-small-v2");
                 match roll {
                     0..=5 => return Err(DemoError::ModelTimeout(latency)),
@@ -130,8 +137,8 @@ pub fn start(rate: u32) -> PipelineHandle {
             .classify(DemoError::kind),
         )
         .stage(
-            Stage::map("store", |e: Enriched, cx: Ctx| async move {
-                tokio::time::sleep(pause(2, 10)).await;
+            Stage::map("store", move |e: Enriched, cx: Ctx| async move {
+                pause(2, 10, scale).await;
                 if rand::rng().random_range(0..100) == 0 {
                     return Err(DemoError::StoreRejected);
                 }

@@ -24,6 +24,19 @@ struct Cli {
     #[arg(long, env = "FLOWDECK_DEMO_RATE", default_value_t = 60,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     demo_rate: u32,
+    /// Scales the demo's simulated work: 1 is realistic, 0 makes every task instant (for
+    /// load tests: `--demo-rate 5000 --demo-latency 0` makes about 90,000 events a second).
+    #[arg(long, env = "FLOWDECK_DEMO_LATENCY", default_value_t = 1.0,
+          value_parser = parse_scale)]
+    demo_latency: f64,
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        Ok(v) => Err(format!("{v} is out of range: use 0 to 100")),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
 }
 
 #[tokio::main]
@@ -43,7 +56,7 @@ async fn main() -> ExitCode {
         refresh: Duration::from_millis(cli.refresh_ms),
         ..flowdeck_server::Config::default()
     };
-    let pipeline = flowdeck_server::demo::start(cli.demo_rate);
+    let pipeline = flowdeck_server::demo::start(cli.demo_rate, cli.demo_latency);
     match flowdeck_server::serve(config.clone(), pipeline).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
