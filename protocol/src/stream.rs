@@ -159,6 +159,13 @@ pub struct LiveState {
     pub items: BTreeMap<ItemId, ItemRow>,
     pub history: VecDeque<Point>,
     pub errors: ErrorSummary,
+    /// Retained items per status, indexed like [`ItemStatus::ALL`], kept as rows change
+    /// so that a page showing them does not count 100,000 items every frame.
+    counts: [usize; 6],
+}
+
+fn slot(s: ItemStatus) -> usize {
+    ItemStatus::ALL.iter().position(|&x| x == s).unwrap_or(0)
 }
 
 impl LiveState {
@@ -170,7 +177,11 @@ impl LiveState {
             items: full.items.into_iter().map(|r| (r.id(), r)).collect(),
             history: full.history.into_iter().collect(),
             errors: full.errors,
+            counts: [0; 6],
         };
+        for row in state.items.values() {
+            state.counts[slot(row.status())] += 1;
+        }
         state.trim();
         state
     }
@@ -196,7 +207,10 @@ impl LiveState {
         self.id = delta.id;
         self.snapshot = delta.snapshot;
         for row in delta.items {
-            self.items.insert(row.id(), row);
+            self.counts[slot(row.status())] += 1;
+            if let Some(old) = self.items.insert(row.id(), row) {
+                self.counts[slot(old.status())] -= 1;
+            }
         }
         self.history.push_back(delta.point);
         if let Some(errors) = delta.errors {
@@ -223,8 +237,12 @@ impl LiveState {
     fn trim(&mut self) {
         if let Some(&newest) = self.items.keys().next_back() {
             let keep_from = (newest + 1).saturating_sub(self.retention);
-            if keep_from > 0 {
-                self.items = self.items.split_off(&keep_from);
+            if keep_from > 0 && self.items.keys().next().is_some_and(|&k| k < keep_from) {
+                let kept = self.items.split_off(&keep_from);
+                for row in self.items.values() {
+                    self.counts[slot(row.status())] -= 1;
+                }
+                self.items = kept;
             }
         }
         while self.history.len() > HISTORY_POINTS {
@@ -234,7 +252,7 @@ impl LiveState {
 
     /// Retained items in one status.
     pub fn count(&self, status: ItemStatus) -> usize {
-        self.items.values().filter(|r| r.status() == status).count()
+        self.counts[slot(status)]
     }
 }
 
@@ -268,6 +286,9 @@ mod tests {
         assert_eq!(s.items.keys().copied().collect::<Vec<_>>(), [2, 3, 4]);
         assert_eq!(s.items[&2].status(), ItemStatus::Completed);
         assert_eq!(s.history.len(), 1);
+        // Counts follow: 1 was dropped, 2 moved to completed, 4 arrived.
+        assert_eq!(s.count(ItemStatus::Queued), 2);
+        assert_eq!(s.count(ItemStatus::Completed), 1);
     }
 
     #[test]

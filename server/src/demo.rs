@@ -130,10 +130,10 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
             .workers(8)
             .queue(256)
             .timeout(Duration::from_secs(2))
-            .retry(
-                RetryPolicy::attempts(3)
-                    .backoff(Duration::from_millis(50), Duration::from_millis(400)),
-            )
+            .retry(RetryPolicy::attempts(3).backoff(
+                Duration::from_secs_f64(0.05 * scale),
+                Duration::from_secs_f64(0.4 * scale),
+            ))
             .classify(DemoError::kind),
         )
         .stage(

@@ -3,7 +3,7 @@
 //! Only the rows in view are in the DOM: the list is a tall empty box with the visible
 //! slice positioned inside it, so 100,000 items cost the same to draw as 30.
 
-use flowdeck_protocol::{stream::ItemRow, ItemId, ItemStatus};
+use flowdeck_protocol::{stream::ItemRow, ItemStatus};
 use leptos::prelude::*;
 
 use crate::{format, live::use_live};
@@ -107,12 +107,19 @@ pub fn Tasks() -> impl IntoView {
         let (tab, stage, text) = (tab.get(), stage.get(), text.get().to_lowercase());
         let names = stages.get();
         live.with(|s| {
-            s.items
-                .values()
-                .rev()
-                .filter(|r| matches(r, tab, stage, &text, &names))
-                .map(ItemRow::id)
-                .collect::<Vec<ItemId>>()
+            let mut ids = Vec::with_capacity(s.items.len());
+            if tab == Tab::All && stage.is_none() && text.is_empty() {
+                ids.extend(s.items.keys().rev().copied());
+            } else {
+                ids.extend(
+                    s.items
+                        .values()
+                        .rev()
+                        .filter(|r| matches(r, tab, stage, &text, &names))
+                        .map(ItemRow::id),
+                );
+            }
+            ids
         })
         .unwrap_or_default()
     });
