@@ -55,6 +55,8 @@ pub struct Live {
     pub frozen: RwSignal<bool>,
     /// Frames received since the page loaded.
     pub received: RwSignal<u64>,
+    /// A render is scheduled for the next animation frame.
+    render_pending: StoredValue<bool>,
 }
 
 impl Live {
@@ -104,11 +106,29 @@ impl Live {
             other => return Err(format!("unknown stream event {other:?}")),
         }
         self.received.update(|n| *n += 1);
-        self.connection.set(Connection::Live);
-        if !self.frozen.get_untracked() {
-            self.version.update(|v| *v += 1);
+        if self.connection.get_untracked() != Connection::Live {
+            self.connection.set(Connection::Live);
         }
+        self.schedule_render();
         Ok(())
+    }
+
+    /// Asks the pages to read the state again at the next animation frame, once however
+    /// many frames arrive before it: applying a frame and drawing it are separate browser
+    /// tasks, and the page never draws more often than the screen refreshes.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn schedule_render(&self) {
+        if self.render_pending.get_value() {
+            return;
+        }
+        self.render_pending.set_value(true);
+        let live = *self;
+        request_animation_frame(move || {
+            live.render_pending.set_value(false);
+            if !live.frozen.get_untracked() {
+                live.version.update(|v| *v += 1);
+            }
+        });
     }
 }
 
@@ -137,6 +157,7 @@ pub fn provide() {
         connection: RwSignal::new(Connection::Static),
         frozen: RwSignal::new(false),
         received: RwSignal::new(0),
+        render_pending: StoredValue::new(false),
     };
     provide_context(live);
     // Effects run only in the browser, after hydration: the server never connects.

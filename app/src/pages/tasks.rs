@@ -102,46 +102,65 @@ pub fn Tasks() -> impl IntoView {
         })
         .unwrap_or_default()
     });
-    // The matching ids, newest first. Ids only: the rows stay in the store.
+    // The matching ids, newest first (ids only: the rows stay in the store), or `None`
+    // when nothing is filtered: then the store itself is the list, and no frame has to
+    // copy 100,000 ids.
     let matching = Memo::new(move |_| {
         let (tab, stage, text) = (tab.get(), stage.get(), text.get().to_lowercase());
+        if tab == Tab::All && stage.is_none() && text.is_empty() {
+            return None;
+        }
         let names = stages.get();
         live.with(|s| {
-            let mut ids = Vec::with_capacity(s.items.len());
-            if tab == Tab::All && stage.is_none() && text.is_empty() {
-                ids.extend(s.items.keys().rev().copied());
-            } else {
-                ids.extend(
-                    s.items
-                        .values()
-                        .rev()
-                        .filter(|r| matches(r, tab, stage, &text, &names))
-                        .map(ItemRow::id),
-                );
-            }
-            ids
+            s.items
+                .values()
+                .rev()
+                .filter(|r| matches(r, tab, stage, &text, &names))
+                .map(ItemRow::id)
+                .collect::<Vec<_>>()
+        })
+    });
+    let total = move || match matching.get() {
+        Some(ids) => ids.len(),
+        None => live.with(|s| s.items.len()).unwrap_or_default(),
+    };
+    // Per tab, from the store's running counts: no pass over the items.
+    let counts = Memo::new(move |_| {
+        live.with(|s| {
+            Tab::ALL.map(|t| {
+                ItemStatus::ALL
+                    .iter()
+                    .filter(|&&st| t.admits(st))
+                    .map(|&st| s.count(st))
+                    .sum::<usize>()
+            })
         })
         .unwrap_or_default()
     });
-    let counts = Memo::new(move |_| {
-        live.with(|s| Tab::ALL.map(|t| s.items.values().filter(|r| t.admits(r.status())).count()))
-            .unwrap_or_default()
-    });
 
     let visible = move || {
-        let ids = matching.get();
+        let len = total();
         let first = ((scroll.get() / ROW_H) as usize)
             .saturating_sub(OVERSCAN)
-            .min(ids.len());
-        let last = (first + (VIEW_H / ROW_H) as usize + 2 * OVERSCAN).min(ids.len());
-        let rows: Vec<ItemRow> = live
-            .with(|s| {
-                ids[first..last]
+            .min(len);
+        let n = ((VIEW_H / ROW_H) as usize + 2 * OVERSCAN).min(len - first);
+        let rows: Vec<ItemRow> = matching.with(|m| {
+            live.with(|s| match m {
+                Some(ids) => ids[first..first + n]
                     .iter()
                     .filter_map(|id| s.items.get(id).cloned())
-                    .collect()
+                    .collect(),
+                None => s
+                    .items
+                    .values()
+                    .rev()
+                    .skip(first)
+                    .take(n)
+                    .cloned()
+                    .collect(),
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+        });
         (first, rows)
     };
 
@@ -190,7 +209,7 @@ pub fn Tasks() -> impl IntoView {
                     />
                 </label>
                 <span class="muted" data-testid="match-count">
-                    {move || format!("{} items", format::count(matching.get().len() as u64))}
+                    {move || format!("{} items", format::count(total() as u64))}
                 </span>
             </div>
             <div class="vhead" role="presentation">
@@ -206,7 +225,7 @@ pub fn Tasks() -> impl IntoView {
                     scroll.set(f64::from(el.scroll_top()));
                 }
             >
-                <div class="vspace" style=move || format!("height:{}px", matching.get().len() as f64 * ROW_H)>
+                <div class="vspace" style=move || format!("height:{}px", total() as f64 * ROW_H)>
                     {move || {
                         let (first, rows) = visible();
                         let names = stages.get();
