@@ -28,7 +28,7 @@ use axum::{
 };
 use flowdeck_protocol::{
     stream::{Delta, Full, ItemRow, LiveState, Point, DELTA_EVENT, FULL_EVENT},
-    ItemId, Snapshot,
+    ItemId, Snapshot, TaskDetail,
 };
 use flowdeck_runtime::{FeedError, PipelineHandle};
 use futures::Stream;
@@ -148,6 +148,17 @@ impl Hub {
     /// The newest snapshot the stream carries.
     pub fn snapshot(&self) -> Snapshot {
         self.with_state(|s| s.snapshot.clone())
+    }
+
+    /// One item's detail, provenance and the stage names they refer to, while retained.
+    pub fn task(&self, id: ItemId) -> Option<TaskDetail> {
+        let pipeline = self.pipeline();
+        let tracker = pipeline.tracker();
+        Some(TaskDetail {
+            detail: tracker.item(id)?,
+            provenance: tracker.provenance(id),
+            stage_names: pipeline.stage_names().to_vec(),
+        })
     }
 
     /// The id of the newest frame.

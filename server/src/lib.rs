@@ -2,6 +2,7 @@
 //! demo pipeline. [`router`] builds the whole app without a socket, so tests can drive it;
 //! [`serve`] binds and runs it.
 
+mod api;
 mod assets;
 pub mod demo;
 pub mod hub;
@@ -12,7 +13,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::HeaderMap,
+    http::{header, HeaderMap, HeaderValue},
     response::{IntoResponse, Response},
     routing::{get, post},
     Router,
@@ -22,6 +23,7 @@ use flowdeck_protocol::{stream::Full, ItemId, TaskDetail};
 use flowdeck_runtime::PipelineHandle;
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use tower_http::{limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer};
 
 pub use hub::Hub;
 pub use state::AppState;
@@ -70,12 +72,31 @@ pub fn router(state: AppState) -> Router {
     let source = backend(&state);
     let ctx = move || provide_context(source.clone());
     let options = state.leptos.clone();
-    Router::new()
+    let app = Router::new()
         .route("/api/events", get(hub::events))
         .route("/api/{*fn_name}", post(server_fns))
+        .merge(api::router())
         .leptos_routes_with_context(&state, routes, ctx, move || shell(options.clone()))
-        .fallback(fallback)
-        .with_state(state)
+        .fallback(fallback);
+    harden(app).with_state(state)
+}
+
+/// The largest request body accepted: the API takes small JSON and forms only.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Headers every response carries: no MIME sniffing, no framing by other sites, no
+/// referrer leaking to other origins.
+fn harden(router: Router<AppState>) -> Router<AppState> {
+    let set =
+        |name, value| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
+    router
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(
+            header::CONTENT_SECURITY_POLICY,
+            "frame-ancestors 'none'",
+        ))
+        .layer(set(header::REFERRER_POLICY, "same-origin"))
 }
 
 /// What pages render from: the hub's mirror of the stream and the runtime's tracker.
@@ -104,13 +125,7 @@ impl Backend for HubBackend {
     }
 
     fn task(&self, id: ItemId) -> Option<TaskDetail> {
-        let pipeline = self.0.pipeline();
-        let tracker = pipeline.tracker();
-        Some(TaskDetail {
-            detail: tracker.item(id)?,
-            provenance: tracker.provenance(id),
-            stage_names: pipeline.stage_names().to_vec(),
-        })
+        self.0.task(id)
     }
 }
 

@@ -5,54 +5,15 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{pipeline, serve};
 use eventsource_stream::Eventsource;
 use flowdeck_protocol::stream::{Delta, Frame, Full, ItemRow, LiveState};
-use flowdeck_runtime::{Line, PipelineHandle, RetryPolicy, Running, Stage};
-use flowdeck_server::{hub::LogLimits, router, state, Config};
+use flowdeck_runtime::PipelineHandle;
+use flowdeck_server::hub::LogLimits;
 use futures::{Stream, StreamExt};
 use rand::Rng;
-
-/// Serves a dashboard of `handle` on a free loopback port; returns its base URL.
-async fn serve(handle: PipelineHandle, refresh_ms: u64, log: LogLimits) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = Config {
-        addr,
-        refresh: Duration::from_millis(refresh_ms),
-        stream_log: log,
-    };
-    let app = router(state(&config, handle));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
-}
-
-/// Three stages with random latency, some failures and retries.
-fn pipeline(retention: usize) -> Running<u64, u64> {
-    let stage = |name: &'static str, fail_every: u64| {
-        Stage::map(name, move |n: u64, cx: flowdeck_runtime::Ctx| async move {
-            let wait = rand::rng().random_range(0..300);
-            tokio::time::sleep(Duration::from_micros(wait)).await;
-            if n.is_multiple_of(fail_every) && cx.attempt() == 1 {
-                return Err(format!("flaky {n}"));
-            }
-            if n % (fail_every * 7) == 1 {
-                return Err(format!("broken {n}"));
-            }
-            Ok(n)
-        })
-        .workers(3)
-        .queue(64)
-        .retry(RetryPolicy::attempts(2).backoff(Duration::from_millis(1), Duration::from_millis(2)))
-    };
-    Line::<u64>::new("stream-test")
-        .stage(stage("a", 13))
-        .stage(stage("b", 17))
-        .stage(stage("c", 19))
-        .retention(retention)
-        .build()
-        .unwrap()
-        .start()
-}
 
 /// A stream client keeping its state the way the browser does.
 #[derive(Default)]

@@ -1,0 +1,244 @@
+//! The JSON API under `/api/v1`: what the dashboard shows, for scripts.
+//!
+//! Read-only for now: summary, stages, workers, tasks (filtered, cursor-paged), one task
+//! with its history and provenance, and the error summary. Every parameter is validated;
+//! bad input is a 400 with a JSON body naming the problem, an unknown id a 404.
+
+mod error;
+mod query;
+
+use axum::{
+    extract::{Path, State},
+    routing::get,
+    Json, Router,
+};
+use flowdeck_protocol::{
+    ErrorSummary, ItemId, ItemStatus, ItemSummary, PipelineState, StageSnapshot, TaskDetail,
+    WorkerSnapshot, WorkerState,
+};
+use serde::{Deserialize, Serialize};
+
+pub use error::ApiError;
+use query::Strict;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/summary", get(summary))
+        .route("/api/v1/stages", get(stages))
+        .route("/api/v1/workers", get(workers))
+        .route("/api/v1/tasks", get(tasks))
+        .route("/api/v1/tasks/{id}", get(task))
+        .route("/api/v1/errors", get(errors))
+        .route(
+            "/api/v1/{*rest}",
+            get(|| async { ApiError::NotFound("no such API endpoint".into()) }),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    pipeline: PipelineState,
+}
+
+/// Liveness: answers while the process serves.
+async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        pipeline: state.hub.pipeline().state(),
+    })
+}
+
+/// Readiness: 200 while the pipeline takes work, 503 once it drains, finishes or aborts.
+async fn readyz(State(state): State<AppState>) -> (axum::http::StatusCode, Json<Health>) {
+    let pipeline = state.hub.pipeline().state();
+    let ready = pipeline == PipelineState::Running;
+    let code = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let status = if ready { "ready" } else { "not_ready" };
+    (code, Json(Health { status, pipeline }))
+}
+
+#[derive(Serialize)]
+struct Summary {
+    name: String,
+    status: PipelineState,
+    uptime_ms: u64,
+    workers: WorkerCounts,
+    tasks: TaskCounts,
+    /// Items leaving the pipeline per second.
+    throughput: f64,
+}
+
+#[derive(Serialize)]
+struct WorkerCounts {
+    total: usize,
+    /// Idle and able to take an item.
+    ready: usize,
+    busy: usize,
+}
+
+#[derive(Serialize)]
+struct TaskCounts {
+    queued: u64,
+    active: u64,
+    completed: u64,
+    failed: u64,
+    cancelled: u64,
+}
+
+async fn summary(State(state): State<AppState>) -> Json<Summary> {
+    let s = state.hub.snapshot();
+    let all = || s.stages.iter().flat_map(|st| &st.workers);
+    Json(Summary {
+        name: s.pipeline.clone(),
+        status: s.state,
+        uptime_ms: s.uptime_ms,
+        workers: WorkerCounts {
+            total: all().count(),
+            ready: all().filter(|w| w.state == WorkerState::Idle).count(),
+            busy: all().filter(|w| w.state == WorkerState::Busy).count(),
+        },
+        tasks: TaskCounts {
+            queued: s.totals.queued,
+            active: s.totals.running,
+            completed: s.totals.completed,
+            failed: s.totals.failed,
+            cancelled: s.totals.cancelled,
+        },
+        throughput: s.totals.throughput,
+    })
+}
+
+async fn stages(State(state): State<AppState>) -> Json<Vec<StageSnapshot>> {
+    Json(state.hub.snapshot().stages)
+}
+
+#[derive(Serialize)]
+struct Worker {
+    stage: String,
+    #[serde(flatten)]
+    worker: WorkerSnapshot,
+}
+
+async fn workers(State(state): State<AppState>) -> Json<Vec<Worker>> {
+    let s = state.hub.snapshot();
+    Json(
+        s.stages
+            .into_iter()
+            .flat_map(|st| {
+                let name = st.name;
+                st.workers.into_iter().map(move |w| Worker {
+                    stage: name.clone(),
+                    worker: w,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `GET /api/v1/tasks` parameters.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQuery {
+    /// One of queued, running, retrying, completed, failed, cancelled.
+    status: Option<ItemStatus>,
+    /// A stage's name.
+    stage: Option<String>,
+    /// Matches the id, the stage's name or the error's kind or message.
+    q: Option<String>,
+    /// Items per page, 1 to 1,000 (default 100).
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page: items older than it.
+    cursor: Option<ItemId>,
+}
+
+#[derive(Serialize)]
+struct TaskPage {
+    items: Vec<ItemSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<ItemId>,
+}
+
+pub const MAX_PAGE: usize = 1000;
+
+async fn tasks(
+    State(state): State<AppState>,
+    Strict(query): Strict<TaskQuery>,
+) -> Result<Json<TaskPage>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}, got {limit}"
+        )));
+    }
+    let pipeline = state.hub.pipeline();
+    let stage = match &query.stage {
+        Some(name) => Some(pipeline.stage_index(name).map_err(|_| {
+            ApiError::BadRequest(format!(
+                "no stage named {name:?}; the stages are {}",
+                pipeline.stage_names().join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let text = query
+        .q
+        .as_deref()
+        .map(str::to_lowercase)
+        .unwrap_or_default();
+    let names = pipeline.stage_names();
+    let matches = |s: &ItemSummary| {
+        text.is_empty()
+            || s.id.to_string().contains(&text)
+            || names
+                .get(usize::from(s.stage))
+                .is_some_and(|n| n.to_lowercase().contains(&text))
+            || s.error.as_ref().is_some_and(|e| {
+                e.kind.to_lowercase().contains(&text) || e.message.to_lowercase().contains(&text)
+            })
+    };
+    // Newest first; one more than asked tells whether there is a next page.
+    let mut items: Vec<ItemSummary> = pipeline
+        .tracker()
+        .items(query.status, stage, usize::MAX)
+        .into_iter()
+        .filter(|s| query.cursor.is_none_or(|c| s.id < c))
+        .filter(|s| matches(s))
+        .take(limit + 1)
+        .collect();
+    let next_cursor = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        items.last().map(|s| s.id)
+    });
+    Ok(Json(TaskPage {
+        items,
+        next_cursor: next_cursor.flatten(),
+    }))
+}
+
+async fn task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TaskDetail>, ApiError> {
+    let id: ItemId = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("task id must be a number, got {id:?}")))?;
+    state.hub.task(id).map(Json).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "task {id} is not retained (the server keeps the {} most recent items)",
+            state.hub.pipeline().tracker().retention()
+        ))
+    })
+}
+
+async fn errors(State(state): State<AppState>) -> Json<ErrorSummary> {
+    Json(state.hub.pipeline().tracker().errors())
+}

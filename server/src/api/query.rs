@@ -1,0 +1,21 @@
+//! Query strings, parsed strictly: an unknown parameter, a malformed value or one out of
+//! range is a 400 that names it, where axum's own `Query` would answer in plain text.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A query string deserialized into `T` (which should deny unknown fields).
+pub struct Strict<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Strict<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(Strict)
+            .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))
+    }
+}

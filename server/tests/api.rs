@@ -1,0 +1,228 @@
+//! The JSON API over real HTTP: shapes, filters and cursor paging; bad input gets a 400
+//! naming the problem and unknown ids a 404, never a 500; random query strings included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{collections::HashSet, time::Duration};
+
+use common::{pipeline, serve};
+use flowdeck_server::hub::LogLimits;
+use proptest::prelude::*;
+use serde_json::Value;
+
+async fn get(url: &str) -> (u16, Value) {
+    let res = reqwest::get(url).await.unwrap();
+    let status = res.status().as_u16();
+    let ty = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        ty.starts_with("application/json"),
+        "{url}: content-type {ty}"
+    );
+    (status, res.json().await.unwrap())
+}
+
+/// A finished run of 600 items with failures and retries, and its server.
+async fn finished_run() -> (String, flowdeck_runtime::PipelineHandle) {
+    let running = pipeline(10_000);
+    let handle = running.handle.clone();
+    let base = serve(handle.clone(), 50, LogLimits::default()).await;
+    let outputs = running.outputs;
+    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
+    running.input.send_all(0..600u64).await;
+    drop(running.input);
+    tokio::time::timeout(Duration::from_secs(60), handle.wait())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    (base, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_describes_the_pipeline() {
+    let (base, handle) = finished_run().await;
+    let (code, summary) = get(&format!("{base}/api/v1/summary")).await;
+    assert_eq!(code, 200);
+    assert_eq!(summary["name"], "stream-test");
+    assert_eq!(summary["status"], "finished");
+    assert_eq!(summary["workers"]["total"], 9);
+    let t = &summary["tasks"];
+    assert_eq!(
+        t["completed"].as_u64().unwrap() + t["failed"].as_u64().unwrap(),
+        600
+    );
+
+    let (_, stages) = get(&format!("{base}/api/v1/stages")).await;
+    assert_eq!(stages.as_array().unwrap().len(), 3);
+    assert_eq!(stages[1]["name"], "b");
+    let (_, workers) = get(&format!("{base}/api/v1/workers")).await;
+    assert_eq!(workers.as_array().unwrap().len(), 9);
+    assert_eq!(workers[0]["stage"], "a");
+
+    let (_, errors) = get(&format!("{base}/api/v1/errors")).await;
+    assert_eq!(errors["total"], handle.tracker().errors().total);
+    assert!(errors["total"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_filter_and_page_by_cursor() {
+    let (base, handle) = finished_run().await;
+    // Every item once, newest first, across pages of 64.
+    let mut seen = Vec::new();
+    let mut cursor: Option<u64> = None;
+    loop {
+        let url = match cursor {
+            Some(c) => format!("{base}/api/v1/tasks?limit=64&cursor={c}"),
+            None => format!("{base}/api/v1/tasks?limit=64"),
+        };
+        let (code, page) = get(&url).await;
+        assert_eq!(code, 200);
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_u64().unwrap()),
+        );
+        match page["next_cursor"].as_u64() {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 600);
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        600,
+        "no item twice"
+    );
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+    let (_, failed) = get(&format!("{base}/api/v1/tasks?status=failed&limit=1000")).await;
+    let failed = failed["items"].as_array().unwrap().clone();
+    assert_eq!(failed.len() as u64, handle.tracker().errors().total);
+    assert!(failed.iter().all(|i| i["status"] == "failed"));
+    let (_, at_b) = get(&format!(
+        "{base}/api/v1/tasks?status=failed&stage=b&limit=1000"
+    ))
+    .await;
+    assert!(at_b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["stage"] == 1));
+    let (_, broken) = get(&format!("{base}/api/v1/tasks?q=broken&limit=1000")).await;
+    let broken = broken["items"].as_array().unwrap();
+    assert!(!broken.is_empty());
+    assert!(broken
+        .iter()
+        .all(|i| i["error"]["message"].as_str().unwrap().contains("broken")));
+
+    let id = seen[10];
+    let (code, task) = get(&format!("{base}/api/v1/tasks/{id}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(task["detail"]["id"], id);
+    assert_eq!(task["provenance"][0]["id"], id);
+    assert_eq!(task["stage_names"], serde_json::json!(["a", "b", "c"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_400_naming_the_problem() {
+    let (base, _handle) = finished_run().await;
+    for (query, names) in [
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+        ("limit=ten", "invalid digit"),
+        ("status=bogus", "bogus"),
+        ("stage=nope", "nope"),
+        ("colour=red", "colour"),
+        ("cursor=-4", "invalid digit"),
+    ] {
+        let (code, body) = get(&format!("{base}/api/v1/tasks?{query}")).await;
+        assert_eq!(code, 400, "{query}");
+        assert_eq!(body["error"], "bad_request");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(names), "{query}: {message}");
+    }
+    let (code, body) = get(&format!("{base}/api/v1/tasks/abc")).await;
+    assert_eq!((code, body["error"].as_str()), (400, Some("bad_request")));
+    let (code, body) = get(&format!("{base}/api/v1/tasks/99999999")).await;
+    assert_eq!((code, body["error"].as_str()), (404, Some("not_found")));
+    let (code, _) = get(&format!("{base}/api/v1/no-such-thing")).await;
+    assert_eq!(code, 404);
+    // A body over the limit is refused before any handler reads it.
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/view"))
+        .body(vec![b'x'; 100 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_security_headers() {
+    let running = pipeline(100);
+    let handle = running.handle.clone();
+    let base = serve(handle.clone(), 50, LogLimits::default()).await;
+    let (code, body) = get(&format!("{base}/readyz")).await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("ready")));
+    drop(running.input);
+    handle.wait().await;
+    let (code, body) = get(&format!("{base}/readyz")).await;
+    assert_eq!((code, body["pipeline"].as_str()), (503, Some("finished")));
+    let (code, _) = get(&format!("{base}/healthz")).await;
+    assert_eq!(code, 200, "alive even when the pipeline is done");
+
+    let res = reqwest::get(format!("{base}/")).await.unwrap();
+    let h = res.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "frame-ancestors 'none'");
+    assert_eq!(h["referrer-policy"], "same-origin");
+}
+
+#[test]
+fn random_query_strings_never_get_a_500() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (base, _handle) = rt.block_on(finished_run());
+    let client = reqwest::Client::new();
+    let key = prop::sample::select(vec!["status", "stage", "q", "limit", "cursor", "x", ""]);
+    let value = prop_oneof![
+        "[a-z0-9%&=+ -]{0,12}",
+        any::<i64>().prop_map(|n| n.to_string()),
+        Just("failed".to_string()),
+        Just("b".to_string()),
+    ];
+    let query = prop::collection::vec((key, value), 0..4).prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    let path = prop::sample::select(vec!["/api/v1/tasks", "/api/v1/summary", "/api/v1/tasks/1"]);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(200));
+    runner
+        .run(&(path, query), |(path, query)| {
+            let (status, is_json) = rt.block_on(async {
+                let res = client
+                    .get(format!("{base}{path}?{query}"))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                let body = res.bytes().await.unwrap();
+                (status, serde_json::from_slice::<Value>(&body).is_ok())
+            });
+            prop_assert!(
+                matches!(status, 200 | 400 | 404),
+                "{path}?{query} answered {status}"
+            );
+            prop_assert!(is_json, "{path}?{query} answered a body that is not JSON");
+            Ok(())
+        })
+        .unwrap();
+}
