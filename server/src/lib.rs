@@ -2,7 +2,7 @@
 //! demo pipeline. [`router`] builds the whole app without a socket, so tests can drive it;
 //! [`serve`] binds and runs it.
 
-mod api;
+pub mod api;
 mod assets;
 pub mod demo;
 pub mod hub;
@@ -36,6 +36,8 @@ pub struct Config {
     pub refresh: Duration,
     /// How many past frames the stream keeps for reconnecting browsers.
     pub stream_log: hub::LogLimits,
+    /// Refuse control actions (pause, scale, retry, cancel, drain, stop) with 403.
+    pub readonly: bool,
 }
 
 impl Default for Config {
@@ -44,6 +46,7 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             refresh: Duration::from_millis(250),
             stream_log: hub::LogLimits::default(),
+            readonly: false,
         }
     }
 }
@@ -63,6 +66,8 @@ pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
     AppState {
         leptos: leptos_options(config.addr),
         hub: Hub::start(pipeline, config.refresh, config.stream_log),
+        readonly: config.readonly,
+        audit: api::Audit::default(),
     }
 }
 

@@ -29,6 +29,10 @@ struct Cli {
     #[arg(long, env = "FLOWDECK_DEMO_LATENCY", default_value_t = 1.0,
           value_parser = parse_scale)]
     demo_latency: f64,
+    /// Show the pipeline but refuse every control action (pause, scale, retry, cancel,
+    /// drain, stop) with 403.
+    #[arg(long, env = "FLOWDECK_READONLY")]
+    readonly: bool,
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {
@@ -54,6 +58,7 @@ async fn main() -> ExitCode {
     let config = flowdeck_server::Config {
         addr: (cli.host, cli.port).into(),
         refresh: Duration::from_millis(cli.refresh_ms),
+        readonly: cli.readonly,
         ..flowdeck_server::Config::default()
     };
     let pipeline = flowdeck_server::demo::start(cli.demo_rate, cli.demo_latency);

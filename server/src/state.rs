@@ -3,12 +3,15 @@
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use crate::hub::Hub;
+use crate::{api::Audit, hub::Hub};
 
 #[derive(Clone)]
 pub struct AppState {
     pub leptos: LeptosOptions,
     pub hub: Hub,
+    /// When set, control actions answer 403.
+    pub readonly: bool,
+    pub audit: Audit,
 }
 
 impl FromRef<AppState> for LeptosOptions {

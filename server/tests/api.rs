@@ -226,3 +226,96 @@ fn random_query_strings_never_get_a_500() {
         })
         .unwrap();
 }
+
+async fn post(url: &str, body: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().post(url);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_owned());
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_actions_work_and_are_audited() {
+    let running = pipeline(1_000);
+    let handle = running.handle.clone();
+    let base = serve(handle.clone(), 50, LogLimits::default()).await;
+
+    let (code, _) = post(&format!("{base}/api/v1/stages/b/pause"), Some("{}")).await;
+    assert_eq!(code, 200);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(handle.snapshot().stages[1].paused);
+    let (code, _) = post(&format!("{base}/api/v1/stages/b/resume"), Some("{}")).await;
+    assert_eq!(code, 200);
+    assert!(!handle.snapshot().stages[1].paused);
+    let (code, _) = post(
+        &format!("{base}/api/v1/stages/c/workers"),
+        Some(r#"{"workers": 5}"#),
+    )
+    .await;
+    assert_eq!(code, 200);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(handle.snapshot().stages[2].workers.len(), 5);
+
+    // Refusals name the problem.
+    for (path, body, want) in [
+        ("stages/zzz/pause", Some("{}"), 404),
+        ("stages/c/workers", Some(r#"{"workers": 0}"#), 400),
+        ("stages/c/workers", Some(r#"{"workers": "many"}"#), 400),
+        ("stages/c/workers", Some("{}"), 400),
+        ("stages/b/pause", None, 400),
+        ("tasks/abc/cancel", Some("{}"), 400),
+        ("tasks/424242/retry", Some("{}"), 404),
+    ] {
+        let (code, reply) = post(&format!("{base}/api/v1/{path}"), body).await;
+        assert_eq!(code, want, "{path} {body:?}: {reply}");
+        assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    let (code, _) = post(&format!("{base}/api/v1/pipeline/drain"), Some("{}")).await;
+    assert_eq!(code, 200);
+    tokio::time::timeout(Duration::from_secs(10), handle.wait())
+        .await
+        .unwrap();
+
+    let (_, audit) = get(&format!("{base}/api/v1/audit")).await;
+    let audit = audit.as_array().unwrap();
+    assert_eq!(audit.len(), 11, "every action, refused ones too");
+    assert_eq!(audit[0]["action"], "pause");
+    assert_eq!(audit[0]["outcome"], "ok");
+    assert_eq!(audit[2]["target"], "c to 5 workers");
+    assert!(audit[3]["outcome"].as_str().unwrap().contains("zzz"));
+    assert_eq!(audit[10]["action"], "drain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readonly_dashboard_refuses_control_with_403() {
+    let running = pipeline(100);
+    let handle = running.handle.clone();
+    let config = flowdeck_server::Config {
+        readonly: true,
+        ..flowdeck_server::Config::default()
+    };
+    let base = common::serve_config(handle.clone(), config).await;
+    for path in [
+        "stages/a/pause",
+        "stages/a/resume",
+        "pipeline/stop",
+        "tasks/1/cancel",
+    ] {
+        let (code, reply) = post(&format!("{base}/api/v1/{path}"), Some("{}")).await;
+        assert_eq!(
+            (code, reply["error"].as_str()),
+            (403, Some("forbidden")),
+            "{path}"
+        );
+    }
+    assert!(!handle.snapshot().stages[0].paused);
+    assert_eq!(handle.state(), flowdeck_protocol::PipelineState::Running);
+    let (_, summary) = get(&format!("{base}/api/v1/summary")).await;
+    assert_eq!(summary["status"], "running", "reading still works");
+}

@@ -14,6 +14,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// Not allowed here (a readonly dashboard).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Valid, but not in the pipeline's current state (retrying an item that has not failed).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 #[derive(Serialize)]
@@ -27,6 +33,8 @@ impl IntoResponse for ApiError {
         let (status, error) = match &self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         };
         (
             status,

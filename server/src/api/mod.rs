@@ -4,6 +4,7 @@
 //! with its history and provenance, and the error summary. Every parameter is validated;
 //! bad input is a 400 with a JSON body naming the problem, an unknown id a 404.
 
+mod control;
 mod error;
 mod query;
 
@@ -18,6 +19,7 @@ use flowdeck_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use control::{Audit, AuditEntry};
 pub use error::ApiError;
 use query::Strict;
 
@@ -35,6 +37,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/{*rest}",
             get(|| async { ApiError::NotFound("no such API endpoint".into()) }),
         )
+        .merge(control::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
 }

@@ -10,16 +10,21 @@ use rand::Rng;
 
 /// Serves a dashboard of `handle` on a free loopback port; returns its base URL.
 pub async fn serve(handle: PipelineHandle, refresh_ms: u64, log: LogLimits) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let config = Config {
-        addr,
         refresh: Duration::from_millis(refresh_ms),
         stream_log: log,
+        ..Config::default()
     };
+    serve_config(handle, config).await
+}
+
+/// Like [`serve`], with the whole config (its address is replaced by a free port).
+pub async fn serve_config(handle: PipelineHandle, mut config: Config) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    config.addr = listener.local_addr().unwrap();
     let app = router(state(&config, handle));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    format!("http://{}", config.addr)
 }
 
 /// Three stages with random latency, some failures and retries.
