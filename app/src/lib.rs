@@ -1,6 +1,7 @@
 //! flowdeck's user interface: one Leptos app rendered on the server and hydrated in the
 //! browser. Pages read the [`live`] store, which one EventSource per tab keeps current.
 
+mod control;
 mod format;
 pub mod live;
 mod pages;

@@ -24,6 +24,8 @@ pub trait Backend: Send + Sync + 'static {
     fn view(&self, items: usize) -> Full;
     /// One item's detail and provenance, while it is retained.
     fn task(&self, id: ItemId) -> Option<TaskDetail>;
+    /// Whether control actions are refused (and their buttons hidden).
+    fn readonly(&self) -> bool;
 }
 
 /// The server's [`Backend`], as context.
@@ -47,6 +49,7 @@ pub enum Connection {
 #[derive(Clone, Copy)]
 pub struct Live {
     initial: Resource<Result<Full, ServerFnError>>,
+    readonly: Resource<Result<bool, ServerFnError>>,
     state: StoredValue<Option<LiveState>>,
     /// Bumped whenever pages should read the state again.
     version: RwSignal<u64>,
@@ -69,6 +72,11 @@ impl Live {
         }
         let full = self.initial.get()?.ok()?;
         Some(f(&LiveState::from_full(full)))
+    }
+
+    /// Whether control buttons are hidden: until the server said otherwise, they are.
+    pub fn readonly(&self) -> bool {
+        self.readonly.get().and_then(Result::ok).unwrap_or(true)
     }
 
     /// Flips the frozen state; on thaw, shows what arrived meanwhile.
@@ -140,6 +148,14 @@ pub async fn initial_view() -> Result<Full, ServerFnError> {
     Ok(backend.0.view(FIRST_PAINT_ITEMS))
 }
 
+/// Whether this dashboard refuses control actions.
+#[server(endpoint = "readonly")]
+pub async fn is_readonly() -> Result<bool, ServerFnError> {
+    let backend = use_context::<BackendRef>()
+        .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
+    Ok(backend.0.readonly())
+}
+
 /// One item's detail and provenance.
 #[server(endpoint = "task")]
 pub async fn fetch_task(id: ItemId) -> Result<Option<TaskDetail>, ServerFnError> {
@@ -152,6 +168,7 @@ pub async fn fetch_task(id: ItemId) -> Result<Option<TaskDetail>, ServerFnError>
 pub fn provide() {
     let live = Live {
         initial: Resource::new(|| (), |_| initial_view()),
+        readonly: Resource::new(|| (), |_| is_readonly()),
         state: StoredValue::new(None),
         version: RwSignal::new(0),
         connection: RwSignal::new(Connection::Static),

@@ -32,6 +32,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     live::provide();
+    crate::control::provide();
 
     view! {
         <Stylesheet id="flowdeck" href="/pkg/flowdeck.css"/>

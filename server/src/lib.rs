@@ -105,14 +105,17 @@ fn harden(router: Router<AppState>) -> Router<AppState> {
 }
 
 /// What pages render from: the hub's mirror of the stream and the runtime's tracker.
-struct HubBackend(Hub);
+struct HubBackend {
+    hub: Hub,
+    readonly: bool,
+}
 
 /// Rate points a server-rendered page carries (a minute at the default refresh).
 const FIRST_PAINT_POINTS: usize = 240;
 
 impl Backend for HubBackend {
     fn view(&self, items: usize) -> Full {
-        self.0.with_state(|s| Full {
+        self.hub.with_state(|s| Full {
             id: s.id,
             snapshot: s.snapshot.clone(),
             retention: s.retention,
@@ -130,12 +133,19 @@ impl Backend for HubBackend {
     }
 
     fn task(&self, id: ItemId) -> Option<TaskDetail> {
-        self.0.task(id)
+        self.hub.task(id)
+    }
+
+    fn readonly(&self) -> bool {
+        self.readonly
     }
 }
 
 fn backend(state: &AppState) -> BackendRef {
-    BackendRef(Arc::new(HubBackend(state.hub.clone())))
+    BackendRef(Arc::new(HubBackend {
+        hub: state.hub.clone(),
+        readonly: state.readonly,
+    }))
 }
 
 async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {

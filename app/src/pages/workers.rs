@@ -4,11 +4,17 @@ use flowdeck_protocol::{stream::LiveState, WorkerState};
 use leptos::prelude::*;
 
 use super::LivePage;
-use crate::format;
+use crate::{
+    control::{ControlError, StageControls},
+    format,
+};
 
 #[component]
 pub fn Workers() -> impl IntoView {
-    view! { <LivePage title="Workers" class="workers" content=workers/> }
+    view! {
+        <ControlError/>
+        <LivePage title="Workers" class="workers" content=workers/>
+    }
 }
 
 fn state_name(s: WorkerState) -> &'static str {
@@ -34,6 +40,7 @@ fn workers(state: &LiveState) -> impl IntoView {
                         <span class="muted">{format!(" · {busy} of {} busy", stage.workers.len())}</span>
                         {stage.paused.then(|| view! { <span class="tag">"paused"</span> })}
                     </h2>
+                    <StageControls stage=stage.name.clone() paused=stage.paused workers=stage.workers.len()/>
                     <table class="grid">
                         <thead>
                             <tr>

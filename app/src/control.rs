@@ -1,0 +1,108 @@
+//! Control buttons: they call the JSON control API (`/api/v1/...`) and show its refusal,
+//! if any. Hidden on a readonly dashboard.
+
+use leptos::prelude::*;
+
+use crate::live::use_live;
+
+/// The last control action's error, shown under the page heading until the next action.
+#[derive(Clone, Copy)]
+pub(crate) struct ControlStatus(pub RwSignal<Option<String>>);
+
+pub(crate) fn provide() {
+    provide_context(ControlStatus(RwSignal::new(None)));
+}
+
+/// Sends one control request; the error is the API's message.
+#[cfg(feature = "hydrate")]
+async fn post(path: &str, body: &str) -> Result<(), String> {
+    let request = gloo_net::http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .map_err(|e| e.to_string())?;
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    if response.ok() {
+        return Ok(());
+    }
+    let text = response.text().await.unwrap_or_default();
+    Err(serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_owned))
+        .unwrap_or(text))
+}
+
+#[cfg(not(feature = "hydrate"))]
+async fn post(_path: &str, _body: &str) -> Result<(), String> {
+    Err("controls work in the browser".to_owned())
+}
+
+/// Fires a control request from a click.
+fn send(path: String, body: String) {
+    let status = expect_context::<ControlStatus>().0;
+    leptos::task::spawn_local(async move {
+        status.set(post(&path, &body).await.err());
+    });
+}
+
+/// Pause/resume and scale buttons for one stage.
+#[component]
+pub(crate) fn StageControls(stage: String, paused: bool, workers: usize) -> impl IntoView {
+    let live = use_live();
+    let (pause_path, scale_path) = (
+        format!(
+            "/api/v1/stages/{stage}/{}",
+            if paused { "resume" } else { "pause" }
+        ),
+        format!("/api/v1/stages/{stage}/workers"),
+    );
+    let scale_down = scale_path.clone();
+    view! {
+        <Show when=move || !live.readonly()>
+            <span class="controls">
+                <button
+                    class="btn"
+                    data-testid=format!("pause-{stage}")
+                    on:click={
+                        let path = pause_path.clone();
+                        move |_| send(path.clone(), "{}".to_owned())
+                    }
+                >
+                    {if paused { "Resume" } else { "Pause" }}
+                </button>
+                <button
+                    class="btn"
+                    aria-label=format!("One worker less for {stage}")
+                    disabled=workers <= 1
+                    on:click={
+                        let path = scale_down.clone();
+                        move |_| send(path.clone(), format!(r#"{{"workers":{}}}"#, workers.saturating_sub(1)))
+                    }
+                >
+                    "−"
+                </button>
+                <button
+                    class="btn"
+                    aria-label=format!("One worker more for {stage}")
+                    data-testid=format!("scale-up-{stage}")
+                    on:click={
+                        let path = scale_path.clone();
+                        move |_| send(path.clone(), format!(r#"{{"workers":{}}}"#, workers + 1))
+                    }
+                >
+                    "+"
+                </button>
+            </span>
+        </Show>
+    }
+}
+
+/// The last refusal, if any.
+#[component]
+pub(crate) fn ControlError() -> impl IntoView {
+    let status = expect_context::<ControlStatus>().0;
+    move || {
+        status.get().map(|e| {
+            view! { <p class="error" role="alert" data-testid="control-error">{e}</p> }
+        })
+    }
+}

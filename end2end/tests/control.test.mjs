@@ -1,0 +1,61 @@
+// Control from the page: an admin (the default, with auth off) pauses a stage, sees it
+// paused, resumes it and adds a worker; a readonly dashboard shows no buttons and its API
+// answers 403.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../lib/server.mjs';
+import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+
+let server;
+let readonly;
+let browser;
+before(async () => {
+  server = await startServer(['--refresh-ms', '100']);
+  readonly = await startServer(['--refresh-ms', '100', '--readonly']);
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await readonly?.stop();
+});
+
+test('a stage paused from the page shows as paused, then resumes', async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  await page.goto(`${server.url}/workers`);
+  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  const stage = page.locator('.stage-workers[data-stage="enrich"]');
+  await page.getByTestId('pause-enrich').click();
+  await eventually(async () => (await stage.locator('h2 .tag').count()) === 1, 5_000, 'the paused tag');
+  assert.equal(await page.getByTestId('pause-enrich').textContent(), 'Resume');
+  await eventually(async () => {
+    const states = await stage.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.state));
+    return states.every((s) => s === 'paused');
+  }, 10_000, 'every enrich worker paused');
+  await page.getByTestId('pause-enrich').click();
+  await eventually(async () => (await stage.locator('h2 .tag').count()) === 0, 5_000, 'the tag gone');
+
+  const before = await stage.locator('tbody tr').count();
+  await page.getByTestId('scale-up-enrich').click();
+  await eventually(async () => (await stage.locator('tbody tr').count()) === before + 1, 5_000, 'one more worker');
+
+  const audit = await (await fetch(`${server.url}/api/v1/audit`)).json();
+  assert.deepEqual(audit.map((a) => a.action), ['pause', 'resume', 'scale']);
+  assert.deepEqual(errors, []);
+  await close();
+});
+
+test('a readonly dashboard shows no controls and refuses them', async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  await page.goto(`${readonly.url}/workers`);
+  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  assert.equal(await page.locator('.stage-workers').count(), 4);
+  assert.equal(await page.getByTestId('pause-enrich').count(), 0);
+  const res = await fetch(`${readonly.url}/api/v1/stages/enrich/pause`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}',
+  });
+  assert.equal(res.status, 403);
+  assert.equal((await res.json()).error, 'forbidden');
+  assert.deepEqual(errors, []);
+  await close();
+});
