@@ -186,6 +186,13 @@ impl LiveState {
         state
     }
 
+    /// The last `n` points of the rate history, oldest first.
+    pub fn recent_history(&self, n: usize) -> impl Iterator<Item = Point> + '_ {
+        self.history
+            .range(self.history.len().saturating_sub(n)..)
+            .copied()
+    }
+
     /// Applies a frame: a full one replaces the state, a delta must be the next frame.
     pub fn apply(&mut self, frame: Frame) -> Result<(), Gap> {
         match frame {

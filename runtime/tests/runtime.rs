@@ -10,7 +10,7 @@ use std::{
 
 use flowdeck_runtime::{
     protocol::{EventKind, ItemStatus, PipelineState},
-    BuildError, ControlError, Graph, Line, RetryPolicy, Stage,
+    BuildError, ControlError, Graph, Line, RetryPolicy, Stage, TaskFn,
 };
 
 fn fast_retry<E>(n: u32) -> RetryPolicy<E> {
@@ -482,40 +482,28 @@ async fn abort_cancels_what_is_left() {
     assert!(running.input.send(1).await.is_err());
 }
 
+/// A stage that passes its item on unchanged, for tests about the graph's shape.
+fn pass(name: &str) -> Stage<u32, u32, impl TaskFn<u32, u32>> {
+    Stage::map(name, |n: u32, _cx| async move { Ok::<_, String>(n) })
+}
+
 #[test]
 fn graphs_that_cannot_run_are_refused_with_a_reason() {
     let mut g = Graph::<u32, u32>::new("bad");
-    let a = g.add(Stage::map(
-        "a",
-        |n: u32, _cx| async move { Ok::<_, String>(n) },
-    ));
-    let b = g.add(Stage::map(
-        "b",
-        |n: u32, _cx| async move { Ok::<_, String>(n) },
-    ));
+    let a = g.add(pass("a"));
+    let b = g.add(pass("b"));
     g.connect(a, b);
     assert_eq!(g.build().err(), Some(BuildError::NoInput));
 
     let mut g = Graph::<u32, u32>::new("cycle");
-    let a = g.add(Stage::map(
-        "a",
-        |n: u32, _cx| async move { Ok::<_, String>(n) },
-    ));
-    let b = g.add(Stage::map(
-        "b",
-        |n: u32, _cx| async move { Ok::<_, String>(n) },
-    ));
+    let a = g.add(pass("a"));
+    let b = g.add(pass("b"));
     g.input(a).connect(a, b).connect(b, a);
     assert_eq!(g.build().err(), Some(BuildError::Cycle("a".into())));
 
     let mut g = Graph::<u32, u32>::new("orphan");
-    let a = g.add(Stage::map(
-        "a",
-        |n: u32, _cx| async move { Ok::<_, String>(n) },
-    ));
-    g.add(Stage::map("lonely", |n: u32, _cx| async move {
-        Ok::<_, String>(n)
-    }));
+    let a = g.add(pass("a"));
+    g.add(pass("lonely"));
     g.input(a);
     assert_eq!(
         g.build().err(),
@@ -523,7 +511,7 @@ fn graphs_that_cannot_run_are_refused_with_a_reason() {
     );
 
     let mut g = Graph::<u32, u32>::new("dupe");
-    let a = g.add(Stage::map("a", |n: u32, _cx| async move { Ok::<_, String>(n) }).workers(0));
+    let a = g.add(pass("a").workers(0));
     g.input(a);
     assert_eq!(g.build().err(), Some(BuildError::NoWorkers("a".into())));
 }

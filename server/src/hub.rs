@@ -360,12 +360,7 @@ impl Rates {
             queued: s.totals.queued,
             running: s.totals.running,
         };
-        *self = Rates {
-            at: now,
-            submitted: s.totals.submitted,
-            left: left(s),
-            failed: s.totals.failed,
-        };
+        *self = Rates::new(s);
         point
     }
 }

@@ -120,14 +120,7 @@ impl Backend for HubBackend {
             snapshot: s.snapshot.clone(),
             retention: s.retention,
             items: s.items.values().rev().take(items).rev().cloned().collect(),
-            history: s
-                .history
-                .iter()
-                .rev()
-                .take(FIRST_PAINT_POINTS)
-                .rev()
-                .copied()
-                .collect(),
+            history: s.recent_history(FIRST_PAINT_POINTS).collect(),
             errors: s.errors.clone(),
         })
     }

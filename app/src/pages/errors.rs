@@ -3,7 +3,7 @@
 use flowdeck_protocol::stream::LiveState;
 use leptos::prelude::*;
 
-use super::{FailureList, LivePage};
+use super::{Columns, FailureList, LivePage};
 use crate::format;
 
 #[component]
@@ -19,51 +19,62 @@ fn errors(state: &LiveState) -> impl IntoView {
         .iter()
         .map(|s| s.name.clone())
         .collect();
-    let share = |n: u64| {
-        if e.total == 0 {
-            0.0
-        } else {
-            n as f64 * 100.0 / e.total as f64
-        }
-    };
+    let by_kind = e
+        .by_kind
+        .iter()
+        .map(|(kind, n)| (view! { <code>{kind.clone()}</code> }.into_any(), *n))
+        .collect();
+    let by_stage = e
+        .by_stage
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (stages.get(i).cloned().unwrap_or_default().into_any(), *n))
+        .collect();
     view! {
         <p data-testid="errors-total">
             <strong>{format::count(e.total)}</strong> " items failed for good · "
             {format::count(state.snapshot.totals.retried)} " attempts retried"
         </p>
         <div class="two-col">
-            <div>
-                <h2>"By error type"</h2>
-                <table class="grid" data-testid="errors-by-kind">
-                    <thead><tr><th scope="col">"Error"</th><th scope="col">"Items"</th><th scope="col">"Share"</th></tr></thead>
-                    <tbody>
-                        {e.by_kind.iter().map(|(kind, n)| view! {
-                            <tr>
-                                <th scope="row"><code>{kind.clone()}</code></th>
-                                <td>{format::count(*n)}</td>
-                                <td>{format!("{:.0}%", share(*n))}</td>
-                            </tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
-            <div>
-                <h2>"By stage"</h2>
-                <table class="grid" data-testid="errors-by-stage">
-                    <thead><tr><th scope="col">"Stage"</th><th scope="col">"Items"</th><th scope="col">"Share"</th></tr></thead>
-                    <tbody>
-                        {e.by_stage.iter().enumerate().map(|(i, n)| view! {
-                            <tr>
-                                <th scope="row">{stages.get(i).cloned().unwrap_or_default()}</th>
-                                <td>{format::count(*n)}</td>
-                                <td>{format!("{:.0}%", share(*n))}</td>
-                            </tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
+            <ShareTable heading="By error type" column="Error" testid="errors-by-kind" rows=by_kind total=e.total/>
+            <ShareTable heading="By stage" column="Stage" testid="errors-by-stage" rows=by_stage total=e.total/>
         </div>
         <h2>"Failed items"</h2>
         <FailureList failures=e.recent.clone() stages/>
+    }
+}
+
+/// One grouping of the failures: a row per key with its count and its share of the total.
+#[component]
+fn ShareTable(
+    heading: &'static str,
+    column: &'static str,
+    testid: &'static str,
+    rows: Vec<(AnyView, u64)>,
+    total: u64,
+) -> impl IntoView {
+    let share = move |n: u64| {
+        if total == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / total as f64
+        }
+    };
+    view! {
+        <div>
+            <h2>{heading}</h2>
+            <table class="grid" data-testid=testid>
+                <Columns names=[column, "Items", "Share"]/>
+                <tbody>
+                    {rows.into_iter().map(|(label, n)| view! {
+                        <tr>
+                            <th scope="row">{label}</th>
+                            <td>{format::count(n)}</td>
+                            <td>{format!("{:.0}%", share(n))}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }

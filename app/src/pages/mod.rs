@@ -59,6 +59,16 @@ pub(crate) fn NoPipeline() -> impl IntoView {
     view! { <p class="error" role="alert">"The server has no pipeline to show."</p> }
 }
 
+/// A table's header row: one column heading per name.
+#[component]
+pub(crate) fn Columns(#[prop(into)] names: Vec<&'static str>) -> impl IntoView {
+    view! {
+        <thead>
+            <tr>{names.into_iter().map(|n| view! { <th scope="col">{n}</th> }).collect_view()}</tr>
+        </thead>
+    }
+}
+
 /// A list of failed items with links to their pages.
 #[component]
 pub(crate) fn FailureList(failures: Vec<FailedItem>, stages: Vec<String>) -> impl IntoView {
@@ -67,15 +77,7 @@ pub(crate) fn FailureList(failures: Vec<FailedItem>, stages: Vec<String>) -> imp
     }
     view! {
         <table class="grid failures" data-testid="failures">
-            <thead>
-                <tr>
-                    <th scope="col">"Item"</th>
-                    <th scope="col">"Stage"</th>
-                    <th scope="col">"Error"</th>
-                    <th scope="col">"Message"</th>
-                    <th scope="col">"At"</th>
-                </tr>
-            </thead>
+            <Columns names=["Item", "Stage", "Error", "Message", "At"]/>
             <tbody>
                 {failures
                     .into_iter()
@@ -98,9 +100,15 @@ pub(crate) fn FailureList(failures: Vec<FailedItem>, stages: Vec<String>) -> imp
     .into_any()
 }
 
-/// A page's frame: heading, then the live content once there is a state to show.
+/// A page's frame: heading (with the page's own buttons, if any), then the live content
+/// once there is a state to show.
 #[component]
-pub(crate) fn LivePage<F, V>(title: &'static str, class: &'static str, content: F) -> impl IntoView
+pub(crate) fn LivePage<F, V>(
+    title: &'static str,
+    class: &'static str,
+    content: F,
+    #[prop(optional, into)] actions: ViewFn,
+) -> impl IntoView
 where
     F: Fn(&LiveState) -> V + Send + Sync + Copy + 'static,
     V: IntoView + 'static,
@@ -108,7 +116,7 @@ where
     let live = crate::live::use_live();
     view! {
         <section class=class>
-            <div class="page-head"><h1>{title}</h1></div>
+            <div class="page-head"><h1>{title}</h1>{actions.run()}</div>
             <Suspense fallback=|| view! { <p class="muted">"Loading the pipeline…"</p> }>
                 {move || live.with(|state| content(state).into_any())
                     .unwrap_or_else(|| view! { <NoPipeline/> }.into_any())}

@@ -7,44 +7,31 @@ use leptos::prelude::*;
 use crate::{
     format,
     live::use_live,
-    pages::{health, Health},
+    pages::{health, Columns, Health, LivePage},
     widgets::{PipelineGraph, RateChart},
 };
 
 #[component]
 pub fn Overview() -> impl IntoView {
     let live = use_live();
-    view! {
-        <section class="overview">
-            <div class="page-head">
-                <h1>"Overview"</h1>
-                <button
-                    class="btn"
-                    aria-pressed=move || live.frozen.get().to_string()
-                    on:click=move |_| live.toggle_frozen()
-                >
-                    {move || if live.frozen.get() { "Resume updates" } else { "Pause updates" }}
-                </button>
-            </div>
-            <Suspense fallback=|| view! { <p class="muted">"Loading the pipeline…"</p> }>
-                {move || live.with(|state| summary(state).into_any())
-                    .unwrap_or_else(|| view! { <super::NoPipeline/> }.into_any())}
-            </Suspense>
-        </section>
-    }
+    let freeze = move || {
+        view! {
+            <button
+                class="btn"
+                aria-pressed=move || live.frozen.get().to_string()
+                on:click=move |_| live.toggle_frozen()
+            >
+                {move || if live.frozen.get() { "Resume updates" } else { "Pause updates" }}
+            </button>
+        }
+    };
+    view! { <LivePage title="Overview" class="overview" content=summary actions=freeze/> }
 }
 
 fn summary(state: &LiveState) -> impl IntoView + use<> {
     let snapshot: Snapshot = state.snapshot.clone();
     let Health(level, reason) = health(state);
-    let points: Vec<_> = state
-        .history
-        .iter()
-        .rev()
-        .take(240)
-        .rev()
-        .copied()
-        .collect();
+    let points: Vec<_> = state.recent_history(240).collect();
     let recent: Vec<_> = state.errors.recent.iter().take(5).cloned().collect();
     let totals = snapshot.totals;
     let bottleneck = snapshot.bottleneck();
@@ -94,20 +81,7 @@ fn summary(state: &LiveState) -> impl IntoView + use<> {
         <PipelineGraph snapshot=snapshot.clone()/>
         <h2>"Stages"</h2>
         <table class="grid" data-testid="stages">
-            <thead>
-                <tr>
-                    <th scope="col">"Stage"</th>
-                    <th scope="col">"Workers"</th>
-                    <th scope="col">"Queued"</th>
-                    <th scope="col">"In flight"</th>
-                    <th scope="col">"Completed"</th>
-                    <th scope="col">"Failed"</th>
-                    <th scope="col">"Retried"</th>
-                    <th scope="col">"Throughput"</th>
-                    <th scope="col">"p50 / p99"</th>
-                    <th scope="col">"Lag"</th>
-                </tr>
-            </thead>
+            <Columns names=["Stage", "Workers", "Queued", "In flight", "Completed", "Failed", "Retried", "Throughput", "p50 / p99", "Lag"]/>
             <tbody>
                 {snapshot
                     .stages

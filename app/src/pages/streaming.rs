@@ -4,7 +4,7 @@
 use flowdeck_protocol::stream::LiveState;
 use leptos::prelude::*;
 
-use super::LivePage;
+use super::{Columns, LivePage};
 use crate::{format, widgets::RateChart};
 
 #[component]
@@ -38,15 +38,7 @@ fn streaming(state: &LiveState) -> impl IntoView {
         />
         <h2>"Lag per stage"</h2>
         <table class="grid" data-testid="lag">
-            <thead>
-                <tr>
-                    <th scope="col">"Stage"</th>
-                    <th scope="col">"Lag (oldest queued)"</th>
-                    <th scope="col">"Queued"</th>
-                    <th scope="col">"Queue full"</th>
-                    <th scope="col">"Throughput"</th>
-                </tr>
-            </thead>
+            <Columns names=["Stage", "Lag (oldest queued)", "Queued", "Queue full", "Throughput"]/>
             <tbody>
                 {state.snapshot.stages.iter().map(|s| {
                     let fill = if s.capacity == 0 { 0.0 } else { s.queued as f64 * 100.0 / s.capacity as f64 };

@@ -6,6 +6,7 @@ use flowdeck_protocol::{ItemStatus, TaskDetail};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use super::Columns;
 use crate::{format, live::fetch_task};
 
 #[component]
@@ -50,10 +51,6 @@ pub fn Task() -> impl IntoView {
     }
 }
 
-fn status_name(s: ItemStatus) -> String {
-    format!("{s:?}").to_lowercase()
-}
-
 #[component]
 fn Detail(d: TaskDetail) -> impl IntoView {
     let TaskDetail {
@@ -67,7 +64,7 @@ fn Detail(d: TaskDetail) -> impl IntoView {
             .cloned()
             .unwrap_or_else(|| format!("stage {i}"))
     };
-    let status = status_name(detail.status);
+    let status = detail.status.as_str();
     // The timeline spans from the item's creation to its last change.
     let t0 = detail.created_us;
     let span = detail.updated_us.saturating_sub(t0).max(1) as f64;
@@ -80,7 +77,7 @@ fn Detail(d: TaskDetail) -> impl IntoView {
             let finished = v.finished_us.unwrap_or(detail.updated_us);
             let wait = started.saturating_sub(v.queued_us);
             let run = finished.saturating_sub(started);
-            let outcome = v.outcome.map_or("in progress".to_owned(), status_name);
+            let outcome = v.outcome.map_or("in progress", ItemStatus::as_str);
             view! {
                 <tr>
                     <th scope="row">{stage(v.stage)}</th>
@@ -119,7 +116,7 @@ fn Detail(d: TaskDetail) -> impl IntoView {
     view! {
         <h1 data-testid="task-title">{format!("Task #{}", detail.id)}</h1>
         <p>
-            <span class="status" data-status=status.clone() data-testid="task-status">{status.clone()}</span>
+            <span class="status" data-status=status data-testid="task-status">{status}</span>
             {format!(" at {} · created {} · last change {}", stage(detail.stage), format::uptime(t0 / 1000), format::uptime(detail.updated_us / 1000))}
         </p>
         {detail.error.clone().map(|e| view! {
@@ -129,13 +126,7 @@ fn Detail(d: TaskDetail) -> impl IntoView {
         })}
         <h2>"Stages and attempts"</h2>
         <table class="grid visits">
-            <thead>
-                <tr>
-                    <th scope="col">"Stage"</th><th scope="col">"Worker"</th><th scope="col">"Attempts"</th>
-                    <th scope="col">"Waited"</th><th scope="col">"Ran"</th><th scope="col">"Outcome"</th>
-                    <th scope="col">"Timeline"</th>
-                </tr>
-            </thead>
+            <Columns names=["Stage", "Worker", "Attempts", "Waited", "Ran", "Outcome", "Timeline"]/>
             <tbody>{visits}</tbody>
         </table>
         <h2>"Data and annotations"</h2>

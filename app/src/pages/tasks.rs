@@ -55,17 +55,6 @@ impl Tab {
     }
 }
 
-fn status_name(s: ItemStatus) -> &'static str {
-    match s {
-        ItemStatus::Queued => "queued",
-        ItemStatus::Running => "running",
-        ItemStatus::Retrying => "retrying",
-        ItemStatus::Completed => "completed",
-        ItemStatus::Failed => "failed",
-        ItemStatus::Cancelled => "cancelled",
-    }
-}
-
 /// Whether a row matches the filters. Text matches the id, the stage name or the error kind.
 fn matches(row: &ItemRow, tab: Tab, stage: Option<u16>, text: &str, stages: &[String]) -> bool {
     if !tab.admits(row.status()) || stage.is_some_and(|s| s != row.stage()) {
@@ -232,7 +221,7 @@ pub fn Tasks() -> impl IntoView {
                         view! {
                             <div class="vslice" style=format!("transform:translateY({}px)", first as f64 * ROW_H)>
                                 {rows.into_iter().map(|r| {
-                                    let status = status_name(r.status());
+                                    let status = r.status().as_str();
                                     let stage = names.get(usize::from(r.stage())).cloned().unwrap_or_default();
                                     view! {
                                         <a class="vrow" href=format!("/tasks/{}", r.id()) data-status=status data-testid="task-row">

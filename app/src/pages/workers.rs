@@ -3,7 +3,7 @@
 use flowdeck_protocol::{stream::LiveState, WorkerState};
 use leptos::prelude::*;
 
-use super::LivePage;
+use super::{Columns, LivePage};
 use crate::{
     control::{ControlError, StageControls},
     format,
@@ -42,16 +42,7 @@ fn workers(state: &LiveState) -> impl IntoView {
                     </h2>
                     <StageControls stage=stage.name.clone() paused=stage.paused workers=stage.workers.len()/>
                     <table class="grid">
-                        <thead>
-                            <tr>
-                                <th scope="col">"Worker"</th>
-                                <th scope="col">"State"</th>
-                                <th scope="col">"Current item"</th>
-                                <th scope="col">"Processed"</th>
-                                <th scope="col">"Failed"</th>
-                                <th scope="col">"Busy"</th>
-                            </tr>
-                        </thead>
+                        <Columns names=["Worker", "State", "Current item", "Processed", "Failed", "Busy"]/>
                         <tbody>
                             {stage
                                 .workers

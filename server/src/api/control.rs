@@ -8,6 +8,7 @@
 
 use std::{
     collections::VecDeque,
+    future::Future,
     sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -71,16 +72,17 @@ impl Audit {
     }
 }
 
+/// The control routes, nested under `/api/v1`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/stages/{name}/pause", post(pause))
-        .route("/api/v1/stages/{name}/resume", post(resume))
-        .route("/api/v1/stages/{name}/workers", post(scale))
-        .route("/api/v1/tasks/{id}/retry", post(retry))
-        .route("/api/v1/tasks/{id}/cancel", post(cancel))
-        .route("/api/v1/pipeline/drain", post(drain))
-        .route("/api/v1/pipeline/stop", post(stop))
-        .route("/api/v1/audit", get(audit))
+        .route("/stages/{name}/pause", post(pause))
+        .route("/stages/{name}/resume", post(resume))
+        .route("/stages/{name}/workers", post(scale))
+        .route("/tasks/{id}/retry", post(retry))
+        .route("/tasks/{id}/cancel", post(cancel))
+        .route("/pipeline/drain", post(drain))
+        .route("/pipeline/stop", post(stop))
+        .route("/audit", get(audit))
 }
 
 #[derive(Serialize)]
@@ -106,17 +108,25 @@ fn body(json: Result<Json<Body>, JsonRejection>) -> Result<Body, ApiError> {
     })
 }
 
-/// Runs an action unless the server is readonly, and records it.
-fn act(
+/// Runs an action unless the server is readonly, and records it. The body is checked after
+/// the readonly refusal, so a readonly server answers 403 whatever it is sent.
+async fn act<F>(
     state: &AppState,
     action: &str,
     target: &str,
-    f: impl FnOnce() -> Result<(), ApiError>,
-) -> Reply {
+    body: Result<Body, ApiError>,
+    f: impl FnOnce(Body) -> F,
+) -> Reply
+where
+    F: Future<Output = Result<(), ApiError>>,
+{
     let outcome = if state.readonly {
         Err(ApiError::Forbidden("this dashboard is readonly".into()))
     } else {
-        f()
+        match body {
+            Ok(b) => f(b).await,
+            Err(e) => Err(e),
+        }
     };
     state.audit.record(action, target, &outcome);
     outcome.map(|()| Json(Done { ok: true }))
@@ -141,10 +151,10 @@ async fn pause(
     Path(name): Path<String>,
     json: Result<Json<Body>, JsonRejection>,
 ) -> Reply {
-    act(&s, "pause", &name, || {
-        body(json)?;
+    act(&s, "pause", &name, body(json), |_| async {
         s.hub.pipeline().pause(&name).map_err(control)
     })
+    .await
 }
 
 async fn resume(
@@ -152,10 +162,10 @@ async fn resume(
     Path(name): Path<String>,
     json: Result<Json<Body>, JsonRejection>,
 ) -> Reply {
-    act(&s, "resume", &name, || {
-        body(json)?;
+    act(&s, "resume", &name, body(json), |_| async {
         s.hub.pipeline().resume(&name).map_err(control)
     })
+    .await
 }
 
 async fn scale(
@@ -163,22 +173,25 @@ async fn scale(
     Path(name): Path<String>,
     json: Result<Json<Body>, JsonRejection>,
 ) -> Reply {
-    let wanted = body(json).map(|b| b.workers);
-    let target = match &wanted {
-        Ok(Some(n)) => format!("{name} to {n} workers"),
+    let body = body(json);
+    let target = match &body {
+        Ok(Body { workers: Some(n) }) => format!("{name} to {n} workers"),
         _ => name.clone(),
     };
-    act(&s, "scale", &target, || match wanted? {
-        Some(n) if (1..=MAX_WORKERS).contains(&n) => {
-            s.hub.pipeline().set_workers(&name, n).map_err(control)
-        }
-        Some(n) => Err(ApiError::BadRequest(format!(
-            "workers must be between 1 and {MAX_WORKERS}, got {n}"
-        ))),
-        None => Err(ApiError::BadRequest(
-            "the body needs \"workers\": a number".into(),
-        )),
+    act(&s, "scale", &target, body, |b| {
+        std::future::ready(match b.workers {
+            Some(n) if (1..=MAX_WORKERS).contains(&n) => {
+                s.hub.pipeline().set_workers(&name, n).map_err(control)
+            }
+            Some(n) => Err(ApiError::BadRequest(format!(
+                "workers must be between 1 and {MAX_WORKERS}, got {n}"
+            ))),
+            None => Err(ApiError::BadRequest(
+                "the body needs \"workers\": a number".into(),
+            )),
+        })
     })
+    .await
 }
 
 async fn retry(
@@ -187,16 +200,10 @@ async fn retry(
     json: Result<Json<Body>, JsonRejection>,
 ) -> Reply {
     // Retrying re-queues the item, which may wait for room in the queue.
-    let outcome = if s.readonly {
-        Err(ApiError::Forbidden("this dashboard is readonly".into()))
-    } else {
-        match body(json).and_then(|_| item_id(&id)) {
-            Ok(item) => s.hub.pipeline().retry(item).await.map_err(control),
-            Err(e) => Err(e),
-        }
-    };
-    s.audit.record("retry", &id, &outcome);
-    outcome.map(|()| Json(Done { ok: true }))
+    act(&s, "retry", &id, body(json), |_| async {
+        s.hub.pipeline().retry(item_id(&id)?).await.map_err(control)
+    })
+    .await
 }
 
 async fn cancel(
@@ -204,26 +211,26 @@ async fn cancel(
     Path(id): Path<String>,
     json: Result<Json<Body>, JsonRejection>,
 ) -> Reply {
-    act(&s, "cancel", &id, || {
-        body(json)?;
+    act(&s, "cancel", &id, body(json), |_| async {
         s.hub.pipeline().cancel(item_id(&id)?).map_err(control)
     })
+    .await
 }
 
 async fn drain(State(s): State<AppState>, json: Result<Json<Body>, JsonRejection>) -> Reply {
-    act(&s, "drain", "pipeline", || {
-        body(json)?;
+    act(&s, "drain", "pipeline", body(json), |_| async {
         s.hub.pipeline().drain();
         Ok(())
     })
+    .await
 }
 
 async fn stop(State(s): State<AppState>, json: Result<Json<Body>, JsonRejection>) -> Reply {
-    act(&s, "stop", "pipeline", || {
-        body(json)?;
+    act(&s, "stop", "pipeline", body(json), |_| async {
         s.hub.pipeline().abort();
         Ok(())
     })
+    .await
 }
 
 async fn audit(State(s): State<AppState>) -> Json<Vec<AuditEntry>> {

@@ -26,18 +26,20 @@ use query::Strict;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/summary", get(summary))
-        .route("/api/v1/stages", get(stages))
-        .route("/api/v1/workers", get(workers))
-        .route("/api/v1/tasks", get(tasks))
-        .route("/api/v1/tasks/{id}", get(task))
-        .route("/api/v1/errors", get(errors))
+    let v1 = Router::new()
+        .route("/summary", get(summary))
+        .route("/stages", get(stages))
+        .route("/workers", get(workers))
+        .route("/tasks", get(tasks))
+        .route("/tasks/{id}", get(task))
+        .route("/errors", get(errors))
         .route(
-            "/api/v1/{*rest}",
+            "/{*rest}",
             get(|| async { ApiError::NotFound("no such API endpoint".into()) }),
         )
-        .merge(control::router())
+        .merge(control::router());
+    Router::new()
+        .nest("/api/v1", v1)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
 }
