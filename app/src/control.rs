@@ -15,11 +15,13 @@ pub(crate) fn provide() {
 
 /// Sends one control request; the error is the API's message.
 #[cfg(feature = "hydrate")]
-async fn post(path: &str, body: &str) -> Result<(), String> {
-    let request = gloo_net::http::Request::post(path)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .map_err(|e| e.to_string())?;
+async fn post(path: &str, body: &str, csrf: Option<String>) -> Result<(), String> {
+    let mut request =
+        gloo_net::http::Request::post(path).header("content-type", "application/json");
+    if let Some(token) = csrf {
+        request = request.header("x-csrf-token", &token);
+    }
+    let request = request.body(body.to_owned()).map_err(|e| e.to_string())?;
     let response = request.send().await.map_err(|e| e.to_string())?;
     if response.ok() {
         return Ok(());
@@ -32,15 +34,16 @@ async fn post(path: &str, body: &str) -> Result<(), String> {
 }
 
 #[cfg(not(feature = "hydrate"))]
-async fn post(_path: &str, _body: &str) -> Result<(), String> {
+async fn post(_path: &str, _body: &str, _csrf: Option<String>) -> Result<(), String> {
     Err("controls work in the browser".to_owned())
 }
 
 /// Fires a control request from a click.
 fn send(path: String, body: String) {
     let status = expect_context::<ControlStatus>().0;
+    let csrf = untrack(|| use_live().viewer().csrf);
     leptos::task::spawn_local(async move {
-        status.set(post(&path, &body).await.err());
+        status.set(post(&path, &body, csrf).await.err());
     });
 }
 

@@ -10,5 +10,5 @@ mod probe;
 mod shell;
 mod widgets;
 
-pub use live::{Backend, BackendRef};
+pub use live::{Backend, BackendRef, Viewer};
 pub use shell::{shell, App};

@@ -24,8 +24,22 @@ pub trait Backend: Send + Sync + 'static {
     fn view(&self, items: usize) -> Full;
     /// One item's detail and provenance, while it is retained.
     fn task(&self, id: ItemId) -> Option<TaskDetail>;
-    /// Whether control actions are refused (and their buttons hidden).
-    fn readonly(&self) -> bool;
+    /// Who sent the request being served: whether they may control, and the CSRF token
+    /// their control requests repeat.
+    fn viewer(&self) -> Viewer;
+}
+
+/// Who is looking at the dashboard, as the server sees the request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Viewer {
+    /// The signed-in user or token; `None` when authentication is off.
+    pub name: Option<String>,
+    /// "admin" or "viewer".
+    pub role: String,
+    /// False on a readonly dashboard and for viewers: the buttons are hidden.
+    pub can_control: bool,
+    /// The session's CSRF token, which control requests send in `X-CSRF-Token`.
+    pub csrf: Option<String>,
 }
 
 /// The server's [`Backend`], as context.
@@ -49,7 +63,7 @@ pub enum Connection {
 #[derive(Clone, Copy)]
 pub struct Live {
     initial: Resource<Result<Full, ServerFnError>>,
-    readonly: Resource<Result<bool, ServerFnError>>,
+    viewer: Resource<Result<Viewer, ServerFnError>>,
     state: StoredValue<Option<LiveState>>,
     /// Bumped whenever pages should read the state again.
     version: RwSignal<u64>,
@@ -74,9 +88,14 @@ impl Live {
         Some(f(&LiveState::from_full(full)))
     }
 
-    /// Whether control buttons are hidden: until the server said otherwise, they are.
+    /// Who is looking. Until the server has said, nobody who may control.
+    pub fn viewer(&self) -> Viewer {
+        self.viewer.get().and_then(Result::ok).unwrap_or_default()
+    }
+
+    /// Whether control buttons are hidden.
     pub fn readonly(&self) -> bool {
-        self.readonly.get().and_then(Result::ok).unwrap_or(true)
+        !self.viewer().can_control
     }
 
     /// Flips the frozen state; on thaw, shows what arrived meanwhile.
@@ -141,23 +160,23 @@ impl Live {
 }
 
 /// The current picture for the first render of a page.
-#[server(endpoint = "view")]
+#[server(endpoint = "view", input = leptos::server_fn::codec::GetUrl)]
 pub async fn initial_view() -> Result<Full, ServerFnError> {
     let backend = use_context::<BackendRef>()
         .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
     Ok(backend.0.view(FIRST_PAINT_ITEMS))
 }
 
-/// Whether this dashboard refuses control actions.
-#[server(endpoint = "readonly")]
-pub async fn is_readonly() -> Result<bool, ServerFnError> {
+/// Who is looking, and what they may do.
+#[server(endpoint = "viewer", input = leptos::server_fn::codec::GetUrl)]
+pub async fn whoami() -> Result<Viewer, ServerFnError> {
     let backend = use_context::<BackendRef>()
         .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
-    Ok(backend.0.readonly())
+    Ok(backend.0.viewer())
 }
 
 /// One item's detail and provenance.
-#[server(endpoint = "task")]
+#[server(endpoint = "task", input = leptos::server_fn::codec::GetUrl)]
 pub async fn fetch_task(id: ItemId) -> Result<Option<TaskDetail>, ServerFnError> {
     let backend = use_context::<BackendRef>()
         .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
@@ -168,7 +187,7 @@ pub async fn fetch_task(id: ItemId) -> Result<Option<TaskDetail>, ServerFnError>
 pub fn provide() {
     let live = Live {
         initial: Resource::new(|| (), |_| initial_view()),
-        readonly: Resource::new(|| (), |_| is_readonly()),
+        viewer: Resource::new(|| (), |_| whoami()),
         state: StoredValue::new(None),
         version: RwSignal::new(0),
         connection: RwSignal::new(Connection::Static),
@@ -295,5 +314,30 @@ pub fn ConnectionBadge() -> impl IntoView {
         <span class="badge" data-state=label role="status" aria-live="polite">
             {label}
         </span>
+    }
+}
+
+/// The signed-in user and a logout button; nothing when sign-in is off. The logout form
+/// posts the session's CSRF token, so it works before (and without) the wasm.
+#[component]
+pub fn Account() -> impl IntoView {
+    let live = use_live();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let v = live.viewer.get().and_then(Result::ok)?;
+                let name = v.name?;
+                Some(view! {
+                    <span class="account" data-testid="account">
+                        <span>{name}</span>
+                        <span class="muted">{format!(" · {}", v.role)}</span>
+                        <form method="post" action="/logout">
+                            <input type="hidden" name="csrf" value=v.csrf.unwrap_or_default()/>
+                            <button class="btn link" type="submit">"Log out"</button>
+                        </form>
+                    </span>
+                })
+            }}
+        </Suspense>
     }
 }

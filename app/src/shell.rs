@@ -48,6 +48,7 @@ pub fn App() -> impl IntoView {
                     <A href="/streaming">"Streaming"</A>
                 </nav>
                 <live::ConnectionBadge/>
+                <live::Account/>
             </header>
             <main>
                 <Routes fallback=pages::NotFound>

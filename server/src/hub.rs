@@ -388,12 +388,20 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     use futures::StreamExt;
-    let stream = state.hub.frames(last_event_id(&headers)).map(|p| {
-        Ok(Event::default()
-            .event(p.event)
-            .id(p.id.to_string())
-            .data(&*p.json))
-    });
+    let mut shutdown = state.shutdown.subscribe();
+    let stream = state
+        .hub
+        .frames(last_event_id(&headers))
+        .map(|p| {
+            Ok(Event::default()
+                .event(p.event)
+                .id(p.id.to_string())
+                .data(&*p.json))
+        })
+        // A server shutting down waits for open connections; a stream never ends alone.
+        .take_until(async move {
+            let _ = shutdown.wait_for(|&stop| stop).await;
+        });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

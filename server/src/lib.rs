@@ -4,8 +4,10 @@
 
 pub mod api;
 mod assets;
+pub mod auth;
 pub mod demo;
 pub mod hub;
+pub mod settings;
 mod state;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -15,10 +17,10 @@ use axum::{
     extract::{Request, State},
     http::{header, HeaderMap, HeaderValue},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::get,
     Router,
 };
-use flowdeck_app::{shell, App, Backend, BackendRef};
+use flowdeck_app::{shell, App, Backend, BackendRef, Viewer};
 use flowdeck_protocol::{stream::Full, ItemId, TaskDetail};
 use flowdeck_runtime::PipelineHandle;
 use leptos::{config::LeptosOptions, prelude::provide_context};
@@ -38,6 +40,12 @@ pub struct Config {
     pub stream_log: hub::LogLimits,
     /// Refuse control actions (pause, scale, retry, cancel, drain, stop) with 403.
     pub readonly: bool,
+    /// Users and tokens; `None` leaves the dashboard open to whoever reaches it (which is
+    /// why the default address is loopback).
+    pub auth: Option<Arc<auth::Auth>>,
+    /// On SIGTERM or ctrl-c, how long the pipeline may take to finish its queued items
+    /// before the rest is aborted.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Config {
@@ -47,6 +55,8 @@ impl Default for Config {
             refresh: Duration::from_millis(250),
             stream_log: hub::LogLimits::default(),
             readonly: false,
+            auth: None,
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -68,6 +78,8 @@ pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
         hub: Hub::start(pipeline, config.refresh, config.stream_log),
         readonly: config.readonly,
         audit: api::Audit::default(),
+        auth: config.auth.clone(),
+        shutdown: tokio::sync::watch::Sender::new(false),
     }
 }
 
@@ -79,10 +91,15 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos.clone();
     let app = Router::new()
         .route("/api/events", get(hub::events))
-        .route("/api/{*fn_name}", post(server_fns))
+        .route("/api/{*fn_name}", get(server_fns).post(server_fns))
         .merge(api::router())
+        .merge(auth::router())
         .leptos_routes_with_context(&state, routes, ctx, move || shell(options.clone()))
-        .fallback(fallback);
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::layer,
+        ));
     harden(app).with_state(state)
 }
 
@@ -129,11 +146,14 @@ impl Backend for HubBackend {
         self.hub.task(id)
     }
 
-    fn readonly(&self) -> bool {
-        self.readonly
+    fn viewer(&self) -> Viewer {
+        // The request being rendered or answered, with the principal the auth layer found.
+        let who = leptos::prelude::use_context::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<auth::Principal>().cloned())
+            .unwrap_or_else(auth::Principal::nobody);
+        api::viewer(self.readonly, &who)
     }
 }
-
 fn backend(state: &AppState) -> BackendRef {
     BackendRef(Arc::new(HubBackend {
         hub: state.hub.clone(),
@@ -170,16 +190,54 @@ pub fn site_embedded() -> bool {
     assets::present()
 }
 
-/// Binds `config.addr` and serves until ctrl-c or SIGTERM.
+/// Binds `config.addr` and serves until ctrl-c or SIGTERM, then shuts down gracefully:
+/// the pipeline takes no more input and finishes what it holds (aborting what is left
+/// after `config.drain_timeout`) while the dashboard keeps showing it; then the live
+/// streams end and the server stops.
 pub async fn serve(config: Config, pipeline: PipelineHandle) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
-    let app = router(state(&config, pipeline));
+    let state = state(&config, pipeline.clone());
+    let app = router(state.clone());
     println!("flowdeck dashboard: http://{addr}");
     tracing::info!(%addr, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    let stop = async move {
+        shutdown_signal().await;
+        drain(&pipeline, config.drain_timeout).await;
+        state.shutdown.send_replace(true);
+    };
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+}
+
+/// Lets the pipeline finish its queued items, or aborts it after `timeout`.
+async fn drain(pipeline: &PipelineHandle, timeout: Duration) {
+    let queued = pipeline.snapshot().totals.queued;
+    tracing::info!(queued, "shutting down: draining the pipeline");
+    pipeline.drain();
+    if tokio::time::timeout(timeout, pipeline.wait())
         .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?timeout,
+            "the pipeline did not drain in time: aborting the rest"
+        );
+        pipeline.abort();
+        pipeline.wait().await;
+    }
+    let t = pipeline.snapshot().totals;
+    tracing::info!(
+        state = ?pipeline.state(),
+        completed = t.completed,
+        failed = t.failed,
+        cancelled = t.cancelled,
+        "pipeline stopped"
+    );
 }
 
 async fn shutdown_signal() {

@@ -1,46 +1,220 @@
 //! `flowdeck`: with no arguments, runs the demo pipeline and serves its dashboard on
-//! http://127.0.0.1:3000.
+//! http://127.0.0.1:3000. `flowdeck --help` lists the settings; each has an environment
+//! variable, and `--config` reads them (and the users) from a TOML file.
 
-use std::{net::IpAddr, process::ExitCode, time::Duration};
+use std::{
+    io::{IsTerminal, Read},
+    net::IpAddr,
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use flowdeck_server::{
+    auth::{self, Auth},
+    settings::FileConfig,
+};
 
 /// flowdeck: a pipeline runtime with a live browser dashboard.
+///
+/// With no subcommand, runs the demo pipeline and serves its dashboard (like `serve`).
+/// Settings come from flags, then environment variables, then the config file, then the
+/// defaults shown.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// Address to bind. Keep the default (loopback) unless the dashboard must be reachable
-    /// from other machines.
-    #[arg(long, env = "FLOWDECK_HOST", default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// Port to bind; 0 picks a free one (the URL printed at start tells which).
-    #[arg(long, env = "FLOWDECK_PORT", default_value_t = 3000)]
-    port: u16,
-    /// How often the live view updates, in milliseconds (50 to 10000).
-    #[arg(long, env = "FLOWDECK_REFRESH_MS", default_value_t = 250,
-          value_parser = clap::value_parser!(u64).range(50..=10_000))]
-    refresh_ms: u64,
-    /// Documents per second the demo pipeline ingests.
-    #[arg(long, env = "FLOWDECK_DEMO_RATE", default_value_t = 60,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    demo_rate: u32,
-    /// Scales the demo's simulated work: 1 is realistic, 0 makes every task instant (for
-    /// load tests: `--demo-rate 5000 --demo-latency 0` makes about 90,000 events a second).
-    #[arg(long, env = "FLOWDECK_DEMO_LATENCY", default_value_t = 1.0,
-          value_parser = parse_scale)]
-    demo_latency: f64,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the demo pipeline and serve its dashboard.
+    Serve(ServeArgs),
+    /// Print an argon2 hash of a password, for `password_hash` in the config's
+    /// [[auth.users]]. Reads the password from the terminal (twice, not echoed) or from
+    /// standard input.
+    HashPassword,
+    /// Print a new API token (give it to the script) and its SHA-256 (put it in the
+    /// config's [[auth.tokens]]).
+    NewToken,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// A TOML config file: these settings, plus users and tokens under [auth] (which turns
+    /// sign-in on).
+    #[arg(long, env = "FLOWDECK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to bind [default: 127.0.0.1]. Keep loopback unless the dashboard must be
+    /// reachable from other machines, and then turn on sign-in.
+    #[arg(long, env = "FLOWDECK_HOST")]
+    host: Option<IpAddr>,
+    /// Port to bind [default: 3000]; 0 picks a free one (the URL printed at start tells
+    /// which).
+    #[arg(long, env = "FLOWDECK_PORT")]
+    port: Option<u16>,
+    /// How often the live view updates, in milliseconds, 50 to 10000 [default: 250].
+    #[arg(long, env = "FLOWDECK_REFRESH_MS")]
+    refresh_ms: Option<u64>,
+    /// Documents per second the demo pipeline ingests, 1 to 1000000 [default: 60].
+    #[arg(long, env = "FLOWDECK_DEMO_RATE")]
+    demo_rate: Option<u32>,
+    /// Scales the demo's simulated work, 0 to 100 [default: 1]: 1 is realistic, 0 makes
+    /// every task instant (for load tests: `--demo-rate 5000 --demo-latency 0` makes about
+    /// 90,000 events a second).
+    #[arg(long, env = "FLOWDECK_DEMO_LATENCY")]
+    demo_latency: Option<f64>,
+    /// On SIGTERM or ctrl-c, seconds the pipeline may take to finish its queued items
+    /// before the rest is cancelled, 0 to 3600 [default: 30].
+    #[arg(long, env = "FLOWDECK_DRAIN_TIMEOUT_SECS")]
+    drain_timeout_secs: Option<u64>,
     /// Show the pipeline but refuse every control action (pause, scale, retry, cancel,
-    /// drain, stop) with 403.
+    /// drain, stop) with 403, and hide the buttons.
     #[arg(long, env = "FLOWDECK_READONLY")]
     readonly: bool,
 }
 
-fn parse_scale(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
-        Ok(v) => Err(format!("{v} is out of range: use 0 to 100")),
-        Err(_) => Err(format!("{s:?} is not a number")),
+/// The settings to serve with, or the message that says which one is wrong.
+struct Serve {
+    config: flowdeck_server::Config,
+    demo_rate: u32,
+    demo_latency: f64,
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<T, String> {
+    if v < lo || v > hi {
+        return Err(format!("{name} must be between {lo} and {hi}, got {v}"));
     }
+    Ok(v)
+}
+
+fn settings(args: ServeArgs) -> Result<Serve, String> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let host = args.host.or(file.host).unwrap_or([127, 0, 0, 1].into());
+    let port = args.port.or(file.port).unwrap_or(3000);
+    let refresh_ms = in_range(
+        "refresh_ms",
+        args.refresh_ms.or(file.refresh_ms).unwrap_or(250),
+        50,
+        10_000,
+    )?;
+    let demo_rate = in_range(
+        "demo_rate",
+        args.demo_rate.or(file.demo_rate).unwrap_or(60),
+        1,
+        1_000_000,
+    )?;
+    let demo_latency = in_range(
+        "demo_latency",
+        args.demo_latency.or(file.demo_latency).unwrap_or(1.0),
+        0.0,
+        100.0,
+    )?;
+    let drain = in_range(
+        "drain_timeout_secs",
+        args.drain_timeout_secs
+            .or(file.drain_timeout_secs)
+            .unwrap_or(30),
+        0,
+        3600,
+    )?;
+    let auth = match file.auth {
+        Some(a) => Some(Arc::new(Auth::new(a).map_err(|e| e.to_string())?)),
+        None => None,
+    };
+    Ok(Serve {
+        config: flowdeck_server::Config {
+            addr: (host, port).into(),
+            refresh: Duration::from_millis(refresh_ms),
+            readonly: args.readonly || file.readonly.unwrap_or(false),
+            auth,
+            drain_timeout: Duration::from_secs(drain),
+            ..flowdeck_server::Config::default()
+        },
+        demo_rate,
+        demo_latency,
+    })
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let s = match settings(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("flowdeck: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !flowdeck_server::site_embedded() {
+        tracing::warn!("this build carries no site: pages render but will not hydrate (build with scripts/build.sh)");
+    }
+    if s.config.auth.is_none() && !s.config.addr.ip().is_loopback() {
+        tracing::warn!(addr = %s.config.addr, "serving beyond loopback with sign-in off: anyone who reaches this address can control the pipeline");
+    }
+    let pipeline = flowdeck_server::demo::start(s.demo_rate, s.demo_latency);
+    match flowdeck_server::serve(s.config.clone(), pipeline).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowdeck: cannot serve on {}: {e}", s.config.addr);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_password() -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords differ".into());
+        }
+        return Ok(first);
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
+    Ok(input.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn hash_password() -> ExitCode {
+    let hashed = read_password().and_then(|p| {
+        if p.is_empty() {
+            Err("the password is empty".to_owned())
+        } else {
+            auth::hash_password(&p)
+        }
+    });
+    match hashed {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flowdeck hash-password: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn new_token() -> ExitCode {
+    let (token, digest) = auth::new_token();
+    println!("token:  {token}");
+    println!("sha256: {digest}");
+    eprintln!("Give the token to the script (Authorization: Bearer <token>); put only the sha256 in the config under [[auth.tokens]].");
+    ExitCode::SUCCESS
 }
 
 #[tokio::main]
@@ -52,21 +226,10 @@ async fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    if !flowdeck_server::site_embedded() {
-        tracing::warn!("this build carries no site: pages render but will not hydrate (build with scripts/build.sh)");
-    }
-    let config = flowdeck_server::Config {
-        addr: (cli.host, cli.port).into(),
-        refresh: Duration::from_millis(cli.refresh_ms),
-        readonly: cli.readonly,
-        ..flowdeck_server::Config::default()
-    };
-    let pipeline = flowdeck_server::demo::start(cli.demo_rate, cli.demo_latency);
-    match flowdeck_server::serve(config.clone(), pipeline).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("flowdeck: cannot serve on {}: {e}", config.addr);
-            ExitCode::FAILURE
-        }
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::HashPassword) => hash_password(),
+        Some(Command::NewToken) => new_token(),
     }
 }

@@ -1,9 +1,11 @@
 //! What every request handler can reach.
 
+use std::sync::Arc;
+
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use crate::{api::Audit, hub::Hub};
+use crate::{api::Audit, auth::Auth, hub::Hub};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -12,6 +14,10 @@ pub struct AppState {
     /// When set, control actions answer 403.
     pub readonly: bool,
     pub audit: Audit,
+    /// Users, tokens and sessions; `None` when authentication is off.
+    pub auth: Option<Arc<Auth>>,
+    /// Set once the server is shutting down: live streams end so that it can.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -14,17 +14,22 @@ use std::{
 };
 
 use axum::{
-    extract::{rejection::JsonRejection, Path, State},
+    extract::{rejection::JsonRejection, FromRequestParts, Path, State},
+    http::request::Parts,
     routing::{get, post},
     Json, Router,
 };
+use flowdeck_app::Viewer;
 use flowdeck_protocol::ItemId;
 use flowdeck_runtime::ControlError;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
-use crate::state::AppState;
+use crate::{
+    auth::{Principal, Role},
+    state::AppState,
+};
 
 /// The most workers one stage may be given from the API.
 pub const MAX_WORKERS: usize = 1024;
@@ -35,6 +40,8 @@ const AUDIT_ENTRIES: usize = 1000;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AuditEntry {
     pub at_unix_ms: u64,
+    /// Who acted: a user or token name, or "anonymous" when authentication is off.
+    pub user: String,
     pub action: String,
     pub target: String,
     /// "ok", or why it was refused.
@@ -46,7 +53,7 @@ pub struct AuditEntry {
 pub struct Audit(Arc<Mutex<VecDeque<AuditEntry>>>);
 
 impl Audit {
-    fn record(&self, action: &str, target: &str, outcome: &Result<(), ApiError>) {
+    fn record(&self, user: &str, action: &str, target: &str, outcome: &Result<(), ApiError>) {
         let at_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -54,13 +61,14 @@ impl Audit {
             Ok(()) => "ok".to_owned(),
             Err(e) => e.to_string(),
         };
-        tracing::info!(action, target, %outcome, "control");
+        tracing::info!(user, action, target, %outcome, "control");
         let mut log = self.0.lock();
         if log.len() == AUDIT_ENTRIES {
             log.pop_front();
         }
         log.push_back(AuditEntry {
             at_unix_ms,
+            user: user.to_owned(),
             action: action.to_owned(),
             target: target.to_owned(),
             outcome,
@@ -83,6 +91,7 @@ pub fn router() -> Router<AppState> {
         .route("/pipeline/drain", post(drain))
         .route("/pipeline/stop", post(stop))
         .route("/audit", get(audit))
+        .route("/session", get(session))
 }
 
 #[derive(Serialize)]
@@ -108,10 +117,61 @@ fn body(json: Result<Json<Body>, JsonRejection>) -> Result<Body, ApiError> {
     })
 }
 
-/// Runs an action unless the server is readonly, and records it. The body is checked after
-/// the readonly refusal, so a readonly server answers 403 whatever it is sent.
+/// Who is acting: the principal the auth layer found (a viewer, should it be missing).
+pub struct Actor(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Actor(
+            parts
+                .extensions
+                .get::<Principal>()
+                .cloned()
+                .unwrap_or_else(Principal::nobody),
+        ))
+    }
+}
+
+/// Why `who` may not control the pipeline here, if they may not.
+pub fn refusal(readonly: bool, who: &Principal) -> Option<ApiError> {
+    if readonly {
+        Some(ApiError::Forbidden("this dashboard is readonly".into()))
+    } else if who.role != Role::Admin {
+        Some(ApiError::Forbidden(format!(
+            "{} is a viewer: only admins may control the pipeline",
+            who.label()
+        )))
+    } else {
+        None
+    }
+}
+
+/// What the page needs to know about who is looking.
+pub fn viewer(readonly: bool, who: &Principal) -> Viewer {
+    Viewer {
+        name: who.name.clone(),
+        role: match who.role {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+        .to_owned(),
+        can_control: refusal(readonly, who).is_none(),
+        csrf: who.csrf.clone(),
+    }
+}
+
+/// `GET /api/v1/session`: who the request comes from and what they may do.
+pub async fn session(State(s): State<AppState>, Actor(who): Actor) -> Json<Viewer> {
+    Json(viewer(s.readonly, &who))
+}
+
+/// Runs an action unless the actor may not, and records it. The body is checked after the
+/// refusal, so a readonly server or a viewer gets 403 whatever is sent.
 async fn act<F>(
     state: &AppState,
+    Actor(who): Actor,
     action: &str,
     target: &str,
     body: Result<Body, ApiError>,
@@ -120,15 +180,12 @@ async fn act<F>(
 where
     F: Future<Output = Result<(), ApiError>>,
 {
-    let outcome = if state.readonly {
-        Err(ApiError::Forbidden("this dashboard is readonly".into()))
-    } else {
-        match body {
-            Ok(b) => f(b).await,
-            Err(e) => Err(e),
-        }
+    let outcome = match (refusal(state.readonly, &who), body) {
+        (Some(no), _) => Err(no),
+        (None, Ok(b)) => f(b).await,
+        (None, Err(e)) => Err(e),
     };
-    state.audit.record(action, target, &outcome);
+    state.audit.record(who.label(), action, target, &outcome);
     outcome.map(|()| Json(Done { ok: true }))
 }
 
@@ -148,10 +205,11 @@ fn item_id(raw: &str) -> Result<ItemId, ApiError> {
 
 async fn pause(
     State(s): State<AppState>,
+    actor: Actor,
     Path(name): Path<String>,
     json: Result<Json<Body>, JsonRejection>,
 ) -> Reply {
-    act(&s, "pause", &name, body(json), |_| async {
+    act(&s, actor, "pause", &name, body(json), |_| async {
         s.hub.pipeline().pause(&name).map_err(control)
     })
     .await
@@ -159,10 +217,11 @@ async fn pause(
 
 async fn resume(
     State(s): State<AppState>,
+    actor: Actor,
     Path(name): Path<String>,
     json: Result<Json<Body>, JsonRejection>,
 ) -> Reply {
-    act(&s, "resume", &name, body(json), |_| async {
+    act(&s, actor, "resume", &name, body(json), |_| async {
         s.hub.pipeline().resume(&name).map_err(control)
     })
     .await
@@ -170,6 +229,7 @@ async fn resume(
 
 async fn scale(
     State(s): State<AppState>,
+    actor: Actor,
     Path(name): Path<String>,
     json: Result<Json<Body>, JsonRejection>,
 ) -> Reply {
@@ -178,7 +238,7 @@ async fn scale(
         Ok(Body { workers: Some(n) }) => format!("{name} to {n} workers"),
         _ => name.clone(),
     };
-    act(&s, "scale", &target, body, |b| {
+    act(&s, actor, "scale", &target, body, |b| {
         std::future::ready(match b.workers {
             Some(n) if (1..=MAX_WORKERS).contains(&n) => {
                 s.hub.pipeline().set_workers(&name, n).map_err(control)
@@ -196,11 +256,12 @@ async fn scale(
 
 async fn retry(
     State(s): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
     json: Result<Json<Body>, JsonRejection>,
 ) -> Reply {
     // Retrying re-queues the item, which may wait for room in the queue.
-    act(&s, "retry", &id, body(json), |_| async {
+    act(&s, actor, "retry", &id, body(json), |_| async {
         s.hub.pipeline().retry(item_id(&id)?).await.map_err(control)
     })
     .await
@@ -208,25 +269,34 @@ async fn retry(
 
 async fn cancel(
     State(s): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
     json: Result<Json<Body>, JsonRejection>,
 ) -> Reply {
-    act(&s, "cancel", &id, body(json), |_| async {
+    act(&s, actor, "cancel", &id, body(json), |_| async {
         s.hub.pipeline().cancel(item_id(&id)?).map_err(control)
     })
     .await
 }
 
-async fn drain(State(s): State<AppState>, json: Result<Json<Body>, JsonRejection>) -> Reply {
-    act(&s, "drain", "pipeline", body(json), |_| async {
+async fn drain(
+    State(s): State<AppState>,
+    actor: Actor,
+    json: Result<Json<Body>, JsonRejection>,
+) -> Reply {
+    act(&s, actor, "drain", "pipeline", body(json), |_| async {
         s.hub.pipeline().drain();
         Ok(())
     })
     .await
 }
 
-async fn stop(State(s): State<AppState>, json: Result<Json<Body>, JsonRejection>) -> Reply {
-    act(&s, "stop", "pipeline", body(json), |_| async {
+async fn stop(
+    State(s): State<AppState>,
+    actor: Actor,
+    json: Result<Json<Body>, JsonRejection>,
+) -> Reply {
+    act(&s, actor, "stop", "pipeline", body(json), |_| async {
         s.hub.pipeline().abort();
         Ok(())
     })

@@ -14,7 +14,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    /// Not allowed here (a readonly dashboard).
+    /// No credentials, or ones this server does not know.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Not allowed here (a readonly dashboard, a viewer, a missing CSRF token).
     #[error("{0}")]
     Forbidden(String),
     /// Valid, but not in the pipeline's current state (retrying an item that has not failed).
@@ -33,6 +36,7 @@ impl IntoResponse for ApiError {
         let (status, error) = match &self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         };

@@ -19,7 +19,7 @@ use flowdeck_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use control::{Audit, AuditEntry};
+pub use control::{viewer, Audit, AuditEntry};
 pub use error::ApiError;
 use query::Strict;
 

@@ -22,7 +22,8 @@ pub async fn serve(handle: PipelineHandle, refresh_ms: u64, log: LogLimits) -> S
 pub async fn serve_config(handle: PipelineHandle, mut config: Config) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     config.addr = listener.local_addr().unwrap();
-    let app = router(state(&config, handle));
+    let app = router(state(&config, handle))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{}", config.addr)
 }

@@ -1,0 +1,84 @@
+//! SIGTERM on the real binary: the pipeline drains (no item is cancelled), the open live
+//! stream ends instead of holding the server up, and the process exits 0.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(unix)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use futures::StreamExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_pipeline_ends_streams_and_exits() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowdeck"))
+        .args([
+            "--port",
+            "0",
+            "--demo-rate",
+            "400",
+            "--demo-latency",
+            "0.3",
+            "--drain-timeout-secs",
+            "60",
+        ])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let url = loop {
+        let line = lines.recv_timeout(Duration::from_secs(30)).unwrap();
+        if let Some(i) = line.find("http://") {
+            break line[i..].trim().to_owned();
+        }
+    };
+    // A browser's stream, open across the shutdown.
+    let res = reqwest::get(format!("{url}/api/events")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    assert!(body.next().await.is_some(), "the first frame");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // The stream keeps going while the pipeline drains, then ends.
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the live stream did not end");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let log: Vec<String> = lines.try_iter().collect();
+    let stopped = log
+        .iter()
+        .find(|l| l.contains("pipeline stopped"))
+        .unwrap_or_else(|| panic!("no 'pipeline stopped' line in:\n{}", log.join("\n")));
+    assert!(stopped.contains("state=Finished"), "{stopped}");
+    assert!(stopped.contains("cancelled=0"), "{stopped}");
+    assert!(log.iter().any(|l| l.contains("draining the pipeline")));
+}
