@@ -5,8 +5,10 @@
 pub mod api;
 mod assets;
 pub mod auth;
+mod csp;
 pub mod demo;
 pub mod hub;
+pub mod prometheus;
 pub mod settings;
 mod state;
 
@@ -86,11 +88,11 @@ pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
 /// The whole app as a router: pages, server functions, the SSE stream and static files.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
-    let source = backend(&state);
-    let ctx = move || provide_context(source.clone());
+    let ctx = page_context(&state);
     let options = state.leptos.clone();
     let app = Router::new()
         .route("/api/events", get(hub::events))
+        .route("/prometheus", get(prometheus::handler))
         .route("/api/{*fn_name}", get(server_fns).post(server_fns))
         .merge(api::router())
         .merge(auth::router())
@@ -114,10 +116,7 @@ fn harden(router: Router<AppState>) -> Router<AppState> {
     router
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(set(
-            header::CONTENT_SECURITY_POLICY,
-            "frame-ancestors 'none'",
-        ))
+        .layer(set(header::CONTENT_SECURITY_POLICY, csp::NO_SCRIPT))
         .layer(set(header::REFERRER_POLICY, "same-origin"))
 }
 
@@ -154,6 +153,16 @@ impl Backend for HubBackend {
         api::viewer(self.readonly, &who)
     }
 }
+/// What every Leptos render and server function gets: the backend to read from, and the
+/// page's CSP header with this response's nonce.
+fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
+    let source = backend(state);
+    move || {
+        provide_context(source.clone());
+        csp::provide();
+    }
+}
+
 fn backend(state: &AppState) -> BackendRef {
     BackendRef(Arc::new(HubBackend {
         hub: state.hub.clone(),
@@ -162,8 +171,7 @@ fn backend(state: &AppState) -> BackendRef {
 }
 
 async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
-    let source = backend(&state);
-    handle_server_fns_with_context(move || provide_context(source.clone()), req).await
+    handle_server_fns_with_context(page_context(&state), req).await
 }
 
 /// Static files from the embedded site; anything else renders the app's 404 page.
@@ -176,12 +184,10 @@ async fn fallback(
     if let Some(file) = assets::get(path, &headers) {
         return file;
     }
-    let source = backend(&state);
     let options = state.leptos.clone();
-    let render = leptos_axum::render_app_to_stream_with_context(
-        move || provide_context(source.clone()),
-        move || shell(options.clone()),
-    );
+    let render = leptos_axum::render_app_to_stream_with_context(page_context(&state), move || {
+        shell(options.clone())
+    });
     render(req).await.into_response()
 }
 

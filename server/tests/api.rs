@@ -173,11 +173,46 @@ async fn health_readiness_and_security_headers() {
     let (code, _) = get(&format!("{base}/healthz")).await;
     assert_eq!(code, 200, "alive even when the pipeline is done");
 
+    // A page: its policy trusts only the scripts carrying this response's nonce.
     let res = reqwest::get(format!("{base}/")).await.unwrap();
-    let h = res.headers();
+    let h = res.headers().clone();
     assert_eq!(h["x-content-type-options"], "nosniff");
-    assert_eq!(h["content-security-policy"], "frame-ancestors 'none'");
     assert_eq!(h["referrer-policy"], "same-origin");
+    let csp = h["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no nonce in {csp}"))
+        .to_owned();
+    assert!(nonce.len() >= 16, "{nonce}");
+    let html = res.text().await.unwrap();
+    let scripts = html.matches("<script").count();
+    assert!(scripts > 0);
+    assert_eq!(
+        html.matches(&format!("<script nonce=\"{nonce}\"")).count()
+            + html
+                .matches(&format!("<script type=\"module\" nonce=\"{nonce}\""))
+                .count(),
+        scripts,
+        "every inline script carries the nonce: {html}"
+    );
+    let again = reqwest::get(format!("{base}/")).await.unwrap();
+    assert!(
+        !again.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains(&nonce),
+        "a fresh nonce per response"
+    );
+    // Not a page: no script at all.
+    let res = reqwest::get(format!("{base}/api/v1/summary"))
+        .await
+        .unwrap();
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'none'"), "{csp}");
 }
 
 #[test]

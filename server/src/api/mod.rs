@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/tasks", get(tasks))
         .route("/tasks/{id}", get(task))
         .route("/errors", get(errors))
+        .route("/openapi.json", get(openapi))
         .route(
             "/{*rest}",
             get(|| async { ApiError::NotFound("no such API endpoint".into()) }),
@@ -42,6 +43,17 @@ pub fn router() -> Router<AppState> {
         .nest("/api/v1", v1)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+}
+
+/// The OpenAPI 3.1 description of this API, kept beside the code it describes; a test
+/// checks every documented path against real answers.
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 #[derive(Serialize)]

@@ -1,0 +1,294 @@
+//! `GET /prometheus`: the pipeline and the process in the Prometheus text format (0.0.4),
+//! for a scraper. Not under `/metrics`, which is the dashboard's Metrics page. Behind the
+//! same sign-in as the rest: give the scraper an API token (`bearer_token` in its config).
+
+use std::fmt::Write;
+
+use axum::{extract::State, http::header, response::IntoResponse};
+use flowdeck_protocol::{Snapshot, WorkerState};
+
+use crate::state::AppState;
+
+/// The text format's content type.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
+    let text = render(&state.hub.snapshot(), &process());
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
+}
+
+/// What the process uses, read from /proc where there is one.
+#[derive(Default)]
+pub struct Process {
+    pub resident_bytes: Option<u64>,
+    pub cpu_seconds: Option<f64>,
+}
+
+fn process() -> Process {
+    let page = 4096u64;
+    let ticks = 100.0; // USER_HZ on Linux
+    let resident_bytes = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * page);
+    let cpu_seconds = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) start after its ')'.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / ticks)
+        });
+    Process {
+        resident_bytes,
+        cpu_seconds,
+    }
+}
+
+/// Escapes a label value as the format requires.
+fn label(v: &str) -> String {
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
+}
+
+/// Writes families: a `# HELP` and `# TYPE` line, then its samples.
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Into<f64>) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            let inner: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+                .collect();
+            let _ = write!(self.0, "{{{}}}", inner.join(","));
+        }
+        let _ = writeln!(self.0, " {}", value.into());
+    }
+
+    /// A family with one sample per stage.
+    fn per_stage(
+        &mut self,
+        s: &Snapshot,
+        name: &str,
+        kind: &str,
+        help: &str,
+        f: impl Fn(&flowdeck_protocol::StageSnapshot) -> f64,
+    ) {
+        self.family(name, kind, help);
+        for st in &s.stages {
+            self.sample(
+                name,
+                &[("pipeline", &s.pipeline), ("stage", &st.name)],
+                f(st),
+            );
+        }
+    }
+}
+
+pub fn render(s: &Snapshot, p: &Process) -> String {
+    let mut o = Out(String::new());
+    let pl = [("pipeline", s.pipeline.as_str())];
+    let state = format!("{:?}", s.state).to_lowercase();
+    o.family(
+        "flowdeck_pipeline_info",
+        "gauge",
+        "The pipeline and its state (always 1).",
+    );
+    o.sample(
+        "flowdeck_pipeline_info",
+        &[("pipeline", &s.pipeline), ("state", &state)],
+        1.0,
+    );
+    o.family(
+        "flowdeck_uptime_seconds",
+        "gauge",
+        "Seconds since the pipeline started.",
+    );
+    o.sample("flowdeck_uptime_seconds", &pl, s.uptime_ms as f64 / 1000.0);
+
+    let t = s.totals;
+    o.family(
+        "flowdeck_items_total",
+        "counter",
+        "Items by how they left the pipeline (submitted: entered it).",
+    );
+    for (outcome, n) in [
+        ("submitted", t.submitted),
+        ("completed", t.completed),
+        ("failed", t.failed),
+        ("cancelled", t.cancelled),
+    ] {
+        o.sample(
+            "flowdeck_items_total",
+            &[("pipeline", &s.pipeline), ("outcome", outcome)],
+            n as f64,
+        );
+    }
+    o.family(
+        "flowdeck_items",
+        "gauge",
+        "Items in the pipeline now, queued or running.",
+    );
+    o.sample(
+        "flowdeck_items",
+        &[("pipeline", &s.pipeline), ("state", "queued")],
+        t.queued as f64,
+    );
+    o.sample(
+        "flowdeck_items",
+        &[("pipeline", &s.pipeline), ("state", "running")],
+        t.running as f64,
+    );
+    o.family(
+        "flowdeck_retries_total",
+        "counter",
+        "Attempts that were retried.",
+    );
+    o.sample("flowdeck_retries_total", &pl, t.retried as f64);
+
+    o.per_stage(
+        s,
+        "flowdeck_stage_queued",
+        "gauge",
+        "Items waiting in the stage's queue.",
+        |st| st.queued as f64,
+    );
+    o.per_stage(
+        s,
+        "flowdeck_stage_capacity",
+        "gauge",
+        "The bound of the stage's queue.",
+        |st| st.capacity as f64,
+    );
+    o.per_stage(
+        s,
+        "flowdeck_stage_in_flight",
+        "gauge",
+        "Items the stage's workers are running.",
+        |st| st.in_flight as f64,
+    );
+    o.per_stage(
+        s,
+        "flowdeck_stage_completed_total",
+        "counter",
+        "Items the stage finished.",
+        |st| st.completed as f64,
+    );
+    o.per_stage(
+        s,
+        "flowdeck_stage_failed_total",
+        "counter",
+        "Items that failed for good at the stage.",
+        |st| st.failed as f64,
+    );
+    o.per_stage(
+        s,
+        "flowdeck_stage_retried_total",
+        "counter",
+        "Attempts retried at the stage.",
+        |st| st.retried as f64,
+    );
+    o.per_stage(
+        s,
+        "flowdeck_stage_cancelled_total",
+        "counter",
+        "Items cancelled at the stage.",
+        |st| st.cancelled as f64,
+    );
+    o.per_stage(
+        s,
+        "flowdeck_stage_throughput",
+        "gauge",
+        "Items the stage finished per second, recently.",
+        |st| st.throughput,
+    );
+    o.per_stage(
+        s,
+        "flowdeck_stage_lag_seconds",
+        "gauge",
+        "Age of the oldest item in the stage's queue.",
+        |st| st.oldest_queued_ms as f64 / 1000.0,
+    );
+    o.per_stage(
+        s,
+        "flowdeck_stage_paused",
+        "gauge",
+        "1 while the stage is paused.",
+        |st| f64::from(u8::from(st.paused)),
+    );
+
+    o.family(
+        "flowdeck_stage_latency_seconds",
+        "gauge",
+        "Attempt duration percentiles at the stage, recently.",
+    );
+    for st in &s.stages {
+        for (q, us) in [
+            ("0.5", st.latency.p50_us),
+            ("0.95", st.latency.p95_us),
+            ("0.99", st.latency.p99_us),
+        ] {
+            o.sample(
+                "flowdeck_stage_latency_seconds",
+                &[
+                    ("pipeline", &s.pipeline),
+                    ("stage", &st.name),
+                    ("quantile", q),
+                ],
+                us as f64 / 1e6,
+            );
+        }
+    }
+    o.family(
+        "flowdeck_stage_workers",
+        "gauge",
+        "The stage's workers by state.",
+    );
+    for st in &s.stages {
+        for (name, ws) in [
+            ("idle", WorkerState::Idle),
+            ("busy", WorkerState::Busy),
+            ("paused", WorkerState::Paused),
+            ("stopped", WorkerState::Stopped),
+        ] {
+            let n = st.workers.iter().filter(|w| w.state == ws).count();
+            o.sample(
+                "flowdeck_stage_workers",
+                &[
+                    ("pipeline", &s.pipeline),
+                    ("stage", &st.name),
+                    ("state", name),
+                ],
+                n as f64,
+            );
+        }
+    }
+
+    if let Some(bytes) = p.resident_bytes {
+        o.family(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+        );
+        o.sample("process_resident_memory_bytes", &[], bytes as f64);
+    }
+    if let Some(secs) = p.cpu_seconds {
+        o.family(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+        );
+        o.sample("process_cpu_seconds_total", &[], secs);
+    }
+    o.0
+}
