@@ -50,8 +50,11 @@ fn labels(s: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-/// Checks the exposition; returns the samples as (name, labels, value).
-fn parse(text: &str) -> Result<Vec<(String, Vec<(String, String)>, f64)>, String> {
+/// One sample: its name, its labels and its value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// Checks the exposition; returns its samples.
+fn parse(text: &str) -> Result<Vec<Sample>, String> {
     let mut typed: Vec<(String, String)> = Vec::new();
     let mut helped = HashSet::new();
     let mut seen = HashSet::new();
