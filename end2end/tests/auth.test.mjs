@@ -81,7 +81,11 @@ test('an admin pauses a stage from the page, then logs out', async () => {
   await page.getByTestId('pause-enrich').click();
   await eventually(async () => (await stage.locator('h2 .tag').count()) === 1, 5_000, 'the paused tag');
   const audit = await page.evaluate(async () => (await fetch('/api/v1/audit')).json());
-  assert.deepEqual(audit.map((a) => [a.user, a.action, a.outcome]), [['ada', 'pause', 'ok']]);
+  // The viewer's refused attempt (previous test) and the admin's pause, each named.
+  assert.deepEqual(audit.map((a) => [a.user, a.action, a.outcome]), [
+    ['vic', 'pause', 'vic is a viewer: only admins may control the pipeline'],
+    ['ada', 'pause', 'ok'],
+  ]);
 
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.waitForURL(`${server.url}/login`);
