@@ -11,4 +11,4 @@ mod shell;
 mod widgets;
 
 pub use live::{Backend, BackendRef, Viewer};
-pub use shell::{shell, App};
+pub use shell::{shell, App, PAGES};

@@ -9,6 +9,15 @@ use leptos_router::{
 
 use crate::{live, pages};
 
+/// The pages in the navigation, in order: (path, title). The API lists them too.
+pub const PAGES: &[(&str, &str)] = &[
+    ("/", "Overview"),
+    ("/workers", "Workers"),
+    ("/tasks", "Tasks"),
+    ("/errors", "Errors"),
+    ("/streaming", "Streaming"),
+];
+
 /// The whole document, rendered by the server for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -41,11 +50,7 @@ pub fn App() -> impl IntoView {
             <header class="topbar">
                 <a class="brand" href="/">"flowdeck"</a>
                 <nav aria-label="Main">
-                    <A href="/">"Overview"</A>
-                    <A href="/workers">"Workers"</A>
-                    <A href="/tasks">"Tasks"</A>
-                    <A href="/errors">"Errors"</A>
-                    <A href="/streaming">"Streaming"</A>
+                    {PAGES.iter().map(|&(path, title)| view! { <A href=path>{title}</A> }).collect_view()}
                 </nav>
                 <live::ConnectionBadge/>
                 <live::Account/>

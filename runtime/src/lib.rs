@@ -36,6 +36,8 @@ mod events;
 mod graph;
 mod handle;
 mod histogram;
+pub mod logs;
+pub mod metrics;
 mod node;
 mod pipeline;
 mod port;

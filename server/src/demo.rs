@@ -113,13 +113,30 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
                 };
                 pause(latency, latency, scale).await;
                 cx.annotate("model", "demo-small-v2");
+                let source = format!("enrich-{}", cx.worker());
                 match roll {
-                    0..=5 => return Err(DemoError::ModelTimeout(latency)),
-                    6..=8 => return Err(DemoError::RateLimited),
+                    0..=5 => {
+                        tracing::warn!(
+                            source,
+                            latency_ms = latency,
+                            attempt = cx.attempt(),
+                            "model call timed out"
+                        );
+                        return Err(DemoError::ModelTimeout(latency));
+                    }
+                    6..=8 => {
+                        tracing::info!(source, attempt = cx.attempt(), "rate limited by the model");
+                        return Err(DemoError::RateLimited);
+                    }
                     _ => {}
                 }
                 let tokens = (p.words as u32) * 4 / 3;
                 cx.annotate("tokens", tokens);
+                // Plain `metrics` calls, as any user code would make: they show up on the
+                // dashboard and in /prometheus with no flowdeck code here.
+                metrics::counter!("demo_tokens_total", "model" => "demo-small-v2")
+                    .increment(u64::from(tokens));
+                metrics::histogram!("demo_model_latency_seconds").record(latency as f64 / 1000.0);
                 let _ = p.source;
                 Ok(Enriched {
                     words: p.words,
@@ -140,6 +157,10 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
             Stage::map("store", move |e: Enriched, cx: Ctx| async move {
                 pause(2, 10, scale).await;
                 if rand::rng().random_range(0..100) == 0 {
+                    tracing::error!(
+                        source = format!("store-{}", cx.worker()),
+                        "the store rejected a record"
+                    );
                     return Err(DemoError::StoreRejected);
                 }
                 cx.annotate("label", e.label);

@@ -24,7 +24,7 @@ use axum::{
 };
 use flowdeck_app::{shell, App, Backend, BackendRef, Viewer};
 use flowdeck_protocol::{stream::Full, ItemId, TaskDetail};
-use flowdeck_runtime::PipelineHandle;
+use flowdeck_runtime::{logs::LogBuffer, metrics::MetricsStore, PipelineHandle};
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
 use tower_http::{limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer};
@@ -48,7 +48,15 @@ pub struct Config {
     /// On SIGTERM or ctrl-c, how long the pipeline may take to finish its queued items
     /// before the rest is aborted.
     pub drain_timeout: Duration,
+    /// Where the pipeline's and the process's series go, with whatever the `metrics` crate
+    /// records once the store is installed as its recorder (the binary does that).
+    pub metrics: MetricsStore,
+    /// Where captured logs go; the binary adds its layer to the tracing subscriber.
+    pub logs: LogBuffer,
 }
+
+/// Log records kept for the Logs page and the API.
+pub const LOG_RECORDS: usize = 10_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -59,6 +67,8 @@ impl Default for Config {
             readonly: false,
             auth: None,
             drain_timeout: Duration::from_secs(30),
+            metrics: MetricsStore::new(),
+            logs: LogBuffer::new(LOG_RECORDS),
         }
     }
 }
@@ -75,6 +85,7 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
 
 /// The state for a dashboard of `pipeline`.
 pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
+    let metrics = sample(config.metrics.clone(), pipeline.clone());
     AppState {
         leptos: leptos_options(config.addr),
         hub: Hub::start(pipeline, config.refresh, config.stream_log),
@@ -82,7 +93,40 @@ pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
         audit: api::Audit::default(),
         auth: config.auth.clone(),
         shutdown: tokio::sync::watch::Sender::new(false),
+        metrics,
+        logs: config.logs.clone(),
     }
+}
+
+/// Fills `metrics` once a second with the pipeline's per-stage series and the process's
+/// memory and CPU, and files each second into the store's rings.
+fn sample(metrics: MetricsStore, pipeline: PipelineHandle) -> MetricsStore {
+    metrics.spawn_ticker();
+    let store = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_cpu: Option<f64> = None;
+        loop {
+            every.tick().await;
+            store.record_snapshot(&pipeline.snapshot());
+            let p = prometheus::process();
+            if let Some(bytes) = p.resident_bytes {
+                store
+                    .gauge("process_resident_memory_bytes", &[])
+                    .set(bytes as f64);
+            }
+            if let Some(cpu) = p.cpu_seconds {
+                if let Some(before) = last_cpu {
+                    store
+                        .gauge("process_cpu_ratio", &[])
+                        .set((cpu - before).max(0.0));
+                }
+                last_cpu = Some(cpu);
+            }
+        }
+    });
+    metrics
 }
 
 /// The whole app as a router: pages, server functions, the SSE stream and static files.

@@ -12,10 +12,12 @@ use std::{
 };
 
 use clap::{Args, Parser, Subcommand};
+use flowdeck_runtime::{logs::LogBuffer, metrics::MetricsStore};
 use flowdeck_server::{
     auth::{self, Auth},
     settings::FileConfig,
 };
+use tracing_subscriber::prelude::*;
 
 /// flowdeck: a pipeline runtime with a live browser dashboard.
 ///
@@ -149,14 +151,16 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
     })
 }
 
-async fn serve(args: ServeArgs) -> ExitCode {
-    let s = match settings(args) {
+async fn serve(args: ServeArgs, metrics: MetricsStore, logs: LogBuffer) -> ExitCode {
+    let mut s = match settings(args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("flowdeck: {e}");
             return ExitCode::from(2);
         }
     };
+    s.config.metrics = metrics;
+    s.config.logs = logs;
     if !flowdeck_server::site_embedded() {
         tracing::warn!("this build carries no site: pages render but will not hydrate (build with scripts/build.sh)");
     }
@@ -219,16 +223,27 @@ fn new_token() -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+    // Logs go to the terminal and into the buffer the Logs page reads; `metrics` calls go
+    // into the store the charts read.
+    let logs = LogBuffer::new(flowdeck_server::LOG_RECORDS);
+    let metrics = MetricsStore::new();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_filter(filter()))
+        .with(logs.layer().with_filter(filter()))
         .init();
+    if metrics.install().is_err() {
+        tracing::warn!(
+            "another metrics recorder is installed: metrics calls will not reach the dashboard"
+        );
+    }
     let cli = Cli::parse();
     match cli.command {
-        None => serve(cli.serve).await,
-        Some(Command::Serve(args)) => serve(args).await,
+        None => serve(cli.serve, metrics, logs).await,
+        Some(Command::Serve(args)) => serve(args, metrics, logs).await,
         Some(Command::HashPassword) => hash_password(),
         Some(Command::NewToken) => new_token(),
     }

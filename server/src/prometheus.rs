@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use axum::{extract::State, http::header, response::IntoResponse};
 use flowdeck_protocol::{Snapshot, WorkerState};
+use flowdeck_runtime::metrics::{Kind, MetricsStore};
 
 use crate::state::AppState;
 
@@ -13,7 +14,8 @@ use crate::state::AppState;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
-    let text = render(&state.hub.snapshot(), &process());
+    let mut text = render(&state.hub.snapshot(), &process());
+    user_metrics(&mut text, &state.metrics);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
 }
 
@@ -24,7 +26,7 @@ pub struct Process {
     pub cpu_seconds: Option<f64>,
 }
 
-fn process() -> Process {
+pub fn process() -> Process {
     let page = 4096u64;
     let ticks = 100.0; // USER_HZ on Linux
     let resident_bytes = std::fs::read_to_string("/proc/self/statm")
@@ -291,4 +293,83 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
         o.sample("process_cpu_seconds_total", &[], secs);
     }
     o.0
+}
+
+/// A metric name made valid for the format: other characters become `_`.
+fn metric_name(raw: &str) -> String {
+    let mut name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// The store's series other than the built-in ones above (which the store also keeps for
+/// charts): what users record through the `metrics` crate. Counters end in `_total`;
+/// histograms are exported as their quantiles over the last minute.
+pub fn user_metrics(text: &mut String, store: &MetricsStore) {
+    let mut o = Out(std::mem::take(text));
+    let mut last_family = String::new();
+    let mut emitted = std::collections::HashSet::new();
+    for (info, series) in store.current() {
+        let raw = &info.key.name;
+        if raw.starts_with("flowdeck_") || raw.starts_with("process_") {
+            continue;
+        }
+        let mut name = metric_name(raw);
+        if info.kind == Kind::Counter && !name.ends_with("_total") {
+            name.push_str("_total");
+        }
+        if name != last_family && !emitted.insert(name.clone()) {
+            // Two names that read the same once made valid: the first one wins.
+            continue;
+        }
+        if name != last_family {
+            let help = info
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("{raw} (recorded through the metrics crate)."));
+            let kind = if info.kind == Kind::Counter {
+                "counter"
+            } else {
+                "gauge"
+            };
+            o.family(&name, kind, &help.replace('\\', r"\\").replace('\n', r"\n"));
+            last_family = name.clone();
+        }
+        let labels: Vec<(String, String)> = info
+            .key
+            .labels
+            .iter()
+            .map(|(k, v)| (metric_name(k), v.clone()))
+            .collect();
+        let mut refs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        match info.kind {
+            Kind::Counter | Kind::Gauge => o.sample(&name, &refs, series.value()),
+            Kind::Histogram => {
+                let qs = ["0.5", "0.95", "0.99"];
+                let values = series.recent_quantiles(&[0.5, 0.95, 0.99]);
+                for (q, v) in qs.iter().zip(values) {
+                    if let Some(v) = v {
+                        refs.push(("quantile", q));
+                        o.sample(&name, &refs, v);
+                        refs.pop();
+                    }
+                }
+            }
+        }
+    }
+    *text = o.0;
 }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use flowdeck_runtime::{logs::LogBuffer, metrics::MetricsStore};
+
 use crate::{api::Audit, auth::Auth, hub::Hub};
 
 #[derive(Clone)]
@@ -18,6 +20,10 @@ pub struct AppState {
     pub auth: Option<Arc<Auth>>,
     /// Set once the server is shutting down: live streams end so that it can.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Time series: the pipeline's, the process's and the user's (`metrics::counter!`...).
+    pub metrics: MetricsStore,
+    /// Recent log records captured from `tracing`.
+    pub logs: LogBuffer,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -8,8 +8,7 @@ mod common;
 
 use std::{collections::HashSet, time::Duration};
 
-use common::{pipeline, serve};
-use flowdeck_server::hub::LogLimits;
+use common::pipeline;
 
 fn valid_name(n: &str) -> bool {
     let mut chars = n.chars();
@@ -128,7 +127,22 @@ fn the_checker_rejects_what_the_format_forbids() {
 async fn the_exposition_is_well_formed_and_counts_the_pipeline() {
     let running = pipeline(10_000);
     let handle = running.handle.clone();
-    let base = serve(handle.clone(), 50, LogLimits::default()).await;
+    // User series too, one with a label value the format must escape.
+    let store = flowdeck_runtime::metrics::MetricsStore::new();
+    store
+        .counter("orders", &[("shop", "east \"1\"")])
+        .increment(3);
+    store.gauge("queue.depth", &[]).set(4.0);
+    let h = store.histogram("order_value", &[]);
+    h.record(2.0);
+    h.record(4.0);
+    store.tick_at(1);
+    let config = flowdeck_server::Config {
+        refresh: Duration::from_millis(50),
+        metrics: store,
+        ..flowdeck_server::Config::default()
+    };
+    let base = common::serve_config(handle.clone(), config).await;
     let outputs = running.outputs;
     tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
     running.input.send_all(0..400u64).await;
@@ -187,4 +201,7 @@ async fn the_exposition_is_well_formed_and_counts_the_pipeline() {
         1.0
     );
     assert!(value("process_resident_memory_bytes", &[]) > 1e6);
+    assert_eq!(value("orders_total", &[("shop", "east \"1\"")]), 3.0);
+    assert_eq!(value("queue_depth", &[]), 4.0);
+    assert!(value("order_value", &[("quantile", "0.99")]) > 3.9);
 }

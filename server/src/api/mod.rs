@@ -6,6 +6,7 @@
 
 mod control;
 mod error;
+mod observe;
 mod query;
 
 use axum::{
@@ -34,6 +35,9 @@ pub fn router() -> Router<AppState> {
         .route("/tasks/{id}", get(task))
         .route("/errors", get(errors))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(observe::metrics))
+        .route("/logs", get(observe::logs))
+        .route("/pages", get(pages))
         .route(
             "/{*rest}",
             get(|| async { ApiError::NotFound("no such API endpoint".into()) }),
@@ -43,6 +47,22 @@ pub fn router() -> Router<AppState> {
         .nest("/api/v1", v1)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+}
+
+#[derive(Serialize)]
+struct PageInfo {
+    path: &'static str,
+    title: &'static str,
+}
+
+/// The dashboard's pages, in navigation order.
+async fn pages() -> Json<Vec<PageInfo>> {
+    Json(
+        flowdeck_app::PAGES
+            .iter()
+            .map(|&(path, title)| PageInfo { path, title })
+            .collect(),
+    )
 }
 
 /// The OpenAPI 3.1 description of this API, kept beside the code it describes; a test
