@@ -5,12 +5,13 @@ use leptos::prelude::*;
 
 use crate::live::use_live;
 
-/// The last control action's error, shown under the page heading until the next action.
+/// The last control action's error, shown under the page heading until the next action,
+/// and a count of actions sent (the audit log reloads when it moves).
 #[derive(Clone, Copy)]
-pub(crate) struct ControlStatus(pub RwSignal<Option<String>>);
+pub(crate) struct ControlStatus(pub RwSignal<Option<String>>, RwSignal<u64>);
 
 pub(crate) fn provide() {
-    provide_context(ControlStatus(RwSignal::new(None)));
+    provide_context(ControlStatus(RwSignal::new(None), RwSignal::new(0)));
 }
 
 /// Sends one control request; the error is the API's message.
@@ -40,10 +41,11 @@ async fn post(_path: &str, _body: &str, _csrf: Option<String>) -> Result<(), Str
 
 /// Fires a control request from a click.
 fn send(path: String, body: String) {
-    let status = expect_context::<ControlStatus>().0;
+    let ControlStatus(status, sent) = expect_context::<ControlStatus>();
     let csrf = untrack(|| use_live().viewer().csrf);
     leptos::task::spawn_local(async move {
         status.set(post(&path, &body, csrf).await.err());
+        sent.update(|n| *n += 1);
     });
 }
 
@@ -107,5 +109,47 @@ pub(crate) fn ControlError() -> impl IntoView {
         status.get().map(|e| {
             view! { <p class="error" role="alert" data-testid="control-error">{e}</p> }
         })
+    }
+}
+
+/// The audit log: who did what, when, and whether it was allowed. Reloads after each
+/// action from this page and every 20 frames of the stream (for others' actions).
+#[component]
+pub(crate) fn AuditLog() -> impl IntoView {
+    let live = use_live();
+    let ControlStatus(_, sent) = expect_context::<ControlStatus>();
+    let entries = Resource::new(
+        move || (sent.get(), live.received.get() / 20),
+        |_| crate::live::fetch_audit(),
+    );
+    view! {
+        <section class="audit">
+            <h2>"Control log"</h2>
+            <Suspense fallback=|| ()>
+                {move || entries.get().map(|r| match r {
+                    Ok(list) if list.is_empty() => view! { <p class="muted">"No control actions yet."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <table class="grid" data-testid="audit">
+                            <crate::pages::Columns names=["When", "Who", "Action", "Target", "Outcome"]/>
+                            <tbody>
+                                {list.into_iter().take(50).map(|e| {
+                                    let outcome = if e.outcome == "ok" { "ok" } else { "refused" };
+                                    view! {
+                                    <tr data-outcome=outcome>
+                                        <td>{crate::format::clock(e.at_unix_ms)}</td>
+                                        <td>{e.user}</td>
+                                        <td>{e.action}</td>
+                                        <td>{e.target}</td>
+                                        <td>{e.outcome}</td>
+                                    </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                })}
+            </Suspense>
+        </section>
     }
 }

@@ -60,6 +60,12 @@ pub(crate) fn uptime(ms: u64) -> String {
     }
 }
 
+/// A Unix time in milliseconds as a UTC wall-clock time, `HH:MM:SS`.
+pub(crate) fn clock(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000 % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +100,11 @@ mod tests {
         assert_eq!(micros(15), "15µs");
         assert_eq!(micros(2_500), "2.5ms");
         assert_eq!(micros(3_000_000), "3.00s");
+    }
+
+    #[test]
+    fn clock_times_are_utc() {
+        assert_eq!(clock(0), "00:00:00");
+        assert_eq!(clock(1_795_397_500_123), "01:31:40");
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use flowdeck_protocol::{
     stream::{Full, LiveState},
-    ItemId, TaskDetail,
+    AuditEntry, ItemId, TaskDetail,
 };
 use leptos::prelude::*;
 
@@ -27,6 +27,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Who sent the request being served: whether they may control, and the CSRF token
     /// their control requests repeat.
     fn viewer(&self) -> Viewer;
+    /// The control actions taken, oldest first.
+    fn audit(&self) -> Vec<AuditEntry>;
 }
 
 /// Who is looking at the dashboard, as the server sees the request.
@@ -173,6 +175,16 @@ pub async fn whoami() -> Result<Viewer, ServerFnError> {
     let backend = use_context::<BackendRef>()
         .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
     Ok(backend.0.viewer())
+}
+
+/// The audit log of control actions, newest first.
+#[server(endpoint = "audit", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_audit() -> Result<Vec<AuditEntry>, ServerFnError> {
+    let backend = use_context::<BackendRef>()
+        .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
+    let mut entries = backend.0.audit();
+    entries.reverse();
+    Ok(entries)
 }
 
 /// One item's detail and provenance.

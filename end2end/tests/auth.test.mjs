@@ -69,6 +69,10 @@ test('a viewer watches live but gets no controls', async () => {
     return res.status;
   });
   assert.equal(status, 403);
+  // The refusal is in the control log on the page, marked as refused.
+  const refused = page.locator('[data-testid="audit"] tr[data-outcome="refused"]');
+  await eventually(async () => (await refused.count()) === 1, 10_000, 'the refused row');
+  assert.match(await refused.textContent(), /vic.*pause.*enrich.*viewer/);
   assert.deepEqual(errors.filter((e) => !e.includes('403')), []);
   await close();
 });

@@ -41,6 +41,10 @@ test('a stage paused from the page shows as paused, then resumes', async () => {
 
   const audit = await (await fetch(`${server.url}/api/v1/audit`)).json();
   assert.deepEqual(audit.map((a) => a.action), ['pause', 'resume', 'scale']);
+  // The page shows the same log, newest first.
+  await eventually(async () => (await page.getByTestId('audit').locator('tbody tr').count()) === 3, 10_000, 'three audit rows');
+  const actions = await page.getByTestId('audit').locator('tbody tr td:nth-child(3)').allTextContents();
+  assert.deepEqual(actions, ['scale', 'resume', 'pause']);
   assert.deepEqual(errors, []);
   await close();
 });

@@ -7,11 +7,13 @@
 //! [`Snapshot`]'s `stages` and the stage's `workers`, so the change feed stays cheap to build
 //! and to ship.
 
+pub mod audit;
 mod event;
 mod item;
 mod snapshot;
 pub mod stream;
 
+pub use audit::AuditEntry;
 pub use event::{ErrorInfo, Event, EventKind, ItemStatus, Value};
 pub use item::{
     Ancestor, ErrorSummary, FailedItem, ItemDetail, ItemSummary, StageVisit, TaskDetail,

@@ -158,16 +158,36 @@ fn harden(router: Router<AppState>) -> Router<AppState> {
     let set =
         |name, value| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
     router
+        .layer(axum::middleware::from_fn(deadline))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(set(header::CONTENT_SECURITY_POLICY, csp::NO_SCRIPT))
         .layer(set(header::REFERRER_POLICY, "same-origin"))
 }
 
+/// How long a request may take to produce its response (a stream's body may then flow for
+/// as long as it likes): a handler stuck on a full queue answers instead of hanging.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+async fn deadline(req: Request<Body>, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(DEADLINE, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "error": "timeout",
+                "message": format!("the request took longer than {} s", DEADLINE.as_secs()),
+            })),
+        )
+            .into_response(),
+    }
+}
+
 /// What pages render from: the hub's mirror of the stream and the runtime's tracker.
 struct HubBackend {
     hub: Hub,
     readonly: bool,
+    audit: api::Audit,
 }
 
 /// Rate points a server-rendered page carries (a minute at the default refresh).
@@ -196,6 +216,10 @@ impl Backend for HubBackend {
             .unwrap_or_else(auth::Principal::nobody);
         api::viewer(self.readonly, &who)
     }
+
+    fn audit(&self) -> Vec<flowdeck_protocol::AuditEntry> {
+        self.audit.entries()
+    }
 }
 /// What every Leptos render and server function gets: the backend to read from, and the
 /// page's CSP header with this response's nonce.
@@ -211,6 +235,7 @@ fn backend(state: &AppState) -> BackendRef {
     BackendRef(Arc::new(HubBackend {
         hub: state.hub.clone(),
         readonly: state.readonly,
+        audit: state.audit.clone(),
     }))
 }
 

@@ -224,7 +224,10 @@ fn random_query_strings_never_get_a_500() {
         .unwrap();
     let (base, _handle) = rt.block_on(finished_run());
     let client = reqwest::Client::new();
-    let key = prop::sample::select(vec!["status", "stage", "q", "limit", "cursor", "x", ""]);
+    let key = prop::sample::select(vec![
+        "status", "stage", "q", "limit", "cursor", "x", "", "names", "range", "step", "agg",
+        "level", "source", "since",
+    ]);
     let value = prop_oneof![
         "[a-z0-9%&=+ -]{0,12}",
         any::<i64>().prop_map(|n| n.to_string()),
@@ -238,7 +241,13 @@ fn random_query_strings_never_get_a_500() {
             .collect::<Vec<_>>()
             .join("&")
     });
-    let path = prop::sample::select(vec!["/api/v1/tasks", "/api/v1/summary", "/api/v1/tasks/1"]);
+    let path = prop::sample::select(vec![
+        "/api/v1/tasks",
+        "/api/v1/summary",
+        "/api/v1/tasks/1",
+        "/api/v1/metrics",
+        "/api/v1/logs",
+    ]);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(200));
     runner
         .run(&(path, query), |(path, query)| {
@@ -353,4 +362,57 @@ async fn a_readonly_dashboard_refuses_control_with_403() {
     assert_eq!(handle.state(), flowdeck_protocol::PipelineState::Running);
     let (_, summary) = get(&format!("{base}/api/v1/summary")).await;
     assert_eq!(summary["status"], "running", "reading still works");
+}
+
+#[test]
+fn random_control_bodies_never_get_a_500() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (base, _handle) = rt.block_on(finished_run());
+    let client = reqwest::Client::new();
+    let path = prop::sample::select(vec![
+        "/api/v1/stages/a/pause",
+        "/api/v1/stages/a/resume",
+        "/api/v1/stages/b/workers",
+        "/api/v1/stages/nope/workers",
+        "/api/v1/tasks/3/retry",
+        "/api/v1/tasks/x/cancel",
+        "/api/v1/pipeline/drain",
+    ]);
+    let body = prop_oneof![
+        Just("{}".to_owned()),
+        any::<i64>().prop_map(|n| format!(r#"{{"workers":{n}}}"#)),
+        "[ -~]{0,40}",
+        prop::collection::vec(any::<u8>(), 0..64)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Just(r#"{"workers":2,"extra":1}"#.to_owned()),
+    ];
+    let ty = prop::sample::select(vec!["application/json", "text/plain", ""]);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(200));
+    runner
+        .run(&(path, body, ty), |(path, body, ty)| {
+            let (status, is_json) = rt.block_on(async {
+                let mut req = client.post(format!("{base}{path}")).body(body.clone());
+                if !ty.is_empty() {
+                    req = req.header("content-type", ty);
+                }
+                let res = req.send().await.unwrap();
+                let status = res.status().as_u16();
+                let bytes = res.bytes().await.unwrap();
+                (status, serde_json::from_slice::<Value>(&bytes).is_ok())
+            });
+            prop_assert!(
+                matches!(status, 200 | 400 | 404 | 409),
+                "{path} with {ty} {body:?} answered {status}"
+            );
+            prop_assert!(
+                is_json,
+                "{path} with {body:?} answered a body that is not JSON"
+            );
+            Ok(())
+        })
+        .unwrap();
 }

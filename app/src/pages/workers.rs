@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use super::{Columns, LivePage};
 use crate::{
-    control::{ControlError, StageControls},
+    control::{AuditLog, ControlError, StageControls},
     format,
 };
 
@@ -14,6 +14,7 @@ pub fn Workers() -> impl IntoView {
     view! {
         <ControlError/>
         <LivePage title="Workers" class="workers" content=workers/>
+        <AuditLog/>
     }
 }
 

@@ -20,6 +20,7 @@ use axum::{
     Json, Router,
 };
 use flowdeck_app::Viewer;
+pub use flowdeck_protocol::AuditEntry;
 use flowdeck_protocol::ItemId;
 use flowdeck_runtime::ControlError;
 use parking_lot::Mutex;
@@ -35,18 +36,6 @@ use crate::{
 pub const MAX_WORKERS: usize = 1024;
 /// Entries the audit log keeps (the oldest go first).
 const AUDIT_ENTRIES: usize = 1000;
-
-/// One control action, as the audit log records it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct AuditEntry {
-    pub at_unix_ms: u64,
-    /// Who acted: a user or token name, or "anonymous" when authentication is off.
-    pub user: String,
-    pub action: String,
-    pub target: String,
-    /// "ok", or why it was refused.
-    pub outcome: String,
-}
 
 /// The bounded log of control actions, newest last.
 #[derive(Clone, Default)]
