@@ -8,6 +8,7 @@ mod pages;
 #[cfg(feature = "hydrate")]
 mod probe;
 mod shell;
+pub mod theme;
 mod widgets;
 
 pub use live::{Backend, BackendRef, Viewer};

@@ -29,6 +29,8 @@ pub trait Backend: Send + Sync + 'static {
     fn viewer(&self) -> Viewer;
     /// The control actions taken, oldest first.
     fn audit(&self) -> Vec<AuditEntry>;
+    /// The theme for browsers that have not chosen one.
+    fn theme(&self) -> crate::theme::Theme;
 }
 
 /// Who is looking at the dashboard, as the server sees the request.

@@ -22,7 +22,7 @@ pub const PAGES: &[(&str, &str)] = &[
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang="en" data-theme=crate::theme::current().as_str()>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -53,6 +53,7 @@ pub fn App() -> impl IntoView {
                     {PAGES.iter().map(|&(path, title)| view! { <A href=path>{title}</A> }).collect_view()}
                 </nav>
                 <live::ConnectionBadge/>
+                <crate::theme::ThemeToggle/>
                 <live::Account/>
             </header>
             <main>

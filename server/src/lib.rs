@@ -5,6 +5,7 @@
 pub mod api;
 mod assets;
 pub mod auth;
+mod cors;
 mod csp;
 pub mod demo;
 pub mod hub;
@@ -22,13 +23,14 @@ use axum::{
     routing::get,
     Router,
 };
-use flowdeck_app::{shell, App, Backend, BackendRef, Viewer};
+use flowdeck_app::{shell, theme::Theme, App, Backend, BackendRef, Viewer};
 use flowdeck_protocol::{stream::Full, ItemId, TaskDetail};
 use flowdeck_runtime::{logs::LogBuffer, metrics::MetricsStore, PipelineHandle};
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
 use tower_http::{limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer};
 
+pub use cors::layer as cors_layer;
 pub use hub::Hub;
 pub use state::AppState;
 
@@ -53,6 +55,10 @@ pub struct Config {
     pub metrics: MetricsStore,
     /// Where captured logs go; the binary adds its layer to the tracing subscriber.
     pub logs: LogBuffer,
+    /// The theme for browsers that have not chosen one.
+    pub theme: Theme,
+    /// Origins whose pages may call the API (with a token, never a cookie); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 /// Log records kept for the Logs page and the API.
@@ -69,6 +75,8 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             metrics: MetricsStore::new(),
             logs: LogBuffer::new(LOG_RECORDS),
+            theme: Theme::System,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -95,6 +103,11 @@ pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
         shutdown: tokio::sync::watch::Sender::new(false),
         metrics,
         logs: config.logs.clone(),
+        theme: config.theme,
+        cors: cors::layer(&config.cors_origins).unwrap_or_else(|e| {
+            tracing::warn!("{e}: cross-origin access stays off");
+            None
+        }),
     }
 }
 
@@ -146,7 +159,13 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::layer,
         ));
-    harden(app).with_state(state)
+    let cors = state.cors.clone();
+    let app = harden(app).with_state(state);
+    match cors {
+        // Outermost, so that it answers preflights before sign-in is asked for.
+        Some(layer) => app.layer(layer),
+        None => app,
+    }
 }
 
 /// The largest request body accepted: the API takes small JSON and forms only.
@@ -188,6 +207,7 @@ struct HubBackend {
     hub: Hub,
     readonly: bool,
     audit: api::Audit,
+    theme: Theme,
 }
 
 /// Rate points a server-rendered page carries (a minute at the default refresh).
@@ -220,6 +240,10 @@ impl Backend for HubBackend {
     fn audit(&self) -> Vec<flowdeck_protocol::AuditEntry> {
         self.audit.entries()
     }
+
+    fn theme(&self) -> Theme {
+        self.theme
+    }
 }
 /// What every Leptos render and server function gets: the backend to read from, and the
 /// page's CSP header with this response's nonce.
@@ -236,6 +260,7 @@ fn backend(state: &AppState) -> BackendRef {
         hub: state.hub.clone(),
         readonly: state.readonly,
         audit: state.audit.clone(),
+        theme: state.theme,
     }))
 }
 

@@ -75,6 +75,10 @@ struct ServeArgs {
     /// before the rest is cancelled, 0 to 3600 [default: 30].
     #[arg(long, env = "FLOWDECK_DRAIN_TIMEOUT_SECS")]
     drain_timeout_secs: Option<u64>,
+    /// The dashboard's theme for browsers that have not picked one with the toggle: system,
+    /// light or dark [default: system].
+    #[arg(long, env = "FLOWDECK_THEME")]
+    theme: Option<flowdeck_app::theme::Theme>,
     /// Show the pipeline but refuse every control action (pause, scale, retry, cancel,
     /// drain, stop) with 403, and hide the buttons.
     #[arg(long, env = "FLOWDECK_READONLY")]
@@ -133,6 +137,8 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
         0,
         3600,
     )?;
+    let cors_origins = file.cors_origins.unwrap_or_default();
+    flowdeck_server::cors_layer(&cors_origins)?;
     let auth = match file.auth {
         Some(a) => Some(Arc::new(Auth::new(a).map_err(|e| e.to_string())?)),
         None => None,
@@ -144,6 +150,8 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
             readonly: args.readonly || file.readonly.unwrap_or(false),
             auth,
             drain_timeout: Duration::from_secs(drain),
+            theme: args.theme.or(file.theme).unwrap_or_default(),
+            cors_origins,
             ..flowdeck_server::Config::default()
         },
         demo_rate,

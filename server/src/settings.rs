@@ -6,6 +6,8 @@
 //! port = 3000
 //! refresh_ms = 250
 //! readonly = false
+//! theme = "system"            # or "light", "dark"
+//! cors_origins = []           # origins whose pages may call the API (with a token)
 //!
 //! [auth]
 //! session_minutes = 720
@@ -37,6 +39,10 @@ pub struct FileConfig {
     pub demo_rate: Option<u32>,
     pub demo_latency: Option<f64>,
     pub drain_timeout_secs: Option<u64>,
+    /// system, light or dark: for browsers that have not chosen with the toggle.
+    pub theme: Option<flowdeck_app::theme::Theme>,
+    /// Origins whose pages may call the API with a token, such as "https://tools.example".
+    pub cors_origins: Option<Vec<String>>,
     pub auth: Option<AuthConfig>,
 }
 

@@ -24,6 +24,10 @@ pub struct AppState {
     pub metrics: MetricsStore,
     /// Recent log records captured from `tracing`.
     pub logs: LogBuffer,
+    /// The theme for browsers that have not chosen one.
+    pub theme: flowdeck_app::theme::Theme,
+    /// Cross-origin access for configured origins; `None` sends no CORS headers.
+    pub cors: Option<tower_http::cors::CorsLayer>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

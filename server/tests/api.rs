@@ -416,3 +416,48 @@ fn random_control_bodies_never_get_a_500() {
         })
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_unless_origins_are_configured() {
+    let preflight = |base: String, origin: &'static str| async move {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, format!("{base}/api/v1/summary"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+            .await
+            .unwrap()
+    };
+    let running = pipeline(100);
+    let closed =
+        common::serve_config(running.handle.clone(), flowdeck_server::Config::default()).await;
+    let res = preflight(closed, "https://tools.example").await;
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+
+    let open = common::serve_config(
+        running.handle.clone(),
+        flowdeck_server::Config {
+            cors_origins: vec!["https://tools.example".into()],
+            ..flowdeck_server::Config::default()
+        },
+    )
+    .await;
+    let res = preflight(open.clone(), "https://tools.example").await;
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://tools.example"
+    );
+    let allowed = res.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    // Never with credentials: a cookie session cannot be used from another site.
+    assert!(res
+        .headers()
+        .get("access-control-allow-credentials")
+        .is_none());
+    let res = preflight(open, "https://elsewhere.example").await;
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}
