@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use flowdeck_protocol::{
+    logs::{LogFilter, LogPage},
     stream::{Full, LiveState},
     AuditEntry, ItemId, TaskDetail,
 };
@@ -31,6 +32,8 @@ pub trait Backend: Send + Sync + 'static {
     fn audit(&self) -> Vec<AuditEntry>;
     /// The theme for browsers that have not chosen one.
     fn theme(&self) -> crate::theme::Theme;
+    /// Captured log records; the error names a bad level or glob.
+    fn logs(&self, filter: &LogFilter) -> Result<LogPage, String>;
 }
 
 /// Who is looking at the dashboard, as the server sees the request.
@@ -187,6 +190,15 @@ pub async fn fetch_audit() -> Result<Vec<AuditEntry>, ServerFnError> {
     let mut entries = backend.0.audit();
     entries.reverse();
     Ok(entries)
+}
+
+/// Captured log records matching a filter. A bad filter (level, glob) is the inner error:
+/// the user's mistake, answered with a 200 and shown on the page, not a server failure.
+#[server(endpoint = "logs", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_logs(filter: LogFilter) -> Result<Result<LogPage, String>, ServerFnError> {
+    let backend = use_context::<BackendRef>()
+        .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
+    Ok(backend.0.logs(&filter))
 }
 
 /// One item's detail and provenance.

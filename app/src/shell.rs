@@ -16,6 +16,7 @@ pub const PAGES: &[(&str, &str)] = &[
     ("/tasks", "Tasks"),
     ("/errors", "Errors"),
     ("/streaming", "Streaming"),
+    ("/logs", "Logs"),
 ];
 
 /// The whole document, rendered by the server for every page.
@@ -64,6 +65,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/tasks/:id") view=pages::Task ssr=SsrMode::Async/>
                     <Route path=path!("/errors") view=pages::Errors ssr=SsrMode::Async/>
                     <Route path=path!("/streaming") view=pages::Streaming ssr=SsrMode::Async/>
+                    <Route path=path!("/logs") view=pages::Logs ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

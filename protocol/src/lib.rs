@@ -10,6 +10,7 @@
 pub mod audit;
 mod event;
 mod item;
+pub mod logs;
 mod snapshot;
 pub mod stream;
 

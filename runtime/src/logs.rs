@@ -27,24 +27,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+pub use flowdeck_protocol::logs::{LogFilter, LogPage, LogRecord};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{field::Field, Event, Level, Subscriber};
 use tracing_subscriber::{layer::Context, Layer};
-
-/// One captured event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LogRecord {
-    pub seq: u64,
-    pub at_unix_ms: u64,
-    /// trace, debug, info, warn or error.
-    pub level: String,
-    pub source: String,
-    pub message: String,
-    /// The event's other fields, formatted.
-    pub fields: Vec<(String, String)>,
-}
 
 struct Inner {
     cap: usize,
@@ -105,6 +92,17 @@ impl LogQuery {
             since,
             limit,
         })
+    }
+
+    /// Parses the wire filter.
+    pub fn from_filter(f: &LogFilter) -> Result<Self, String> {
+        Self::parse(
+            f.level.as_deref(),
+            f.source.as_deref(),
+            f.q.as_deref(),
+            f.since,
+            f.limit,
+        )
     }
 
     fn admits(&self, r: &LogRecord) -> bool {
@@ -171,6 +169,14 @@ impl LogBuffer {
             found.drain(..cut);
         }
         found
+    }
+
+    /// The records a query admits, with the newest sequence number there is.
+    pub fn page(&self, q: &LogQuery) -> LogPage {
+        LogPage {
+            latest: *self.0.latest.borrow(),
+            records: self.query(q),
+        }
     }
 
     /// Changes whenever a record arrives (holds the newest sequence number).

@@ -25,7 +25,11 @@ use axum::{
 };
 use flowdeck_app::{shell, theme::Theme, App, Backend, BackendRef, Viewer};
 use flowdeck_protocol::{stream::Full, ItemId, TaskDetail};
-use flowdeck_runtime::{logs::LogBuffer, metrics::MetricsStore, PipelineHandle};
+use flowdeck_runtime::{
+    logs::{LogBuffer, LogFilter, LogPage, LogQuery},
+    metrics::MetricsStore,
+    PipelineHandle,
+};
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
 use tower_http::{limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer};
@@ -208,6 +212,7 @@ struct HubBackend {
     readonly: bool,
     audit: api::Audit,
     theme: Theme,
+    logs: LogBuffer,
 }
 
 /// Rate points a server-rendered page carries (a minute at the default refresh).
@@ -244,6 +249,12 @@ impl Backend for HubBackend {
     fn theme(&self) -> Theme {
         self.theme
     }
+
+    fn logs(&self, filter: &LogFilter) -> Result<LogPage, String> {
+        let mut q = LogQuery::from_filter(filter)?;
+        q.limit = Some(q.limit.unwrap_or(200).min(2000));
+        Ok(self.logs.page(&q))
+    }
 }
 /// What every Leptos render and server function gets: the backend to read from, and the
 /// page's CSP header with this response's nonce.
@@ -261,6 +272,7 @@ fn backend(state: &AppState) -> BackendRef {
         readonly: state.readonly,
         audit: state.audit.clone(),
         theme: state.theme,
+        logs: state.logs.clone(),
     }))
 }
 

@@ -230,5 +230,5 @@ async fn logs_filter_by_level_source_text_and_since() {
     }
     let (_, pages) = get(&format!("{base}/api/v1/pages")).await;
     assert_eq!(pages[0]["path"], "/");
-    assert_eq!(pages.as_array().unwrap().len(), 5);
+    assert_eq!(pages.as_array().unwrap().len(), 6);
 }

@@ -1,6 +1,7 @@
 //! One module per page, and the pieces several pages share.
 
 mod errors;
+mod logs;
 mod not_found;
 mod overview;
 mod streaming;
@@ -9,6 +10,7 @@ mod tasks;
 mod workers;
 
 pub(crate) use errors::Errors;
+pub(crate) use logs::Logs;
 pub(crate) use not_found::NotFound;
 pub(crate) use overview::Overview;
 pub(crate) use streaming::Streaming;

@@ -10,7 +10,7 @@ use axum::{
     Json,
 };
 use flowdeck_runtime::{
-    logs::{LogQuery, LogRecord},
+    logs::{LogPage, LogQuery},
     metrics::{Agg, SeriesData, SeriesInfo},
 };
 use serde::{Deserialize, Serialize};
@@ -190,17 +190,10 @@ pub struct LogsQuery {
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-pub struct Logs {
-    records: Vec<LogRecord>,
-    /// Pass as `since` to get only what comes next.
-    latest: u64,
-}
-
 pub async fn logs(
     State(s): State<AppState>,
     Strict(q): Strict<LogsQuery>,
-) -> Result<Json<Logs>, ApiError> {
+) -> Result<Json<LogPage>, ApiError> {
     let limit = q.limit.unwrap_or(500);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -215,11 +208,7 @@ pub async fn logs(
         Some(limit),
     )
     .map_err(ApiError::BadRequest)?;
-    let latest = *s.logs.subscribe().borrow();
-    Ok(Json(Logs {
-        records: s.logs.query(&query),
-        latest,
-    }))
+    Ok(Json(s.logs.page(&query)))
 }
 
 #[cfg(test)]
