@@ -49,10 +49,9 @@ fn send(path: String, body: String) {
     });
 }
 
-/// Pause/resume and scale buttons for one stage.
+/// Pause/resume and scale buttons for one stage (shown only to those who may control).
 #[component]
 pub(crate) fn StageControls(stage: String, paused: bool, workers: usize) -> impl IntoView {
-    let live = use_live();
     let (pause_path, scale_path) = (
         format!(
             "/api/v1/stages/{stage}/{}",
@@ -62,8 +61,7 @@ pub(crate) fn StageControls(stage: String, paused: bool, workers: usize) -> impl
     );
     let scale_down = scale_path.clone();
     view! {
-        <Show when=move || !live.readonly()>
-            <span class="controls">
+        <span class="controls">
                 <button
                     class="btn"
                     data-testid=format!("pause-{stage}")
@@ -96,8 +94,7 @@ pub(crate) fn StageControls(stage: String, paused: bool, workers: usize) -> impl
                 >
                     "+"
                 </button>
-            </span>
-        </Show>
+        </span>
     }
 }
 

@@ -7,6 +7,7 @@ use super::{Columns, LivePage};
 use crate::{
     control::{AuditLog, ControlError, StageControls},
     format,
+    live::use_live,
 };
 
 #[component]
@@ -14,7 +15,55 @@ pub fn Workers() -> impl IntoView {
     view! {
         <ControlError/>
         <LivePage title="Workers" class="workers" content=workers/>
+        <ControlPanel/>
         <AuditLog/>
+    }
+}
+
+/// Pause/resume and scale buttons per stage, for those who may control. Kept out of the
+/// per-frame view and keyed by each stage's state, so a button lives until its stage
+/// changes: a click is never lost to a re-render between press and release.
+#[component]
+fn ControlPanel() -> impl IntoView {
+    let live = use_live();
+    let stages = Memo::new(move |_| {
+        live.with(|s| {
+            s.snapshot
+                .stages
+                .iter()
+                .map(|st| (st.name.clone(), st.paused, st.workers.len()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    });
+    view! {
+        <Suspense fallback=|| ()>
+            <Show when=move || !live.readonly()>
+                <section class="stage-controls">
+                    <h2>"Control"</h2>
+                    <table class="grid" data-testid="stage-controls">
+                        <Columns names=["Stage", "State", "Workers", "Actions"]/>
+                        <tbody>
+                            <For
+                                each=move || stages.get()
+                                key=|row| row.clone()
+                                children=|(name, paused, workers)| {
+                                    let (row, label) = (name.clone(), name.clone());
+                                    view! {
+                                    <tr data-stage=row>
+                                        <th scope="row">{label}</th>
+                                        <td>{if paused { "paused" } else { "running" }}</td>
+                                        <td>{workers}</td>
+                                        <td><StageControls stage=name paused workers/></td>
+                                    </tr>
+                                    }
+                                }
+                            />
+                        </tbody>
+                    </table>
+                </section>
+            </Show>
+        </Suspense>
     }
 }
 
@@ -41,7 +90,6 @@ fn workers(state: &LiveState) -> impl IntoView {
                         <span class="muted">{format!(" · {busy} of {} busy", stage.workers.len())}</span>
                         {stage.paused.then(|| view! { <span class="tag">"paused"</span> })}
                     </h2>
-                    <StageControls stage=stage.name.clone() paused=stage.paused workers=stage.workers.len()/>
                     <table class="grid">
                         <Columns names=["Worker", "State", "Current item", "Processed", "Failed", "Busy"]/>
                         <tbody>
