@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use axum::{extract::State, http::header, response::IntoResponse};
-use flowdeck_protocol::{Snapshot, WorkerState};
+use flowdeck_protocol::{Snapshot, StageSnapshot, WorkerState};
 use flowdeck_runtime::metrics::{Kind, MetricsStore};
 
 use crate::state::AppState;
@@ -84,7 +84,7 @@ impl Out {
         name: &str,
         kind: &str,
         help: &str,
-        f: impl Fn(&flowdeck_protocol::StageSnapshot) -> f64,
+        f: impl Fn(&StageSnapshot) -> f64,
     ) {
         self.family(name, kind, help);
         for st in &s.stages {
@@ -158,76 +158,72 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
     );
     o.sample("flowdeck_retries_total", &pl, t.retried as f64);
 
-    o.per_stage(
-        s,
-        "flowdeck_stage_queued",
-        "gauge",
-        "Items waiting in the stage's queue.",
-        |st| st.queued as f64,
-    );
-    o.per_stage(
-        s,
-        "flowdeck_stage_capacity",
-        "gauge",
-        "The bound of the stage's queue.",
-        |st| st.capacity as f64,
-    );
-    o.per_stage(
-        s,
-        "flowdeck_stage_in_flight",
-        "gauge",
-        "Items the stage's workers are running.",
-        |st| st.in_flight as f64,
-    );
-    o.per_stage(
-        s,
-        "flowdeck_stage_completed_total",
-        "counter",
-        "Items the stage finished.",
-        |st| st.completed as f64,
-    );
-    o.per_stage(
-        s,
-        "flowdeck_stage_failed_total",
-        "counter",
-        "Items that failed for good at the stage.",
-        |st| st.failed as f64,
-    );
-    o.per_stage(
-        s,
-        "flowdeck_stage_retried_total",
-        "counter",
-        "Attempts retried at the stage.",
-        |st| st.retried as f64,
-    );
-    o.per_stage(
-        s,
-        "flowdeck_stage_cancelled_total",
-        "counter",
-        "Items cancelled at the stage.",
-        |st| st.cancelled as f64,
-    );
-    o.per_stage(
-        s,
-        "flowdeck_stage_throughput",
-        "gauge",
-        "Items the stage finished per second, recently.",
-        |st| st.throughput,
-    );
-    o.per_stage(
-        s,
-        "flowdeck_stage_lag_seconds",
-        "gauge",
-        "Age of the oldest item in the stage's queue.",
-        |st| st.oldest_queued_ms as f64 / 1000.0,
-    );
-    o.per_stage(
-        s,
-        "flowdeck_stage_paused",
-        "gauge",
-        "1 while the stage is paused.",
-        |st| f64::from(u8::from(st.paused)),
-    );
+    // One family per stage measure: (name, type, help, value).
+    let per_stage: [(&str, &str, &str, fn(&StageSnapshot) -> f64); 10] = [
+        (
+            "flowdeck_stage_queued",
+            "gauge",
+            "Items waiting in the stage's queue.",
+            |st| st.queued as f64,
+        ),
+        (
+            "flowdeck_stage_capacity",
+            "gauge",
+            "The bound of the stage's queue.",
+            |st| st.capacity as f64,
+        ),
+        (
+            "flowdeck_stage_in_flight",
+            "gauge",
+            "Items the stage's workers are running.",
+            |st| st.in_flight as f64,
+        ),
+        (
+            "flowdeck_stage_completed_total",
+            "counter",
+            "Items the stage finished.",
+            |st| st.completed as f64,
+        ),
+        (
+            "flowdeck_stage_failed_total",
+            "counter",
+            "Items that failed for good at the stage.",
+            |st| st.failed as f64,
+        ),
+        (
+            "flowdeck_stage_retried_total",
+            "counter",
+            "Attempts retried at the stage.",
+            |st| st.retried as f64,
+        ),
+        (
+            "flowdeck_stage_cancelled_total",
+            "counter",
+            "Items cancelled at the stage.",
+            |st| st.cancelled as f64,
+        ),
+        (
+            "flowdeck_stage_throughput",
+            "gauge",
+            "Items the stage finished per second, recently.",
+            |st| st.throughput,
+        ),
+        (
+            "flowdeck_stage_lag_seconds",
+            "gauge",
+            "Age of the oldest item in the stage's queue.",
+            |st| st.oldest_queued_ms as f64 / 1000.0,
+        ),
+        (
+            "flowdeck_stage_paused",
+            "gauge",
+            "1 while the stage is paused.",
+            |st| f64::from(u8::from(st.paused)),
+        ),
+    ];
+    for (name, kind, help, value) in per_stage {
+        o.per_stage(s, name, kind, help, value);
+    }
 
     o.family(
         "flowdeck_stage_latency_seconds",
