@@ -49,6 +49,14 @@ pub fn process() -> Process {
     }
 }
 
+/// A per-stage family: its name, type, help, and the value it reads from a stage.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&StageSnapshot) -> f64,
+);
+
 /// Escapes a label value as the format requires.
 fn label(v: &str) -> String {
     v.replace('\\', r"\\")
@@ -159,7 +167,7 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
     o.sample("flowdeck_retries_total", &pl, t.retried as f64);
 
     // One family per stage measure: (name, type, help, value).
-    let per_stage: [(&str, &str, &str, fn(&StageSnapshot) -> f64); 10] = [
+    let per_stage: [Family; 10] = [
         (
             "flowdeck_stage_queued",
             "gauge",
