@@ -98,6 +98,65 @@ pub(crate) fn StageControls(stage: String, paused: bool, workers: usize) -> impl
     }
 }
 
+/// How many control actions this page has sent: what shows their effect reloads on it.
+pub(crate) fn actions_sent() -> u64 {
+    expect_context::<ControlStatus>().1.get()
+}
+
+/// Retry for a failed item, cancel for one still in the pipeline; nothing for the rest or
+/// for those who may not control.
+#[component]
+pub(crate) fn TaskControls(id: u64, status: flowdeck_protocol::ItemStatus) -> impl IntoView {
+    use flowdeck_protocol::ItemStatus as S;
+    let live = use_live();
+    let (action, label) = match status {
+        S::Failed => ("retry", "Retry"),
+        S::Queued | S::Running | S::Retrying => ("cancel", "Cancel"),
+        S::Completed | S::Cancelled => return None,
+    };
+    let path = format!("/api/v1/tasks/{id}/{action}");
+    Some(view! {
+        <Show when=move || !live.readonly()>
+            <button class="btn" data-testid=format!("task-{action}") on:click={
+                let path = path.clone();
+                move |_| send(path.clone(), "{}".to_owned())
+            }>{label}</button>
+        </Show>
+    })
+}
+
+/// Drain (finish what is queued, take no more) and stop (cancel everything) for the whole
+/// pipeline, each asking for confirmation first.
+#[component]
+pub(crate) fn PipelineControls() -> impl IntoView {
+    let live = use_live();
+    let ask = |question: &'static str, path: &'static str| {
+        move |_| {
+            #[cfg(feature = "hydrate")]
+            if !window().confirm_with_message(question).unwrap_or(false) {
+                return;
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = question;
+            send(path.to_owned(), "{}".to_owned());
+        }
+    };
+    view! {
+        <Show when=move || !live.readonly()>
+            <span class="controls">
+                <button class="btn" data-testid="pipeline-drain"
+                    on:click=ask("Drain the pipeline? It finishes what is queued and takes no more input.", "/api/v1/pipeline/drain")>
+                    "Drain"
+                </button>
+                <button class="btn danger" data-testid="pipeline-stop"
+                    on:click=ask("Stop the pipeline now? Queued and running items are cancelled.", "/api/v1/pipeline/stop")>
+                    "Stop"
+                </button>
+            </span>
+        </Show>
+    }
+}
+
 /// The last refusal, if any.
 #[component]
 pub(crate) fn ControlError() -> impl IntoView {

@@ -63,3 +63,38 @@ test('a readonly dashboard shows no controls and refuses them', async () => {
   assert.deepEqual(errors, []);
   await close();
 });
+
+test('a failed task is retried from its page', async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  const failed = await eventually(async () => {
+    const r = await (await fetch(`${server.url}/api/v1/tasks?status=failed&limit=1`)).json();
+    return r.items[0]?.id;
+  }, 20_000, 'a failed task');
+  await page.goto(`${server.url}/tasks/${failed}`);
+  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  assert.equal(await page.getByTestId('task-status').textContent(), 'failed');
+  await page.getByTestId('task-retry').click();
+  await eventually(async () => (await page.getByTestId('task-status').textContent()) !== 'failed', 10_000, 'the task back in the pipeline');
+  const audit = await (await fetch(`${server.url}/api/v1/audit`)).json();
+  assert.deepEqual(audit.at(-1), { ...audit.at(-1), action: 'retry', target: String(failed), outcome: 'ok' });
+  assert.deepEqual(errors, []);
+  await close();
+});
+
+test('draining from the page asks first, then drains the pipeline', async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  await page.goto(`${server.url}/workers`);
+  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  // Declined: nothing happens.
+  page.once('dialog', (d) => d.dismiss());
+  await page.getByTestId('pipeline-drain').click();
+  await page.waitForTimeout(500);
+  assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
+  page.once('dialog', (d) => d.accept());
+  await page.getByTestId('pipeline-drain').click();
+  await eventually(async () => (await fetch(`${server.url}/readyz`)).status === 503, 10_000, 'not ready once draining');
+  const audit = await (await fetch(`${server.url}/api/v1/audit`)).json();
+  assert.equal(audit.filter((a) => a.action === 'drain').length, 1);
+  assert.deepEqual(errors, []);
+  await close();
+});

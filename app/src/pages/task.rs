@@ -18,12 +18,16 @@ pub fn Task() -> impl IntoView {
                 .and_then(|s| s.trim_start_matches('#').parse::<u64>().ok())
         })
     };
-    let detail = Resource::new(id, |id| async move {
-        match id {
-            Some(id) => fetch_task(id).await.map(|d| d.ok_or(id)),
-            None => Ok(Err(0)),
-        }
-    });
+    // Reloaded after a retry or cancel from this page, to show its effect.
+    let detail = Resource::new(
+        move || (id(), crate::control::actions_sent()),
+        |(id, _)| async move {
+            match id {
+                Some(id) => fetch_task(id).await.map(|d| d.ok_or(id)),
+                None => Ok(Err(0)),
+            }
+        },
+    );
     view! {
         <section class="task">
             <p><a href="/tasks">"← All tasks"</a></p>
@@ -114,7 +118,11 @@ fn Detail(d: TaskDetail) -> impl IntoView {
         .collect_view();
     let annotations = detail.annotations.clone();
     view! {
-        <h1 data-testid="task-title">{format!("Task #{}", detail.id)}</h1>
+        <div class="page-head">
+            <h1 data-testid="task-title">{format!("Task #{}", detail.id)}</h1>
+            <crate::control::TaskControls id=detail.id status=detail.status/>
+        </div>
+        <crate::control::ControlError/>
         <p>
             <span class="status" data-status=status data-testid="task-status">{status}</span>
             {format!(" at {} · created {} · last change {}", stage(detail.stage), format::uptime(t0 / 1000), format::uptime(detail.updated_us / 1000))}

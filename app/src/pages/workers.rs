@@ -40,7 +40,10 @@ fn ControlPanel() -> impl IntoView {
         <Suspense fallback=|| ()>
             <Show when=move || !live.readonly()>
                 <section class="stage-controls">
-                    <h2>"Control"</h2>
+                    <div class="page-head">
+                        <h2>"Control"</h2>
+                        <crate::control::PipelineControls/>
+                    </div>
                     <table class="grid" data-testid="stage-controls">
                         <Columns names=["Stage", "State", "Workers", "Actions"]/>
                         <tbody>
