@@ -215,14 +215,24 @@ async fn health_readiness_and_security_headers() {
     assert!(csp.contains("script-src 'none'"), "{csp}");
 }
 
-#[test]
-fn random_query_strings_never_get_a_500() {
+/// [`finished_run`] on a runtime of its own, for the property tests' synchronous runner.
+fn finished_run_blocking() -> (
+    tokio::runtime::Runtime,
+    String,
+    flowdeck_runtime::PipelineHandle,
+) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let (base, _handle) = rt.block_on(finished_run());
+    let (base, handle) = rt.block_on(finished_run());
+    (rt, base, handle)
+}
+
+#[test]
+fn random_query_strings_never_get_a_500() {
+    let (rt, base, _handle) = finished_run_blocking();
     let client = reqwest::Client::new();
     let key = prop::sample::select(vec![
         "status", "stage", "q", "limit", "cursor", "x", "", "names", "range", "step", "agg",
@@ -366,12 +376,7 @@ async fn a_readonly_dashboard_refuses_control_with_403() {
 
 #[test]
 fn random_control_bodies_never_get_a_500() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (base, _handle) = rt.block_on(finished_run());
+    let (rt, base, _handle) = finished_run_blocking();
     let client = reqwest::Client::new();
     let path = prop::sample::select(vec![
         "/api/v1/stages/a/pause",
