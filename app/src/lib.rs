@@ -11,5 +11,5 @@ mod shell;
 pub mod theme;
 mod widgets;
 
-pub use live::{Backend, BackendRef, Viewer};
+pub use live::{Backend, BackendRef, BoxFuture, Viewer};
 pub use shell::{shell, App, PAGES};

@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use flowdeck_protocol::{
     logs::{LogFilter, LogPage},
+    metrics::{SeriesData, SeriesInfo, SeriesQuery},
+    page::{CheckResult, PageSpec, Site, TableData},
     stream::{Full, LiveState},
     AuditEntry, ItemId, TaskDetail,
 };
@@ -34,7 +36,22 @@ pub trait Backend: Send + Sync + 'static {
     fn theme(&self) -> crate::theme::Theme;
     /// Captured log records; the error names a bad level or glob.
     fn logs(&self, filter: &LogFilter) -> Result<LogPage, String>;
+    /// The title, logo and custom pages for the header.
+    fn site(&self) -> Site;
+    /// A custom page's spec.
+    fn page(&self, slug: &str) -> Option<PageSpec>;
+    /// The metric series there are.
+    fn metrics(&self) -> Vec<SeriesInfo>;
+    /// Series over a time range; the error names a bad range or an unknown series.
+    fn series(&self, query: &SeriesQuery) -> Result<Vec<SeriesData>, String>;
+    /// A table source's rows (a user's source may take a while, so this is async).
+    fn table(&self, source: String) -> BoxFuture<Result<TableData, String>>;
+    /// The named health checks' outcomes, run now.
+    fn checks(&self, names: Vec<String>) -> BoxFuture<Vec<CheckResult>>;
 }
+
+/// A future the backend returns for work that may wait (a user's check or source).
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Who is looking at the dashboard, as the server sees the request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -199,6 +216,52 @@ pub async fn fetch_logs(filter: LogFilter) -> Result<Result<LogPage, String>, Se
     let backend = use_context::<BackendRef>()
         .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
     Ok(backend.0.logs(&filter))
+}
+
+/// The backend, or the error a server function answers without one.
+fn backend() -> Result<BackendRef, ServerFnError> {
+    use_context::<BackendRef>()
+        .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))
+}
+
+/// The header's title, logo and custom pages.
+#[server(endpoint = "site", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_site() -> Result<Site, ServerFnError> {
+    Ok(backend()?.0.site())
+}
+
+/// A custom page's spec; `None` for an unknown slug (the page says so).
+#[server(endpoint = "page", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_page(slug: String) -> Result<Option<PageSpec>, ServerFnError> {
+    Ok(backend()?.0.page(&slug))
+}
+
+/// The metric series there are, for the Metrics page.
+#[server(endpoint = "metric_list", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_metric_list() -> Result<Vec<SeriesInfo>, ServerFnError> {
+    Ok(backend()?.0.metrics())
+}
+
+/// Series over a time range.
+#[server(endpoint = "series", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_series(
+    query: SeriesQuery,
+) -> Result<Result<Vec<SeriesData>, String>, ServerFnError> {
+    Ok(backend()?.0.series(&query))
+}
+
+/// A table source's rows, or what went wrong with the source.
+#[server(endpoint = "table", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_table(source: String) -> Result<Result<TableData, String>, ServerFnError> {
+    let backend = backend()?;
+    Ok(backend.0.table(source).await)
+}
+
+/// The named health checks, run now.
+#[server(endpoint = "checks", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_checks(names: Vec<String>) -> Result<Vec<CheckResult>, ServerFnError> {
+    let backend = backend()?;
+    Ok(backend.0.checks(names).await)
 }
 
 /// One item's detail and provenance.

@@ -11,7 +11,10 @@ pub mod audit;
 mod event;
 mod item;
 pub mod logs;
+pub mod metrics;
+pub mod page;
 mod snapshot;
+pub mod sources;
 pub mod stream;
 
 pub use audit::AuditEntry;

@@ -5,8 +5,10 @@
 pub mod api;
 mod assets;
 pub mod auth;
+pub mod branding;
 mod cors;
 mod csp;
+pub mod dashboard;
 pub mod demo;
 pub mod hub;
 pub mod prometheus;
@@ -23,11 +25,16 @@ use axum::{
     routing::get,
     Router,
 };
-use flowdeck_app::{shell, theme::Theme, App, Backend, BackendRef, Viewer};
-use flowdeck_protocol::{stream::Full, ItemId, TaskDetail};
+use flowdeck_app::{shell, theme::Theme, App, Backend, BackendRef, BoxFuture, Viewer};
+use flowdeck_protocol::{
+    metrics::SeriesQuery,
+    page::{CheckResult, PageSpec, Site, TableData},
+    stream::Full,
+    ItemId, TaskDetail,
+};
 use flowdeck_runtime::{
     logs::{LogBuffer, LogFilter, LogPage, LogQuery},
-    metrics::MetricsStore,
+    metrics::{MetricsStore, SeriesData, SeriesInfo},
     PipelineHandle,
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
@@ -63,6 +70,8 @@ pub struct Config {
     pub theme: Theme,
     /// Origins whose pages may call the API (with a token, never a cookie); none by default.
     pub cors_origins: Vec<String>,
+    /// The title, logo, palette and CSS file.
+    pub branding: branding::Branding,
 }
 
 /// Log records kept for the Logs page and the API.
@@ -81,6 +90,7 @@ impl Default for Config {
             logs: LogBuffer::new(LOG_RECORDS),
             theme: Theme::System,
             cors_origins: Vec::new(),
+            branding: branding::Branding::default(),
         }
     }
 }
@@ -95,8 +105,13 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-/// The state for a dashboard of `pipeline`.
+/// The state for a dashboard of `pipeline` with no custom pages
+/// ([`dashboard::Dashboard::state`] adds them).
 pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
+    state_with(config, dashboard::Pages::default(), pipeline)
+}
+
+fn state_with(config: &Config, pages: dashboard::Pages, pipeline: PipelineHandle) -> AppState {
     let metrics = sample(config.metrics.clone(), pipeline.clone());
     AppState {
         leptos: leptos_options(config.addr),
@@ -112,6 +127,8 @@ pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
             tracing::warn!("{e}: cross-origin access stays off");
             None
         }),
+        pages,
+        branding: Arc::new(config.branding.clone()),
     }
 }
 
@@ -154,6 +171,8 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .route("/api/events", get(hub::events))
         .route("/prometheus", get(prometheus::handler))
+        .route("/custom.css", get(branding::css))
+        .route("/logo", get(branding::logo))
         .route("/api/{*fn_name}", get(server_fns).post(server_fns))
         .merge(api::router())
         .merge(auth::router())
@@ -213,6 +232,9 @@ struct HubBackend {
     audit: api::Audit,
     theme: Theme,
     logs: LogBuffer,
+    metrics: MetricsStore,
+    pages: dashboard::Pages,
+    branding: Arc<branding::Branding>,
 }
 
 /// Rate points a server-rendered page carries (a minute at the default refresh).
@@ -255,6 +277,39 @@ impl Backend for HubBackend {
         q.limit = Some(q.limit.unwrap_or(200).min(2000));
         Ok(self.logs.page(&q))
     }
+
+    fn site(&self) -> Site {
+        Site {
+            title: self.branding.title(),
+            logo: self.branding.logo.is_some(),
+            custom_css: self.branding.css.is_some(),
+            pages: self.pages.links(),
+        }
+    }
+
+    fn page(&self, slug: &str) -> Option<PageSpec> {
+        self.pages.spec(slug)
+    }
+
+    fn metrics(&self) -> Vec<SeriesInfo> {
+        self.metrics.list()
+    }
+
+    fn series(&self, query: &SeriesQuery) -> Result<Vec<SeriesData>, String> {
+        api::read_series(&self.metrics, query)
+            .map(|(_, _, series)| series)
+            .map_err(|e| e.to_string())
+    }
+
+    fn table(&self, source: String) -> BoxFuture<Result<TableData, String>> {
+        let (pages, hub) = (self.pages.clone(), self.hub.clone());
+        Box::pin(async move { pages.table(&hub, &source).await })
+    }
+
+    fn checks(&self, names: Vec<String>) -> BoxFuture<Vec<CheckResult>> {
+        let (pages, hub) = (self.pages.clone(), self.hub.clone());
+        Box::pin(async move { pages.checks(&hub, &names).await })
+    }
 }
 /// What every Leptos render and server function gets: the backend to read from, and the
 /// page's CSP header with this response's nonce.
@@ -273,6 +328,9 @@ fn backend(state: &AppState) -> BackendRef {
         audit: state.audit.clone(),
         theme: state.theme,
         logs: state.logs.clone(),
+        metrics: state.metrics.clone(),
+        pages: state.pages.clone(),
+        branding: state.branding.clone(),
     }))
 }
 
@@ -307,9 +365,17 @@ pub fn site_embedded() -> bool {
 /// after `config.drain_timeout`) while the dashboard keeps showing it; then the live
 /// streams end and the server stops.
 pub async fn serve(config: Config, pipeline: PipelineHandle) -> std::io::Result<()> {
+    run(config, dashboard::Pages::default(), pipeline).await
+}
+
+async fn run(
+    config: Config,
+    pages: dashboard::Pages,
+    pipeline: PipelineHandle,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
-    let state = state(&config, pipeline.clone());
+    let state = state_with(&config, pages, pipeline.clone());
     let app = router(state.clone());
     println!("flowdeck dashboard: http://{addr}");
     tracing::info!(%addr, "listening");

@@ -28,6 +28,10 @@ pub struct AppState {
     pub theme: flowdeck_app::theme::Theme,
     /// Cross-origin access for configured origins; `None` sends no CORS headers.
     pub cors: Option<tower_http::cors::CorsLayer>,
+    /// The user's pages, table sources and health checks.
+    pub pages: crate::dashboard::Pages,
+    /// Title, logo and custom stylesheet.
+    pub branding: Arc<crate::branding::Branding>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -27,61 +27,16 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+pub use flowdeck_protocol::metrics::{Agg, Kind, SeriesData, SeriesInfo, SeriesKey};
 use flowdeck_protocol::Snapshot;
 use parking_lot::{Mutex, RwLock};
 pub use recorder::Recorder;
-use serde::{Deserialize, Serialize};
-pub use series::Agg;
 use series::{Bucket, Ring, RESOLUTIONS};
 use sketch::Sketch;
-
-/// The kinds of metric.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Only goes up; read as a rate or an increase.
-    Counter,
-    /// A value that is set (or moved up and down).
-    Gauge,
-    /// A distribution of observed values; read as percentiles.
-    Histogram,
-}
-
-impl Kind {
-    /// The aggregation a chart uses when none is chosen.
-    pub fn default_agg(self) -> Agg {
-        match self {
-            Kind::Counter => Agg::Rate,
-            Kind::Gauge => Agg::Last,
-            Kind::Histogram => Agg::P95,
-        }
-    }
-}
 
 /// Series beyond this many are not kept (a label with unbounded values would otherwise grow
 /// memory without end); the first refusal is logged.
 pub const MAX_SERIES: usize = 10_000;
-
-/// A series name and its labels, sorted.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct SeriesKey {
-    pub name: String,
-    pub labels: Vec<(String, String)>,
-}
-
-impl SeriesKey {
-    pub fn new(name: &str, labels: &[(&str, &str)]) -> Self {
-        let mut labels: Vec<(String, String)> = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        labels.sort();
-        SeriesKey {
-            name: name.to_owned(),
-            labels,
-        }
-    }
-}
 
 /// One series: its current second and its rings.
 pub struct Series {
@@ -203,28 +158,6 @@ impl Series {
         }
         qs.iter().map(|&q| merged.quantile(q)).collect()
     }
-}
-
-/// A series' description, for the API and the Metrics page.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SeriesInfo {
-    #[serde(flatten)]
-    pub key: SeriesKey,
-    pub kind: Kind,
-    pub description: Option<String>,
-}
-
-/// A series read over a time range.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SeriesData {
-    #[serde(flatten)]
-    pub key: SeriesKey,
-    pub kind: Kind,
-    pub agg: Agg,
-    /// Seconds per point (the step asked for, rounded up to the resolution used).
-    pub step: u64,
-    /// (Unix seconds, value); `None` where the window holds nothing.
-    pub points: Vec<(u64, Option<f64>)>,
 }
 
 #[derive(Default)]

@@ -92,83 +92,23 @@ impl Ring {
     }
 }
 
-/// How a window of buckets becomes one number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Agg {
-    /// The last value (a gauge's latest, a counter's total).
-    Last,
-    /// The sum of observations (a counter's increase).
-    Sum,
-    /// The sum per second.
-    Rate,
-    /// The mean of observations.
-    Avg,
-    Min,
-    Max,
-    /// Number of observations.
-    Count,
-    P50,
-    P95,
-    P99,
-}
+pub use flowdeck_protocol::metrics::Agg;
 
-impl Agg {
-    pub const ALL: [Agg; 10] = [
-        Agg::Last,
-        Agg::Sum,
-        Agg::Rate,
-        Agg::Avg,
-        Agg::Min,
-        Agg::Max,
-        Agg::Count,
-        Agg::P50,
-        Agg::P95,
-        Agg::P99,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Agg::Last => "last",
-            Agg::Sum => "sum",
-            Agg::Rate => "rate",
-            Agg::Avg => "avg",
-            Agg::Min => "min",
-            Agg::Max => "max",
-            Agg::Count => "count",
-            Agg::P50 => "p50",
-            Agg::P95 => "p95",
-            Agg::P99 => "p99",
-        }
-    }
-
-    /// The value of a merged window `seconds` long; `None` when it says nothing (no
-    /// observation, for aggregations that need one).
-    pub fn of(self, b: &Bucket, seconds: u64) -> Option<f64> {
-        let observed = b.count > 0;
-        match self {
-            Agg::Last => Some(b.last),
-            Agg::Sum => Some(b.sum),
-            Agg::Rate => Some(b.sum / seconds.max(1) as f64),
-            Agg::Count => Some(b.count as f64),
-            Agg::Avg => observed.then(|| b.sum / b.count as f64),
-            Agg::Min => observed.then_some(b.min),
-            Agg::Max => observed.then_some(b.max),
-            Agg::P50 => b.sketch.as_ref()?.quantile(0.5),
-            Agg::P95 => b.sketch.as_ref()?.quantile(0.95),
-            Agg::P99 => b.sketch.as_ref()?.quantile(0.99),
-        }
-    }
-}
-
-impl std::str::FromStr for Agg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Agg::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Agg::ALL.iter().map(|a| a.name()).collect();
-            format!("unknown aggregation {s:?}; use one of {}", names.join(", "))
-        })
+/// The value of a merged window `seconds` long; `None` when it says nothing (no
+/// observation, for aggregations that need one).
+pub fn value(agg: Agg, b: &Bucket, seconds: u64) -> Option<f64> {
+    let observed = b.count > 0;
+    match agg {
+        Agg::Last => Some(b.last),
+        Agg::Sum => Some(b.sum),
+        Agg::Rate => Some(b.sum / seconds.max(1) as f64),
+        Agg::Count => Some(b.count as f64),
+        Agg::Avg => observed.then(|| b.sum / b.count as f64),
+        Agg::Min => observed.then_some(b.min),
+        Agg::Max => observed.then_some(b.max),
+        Agg::P50 => b.sketch.as_ref()?.quantile(0.5),
+        Agg::P95 => b.sketch.as_ref()?.quantile(0.95),
+        Agg::P99 => b.sketch.as_ref()?.quantile(0.99),
     }
 }
 
@@ -208,7 +148,7 @@ pub fn read(
             last = Some(b.last);
         }
         let value = match (&window, agg) {
-            (Some(w), _) => agg.of(w, step),
+            (Some(w), _) => value(agg, w, step),
             (None, Agg::Last) => last,
             (None, Agg::Sum | Agg::Rate | Agg::Count) if at < now => {
                 // A counter that did not move: zero, once it exists.

@@ -23,6 +23,9 @@ pub enum ApiError {
     /// Valid, but not in the pipeline's current state (retrying an item that has not failed).
     #[error("{0}")]
     Conflict(String),
+    /// Something the request depends on failed: a user's table source or check.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 #[derive(Serialize)]
@@ -39,6 +42,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "source_failed"),
         };
         (
             status,

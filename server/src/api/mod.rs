@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use control::{viewer, Audit, AuditEntry};
 pub use error::ApiError;
+pub use observe::{read_series, ReadError};
 use query::Strict;
 
 use crate::state::AppState;
@@ -38,6 +39,9 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(observe::metrics))
         .route("/logs", get(observe::logs))
         .route("/pages", get(pages))
+        .route("/pages/{slug}", get(page))
+        .route("/sources/{name}", get(source))
+        .route("/checks", get(checks))
         .route(
             "/{*rest}",
             get(|| async { ApiError::NotFound("no such API endpoint".into()) }),
@@ -51,18 +55,92 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Serialize)]
 struct PageInfo {
-    path: &'static str,
-    title: &'static str,
+    path: String,
+    title: String,
+    /// Whether the page is the user's own (its spec is at `/api/v1/pages/{slug}`).
+    custom: bool,
 }
 
-/// The dashboard's pages, in navigation order.
-async fn pages() -> Json<Vec<PageInfo>> {
-    Json(
-        flowdeck_app::PAGES
-            .iter()
-            .map(|&(path, title)| PageInfo { path, title })
-            .collect(),
-    )
+/// The dashboard's pages, in navigation order: the built-in ones, then the custom ones.
+async fn pages(State(state): State<AppState>) -> Json<Vec<PageInfo>> {
+    let builtin = flowdeck_app::PAGES.iter().map(|&(path, title)| PageInfo {
+        path: path.to_owned(),
+        title: title.to_owned(),
+        custom: false,
+    });
+    let custom = state.pages.links().into_iter().map(|l| PageInfo {
+        path: format!("/pages/{}", l.slug),
+        title: l.title,
+        custom: true,
+    });
+    Json(builtin.chain(custom).collect())
+}
+
+/// A custom page's spec: its widgets and where they sit.
+async fn page(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Json<flowdeck_protocol::page::PageSpec>, ApiError> {
+    state
+        .pages
+        .spec(&slug)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no custom page {slug:?}")))
+}
+
+/// A table source's rows: a built-in one (stages, workers, tasks, errors) or a user's.
+async fn source(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<flowdeck_protocol::page::TableData>, ApiError> {
+    let known = flowdeck_protocol::page::BUILTIN_SOURCES.contains(&name.as_str())
+        || state.pages.has_source(&name);
+    if !known {
+        return Err(ApiError::NotFound(format!(
+            "no table source named {name:?}"
+        )));
+    }
+    state
+        .pages
+        .table(&state.hub, &name)
+        .await
+        .map(Json)
+        .map_err(ApiError::Unavailable)
+}
+
+/// `GET /api/v1/checks` parameters.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksQuery {
+    /// Comma-separated check names; default: all of them.
+    names: Option<String>,
+}
+
+/// Runs health checks now and answers their outcomes.
+async fn checks(
+    State(state): State<AppState>,
+    Strict(q): Strict<ChecksQuery>,
+) -> Result<Json<Vec<flowdeck_protocol::page::CheckResult>>, ApiError> {
+    let all = state.pages.check_names();
+    let names: Vec<String> = match q.names.as_deref() {
+        None => all,
+        Some(raw) => {
+            let names: Vec<String> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if let Some(unknown) = names.iter().find(|n| !all.contains(n)) {
+                return Err(ApiError::NotFound(format!(
+                    "no health check named {unknown:?}; there are {}",
+                    all.join(", ")
+                )));
+            }
+            names
+        }
+    };
+    Ok(Json(state.pages.checks(&state.hub, &names).await))
 }
 
 /// The OpenAPI 3.1 description of this API, kept beside the code it describes; a test

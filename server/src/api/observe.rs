@@ -9,9 +9,13 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
+use flowdeck_protocol::{
+    metrics::SeriesQuery,
+    page::{parse_secs, SeriesRef},
+};
 use flowdeck_runtime::{
     logs::{LogPage, LogQuery},
-    metrics::{Agg, SeriesData, SeriesInfo},
+    metrics::{Agg, MetricsStore, SeriesData, SeriesInfo},
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,27 +42,100 @@ pub struct MetricsQuery {
     format: Option<String>,
 }
 
-/// Parses `90`, `90s`, `15m`, `6h`, `1d` into seconds.
+/// Parses `90`, `90s`, `15m`, `6h`, `1d` into seconds; the error names the parameter.
 pub fn duration(name: &str, raw: &str) -> Result<u64, ApiError> {
-    let raw = raw.trim();
-    let (digits, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
-    let n: u64 = digits.parse().map_err(|_| {
-        ApiError::BadRequest(format!(
-            "{name} must look like 90s, 15m, 6h or 1d; got {raw:?}"
-        ))
-    })?;
-    let unit = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => {
-            return Err(ApiError::BadRequest(format!(
-                "{name} must look like 90s, 15m, 6h or 1d; got {raw:?}"
-            )))
+    parse_secs(raw).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
+}
+
+/// Why series could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// A range or step out of bounds.
+    Bad(String),
+    /// A series nobody records.
+    Unknown(String),
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Bad(m) => ApiError::BadRequest(m),
+            ReadError::Unknown(m) => ApiError::NotFound(m),
         }
-    };
-    Ok(n.saturating_mul(unit))
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Bad(m) | ReadError::Unknown(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Reads the series a query names over its range, ending now. A built-in series that has
+/// no value yet (the first second after start) reads as nothing rather than unknown.
+pub fn read_series(
+    store: &MetricsStore,
+    q: &SeriesQuery,
+) -> Result<(u64, u64, Vec<SeriesData>), ReadError> {
+    let range = q.range;
+    if !(1..=MAX_RANGE).contains(&range) {
+        return Err(ReadError::Bad(format!(
+            "range must be between 1s and 24h, got {range}s"
+        )));
+    }
+    let step = q.step.unwrap_or((range / 300).max(1));
+    if !(1..=range).contains(&step) {
+        return Err(ReadError::Bad(format!(
+            "step must be between 1s and the range ({range}s), got {step}s"
+        )));
+    }
+    let to = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let from = to - range;
+    let known = store.list();
+    let mut series = Vec::new();
+    for s in &q.series {
+        let Some(kind) = known.iter().find(|i| i.key.name == s.name).map(|i| i.kind) else {
+            if crate::dashboard::BUILTIN_SERIES.contains(&s.name.as_str()) {
+                continue;
+            }
+            return Err(ReadError::Unknown(format!("no metric named {:?}", s.name)));
+        };
+        let labels: Vec<(&str, &str)> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let agg = q.agg.unwrap_or(kind.default_agg());
+        series.extend(
+            store
+                .read(&s.name, &labels, from, to, step, agg)
+                .unwrap_or_default(),
+        );
+    }
+    Ok((from, to, series))
+}
+
+/// Splits `a,b{x=1,y=2},c` at the commas outside braces.
+fn split_names(raw: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, c) in raw.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(raw[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(raw[start..].trim());
+    out.retain(|s| !s.is_empty());
+    out
 }
 
 #[derive(Serialize)]
@@ -96,44 +173,23 @@ pub async fn metrics(
         .range
         .as_deref()
         .map_or(Ok(900), |r| duration("range", r))?;
-    if !(1..=MAX_RANGE).contains(&range) {
-        return Err(ApiError::BadRequest(format!(
-            "range must be between 1s and 24h, got {range}s"
-        )));
-    }
-    let step = q
-        .step
-        .as_deref()
-        .map_or(Ok((range / 300).max(1)), |r| duration("step", r))?;
-    if !(1..=range).contains(&step) {
-        return Err(ApiError::BadRequest(format!(
-            "step must be between 1s and the range ({range}s), got {step}s"
-        )));
-    }
+    let step = q.step.as_deref().map(|r| duration("step", r)).transpose()?;
     let agg = q
         .agg
         .as_deref()
         .map(|a| a.parse::<Agg>().map_err(ApiError::BadRequest))
         .transpose()?;
-    let to = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let from = to - range;
-    let known = s.metrics.list();
-    let mut series = Vec::new();
-    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let kind = known
-            .iter()
-            .find(|i| i.key.name == name)
-            .map(|i| i.kind)
-            .ok_or_else(|| ApiError::NotFound(format!("no metric named {name:?}")))?;
-        let agg = agg.unwrap_or(kind.default_agg());
-        series.extend(
-            s.metrics
-                .read(name, &[], from, to, step, agg)
-                .unwrap_or_default(),
-        );
-    }
+    let refs = split_names(names)
+        .into_iter()
+        .map(|n| n.parse::<SeriesRef>().map_err(ApiError::BadRequest))
+        .collect::<Result<Vec<_>, _>>()?;
+    let query = SeriesQuery {
+        series: refs,
+        agg,
+        range,
+        step,
+    };
+    let (from, to, series) = read_series(&s.metrics, &query)?;
     if csv {
         return Ok(to_csv(&series).into_response());
     }
@@ -145,18 +201,7 @@ pub async fn metrics(
 fn to_csv(series: &[SeriesData]) -> impl IntoResponse {
     let mut out = String::from("unix_seconds,series,agg,value\n");
     for s in series {
-        let labels: Vec<String> = s
-            .key
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let name = if labels.is_empty() {
-            s.key.name.clone()
-        } else {
-            format!("{}{{{}}}", s.key.name, labels.join(","))
-        };
-        let name = format!("\"{}\"", name.replace('"', "\"\""));
+        let name = format!("\"{}\"", s.key.display().replace('"', "\"\""));
         for (t, v) in &s.points {
             let v = v.map(|v| v.to_string()).unwrap_or_default();
             out.push_str(&format!("{t},{name},{},{v}\n", s.agg.name()));
@@ -227,5 +272,9 @@ mod tests {
             .contains("range"));
         assert!(duration("step", "m").is_err());
         assert!(duration("step", "-5s").is_err());
+        assert_eq!(
+            split_names("a, b{x=1,y=2},,c"),
+            vec!["a", "b{x=1,y=2}", "c"]
+        );
     }
 }

@@ -1,0 +1,165 @@
+//! Metric series as they cross the wire: the kinds, the aggregations a reader may ask
+//! for, a series' name and labels, and a series read over a time range. The store that
+//! keeps them lives in the runtime; the Metrics page and the widgets read these.
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Only goes up; read as a rate or an increase.
+    Counter,
+    /// A value that is set (or moved up and down).
+    Gauge,
+    /// A distribution of observed values; read as percentiles.
+    Histogram,
+}
+
+impl Kind {
+    /// The aggregation a chart uses when none is chosen.
+    pub fn default_agg(self) -> Agg {
+        match self {
+            Kind::Counter => Agg::Rate,
+            Kind::Gauge => Agg::Last,
+            Kind::Histogram => Agg::P95,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// How a window of buckets becomes one number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Agg {
+    /// The last value (a gauge's latest, a counter's total).
+    Last,
+    /// The sum of observations (a counter's increase).
+    Sum,
+    /// The sum per second.
+    Rate,
+    /// The mean of observations.
+    Avg,
+    Min,
+    Max,
+    /// Number of observations.
+    Count,
+    P50,
+    P95,
+    P99,
+}
+
+impl Agg {
+    pub const ALL: [Agg; 10] = [
+        Agg::Last,
+        Agg::Sum,
+        Agg::Rate,
+        Agg::Avg,
+        Agg::Min,
+        Agg::Max,
+        Agg::Count,
+        Agg::P50,
+        Agg::P95,
+        Agg::P99,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Agg::Last => "last",
+            Agg::Sum => "sum",
+            Agg::Rate => "rate",
+            Agg::Avg => "avg",
+            Agg::Min => "min",
+            Agg::Max => "max",
+            Agg::Count => "count",
+            Agg::P50 => "p50",
+            Agg::P95 => "p95",
+            Agg::P99 => "p99",
+        }
+    }
+}
+
+impl std::str::FromStr for Agg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Agg::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Agg::ALL.iter().map(|a| a.name()).collect();
+            format!("unknown aggregation {s:?}; use one of {}", names.join(", "))
+        })
+    }
+}
+
+/// A series name and its labels, sorted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+}
+
+impl SeriesKey {
+    pub fn new(name: &str, labels: &[(&str, &str)]) -> Self {
+        let mut labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        labels.sort();
+        SeriesKey {
+            name: name.to_owned(),
+            labels,
+        }
+    }
+
+    /// `name{k=v,...}`, the way the Metrics page and CSV export show a series.
+    pub fn display(&self) -> String {
+        if self.labels.is_empty() {
+            return self.name.clone();
+        }
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("{}{{{}}}", self.name, labels.join(","))
+    }
+}
+
+/// A series' description, for the API and the Metrics page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesInfo {
+    #[serde(flatten)]
+    pub key: SeriesKey,
+    pub kind: Kind,
+    pub description: Option<String>,
+}
+
+/// A series read over a time range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesData {
+    #[serde(flatten)]
+    pub key: SeriesKey,
+    pub kind: Kind,
+    pub agg: Agg,
+    /// Seconds per point (the step asked for, rounded up to the resolution used).
+    pub step: u64,
+    /// (Unix seconds, value); `None` where the window holds nothing.
+    pub points: Vec<(u64, Option<f64>)>,
+}
+
+/// What a widget asks for: some series over the last `range` seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesQuery {
+    pub series: Vec<crate::page::SeriesRef>,
+    /// Default: each series kind's own.
+    pub agg: Option<Agg>,
+    pub range: u64,
+    /// Seconds per point; default: `range / 300`, at least 1.
+    pub step: Option<u64>,
+}

@@ -1,0 +1,268 @@
+//! The dashboard as a user builds it in Rust: the server's [`Config`], the metrics they
+//! record, their own table sources and health checks, and their pages.
+//!
+//! ```no_run
+//! use flowdeck_server::{dashboard::*, Config};
+//! # async fn run(pipeline: flowdeck_runtime::PipelineHandle) -> Result<(), DashboardError> {
+//! Dashboard::new(Config::default())
+//!     .page(
+//!         Page::new("monitor", "Production Monitor")
+//!             .widget(Chart::new("Tasks completed").series(&builtin::tasks_completed()).area(), (0, 0))
+//!             .widget(Gauge::new("Memory", &builtin::memory()).scale(0.0, 4e9).thresholds(2e9, 3e9).format("{value:bytes}"), (2, 0))
+//!             .widget(Table::new("Workers", &Source::workers()).span(4, 1), (0, 1)),
+//!     )
+//!     .serve(pipeline)
+//!     .await
+//! # }
+//! ```
+//!
+//! Everything a page names is checked before the server binds: a stage that the pipeline
+//! does not have, a series nobody declared, a source or check nobody registered, or a
+//! widget that does not fit the grid stops startup with a message naming the page and the
+//! widget, rather than leaving a blank widget for someone to notice.
+
+mod registry;
+mod widgets;
+
+use std::{collections::BTreeSet, future::Future, sync::Arc};
+
+use flowdeck_protocol::{
+    metrics::Kind,
+    page::{PageSpec, SeriesRef, BUILTIN_CHECKS, BUILTIN_SOURCES},
+};
+use flowdeck_runtime::PipelineHandle;
+
+pub use flowdeck_protocol::{
+    metrics::Agg,
+    page::{Cell, Health, TableData},
+};
+pub use registry::{Outcome, Pages};
+pub use widgets::{
+    builtin, Chart, Check, Gauge, Log, Metric, Page, Series, Sized, Source, Status, Table, HOUR,
+    MINUTE,
+};
+
+use crate::Config;
+
+/// Why the dashboard did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    /// A page is wrong; the message names it and the widget.
+    #[error("{0}")]
+    Page(String),
+    #[error("cannot serve on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A dashboard being put together; [`Dashboard::serve`] checks it and runs it.
+pub struct Dashboard {
+    config: Config,
+    pages: Vec<PageSpec>,
+    registry: registry::Builder,
+}
+
+impl Dashboard {
+    pub fn new(config: Config) -> Self {
+        Dashboard {
+            config,
+            pages: Vec::new(),
+            registry: registry::Builder::default(),
+        }
+    }
+
+    /// The config it will serve with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Declares a counter and returns its handle: record through it (or through
+    /// `metrics::counter!` with the same name) and put it on pages.
+    pub fn counter(&self, name: &str) -> Series {
+        self.declare(name, Kind::Counter)
+    }
+
+    /// Declares a gauge.
+    pub fn gauge(&self, name: &str) -> Series {
+        self.declare(name, Kind::Gauge)
+    }
+
+    /// Declares a histogram.
+    pub fn histogram(&self, name: &str) -> Series {
+        self.declare(name, Kind::Histogram)
+    }
+
+    fn declare(&self, name: &str, kind: Kind) -> Series {
+        let store = &self.config.metrics;
+        let handle = match kind {
+            Kind::Counter => store.counter(name, &[]),
+            Kind::Gauge => store.gauge(name, &[]),
+            Kind::Histogram => store.histogram(name, &[]),
+        };
+        Series::declared(SeriesRef::new(name, &[]), kind, handle)
+    }
+
+    /// Registers a table source: `rows` is called whenever a Table widget on the source
+    /// refreshes (once per refresh interval while it is on screen), and its error, if
+    /// any, is shown in the widget.
+    pub fn source<F, Fut>(&mut self, name: &str, rows: F) -> Source
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<TableData, String>> + Send + 'static,
+    {
+        self.registry
+            .sources
+            .insert(name.to_owned(), Arc::new(move || Box::pin(rows())));
+        Source(name.to_owned())
+    }
+
+    /// Registers a health check: `check` runs each time a Status widget showing it
+    /// refreshes; one that takes longer than [`registry::CHECK_TIMEOUT`] fails.
+    pub fn check<F, Fut>(&mut self, name: &str, check: F) -> Check
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        self.registry
+            .checks
+            .insert(name.to_owned(), Arc::new(move || Box::pin(check())));
+        Check(name.to_owned())
+    }
+
+    /// Adds a page built in Rust.
+    pub fn page(mut self, page: Page) -> Self {
+        self.pages.push(page.spec);
+        self
+    }
+
+    /// Adds pages from data (the config file's `[[pages]]`): checked like the others.
+    pub fn pages(mut self, pages: impl IntoIterator<Item = PageSpec>) -> Self {
+        self.pages.extend(pages);
+        self
+    }
+
+    /// Checks every page against the pipeline and what was registered.
+    pub fn check_pages(&self, pipeline: &PipelineHandle) -> Result<(), DashboardError> {
+        let stages: Vec<String> = pipeline
+            .snapshot()
+            .stages
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        let known: BTreeSet<String> = self
+            .config
+            .metrics
+            .list()
+            .into_iter()
+            .map(|i| i.key.name)
+            .chain(BUILTIN_SERIES.iter().map(|s| (*s).to_owned()))
+            .collect();
+        let mut slugs = BTreeSet::new();
+        for page in &self.pages {
+            page.validate().map_err(DashboardError::Page)?;
+            if !slugs.insert(page.slug.as_str()) {
+                return Err(DashboardError::Page(format!(
+                    "two pages have the slug {:?}",
+                    page.slug
+                )));
+            }
+            for (i, placed) in page.widgets.iter().enumerate() {
+                let w = &placed.widget;
+                let bad = |what: String| {
+                    DashboardError::Page(format!(
+                        "page {:?}, widget {} ({} {:?}): {what}",
+                        page.slug,
+                        i + 1,
+                        w.kind(),
+                        w.title()
+                    ))
+                };
+                for s in w.series() {
+                    series_exists(s, &known, &stages).map_err(bad)?;
+                }
+                use flowdeck_protocol::page::Widget;
+                match w {
+                    Widget::Table(t)
+                        if !BUILTIN_SOURCES.contains(&t.source.as_str())
+                            && !self.registry.sources.contains_key(&t.source) =>
+                    {
+                        return Err(bad(format!(
+                            "no table source named {:?} (built in: {}; or register one with Dashboard::source)",
+                            t.source,
+                            BUILTIN_SOURCES.join(", ")
+                        )));
+                    }
+                    Widget::Status(s) => {
+                        if let Some(c) = s.checks.iter().find(|c| {
+                            !BUILTIN_CHECKS.contains(&c.as_str())
+                                && !self.registry.checks.contains_key(*c)
+                        }) {
+                            return Err(bad(format!(
+                                "no health check named {c:?} (built in: {}; or register one with Dashboard::check)",
+                                BUILTIN_CHECKS.join(", ")
+                            )));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the pages, then serves the dashboard of `pipeline` as [`crate::serve`] does.
+    pub async fn serve(self, pipeline: PipelineHandle) -> Result<(), DashboardError> {
+        self.check_pages(&pipeline)?;
+        let pages = self.registry.finish(self.pages);
+        let addr = self.config.addr;
+        crate::run(self.config, pages, pipeline)
+            .await
+            .map_err(|source| DashboardError::Bind { addr, source })
+    }
+
+    /// Checks the pages and returns the server's state, for a router without a socket.
+    pub fn state(self, pipeline: PipelineHandle) -> Result<crate::AppState, DashboardError> {
+        self.check_pages(&pipeline)?;
+        let pages = self.registry.finish(self.pages);
+        Ok(crate::state_with(&self.config, pages, pipeline))
+    }
+}
+
+/// Series the server records for every dashboard, whether or not they have a value yet.
+pub const BUILTIN_SERIES: [&str; 9] = [
+    "flowdeck_items_total",
+    "flowdeck_stage_throughput",
+    "flowdeck_stage_queued",
+    "flowdeck_stage_in_flight",
+    "flowdeck_stage_lag_seconds",
+    "flowdeck_stage_latency_p50_seconds",
+    "flowdeck_stage_latency_p99_seconds",
+    "process_resident_memory_bytes",
+    "process_cpu_ratio",
+];
+
+fn series_exists(s: &SeriesRef, known: &BTreeSet<String>, stages: &[String]) -> Result<(), String> {
+    if !known.contains(&s.name) {
+        let names: Vec<&str> = known.iter().map(String::as_str).collect();
+        return Err(format!(
+            "no metric named {:?}; declare it with Dashboard::counter (or gauge, histogram) or under [metrics] in the config file; known: {}",
+            s.name,
+            names.join(", ")
+        ));
+    }
+    let stage = s.labels.iter().find(|(k, _)| k == "stage");
+    if let (true, Some((_, stage))) = (s.name.starts_with("flowdeck_stage_"), stage) {
+        if !stages.contains(stage) {
+            return Err(format!(
+                "the pipeline has no stage {stage:?}; its stages are {}",
+                stages.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
