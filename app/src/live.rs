@@ -186,24 +186,21 @@ impl Live {
 /// The current picture for the first render of a page.
 #[server(endpoint = "view", input = leptos::server_fn::codec::GetUrl)]
 pub async fn initial_view() -> Result<Full, ServerFnError> {
-    let backend = use_context::<BackendRef>()
-        .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
+    let backend = backend()?;
     Ok(backend.0.view(FIRST_PAINT_ITEMS))
 }
 
 /// Who is looking, and what they may do.
 #[server(endpoint = "viewer", input = leptos::server_fn::codec::GetUrl)]
 pub async fn whoami() -> Result<Viewer, ServerFnError> {
-    let backend = use_context::<BackendRef>()
-        .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
+    let backend = backend()?;
     Ok(backend.0.viewer())
 }
 
 /// The audit log of control actions, newest first.
 #[server(endpoint = "audit", input = leptos::server_fn::codec::GetUrl)]
 pub async fn fetch_audit() -> Result<Vec<AuditEntry>, ServerFnError> {
-    let backend = use_context::<BackendRef>()
-        .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
+    let backend = backend()?;
     let mut entries = backend.0.audit();
     entries.reverse();
     Ok(entries)
@@ -213,12 +210,12 @@ pub async fn fetch_audit() -> Result<Vec<AuditEntry>, ServerFnError> {
 /// the user's mistake, answered with a 200 and shown on the page, not a server failure.
 #[server(endpoint = "logs", input = leptos::server_fn::codec::GetUrl)]
 pub async fn fetch_logs(filter: LogFilter) -> Result<Result<LogPage, String>, ServerFnError> {
-    let backend = use_context::<BackendRef>()
-        .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
+    let backend = backend()?;
     Ok(backend.0.logs(&filter))
 }
 
 /// The backend, or the error a server function answers without one.
+#[cfg_attr(not(feature = "ssr"), allow(dead_code))]
 fn backend() -> Result<BackendRef, ServerFnError> {
     use_context::<BackendRef>()
         .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))
@@ -267,8 +264,7 @@ pub async fn fetch_checks(names: Vec<String>) -> Result<Vec<CheckResult>, Server
 /// One item's detail and provenance.
 #[server(endpoint = "task", input = leptos::server_fn::codec::GetUrl)]
 pub async fn fetch_task(id: ItemId) -> Result<Option<TaskDetail>, ServerFnError> {
-    let backend = use_context::<BackendRef>()
-        .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))?;
+    let backend = backend()?;
     Ok(backend.0.task(id))
 }
 

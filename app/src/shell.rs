@@ -16,8 +16,14 @@ pub const PAGES: &[(&str, &str)] = &[
     ("/tasks", "Tasks"),
     ("/errors", "Errors"),
     ("/streaming", "Streaming"),
+    ("/metrics", "Metrics"),
     ("/logs", "Logs"),
 ];
+
+/// The path of custom page `slug`.
+pub fn custom_path(slug: &str) -> String {
+    format!("/pages/{slug}")
+}
 
 /// The whole document, rendered by the server for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -30,6 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <HydrationScripts options/>
                 <MetaTags/>
+                {custom_css().then(|| view! { <link rel="stylesheet" href="/custom.css"/> })}
             </head>
             <body>
                 <App/>
@@ -38,20 +45,42 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// Whether the server has a custom stylesheet; linked after the built-in one, it wins.
+fn custom_css() -> bool {
+    use_context::<crate::BackendRef>().is_some_and(|b| b.0.site().custom_css)
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     live::provide();
     crate::control::provide();
+    crate::theme::provide();
+    let site = Resource::new(|| (), |_| live::fetch_site());
+    let title = move || {
+        site.get()
+            .and_then(Result::ok)
+            .map_or_else(|| "flowdeck".to_owned(), |s| s.title)
+    };
 
     view! {
         <Stylesheet id="flowdeck" href="/pkg/flowdeck.css"/>
-        <Title text="flowdeck"/>
         <Router>
             <header class="topbar">
-                <a class="brand" href="/">"flowdeck"</a>
+                <Suspense fallback=|| view! { <a class="brand" href="/">"flowdeck"</a> }>
+                    <Title text=title/>
+                    <a class="brand" href="/" data-testid="brand">
+                        {move || site.get().and_then(Result::ok).filter(|s| s.logo).map(|_| view! { <img class="logo" src="/logo" alt=""/> })}
+                        {title}
+                    </a>
+                </Suspense>
                 <nav aria-label="Main">
                     {PAGES.iter().map(|&(path, title)| view! { <A href=path>{title}</A> }).collect_view()}
+                    <Suspense fallback=|| ()>
+                        {move || site.get().and_then(Result::ok).map(|s| {
+                            s.pages.into_iter().map(|p| view! { <A href=custom_path(&p.slug)>{p.title}</A> }).collect_view()
+                        })}
+                    </Suspense>
                 </nav>
                 <live::ConnectionBadge/>
                 <crate::theme::ThemeToggle/>
@@ -66,6 +95,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/errors") view=pages::Errors ssr=SsrMode::Async/>
                     <Route path=path!("/streaming") view=pages::Streaming ssr=SsrMode::Async/>
                     <Route path=path!("/logs") view=pages::Logs ssr=SsrMode::Async/>
+                    <Route path=path!("/metrics") view=pages::Metrics ssr=SsrMode::Async/>
+                    <Route path=path!("/pages/:slug") view=pages::Custom ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

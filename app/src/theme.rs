@@ -113,10 +113,25 @@ fn apply(theme: Theme) {
     let _ = theme;
 }
 
+/// The page's theme as a signal, so that what draws its own colours (charts on a canvas)
+/// can draw again when it changes.
+#[derive(Clone, Copy)]
+struct Chosen(RwSignal<Theme>);
+
+/// Provides the theme signal; the app calls it once.
+pub fn provide() {
+    provide_context(Chosen(RwSignal::new(current())));
+}
+
+/// The theme signal [`provide`] made.
+pub fn use_theme() -> RwSignal<Theme> {
+    use_context::<Chosen>().map_or_else(|| RwSignal::new(current()), |c| c.0)
+}
+
 /// The toggle in the top bar: system → light → dark.
 #[component]
 pub fn ThemeToggle() -> impl IntoView {
-    let theme = RwSignal::new(current());
+    let theme = use_theme();
     view! {
         <button
             class="btn theme-toggle"

@@ -5,6 +5,11 @@
 use std::time::Duration;
 
 use flowdeck_runtime::{Ctx, Line, PipelineHandle, RetryPolicy, Stage};
+
+use crate::dashboard::{
+    builtin, Agg, Chart, Check, Dashboard, Gauge, Log, Metric, Outcome, Page, Source, Status,
+    Table, MINUTE,
+};
 use rand::Rng;
 
 #[derive(Clone, Debug)]
@@ -217,4 +222,70 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
         }
     });
     handle
+}
+
+/// The demo's custom page, "Model health", using all six widgets: the tokens the model
+/// used (declared here, recorded by the enrich stage through `metrics::counter!`), the
+/// throughput of completed and failed items, the process's memory on a gauge, the workers
+/// table, health checks (the pipeline's and a simulated model endpoint), and the model's
+/// warnings as they are logged.
+pub fn page(dash: &mut Dashboard) -> Page {
+    let tokens = dash.counter("demo_tokens_total");
+    let latency = dash.histogram("demo_model_latency_seconds");
+    let model = dash.check("model-endpoint", || async {
+        // A stand-in for pinging a model API: a real check would time a request.
+        let ms = rand::rng().random_range(15..120);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        if ms > 100 {
+            Outcome::warn(format!("slow: answered in {ms} ms"))
+        } else {
+            Outcome::ok(format!("answered in {ms} ms"))
+        }
+    });
+    Page::new("model", "Model health")
+        .widget(
+            Metric::new("Tokens per second", &tokens).format("{value:.0}/s"),
+            (0, 0),
+        )
+        .widget(
+            Chart::new("Items per second")
+                .series(&builtin::tasks_completed())
+                .series(&builtin::tasks_failed())
+                .area()
+                .range(15 * MINUTE),
+            (1, 0),
+        )
+        .widget(
+            Gauge::new("Memory", &builtin::memory())
+                .scale(0.0, 2e9)
+                .thresholds(1e9, 1.6e9)
+                .format("{value:bytes}"),
+            (3, 0),
+        )
+        .widget(
+            Table::new("Workers", &Source::workers())
+                .columns(&["stage", "worker", "state", "processed", "failed"])
+                .page_size(8),
+            (0, 1),
+        )
+        .widget(
+            Status::new("Health")
+                .check(&Check::pipeline())
+                .check(&model),
+            (2, 1),
+        )
+        .widget(
+            Metric::new("Model latency p95", &latency)
+                .agg(Agg::P95)
+                .format("{value:.3} s"),
+            (3, 1),
+        )
+        .widget(
+            Log::new("Model warnings")
+                .level("warn")
+                .source("enrich-*")
+                .lines(50)
+                .span(4, 1),
+            (0, 2),
+        )
 }

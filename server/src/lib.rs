@@ -133,9 +133,11 @@ fn state_with(config: &Config, pages: dashboard::Pages, pipeline: PipelineHandle
 }
 
 /// Fills `metrics` once a second with the pipeline's per-stage series and the process's
-/// memory and CPU, and files each second into the store's rings.
+/// memory and CPU, then files the second into the store's rings. One loop does both, so
+/// that each filed second holds exactly one sample: with two timers of different phase
+/// some seconds would get two samples and others none, and a counter's rate would read as
+/// a saw-tooth.
 fn sample(metrics: MetricsStore, pipeline: PipelineHandle) -> MetricsStore {
-    metrics.spawn_ticker();
     let store = metrics.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -158,6 +160,10 @@ fn sample(metrics: MetricsStore, pipeline: PipelineHandle) -> MetricsStore {
                 }
                 last_cpu = Some(cpu);
             }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            store.tick_at(now.saturating_sub(1));
         }
     });
     metrics

@@ -12,9 +12,11 @@ use std::{
 };
 
 use clap::{Args, Parser, Subcommand};
+use flowdeck_protocol::metrics::Kind;
 use flowdeck_runtime::{logs::LogBuffer, metrics::MetricsStore};
 use flowdeck_server::{
     auth::{self, Auth},
+    dashboard::{Dashboard, DashboardError},
     settings::FileConfig,
 };
 use tracing_subscriber::prelude::*;
@@ -90,6 +92,9 @@ struct Serve {
     config: flowdeck_server::Config,
     demo_rate: u32,
     demo_latency: f64,
+    /// The config file's pages and the series they may name.
+    pages: Vec<flowdeck_protocol::page::PageSpec>,
+    declared: Vec<(String, flowdeck_protocol::metrics::Kind)>,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -137,6 +142,7 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
         0,
         3600,
     )?;
+    let branding = file.branding()?;
     let cors_origins = file.cors_origins.unwrap_or_default();
     flowdeck_server::cors_layer(&cors_origins)?;
     let auth = match file.auth {
@@ -152,10 +158,13 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
             drain_timeout: Duration::from_secs(drain),
             theme: args.theme.or(file.theme).unwrap_or_default(),
             cors_origins,
+            branding,
             ..flowdeck_server::Config::default()
         },
         demo_rate,
         demo_latency,
+        pages: file.pages,
+        declared: file.metrics.unwrap_or_default().into_iter().collect(),
     })
 }
 
@@ -176,10 +185,23 @@ async fn serve(args: ServeArgs, metrics: MetricsStore, logs: LogBuffer) -> ExitC
         tracing::warn!(addr = %s.config.addr, "serving beyond loopback with sign-in off: anyone who reaches this address can control the pipeline");
     }
     let pipeline = flowdeck_server::demo::start(s.demo_rate, s.demo_latency);
-    match flowdeck_server::serve(s.config.clone(), pipeline).await {
+    let mut dash = Dashboard::new(s.config);
+    for (name, kind) in &s.declared {
+        match kind {
+            Kind::Counter => dash.counter(name),
+            Kind::Gauge => dash.gauge(name),
+            Kind::Histogram => dash.histogram(name),
+        };
+    }
+    let demo_page = flowdeck_server::demo::page(&mut dash);
+    match dash.page(demo_page).pages(s.pages).serve(pipeline).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ DashboardError::Page(_)) => {
+            eprintln!("flowdeck: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
-            eprintln!("flowdeck: cannot serve on {}: {e}", s.config.addr);
+            eprintln!("flowdeck: {e}");
             ExitCode::FAILURE
         }
     }

@@ -8,6 +8,27 @@
 //! readonly = false
 //! theme = "system"            # or "light", "dark"
 //! cors_origins = []           # origins whose pages may call the API (with a token)
+//! title = "Acme pipelines"    # in the header and the tab
+//! logo = "logo.svg"           # .svg, .png, .jpg or .webp; paths are relative to this file
+//! css = "brand.css"           # linked after the built-in stylesheet
+//!
+//! [palette]                   # bg, panel, border, text, muted, accent, ok, warn, bad
+//! accent = "#d9480f"          # both schemes
+//! bg = ["#fffdf8", "#14110f"] # light, dark
+//!
+//! [metrics]                   # series pages may name before anything records them
+//! orders_total = "counter"
+//!
+//! [[pages]]                   # custom pages, as the Rust builder makes them
+//! slug = "orders"
+//! title = "Orders"
+//! [[pages.widgets]]
+//! at = [0, 0]                 # column, row (the grid has 4 columns)
+//! span = [2, 1]
+//! chart = { title = "Orders", series = ["orders_total"], style = "area", range = "30m" }
+//! [[pages.widgets]]
+//! at = [2, 0]
+//! gauge = { title = "Memory", series = "process_resident_memory_bytes", max = 4e9, warn = 2e9, fail = 3e9, format = "{value:bytes}" }
 //!
 //! [auth]
 //! session_minutes = 720
@@ -23,11 +44,16 @@
 //! role = "viewer"
 //! ```
 
-use std::{net::IpAddr, path::Path};
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
 
+use flowdeck_protocol::{metrics::Kind, page::PageSpec};
 use serde::Deserialize;
 
-use crate::auth::AuthConfig;
+use crate::{auth::AuthConfig, branding::Colour};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +70,17 @@ pub struct FileConfig {
     /// Origins whose pages may call the API with a token, such as "https://tools.example".
     pub cors_origins: Option<Vec<String>>,
     pub auth: Option<AuthConfig>,
+    pub title: Option<String>,
+    pub logo: Option<PathBuf>,
+    pub css: Option<PathBuf>,
+    pub palette: Option<BTreeMap<String, Colour>>,
+    /// Series that pages may name before anything records them, with their kind.
+    pub metrics: Option<BTreeMap<String, Kind>>,
+    #[serde(default)]
+    pub pages: Vec<PageSpec>,
+    /// The directory relative paths are read from: the file's own.
+    #[serde(skip)]
+    pub dir: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -52,7 +89,30 @@ impl FileConfig {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+        let mut config =
+            Self::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        config.dir = path.parent().map(Path::to_path_buf);
+        Ok(config)
+    }
+
+    /// A path from the file, relative to the file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        match &self.dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+
+    /// The title, logo, palette and CSS file, read and checked.
+    pub fn branding(&self) -> Result<crate::branding::Branding, String> {
+        let logo = self.logo.as_deref().map(|p| self.resolve(p));
+        let css = self.css.as_deref().map(|p| self.resolve(p));
+        crate::branding::Branding::load(
+            self.title.clone(),
+            &self.palette.clone().unwrap_or_default(),
+            css.as_deref(),
+            logo.as_deref(),
+        )
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -92,5 +152,43 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("root"), "{err}");
+    }
+
+    #[test]
+    fn pages_palette_and_metrics_come_from_the_file() {
+        let c = FileConfig::parse(
+            r##"
+            title = "Acme"
+            [palette]
+            accent = "#d9480f"
+            bg = ["#fff", "#000"]
+            [metrics]
+            orders_total = "counter"
+            [[pages]]
+            slug = "orders"
+            title = "Orders"
+            [[pages.widgets]]
+            at = [0, 0]
+            span = [2, 1]
+            chart = { title = "Orders", series = ["orders_total{shop=east}"], style = "area", range = "30m" }
+            [[pages.widgets]]
+            at = [2, 0]
+            status = { title = "Health", checks = ["pipeline"] }
+            "##,
+        )
+        .unwrap();
+        assert_eq!(c.metrics.unwrap()["orders_total"], Kind::Counter);
+        let page = &c.pages[0];
+        page.validate().unwrap();
+        assert_eq!(page.widgets.len(), 2);
+        assert_eq!(page.widgets[0].span, (2, 1));
+        let css = crate::branding::palette_css(&c.palette.unwrap()).unwrap();
+        assert!(css.contains("--bg: light-dark(#fff, #000)"), "{css}");
+
+        let err = FileConfig::parse(
+            "[[pages]]\nslug = \"x\"\ntitle = \"X\"\n[[pages.widgets]]\nat = [0, 0]\nchart = { title = \"C\", series = [\"a\"], rnage = 60 }",
+        )
+        .unwrap_err();
+        assert!(err.contains("rnage"), "{err}");
     }
 }

@@ -7,8 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{pipeline, serve};
-use flowdeck_server::hub::LogLimits;
+use common::{pipeline, serve_state};
+use flowdeck_server::{
+    dashboard::{Dashboard, Page, Source, Table},
+    Config,
+};
 use serde_json::{json, Value};
 
 /// Checks `v` against the subset of JSON Schema the document uses; returns the first
@@ -84,7 +87,15 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String>
 async fn every_documented_operation_answers_as_documented() {
     let running = pipeline(10_000);
     let handle = running.handle.clone();
-    let base = serve(handle.clone(), 50, LogLimits::default()).await;
+    // A dashboard with one custom page, so that its spec can be asked for.
+    let config = Config {
+        refresh: Duration::from_millis(50),
+        ..Config::default()
+    };
+    let dash = Dashboard::new(config.clone())
+        .page(Page::new("p", "P").widget(Table::new("Stages", &Source::stages()), (0, 0)));
+    let state = dash.state(handle.clone()).unwrap();
+    let base = serve_state(move |_| state, config).await;
     let outputs = running.outputs;
     tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
     running.input.send_all(0..300u64).await;
@@ -132,7 +143,10 @@ async fn every_documented_operation_answers_as_documented() {
         };
         let url = format!(
             "{base}{}",
-            path.replace("{name}", "b").replace("{id}", &id.to_string())
+            path.replace("{name}", "b")
+                .replace("{id}", &id.to_string())
+                .replace("{slug}", "p")
+                .replace("{source}", "stages")
         );
         let req = match method.as_str() {
             "get" => http.get(&url),

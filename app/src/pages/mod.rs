@@ -1,7 +1,9 @@
 //! One module per page, and the pieces several pages share.
 
+mod custom;
 mod errors;
 mod logs;
+mod metrics;
 mod not_found;
 mod overview;
 mod streaming;
@@ -9,8 +11,10 @@ mod task;
 mod tasks;
 mod workers;
 
+pub(crate) use custom::Custom;
 pub(crate) use errors::Errors;
 pub(crate) use logs::Logs;
+pub(crate) use metrics::Metrics;
 pub(crate) use not_found::NotFound;
 pub(crate) use overview::Overview;
 pub(crate) use streaming::Streaming;

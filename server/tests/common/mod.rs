@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use flowdeck_runtime::{Line, PipelineHandle, RetryPolicy, Running, Stage};
-use flowdeck_server::{hub::LogLimits, router, state, Config};
+use flowdeck_server::{hub::LogLimits, router, state, AppState, Config};
 use rand::Rng;
 
 /// Serves a dashboard of `handle` on a free loopback port; returns its base URL.
@@ -19,11 +19,15 @@ pub async fn serve(handle: PipelineHandle, refresh_ms: u64, log: LogLimits) -> S
 }
 
 /// Like [`serve`], with the whole config (its address is replaced by a free port).
-pub async fn serve_config(handle: PipelineHandle, mut config: Config) -> String {
+pub async fn serve_config(handle: PipelineHandle, config: Config) -> String {
+    serve_state(|config| state(config, handle), config).await
+}
+
+/// Serves the state `make` builds from `config` once its address is a free port.
+pub async fn serve_state(make: impl FnOnce(&Config) -> AppState, mut config: Config) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     config.addr = listener.local_addr().unwrap();
-    let app = router(state(&config, handle))
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = router(make(&config)).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{}", config.addr)
 }
