@@ -77,7 +77,7 @@ test('the demo page renders all six widgets with live data', async () => {
   // Tooltip on hover.
   const canvas = widget(page, 'chart').locator('canvas');
   const box = await canvas.boundingBox();
-  await page.mouse.move(box.x + box.width - 20, box.y + box.height / 2);
+  await page.mouse.move(box.x + box.width - 6, box.y + box.height / 2);
   await eventually(async () => (await page.getByRole('tooltip').count()) === 1, 5_000, 'a tooltip');
   assert.match(await page.getByRole('tooltip').textContent(), /outcome=completed: \d/);
 

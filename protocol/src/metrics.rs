@@ -162,4 +162,8 @@ pub struct SeriesQuery {
     pub range: u64,
     /// Seconds per point; default: `range / 300`, at least 1.
     pub step: Option<u64>,
+    /// Only the points from this Unix second on: a chart that has the rest asks for what
+    /// is new (the windows are the same as in a full read, so the two join up).
+    #[serde(default)]
+    pub since: Option<u64>,
 }

@@ -9,10 +9,15 @@ use flowdeck_protocol::{
 };
 use leptos::{html, prelude::*};
 
+use std::time::Duration;
+
+use flowdeck_protocol::metrics::SeriesQuery;
+
 use super::{
-    poll::{series_resource, settle, CHART_POINTS},
+    poll::{settle, ticker, CHART_POINTS},
     series::legend_names,
 };
+use crate::live::fetch_series;
 
 /// Colours a chart cycles through (CSS variables `--series-1` and on).
 const COLOURS: usize = 6;
@@ -30,26 +35,69 @@ pub(crate) fn ChartWidget(spec: ChartSpec) -> impl IntoView {
     }
 }
 
+/// What a chart asked for: its series, aggregation and range. A delta only joins lines
+/// read for the same question.
+type Question = (Vec<SeriesRef>, Option<Agg>, u64);
+
 /// The lines a chart draws: one per series the references matched.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Lines {
+    question: Question,
     lines: Vec<SeriesData>,
     from: u64,
     to: u64,
 }
 
 impl Lines {
-    fn of(series: Vec<SeriesData>, range: u64) -> Self {
-        let to = series
+    fn of(question: Question, series: Vec<SeriesData>) -> Self {
+        let mut l = Lines {
+            question,
+            lines: series,
+            from: 0,
+            to: 0,
+        };
+        l.bound();
+        l
+    }
+
+    /// Recomputes the time bounds from the newest point and drops what fell out of range.
+    fn bound(&mut self) {
+        let range = self.question.2;
+        self.to = self
+            .lines
             .iter()
             .filter_map(|s| s.points.last().map(|p| p.0 + s.step))
             .max()
             .unwrap_or(range);
-        Lines {
-            lines: series,
-            from: to.saturating_sub(range),
-            to,
+        self.from = self.to.saturating_sub(range);
+        let from = self.from;
+        for s in &mut self.lines {
+            let old = s.points.partition_point(|p| p.0 < from);
+            s.points.drain(..old);
         }
+    }
+
+    /// Where the next delta starts: the newest window, which may have been partial.
+    fn since(&self) -> Option<u64> {
+        self.lines
+            .iter()
+            .filter_map(|s| s.points.last().map(|p| p.0))
+            .min()
+    }
+
+    /// Joins a delta read from `since` on: each line keeps its points before `since` and
+    /// takes the delta's from there; a series seen for the first time is added.
+    fn merge(&mut self, delta: Vec<SeriesData>, since: u64) {
+        for d in delta {
+            match self.lines.iter_mut().find(|l| l.key == d.key) {
+                Some(l) => {
+                    l.points.retain(|p| p.0 < since);
+                    l.points.extend(d.points);
+                }
+                None => self.lines.push(d),
+            }
+        }
+        self.bound();
     }
 
     /// The value of each line nearest to time `t`.
@@ -67,7 +115,8 @@ impl Lines {
 }
 
 /// A chart whose series, style, range and aggregation may change (the Metrics page
-/// changes them).
+/// changes them). The first read brings the whole range; after that, each second brings
+/// only the newest windows, so a chart of 100,000 points moves a few hundred a second.
 #[component]
 pub(crate) fn ChartView(
     series: Signal<Vec<SeriesRef>>,
@@ -75,11 +124,44 @@ pub(crate) fn ChartView(
     range: Signal<u64>,
     agg: Signal<Option<Agg>>,
 ) -> impl IntoView {
-    let data = series_resource(series, agg, range, CHART_POINTS);
     let lines = RwSignal::new(None::<Result<Lines, String>>);
+    let tick = ticker(Duration::from_secs(1));
+    let data = Resource::new(
+        move || (series.get(), agg.get(), range.get(), tick.get()),
+        move |(series, agg, range, _)| {
+            let question: Question = (series.clone(), agg, range);
+            let since = lines.with_untracked(|l| match l {
+                Some(Ok(l)) if l.question == question => l.since(),
+                _ => None,
+            });
+            async move {
+                let answer = if series.is_empty() {
+                    Ok(Ok(Vec::new()))
+                } else {
+                    fetch_series(SeriesQuery {
+                        series,
+                        agg,
+                        range,
+                        step: Some((range / CHART_POINTS).max(1)),
+                        since,
+                    })
+                    .await
+                };
+                (question, since, answer)
+            }
+        },
+    );
     Effect::new(move |_| {
-        if let Some(r) = data.get() {
-            lines.set(Some(settle(r).map(|s| Lines::of(s, range.get_untracked()))));
+        let Some((question, since, answer)) = data.get() else {
+            return;
+        };
+        match (settle(answer), since) {
+            (Ok(delta), Some(since)) => lines.update(|l| match l {
+                Some(Ok(l)) if l.question == question => l.merge(delta, since),
+                _ => {}
+            }),
+            (Ok(all), None) => lines.set(Some(Ok(Lines::of(question, all)))),
+            (Err(e), _) => lines.set(Some(Err(e))),
         }
     });
     let canvas = NodeRef::<html::Canvas>::new();
@@ -305,7 +387,13 @@ mod draw {
                     let mut started = false;
                     for c in cols {
                         let x = LEFT + c.x as f64;
+                        // One vertex for a column with one value; up to four otherwise.
+                        let mut prev = None;
                         for v in [c.first, c.min, c.max, c.last] {
+                            if prev == Some(v) {
+                                continue;
+                            }
+                            prev = Some(v);
                             if started {
                                 ctx.line_to(x, y(v));
                             } else {
@@ -352,5 +440,44 @@ mod draw {
         _l: &Lines,
         _style: ChartStyle,
     ) {
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flowdeck_protocol::metrics::{Kind, SeriesKey};
+
+    use super::*;
+
+    fn line(label: &str, points: &[(u64, f64)]) -> SeriesData {
+        SeriesData {
+            key: SeriesKey::new("q", &[("stage", label)]),
+            kind: Kind::Gauge,
+            agg: Agg::Last,
+            step: 1,
+            points: points.iter().map(|&(t, v)| (t, Some(v))).collect(),
+        }
+    }
+
+    #[test]
+    fn deltas_join_the_lines_and_old_points_fall_out_of_range() {
+        let question: Question = (vec!["q".parse().unwrap()], None, 3);
+        let mut l = Lines::of(
+            question,
+            vec![line("a", &[(10, 1.0), (11, 2.0), (12, 0.5)])],
+        );
+        assert_eq!((l.from, l.to, l.since()), (10, 13, Some(12)));
+        // The partial window at 12 is read again, and a new series turns up.
+        l.merge(
+            vec![line("a", &[(12, 3.0), (13, 4.0)]), line("b", &[(13, 9.0)])],
+            12,
+        );
+        assert_eq!((l.from, l.to), (11, 14));
+        assert_eq!(
+            l.lines[0].points,
+            vec![(11, Some(2.0)), (12, Some(3.0)), (13, Some(4.0))]
+        );
+        assert_eq!(l.lines.len(), 2);
+        assert_eq!(l.at(13), vec![Some(4.0), Some(9.0)]);
     }
 }

@@ -49,6 +49,7 @@ pub(crate) fn series_resource(
                 agg,
                 range,
                 step: Some((range / points).max(1)),
+                since: None,
             })
             .await
         },

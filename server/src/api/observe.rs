@@ -119,6 +119,11 @@ pub fn read_series(
                 .unwrap_or_default(),
         );
     }
+    if let Some(since) = q.since {
+        for s in &mut series {
+            s.points.retain(|p| p.0 >= since);
+        }
+    }
     Ok((from, to, series))
 }
 
@@ -191,6 +196,7 @@ pub async fn metrics(
         agg,
         range,
         step,
+        since: None,
     };
     let (from, to, series) = read_series(&s.metrics, &query)?;
     if csv {
