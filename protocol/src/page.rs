@@ -535,7 +535,7 @@ impl Widget {
             Widget::Chart(c) => range(c.range),
             Widget::Gauge(g) => {
                 placeholder(&g.format)?;
-                if !(g.max > g.min) {
+                if g.max.partial_cmp(&g.min) != Some(std::cmp::Ordering::Greater) {
                     return Err(format!("max ({}) must be above min ({})", g.max, g.min));
                 }
                 Ok(())

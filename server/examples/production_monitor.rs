@@ -22,7 +22,7 @@ async fn main() -> Result<(), DashboardError> {
         .stage(
             Stage::map("charge", |n: u64, _cx: Ctx| async move {
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                if n % 97 == 0 {
+                if n.is_multiple_of(97) {
                     return Err(format!("card declined for order {n}"));
                 }
                 Ok(n)

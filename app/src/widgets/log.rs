@@ -105,7 +105,7 @@ pub(crate) fn LogView(spec: LogSpec, #[prop(optional)] heading: bool) -> impl In
 #[component]
 fn LogLines(records: Vec<LogRecord>) -> impl IntoView {
     view! {
-        <ol class="log-lines" data-testid="log-lines">
+        <ol class="log-lines" data-testid="log-lines" tabindex="0" aria-label="Log records">
             {records.into_iter().rev().map(|r| {
                 let level = r.level.clone();
                 let fields = r.fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");

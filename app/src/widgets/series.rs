@@ -127,7 +127,7 @@ pub(crate) fn decimate(
 /// A round upper bound for an axis: 1, 2 or 5 times a power of ten, at least `max`.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub(crate) fn nice_max(max: f64) -> f64 {
-    if !(max > 0.0) || !max.is_finite() {
+    if !max.is_finite() || max <= 0.0 {
         return 1.0;
     }
     let base = 10f64.powf(max.log10().floor());

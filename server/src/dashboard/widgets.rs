@@ -219,11 +219,18 @@ impl Page {
 /// A widget with the grid cells it spans (columns, rows); what [`Page::widget`] takes.
 pub struct Sized(Widget, (u16, u16));
 
-/// The builders share their span and their conversion into a placed widget.
+/// Each builder is its spec and its span; they share `span` and the conversion into a
+/// placed widget.
 macro_rules! builder {
-    ($name:ident, $variant:ident) => {
+    ($(#[$doc:meta])* $name:ident, $variant:ident, $spec:ty) => {
+        $(#[$doc])*
+        pub struct $name {
+            spec: $spec,
+            span: (u16, u16),
+        }
+
         impl $name {
-            /// How many grid columns and rows the widget covers (default 1 by 1).
+            /// How many grid columns and rows the widget covers.
             pub fn span(mut self, columns: u16, rows: u16) -> Self {
                 self.span = (columns, rows);
                 self
@@ -238,11 +245,12 @@ macro_rules! builder {
     };
 }
 
-/// One number: `Metric::new("Completed", &builtin::tasks_completed()).format("{value:.1}/s")`.
-pub struct Metric {
-    spec: MetricSpec,
-    span: (u16, u16),
-}
+builder!(
+    /// One number: `Metric::new("Completed", &builtin::tasks_completed()).format("{value:.1}/s")`.
+    Metric,
+    Metric,
+    MetricSpec
+);
 
 impl Metric {
     pub fn new(title: &str, metric: &Series) -> Self {
@@ -273,13 +281,13 @@ impl Metric {
         self
     }
 }
-builder!(Metric, Metric);
 
-/// Series over time: `Chart::new("Throughput").series(&records_in).area().range(30 * MINUTE)`.
-pub struct Chart {
-    spec: ChartSpec,
-    span: (u16, u16),
-}
+builder!(
+    /// Series over time: `Chart::new("Throughput").series(&records_in).area().range(30 * MINUTE)`.
+    Chart,
+    Chart,
+    ChartSpec
+);
 
 impl Chart {
     pub fn new(title: &str) -> Self {
@@ -321,13 +329,13 @@ impl Chart {
         self
     }
 }
-builder!(Chart, Chart);
 
-/// A value on a scale: `Gauge::new("Memory", &builtin::memory()).scale(0.0, 2e9).thresholds(1.5e9, 1.8e9)`.
-pub struct Gauge {
-    spec: GaugeSpec,
-    span: (u16, u16),
-}
+builder!(
+    /// A value on a scale: `Gauge::new("Memory", &builtin::memory()).scale(0.0, 2e9).thresholds(1.5e9, 1.8e9)`.
+    Gauge,
+    Gauge,
+    GaugeSpec
+);
 
 impl Gauge {
     /// A gauge from 0 to 100, yellow from 70, red from 90, until told otherwise.
@@ -364,13 +372,13 @@ impl Gauge {
         self
     }
 }
-builder!(Gauge, Gauge);
 
-/// Rows from a source, sortable, filterable and paged: `Table::new("Workers", &Source::workers())`.
-pub struct Table {
-    spec: TableSpec,
-    span: (u16, u16),
-}
+builder!(
+    /// Rows from a source, sortable, filterable and paged: `Table::new("Workers", &Source::workers())`.
+    Table,
+    Table,
+    TableSpec
+);
 
 impl Table {
     pub fn new(title: &str, source: &Source) -> Self {
@@ -394,13 +402,13 @@ impl Table {
         self
     }
 }
-builder!(Table, Table);
 
-/// Health checks: `Status::new("Health").check(&Check::pipeline()).check(&database)`.
-pub struct Status {
-    spec: StatusSpec,
-    span: (u16, u16),
-}
+builder!(
+    /// Health checks: `Status::new("Health").check(&Check::pipeline()).check(&database)`.
+    Status,
+    Status,
+    StatusSpec
+);
 
 impl Status {
     pub fn new(title: &str) -> Self {
@@ -417,13 +425,13 @@ impl Status {
         self
     }
 }
-builder!(Status, Status);
 
-/// Captured logs, live: `Log::new("Model errors").level("warn").source("enrich-*")`.
-pub struct Log {
-    spec: LogSpec,
-    span: (u16, u16),
-}
+builder!(
+    /// Captured logs, live: `Log::new("Model errors").level("warn").source("enrich-*")`.
+    Log,
+    Log,
+    LogSpec
+);
 
 impl Log {
     pub fn new(title: &str) -> Self {
@@ -459,4 +467,3 @@ impl Log {
         self
     }
 }
-builder!(Log, Log);
