@@ -100,15 +100,19 @@ impl Lines {
         self.bound();
     }
 
-    /// The value of each line nearest to time `t`.
+    /// The value of each line nearest to time `t`, if one lies within 2% of the range
+    /// (a pointer a pixel or two off the data still reads it; one over a gap does not).
     fn at(&self, t: u64) -> Vec<Option<f64>> {
+        let reach = (self.to - self.from) / 50;
         self.lines
             .iter()
             .map(|s| {
                 s.points
                     .iter()
+                    .filter_map(|&(at, v)| Some((at, v?)))
                     .min_by_key(|p| p.0.abs_diff(t))
-                    .and_then(|p| p.1)
+                    .filter(|p| p.0.abs_diff(t) <= reach.max(s.step))
+                    .map(|p| p.1)
             })
             .collect()
     }
@@ -479,5 +483,8 @@ mod tests {
         );
         assert_eq!(l.lines.len(), 2);
         assert_eq!(l.at(13), vec![Some(4.0), Some(9.0)]);
+        // Within reach of the nearest value, or nothing.
+        assert_eq!(l.at(14), vec![Some(4.0), Some(9.0)]);
+        assert_eq!(l.at(30), vec![None, None]);
     }
 }
