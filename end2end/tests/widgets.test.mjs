@@ -124,23 +124,23 @@ test('the demo page renders all six widgets with live data', async () => {
 test('switching the theme changes the widgets colours, the canvas included', async () => {
   const { page, errors, close } = await watchedPage(browser, { colorScheme: 'light' });
   await page.goto(`${server.url}/pages/model`);
-  await eventually(async () => (await widget(page, 'chart').locator('.chart-legend li').count()) === 2, 15_000, 'two legend entries');
   const look = async () => {
     const swatch = await widget(page, 'chart').locator('.swatch').first().evaluate((e) => getComputedStyle(e).color);
     const panel = await widget(page, 'gauge').evaluate((e) => getComputedStyle(e).backgroundColor);
     const fill = await widget(page, 'gauge').locator('.gauge-fill').evaluate((e) => getComputedStyle(e).stroke);
     return { swatch, panel, fill };
   };
+  await eventually(async () => (await widget(page, 'chart').locator('.chart-legend li').count()) === 2, 15_000, 'two legend entries');
   const toggle = page.getByTestId('theme-toggle');
-  await toggle.click(); // system → light
+  await toggle.click(); // system → light: the same colours
   const light = await look();
-  await eventually(async () => (await canvasInk(page, light.swatch)).near > 3, 5_000, 'the light series colour on the canvas');
+  await eventually(async () => (await canvasInk(page, light.swatch)).near > 3, 20_000, 'the light series colour on the canvas');
   await toggle.click(); // light → dark
   const dark = await look();
   assert.notEqual(dark.swatch, light.swatch);
   assert.notEqual(dark.panel, light.panel);
   assert.notEqual(dark.fill, light.fill);
-  await eventually(async () => (await canvasInk(page, dark.swatch)).near > 3, 5_000, 'the dark series colour on the canvas');
+  await eventually(async () => (await canvasInk(page, dark.swatch)).near > 3, 10_000, 'the dark series colour on the canvas');
   assert.deepEqual(errors, []);
   await close();
 });

@@ -407,6 +407,10 @@ mod draw {
                         }
                     }
                     ctx.stroke();
+                    // A line of one column has no length: show it as a dot.
+                    if let [c] = cols.as_slice() {
+                        ctx.fill_rect(LEFT + c.x as f64 - 1.5, y(c.last) - 1.5, 3.0, 3.0);
+                    }
                     if style == ChartStyle::Area {
                         if let (Some(first), Some(last)) = (cols.first(), cols.last()) {
                             ctx.line_to(LEFT + last.x as f64, TOP + plot_h);
