@@ -276,7 +276,8 @@ mod draw {
 
     /// Room on the left for the axis labels, in CSS pixels.
     pub(super) const LEFT: f64 = 44.0;
-    const BOTTOM: f64 = 6.0;
+    /// Room at the bottom for the time labels.
+    const BOTTOM: f64 = 18.0;
     const TOP: f64 = 8.0;
 
     /// A signal that changes when the chart must be drawn again though its data did not:
@@ -286,9 +287,20 @@ mod draw {
         let handle =
             window_event_listener(leptos::ev::resize, move |_| resized.update(|n| *n += 1));
         on_cleanup(move || handle.remove());
+        // Following the system, the scheme can change under the page: draw again then too.
+        let scheme = RwSignal::new(0u64);
+        if let Ok(Some(query)) = window().match_media("(prefers-color-scheme: dark)") {
+            let on_change = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(move || {
+                scheme.update(|n| *n += 1)
+            });
+            query.set_onchange(Some(on_change.as_ref().unchecked_ref()));
+            let on_change = send_wrapper::SendWrapper::new((query, on_change));
+            on_cleanup(move || on_change.0.set_onchange(None));
+        }
         let theme = crate::theme::use_theme();
         Signal::derive(move || {
             theme.track();
+            scheme.track();
             resized.get()
         })
     }
@@ -367,6 +379,18 @@ mod draw {
                 y(max * frac) + 4.0,
             );
         }
+        // Time along the bottom (UTC, like every time on the dashboard).
+        let base = TOP + plot_h + 13.0;
+        for (frac, align) in [(0.0, "left"), (0.5, "center"), (1.0, "right")] {
+            let t = l.from as f64 + (l.to - l.from) as f64 * frac;
+            ctx.set_text_align(align);
+            let _ = ctx.fill_text(
+                &crate::format::clock((t * 1000.0) as u64),
+                LEFT + plot_w * frac,
+                base,
+            );
+        }
+        ctx.set_text_align("left");
 
         let n = columns.len().max(1) as f64;
         for (i, cols) in columns.iter().enumerate() {
