@@ -188,6 +188,10 @@ fn the_binary_stops_on_a_page_naming_a_missing_metric_or_stage() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(want), "wanted {want:?} in:\n{stderr}");
-        assert!(out.stdout.is_empty(), "it must not have started serving");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("flowdeck dashboard: http"),
+            "it must not have started serving:\n{stdout}"
+        );
     }
 }
