@@ -238,3 +238,61 @@ async fn logs_filter_by_level_source_text_and_since() {
         .iter()
         .all(|p| p["custom"] == false));
 }
+
+/// The messages of the next `logs` event.
+async fn next(
+    events: &mut (impl futures::Stream<Item = Result<eventsource_stream::Event, impl std::fmt::Debug>>
+              + Unpin),
+) -> Vec<String> {
+    use futures::StreamExt;
+    let e = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an event within 5 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.event, "logs");
+    let page: Value = serde_json::from_str(&e.data).unwrap();
+    page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_stream_sends_the_newest_then_what_comes_as_it_comes() {
+    use eventsource_stream::Eventsource;
+
+    let logs = LogBuffer::new(100);
+    let running = pipeline(100);
+    let base = serve_config(
+        running.handle.clone(),
+        Config {
+            logs: logs.clone(),
+            ..Config::default()
+        },
+    )
+    .await;
+    logs.push(Level::WARN, "worker-1".into(), "old".into(), vec![]);
+    logs.push(Level::INFO, "worker-1".into(), "quiet".into(), vec![]);
+    let res = reqwest::get(format!(
+        "{base}/api/v1/logs/stream?level=warn&source=worker-*"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut events = res.bytes_stream().eventsource();
+    assert_eq!(next(&mut events).await, ["old"]);
+    // Records the filter refuses send nothing; a burst goes out as one event.
+    logs.push(Level::INFO, "worker-2".into(), "ignored".into(), vec![]);
+    logs.push(Level::ERROR, "db".into(), "other source".into(), vec![]);
+    logs.push(Level::WARN, "worker-2".into(), "new 1".into(), vec![]);
+    logs.push(Level::ERROR, "worker-3".into(), "new 2".into(), vec![]);
+    assert_eq!(next(&mut events).await, ["new 1", "new 2"]);
+
+    let (code, body) = get(&format!("{base}/api/v1/logs/stream?level=loud")).await;
+    assert_eq!(code, 400);
+    assert!(body["message"].as_str().unwrap().contains("level"));
+}

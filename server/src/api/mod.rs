@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(observe::metrics))
         .route("/logs", get(observe::logs))
+        .route("/logs/stream", get(observe::logs_stream))
         .route("/pages", get(pages))
         .route("/pages/{slug}", get(page))
         .route("/sources/{name}", get(source))

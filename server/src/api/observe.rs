@@ -1,12 +1,18 @@
 //! Metrics and logs over the API: `GET /api/v1/metrics` (the series there are, or some of
 //! them over a time range, as JSON or CSV) and `GET /api/v1/logs`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    convert::Infallible,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     extract::State,
     http::header,
-    response::{IntoResponse, Response},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
     Json,
 };
 use flowdeck_protocol::{
@@ -17,6 +23,7 @@ use flowdeck_runtime::{
     logs::{LogPage, LogQuery},
     metrics::{Agg, MetricsStore, SeriesData, SeriesInfo},
 };
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::{query::Strict, ApiError};
@@ -244,25 +251,73 @@ pub struct LogsQuery {
     limit: Option<usize>,
 }
 
-pub async fn logs(
-    State(s): State<AppState>,
-    Strict(q): Strict<LogsQuery>,
-) -> Result<Json<LogPage>, ApiError> {
+/// The query a `/api/v1/logs` request asks, checked.
+fn log_query(q: &LogsQuery) -> Result<LogQuery, ApiError> {
     let limit = q.limit.unwrap_or(500);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
             "limit must be between 1 and 10000, got {limit}"
         )));
     }
-    let query = LogQuery::parse(
+    LogQuery::parse(
         q.level.as_deref(),
         q.source.as_deref(),
         q.q.as_deref(),
         q.since,
         Some(limit),
     )
-    .map_err(ApiError::BadRequest)?;
-    Ok(Json(s.logs.page(&query)))
+    .map_err(ApiError::BadRequest)
+}
+
+pub async fn logs(
+    State(s): State<AppState>,
+    Strict(q): Strict<LogsQuery>,
+) -> Result<Json<LogPage>, ApiError> {
+    Ok(Json(s.logs.page(&log_query(&q)?)))
+}
+
+/// How long the log stream waits after a record arrives before it sends, so that a burst
+/// of records goes out as one event.
+const LOG_COALESCE: Duration = Duration::from_millis(200);
+
+/// `GET /api/v1/logs/stream`: server-sent events named `logs`, each a [`LogPage`]. The
+/// first holds the newest records matching the filter (as `/api/v1/logs` would answer),
+/// each later one the records captured since, as they come. The Log widget and the Logs
+/// page follow this.
+pub async fn logs_stream(
+    State(s): State<AppState>,
+    Strict(q): Strict<LogsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let query = log_query(&q)?;
+    let logs = s.logs.clone();
+    let changed = logs.subscribe();
+    let mut shutdown = s.shutdown.subscribe();
+    let pages = futures::stream::unfold(
+        (logs, query, changed, true),
+        |(logs, mut query, mut changed, first)| async move {
+            loop {
+                if !first {
+                    changed.changed().await.ok()?;
+                    tokio::time::sleep(LOG_COALESCE).await;
+                }
+                changed.borrow_and_update();
+                let page = logs.page(&query);
+                query.since = Some(page.latest);
+                if first || !page.records.is_empty() {
+                    let event = Event::default()
+                        .event("logs")
+                        .json_data(&page)
+                        .unwrap_or_default();
+                    return Some((Ok(event), (logs, query, changed, false)));
+                }
+            }
+        },
+    )
+    // A server shutting down waits for open connections; a stream never ends alone.
+    .take_until(async move {
+        let _ = shutdown.wait_for(|&stop| stop).await;
+    });
+    Ok(Sse::new(pages).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 #[cfg(test)]
