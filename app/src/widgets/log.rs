@@ -1,8 +1,9 @@
 //! Captured log records, newest last, filtered by level, source (a glob such as
-//! `enrich-*`) and text. While following, the view asks for the newest records every
-//! second; paused, it holds still. The Logs page and the Log widget are both this view.
-
-use std::time::Duration;
+//! `enrich-*`) and text. The server renders the newest records; in the browser, while
+//! following, the view rides `/api/v1/logs/stream`, which pushes each record as it is
+//! captured; paused, it closes the stream and holds still. Changing a filter reads the
+//! matching records again, paused or not. The Logs page and the Log widget are both this
+//! view.
 
 use flowdeck_protocol::{
     logs::{LogFilter, LogRecord},
@@ -10,11 +11,41 @@ use flowdeck_protocol::{
 };
 use leptos::prelude::*;
 
-use super::poll::ticker;
 use crate::{format, live::fetch_logs};
 
 /// Lines the view may show.
 const MAX_LINES: [usize; 5] = [50, 100, 200, 500, 1000];
+
+/// The filters as the view holds them.
+#[derive(Clone, Debug, PartialEq)]
+struct Filters {
+    level: String,
+    source: String,
+    text: String,
+    lines: usize,
+}
+
+impl Filters {
+    fn to_filter(&self) -> LogFilter {
+        let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        LogFilter {
+            level: Some(self.level.clone()),
+            source: some(&self.source),
+            q: some(&self.text),
+            since: None,
+            limit: Some(self.lines),
+        }
+    }
+}
+
+/// Joins records that arrived to the ones shown: only those newer than the newest shown
+/// (a reconnected stream starts over with records the view has), keeping the last `lines`.
+fn join(shown: &mut Vec<LogRecord>, arrived: Vec<LogRecord>, lines: usize) {
+    let newest = shown.last().map_or(0, |r| r.seq);
+    shown.extend(arrived.into_iter().filter(|r| r.seq > newest));
+    let extra = shown.len().saturating_sub(lines);
+    shown.drain(..extra);
+}
 
 /// The filters start from `spec`; `heading` puts the title in an `<h1>` (the Logs page).
 #[component]
@@ -24,37 +55,41 @@ pub(crate) fn LogView(spec: LogSpec, #[prop(optional)] heading: bool) -> impl In
     let text = RwSignal::new(spec.text.clone().unwrap_or_default());
     let lines = RwSignal::new(spec.lines);
     let follow = RwSignal::new(true);
-    let tick = ticker(Duration::from_secs(1));
-    // Paused, the tick stops counting for this view: the records stay as they are.
-    let refresh = Memo::new(move |prev: Option<&u64>| {
-        let now = tick.get();
-        if follow.get() {
-            now
-        } else {
-            prev.copied().unwrap_or(now)
+    let filters = Memo::new(move |_| Filters {
+        level: level.get(),
+        source: source.get(),
+        text: text.get(),
+        lines: lines.get(),
+    });
+    // What the server renders, and what a filter change reads again.
+    let first = Resource::new(move || filters.get(), |f| fetch_logs(f.to_filter()));
+    // What the stream has brought since; `None` until it says anything.
+    let streamed = RwSignal::new(None::<Result<Vec<LogRecord>, String>>);
+    // While following, the stream's first event replaces the list (a read answered late
+    // must not undo what the stream has joined since); paused, a filter change does.
+    Effect::new(move |_| {
+        if let Some(r) = first.get() {
+            if follow.get_untracked() && streamed.with_untracked(Option::is_some) {
+                return;
+            }
+            let r = r.map_err(|e| e.to_string()).and_then(|inner| inner);
+            streamed.set(Some(r.map(|page| page.records)));
         }
     });
-    let records = Resource::new(
-        move || {
-            (
-                level.get(),
-                source.get(),
-                text.get(),
-                lines.get(),
-                refresh.get(),
-            )
-        },
-        |(level, source, text, lines, _)| {
-            let some = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_owned());
-            fetch_logs(LogFilter {
-                level: Some(level),
-                source: some(source),
-                q: some(text),
-                since: None,
-                limit: Some(lines),
-            })
-        },
-    );
+    Effect::new(move |_| {
+        let f = filters.get();
+        if follow.get() {
+            stream::follow(&f, streamed);
+        }
+    });
+    let records = move || match streamed.get() {
+        Some(r) => Some(r),
+        None => first.get().map(|r| {
+            r.map_err(|e| e.to_string())
+                .and_then(|inner| inner)
+                .map(|page| page.records)
+        }),
+    };
     let input = |signal: RwSignal<String>| move |ev| signal.set(event_target_value(&ev));
     let mut choices: Vec<usize> = MAX_LINES.to_vec();
     if !choices.contains(&spec.lines) {
@@ -93,13 +128,81 @@ pub(crate) fn LogView(spec: LogSpec, #[prop(optional)] heading: bool) -> impl In
             </label>
         </div>
         <Transition fallback=|| view! { <p class="muted">"Loading the logs…"</p> }>
-            {move || records.get().map(|r| match r.map_err(|e| e.to_string()).and_then(|inner| inner) {
-                Ok(page) if page.records.is_empty() => view! { <p class="muted">"No records match."</p> }.into_any(),
-                Ok(page) => view! { <LogLines records=page.records/> }.into_any(),
+            {move || records().map(|r| match r {
+                Ok(records) if records.is_empty() => view! { <p class="muted">"No records match."</p> }.into_any(),
+                Ok(records) => view! { <LogLines records/> }.into_any(),
                 Err(e) => view! { <p class="error" role="alert" data-testid="log-error">{e}</p> }.into_any(),
             })}
         </Transition>
     }
+}
+
+#[cfg(feature = "hydrate")]
+mod stream {
+    //! The browser's side of `/api/v1/logs/stream`: one EventSource per view while it
+    //! follows, closed when the filters change, the view pauses or goes away.
+
+    use flowdeck_protocol::logs::{LogPage, LogRecord};
+    use leptos::prelude::*;
+    use send_wrapper::SendWrapper;
+    use wasm_bindgen::{closure::Closure, JsCast};
+    use web_sys::{EventSource, MessageEvent};
+
+    use super::{join, Filters};
+
+    fn url(f: &Filters) -> String {
+        let filter = f.to_filter();
+        let mut params = vec![format!("limit={}", f.lines)];
+        for (key, value) in [
+            ("level", filter.level),
+            ("source", filter.source),
+            ("q", filter.q),
+        ] {
+            if let Some(v) = value {
+                params.push(format!("{key}={}", js_sys::encode_uri_component(&v)));
+            }
+        }
+        format!("/api/v1/logs/stream?{}", params.join("&"))
+    }
+
+    /// Opens the stream for `f`; its first event replaces what is shown, later ones join it.
+    /// Runs inside an effect, whose next run (or disposal) closes it.
+    pub(super) fn follow(f: &Filters, shown: RwSignal<Option<Result<Vec<LogRecord>, String>>>) {
+        let Ok(source) = EventSource::new(&url(f)) else {
+            return;
+        };
+        let lines = f.lines;
+        let mut first = true;
+        let on_logs = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            let data = e.data().as_string().unwrap_or_default();
+            let Ok(page) = serde_json::from_str::<LogPage>(&data) else {
+                return;
+            };
+            if std::mem::take(&mut first) {
+                shown.set(Some(Ok(page.records)));
+            } else {
+                shown.update(|s| match s {
+                    Some(Ok(records)) => join(records, page.records, lines),
+                    other => *other = Some(Ok(page.records)),
+                });
+            }
+        });
+        let _ = source.add_event_listener_with_callback("logs", on_logs.as_ref().unchecked_ref());
+        let open = SendWrapper::new((source, on_logs));
+        on_cleanup(move || open.0.close());
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+mod stream {
+    //! The server renders once; it follows nothing.
+
+    use flowdeck_protocol::logs::LogRecord;
+    use leptos::prelude::*;
+
+    use super::Filters;
+
+    pub(super) fn follow(_f: &Filters, _shown: RwSignal<Option<Result<Vec<LogRecord>, String>>>) {}
 }
 
 #[component]
@@ -120,5 +223,30 @@ fn LogLines(records: Vec<LogRecord>) -> impl IntoView {
                 }
             }).collect_view()}
         </ol>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64) -> LogRecord {
+        LogRecord {
+            seq,
+            at_unix_ms: 0,
+            level: "info".into(),
+            source: "s".into(),
+            message: format!("m{seq}"),
+            fields: vec![],
+        }
+    }
+
+    #[test]
+    fn joined_records_skip_what_is_shown_and_keep_the_newest() {
+        let mut shown = vec![record(1), record(2)];
+        // A reconnected stream sends 2 again.
+        join(&mut shown, vec![record(2), record(3), record(4)], 3);
+        let seqs: Vec<u64> = shown.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [2, 3, 4]);
     }
 }
