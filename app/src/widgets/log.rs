@@ -66,13 +66,15 @@ pub(crate) fn LogView(spec: LogSpec, #[prop(optional)] heading: bool) -> impl In
     // What the stream has brought since; `None` until it says anything.
     let streamed = RwSignal::new(None::<Result<Vec<LogRecord>, String>>);
     // While following, the stream's first event replaces the list (a read answered late
-    // must not undo what the stream has joined since); paused, a filter change does.
+    // must not undo what the stream has joined since); paused, a filter change does, and
+    // so does a filter's error.
     Effect::new(move |_| {
         if let Some(r) = first.get() {
-            if follow.get_untracked() && streamed.with_untracked(Option::is_some) {
+            let r = r.map_err(|e| e.to_string()).and_then(|inner| inner);
+            // A bad filter is always shown: the stream refuses it and says nothing.
+            if r.is_ok() && follow.get_untracked() && streamed.with_untracked(Option::is_some) {
                 return;
             }
-            let r = r.map_err(|e| e.to_string()).and_then(|inner| inner);
             streamed.set(Some(r.map(|page| page.records)));
         }
     });
