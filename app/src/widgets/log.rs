@@ -17,7 +17,7 @@ use crate::{format, live::fetch_logs};
 const MAX_LINES: [usize; 5] = [50, 100, 200, 500, 1000];
 
 /// The filters as the view holds them.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Filters {
     level: String,
     source: String,
@@ -61,37 +61,40 @@ pub(crate) fn LogView(spec: LogSpec, #[prop(optional)] heading: bool) -> impl In
         text: text.get(),
         lines: lines.get(),
     });
-    // What the server renders, and what a filter change reads again.
-    let first = Resource::new(move || filters.get(), |f| fetch_logs(f.to_filter()));
+    // What the server renders, and what a filter change reads again (with the filters it
+    // was read for).
+    let first = Resource::new(
+        move || filters.get(),
+        |f| async move {
+            let answer = fetch_logs(f.to_filter())
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|inner| inner)
+                .map(|page| page.records);
+            (f, answer)
+        },
+    );
     // What the stream has brought since; `None` until it says anything.
     let streamed = RwSignal::new(None::<Result<Vec<LogRecord>, String>>);
     // While following, the stream's first event replaces the list (a read answered late
     // must not undo what the stream has joined since); paused, a filter change does, and
     // so does a filter's error.
     Effect::new(move |_| {
-        if let Some(r) = first.get() {
-            let r = r.map_err(|e| e.to_string()).and_then(|inner| inner);
-            // A bad filter is always shown: the stream refuses it and says nothing.
+        if let Some((_, r)) = first.get() {
             if r.is_ok() && follow.get_untracked() && streamed.with_untracked(Option::is_some) {
                 return;
             }
-            streamed.set(Some(r.map(|page| page.records)));
+            streamed.set(Some(r));
         }
     });
+    // The stream opens once the server has taken the filters (a refused filter would
+    // make the browser log a failed request), and closes when they change or on pause.
     Effect::new(move |_| {
-        let f = filters.get();
-        if follow.get() {
+        if let (Some((f, Ok(_))), true) = (first.get(), follow.get()) {
             stream::follow(&f, streamed);
         }
     });
-    let records = move || match streamed.get() {
-        Some(r) => Some(r),
-        None => first.get().map(|r| {
-            r.map_err(|e| e.to_string())
-                .and_then(|inner| inner)
-                .map(|page| page.records)
-        }),
-    };
+    let records = move || streamed.get().or_else(|| first.get().map(|(_, r)| r));
     let input = |signal: RwSignal<String>| move |ev| signal.set(event_target_value(&ev));
     let mut choices: Vec<usize> = MAX_LINES.to_vec();
     if !choices.contains(&spec.lines) {
