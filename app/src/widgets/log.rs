@@ -40,6 +40,7 @@ impl Filters {
 
 /// Joins records that arrived to the ones shown: only those newer than the newest shown
 /// (a reconnected stream starts over with records the view has), keeping the last `lines`.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 fn join(shown: &mut Vec<LogRecord>, arrived: Vec<LogRecord>, lines: usize) {
     let newest = shown.last().map_or(0, |r| r.seq);
     shown.extend(arrived.into_iter().filter(|r| r.seq > newest));
