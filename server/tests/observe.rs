@@ -158,8 +158,8 @@ async fn metrics_fill_in_and_read_back_as_json_and_csv() {
     assert!(prom.contains("order_value{quantile=\"0.99\"}"), "{prom}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_filter_by_level_source_text_and_since() {
+/// A dashboard whose log buffer the test fills by hand.
+async fn serve_logs() -> (LogBuffer, String) {
     let logs = LogBuffer::new(100);
     let running = pipeline(100);
     let base = serve_config(
@@ -170,6 +170,12 @@ async fn logs_filter_by_level_source_text_and_since() {
         },
     )
     .await;
+    (logs, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_filter_by_level_source_text_and_since() {
+    let (logs, base) = serve_logs().await;
     let field = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
     logs.push(
         Level::INFO,
@@ -264,16 +270,7 @@ async fn next(
 async fn the_log_stream_sends_the_newest_then_what_comes_as_it_comes() {
     use eventsource_stream::Eventsource;
 
-    let logs = LogBuffer::new(100);
-    let running = pipeline(100);
-    let base = serve_config(
-        running.handle.clone(),
-        Config {
-            logs: logs.clone(),
-            ..Config::default()
-        },
-    )
-    .await;
+    let (logs, base) = serve_logs().await;
     logs.push(Level::WARN, "worker-1".into(), "old".into(), vec![]);
     logs.push(Level::INFO, "worker-1".into(), "quiet".into(), vec![]);
     let res = reqwest::get(format!(
