@@ -1,6 +1,8 @@
 //! Number formatting shared by the pages, so the server's first paint and the browser's
 //! updates print the same text (a mismatch would break hydration).
 
+pub(crate) use flowdeck_protocol::format::{millis, rate};
+
 /// `1234567` as `1,234,567`.
 pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -14,17 +16,6 @@ pub(crate) fn count(n: u64) -> String {
     out
 }
 
-/// A rate with a unit fitting its size: `12.3/s`, `4.5k/s`, `1.2M/s`.
-pub(crate) fn rate(per_sec: f64) -> String {
-    if per_sec >= 1_000_000.0 {
-        format!("{:.1}M/s", per_sec / 1_000_000.0)
-    } else if per_sec >= 1_000.0 {
-        format!("{:.1}k/s", per_sec / 1_000.0)
-    } else {
-        format!("{per_sec:.1}/s")
-    }
-}
-
 /// Microseconds as the most readable unit.
 pub(crate) fn micros(us: u64) -> String {
     if us >= 1_000_000 {
@@ -33,17 +24,6 @@ pub(crate) fn micros(us: u64) -> String {
         format!("{:.1}ms", us as f64 / 1_000.0)
     } else {
         format!("{us}µs")
-    }
-}
-
-/// Milliseconds as the most readable unit: `850 ms`, `4.2 s`, `3 min`.
-pub(crate) fn millis(ms: u64) -> String {
-    if ms >= 120_000 {
-        format!("{} min", ms / 60_000)
-    } else if ms >= 1_000 {
-        format!("{:.1} s", ms as f64 / 1_000.0)
-    } else {
-        format!("{ms} ms")
     }
 }
 
@@ -79,17 +59,7 @@ mod tests {
     }
 
     #[test]
-    fn rates_pick_a_unit() {
-        assert_eq!(rate(12.34), "12.3/s");
-        assert_eq!(rate(4_500.0), "4.5k/s");
-        assert_eq!(rate(1_250_000.0), "1.2M/s");
-    }
-
-    #[test]
-    fn times_read_naturally() {
-        assert_eq!(millis(850), "850 ms");
-        assert_eq!(millis(4_200), "4.2 s");
-        assert_eq!(millis(180_000), "3 min");
+    fn uptimes_read_naturally() {
         assert_eq!(uptime(7_000), "7s");
         assert_eq!(uptime(125_000), "2m 05s");
         assert_eq!(uptime(3_723_000), "1h 02m 03s");

@@ -217,7 +217,8 @@ pub struct StatusSpec {
     pub checks: Vec<String>,
 }
 
-/// The checks every dashboard has: `pipeline` (running, failing, stopped).
+/// The checks every dashboard has: `pipeline`, the health the Overview shows
+/// ([`crate::stream::LiveState::health`]).
 pub const BUILTIN_CHECKS: [&str; 1] = ["pipeline"];
 
 /// Captured log records, newest last, with the Logs page's filters set to start from.
@@ -460,19 +461,20 @@ fn trim(v: f64, places: usize) -> String {
     }
 }
 
-/// A bad page, named so the user can find it: "page \"ops\", widget 2 (chart
-/// \"Throughput\"): ...".
-fn problem(page: &PageSpec, i: usize, w: &Widget, what: impl fmt::Display) -> String {
-    format!(
-        "page {:?}, widget {} ({} {:?}): {what}",
-        page.slug,
-        i + 1,
-        w.kind(),
-        w.title()
-    )
-}
-
 impl PageSpec {
+    /// A problem with widget `i` (from 0), named so the user can find it:
+    /// `page "ops", widget 2 (chart "Throughput"): ...`.
+    pub fn widget_problem(&self, i: usize, what: impl fmt::Display) -> String {
+        let w = &self.widgets[i].widget;
+        format!(
+            "page {:?}, widget {} ({} {:?}): {what}",
+            self.slug,
+            i + 1,
+            w.kind(),
+            w.title()
+        )
+    }
+
     /// Checks what can be checked without the server: the slug, positions inside the grid
     /// and not overlapping, ranges, thresholds, formats and sizes. Names of series,
     /// sources and checks are the server's to check.
@@ -493,7 +495,7 @@ impl PageSpec {
         }
         let mut taken: Vec<(u16, u16)> = Vec::new();
         for (i, p) in self.widgets.iter().enumerate() {
-            let bad = |what: String| problem(self, i, &p.widget, what);
+            let bad = |what: String| self.widget_problem(i, what);
             let ((col, row), (w, h)) = (p.at, p.span);
             if w == 0 || h == 0 || col + w > GRID_COLUMNS || h > 12 {
                 return Err(bad(format!(

@@ -257,6 +257,38 @@ impl LiveState {
         }
     }
 
+    /// The pipeline's health in one word and why: `fail` when the run was aborted;
+    /// `warn` while items fail or a stage's oldest queued item has waited more than five
+    /// seconds; `ok` otherwise. The Overview shows it, and the built-in `pipeline` health
+    /// check answers it.
+    pub fn health(&self) -> (crate::page::Health, String) {
+        use crate::{format, page::Health, PipelineState};
+        let s = &self.snapshot;
+        if s.state == PipelineState::Aborted {
+            return (Health::Fail, "the pipeline was aborted".into());
+        }
+        let failing = self.history.back().map_or(0.0, |p| p.failed_rate);
+        if failing > 0.0 {
+            return (
+                Health::Warn,
+                format!("items are failing ({})", format::rate(failing)),
+            );
+        }
+        if let Some(stage) = s.bottleneck().and_then(|b| s.stages.get(b)) {
+            if stage.oldest_queued_ms > 5_000 {
+                return (
+                    Health::Warn,
+                    format!(
+                        "{} is falling behind ({} lag)",
+                        stage.name,
+                        format::millis(stage.oldest_queued_ms)
+                    ),
+                );
+            }
+        }
+        (Health::Ok, "all stages keep up".into())
+    }
+
     /// Retained items in one status.
     pub fn count(&self, status: ItemStatus) -> usize {
         self.counts[slot(status)]

@@ -160,10 +160,7 @@ fn sample(metrics: MetricsStore, pipeline: PipelineHandle) -> MetricsStore {
                 }
                 last_cpu = Some(cpu);
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            store.tick_at(now.saturating_sub(1));
+            store.tick();
         }
     });
     metrics

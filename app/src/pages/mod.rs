@@ -22,42 +22,10 @@ pub(crate) use task::Task;
 pub(crate) use tasks::Tasks;
 pub(crate) use workers::Workers;
 
-use flowdeck_protocol::{stream::LiveState, FailedItem, PipelineState};
+use flowdeck_protocol::{stream::LiveState, FailedItem};
 use leptos::prelude::*;
 
 use crate::format;
-
-/// The pipeline's health in one word and why.
-pub(crate) struct Health(pub &'static str, pub String);
-
-/// `fail` when the run was aborted; `warn` while items fail or a stage's oldest queued item
-/// has waited more than five seconds; `ok` otherwise.
-pub(crate) fn health(state: &LiveState) -> Health {
-    let s = &state.snapshot;
-    if s.state == PipelineState::Aborted {
-        return Health("fail", "the pipeline was aborted".into());
-    }
-    let failing = state.history.back().map_or(0.0, |p| p.failed_rate);
-    if failing > 0.0 {
-        return Health(
-            "warn",
-            format!("items are failing ({})", format::rate(failing)),
-        );
-    }
-    if let Some(stage) = s.bottleneck().and_then(|b| s.stages.get(b)) {
-        if stage.oldest_queued_ms > 5_000 {
-            return Health(
-                "warn",
-                format!(
-                    "{} is falling behind ({} lag)",
-                    stage.name,
-                    format::millis(stage.oldest_queued_ms)
-                ),
-            );
-        }
-    }
-    Health("ok", "all stages keep up".into())
-}
 
 /// Shown when the server has no pipeline state to render.
 #[component]

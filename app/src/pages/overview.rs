@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use crate::{
     format,
     live::use_live,
-    pages::{health, Columns, Health, LivePage},
+    pages::{Columns, LivePage},
     widgets::{PipelineGraph, RateChart},
 };
 
@@ -30,7 +30,8 @@ pub fn Overview() -> impl IntoView {
 
 fn summary(state: &LiveState) -> impl IntoView + use<> {
     let snapshot: Snapshot = state.snapshot.clone();
-    let Health(level, reason) = health(state);
+    let (level, reason) = state.health();
+    let level = level.as_str();
     let points: Vec<_> = state.recent_history(240).collect();
     let recent: Vec<_> = state.errors.recent.iter().take(5).cloned().collect();
     let totals = snapshot.totals;

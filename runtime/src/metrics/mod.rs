@@ -173,7 +173,8 @@ struct Inner {
 #[derive(Clone, Default)]
 pub struct MetricsStore(Arc<Inner>);
 
-fn unix_now() -> u64 {
+/// Now, in Unix seconds: the clock the store files seconds by.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -240,6 +241,11 @@ impl MetricsStore {
         *self.0.now.lock() = second + 1;
     }
 
+    /// Files the second that just ended (by the wall clock) for every series.
+    pub fn tick(&self) {
+        self.tick_at(unix_now().saturating_sub(1));
+    }
+
     /// Ticks once a second on the current tokio runtime, until the store is dropped
     /// everywhere else.
     pub fn spawn_ticker(&self) {
@@ -250,7 +256,7 @@ impl MetricsStore {
             loop {
                 every.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
-                MetricsStore(inner).tick_at(unix_now().saturating_sub(1));
+                MetricsStore(inner).tick();
             }
         });
     }

@@ -1,10 +1,7 @@
 //! Metrics and logs over the API: `GET /api/v1/metrics` (the series there are, or some of
 //! them over a time range, as JSON or CSV) and `GET /api/v1/logs`.
 
-use std::{
-    convert::Infallible,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{convert::Infallible, time::Duration};
 
 use axum::{
     extract::State,
@@ -21,7 +18,7 @@ use flowdeck_protocol::{
 };
 use flowdeck_runtime::{
     logs::{LogPage, LogQuery},
-    metrics::{Agg, MetricsStore, SeriesData, SeriesInfo},
+    metrics::{unix_now, Agg, MetricsStore, SeriesData, SeriesInfo},
 };
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -100,10 +97,7 @@ pub fn read_series(
     }
     // The second under way and the one just ended may not be filed yet: reading them
     // would show a dip to zero at the right edge of every chart.
-    let to = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        .saturating_sub(1);
+    let to = unix_now().saturating_sub(1);
     let from = to.saturating_sub(range);
     let known = store.list();
     let mut series = Vec::new();

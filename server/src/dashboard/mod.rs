@@ -170,15 +170,7 @@ impl Dashboard {
             }
             for (i, placed) in page.widgets.iter().enumerate() {
                 let w = &placed.widget;
-                let bad = |what: String| {
-                    DashboardError::Page(format!(
-                        "page {:?}, widget {} ({} {:?}): {what}",
-                        page.slug,
-                        i + 1,
-                        w.kind(),
-                        w.title()
-                    ))
-                };
+                let bad = |what: String| DashboardError::Page(page.widget_problem(i, what));
                 for s in w.series() {
                     series_exists(s, &known, &stages).map_err(bad)?;
                 }

@@ -3,10 +3,7 @@
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use flowdeck_protocol::{
-    page::{CheckResult, Health, PageLink, PageSpec, TableData, BUILTIN_CHECKS},
-    PipelineState,
-};
+use flowdeck_protocol::page::{CheckResult, Health, PageLink, PageSpec, TableData, BUILTIN_CHECKS};
 
 use crate::Hub;
 
@@ -154,20 +151,8 @@ impl Pages {
     }
 }
 
-/// The built-in `pipeline` check: fail once aborted, warn while items fail or it drains.
+/// The built-in `pipeline` check: the health the Overview shows.
 fn pipeline_health(hub: &Hub) -> Outcome {
-    let s = hub.snapshot();
-    let t = s.totals;
-    let failing = s.stages.iter().filter(|st| st.failed > 0).count();
-    match s.state {
-        PipelineState::Aborted => Outcome::fail("the pipeline was aborted"),
-        PipelineState::Finished => Outcome::ok(format!("finished: {} completed", t.completed)),
-        PipelineState::Draining => Outcome::warn(format!("draining: {} still queued", t.queued)),
-        PipelineState::Starting => Outcome::ok("starting"),
-        PipelineState::Running if t.failed > 0 => Outcome::warn(format!(
-            "running at {:.1}/s; {} failed in {failing} stage(s)",
-            t.throughput, t.failed
-        )),
-        PipelineState::Running => Outcome::ok(format!("running at {:.1}/s", t.throughput)),
-    }
+    let (health, message) = hub.with_state(|s| s.health());
+    Outcome { health, message }
 }

@@ -178,8 +178,8 @@ impl Source {
 pub struct Check(pub(crate) String);
 
 impl Check {
-    /// Ok while the pipeline runs without failures, warn when items fail or it drains,
-    /// fail when it was aborted.
+    /// The health the Overview shows: fail once the run was aborted, warn while items
+    /// fail or a stage falls more than five seconds behind, ok otherwise.
     pub fn pipeline() -> Self {
         Check("pipeline".into())
     }
