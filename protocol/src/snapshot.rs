@@ -24,9 +24,34 @@ pub enum PipelineState {
 pub enum WorkerState {
     #[default]
     Idle,
+    /// Running an attempt.
     Busy,
+    /// Holding a finished item while the next stage's queue is full (or the pipeline's
+    /// output is not read): waiting on downstream, not working.
+    Blocked,
     Paused,
     Stopped,
+}
+
+impl WorkerState {
+    pub const ALL: [WorkerState; 5] = [
+        WorkerState::Idle,
+        WorkerState::Busy,
+        WorkerState::Blocked,
+        WorkerState::Paused,
+        WorkerState::Stopped,
+    ];
+
+    /// The name the wire, the pages and Prometheus use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Idle => "idle",
+            WorkerState::Busy => "busy",
+            WorkerState::Blocked => "blocked",
+            WorkerState::Paused => "paused",
+            WorkerState::Stopped => "stopped",
+        }
+    }
 }
 
 /// Latency percentiles of recent attempts, in microseconds.
@@ -47,6 +72,9 @@ pub struct WorkerSnapshot {
     pub failed: u64,
     /// Share of the last interval this worker spent running tasks, 0.0 to 1.0.
     pub busy_ratio: f64,
+    /// Share of the last interval it spent blocked on downstream, 0.0 to 1.0.
+    #[serde(default)]
+    pub blocked_ratio: f64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -66,7 +94,35 @@ pub struct StageSnapshot {
     pub latency: Latency,
     /// Age of the oldest item waiting in the queue, in milliseconds: the stage's lag.
     pub oldest_queued_ms: u64,
+    /// The live workers' mean busy ratio: how saturated the stage is.
+    #[serde(default)]
+    pub busy_ratio: f64,
+    /// The live workers' mean blocked ratio: how much the stage waits on downstream.
+    #[serde(default)]
+    pub blocked_ratio: f64,
     pub workers: Vec<WorkerSnapshot>,
+}
+
+/// A stage counts as saturated when its workers are busy this share of the time...
+pub const SATURATED: f64 = 0.8;
+/// ...and as held back by downstream when they are blocked this share of the time.
+pub const HELD_BACK: f64 = 0.25;
+
+impl StageSnapshot {
+    /// Whether the stage has work waiting and nobody taking it: paused, or no workers.
+    pub fn stalled(&self) -> bool {
+        self.queued > 0 && (self.paused || self.workers.is_empty())
+    }
+
+    /// How hard the stage works, 0.0 to 1.0; a stalled stage counts as fully loaded, since
+    /// nothing it holds moves.
+    pub fn load(&self) -> f64 {
+        if self.stalled() {
+            1.0
+        } else {
+            self.busy_ratio
+        }
+    }
 }
 
 /// An arrow in the pipeline's graph. `from: None` is the pipeline's input.
@@ -112,14 +168,23 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The stage that holds the pipeline back: the one whose oldest queued item is oldest,
-    /// and among equals the deepest queue. `None` when nothing waits anywhere.
+    /// The stage that holds the pipeline back: the most loaded stage among those that
+    /// are saturated (busy at least [`SATURATED`] of the time, or stalled with work
+    /// queued) while their own output is not blocked. A stage that spends its time waiting
+    /// for room downstream is a victim of the bottleneck, not the bottleneck, however long
+    /// its queue. Ties go to the longer wait in the queue. `None` when no stage is
+    /// saturated: the pipeline keeps up with its input.
     pub fn bottleneck(&self) -> Option<usize> {
         self.stages
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.queued > 0)
-            .max_by_key(|(_, s)| (s.oldest_queued_ms, s.queued))
+            .filter(|(_, s)| s.load() >= SATURATED && s.blocked_ratio < HELD_BACK)
+            .max_by(|(_, a), (_, b)| {
+                a.load()
+                    .total_cmp(&b.load())
+                    .then(a.oldest_queued_ms.cmp(&b.oldest_queued_ms))
+                    .then(a.queued.cmp(&b.queued))
+            })
             .map(|(i, _)| i)
     }
 }
@@ -128,30 +193,57 @@ impl Snapshot {
 mod tests {
     use super::*;
 
-    fn stage(name: &str, queued: u64, oldest: u64) -> StageSnapshot {
+    fn stage(name: &str, queued: u64, busy: f64, blocked: f64) -> StageSnapshot {
         StageSnapshot {
             name: name.into(),
             queued,
-            oldest_queued_ms: oldest,
+            oldest_queued_ms: queued * 10,
+            busy_ratio: busy,
+            blocked_ratio: blocked,
+            workers: vec![WorkerSnapshot::default()],
             ..StageSnapshot::default()
         }
     }
 
-    #[test]
-    fn bottleneck_is_the_stage_with_the_oldest_waiting_item() {
-        let snap = Snapshot {
-            stages: vec![stage("a", 500, 10), stage("b", 20, 900), stage("c", 0, 0)],
+    fn bottleneck(stages: Vec<StageSnapshot>) -> Option<usize> {
+        Snapshot {
+            stages,
             ..Snapshot::default()
-        };
-        assert_eq!(snap.bottleneck(), Some(1));
+        }
+        .bottleneck()
     }
 
     #[test]
-    fn no_bottleneck_when_nothing_waits() {
-        let snap = Snapshot {
-            stages: vec![stage("a", 0, 0)],
-            ..Snapshot::default()
-        };
-        assert_eq!(snap.bottleneck(), None);
+    fn the_saturated_stage_is_the_bottleneck_not_the_blocked_ones_before_it() {
+        // The demo's shape: ingest and parse wait on a full enrich queue, enrich works
+        // flat out, store idles. The longest queue is upstream, yet enrich holds it back.
+        let stages = vec![
+            stage("ingest", 1000, 0.05, 0.95),
+            stage("parse", 1024, 0.06, 0.90),
+            stage("enrich", 1024, 0.95, 0.0),
+            stage("store", 0, 0.10, 0.0),
+        ];
+        assert_eq!(bottleneck(stages), Some(2));
+    }
+
+    #[test]
+    fn slow_first_and_slow_last_stages_are_found() {
+        let first = vec![stage("a", 500, 0.99, 0.0), stage("b", 0, 0.02, 0.0)];
+        assert_eq!(bottleneck(first), Some(0));
+        let last = vec![stage("a", 5, 0.1, 0.9), stage("b", 900, 0.97, 0.0)];
+        assert_eq!(bottleneck(last), Some(1));
+    }
+
+    #[test]
+    fn no_bottleneck_while_every_stage_keeps_up() {
+        let idle = vec![stage("a", 3, 0.2, 0.0), stage("b", 0, 0.4, 0.0)];
+        assert_eq!(bottleneck(idle), None);
+    }
+
+    #[test]
+    fn a_paused_stage_with_work_waiting_holds_the_pipeline_back() {
+        let mut paused = stage("b", 40, 0.0, 0.0);
+        paused.paused = true;
+        assert_eq!(bottleneck(vec![stage("a", 0, 0.1, 0.8), paused]), Some(1));
     }
 }

@@ -6,7 +6,6 @@
 use crate::{
     page::{Cell, TableData},
     stream::LiveState,
-    WorkerState,
 };
 
 /// Rows the `tasks` source carries at most: the newest retained items.
@@ -63,17 +62,13 @@ pub fn builtin(state: &LiveState, name: &str) -> Option<TableData> {
                 "processed",
                 "failed",
                 "busy",
+                "blocked",
             ],
             s.stages
                 .iter()
                 .flat_map(|st| {
                     st.workers.iter().map(move |w| {
-                        let state = match w.state {
-                            WorkerState::Idle => "idle",
-                            WorkerState::Busy => "busy",
-                            WorkerState::Paused => "paused",
-                            WorkerState::Stopped => "stopped",
-                        };
+                        let state = w.state.as_str();
                         vec![
                             st.name.as_str().into(),
                             u64::from(w.id).into(),
@@ -83,6 +78,7 @@ pub fn builtin(state: &LiveState, name: &str) -> Option<TableData> {
                             w.processed.into(),
                             w.failed.into(),
                             ((w.busy_ratio * 100.0).round() / 100.0).into(),
+                            ((w.blocked_ratio * 100.0).round() / 100.0).into(),
                         ]
                     })
                 })

@@ -2,10 +2,17 @@
 //! buffers its events and sends them in batches, so the hot path pays a `Vec::push`, not a
 //! lock or a channel operation, per event.
 
-use std::mem;
+use std::{
+    future::Future,
+    mem,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
 use flowdeck_protocol::{ErrorInfo, EventKind, ItemId, ItemStatus, StageIndex, Value};
 use tokio::sync::mpsc;
+
+use crate::clock::Clock;
 
 /// A status change as a worker records it; the tracker numbers it and turns it into a
 /// [`flowdeck_protocol::Event`].
@@ -26,26 +33,31 @@ pub(crate) struct RawEvent {
     pub extra: Option<Box<Extra>>,
 }
 
-#[derive(Debug)]
-pub(crate) enum Extra {
-    Error(ErrorInfo),
+/// What few events carry, boxed so the common event stays small.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    pub error: Option<ErrorInfo>,
     /// The items this one was made from (fan-out: one parent; fan-in: several).
-    Parents(Vec<ItemId>),
+    pub parents: Vec<ItemId>,
 }
 
 impl RawEvent {
     pub(crate) fn error(&self) -> Option<&ErrorInfo> {
-        match self.extra.as_deref() {
-            Some(Extra::Error(e)) => Some(e),
-            _ => None,
-        }
+        self.extra.as_deref().and_then(|x| x.error.as_ref())
     }
 
     pub(crate) fn parents(&self) -> &[ItemId] {
-        match self.extra.as_deref() {
-            Some(Extra::Parents(p)) => p,
-            _ => &[],
-        }
+        self.extra.as_deref().map_or(&[], |x| &x.parents)
+    }
+
+    pub(crate) fn with_error(mut self, error: ErrorInfo) -> Self {
+        self.extra.get_or_insert_with(Default::default).error = Some(error);
+        self
+    }
+
+    pub(crate) fn with_parents(mut self, parents: Vec<ItemId>) -> Self {
+        self.extra.get_or_insert_with(Default::default).parents = parents;
+        self
     }
 }
 
@@ -67,9 +79,11 @@ pub(crate) type BatchSender = mpsc::Sender<Batch>;
 pub(crate) type WeakBatchSender = mpsc::WeakSender<Batch>;
 
 const BATCH: usize = 512;
-/// The longest an event waits in a busy worker's buffer before it is sent anyway, so a
-/// dashboard never lags a slow stage by more than this.
-const MAX_HOLD_US: u64 = 50_000;
+/// The longest an event waits in a buffer before it is sent, so the tracker (and every
+/// dashboard behind it) never lags a worker by more than this. A worker that is about to
+/// wait (on a slow task, a full queue, a rate limit or a retry's backoff) sends its events
+/// by then at the latest; see [`EventBuf::flush_when_due`].
+pub(crate) const MAX_HOLD_US: u64 = 50_000;
 
 /// One producer's buffer. With tracking off it holds no sender and every call returns at once.
 pub(crate) struct EventBuf {
@@ -111,6 +125,18 @@ impl EventBuf {
         }
     }
 
+    /// How long the oldest buffered event may still wait, at `now_us`; `None` when nothing
+    /// is buffered.
+    fn hold_left(&self, now_us: u64) -> Option<std::time::Duration> {
+        if self.tx.is_none() || (self.batch.events.is_empty() && self.batch.notes.is_empty()) {
+            return None;
+        }
+        let age = now_us.saturating_sub(self.first_at_us);
+        Some(std::time::Duration::from_micros(
+            MAX_HOLD_US.saturating_sub(age),
+        ))
+    }
+
     /// Sends what is buffered. Waits when the tracker is behind: tracking never drops an
     /// event, it slows the pipeline instead (the channel is bounded, so memory is too).
     pub(crate) async fn flush(&mut self) {
@@ -128,6 +154,67 @@ impl EventBuf {
         if tx.send(batch).await.is_err() {
             // The tracker is gone (the pipeline was torn down): stop recording.
             self.tx = None;
+        }
+    }
+
+    /// Sends what is buffered if the tracker has room for it now; otherwise keeps it.
+    fn try_flush(&mut self) {
+        let Some(tx) = &self.tx else { return };
+        let batch = mem::take(&mut self.batch);
+        match tx.try_send(batch) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(batch)) => self.batch = batch,
+            Err(mpsc::error::TrySendError::Closed(_)) => self.tx = None,
+        }
+    }
+
+    /// A future to race against a wait (a slow task): it sends the buffered events once
+    /// they are due, so a worker busy for seconds on one item shows it as running within
+    /// [`MAX_HOLD_US`], not when it is done. It never completes. It arms its timer only when
+    /// first polled, which a biased `select!` does only once the wait turned out not to be
+    /// ready at once: the hot path of a fast stage pays no timer.
+    pub(crate) fn flush_when_due<'a>(&'a mut self, clock: &'a Clock) -> FlushWhenDue<'a> {
+        FlushWhenDue {
+            buf: self,
+            clock,
+            timer: None,
+        }
+    }
+}
+
+/// See [`EventBuf::flush_when_due`].
+pub(crate) struct FlushWhenDue<'a> {
+    buf: &'a mut EventBuf,
+    clock: &'a Clock,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Future for FlushWhenDue<'_> {
+    type Output = std::convert::Infallible;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            // Nothing buffered: nothing will be while the worker waits, so nothing to do.
+            let Some(left) = this.buf.hold_left(this.clock.now_us()) else {
+                return Poll::Pending;
+            };
+            match &mut this.timer {
+                None => this.timer = Some(Box::pin(tokio::time::sleep(left))),
+                Some(timer) => {
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.buf.try_flush();
+                    // Still buffered (the tracker is behind): look again a hold later.
+                    this.timer = None;
+                    if this.buf.hold_left(this.clock.now_us()).is_some() {
+                        this.timer = Some(Box::pin(tokio::time::sleep(
+                            std::time::Duration::from_micros(MAX_HOLD_US),
+                        )));
+                    }
+                }
+            }
         }
     }
 }

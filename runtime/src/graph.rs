@@ -8,7 +8,7 @@ use flowdeck_protocol::{Edge, Event, StageIndex};
 use crate::{
     error::BuildError,
     node::{Env, StageNode, StageRuntime},
-    pipeline::{Dashboard, Options, Pipeline},
+    pipeline::{Monitor, Options, Pipeline},
     port::{Envelope, Filter, Port, Route},
     stage::{Stage, TaskFn},
 };
@@ -254,9 +254,9 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         self
     }
 
-    /// Attaches a dashboard, updated every `interval` while the pipeline runs.
-    pub fn dashboard(&mut self, d: impl Dashboard, interval: Duration) -> &mut Self {
-        self.options.dashboards.push((Box::new(d), interval));
+    /// Attaches a monitor, called every `interval` while the pipeline runs.
+    pub fn monitor(&mut self, d: impl Monitor, interval: Duration) -> &mut Self {
+        self.options.monitors.push((Box::new(d), interval));
         self
     }
 
@@ -430,9 +430,9 @@ impl<In: Send + 'static, Cur: Send + 'static> Line<In, Cur> {
         self
     }
 
-    /// See [`Graph::dashboard`].
-    pub fn dashboard(mut self, d: impl Dashboard, interval: Duration) -> Self {
-        self.graph.dashboard(d, interval);
+    /// See [`Graph::monitor`].
+    pub fn monitor(mut self, d: impl Monitor, interval: Duration) -> Self {
+        self.graph.monitor(d, interval);
         self
     }
 

@@ -188,7 +188,7 @@ where
         slots
             .get(usize::from(index))
             .cloned()
-            .unwrap_or_else(|| Arc::new(WorkerSlot::new(index, self.name.clone())))
+            .unwrap_or_else(|| Arc::new(WorkerSlot::new(index, self.name.clone(), self.env.clock)))
     }
 
     pub(crate) fn keep_failed_input(&self, id: ItemId, value: I) {
@@ -214,7 +214,11 @@ pub(crate) trait StageRuntime: Send + Sync {
     fn queued(&self) -> usize;
     fn oldest_queued_us(&self, now_us: u64) -> u64;
     fn is_paused(&self) -> bool;
+    /// Every worker slot the stage ever had, live or not: totals sum over all of them, so
+    /// they never shrink when the stage is scaled down.
     fn slots(&self) -> Vec<Arc<WorkerSlot>>;
+    /// Whether a slot is live: within the worker count, or still finishing an item.
+    fn is_live(&self, slot: &WorkerSlot) -> bool;
     fn set_paused(&self, paused: bool);
     /// Sets the worker count, starting workers on free slots; surplus workers stop after
     /// their current item.
@@ -267,13 +271,12 @@ where
     }
 
     fn slots(&self) -> Vec<Arc<WorkerSlot>> {
-        let target = self.ctl.target.load(Ordering::Acquire);
-        self.slots
-            .read()
-            .iter()
-            .filter(|s| usize::from(s.index) < target || s.running.load(Ordering::Acquire))
-            .cloned()
-            .collect()
+        self.slots.read().clone()
+    }
+
+    fn is_live(&self, slot: &WorkerSlot) -> bool {
+        usize::from(slot.index) < self.ctl.target.load(Ordering::Acquire)
+            || slot.running.load(Ordering::Acquire)
     }
 
     fn set_paused(&self, paused: bool) {
@@ -288,7 +291,11 @@ where
             let mut slots = self.slots.write();
             while slots.len() < n {
                 let index = u16::try_from(slots.len()).unwrap_or(u16::MAX - 1);
-                slots.push(Arc::new(WorkerSlot::new(index, self.name.clone())));
+                slots.push(Arc::new(WorkerSlot::new(
+                    index,
+                    self.name.clone(),
+                    self.env.clock,
+                )));
             }
         }
         let slots = self.slots.read().clone();

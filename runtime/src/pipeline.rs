@@ -29,14 +29,15 @@ type Part = (
 );
 
 /// Watches a pipeline: called with a fresh snapshot at start, every interval, and at the end.
-/// The hook for a terminal progress bar, a log line, or a custom exporter.
+/// The hook for a terminal progress bar, a log line, or a custom exporter. (Not the web
+/// dashboard: that is `flowdeck::Monitor`, which serves a pipeline.)
 ///
 /// ```
 /// use std::{sync::{Arc, Mutex}, time::Duration};
-/// use flowdeck_runtime::{protocol::Snapshot, Dashboard, Line, Stage};
+/// use flowdeck_runtime::{protocol::Snapshot, Monitor, Line, Stage};
 ///
 /// struct Progress(Arc<Mutex<Vec<u64>>>);
-/// impl Dashboard for Progress {
+/// impl Monitor for Progress {
 ///     fn on_update(&mut self, s: &Snapshot) {
 ///         self.0.lock().unwrap().push(s.totals.completed);
 ///     }
@@ -49,7 +50,7 @@ type Part = (
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let report = Line::<u32>::new("progress")
 ///     .stage(Stage::map("work", |n: u32, _cx| async move { Ok::<_, String>(n) }))
-///     .dashboard(Progress(seen.clone()), Duration::from_millis(10))
+///     .monitor(Progress(seen.clone()), Duration::from_millis(10))
 ///     .build()
 ///     .unwrap()
 ///     .run(0..100)
@@ -58,7 +59,7 @@ type Part = (
 /// assert_eq!(seen.lock().unwrap().last(), Some(&100)); // on_finish saw everything
 /// # });
 /// ```
-pub trait Dashboard: Send + 'static {
+pub trait Monitor: Send + 'static {
     fn on_start(&mut self, _snapshot: &Snapshot) {}
     fn on_update(&mut self, snapshot: &Snapshot);
     fn on_finish(&mut self, _snapshot: &Snapshot) {}
@@ -68,7 +69,7 @@ pub(crate) struct Options {
     pub tracking: bool,
     pub retention: usize,
     pub callbacks: Vec<(Option<EventKind>, Callback)>,
-    pub dashboards: Vec<(Box<dyn Dashboard>, Duration)>,
+    pub monitors: Vec<(Box<dyn Monitor>, Duration)>,
 }
 
 impl Default for Options {
@@ -77,7 +78,7 @@ impl Default for Options {
             tracking: true,
             retention: 100_000,
             callbacks: Vec::new(),
-            dashboards: Vec::new(),
+            monitors: Vec::new(),
         }
     }
 }
@@ -207,7 +208,35 @@ impl<In: Send + 'static> Feeder<In> {
         let env = &self.source.env;
         let id = env.next_id();
         let now = env.clock.now_us();
-        match port.send(id, item, Origin::Input, now, buf).await {
+        let target = match port.target(&item) {
+            Ok(t) => t,
+            Err(msg) => {
+                // An input filter panicked: the item enters and fails at once, at the
+                // stage the first input edge leads to.
+                let stage = port.routes.first().map_or(0, |r| r.to);
+                buf.push(
+                    RawEvent {
+                        item: id,
+                        at_us: now,
+                        duration_us: 0,
+                        attempt: 0,
+                        stage,
+                        worker: None,
+                        kind: EventKind::Failed,
+                        from: None,
+                        last: false,
+                        extra: None,
+                    }
+                    .with_error(crate::error::runtime_error("Panic", msg)),
+                )
+                .await;
+                return Ok(id);
+            }
+        };
+        match port
+            .send(id, item, target, Origin::Input, now, buf, None)
+            .await
+        {
             Sent::Stage => Ok(id),
             // No input edge took it: it is done as soon as it arrives.
             Sent::Out => {
@@ -375,8 +404,8 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             sup.state.send_replace(end);
         });
 
-        for (dashboard, every) in options.dashboards {
-            tokio::spawn(crate::snapshot::drive(dashboard, every, handle.clone()));
+        for (monitor, every) in options.monitors {
+            tokio::spawn(crate::snapshot::drive(monitor, every, handle.clone()));
         }
 
         Running {

@@ -1,11 +1,17 @@
 //! Where a stage's outputs go: the first route whose filter accepts the value, else the
 //! pipeline's output, else nowhere (the item is done). The pipeline's input is a port too.
+//! Only the first accepting route gets the value: routing picks one next stage, it does
+//! not copy an item to several.
 
 use std::sync::Arc;
 
 use flowdeck_protocol::{EventKind, ItemId, ItemStatus, StageIndex};
 
-use crate::events::{EventBuf, Extra, RawEvent};
+use crate::{
+    events::{EventBuf, RawEvent},
+    guard,
+    worker::WorkerSlot,
+};
 
 /// An item in a stage's queue.
 pub(crate) struct Envelope<T> {
@@ -50,34 +56,64 @@ pub(crate) enum Origin {
     Child(ItemId),
 }
 
+/// Where a value goes, as the port's filters chose.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Target {
+    /// The route at this index.
+    Route(usize),
+    /// No edge takes it: it leaves the pipeline.
+    Out,
+}
+
 impl<T> Port<T> {
-    /// Sends `value` on, waiting while the next queue is full (backpressure).
+    /// The first route whose filter accepts `value`. Filters are the user's code: one that
+    /// panics fails the item (the message says so) instead of the worker.
+    #[inline]
+    pub(crate) fn target(&self, value: &T) -> Result<Target, String> {
+        if let [Route { filter: None, .. }] = self.routes.as_slice() {
+            return Ok(Target::Route(0));
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            let takes = match &route.filter {
+                None => true,
+                Some(f) => guard::call(|| f(value))
+                    .map_err(|m| format!("a routing filter (connect_if) panicked: {m}"))?,
+            };
+            if takes {
+                return Ok(Target::Route(i));
+            }
+        }
+        Ok(Target::Out)
+    }
+
+    /// Sends `value` where `target` says, waiting while the next queue is full
+    /// (backpressure). A worker waiting so is marked blocked on `slot`, and its buffered
+    /// events go to the tracker first, so a dashboard sees where the item is meanwhile.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn send(
         &self,
         id: ItemId,
         value: T,
+        target: Target,
         origin: Origin,
         now_us: u64,
         buf: &mut EventBuf,
+        slot: Option<&WorkerSlot>,
     ) -> Sent {
-        let route = self
-            .routes
-            .iter()
-            .find(|r| r.filter.as_ref().is_none_or(|f| f(&value)));
-        let Some(route) = route else {
+        let Target::Route(i) = target else {
             if let Some(sink) = &self.sink {
                 // A dropped receiver means nobody wants outputs any more: the item is done.
-                let _ = sink.send(value).await;
+                if let Err(async_channel::TrySendError::Full(value)) = sink.try_send(value) {
+                    let _ = wait_for_room(sink, value, buf, slot).await;
+                }
             }
             return Sent::Out;
         };
+        let Some(route) = self.routes.get(i) else {
+            return Sent::Out;
+        };
         if buf.on() {
-            let (from, extra) = match origin {
-                Origin::Input => (None, None),
-                Origin::Moved => (Some(ItemStatus::Queued), None),
-                Origin::Child(parent) => (None, Some(Box::new(Extra::Parents(vec![parent])))),
-            };
-            buf.push(RawEvent {
+            let event = RawEvent {
                 item: id,
                 at_us: now_us,
                 duration_us: 0,
@@ -85,18 +121,33 @@ impl<T> Port<T> {
                 stage: route.to,
                 worker: None,
                 kind: EventKind::Queued,
-                from,
+                from: None,
                 last: false,
-                extra,
-            })
-            .await;
+                extra: None,
+            };
+            let event = match origin {
+                Origin::Input => event,
+                Origin::Moved => RawEvent {
+                    from: Some(ItemStatus::Queued),
+                    ..event
+                },
+                Origin::Child(parent) => event.with_parents(vec![parent]),
+            };
+            buf.push(event).await;
         }
         let envelope = Envelope {
             id,
             value,
             enqueued_us: now_us,
         };
-        if route.tx.send(envelope).await.is_err() {
+        let sent = match route.tx.try_send(envelope) {
+            Ok(()) => Ok(()),
+            Err(async_channel::TrySendError::Closed(_)) => Err(()),
+            Err(async_channel::TrySendError::Full(envelope)) => {
+                wait_for_room(&route.tx, envelope, buf, slot).await
+            }
+        };
+        if sent.is_err() {
             // The next stage was aborted: nothing will take the item.
             buf.push(RawEvent {
                 item: id,
@@ -115,11 +166,24 @@ impl<T> Port<T> {
         }
         Sent::Stage
     }
+}
 
-    /// Whether an edge takes `value` (else it leaves the pipeline).
-    pub(crate) fn has_route_for(&self, value: &T) -> bool {
-        self.routes
-            .iter()
-            .any(|r| r.filter.as_ref().is_none_or(|f| f(value)))
+/// The slow path of a send, once the queue turned out full: flushes the buffered events,
+/// marks the worker blocked on downstream, and waits for room. (The hot path is a
+/// `try_send` in place, with no future to build.)
+async fn wait_for_room<V>(
+    tx: &async_channel::Sender<V>,
+    value: V,
+    buf: &mut EventBuf,
+    slot: Option<&WorkerSlot>,
+) -> Result<(), ()> {
+    buf.flush().await;
+    if let Some(slot) = slot {
+        slot.begin_blocked();
     }
+    let sent = tx.send(value).await.map_err(|_| ());
+    if let Some(slot) = slot {
+        slot.end_blocked();
+    }
+    sent
 }

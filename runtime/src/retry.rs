@@ -98,13 +98,16 @@ impl<E> RetryPolicy<E> {
     }
 
     /// Whether an attempt that failed with `err` (None: a timeout or panic) gets another.
-    pub(crate) fn should_retry(&self, attempt: u32, err: Option<&E>) -> bool {
+    /// `Err` carries the message of a panic in the `retry_if` filter: the item then fails
+    /// with it instead of being retried.
+    pub(crate) fn should_retry(&self, attempt: u32, err: Option<&E>) -> Result<bool, String> {
         if attempt >= self.max_attempts {
-            return false;
+            return Ok(false);
         }
         match (&self.filter, err) {
-            (Some(filter), Some(err)) => filter(err),
-            _ => true,
+            (Some(filter), Some(err)) => crate::guard::call(|| filter(err))
+                .map_err(|m| format!("the retry_if filter panicked: {m}")),
+            _ => Ok(true),
         }
     }
 
@@ -154,9 +157,14 @@ mod tests {
     #[test]
     fn filter_and_attempt_limit_decide_retries() {
         let p = RetryPolicy::<i32>::attempts(3).retry_if(|e| *e > 0);
-        assert!(p.should_retry(1, Some(&1)));
-        assert!(!p.should_retry(1, Some(&-1)));
-        assert!(p.should_retry(2, None));
-        assert!(!p.should_retry(3, Some(&1)));
+        assert_eq!(p.should_retry(1, Some(&1)), Ok(true));
+        assert_eq!(p.should_retry(1, Some(&-1)), Ok(false));
+        assert_eq!(p.should_retry(2, None), Ok(true));
+        assert_eq!(p.should_retry(3, Some(&1)), Ok(false));
+        let p = RetryPolicy::<i32>::attempts(3).retry_if(|e| panic!("no rule for {e}"));
+        assert_eq!(
+            p.should_retry(1, Some(&5)),
+            Err("the retry_if filter panicked: no rule for 5".to_owned())
+        );
     }
 }

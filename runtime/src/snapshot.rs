@@ -14,7 +14,7 @@ use crate::{
     clock::micros,
     handle::PipelineHandle,
     histogram::Counts,
-    pipeline::{Dashboard, Shared},
+    pipeline::{Monitor, Shared},
 };
 
 /// Rates and percentiles are measured over windows of at least this.
@@ -26,6 +26,8 @@ struct StagePrev {
     hist: Counts,
     busy_us: Vec<u64>,
     busy_ratio: Vec<f64>,
+    blocked_us: Vec<u64>,
+    blocked_ratio: Vec<f64>,
     throughput: f64,
     latency: Latency,
 }
@@ -65,39 +67,58 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
             oldest_queued_ms: stage.oldest_queued_us(now_us) / 1000,
             ..StageSnapshot::default()
         };
+        // Totals sum over every slot the stage ever had, so scaling down never makes them
+        // shrink; the worker list shows only the live ones.
         for slot in &slots {
             let i = usize::from(slot.index);
             if prev.busy_us.len() <= i {
                 prev.busy_us.resize(i + 1, 0);
                 prev.busy_ratio.resize(i + 1, 0.0);
+                prev.blocked_us.resize(i + 1, 0);
+                prev.blocked_ratio.resize(i + 1, 0.0);
             }
-            let busy = slot.busy_us.load(Ordering::Relaxed);
+            let (busy, blocked) = slot.busy_and_blocked_us(now_us);
             if refresh && secs > 0.0 {
-                let delta = busy.saturating_sub(prev.busy_us[i]) as f64 / 1e6;
-                prev.busy_ratio[i] = (delta / secs).clamp(0.0, 1.0);
+                let ratio = |now: u64, before: u64| {
+                    (now.saturating_sub(before) as f64 / 1e6 / secs).clamp(0.0, 1.0)
+                };
+                prev.busy_ratio[i] = ratio(busy, prev.busy_us[i]);
+                prev.blocked_ratio[i] = ratio(blocked, prev.blocked_us[i]);
             }
             if refresh {
                 prev.busy_us[i] = busy;
+                prev.blocked_us[i] = blocked;
             }
-            let state = slot.state();
-            let w = WorkerSnapshot {
-                id: slot.index,
-                state,
-                current_item: slot.current(),
-                processed: slot.processed.load(Ordering::Relaxed),
-                failed: slot.failed.load(Ordering::Relaxed),
-                busy_ratio: prev.busy_ratio[i],
-            };
-            s.completed += w.processed;
-            s.failed += w.failed;
+            let processed = slot.processed.load(Ordering::Relaxed);
+            let failed = slot.failed.load(Ordering::Relaxed);
+            s.completed += processed;
+            s.failed += failed;
             s.retried += slot.retried.load(Ordering::Relaxed);
             s.cancelled += slot.cancelled.load(Ordering::Relaxed);
             left += slot.exited.load(Ordering::Relaxed);
+            slot.latency.add_to(&mut hist);
+            if !stage.is_live(slot) {
+                continue;
+            }
+            let state = slot.state();
             if state == WorkerState::Busy {
                 s.in_flight += 1;
             }
-            slot.latency.add_to(&mut hist);
-            workers.push(w);
+            s.busy_ratio += prev.busy_ratio[i];
+            s.blocked_ratio += prev.blocked_ratio[i];
+            workers.push(WorkerSnapshot {
+                id: slot.index,
+                state,
+                current_item: slot.current(),
+                processed,
+                failed,
+                busy_ratio: prev.busy_ratio[i],
+                blocked_ratio: prev.blocked_ratio[i],
+            });
+        }
+        if !workers.is_empty() {
+            s.busy_ratio /= workers.len() as f64;
+            s.blocked_ratio /= workers.len() as f64;
         }
         s.workers = workers;
         let done = s.completed + s.failed;
@@ -177,13 +198,15 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
     }
 }
 
-/// Runs one [`Dashboard`] for the life of the pipeline.
-pub(crate) async fn drive(
-    mut dashboard: Box<dyn Dashboard>,
-    every: Duration,
-    handle: PipelineHandle,
-) {
-    dashboard.on_start(&handle.snapshot());
+/// Runs one [`Monitor`] for the life of the pipeline. Its methods are user code: a panic in
+/// one is logged and the monitor keeps being called.
+pub(crate) async fn drive(mut monitor: Box<dyn Monitor>, every: Duration, handle: PipelineHandle) {
+    let mut call = |f: &mut dyn FnMut(&mut dyn Monitor)| {
+        if let Err(m) = crate::guard::call(|| f(monitor.as_mut())) {
+            tracing::error!("a pipeline monitor panicked: {m}");
+        }
+    };
+    call(&mut |m| m.on_start(&handle.snapshot()));
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let done = handle.wait();
@@ -191,7 +214,7 @@ pub(crate) async fn drive(
     loop {
         tokio::select! {
             _ = &mut done => break,
-            _ = tick.tick() => dashboard.on_update(&handle.snapshot()),
+            _ = tick.tick() => call(&mut |m| m.on_update(&handle.snapshot())),
         }
     }
     let last = handle.snapshot();
@@ -199,5 +222,5 @@ pub(crate) async fn drive(
         last.state,
         PipelineState::Finished | PipelineState::Aborted
     ));
-    dashboard.on_finish(&last);
+    call(&mut |m| m.on_finish(&last));
 }

@@ -11,17 +11,19 @@ use std::{
     task::{Context, Poll},
 };
 
-use flowdeck_protocol::{ErrorInfo, EventKind, ItemId, ItemStatus, StageIndex, Value, WorkerState};
+use flowdeck_protocol::{EventKind, ItemId, ItemStatus, StageIndex, Value, WorkerState};
 use futures::{task::AtomicWaker, FutureExt};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    clock::Clock,
     error::{error_info, runtime_error},
-    events::{EventBuf, Extra, Note, RawEvent},
+    events::{EventBuf, Note, RawEvent},
+    guard,
     histogram::AtomicHistogram,
     node::StageNode,
-    port::{Envelope, Origin, Sent},
+    port::{Envelope, Origin, Sent, Target},
     stage::TaskFn,
 };
 
@@ -40,7 +42,18 @@ pub(crate) struct WorkerSlot {
     pub cancelled: AtomicU64,
     /// Items that left the pipeline from this worker.
     pub exited: AtomicU64,
+    /// Time spent running attempts, finished ones only; with `attempt_since` it gives
+    /// the busy time up to now.
     pub busy_us: AtomicU64,
+    /// When the attempt under way started (pipeline µs + 1), or 0.
+    attempt_since: AtomicU64,
+    /// Time spent waiting for room in a full downstream queue (or an unread output):
+    /// the worker holds a finished item it cannot hand on. Not busy time: a stage that
+    /// waits on its successor is not the bottleneck.
+    pub blocked_us: AtomicU64,
+    /// When the wait under way started (pipeline µs + 1), or 0.
+    blocked_since: AtomicU64,
+    clock: Clock,
     pub latency: AtomicHistogram,
     /// Set while a worker task runs on this slot; see [`StageNode::set_workers`].
     pub running: AtomicBool,
@@ -51,7 +64,7 @@ pub(crate) struct WorkerSlot {
 }
 
 impl WorkerSlot {
-    pub(crate) fn new(index: u16, stage_name: Arc<str>) -> Self {
+    pub(crate) fn new(index: u16, stage_name: Arc<str>, clock: Clock) -> Self {
         WorkerSlot {
             index,
             stage_name,
@@ -63,6 +76,10 @@ impl WorkerSlot {
             cancelled: AtomicU64::new(0),
             exited: AtomicU64::new(0),
             busy_us: AtomicU64::new(0),
+            attempt_since: AtomicU64::new(0),
+            blocked_us: AtomicU64::new(0),
+            blocked_since: AtomicU64::new(0),
+            clock,
             latency: AtomicHistogram::new(),
             running: AtomicBool::new(false),
             cancel_current: AtomicBool::new(false),
@@ -75,6 +92,7 @@ impl WorkerSlot {
     pub(crate) fn state(&self) -> WorkerState {
         match self.state.load(Ordering::Relaxed) {
             x if x == WorkerState::Busy as u8 => WorkerState::Busy,
+            x if x == WorkerState::Blocked as u8 => WorkerState::Blocked,
             x if x == WorkerState::Paused as u8 => WorkerState::Paused,
             x if x == WorkerState::Stopped as u8 => WorkerState::Stopped,
             _ => WorkerState::Idle,
@@ -100,6 +118,36 @@ impl WorkerSlot {
         self.cancel_current.store(true, Ordering::Release);
         self.cancel_waker.wake();
         true
+    }
+
+    /// Busy and blocked time up to `now_us`, counting the attempt or wait under way, so a
+    /// worker ten seconds into one item reads as busy during those ten seconds and not
+    /// only when the item is done.
+    pub(crate) fn busy_and_blocked_us(&self, now_us: u64) -> (u64, u64) {
+        let ongoing = |since: &AtomicU64| match since.load(Ordering::Acquire) {
+            0 => 0,
+            t => now_us.saturating_sub(t - 1),
+        };
+        (
+            self.busy_us.load(Ordering::Acquire) + ongoing(&self.attempt_since),
+            self.blocked_us.load(Ordering::Acquire) + ongoing(&self.blocked_since),
+        )
+    }
+
+    /// Marks the worker as waiting for room downstream.
+    pub(crate) fn begin_blocked(&self) {
+        self.blocked_since
+            .store(self.clock.now_us() + 1, Ordering::Release);
+        self.set_state(WorkerState::Blocked);
+    }
+
+    pub(crate) fn end_blocked(&self) {
+        let since = self.blocked_since.swap(0, Ordering::AcqRel);
+        if since > 0 {
+            let waited = self.clock.now_us().saturating_sub(since - 1);
+            Self::add(&self.blocked_us, waited);
+        }
+        self.set_state(WorkerState::Busy);
     }
 
     fn add(counter: &AtomicU64, n: u64) {
@@ -179,14 +227,6 @@ impl std::future::Future for CancelSignal<'_> {
             Poll::Pending
         }
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
 }
 
 pub(crate) async fn run<I, O, T>(
@@ -307,7 +347,11 @@ async fn process<I, O, T>(
     let mut from = ItemStatus::Queued;
     loop {
         if let Some(limiter) = &node.limiter {
-            limiter.until_ready().await;
+            if limiter.check().is_err() {
+                // Waiting for the rate limit: show what happened so far meanwhile.
+                buf.flush().await;
+                limiter.until_ready().await;
+            }
         }
         let started = env.clock.now_us();
         if buf.on() {
@@ -317,39 +361,53 @@ async fn process<I, O, T>(
             )
             .await;
         }
+        slot.attempt_since.store(started + 1, Ordering::Release);
         let cx = Ctx {
             item: id,
             attempt,
             slot: node.slot_arc(slot.index),
         };
-        let fut = AssertUnwindSafe(node.task.call(envelope.value.clone(), cx)).catch_unwind();
-        let outcome = tokio::select! {
-            biased;
-            _ = CancelSignal(slot) => Outcome::Cancelled,
-            _ = abort.cancelled() => Outcome::Cancelled,
-            r = async {
-                match node.timeout {
-                    Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
-                    None => Some(fut.await),
+        // The task is user code twice over: the closure's synchronous part runs here, its
+        // future below. A panic in either fails the attempt, never the worker.
+        let outcome = match guard::call(|| node.task.call(envelope.value.clone(), cx)) {
+            Err(msg) => Outcome::Panic(msg),
+            Ok(fut) => {
+                let fut = AssertUnwindSafe(fut).catch_unwind();
+                let (flush, clock) = (&mut *buf, &env.clock);
+                tokio::select! {
+                    biased;
+                    _ = CancelSignal(slot) => Outcome::Cancelled,
+                    _ = abort.cancelled() => Outcome::Cancelled,
+                    r = async {
+                        match node.timeout {
+                            Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
+                            None => Some(fut.await),
+                        }
+                    } => match r {
+                        None => Outcome::Timeout,
+                        Some(Err(payload)) => Outcome::Panic(guard::message(payload.as_ref())),
+                        Some(Ok(Err(e))) => Outcome::Error(e),
+                        Some(Ok(Ok(outs))) => Outcome::Done(outs),
+                    },
+                    // Polled only once the attempt turned out to take a while.
+                    never = flush.flush_when_due(clock) => match never {},
                 }
-            } => match r {
-                None => Outcome::Timeout,
-                Some(Err(payload)) => Outcome::Panic(panic_message(payload.as_ref())),
-                Some(Ok(Err(e))) => Outcome::Error(e),
-                Some(Ok(Ok(outs))) => Outcome::Done(outs),
-            },
+            }
         };
         let finished = env.clock.now_us();
         let took = finished - started;
         WorkerSlot::add(&slot.busy_us, took);
+        slot.attempt_since.store(0, Ordering::Release);
         slot.latency.record(took);
         slot.take_notes(buf);
 
         let (error, user_err) = match outcome {
             Outcome::Done(outs) => {
-                WorkerSlot::add(&slot.processed, 1);
-                finish(node, slot, port, buf, id, outs, started, finished, attempt).await;
-                break;
+                match finish(node, slot, port, buf, id, outs, finished, attempt, took).await {
+                    Ok(()) => break,
+                    // A routing filter panicked: the item fails here, like any task error.
+                    Err(msg) => (runtime_error("Panic", msg), None),
+                }
             }
             Outcome::Cancelled => {
                 WorkerSlot::add(&slot.cancelled, 1);
@@ -360,7 +418,16 @@ async fn process<I, O, T>(
                 .await;
                 break;
             }
-            Outcome::Error(e) => (error_info(&(node.classify)(&e), &e), Some(e)),
+            Outcome::Error(e) => {
+                let info =
+                    guard::call(|| error_info(&(node.classify)(&e), &e)).unwrap_or_else(|m| {
+                        runtime_error(
+                            "Panic",
+                            format!("the error's classify or Display panicked: {m}"),
+                        )
+                    });
+                (info, Some(e))
+            }
             Outcome::Timeout => {
                 let limit = node.timeout.unwrap_or_default();
                 (
@@ -370,7 +437,11 @@ async fn process<I, O, T>(
             }
             Outcome::Panic(msg) => (runtime_error("Panic", msg), None),
         };
-        if node.retry.should_retry(attempt, user_err.as_ref()) {
+        let (retry, error) = match node.retry.should_retry(attempt, user_err.as_ref()) {
+            Ok(retry) => (retry, error),
+            Err(msg) => (false, runtime_error("Panic", msg)),
+        };
+        if retry {
             WorkerSlot::add(&slot.retried, 1);
             buf.push(
                 here.event(EventKind::Retrying, Some(ItemStatus::Running), finished)
@@ -378,6 +449,8 @@ async fn process<I, O, T>(
                     .with_error(error),
             )
             .await;
+            // The backoff is a wait: let the tracker see the retry before it.
+            buf.flush().await;
             let delay = node.retry.delay(attempt);
             let cancelled = tokio::select! {
                 biased;
@@ -415,7 +488,9 @@ async fn process<I, O, T>(
     slot.current.store(NO_ITEM, Ordering::Release);
 }
 
-/// Passes a finished attempt's outputs on and records where the item went.
+/// Passes a finished attempt's outputs on and records where the item went. `Err` means a
+/// routing filter panicked on the output: nothing was recorded or sent, and the caller
+/// fails the item with the message.
 #[allow(clippy::too_many_arguments)]
 async fn finish<I, O, T>(
     node: &StageNode<I, O, T>,
@@ -424,10 +499,11 @@ async fn finish<I, O, T>(
     buf: &mut EventBuf,
     id: ItemId,
     outs: T::Outputs,
-    started: u64,
     finished: u64,
     attempt: u32,
-) where
+    took: u64,
+) -> Result<(), String>
+where
     O: Send + 'static,
     T: TaskFn<I, O>,
 {
@@ -438,9 +514,9 @@ async fn finish<I, O, T>(
         stage,
         worker,
     };
-    let took = finished - started;
     if T::FAN_OUT {
         // The input is done; each output is a new item that names it as its parent.
+        WorkerSlot::add(&slot.processed, 1);
         buf.push(
             here.event(EventKind::Completed, Some(ItemStatus::Running), finished)
                 .attempt(attempt, took)
@@ -450,42 +526,67 @@ async fn finish<I, O, T>(
         WorkerSlot::add(&slot.exited, 1);
         for out in outs {
             let child = node.env.next_id();
+            let child_here = Subject {
+                item: child,
+                stage,
+                worker,
+            };
+            let target = match port.target(&out) {
+                Ok(t) => t,
+                Err(msg) => {
+                    // Born and failed at once: its routing panicked.
+                    WorkerSlot::add(&slot.failed, 1);
+                    buf.push(
+                        child_here
+                            .event(EventKind::Failed, None, finished)
+                            .with_parents(vec![id])
+                            .with_error(runtime_error("Panic", msg)),
+                    )
+                    .await;
+                    continue;
+                }
+            };
+            let origin = Origin::Child(id);
             if port
-                .send(child, out, Origin::Child(id), finished, buf)
+                .send(child, out, target, origin, finished, buf, Some(slot))
                 .await
                 == Sent::Out
             {
                 // Born and done at once: counted as submitted and completed.
                 WorkerSlot::add(&slot.exited, 1);
-                let mut e = Subject {
-                    item: child,
-                    stage,
-                    worker,
-                }
-                .event(EventKind::Completed, None, finished)
-                .last();
-                e.extra = Some(Box::new(Extra::Parents(vec![id])));
-                buf.push(e).await;
+                buf.push(
+                    child_here
+                        .event(EventKind::Completed, None, finished)
+                        .last()
+                        .with_parents(vec![id]),
+                )
+                .await;
             }
         }
-        return;
+        return Ok(());
     }
     let Some(out) = outs.into_iter().next() else {
-        return;
+        WorkerSlot::add(&slot.processed, 1);
+        return Ok(());
     };
+    let target = port.target(&out)?;
+    WorkerSlot::add(&slot.processed, 1);
     // Record the completion first, so the tracker sees the item leave this stage before it
     // shows up queued at the next one.
     let mut completed = here
         .event(EventKind::Completed, Some(ItemStatus::Running), finished)
         .attempt(attempt, took);
-    let leaving = !port.has_route_for(&out);
-    completed.last = leaving;
+    completed.last = target == Target::Out;
     buf.push(completed).await;
-    match port.send(id, out, Origin::Moved, finished, buf).await {
+    match port
+        .send(id, out, target, Origin::Moved, finished, buf, Some(slot))
+        .await
+    {
         Sent::Out => WorkerSlot::add(&slot.exited, 1),
         Sent::Closed => WorkerSlot::add(&slot.cancelled, 1),
         Sent::Stage => {}
     }
+    Ok(())
 }
 
 /// What an event is about: an item at a stage, in a worker's hands.
@@ -518,11 +619,6 @@ impl RawEvent {
     fn attempt(mut self, attempt: u32, duration_us: u64) -> Self {
         self.attempt = attempt;
         self.duration_us = duration_us;
-        self
-    }
-
-    fn with_error(mut self, error: ErrorInfo) -> Self {
-        self.extra = Some(Box::new(Extra::Error(error)));
         self
     }
 

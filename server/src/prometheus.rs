@@ -261,12 +261,8 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
         "The stage's workers by state.",
     );
     for st in &s.stages {
-        for (name, ws) in [
-            ("idle", WorkerState::Idle),
-            ("busy", WorkerState::Busy),
-            ("paused", WorkerState::Paused),
-            ("stopped", WorkerState::Stopped),
-        ] {
+        for ws in WorkerState::ALL {
+            let name = ws.as_str();
             let n = st.workers.iter().filter(|w| w.state == ws).count();
             o.sample(
                 "flowdeck_stage_workers",

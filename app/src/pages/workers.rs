@@ -70,38 +70,32 @@ fn ControlPanel() -> impl IntoView {
     }
 }
 
-fn state_name(s: WorkerState) -> &'static str {
-    match s {
-        WorkerState::Idle => "idle",
-        WorkerState::Busy => "busy",
-        WorkerState::Paused => "paused",
-        WorkerState::Stopped => "stopped",
-    }
-}
-
 fn workers(state: &LiveState) -> impl IntoView {
     state
         .snapshot
         .stages
         .iter()
         .map(|stage| {
-            let busy = stage.workers.iter().filter(|w| w.state == WorkerState::Busy).count();
+            let count = |s| stage.workers.iter().filter(|w| w.state == s).count();
+            let (busy, blocked) = (count(WorkerState::Busy), count(WorkerState::Blocked));
+            let blocked = (blocked > 0).then(|| format!(", {blocked} waiting on downstream"));
             view! {
                 <section class="stage-workers" data-stage=stage.name.clone()>
                     <h2>
                         {stage.name.clone()}
-                        <span class="muted">{format!(" · {busy} of {} busy", stage.workers.len())}</span>
+                        <span class="muted">{format!(" · {busy} of {} busy{}", stage.workers.len(), blocked.unwrap_or_default())}</span>
                         {stage.paused.then(|| view! { <span class="tag">"paused"</span> })}
                     </h2>
                     <table class="grid">
-                        <Columns names=["Worker", "State", "Current item", "Processed", "Failed", "Busy"]/>
+                        <Columns names=["Worker", "State", "Current item", "Processed", "Failed", "Busy", "Blocked"]/>
                         <tbody>
                             {stage
                                 .workers
                                 .iter()
                                 .map(|w| {
-                                    let name = state_name(w.state);
+                                    let name = w.state.as_str();
                                     let ratio = (w.busy_ratio * 100.0).clamp(0.0, 100.0);
+                                    let blocked = (w.blocked_ratio * 100.0).clamp(0.0, 100.0);
                                     view! {
                                         <tr data-state=name>
                                             <th scope="row">{format!("{}-{}", stage.name, w.id)}</th>
@@ -119,6 +113,7 @@ fn workers(state: &LiveState) -> impl IntoView {
                                                 </span>
                                                 {format!(" {ratio:.0}%")}
                                             </td>
+                                            <td>{format!("{blocked:.0}%")}</td>
                                         </tr>
                                     }
                                 })

@@ -137,6 +137,9 @@ fn slot(status: ItemStatus) -> usize {
 /// ```
 pub struct Tracker {
     state: Mutex<State>,
+    /// Panics caught in callbacks: a callback is user code, and one that panics must not
+    /// stop the tracker (and with it every dashboard).
+    callback_panics: std::sync::atomic::AtomicU64,
     callbacks: RwLock<Vec<(Option<EventKind>, Callback)>>,
     /// Dropped when the tracker finishes, which closes every subscription.
     feed: RwLock<Option<broadcast::Sender<Arc<[Event]>>>>,
@@ -158,6 +161,7 @@ impl Tracker {
                 recent_failures: VecDeque::new(),
             }),
             callbacks: RwLock::new(Vec::new()),
+            callback_panics: std::sync::atomic::AtomicU64::new(0),
             feed: RwLock::new(Some(feed)),
         })
     }
@@ -199,7 +203,9 @@ impl Tracker {
         for e in &out {
             for (filter, f) in callbacks.iter() {
                 if filter.is_none_or(|k| k == e.kind) {
-                    f(e);
+                    if let Err(message) = crate::guard::call(|| f(e)) {
+                        self.callback_panicked(e, &message);
+                    }
                 }
             }
         }
@@ -207,6 +213,28 @@ impl Tracker {
             // A receiver may leave meanwhile: nobody watching is fine.
             let _ = feed.send(out.into());
         }
+    }
+
+    /// Logs the first panic of the callbacks and every 1,000th after it, so a callback
+    /// that panics on every event cannot flood the log.
+    fn callback_panicked(&self, e: &Event, message: &str) {
+        let n = self
+            .callback_panics
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n.is_multiple_of(1_000) {
+            tracing::error!(
+                item = e.item,
+                kind = ?e.kind,
+                panics = n + 1,
+                "a tracker callback panicked (the event is still recorded): {message}"
+            );
+        }
+    }
+
+    /// How many times a callback panicked (each caught and logged).
+    pub fn callback_panics(&self) -> u64 {
+        self.callback_panics
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn add_callback(&self, filter: Option<EventKind>, f: Callback) {

@@ -199,6 +199,8 @@ struct WorkerCounts {
     /// Idle and able to take an item.
     ready: usize,
     busy: usize,
+    /// Holding a finished item while the next stage's queue is full.
+    blocked: usize,
 }
 
 #[derive(Serialize)]
@@ -221,6 +223,7 @@ async fn summary(State(state): State<AppState>) -> Json<Summary> {
             total: all().count(),
             ready: all().filter(|w| w.state == WorkerState::Idle).count(),
             busy: all().filter(|w| w.state == WorkerState::Busy).count(),
+            blocked: all().filter(|w| w.state == WorkerState::Blocked).count(),
         },
         tasks: TaskCounts {
             queued: s.totals.queued,
