@@ -11,6 +11,7 @@ mod csp;
 pub mod dashboard;
 pub mod demo;
 pub mod hub;
+pub mod origin;
 pub mod prometheus;
 pub mod settings;
 mod state;
@@ -38,7 +39,7 @@ use flowdeck_runtime::{
     PipelineHandle,
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
-use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::{limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer};
 
 pub use cors::layer as cors_layer;
@@ -70,6 +71,10 @@ pub struct Config {
     pub theme: Theme,
     /// Origins whose pages may call the API (with a token, never a cookie); none by default.
     pub cors_origins: Vec<String>,
+    /// Host names the server answers besides loopback names and IP addresses: the names
+    /// it is reached by behind a proxy or on a network. Anything else is refused, which
+    /// is what stops DNS rebinding.
+    pub allowed_hosts: origin::AllowedHosts,
     /// The title, logo, palette and CSS file.
     pub branding: branding::Branding,
 }
@@ -90,6 +95,7 @@ impl Default for Config {
             logs: LogBuffer::new(LOG_RECORDS),
             theme: Theme::System,
             cors_origins: Vec::new(),
+            allowed_hosts: origin::AllowedHosts::default(),
             branding: branding::Branding::default(),
         }
     }
@@ -127,6 +133,8 @@ fn state_with(config: &Config, pages: dashboard::Pages, pipeline: PipelineHandle
             tracing::warn!("{e}: cross-origin access stays off");
             None
         }),
+        cors_origins: config.cors_origins.clone().into(),
+        allowed_hosts: Arc::new(config.allowed_hosts.clone()),
         pages,
         branding: Arc::new(config.branding.clone()),
     }
@@ -176,7 +184,12 @@ pub fn router(state: AppState) -> Router {
         .route("/prometheus", get(prometheus::handler))
         .route("/custom.css", get(branding::css))
         .route("/logo", get(branding::logo))
-        .route("/api/{*fn_name}", get(server_fns).post(server_fns))
+        // Server functions have their own routes (leptos_routes_with_context adds them);
+        // anything else under /api/ is no endpoint.
+        .route(
+            "/api/{*rest}",
+            axum::routing::any(|| async { api::ApiError::NotFound("no such API endpoint".into()) }),
+        )
         .merge(api::router())
         .merge(auth::router())
         .leptos_routes_with_context(&state, routes, ctx, move || shell(options.clone()))
@@ -186,12 +199,24 @@ pub fn router(state: AppState) -> Router {
             auth::layer,
         ));
     let cors = state.cors.clone();
+    let guard = axum::middleware::from_fn_with_state(state.clone(), origin::layer);
+    let server_fns: Arc<std::collections::HashSet<&'static str>> = Arc::new(
+        leptos::server_fn::axum::server_fn_paths()
+            .map(|(path, _)| path)
+            .collect(),
+    );
     let app = harden(app).with_state(state);
-    match cors {
-        // Outermost, so that it answers preflights before sign-in is asked for.
+    let app = match cors {
+        // Outside sign-in, so that it answers preflights before sign-in is asked for.
         Some(layer) => app.layer(layer),
         None => app,
-    }
+    };
+    // A request for a host this server does not answer gets nothing else.
+    let app = app.layer(guard);
+    // Outermost, so that every error under /api/ is JSON, whichever layer answered it.
+    app.layer(axum::middleware::from_fn(move |req, next| {
+        api::json_errors(server_fns.clone(), req, next)
+    }))
 }
 
 /// The largest request body accepted: the API takes small JSON and forms only.
@@ -335,10 +360,6 @@ fn backend(state: &AppState) -> BackendRef {
         pages: state.pages.clone(),
         branding: state.branding.clone(),
     }))
-}
-
-async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
-    handle_server_fns_with_context(page_context(&state), req).await
 }
 
 /// Static files from the embedded site; anything else renders the app's 404 page.

@@ -81,6 +81,16 @@ struct ServeArgs {
     /// light or dark [default: system].
     #[arg(long, env = "FLOWDECK_THEME")]
     theme: Option<flowdeck_app::theme::Theme>,
+    /// A host name the dashboard is reached by besides loopback names and IP addresses
+    /// (repeat it, or separate names with commas; `*.example.com` takes subdomains).
+    /// Requests naming any other host are refused: the guard against DNS rebinding.
+    #[arg(
+        long = "allowed-host",
+        env = "FLOWDECK_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    allowed_hosts: Vec<String>,
     /// Show the pipeline but refuse every control action (pause, scale, retry, cancel,
     /// drain, stop) with 403, and hide the buttons.
     #[arg(long, env = "FLOWDECK_READONLY")]
@@ -145,6 +155,12 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
     let branding = file.branding()?;
     let cors_origins = file.cors_origins.unwrap_or_default();
     flowdeck_server::cors_layer(&cors_origins)?;
+    let allowed_hosts = if args.allowed_hosts.is_empty() {
+        file.allowed_hosts.unwrap_or_default()
+    } else {
+        args.allowed_hosts
+    };
+    let allowed_hosts = flowdeck_server::origin::AllowedHosts::new(allowed_hosts)?;
     let auth = match file.auth {
         Some(a) => Some(Arc::new(Auth::new(a).map_err(|e| e.to_string())?)),
         None => None,
@@ -158,6 +174,7 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
             drain_timeout: Duration::from_secs(drain),
             theme: args.theme.or(file.theme).unwrap_or_default(),
             cors_origins,
+            allowed_hosts,
             branding,
             ..flowdeck_server::Config::default()
         },

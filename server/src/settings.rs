@@ -8,6 +8,7 @@
 //! readonly = false
 //! theme = "system"            # or "light", "dark"
 //! cors_origins = []           # origins whose pages may call the API (with a token)
+//! allowed_hosts = []          # names it is reached by, besides loopback and IP addresses
 //! title = "Acme pipelines"    # in the header and the tab
 //! logo = "logo.svg"           # .svg, .png, .jpg or .webp; paths are relative to this file
 //! css = "brand.css"           # linked after the built-in stylesheet
@@ -69,6 +70,8 @@ pub struct FileConfig {
     pub theme: Option<flowdeck_app::theme::Theme>,
     /// Origins whose pages may call the API with a token, such as "https://tools.example".
     pub cors_origins: Option<Vec<String>>,
+    /// Host names the dashboard is reached by besides loopback names and IP addresses.
+    pub allowed_hosts: Option<Vec<String>>,
     pub auth: Option<AuthConfig>,
     pub title: Option<String>,
     pub logo: Option<PathBuf>,

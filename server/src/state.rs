@@ -28,6 +28,10 @@ pub struct AppState {
     pub theme: flowdeck_app::theme::Theme,
     /// Cross-origin access for configured origins; `None` sends no CORS headers.
     pub cors: Option<tower_http::cors::CorsLayer>,
+    /// Those origins, which may also send state-changing requests (with a token).
+    pub cors_origins: Arc<[String]>,
+    /// Host names answered besides loopback names and IP addresses.
+    pub allowed_hosts: Arc<crate::origin::AllowedHosts>,
     /// The user's pages, table sources and health checks.
     pub pages: crate::dashboard::Pages,
     /// Title, logo and custom stylesheet.

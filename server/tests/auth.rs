@@ -49,6 +49,8 @@ async fn server(attempts_per_minute: u32) -> Server {
         session_minutes: 60,
         login_attempts_per_minute: attempts_per_minute,
         secure_cookie: false,
+        // The tests' own address stands in for a reverse proxy.
+        trusted_proxies: vec!["127.0.0.1".into()],
     })
     .unwrap();
     let running = pipeline(1000);
@@ -400,4 +402,67 @@ async fn login_attempts_are_rate_limited() {
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(res.headers()["retry-after"], "20");
     assert!(res.text().await.unwrap().contains("Too many attempts"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_client_has_its_own_login_budget() {
+    let s = server(2).await;
+    let attempt = |client: &'static str| {
+        s.http
+            .post(format!("{}/login", s.base))
+            .header("x-forwarded-for", format!("6.6.6.6, {client}"))
+            .form(&[("username", "ada"), ("password", "guess")])
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            attempt("203.0.113.7").await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        attempt("203.0.113.7").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy is not locked out by the first one's failures,
+    // and the first cannot borrow another budget by forging the left of the header.
+    assert_eq!(
+        attempt("198.51.100.20").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (cookie, _) = s.login("ada", "ada-secret", "/").await.unwrap();
+    assert!(
+        !cookie.is_empty(),
+        "the proxy's own address still has its budget"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_only_leads_to_clean_paths_on_this_site() {
+    let s = server(100).await;
+    for bad in [
+        "/\t/evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "/\n/evil.example",
+    ] {
+        let (_, location) = s.login("ada", "ada-secret", bad).await.unwrap();
+        assert_eq!(location, "/", "next={bad:?}");
+    }
+    let (_, location) = s
+        .login("ada", "ada-secret", "/tasks?status=failed")
+        .await
+        .unwrap();
+    assert_eq!(location, "/tasks?status=failed");
+    // The login page does not echo it either.
+    let page = s
+        .http
+        .get(format!("{}/login?next=/%09/evil.example", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"name="next" value="/""#), "{page}");
 }

@@ -21,7 +21,7 @@ use flowdeck_protocol::{
 use serde::{Deserialize, Serialize};
 
 pub use control::{viewer, Audit, AuditEntry};
-pub use error::ApiError;
+pub use error::{json_errors, ApiError};
 pub use observe::{read_series, ReadError};
 use query::Strict;
 

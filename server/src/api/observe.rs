@@ -172,12 +172,8 @@ pub async fn metrics(
             )))
         }
     };
-    let Some(names) = q.names.as_deref() else {
-        return Ok(Json(Listing {
-            series: s.metrics.list(),
-        })
-        .into_response());
-    };
+    // Every parameter given is checked, also where the answer does not use it (a listing
+    // takes no range): a typo should not pass for a while and fail later.
     let range = q
         .range
         .as_deref()
@@ -188,6 +184,12 @@ pub async fn metrics(
         .as_deref()
         .map(|a| a.parse::<Agg>().map_err(ApiError::BadRequest))
         .transpose()?;
+    let Some(names) = q.names.as_deref() else {
+        return Ok(Json(Listing {
+            series: s.metrics.list(),
+        })
+        .into_response());
+    };
     let refs = split_names(names)
         .into_iter()
         .map(|n| n.parse::<SeriesRef>().map_err(ApiError::BadRequest))

@@ -24,6 +24,10 @@ pub struct AuthConfig {
     /// Mark the session cookie `Secure`: set it when a TLS proxy fronts the server.
     #[serde(default)]
     pub secure_cookie: bool,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` / `Forwarded`
+    /// headers name the client, for the login rate limit. Empty: the peer address counts.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 fn default_session_minutes() -> u64 {
@@ -72,6 +76,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("cannot hash: {0}")]
     Hashing(String),
+    #[error("{0}")]
+    Proxies(String),
 }
 
 impl AuthConfig {
@@ -129,6 +135,7 @@ mod tests {
             session_minutes: 60,
             login_attempts_per_minute: 10,
             secure_cookie: false,
+            trusted_proxies: Vec::new(),
         }
     }
 

@@ -77,10 +77,11 @@ pub async fn submit(
             Some("The form needs a user name and a password."),
         );
     };
-    let ip = req_parts
+    let peer = req_parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let ip = auth.proxies.client(peer, &req_parts.headers);
     if let Err(wait) = auth.limiter.check(ip) {
         tracing::warn!(%ip, "login rate limit reached");
         let mut response = form(

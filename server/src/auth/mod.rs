@@ -9,6 +9,7 @@
 
 mod config;
 mod login;
+mod proxy;
 mod secret;
 mod sessions;
 
@@ -85,6 +86,7 @@ pub struct Auth {
     tokens: HashMap<String, TokenConfig>,
     sessions: Sessions,
     limiter: login::Limiter,
+    proxies: proxy::TrustedProxies,
     secure_cookie: bool,
     /// A hash of nothing anyone knows, checked when the user name is unknown so that the
     /// answer takes as long as for a real user.
@@ -120,6 +122,8 @@ impl Auth {
                 .collect(),
             sessions: Sessions::new(std::time::Duration::from_secs(config.session_minutes * 60)),
             limiter: login::Limiter::new(config.login_attempts_per_minute),
+            proxies: proxy::TrustedProxies::new(&config.trusted_proxies)
+                .map_err(ConfigError::Proxies)?,
             secure_cookie: config.secure_cookie,
             dummy: hash_password(&secret::random_hex()).map_err(ConfigError::Hashing)?,
         })
@@ -231,10 +235,52 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(login::logout))
 }
 
-/// Where a signed-in user lands when the login page names nowhere (or somewhere off-site).
+/// Where a signed-in user lands: `next` when it is a clean path on this site, else `/`.
+/// Browsers drop tabs and newlines from a `Location` and read a backslash as `/`, so
+/// `/\t/evil.example` would become `//evil.example`, another site: a path with a control
+/// character, whitespace or a backslash anywhere is refused, as is `//` at its start.
 fn landing(next: Option<&str>) -> &str {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") => p,
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '\\') =>
+        {
+            p
+        }
         _ => "/",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::landing;
+
+    #[test]
+    fn only_clean_same_site_paths_are_landed_on() {
+        for ok in [
+            "/",
+            "/tasks?status=failed",
+            "/tasks/42#timeline",
+            "/pages/model",
+        ] {
+            assert_eq!(landing(Some(ok)), ok);
+        }
+        for off_site in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/x\\..\\evil",
+            "https://evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(landing(Some(off_site)), "/", "{off_site:?}");
+        }
+        assert_eq!(landing(None), "/");
     }
 }
