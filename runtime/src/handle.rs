@@ -10,6 +10,18 @@ use crate::{
     tracker::{Feed, Tracker},
 };
 
+/// A stage's attempt durations since the start: how many were below each bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    pub stage: String,
+    /// (bound in µs, attempts shorter than it), bounds ascending: 128 µs to 67 s.
+    pub below: Vec<(u64, u64)>,
+    /// All attempts (the `+Inf` bucket).
+    pub count: u64,
+    /// Their total duration in µs.
+    pub sum_us: u64,
+}
+
 /// Controls a running pipeline. Cheap to clone; every clone controls the same pipeline.
 ///
 /// ```
@@ -74,6 +86,34 @@ impl PipelineHandle {
     /// time since the previous snapshot (at least 100 ms).
     pub fn snapshot(&self) -> Snapshot {
         crate::snapshot::take(&self.shared)
+    }
+
+    /// Each stage's attempt durations since the start, as a cumulative histogram (for
+    /// Prometheus, which aggregates histograms across processes; percentiles would not add
+    /// up). Counts every worker the stage ever had.
+    pub fn latency_histograms(&self) -> Vec<LatencyHistogram> {
+        self.shared
+            .stages
+            .iter()
+            .map(|stage| {
+                let mut counts = crate::histogram::Counts::default();
+                let mut sum_us = 0;
+                for slot in stage.slots() {
+                    slot.latency.add_to(&mut counts);
+                    sum_us += slot.busy_us.load(std::sync::atomic::Ordering::Relaxed);
+                }
+                LatencyHistogram {
+                    stage: stage.name().to_owned(),
+                    below: crate::histogram::EXPORT_BOUNDS_US
+                        .iter()
+                        .copied()
+                        .zip(counts.cumulative())
+                        .collect(),
+                    count: counts.total(),
+                    sum_us,
+                }
+            })
+            .collect()
     }
 
     /// The final picture, for a report.

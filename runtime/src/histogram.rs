@@ -78,6 +78,39 @@ impl Counts {
     }
 }
 
+/// The bounds a latency histogram is exported with, in microseconds: 2^7 (128 µs) to 2^26
+/// (67 s). Every internal bucket lies wholly below or above each of them, so the export is
+/// exact, and every process exports the same bounds, so histograms add up across them.
+pub const EXPORT_BOUNDS_US: [u64; 20] = {
+    let mut b = [0u64; 20];
+    let mut i = 0;
+    while i < 20 {
+        b[i] = 1u64 << (i + 7);
+        i += 1;
+    }
+    b
+};
+
+impl Counts {
+    /// Cumulative counts at [`EXPORT_BOUNDS_US`]: how many values were below each bound.
+    /// The total (the `+Inf` bucket) is [`Counts::total`].
+    pub(crate) fn cumulative(&self) -> [u64; 20] {
+        let mut out = [0u64; 20];
+        for (i, &c) in self.0.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            let ub = upper_bound(i);
+            for (slot, &bound) in out.iter_mut().zip(EXPORT_BOUNDS_US.iter()) {
+                if ub < bound {
+                    *slot += c;
+                }
+            }
+        }
+        out
+    }
+}
+
 fn bucket(v: u64) -> usize {
     if v < SUB as u64 {
         return v as usize;
@@ -137,6 +170,27 @@ mod tests {
         let p99 = c.quantile(0.99);
         assert!((470..=570).contains(&p50), "{p50}");
         assert!((960..=1130).contains(&p99), "{p99}");
+    }
+
+    #[test]
+    fn export_bounds_never_split_a_bucket() {
+        for bound in EXPORT_BOUNDS_US {
+            // The values just below and at a bound land in different buckets.
+            assert_ne!(bucket(bound - 1), bucket(bound));
+            assert_eq!(upper_bound(bucket(bound - 1)), bound - 1);
+        }
+        let h = AtomicHistogram::new();
+        for v in [100, 127, 128, 1_000, 70_000_000] {
+            h.record(v);
+        }
+        let mut c = Counts::default();
+        h.add_to(&mut c);
+        let cum = c.cumulative();
+        assert_eq!(cum[0], 2, "below 128 µs: 100 and 127");
+        assert_eq!(cum[1], 3, "below 256 µs");
+        assert_eq!(cum[3], 4, "below 1024 µs");
+        assert_eq!(cum[19], 4, "below 67 s; 70 s only in +Inf");
+        assert_eq!(c.total(), 5);
     }
 
     #[test]

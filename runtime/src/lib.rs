@@ -51,7 +51,7 @@ mod worker;
 pub use error::{BuildError, Closed, ControlError};
 pub use flowdeck_protocol as protocol;
 pub use graph::{Graph, Line, StageRef};
-pub use handle::PipelineHandle;
+pub use handle::{LatencyHistogram, PipelineHandle};
 pub use pipeline::{Feeder, Monitor, Pipeline, Report, Running, Summary};
 pub use retry::RetryPolicy;
 pub use stage::{FlatMapFn, MapFn, Stage, TaskFn};

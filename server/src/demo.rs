@@ -78,12 +78,16 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
         .stage(
             Stage::map("ingest", move |doc: Document, cx: Ctx| async move {
                 pause(1, 4, scale).await;
+                tracing::debug!(source = "ingest", title = %doc.title, "ingested a document");
                 cx.annotate("input", doc.title.clone());
                 cx.annotate("source", doc.source);
                 cx.annotate("bytes", doc.body.len());
                 Ok::<_, DemoError>(doc)
             })
-            .workers(2),
+            .workers(2)
+            // Short queues: backpressure reaches the producer soon, and a Ctrl-C drains
+            // in seconds rather than minutes.
+            .queue(64),
         )
         .stage(
             // Long documents are split into sections: each section is an item of its own
@@ -104,6 +108,7 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
                     .collect::<Vec<_>>())
             })
             .workers(4)
+            .queue(64)
             .classify(DemoError::kind),
         )
         .stage(
@@ -150,7 +155,7 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
                 })
             })
             .workers(8)
-            .queue(256)
+            .queue(128)
             .timeout(Duration::from_secs(2))
             .retry(RetryPolicy::attempts(3).backoff(
                 Duration::from_secs_f64(0.05 * scale),
@@ -162,7 +167,7 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
             Stage::map("store", move |e: Enriched, cx: Ctx| async move {
                 pause(2, 10, scale).await;
                 if rand::rng().random_range(0..100) == 0 {
-                    tracing::error!(
+                    tracing::warn!(
                         source = format!("store-{}", cx.worker()),
                         "the store rejected a record"
                     );
@@ -172,6 +177,7 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
                 Ok((e.words, e.tokens))
             })
             .workers(2)
+            .queue(64)
             .classify(DemoError::kind),
         )
         .retention(100_000)

@@ -6,6 +6,7 @@ pub mod api;
 mod assets;
 pub mod auth;
 pub mod branding;
+pub mod console;
 mod cors;
 mod csp;
 pub mod dashboard;
@@ -77,6 +78,9 @@ pub struct Config {
     pub allowed_hosts: origin::AllowedHosts,
     /// The title, logo, palette and CSS file.
     pub branding: branding::Branding,
+    /// Where the banner, the status line and the shutdown countdown go. `None`: standard
+    /// output, opened when serving starts.
+    pub console: Option<console::Console>,
 }
 
 /// Log records kept for the Logs page and the API.
@@ -97,6 +101,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             allowed_hosts: origin::AllowedHosts::default(),
             branding: branding::Branding::default(),
+            console: None,
         }
     }
 }
@@ -399,13 +404,24 @@ async fn run(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
+    let (console, _guard) = match config.console.clone() {
+        Some(c) => (c, None),
+        None => {
+            let (c, guard) = console::Console::stdout();
+            (c, Some(guard))
+        }
+    };
     let state = state_with(&config, pages, pipeline.clone());
     let app = router(state.clone());
-    println!("flowdeck dashboard: http://{addr}");
+    let url = format!("http://{addr}");
+    console.line(&console::banner(&url, &pipeline.snapshot()));
     tracing::info!(%addr, "listening");
+    let status = tokio::spawn(print_status(console.clone(), pipeline.clone()));
     let stop = async move {
-        shutdown_signal().await;
-        drain(&pipeline, config.drain_timeout).await;
+        let mut signals = Signals::new();
+        signals.next().await;
+        drain(&pipeline, config.drain_timeout, &console, &mut signals).await;
+        status.abort();
         state.shutdown.send_replace(true);
     };
     axum::serve(
@@ -416,19 +432,75 @@ async fn run(
     .await
 }
 
-/// Lets the pipeline finish its queued items, or aborts it after `timeout`.
-async fn drain(pipeline: &PipelineHandle, timeout: Duration) {
-    let queued = pipeline.snapshot().totals.queued;
+/// Prints the status line every few seconds, and says (in the logs, each second at most)
+/// when lines had to be dropped because nobody read them fast enough.
+async fn print_status(console: console::Console, pipeline: PipelineHandle) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let period = console.status_every().as_secs().max(1);
+    let mut dropped = 0;
+    for second in 1u64.. {
+        every.tick().await;
+        if second % period == 0 {
+            console.line(&console::status(&pipeline.snapshot()));
+        }
+        let now = console.dropped_lines();
+        if now > dropped {
+            tracing::warn!(
+                dropped = now - dropped,
+                "standard output is not read fast enough: lines were dropped (the Logs page has them all)"
+            );
+            dropped = now;
+        }
+    }
+}
+
+/// Lets the pipeline finish its queued items, saying on the console how many are left,
+/// until it is done, `timeout` passes or a second signal comes; then aborts what is left.
+async fn drain(
+    pipeline: &PipelineHandle,
+    timeout: Duration,
+    console: &console::Console,
+    signals: &mut Signals,
+) {
+    let left = |p: &PipelineHandle| {
+        let t = p.snapshot().totals;
+        t.queued + t.running
+    };
+    let queued = left(pipeline);
     tracing::info!(queued, "shutting down: draining the pipeline");
+    console.line(&format!(
+        "stopping: finishing {queued} queued and running items (at most {} s); press Ctrl-C again to stop at once",
+        timeout.as_secs()
+    ));
     pipeline.drain();
-    if tokio::time::timeout(timeout, pipeline.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?timeout,
-            "the pipeline did not drain in time: aborting the rest"
-        );
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let finished = loop {
+        tokio::select! {
+            _ = pipeline.wait() => break true,
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(?timeout, "the pipeline did not drain in time: aborting the rest");
+                console.line("the pipeline did not drain in time: cancelling the rest");
+                break false;
+            }
+            _ = signals.next() => {
+                tracing::warn!("second signal: aborting the rest");
+                console.line(&format!("stopping now: cancelling {} items", left(pipeline)));
+                break false;
+            }
+            _ = tick.tick() => {
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                console.line(&format!(
+                    "draining: {} items left, {} s to go",
+                    left(pipeline),
+                    remaining.as_secs()
+                ));
+            }
+        }
+    };
+    if !finished {
         pipeline.abort();
         pipeline.wait().await;
     }
@@ -440,25 +512,46 @@ async fn drain(pipeline: &PipelineHandle, timeout: Duration) {
         cancelled = t.cancelled,
         "pipeline stopped"
     );
+    console.line(&format!(
+        "stopped: {} completed, {} failed, {} cancelled",
+        t.completed, t.failed, t.cancelled
+    ));
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C and SIGTERM, as a stream: the first asks to drain, the second to stop at once.
+struct Signals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    }
+
+    async fn next(&mut self) {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match &mut self.term {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate => {},
+        }
     }
 }

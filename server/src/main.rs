@@ -16,6 +16,7 @@ use flowdeck_protocol::metrics::Kind;
 use flowdeck_runtime::{logs::LogBuffer, metrics::MetricsStore};
 use flowdeck_server::{
     auth::{self, Auth},
+    console::Console,
     dashboard::{Dashboard, DashboardError},
     settings::FileConfig,
 };
@@ -33,6 +34,10 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     serve: ServeArgs,
+    /// Print logs on the terminal too: -v warnings, -vv info, -vvv debug. They are always
+    /// on the dashboard's Logs page. RUST_LOG, when set, chooses instead.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -185,7 +190,12 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
     })
 }
 
-async fn serve(args: ServeArgs, metrics: MetricsStore, logs: LogBuffer) -> ExitCode {
+async fn serve(
+    args: ServeArgs,
+    metrics: MetricsStore,
+    logs: LogBuffer,
+    console: Console,
+) -> ExitCode {
     let mut s = match settings(args) {
         Ok(s) => s,
         Err(e) => {
@@ -195,11 +205,14 @@ async fn serve(args: ServeArgs, metrics: MetricsStore, logs: LogBuffer) -> ExitC
     };
     s.config.metrics = metrics;
     s.config.logs = logs;
+    s.config.console = Some(console.clone());
     if !flowdeck_server::site_embedded() {
         tracing::warn!("this build carries no site: pages render but will not hydrate (build with scripts/build.sh)");
     }
     if s.config.auth.is_none() && !s.config.addr.ip().is_loopback() {
-        tracing::warn!(addr = %s.config.addr, "serving beyond loopback with sign-in off: anyone who reaches this address can control the pipeline");
+        let warning = format!("warning: serving on {} with sign-in off: anyone who reaches this address can control the pipeline", s.config.addr);
+        console.line(&warning);
+        tracing::warn!("{warning}");
     }
     let pipeline = flowdeck_server::demo::start(s.demo_rate, s.demo_latency);
     let mut dash = Dashboard::new(s.config);
@@ -270,27 +283,41 @@ fn new_token() -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Logs go to the terminal and into the buffer the Logs page reads; `metrics` calls go
-    // into the store the charts read.
+    let cli = Cli::parse();
+    // Logs go into the buffer the Logs page reads and, when asked, to the terminal through
+    // the console's writer, which never blocks; `metrics` calls go into the store the
+    // charts read.
     let logs = LogBuffer::new(flowdeck_server::LOG_RECORDS);
     let metrics = MetricsStore::new();
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    let (console, _guard) = Console::stdout();
+    let terminal = match (std::env::var("RUST_LOG"), cli.verbose) {
+        (Ok(spec), _) => tracing_subscriber::EnvFilter::new(spec),
+        (Err(_), 0) => tracing_subscriber::EnvFilter::new("error"),
+        (Err(_), 1) => tracing_subscriber::EnvFilter::new("warn"),
+        (Err(_), 2) => tracing_subscriber::EnvFilter::new("info"),
+        (Err(_), _) => tracing_subscriber::EnvFilter::new("debug"),
     };
+    let captured = std::env::var("RUST_LOG")
+        .map(tracing_subscriber::EnvFilter::new)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let stdout = console.writer().map(|w| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(w)
+            .with_ansi(console.is_terminal())
+            .with_filter(terminal)
+    });
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_filter(filter()))
-        .with(logs.layer().with_filter(filter()))
+        .with(stdout)
+        .with(logs.layer().with_filter(captured))
         .init();
     if metrics.install().is_err() {
         tracing::warn!(
             "another metrics recorder is installed: metrics calls will not reach the dashboard"
         );
     }
-    let cli = Cli::parse();
     match cli.command {
-        None => serve(cli.serve, metrics, logs).await,
-        Some(Command::Serve(args)) => serve(args, metrics, logs).await,
+        None => serve(cli.serve, metrics, logs, console).await,
+        Some(Command::Serve(args)) => serve(args, metrics, logs, console).await,
         Some(Command::HashPassword) => hash_password(),
         Some(Command::NewToken) => new_token(),
     }

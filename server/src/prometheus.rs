@@ -6,7 +6,10 @@ use std::fmt::Write;
 
 use axum::{extract::State, http::header, response::IntoResponse};
 use flowdeck_protocol::{Snapshot, StageSnapshot, WorkerState};
-use flowdeck_runtime::metrics::{Kind, MetricsStore};
+use flowdeck_runtime::{
+    metrics::{Kind, MetricsStore},
+    LatencyHistogram,
+};
 
 use crate::state::AppState;
 
@@ -14,7 +17,12 @@ use crate::state::AppState;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
-    let mut text = render(&state.hub.snapshot(), &process());
+    let pipeline = state.hub.pipeline();
+    let mut text = render(
+        &state.hub.snapshot(),
+        &pipeline.latency_histograms(),
+        &process(),
+    );
     user_metrics(&mut text, &state.metrics);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
 }
@@ -85,6 +93,29 @@ impl Out {
         let _ = writeln!(self.0, " {}", value.into());
     }
 
+    /// One histogram: `_bucket{le}` cumulative counts ending with `+Inf`, `_sum`, `_count`.
+    fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        below: impl IntoIterator<Item = (String, u64)>,
+        count: u64,
+        sum: f64,
+    ) {
+        let bucket = format!("{name}_bucket");
+        let with_le = |le: &str, out: &mut Self, n: u64| {
+            let mut l: Vec<(&str, &str)> = labels.to_vec();
+            l.push(("le", le));
+            out.sample(&bucket, &l, n as f64);
+        };
+        for (le, n) in below {
+            with_le(&le, self, n);
+        }
+        with_le("+Inf", self, count);
+        self.sample(&format!("{name}_sum"), labels, sum);
+        self.sample(&format!("{name}_count"), labels, count as f64);
+    }
+
     /// A family with one sample per stage.
     fn per_stage(
         &mut self,
@@ -105,7 +136,7 @@ impl Out {
     }
 }
 
-pub fn render(s: &Snapshot, p: &Process) -> String {
+pub fn render(s: &Snapshot, latency: &[LatencyHistogram], p: &Process) -> String {
     let mut o = Out(String::new());
     let pl = [("pipeline", s.pipeline.as_str())];
     let state = format!("{:?}", s.state).to_lowercase();
@@ -235,25 +266,22 @@ pub fn render(s: &Snapshot, p: &Process) -> String {
 
     o.family(
         "flowdeck_stage_latency_seconds",
-        "gauge",
-        "Attempt duration percentiles at the stage, recently.",
+        "histogram",
+        "Attempt durations at the stage since the start.",
     );
-    for st in &s.stages {
-        for (q, us) in [
-            ("0.5", st.latency.p50_us),
-            ("0.95", st.latency.p95_us),
-            ("0.99", st.latency.p99_us),
-        ] {
-            o.sample(
-                "flowdeck_stage_latency_seconds",
-                &[
-                    ("pipeline", &s.pipeline),
-                    ("stage", &st.name),
-                    ("quantile", q),
-                ],
-                us as f64 / 1e6,
-            );
-        }
+    for h in latency {
+        // Bounds are whole microseconds: written as exact decimal seconds.
+        let below = h
+            .below
+            .iter()
+            .map(|&(us, n)| (format!("{}.{:06}", us / 1_000_000, us % 1_000_000), n));
+        o.histogram(
+            "flowdeck_stage_latency_seconds",
+            &[("pipeline", &s.pipeline), ("stage", &h.stage)],
+            below,
+            h.count,
+            h.sum_us as f64 / 1e6,
+        );
     }
     o.family(
         "flowdeck_stage_workers",
@@ -315,7 +343,7 @@ fn metric_name(raw: &str) -> String {
 
 /// The store's series other than the built-in ones above (which the store also keeps for
 /// charts): what users record through the `metrics` crate. Counters end in `_total`;
-/// histograms are exported as their quantiles over the last minute.
+/// histograms are real histograms since the start, with bounds at powers of two.
 pub fn user_metrics(text: &mut String, store: &MetricsStore) {
     let mut o = Out(std::mem::take(text));
     let mut last_family = String::new();
@@ -338,10 +366,10 @@ pub fn user_metrics(text: &mut String, store: &MetricsStore) {
                 .description
                 .clone()
                 .unwrap_or_else(|| format!("{raw} (recorded through the metrics crate)."));
-            let kind = if info.kind == Kind::Counter {
-                "counter"
-            } else {
-                "gauge"
+            let kind = match info.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Histogram => "histogram",
             };
             o.family(&name, kind, &help.replace('\\', r"\\").replace('\n', r"\n"));
             last_family = name.clone();
@@ -352,22 +380,17 @@ pub fn user_metrics(text: &mut String, store: &MetricsStore) {
             .iter()
             .map(|(k, v)| (metric_name(k), v.clone()))
             .collect();
-        let mut refs: Vec<(&str, &str)> = labels
+        let refs: Vec<(&str, &str)> = labels
             .iter()
+            .filter(|(k, _)| k != "le")
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         match info.kind {
             Kind::Counter | Kind::Gauge => o.sample(&name, &refs, series.value()),
             Kind::Histogram => {
-                let qs = ["0.5", "0.95", "0.99"];
-                let values = series.recent_quantiles(&[0.5, 0.95, 0.99]);
-                for (q, v) in qs.iter().zip(values) {
-                    if let Some(v) = v {
-                        refs.push(("quantile", q));
-                        o.sample(&name, &refs, v);
-                        refs.pop();
-                    }
-                }
+                let all = series.cumulative().unwrap_or_default();
+                let below = all.below().into_iter().map(|(b, n)| (b.to_string(), n));
+                o.histogram(&name, &refs, below, all.count, all.sum);
             }
         }
     }

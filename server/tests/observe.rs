@@ -155,7 +155,8 @@ async fn metrics_fill_in_and_read_back_as_json_and_csv() {
         .unwrap();
     assert!(prom.contains("# TYPE orders_total counter\n"), "{prom}");
     assert!(prom.contains("orders_total{shop=\"east\"} 20\n"), "{prom}");
-    assert!(prom.contains("order_value{quantile=\"0.99\"}"), "{prom}");
+    assert!(prom.contains("# TYPE order_value histogram\n"), "{prom}");
+    assert!(prom.contains("order_value_bucket{le=\"+Inf\"}"), "{prom}");
 }
 
 /// A dashboard whose log buffer the test fills by hand.

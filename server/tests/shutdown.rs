@@ -82,3 +82,98 @@ async fn sigterm_drains_the_pipeline_ends_streams_and_exits() {
     assert!(stopped.contains("cancelled=0"), "{stopped}");
     assert!(log.iter().any(|l| l.contains("draining the pipeline")));
 }
+
+/// The binary with its stdout read line by line, and the dashboard's URL.
+fn spawn(args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowdeck"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let url = loop {
+        let line = lines.recv_timeout(Duration::from_secs(30)).unwrap();
+        if let Some(i) = line.find("http://") {
+            break line[i..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    (child, lines, url)
+}
+
+/// Waits for a line containing `text`; returns it.
+fn expect_line(lines: &mpsc::Receiver<String>, text: &str, within: Duration) -> String {
+    let until = std::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("no line with {text:?} in:\n{}", seen.join("\n"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_says_what_it_drains_and_a_second_one_stops_at_once() {
+    // A demo slower than its input: a backlog that takes a while to drain.
+    let (child, lines, _url) = spawn(&[
+        "--port",
+        "0",
+        "--demo-rate",
+        "400",
+        "--drain-timeout-secs",
+        "120",
+    ]);
+    // The terminal shows a short banner, then quiet: no log lines by default.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let early: Vec<String> = lines.try_iter().collect();
+    assert!(
+        early
+            .iter()
+            .all(|l| !l.contains("WARN") && !l.contains("ERROR")),
+        "log lines on a quiet terminal: {early:?}"
+    );
+    let pid = child.id().to_string();
+    let interrupt = || {
+        assert!(Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    interrupt();
+    let first = expect_line(&lines, "stopping: finishing", Duration::from_secs(5));
+    assert!(first.contains("Ctrl-C again"), "{first}");
+    let countdown = expect_line(&lines, "draining:", Duration::from_secs(5));
+    assert!(
+        countdown.contains("items left") && countdown.contains("s to go"),
+        "{countdown}"
+    );
+    let t = std::time::Instant::now();
+    interrupt();
+    expect_line(&lines, "stopping now: cancelling", Duration::from_secs(5));
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the second Ctrl-C took {:?}",
+        t.elapsed()
+    );
+}

@@ -17,6 +17,7 @@
 //! assert_eq!(series[0].points, vec![(1_000, Some(5.0)), (1_001, Some(7.0))]);
 //! ```
 
+pub mod cumulative;
 mod recorder;
 pub mod series;
 pub mod sketch;
@@ -54,6 +55,8 @@ struct Current {
     /// A counter's running total, a gauge's value.
     value: f64,
     sketch: Option<Sketch>,
+    /// A histogram's observations since the start (never reset by a tick).
+    all_time: Option<Box<cumulative::Cumulative>>,
 }
 
 impl Series {
@@ -79,6 +82,7 @@ impl Series {
         c.value = value(c.value);
         if self.kind == Kind::Histogram {
             c.sketch.get_or_insert_with(Sketch::default).add(v);
+            c.all_time.get_or_insert_with(Default::default).add(v);
         }
     }
 
@@ -145,6 +149,11 @@ impl Series {
     /// The latest value: a counter's total, a gauge's value, a histogram's last record.
     pub fn value(&self) -> f64 {
         self.current.lock().value
+    }
+
+    /// A histogram's observations since the start; `None` before the first.
+    pub fn cumulative(&self) -> Option<cumulative::Cumulative> {
+        self.current.lock().all_time.as_deref().cloned()
     }
 
     /// A histogram's quantiles over the last minute (from the 1-second ring).
