@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Sets up and runs every check: formatting, clippy on both feature sets with warnings
-# denied, the cargo tests, then the browser tests against the release binary (which also
-# prove the binary runs alone from an empty directory).
+# Sets up and runs every check: the committed site against its sources, formatting, clippy
+# on both feature sets with warnings denied, the cargo tests, the release build, a crate
+# outside the workspace that depends on flowdeck, and the browser tests against both
+# binaries (which also prove each runs alone from an empty directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "the committed site matches its sources"
+scripts/check-site.sh
+scripts/check-site.sh --self-test
 
 step "format"
 cargo fmt --all --check
@@ -22,5 +27,14 @@ cargo test --workspace --exclude flowdeck-frontend
 step "release build"
 scripts/build.sh
 
+step "the API against its OpenAPI document (schemathesis)"
+scripts/api-fuzz.sh
+
+step "a crate outside the workspace that depends on flowdeck (clean target directory)"
+standalone_target=$(mktemp -d)
+trap 'rm -rf "$standalone_target"' EXIT
+(cd examples/standalone && CARGO_TARGET_DIR="$standalone_target" cargo build)
+cp "$standalone_target/debug/standalone" target/standalone
+
 step "browser tests"
-(cd end2end && FLOWDECK_BIN="$PWD/../target/release/flowdeck" node --test tests/)
+(cd end2end && FLOWDECK_BIN="$PWD/../target/release/flowdeck" STANDALONE_BIN="$PWD/../target/standalone" node --test tests/)

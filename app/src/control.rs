@@ -27,11 +27,13 @@ async fn post(path: &str, body: &str, csrf: Option<String>) -> Result<(), String
     if response.ok() {
         return Ok(());
     }
+    /// The API's error body; only the message is shown.
+    #[derive(serde::Deserialize)]
+    struct Refusal {
+        message: String,
+    }
     let text = response.text().await.unwrap_or_default();
-    Err(serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_owned))
-        .unwrap_or(text))
+    Err(serde_json::from_str::<Refusal>(&text).map_or(text, |r| r.message))
 }
 
 #[cfg(not(feature = "hydrate"))]

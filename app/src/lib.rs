@@ -12,4 +12,4 @@ pub mod theme;
 mod widgets;
 
 pub use live::{Backend, BackendRef, BoxFuture, Viewer};
-pub use shell::{shell, App, PAGES};
+pub use shell::{shell, App, SiteAssets, PAGES};

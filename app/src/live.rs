@@ -144,10 +144,7 @@ impl Live {
             DELTA_EVENT => {
                 let delta: Delta = serde_json::from_str(data).map_err(|e| e.to_string())?;
                 #[cfg(feature = "hydrate")]
-                crate::probe::record(
-                    delta.snapshot.started_unix_ms,
-                    delta.items.iter().map(|r| r.updated_us()).collect(),
-                );
+                crate::probe::record(delta.snapshot.started_unix_ms, delta.oldest_change_us);
                 let applied = self.state.try_update_value(|s| match s {
                     Some(state) => state.apply_delta(delta).map_err(|gap| gap.to_string()),
                     None => Err("a delta before the first full frame".to_owned()),

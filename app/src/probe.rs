@@ -1,7 +1,8 @@
-//! How far behind the runtime the page is: for every item a frame changes, the time from
-//! the runtime event to the browser painting the frame, in a millisecond histogram.
+//! How far behind the runtime the page is: for every frame, the time from the oldest
+//! runtime event it carries to the browser painting it (the frame's worst case: sampling
+//! the newest change of each item instead would read low), in a millisecond histogram.
 //!
-//! Always on (it costs one pass over the frame's items) and read from outside through
+//! Always on (one number a frame) and read from outside through
 //! `window.__flowdeckLag()`, which returns `{count, p50, p95, p99, max}` in milliseconds as
 //! JSON; `window.__flowdeckLagReset()` starts over. The live benchmark reads it.
 
@@ -17,20 +18,15 @@ thread_local! {
     static HISTOGRAM: RefCell<Vec<u32>> = RefCell::new(vec![0; MAX_MS + 1]);
 }
 
-/// Records the lag of each change in a frame once the browser paints it.
-pub(crate) fn record(started_unix_ms: u64, updated_us: Vec<u64>) {
-    if started_unix_ms == 0 || updated_us.is_empty() {
+/// Records the lag of a frame's oldest change once the browser paints the frame.
+pub(crate) fn record(started_unix_ms: u64, oldest_change_us: Option<u64>) {
+    let Some(us) = oldest_change_us.filter(|_| started_unix_ms > 0) else {
         return;
-    }
+    };
     request_animation_frame(move || {
         let now = js_sys::Date::now() as u64;
-        HISTOGRAM.with(|h| {
-            let mut h = h.borrow_mut();
-            for us in updated_us {
-                let lag = now.saturating_sub(started_unix_ms + us / 1000) as usize;
-                h[lag.min(MAX_MS)] += 1;
-            }
-        });
+        let lag = now.saturating_sub(started_unix_ms + us / 1000) as usize;
+        HISTOGRAM.with(|h| h.borrow_mut()[lag.min(MAX_MS)] += 1);
     });
 }
 

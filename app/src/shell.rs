@@ -1,7 +1,7 @@
 //! The HTML document, the navigation and the routes.
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
     path, SsrMode,
@@ -25,8 +25,24 @@ pub fn custom_path(slug: &str) -> String {
     format!("/pages/{slug}")
 }
 
+/// Where the built site's files are served: their names carry a hash of their content, so
+/// browsers may cache them for good and a new build is never mixed with an old one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteAssets {
+    /// The wasm-bindgen loader, such as `/pkg/flowdeck.1a2b3c4d5e6f7a8b.js`.
+    pub js: String,
+    pub wasm: String,
+    pub css: String,
+}
+
 /// The whole document, rendered by the server for every page.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+pub fn shell(assets: SiteAssets) -> impl IntoView {
+    let SiteAssets { js, wasm, css } = assets;
+    let nonce = leptos::nonce::use_nonce();
+    // What leptos' HydrationScripts does, with the hashed file names.
+    let boot = format!(
+        "import({js:?}).then(m => m.default({{module_or_path: {wasm:?}}}).then(() => m.hydrate()));"
+    );
     view! {
         <!DOCTYPE html>
         <html lang="en" data-theme=crate::theme::current().as_str()>
@@ -34,7 +50,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
-                <HydrationScripts options/>
+                <link rel="stylesheet" href=css/>
+                <link rel="modulepreload" href=js.clone() crossorigin="anonymous"/>
+                <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin="anonymous"/>
+                <script type="module" nonce=nonce>{boot}</script>
                 <MetaTags/>
                 {custom_css().then(|| view! { <link rel="stylesheet" href="/custom.css"/> })}
             </head>
@@ -64,7 +83,6 @@ pub fn App() -> impl IntoView {
     };
 
     view! {
-        <Stylesheet id="flowdeck" href="/pkg/flowdeck.css"/>
         <Router>
             <header class="topbar">
                 <Suspense fallback=|| view! { <a class="brand" href="/">"flowdeck"</a> }>

@@ -5,16 +5,21 @@ import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export async function startServer(args = []) {
-  const bin = process.env.FLOWDECK_BIN;
+// `options.bin` names another binary to run the same way (STANDALONE_BIN: a user's crate
+// built on flowdeck), which takes its port from FLOWDECK_PORT instead of `--port`.
+export async function startServer(args = [], options = {}) {
+  const bin = options.bin ?? process.env.FLOWDECK_BIN;
   if (!bin) throw new Error('FLOWDECK_BIN must name the flowdeck binary to test');
-  const dir = mkdtempSync(join(tmpdir(), 'flowdeck-alone-'));
-  const exe = join(dir, 'flowdeck');
+  const name = options.name ?? 'flowdeck';
+  const dir = mkdtempSync(join(tmpdir(), `${name}-alone-`));
+  const exe = join(dir, name);
   copyFileSync(bin, exe);
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('LEPTOS_') && !k.startsWith('FLOWDECK_')),
   );
-  const child = spawn(exe, ['--port', '0', ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = options.bin ? args : ['--port', '0', ...args];
+  if (options.bin) env.FLOWDECK_PORT = '0';
+  const child = spawn(exe, argv, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr.on('data', (d) => { log += d; });
   const url = await new Promise((resolve, reject) => {

@@ -68,6 +68,9 @@ pub struct FailedItem {
     pub error: ErrorInfo,
 }
 
+/// How many of the most recent failures an error summary lists.
+pub const RECENT_FAILURES: usize = 1_000;
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ErrorSummary {
     /// Items that failed for good.
@@ -80,6 +83,61 @@ pub struct ErrorSummary {
     pub recent: Vec<FailedItem>,
 }
 
+/// What changed in an error summary from one stream frame to the next. Under steady
+/// failures a frame carries the few new failures, not the thousand the summary lists.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorsDelta {
+    pub total: u64,
+    /// Kinds whose count changed, with their new counts.
+    pub by_kind: Vec<(String, u64)>,
+    /// Every stage's count (one number a stage), when any changed.
+    pub by_stage: Option<Vec<u64>>,
+    /// Failures since the previous frame, newest first.
+    pub recent: Vec<FailedItem>,
+}
+
+impl ErrorSummary {
+    /// What turns `before` into `self`; `None` when nothing changed.
+    pub fn delta_from(&self, before: &ErrorSummary) -> Option<ErrorsDelta> {
+        if self == before {
+            return None;
+        }
+        let new = usize::try_from(self.total.saturating_sub(before.total)).unwrap_or(usize::MAX);
+        Some(ErrorsDelta {
+            total: self.total,
+            by_kind: self
+                .by_kind
+                .iter()
+                .filter(|(kind, n)| !before.by_kind.iter().any(|(k, m)| k == kind && m == n))
+                .cloned()
+                .collect(),
+            by_stage: (self.by_stage != before.by_stage).then(|| self.by_stage.clone()),
+            recent: self.recent.iter().take(new).cloned().collect(),
+        })
+    }
+
+    /// Applies a delta made by [`ErrorSummary::delta_from`].
+    pub fn apply(&mut self, d: ErrorsDelta) {
+        self.total = d.total;
+        for (kind, n) in d.by_kind {
+            match self.by_kind.iter_mut().find(|(k, _)| *k == kind) {
+                Some(entry) => entry.1 = n,
+                None => self.by_kind.push((kind, n)),
+            }
+        }
+        // Most frequent first, then by name: the order the tracker gives.
+        self.by_kind
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        if let Some(by_stage) = d.by_stage {
+            self.by_stage = by_stage;
+        }
+        let mut recent = d.recent;
+        recent.append(&mut self.recent);
+        recent.truncate(RECENT_FAILURES);
+        self.recent = recent;
+    }
+}
+
 /// What the task page shows: the item's detail, where it came from, and the stage names
 /// its indices refer to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,4 +145,76 @@ pub struct TaskDetail {
     pub detail: ItemDetail,
     pub provenance: Vec<Ancestor>,
     pub stage_names: Vec<String>,
+    /// When the pipeline started (Unix ms): event times count from here.
+    #[serde(default)]
+    pub started_unix_ms: u64,
+    /// The pipeline's clock when this was read (ms since the start), for "… ago".
+    #[serde(default)]
+    pub now_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(id: ItemId, kind: &str) -> FailedItem {
+        FailedItem {
+            id,
+            stage: (id % 3) as StageIndex,
+            at_us: id * 10,
+            error: ErrorInfo {
+                kind: kind.into(),
+                message: format!("item {id}"),
+            },
+        }
+    }
+
+    /// A summary as the tracker keeps it, after failures `0..n`.
+    fn summary(n: u64) -> ErrorSummary {
+        let kinds = ["Timeout", "Empty", "Quota"];
+        let mut by_kind: Vec<(String, u64)> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                (
+                    k.to_string(),
+                    (0..n).filter(|x| x % 3 == i as u64).count() as u64,
+                )
+            })
+            .filter(|(_, c)| *c > 0)
+            .collect();
+        by_kind.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ErrorSummary {
+            total: n,
+            by_kind,
+            by_stage: (0..3)
+                .map(|s| (0..n).filter(|x| x % 3 == s).count() as u64)
+                .collect(),
+            recent: (0..n)
+                .rev()
+                .take(RECENT_FAILURES)
+                .map(|i| failure(i, kinds[(i % 3) as usize]))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn deltas_rebuild_the_summary_and_carry_only_what_is_new() {
+        let mut client = summary(0);
+        let mut seen = 0;
+        for now in [1, 2, 2, 7, 400, 1_300, 1_301, 2_900] {
+            let server = summary(now);
+            match server.delta_from(&client) {
+                None => assert_eq!(now, seen, "no delta although {} failed", now - seen),
+                Some(d) => {
+                    let new = (now - seen) as usize;
+                    assert_eq!(d.recent.len(), new.min(RECENT_FAILURES));
+                    assert!(d.by_kind.len() <= 3);
+                    client.apply(d);
+                }
+            }
+            assert_eq!(client, server, "after {now} failures");
+            seen = now;
+        }
+    }
 }

@@ -21,7 +21,8 @@ pub mod stream;
 pub use audit::AuditEntry;
 pub use event::{ErrorInfo, Event, EventKind, ItemStatus, Value};
 pub use item::{
-    Ancestor, ErrorSummary, FailedItem, ItemDetail, ItemSummary, StageVisit, TaskDetail,
+    Ancestor, ErrorSummary, ErrorsDelta, FailedItem, ItemDetail, ItemSummary, StageVisit,
+    TaskDetail, RECENT_FAILURES,
 };
 pub use snapshot::{
     Edge, Latency, PipelineState, Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState,

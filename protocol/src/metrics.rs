@@ -133,6 +133,7 @@ impl SeriesKey {
 
 /// A series' description, for the API and the Metrics page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SeriesInfoWire")]
 pub struct SeriesInfo {
     #[serde(flatten)]
     pub key: SeriesKey,
@@ -142,6 +143,7 @@ pub struct SeriesInfo {
 
 /// A series read over a time range.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SeriesDataWire")]
 pub struct SeriesData {
     #[serde(flatten)]
     pub key: SeriesKey,
@@ -151,6 +153,55 @@ pub struct SeriesData {
     pub step: u64,
     /// (Unix seconds, value); `None` where the window holds nothing.
     pub points: Vec<(u64, Option<f64>)>,
+}
+
+// The two above, as they read from the wire: the key's fields inline. Read through these
+// rather than serde's `flatten`, which buffers every field first (and costs the browser's
+// bundle the machinery for it).
+#[derive(Deserialize)]
+struct SeriesInfoWire {
+    name: String,
+    labels: Vec<(String, String)>,
+    kind: Kind,
+    description: Option<String>,
+}
+
+impl From<SeriesInfoWire> for SeriesInfo {
+    fn from(w: SeriesInfoWire) -> Self {
+        SeriesInfo {
+            key: SeriesKey {
+                name: w.name,
+                labels: w.labels,
+            },
+            kind: w.kind,
+            description: w.description,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SeriesDataWire {
+    name: String,
+    labels: Vec<(String, String)>,
+    kind: Kind,
+    agg: Agg,
+    step: u64,
+    points: Vec<(u64, Option<f64>)>,
+}
+
+impl From<SeriesDataWire> for SeriesData {
+    fn from(w: SeriesDataWire) -> Self {
+        SeriesData {
+            key: SeriesKey {
+                name: w.name,
+                labels: w.labels,
+            },
+            kind: w.kind,
+            agg: w.agg,
+            step: w.step,
+            points: w.points,
+        }
+    }
 }
 
 /// What a widget asks for: some series over the last `range` seconds.

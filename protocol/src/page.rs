@@ -30,7 +30,8 @@ pub struct PageSpec {
 }
 
 /// A widget and where it sits: `at` is (column, row) from 0, `span` is (columns, rows).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// On the wire the widget is a key beside them: `{"at": [0, 0], "chart": {...}}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Placed {
     pub at: (u16, u16),
     #[serde(default = "one_by_one")]
@@ -41,6 +42,67 @@ pub struct Placed {
 
 fn one_by_one() -> (u16, u16) {
     (1, 1)
+}
+
+/// The keys a widget entry may have besides its widget.
+const PLACE_KEYS: [&str; 2] = ["at", "span"];
+/// The widget keys, one of which an entry has.
+pub const WIDGET_KEYS: [&str; 6] = ["metric", "chart", "gauge", "table", "status", "log"];
+
+/// By hand rather than with serde's `flatten`, which cannot refuse a misspelt key (a
+/// `spna` would vanish without a word) and costs the browser's bundle a buffering
+/// deserializer.
+impl<'de> Deserialize<'de> for Placed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = Placed;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a widget entry: at, span and one widget")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Placed, A::Error> {
+                use serde::de::Error;
+                let (mut at, mut span, mut widgets) = (None, None, Vec::new());
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "at" => at = Some(map.next_value()?),
+                        "span" => span = Some(map.next_value()?),
+                        "metric" => widgets.push(Widget::Metric(map.next_value()?)),
+                        "chart" => widgets.push(Widget::Chart(map.next_value()?)),
+                        "gauge" => widgets.push(Widget::Gauge(map.next_value()?)),
+                        "table" => widgets.push(Widget::Table(map.next_value()?)),
+                        "status" => widgets.push(Widget::Status(map.next_value()?)),
+                        "log" => widgets.push(Widget::Log(map.next_value()?)),
+                        other => {
+                            return Err(A::Error::custom(format!(
+                                "unknown key {other:?}; a widget has {} and one of {}",
+                                PLACE_KEYS.join(", "),
+                                WIDGET_KEYS.join(", ")
+                            )))
+                        }
+                    }
+                }
+                let found = widgets.len();
+                let (Some(widget), 1) = (widgets.pop(), found) else {
+                    return Err(A::Error::custom(format!(
+                        "give exactly one of {} (found {found})",
+                        WIDGET_KEYS.join(", ")
+                    )));
+                };
+                Ok(Placed {
+                    at: at.ok_or_else(|| A::Error::missing_field("at"))?,
+                    span: span.unwrap_or_else(one_by_one),
+                    widget,
+                })
+            }
+        }
+        d.deserialize_map(Entry)
+    }
 }
 
 /// The six widgets. Externally tagged, so TOML reads naturally:

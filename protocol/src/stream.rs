@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorSummary, ItemId, ItemStatus, ItemSummary, Snapshot, StageIndex};
+use crate::{ErrorSummary, ErrorsDelta, ItemId, ItemStatus, ItemSummary, Snapshot, StageIndex};
 
 /// How many points of rate history a client keeps (5 minutes at the default 250 ms refresh).
 pub const HISTORY_POINTS: usize = 1200;
@@ -102,8 +102,12 @@ pub struct Delta {
     /// Items whose row changed, each once with its latest row.
     pub items: Vec<ItemRow>,
     pub point: Point,
-    /// The error summary, when it changed.
-    pub errors: Option<ErrorSummary>,
+    /// What changed in the error summary, when anything did.
+    pub errors: Option<ErrorsDelta>,
+    /// When the oldest change this frame carries happened (µs since the pipeline started):
+    /// how late the frame is, at worst. Pages measure their lag from it.
+    #[serde(default)]
+    pub oldest_change_us: Option<u64>,
 }
 
 /// One stream message. The SSE event name is [`Frame::event`]; the SSE id is [`Frame::id`].
@@ -221,7 +225,7 @@ impl LiveState {
         }
         self.history.push_back(delta.point);
         if let Some(errors) = delta.errors {
-            self.errors = errors;
+            self.errors.apply(errors);
         }
         self.trim();
         Ok(())

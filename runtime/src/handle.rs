@@ -77,6 +77,16 @@ impl PipelineHandle {
         *self.shared.state.borrow()
     }
 
+    /// When the pipeline started (Unix ms) and its clock now (ms since then): what event
+    /// times (µs since the start) are read against.
+    pub fn clock(&self) -> (u64, u64) {
+        let clock = &self.shared.env.clock;
+        (
+            clock.started_unix_ms(),
+            crate::clock::micros(clock.elapsed()) / 1000,
+        )
+    }
+
     /// Tells the pipeline how many items to expect, so snapshots carry an ETA.
     pub fn set_expected(&self, n: u64) {
         *self.shared.expected.lock() = Some(n);
@@ -179,7 +189,9 @@ impl PipelineHandle {
         }
     }
 
-    /// Puts a failed item back in the queue of the stage where it failed.
+    /// Puts a failed item back in the queue of the stage where it failed. Works as long as
+    /// that stage keeps the item's input (`Stage::keep_failed`, the newest 10,000 failures
+    /// by default), even after the item's detail has left the tracker's retention.
     pub async fn retry(&self, item: ItemId) -> Result<(), ControlError> {
         let tracker = self.shared.env.tracker();
         match self.shared.tracker.stage_of(item) {
@@ -188,14 +200,15 @@ impl PipelineHandle {
                 None => Err(ControlError::UnknownItem(item)),
             },
             Some(_) => Err(ControlError::NotFailed(item)),
-            None if self.shared.tracking => Err(ControlError::UnknownItem(item)),
+            // Not retained (or tracking off): the stage that kept its input knows it.
             None => {
                 for s in &self.shared.stages {
-                    if s.retry(item, tracker.clone()).await.is_ok() {
-                        return Ok(());
+                    match s.retry(item, tracker.clone()).await {
+                        Err(ControlError::InputGone(_)) => continue,
+                        other => return other,
                     }
                 }
-                Err(ControlError::InputGone(item))
+                Err(ControlError::UnknownItem(item))
             }
         }
     }

@@ -35,7 +35,10 @@ use tracing_subscriber::{layer::Context, Layer};
 
 struct Inner {
     cap: usize,
-    records: Mutex<VecDeque<LogRecord>>,
+    /// Shared, so that a query copies pointers under the lock and filters after it: a
+    /// slow query (a glob, a text search over 10,000 records) never holds up the threads
+    /// that log, which are the pipeline's workers.
+    records: Mutex<VecDeque<Arc<LogRecord>>>,
     /// The newest sequence number, for live readers to wait on.
     latest: watch::Sender<u64>,
 }
@@ -148,22 +151,33 @@ impl LogBuffer {
         if records.len() == self.0.cap {
             records.pop_front();
         }
-        records.push_back(LogRecord {
+        records.push_back(Arc::new(LogRecord {
             seq,
             at_unix_ms,
             level: level.as_str().to_lowercase(),
             source,
             message,
             fields,
-        });
+        }));
         drop(records);
         self.0.latest.send_replace(seq);
     }
 
     /// The records a query admits, oldest first; with a limit, the newest that many.
     pub fn query(&self, q: &LogQuery) -> Vec<LogRecord> {
-        let records = self.0.records.lock();
-        let mut found: Vec<LogRecord> = records.iter().filter(|r| q.admits(r)).cloned().collect();
+        let candidates: Vec<Arc<LogRecord>> = {
+            let records = self.0.records.lock();
+            // Sequence numbers ascend: skip what a follower has seen without looking at it.
+            let from = q
+                .since
+                .map_or(0, |since| records.partition_point(|r| r.seq <= since));
+            records.range(from..).cloned().collect()
+        };
+        let mut found: Vec<LogRecord> = candidates
+            .iter()
+            .filter(|r| q.admits(r))
+            .map(|r| LogRecord::clone(r))
+            .collect();
         if let Some(limit) = q.limit {
             let cut = found.len().saturating_sub(limit);
             found.drain(..cut);

@@ -421,12 +421,21 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
     /// Runs the pipeline over `items` to completion: feeds them (waiting when the first
     /// queue is full), collects the outputs, and returns them with a summary.
     pub async fn run(self, items: impl IntoIterator<Item = In>) -> Report<Out> {
+        self.start().run(items).await
+    }
+}
+
+impl<In: Send + 'static, Out: Send + 'static> Running<In, Out> {
+    /// Feeds `items`, closes the input, collects the outputs and waits for the end: what
+    /// [`Pipeline::run`] does after starting. Start first when something must watch the
+    /// run from its first item (a dashboard, a progress bar) through the handle.
+    pub async fn run(self, items: impl IntoIterator<Item = In>) -> Report<Out> {
         let items = items.into_iter();
         let Running {
             handle,
             input,
             outputs,
-        } = self.start();
+        } = self;
         if let (lo, Some(hi)) = items.size_hint() {
             if lo == hi {
                 handle.set_expected(lo as u64);

@@ -313,6 +313,49 @@ async fn a_failed_item_can_be_retried_from_the_handle() {
 }
 
 #[tokio::test]
+async fn a_failure_older_than_the_retention_can_still_be_retried() {
+    // Retention 10: the first failure's detail is long gone when it is retried, but its
+    // stage kept its input.
+    let fail = Arc::new(AtomicU32::new(1));
+    let f = fail.clone();
+    let running = Line::<u32>::new("old-retry")
+        .stage(Stage::map("work", move |n: u32, _cx| {
+            let f = f.clone();
+            async move {
+                if n == 0 && f.load(Ordering::SeqCst) == 1 {
+                    Err("down".to_string())
+                } else {
+                    Ok(n)
+                }
+            }
+        }))
+        .retention(10)
+        .build()
+        .unwrap()
+        .start();
+    let h = running.handle.clone();
+    let first = running.input.send(0).await.unwrap();
+    running.input.send_all(1..100).await;
+    for _ in 0..99 {
+        running.outputs.recv().await.unwrap();
+    }
+    assert_eq!(
+        h.tracker().status(first),
+        None,
+        "evicted from the retained detail"
+    );
+    fail.store(0, Ordering::SeqCst);
+    h.retry(first).await.unwrap();
+    assert_eq!(running.outputs.recv().await.unwrap(), 0);
+    // Retried once, its input is no longer kept: a second retry is refused, not lost.
+    assert_eq!(h.retry(first).await, Err(ControlError::UnknownItem(first)));
+    drop(running.input);
+    h.wait().await;
+    let stats = h.tracker().stats();
+    assert_eq!((stats.completed, stats.failed), (100, 0));
+}
+
+#[tokio::test]
 async fn dag_routes_fans_out_and_fans_in_with_provenance() {
     // split -> (evens | odds) -> join
     let mut g = Graph::<Vec<u32>, String>::new("dag");

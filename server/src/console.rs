@@ -97,14 +97,19 @@ impl Console {
 }
 
 /// The banner: where the dashboard is and what runs.
-pub fn banner(url: &str, s: &Snapshot) -> String {
+/// `signals`: whether Ctrl-C is this server's to handle (a foreground `serve`).
+pub fn banner(url: &str, s: &Snapshot, signals: bool) -> String {
     let stages: Vec<&str> = s.stages.iter().map(|st| st.name.as_str()).collect();
-    format!(
-        "flowdeck {}: dashboard at {url}\n  pipeline {:?}: {}\n  Ctrl-C drains the pipeline and stops; press it twice to stop at once. Logs: {url}/logs (-v prints them here)",
+    let mut text = format!(
+        "flowdeck {}: dashboard at {url}\n  pipeline {:?}: {}\n  logs: {url}/logs",
         env!("CARGO_PKG_VERSION"),
         s.pipeline,
         stages.join(" → "),
-    )
+    );
+    if signals {
+        text.push_str("\n  Ctrl-C drains the pipeline and stops; press it twice to stop at once");
+    }
+    text
 }
 
 /// One line of status: state, counts, throughput, what is queued and the bottleneck.
@@ -158,7 +163,7 @@ mod tests {
             status(&s),
             "running · 1200 done · 3 failed · 58.3/s · 40 queued · bottleneck enrich (95% busy)"
         );
-        let b = banner("http://127.0.0.1:3000", &s);
+        let b = banner("http://127.0.0.1:3000", &s, true);
         assert!(b.contains("dashboard at http://127.0.0.1:3000"), "{b}");
         assert!(b.contains("\"docs\": enrich"), "{b}");
     }

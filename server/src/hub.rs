@@ -154,10 +154,14 @@ impl Hub {
     pub fn task(&self, id: ItemId) -> Option<TaskDetail> {
         let pipeline = self.pipeline();
         let tracker = pipeline.tracker();
+        let detail = tracker.item(id)?;
+        let (started_unix_ms, now_ms) = pipeline.clock();
         Some(TaskDetail {
-            detail: tracker.item(id)?,
+            detail,
             provenance: tracker.provenance(id),
             stage_names: pipeline.stage_names().to_vec(),
+            started_unix_ms,
+            now_ms,
         })
     }
 
@@ -166,15 +170,20 @@ impl Hub {
         self.shared.log.read().latest()
     }
 
-    /// A full frame of the current mirror (cached until the mirror moves).
+    /// A full frame of the current mirror (cached until the mirror moves). The mirror is
+    /// copied under its lock and serialized after: serializing 100,000 rows under it would
+    /// hold up the next delta, and every stream with it.
     fn full(&self) -> Arc<Published> {
-        let mut cached = self.shared.full.lock();
-        let mirror = self.shared.mirror.read();
-        if let Some(p) = cached.as_ref().filter(|p| p.id == mirror.id) {
+        let id = self.shared.mirror.read().id;
+        if let Some(p) = self.shared.full.lock().as_ref().filter(|p| p.id == id) {
             return p.clone();
         }
-        let p = publish_full(&mirror);
-        *cached = Some(p.clone());
+        let full = self.shared.mirror.read().to_full();
+        let p = publish(full.id, FULL_EVENT, &full);
+        let mut cached = self.shared.full.lock();
+        if cached.as_ref().is_none_or(|c| c.id < p.id) {
+            *cached = Some(p.clone());
+        }
         p
     }
 
@@ -274,6 +283,8 @@ async fn publisher(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let mut touched: HashSet<ItemId> = HashSet::new();
+    // The oldest event the next delta carries, for the page's lag probe.
+    let mut oldest: Option<u64> = None;
     let mut feed_open = true;
     let mut resync = false;
     let mut rates = Rates::new(&shared.mirror.read().snapshot);
@@ -283,7 +294,14 @@ async fn publisher(
             _ = tick.tick() => {}
             batch = feed.recv(), if feed_open => {
                 match batch {
-                    Ok(events) => touched.extend(events.iter().map(|e| e.item)),
+                    Ok(events) => {
+                        touched.extend(events.iter().map(|e| e.item));
+                        let first = events.iter().map(|e| e.at_us).min();
+                        oldest = match (oldest, first) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
                     // Events were skipped: the touched set is incomplete, rebuild instead.
                     Err(FeedError::Lagged(_)) => resync = true,
                     Err(FeedError::Closed) => feed_open = false,
@@ -298,6 +316,7 @@ async fn publisher(
         let published = if resync {
             resync = false;
             touched.clear();
+            oldest = None;
             let mut state = initial_state(&pipeline, id);
             state.history = shared.mirror.read().history.clone();
             rates = Rates::new(&state.snapshot);
@@ -310,14 +329,20 @@ async fn publisher(
             let mut ids: Vec<ItemId> = touched.drain().collect();
             ids.sort_unstable();
             let items = tracker.summaries(ids).iter().map(ItemRow::from).collect();
-            let errors = tracker.errors();
-            let errors = (errors != shared.mirror.read().errors).then_some(errors);
+            // Only what changed in the error summary: under steady failures a frame carries
+            // the new failures, not the thousand the summary lists.
+            let errors = if tracker.errors_total() == shared.mirror.read().errors.total {
+                None
+            } else {
+                tracker.errors().delta_from(&shared.mirror.read().errors)
+            };
             let delta = Delta {
                 id,
                 point: rates.point(&snapshot),
                 snapshot,
                 items,
                 errors,
+                oldest_change_us: oldest.take(),
             };
             let p = publish(id, DELTA_EVENT, &delta);
             shared.log.write().push(p.clone());

@@ -6,6 +6,7 @@ pub mod api;
 mod assets;
 pub mod auth;
 pub mod branding;
+mod config;
 pub mod console;
 mod cors;
 mod csp;
@@ -14,6 +15,7 @@ pub mod demo;
 pub mod hub;
 pub mod origin;
 pub mod prometheus;
+mod serving;
 pub mod settings;
 mod state;
 
@@ -43,68 +45,11 @@ use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::{limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer};
 
+pub use config::{Config, LOG_RECORDS};
 pub use cors::layer as cors_layer;
 pub use hub::Hub;
+pub use serving::{serve, Serving};
 pub use state::AppState;
-
-/// How the server is set up.
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub addr: SocketAddr,
-    /// How often the live stream sends an update.
-    pub refresh: Duration,
-    /// How many past frames the stream keeps for reconnecting browsers.
-    pub stream_log: hub::LogLimits,
-    /// Refuse control actions (pause, scale, retry, cancel, drain, stop) with 403.
-    pub readonly: bool,
-    /// Users and tokens; `None` leaves the dashboard open to whoever reaches it (which is
-    /// why the default address is loopback).
-    pub auth: Option<Arc<auth::Auth>>,
-    /// On SIGTERM or ctrl-c, how long the pipeline may take to finish its queued items
-    /// before the rest is aborted.
-    pub drain_timeout: Duration,
-    /// Where the pipeline's and the process's series go, with whatever the `metrics` crate
-    /// records once the store is installed as its recorder (the binary does that).
-    pub metrics: MetricsStore,
-    /// Where captured logs go; the binary adds its layer to the tracing subscriber.
-    pub logs: LogBuffer,
-    /// The theme for browsers that have not chosen one.
-    pub theme: Theme,
-    /// Origins whose pages may call the API (with a token, never a cookie); none by default.
-    pub cors_origins: Vec<String>,
-    /// Host names the server answers besides loopback names and IP addresses: the names
-    /// it is reached by behind a proxy or on a network. Anything else is refused, which
-    /// is what stops DNS rebinding.
-    pub allowed_hosts: origin::AllowedHosts,
-    /// The title, logo, palette and CSS file.
-    pub branding: branding::Branding,
-    /// Where the banner, the status line and the shutdown countdown go. `None`: standard
-    /// output, opened when serving starts.
-    pub console: Option<console::Console>,
-}
-
-/// Log records kept for the Logs page and the API.
-pub const LOG_RECORDS: usize = 10_000;
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            refresh: Duration::from_millis(250),
-            stream_log: hub::LogLimits::default(),
-            readonly: false,
-            auth: None,
-            drain_timeout: Duration::from_secs(30),
-            metrics: MetricsStore::new(),
-            logs: LogBuffer::new(LOG_RECORDS),
-            theme: Theme::System,
-            cors_origins: Vec::new(),
-            allowed_hosts: origin::AllowedHosts::default(),
-            branding: branding::Branding::default(),
-            console: None,
-        }
-    }
-}
 
 /// Leptos' options, set in code: the binary needs no Cargo.toml and no LEPTOS_* variables.
 fn leptos_options(addr: SocketAddr) -> LeptosOptions {
@@ -183,7 +128,6 @@ fn sample(metrics: MetricsStore, pipeline: PipelineHandle) -> MetricsStore {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let ctx = page_context(&state);
-    let options = state.leptos.clone();
     let app = Router::new()
         .route("/api/events", get(hub::events))
         .route("/prometheus", get(prometheus::handler))
@@ -197,7 +141,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(api::router())
         .merge(auth::router())
-        .leptos_routes_with_context(&state, routes, ctx, move || shell(options.clone()))
+        .leptos_routes_with_context(&state, routes, ctx, || shell(assets::assets().clone()))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -218,10 +162,14 @@ pub fn router(state: AppState) -> Router {
     };
     // A request for a host this server does not answer gets nothing else.
     let app = app.layer(guard);
-    // Outermost, so that every error under /api/ is JSON, whichever layer answered it.
-    app.layer(axum::middleware::from_fn(move |req, next| {
+    // So that every error under /api/ is JSON, whichever layer answered it.
+    let app = app.layer(axum::middleware::from_fn(move |req, next| {
         api::json_errors(server_fns.clone(), req, next)
-    }))
+    }));
+    // Outermost: pages, JSON and CSS go out compressed when the client accepts it. The
+    // site's big files are precompressed (and so passed through), the live streams are
+    // not compressed (each event must leave at once).
+    app.layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// The largest request body accepted: the API takes small JSON and forms only.
@@ -377,181 +325,19 @@ async fn fallback(
     if let Some(file) = assets::get(path, &headers) {
         return file;
     }
-    let options = state.leptos.clone();
-    let render = leptos_axum::render_app_to_stream_with_context(page_context(&state), move || {
-        shell(options.clone())
+    let render = leptos_axum::render_app_to_stream_with_context(page_context(&state), || {
+        shell(assets::assets().clone())
     });
     render(req).await.into_response()
 }
 
-/// Whether this binary carries the site (true for release builds made by the setup script).
+/// Whether this binary carries the site (always, unless the crate's `site/` was deleted).
 pub fn site_embedded() -> bool {
     assets::present()
 }
 
-/// Binds `config.addr` and serves until ctrl-c or SIGTERM, then shuts down gracefully:
-/// the pipeline takes no more input and finishes what it holds (aborting what is left
-/// after `config.drain_timeout`) while the dashboard keeps showing it; then the live
-/// streams end and the server stops.
-pub async fn serve(config: Config, pipeline: PipelineHandle) -> std::io::Result<()> {
-    run(config, dashboard::Pages::default(), pipeline).await
-}
-
-async fn run(
-    config: Config,
-    pages: dashboard::Pages,
-    pipeline: PipelineHandle,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    let addr = listener.local_addr()?;
-    let (console, _guard) = match config.console.clone() {
-        Some(c) => (c, None),
-        None => {
-            let (c, guard) = console::Console::stdout();
-            (c, Some(guard))
-        }
-    };
-    let state = state_with(&config, pages, pipeline.clone());
-    let app = router(state.clone());
-    let url = format!("http://{addr}");
-    console.line(&console::banner(&url, &pipeline.snapshot()));
-    tracing::info!(%addr, "listening");
-    let status = tokio::spawn(print_status(console.clone(), pipeline.clone()));
-    let stop = async move {
-        let mut signals = Signals::new();
-        signals.next().await;
-        drain(&pipeline, config.drain_timeout, &console, &mut signals).await;
-        status.abort();
-        state.shutdown.send_replace(true);
-    };
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await
-}
-
-/// Prints the status line every few seconds, and says (in the logs, each second at most)
-/// when lines had to be dropped because nobody read them fast enough.
-async fn print_status(console: console::Console, pipeline: PipelineHandle) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let period = console.status_every().as_secs().max(1);
-    let mut dropped = 0;
-    for second in 1u64.. {
-        every.tick().await;
-        if second % period == 0 {
-            console.line(&console::status(&pipeline.snapshot()));
-        }
-        let now = console.dropped_lines();
-        if now > dropped {
-            tracing::warn!(
-                dropped = now - dropped,
-                "standard output is not read fast enough: lines were dropped (the Logs page has them all)"
-            );
-            dropped = now;
-        }
-    }
-}
-
-/// Lets the pipeline finish its queued items, saying on the console how many are left,
-/// until it is done, `timeout` passes or a second signal comes; then aborts what is left.
-async fn drain(
-    pipeline: &PipelineHandle,
-    timeout: Duration,
-    console: &console::Console,
-    signals: &mut Signals,
-) {
-    let left = |p: &PipelineHandle| {
-        let t = p.snapshot().totals;
-        t.queued + t.running
-    };
-    let queued = left(pipeline);
-    tracing::info!(queued, "shutting down: draining the pipeline");
-    console.line(&format!(
-        "stopping: finishing {queued} queued and running items (at most {} s); press Ctrl-C again to stop at once",
-        timeout.as_secs()
-    ));
-    pipeline.drain();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
-    let finished = loop {
-        tokio::select! {
-            _ = pipeline.wait() => break true,
-            _ = tokio::time::sleep_until(deadline) => {
-                tracing::warn!(?timeout, "the pipeline did not drain in time: aborting the rest");
-                console.line("the pipeline did not drain in time: cancelling the rest");
-                break false;
-            }
-            _ = signals.next() => {
-                tracing::warn!("second signal: aborting the rest");
-                console.line(&format!("stopping now: cancelling {} items", left(pipeline)));
-                break false;
-            }
-            _ = tick.tick() => {
-                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                console.line(&format!(
-                    "draining: {} items left, {} s to go",
-                    left(pipeline),
-                    remaining.as_secs()
-                ));
-            }
-        }
-    };
-    if !finished {
-        pipeline.abort();
-        pipeline.wait().await;
-    }
-    let t = pipeline.snapshot().totals;
-    tracing::info!(
-        state = ?pipeline.state(),
-        completed = t.completed,
-        failed = t.failed,
-        cancelled = t.cancelled,
-        "pipeline stopped"
-    );
-    console.line(&format!(
-        "stopped: {} completed, {} failed, {} cancelled",
-        t.completed, t.failed, t.cancelled
-    ));
-}
-
-/// Ctrl-C and SIGTERM, as a stream: the first asks to drain, the second to stop at once.
-struct Signals {
-    #[cfg(unix)]
-    term: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn new() -> Self {
-        Signals {
-            #[cfg(unix)]
-            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
-        }
-    }
-
-    async fn next(&mut self) {
-        let ctrl_c = async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        #[cfg(unix)]
-        let terminate = async {
-            match &mut self.term {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = terminate => {},
-        }
-    }
+/// The digest of the sources the embedded site was built from, as
+/// `scripts/site-digest.sh` computes it.
+pub fn site_sources_digest() -> Option<String> {
+    assets::sources_digest()
 }

@@ -119,53 +119,8 @@ impl FileConfig {
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let config: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        check_widget_keys(text)?;
-        Ok(config)
+        toml::from_str(text).map_err(|e| e.to_string())
     }
-}
-
-/// The keys a `[[pages.widgets]]` entry may have: its place and exactly one widget.
-const PLACE_KEYS: [&str; 2] = ["at", "span"];
-const WIDGET_KEYS: [&str; 6] = ["metric", "chart", "gauge", "table", "status", "log"];
-
-/// A widget entry's own keys are read through serde's `flatten`, which cannot refuse
-/// unknown fields: a misspelt `spna` would be dropped without a word. This names it.
-fn check_widget_keys(text: &str) -> Result<(), String> {
-    let Ok(doc) = text.parse::<toml::Table>() else {
-        return Ok(());
-    };
-    let Some(pages) = doc.get("pages").and_then(|p| p.as_array()) else {
-        return Ok(());
-    };
-    for (p, page) in pages.iter().enumerate() {
-        let slug = page.get("slug").and_then(|s| s.as_str()).unwrap_or("?");
-        let widgets = page.get("widgets").and_then(|w| w.as_array());
-        for (i, w) in widgets.into_iter().flatten().enumerate() {
-            let Some(table) = w.as_table() else { continue };
-            let at = format!("pages[{p}] ({slug:?}), widget {}", i + 1);
-            if let Some(k) = table
-                .keys()
-                .find(|k| !PLACE_KEYS.contains(&k.as_str()) && !WIDGET_KEYS.contains(&k.as_str()))
-            {
-                return Err(format!(
-                    "{at}: unknown key {k:?}; a widget has at, span and one of {}",
-                    WIDGET_KEYS.join(", ")
-                ));
-            }
-            let kinds = table
-                .keys()
-                .filter(|k| WIDGET_KEYS.contains(&k.as_str()))
-                .count();
-            if kinds != 1 {
-                return Err(format!(
-                    "{at}: give exactly one of {} (found {kinds})",
-                    WIDGET_KEYS.join(", ")
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -133,7 +133,9 @@ async fn metrics_fill_in_and_read_back_as_json_and_csv() {
         ("names=nope", "nope"),
         ("names=orders&range=25h", "range"),
         ("names=orders&range=soon", "range"),
-        ("names=orders&step=2h", "step"),
+        ("names=orders&step=25h", "step"),
+        ("names=orders&range=090", "range"),
+        ("names=orders{shop=east,}", "names"),
         ("names=orders&agg=median", "median"),
         ("names=orders&format=xml", "format"),
         ("names=orders&colour=red", "colour"),
@@ -145,6 +147,14 @@ async fn metrics_fill_in_and_read_back_as_json_and_csv() {
             "{query}: {body}"
         );
     }
+
+    // A step longer than the range is one point for the whole range.
+    let (code, body) = get(&format!(
+        "{base}/api/v1/metrics?names=orders&range=60s&step=2m"
+    ))
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["series"][0]["step"], 60, "{body}");
 
     // The user's series reach the scraper too.
     let prom = reqwest::get(format!("{base}/prometheus"))

@@ -11,8 +11,13 @@ pub fn Errors() -> impl IntoView {
     view! { <LivePage title="Errors" class="errors" content=errors/> }
 }
 
+/// Failed items listed here; the Tasks page lists them all, virtualized. Rebuilding a table
+/// of a thousand rows at every frame made scrolling this page jank.
+const SHOWN: usize = 50;
+
 fn errors(state: &LiveState) -> impl IntoView {
     let e = &state.errors;
+    let clock = (state.snapshot.started_unix_ms, state.snapshot.uptime_ms);
     let stages: Vec<String> = state
         .snapshot
         .stages
@@ -39,8 +44,13 @@ fn errors(state: &LiveState) -> impl IntoView {
             <ShareTable heading="By error type" column="Error" testid="errors-by-kind" rows=by_kind total=e.total/>
             <ShareTable heading="By stage" column="Stage" testid="errors-by-stage" rows=by_stage total=e.total/>
         </div>
-        <h2>"Failed items"</h2>
-        <FailureList failures=e.recent.clone() stages/>
+        <h2>"Latest failed items"</h2>
+        <p class="muted">
+            {format!("The newest {} of {}; ", SHOWN.min(e.recent.len()), format::count(e.total))}
+            <a href="/tasks?status=failed" data-testid="all-failed">"all failed items on the Tasks page"</a>
+            "."
+        </p>
+        <FailureList failures=e.recent.iter().take(SHOWN).cloned().collect() stages clock/>
     }
 }
 

@@ -43,15 +43,21 @@ pub(crate) fn Columns(#[prop(into)] names: Vec<&'static str>) -> impl IntoView {
     }
 }
 
-/// A list of failed items with links to their pages.
+/// A list of failed items with links to their pages, their times read against the
+/// pipeline's clock `(started_unix_ms, now_ms)`.
 #[component]
-pub(crate) fn FailureList(failures: Vec<FailedItem>, stages: Vec<String>) -> impl IntoView {
+pub(crate) fn FailureList(
+    failures: Vec<FailedItem>,
+    stages: Vec<String>,
+    clock: (u64, u64),
+) -> impl IntoView {
     if failures.is_empty() {
         return view! { <p class="muted">"No failures."</p> }.into_any();
     }
+    let (started, now) = clock;
     view! {
         <table class="grid failures" data-testid="failures">
-            <Columns names=["Item", "Stage", "Error", "Message", "At"]/>
+            <Columns names=["Item", "Stage", "Error", "Message", "At (UTC)"]/>
             <tbody>
                 {failures
                     .into_iter()
@@ -63,7 +69,10 @@ pub(crate) fn FailureList(failures: Vec<FailedItem>, stages: Vec<String>) -> imp
                                 <td>{stage}</td>
                                 <td><code>{f.error.kind}</code></td>
                                 <td class="message">{f.error.message}</td>
-                                <td>{format::uptime(f.at_us / 1000)}</td>
+                                {
+                                    let (at, ago) = format::event_time(started, f.at_us, now);
+                                    view! { <td title=ago>{at}</td> }
+                                }
                             </tr>
                         }
                     })

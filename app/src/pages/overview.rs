@@ -93,7 +93,7 @@ fn summary(state: &LiveState) -> impl IntoView + use<> {
             </tbody>
         </table>
         <h2>"Recent errors"</h2>
-        <super::FailureList failures=recent stages=stage_names/>
+        <super::FailureList failures=recent stages=stage_names clock=(snapshot.started_unix_ms, snapshot.uptime_ms)/>
     }
 }
 

@@ -61,6 +61,8 @@ fn Detail(d: TaskDetail) -> impl IntoView {
         detail,
         provenance,
         stage_names,
+        started_unix_ms: epoch,
+        now_ms: now,
     } = d;
     let stage = move |i: u16| {
         stage_names
@@ -106,7 +108,10 @@ fn Detail(d: TaskDetail) -> impl IntoView {
         .map(|e| {
             view! {
                 <li>
-                    <span class="muted">{format::uptime(e.at_us / 1000)}</span> " "
+                    {
+                        let (at, ago) = format::event_time(epoch, e.at_us, now);
+                        view! { <time class="muted" title=ago>{at}</time> }
+                    } " "
                     <strong>{format!("{:?}", e.kind).to_lowercase()}</strong>
                     {format!(" at {}", stage(e.stage))}
                     {(e.attempt > 0).then(|| format!(", attempt {}", e.attempt))}
@@ -125,7 +130,15 @@ fn Detail(d: TaskDetail) -> impl IntoView {
         <crate::control::ControlError/>
         <p>
             <span class="status" data-status=status data-testid="task-status">{status}</span>
-            {format!(" at {} · created {} · last change {}", stage(detail.stage), format::uptime(t0 / 1000), format::uptime(detail.updated_us / 1000))}
+            {format!(" at {} · ", stage(detail.stage))}
+            {
+                let (created, created_ago) = format::event_time(epoch, t0, now);
+                let (changed, changed_ago) = format::event_time(epoch, detail.updated_us, now);
+                view! {
+                    "created " <time title=created_ago.clone()>{created}</time> {format!(" ({created_ago})")}
+                    " · last change " <time title=changed_ago.clone()>{changed}</time> {format!(" ({changed_ago}) UTC")}
+                }
+            }
         </p>
         {detail.error.clone().map(|e| view! {
             <div class="error-box" role="alert" data-testid="task-error">

@@ -76,11 +76,25 @@ fn matches(row: &ItemRow, tab: Tab, stage: Option<u16>, text: &str, stages: &[St
 #[component]
 pub fn Tasks() -> impl IntoView {
     let live = use_live();
-    let tab = RwSignal::new(Tab::All);
+    // `/tasks?status=failed` opens on that tab (the Errors page links there).
+    let initial = leptos_router::hooks::use_query_map()
+        .with_untracked(|q| q.get("status"))
+        .and_then(|s| {
+            Tab::ALL
+                .into_iter()
+                .find(|t| t.label().eq_ignore_ascii_case(&s))
+        })
+        .unwrap_or(Tab::All);
+    let tab = RwSignal::new(initial);
     let stage = RwSignal::new(None::<u16>);
     let text = RwSignal::new(String::new());
     let scroll = RwSignal::new(0.0_f64);
 
+    // The pipeline's start and its clock now, for event times and their "ago".
+    let clock = Memo::new(move |_| {
+        live.with(|s| (s.snapshot.started_unix_ms, s.snapshot.uptime_ms))
+            .unwrap_or_default()
+    });
     let stages = Memo::new(move |_| {
         live.with(|s| {
             s.snapshot
@@ -203,7 +217,7 @@ pub fn Tasks() -> impl IntoView {
             </div>
             <div class="vhead" role="presentation">
                 <span>"Item"</span><span>"Status"</span><span>"Stage"</span>
-                <span>"Attempts"</span><span>"Updated"</span><span>"Error"</span>
+                <span>"Attempts"</span><span>"Updated (UTC)"</span><span>"Error"</span>
             </div>
             <div
                 class="vlist"
@@ -218,6 +232,7 @@ pub fn Tasks() -> impl IntoView {
                     {move || {
                         let (first, rows) = visible();
                         let names = stages.get();
+                        let (started, now) = clock.get();
                         view! {
                             <div class="vslice" style=format!("transform:translateY({}px)", first as f64 * ROW_H)>
                                 {rows.into_iter().map(|r| {
@@ -229,7 +244,10 @@ pub fn Tasks() -> impl IntoView {
                                             <span class="status" data-status=status>{status}</span>
                                             <span>{stage}</span>
                                             <span>{r.attempts()}</span>
-                                            <span>{format::uptime(r.updated_us() / 1000)}</span>
+                                            {
+                                                let (at, ago) = format::event_time(started, r.updated_us(), now);
+                                                view! { <span title=ago>{at}</span> }
+                                            }
                                             <span><code>{r.error_kind().unwrap_or_default().to_owned()}</code></span>
                                         </a>
                                     }

@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::events::{Batch, RawEvent};
 use record::Ring;
 
-const RECENT_FAILURES: usize = 1_000;
+use flowdeck_protocol::RECENT_FAILURES;
 const FEED_CAPACITY: usize = 4_096;
 
 type Callback = Box<dyn Fn(&Event) + Send + Sync>;
@@ -334,16 +334,57 @@ impl Tracker {
         stage: Option<StageIndex>,
         limit: usize,
     ) -> Vec<ItemSummary> {
-        let st = self.state.lock();
-        let mut found: Vec<ItemSummary> = st
-            .ring
-            .iter()
-            .filter(|r| status.is_none_or(|s| r.status() == s))
-            .filter(|r| stage.is_none_or(|s| r.stage() == s))
-            .map(|r| r.summary())
-            .collect();
-        found.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
-        found.truncate(limit);
+        self.find(None, limit, status, stage, |_| true)
+    }
+
+    /// Retained items with an id below `before` (a cursor; `None`: from the newest),
+    /// newest first, in `status` and at `stage` when given, that `keep` accepts; at most
+    /// `limit`. The ring is walked by id in slices, letting go of the lock between them, so
+    /// that a query over 100,000 items never holds up the tracker, and the pipeline behind
+    /// it, for more than a slice's worth; nothing is sorted.
+    pub fn find(
+        &self,
+        before: Option<ItemId>,
+        limit: usize,
+        status: Option<ItemStatus>,
+        stage: Option<StageIndex>,
+        keep: impl Fn(&ItemSummary) -> bool,
+    ) -> Vec<ItemSummary> {
+        const SLICE: u64 = 4_096;
+        let mut found = Vec::new();
+        let Some((oldest, newest)) = self.state.lock().ring.id_range() else {
+            return found;
+        };
+        let mut next = match before {
+            Some(b) if b <= oldest => return found,
+            Some(b) => (b - 1).min(newest),
+            None => newest,
+        };
+        while found.len() < limit {
+            let low = next.saturating_sub(SLICE - 1).max(oldest);
+            {
+                let st = self.state.lock();
+                for id in (low..=next).rev() {
+                    let Some(r) = st.ring.get(id) else { continue };
+                    if status.is_some_and(|s| r.status() != s)
+                        || stage.is_some_and(|s| r.stage() != s)
+                    {
+                        continue;
+                    }
+                    let summary = r.summary();
+                    if keep(&summary) {
+                        found.push(summary);
+                        if found.len() == limit {
+                            break;
+                        }
+                    }
+                }
+            }
+            if low == oldest {
+                break;
+            }
+            next = low - 1;
+        }
         found
     }
 
@@ -382,6 +423,12 @@ impl Tracker {
             }
         }
         out
+    }
+
+    /// Items that failed for good, so far: a cheap way to tell whether the error summary
+    /// changed.
+    pub fn errors_total(&self) -> u64 {
+        self.state.lock().errors_total
     }
 
     pub fn errors(&self) -> ErrorSummary {

@@ -317,6 +317,8 @@ pub(crate) struct Ring {
     slots: Vec<Option<ItemRecord>>,
     capacity: usize,
     visits_hint: usize,
+    /// The highest id applied: the retained items are the `capacity` ids up to it.
+    newest: Option<ItemId>,
 }
 
 impl Ring {
@@ -325,6 +327,7 @@ impl Ring {
             slots: Vec::new(),
             capacity,
             visits_hint: visits_hint.clamp(1, 4),
+            newest: None,
         }
     }
 
@@ -359,6 +362,7 @@ impl Ring {
         if self.capacity == 0 {
             return;
         }
+        self.newest = Some(self.newest.map_or(e.item, |n| n.max(e.item)));
         let i = self.index(e.item);
         if i >= self.slots.len() {
             // Grow lazily: a short run never pays for the whole retention.
@@ -379,7 +383,12 @@ impl Ring {
         }
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &ItemRecord> {
-        self.slots.iter().flatten()
+    /// The range of ids that may be retained, oldest first; `None` before the first item.
+    pub(crate) fn id_range(&self) -> Option<(ItemId, ItemId)> {
+        let newest = self.newest?;
+        Some((
+            newest.saturating_sub(self.capacity.saturating_sub(1) as ItemId),
+            newest,
+        ))
     }
 }

@@ -90,14 +90,21 @@ pub struct Done {
 
 type Reply = Result<Json<Done>, ApiError>;
 
-/// The body every action takes: a JSON object (empty, or with the action's fields).
+/// The body of every action but scaling: an empty JSON object, `{}`. A field it does not
+/// take is refused, not ignored.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Body {
-    workers: Option<usize>,
+pub struct Empty {}
+
+/// The body of scaling: `{"workers": n}`. Read as a JSON number, so that `4.0` (an
+/// integer, as JSON Schema counts them) is taken like `4`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scale {
+    workers: f64,
 }
 
-fn body(json: Result<Json<Body>, JsonRejection>) -> Result<Body, ApiError> {
+fn body<B>(json: Result<Json<B>, JsonRejection>) -> Result<B, ApiError> {
     json.map(|Json(b)| b).map_err(|e| match e {
         JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
             "control requests must be JSON: send Content-Type: application/json and a body such as {}".into(),
@@ -158,13 +165,13 @@ pub async fn session(State(s): State<AppState>, Actor(who): Actor) -> Json<Viewe
 
 /// Runs an action unless the actor may not, and records it. The body is checked after the
 /// refusal, so a readonly server or a viewer gets 403 whatever is sent.
-async fn act<F>(
+async fn act<B, F>(
     state: &AppState,
     Actor(who): Actor,
     action: &str,
     target: &str,
-    body: Result<Body, ApiError>,
-    f: impl FnOnce(Body) -> F,
+    body: Result<B, ApiError>,
+    f: impl FnOnce(B) -> F,
 ) -> Reply
 where
     F: Future<Output = Result<(), ApiError>>,
@@ -188,15 +195,15 @@ fn control(e: ControlError) -> ApiError {
 }
 
 fn item_id(raw: &str) -> Result<ItemId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::BadRequest(format!("task id must be a number, got {raw:?}")))
+    super::grammar::task_id(raw)
+        .ok_or_else(|| ApiError::BadRequest(format!("task id must be a number, got {raw:?}")))
 }
 
 async fn pause(
     State(s): State<AppState>,
     actor: Actor,
     Path(name): Path<String>,
-    json: Result<Json<Body>, JsonRejection>,
+    json: Result<Json<Empty>, JsonRejection>,
 ) -> Reply {
     act(&s, actor, "pause", &name, body(json), |_| async {
         s.hub.pipeline().pause(&name).map_err(control)
@@ -208,7 +215,7 @@ async fn resume(
     State(s): State<AppState>,
     actor: Actor,
     Path(name): Path<String>,
-    json: Result<Json<Body>, JsonRejection>,
+    json: Result<Json<Empty>, JsonRejection>,
 ) -> Reply {
     act(&s, actor, "resume", &name, body(json), |_| async {
         s.hub.pipeline().resume(&name).map_err(control)
@@ -220,25 +227,27 @@ async fn scale(
     State(s): State<AppState>,
     actor: Actor,
     Path(name): Path<String>,
-    json: Result<Json<Body>, JsonRejection>,
+    json: Result<Json<Scale>, JsonRejection>,
 ) -> Reply {
     let body = body(json);
     let target = match &body {
-        Ok(Body { workers: Some(n) }) => format!("{name} to {n} workers"),
+        Ok(Scale { workers }) => format!("{name} to {workers} workers"),
         _ => name.clone(),
     };
     act(&s, actor, "scale", &target, body, |b| {
-        std::future::ready(match b.workers {
-            Some(n) if (1..=MAX_WORKERS).contains(&n) => {
-                s.hub.pipeline().set_workers(&name, n).map_err(control)
-            }
-            Some(n) => Err(ApiError::BadRequest(format!(
-                "workers must be between 1 and {MAX_WORKERS}, got {n}"
-            ))),
-            None => Err(ApiError::BadRequest(
-                "the body needs \"workers\": a number".into(),
-            )),
-        })
+        let n = b.workers;
+        std::future::ready(
+            if n.fract() == 0.0 && (1.0..=MAX_WORKERS as f64).contains(&n) {
+                s.hub
+                    .pipeline()
+                    .set_workers(&name, n as usize)
+                    .map_err(control)
+            } else {
+                Err(ApiError::BadRequest(format!(
+                    "workers must be a whole number between 1 and {MAX_WORKERS}, got {n}"
+                )))
+            },
+        )
     })
     .await
 }
@@ -247,7 +256,7 @@ async fn retry(
     State(s): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    json: Result<Json<Body>, JsonRejection>,
+    json: Result<Json<Empty>, JsonRejection>,
 ) -> Reply {
     // Retrying re-queues the item, which may wait for room in the queue.
     act(&s, actor, "retry", &id, body(json), |_| async {
@@ -260,7 +269,7 @@ async fn cancel(
     State(s): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    json: Result<Json<Body>, JsonRejection>,
+    json: Result<Json<Empty>, JsonRejection>,
 ) -> Reply {
     act(&s, actor, "cancel", &id, body(json), |_| async {
         s.hub.pipeline().cancel(item_id(&id)?).map_err(control)
@@ -271,7 +280,7 @@ async fn cancel(
 async fn drain(
     State(s): State<AppState>,
     actor: Actor,
-    json: Result<Json<Body>, JsonRejection>,
+    json: Result<Json<Empty>, JsonRejection>,
 ) -> Reply {
     act(&s, actor, "drain", "pipeline", body(json), |_| async {
         s.hub.pipeline().drain();
@@ -283,7 +292,7 @@ async fn drain(
 async fn stop(
     State(s): State<AppState>,
     actor: Actor,
-    json: Result<Json<Body>, JsonRejection>,
+    json: Result<Json<Empty>, JsonRejection>,
 ) -> Reply {
     act(&s, actor, "stop", "pipeline", body(json), |_| async {
         s.hub.pipeline().abort();

@@ -1,11 +1,14 @@
 //! The JSON API under `/api/v1`: what the dashboard shows, for scripts.
 //!
-//! Read-only for now: summary, stages, workers, tasks (filtered, cursor-paged), one task
-//! with its history and provenance, and the error summary. Every parameter is validated;
-//! bad input is a 400 with a JSON body naming the problem, an unknown id a 404.
+//! Reads: summary, stages, workers, tasks (filtered, cursor-paged), one task with its
+//! history and provenance, the error summary, metrics, logs, pages, sources and checks.
+//! Control (`control`): pause, resume, scale, retry, cancel, drain, stop, with an audit
+//! log. Every parameter is validated; bad input is a 400 with a JSON body naming the
+//! problem, an unknown id a 404.
 
 mod control;
 mod error;
+pub mod grammar;
 mod observe;
 mod query;
 
@@ -145,14 +148,38 @@ async fn checks(
 }
 
 /// The OpenAPI 3.1 description of this API, kept beside the code it describes; a test
-/// checks every documented path against real answers.
+/// checks every documented path against real answers, and CI runs schemathesis, which
+/// generates requests from it, against the real binary.
 const OPENAPI: &str = include_str!("openapi.json");
 
-async fn openapi() -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        OPENAPI,
-    )
+/// The document as served: the file, with the names only this dashboard knows (its
+/// stages, pages and table sources) as the `enum` of the parameters that take them, so
+/// that the document is exact about which values are valid.
+async fn openapi(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut doc: serde_json::Value = serde_json::from_str(OPENAPI)
+        .map_err(|e| ApiError::Unavailable(format!("the OpenAPI document is broken: {e}")))?;
+    let stages = state.hub.pipeline().stage_names().to_vec();
+    let slugs: Vec<String> = state.pages.links().into_iter().map(|l| l.slug).collect();
+    let sources = state.pages.source_names();
+    let paths = doc["paths"].as_object_mut().into_iter().flatten();
+    for (path, ops) in paths {
+        for op in ops.as_object_mut().into_iter().flatten().map(|(_, op)| op) {
+            let params = op.get_mut("parameters").and_then(|p| p.as_array_mut());
+            for param in params.into_iter().flatten() {
+                let names = match (param["in"].as_str(), param["name"].as_str()) {
+                    (Some("query"), Some("stage")) => &stages,
+                    (Some("path"), Some("name")) if path.starts_with("/api/v1/stages/") => &stages,
+                    (Some("path"), Some("slug")) => &slugs,
+                    (Some("path"), Some("source")) => &sources,
+                    _ => continue,
+                };
+                if !names.is_empty() {
+                    param["schema"]["enum"] = serde_json::json!(names);
+                }
+            }
+        }
+    }
+    Ok(Json(doc))
 }
 
 #[derive(Serialize)]
@@ -325,14 +352,10 @@ async fn tasks(
             })
     };
     // Newest first; one more than asked tells whether there is a next page.
-    let mut items: Vec<ItemSummary> = pipeline
-        .tracker()
-        .items(query.status, stage, usize::MAX)
-        .into_iter()
-        .filter(|s| query.cursor.is_none_or(|c| s.id < c))
-        .filter(|s| matches(s))
-        .take(limit + 1)
-        .collect();
+    let mut items: Vec<ItemSummary> =
+        pipeline
+            .tracker()
+            .find(query.cursor, limit + 1, query.status, stage, matches);
     let next_cursor = (items.len() > limit).then(|| {
         items.truncate(limit);
         items.last().map(|s| s.id)
@@ -347,9 +370,8 @@ async fn task(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<TaskDetail>, ApiError> {
-    let id: ItemId = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("task id must be a number, got {id:?}")))?;
+    let id: ItemId = grammar::task_id(&id)
+        .ok_or_else(|| ApiError::BadRequest(format!("task id must be a number, got {id:?}")))?;
     state.hub.task(id).map(Json).ok_or_else(|| {
         ApiError::NotFound(format!(
             "task {id} is not retained (the server keeps the {} most recent items)",

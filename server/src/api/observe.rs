@@ -12,10 +12,7 @@ use axum::{
     },
     Json,
 };
-use flowdeck_protocol::{
-    metrics::SeriesQuery,
-    page::{parse_secs, SeriesRef},
-};
+use flowdeck_protocol::{metrics::SeriesQuery, page::SeriesRef};
 use flowdeck_runtime::{
     logs::{LogPage, LogQuery},
     metrics::{unix_now, Agg, MetricsStore, SeriesData, SeriesInfo},
@@ -48,7 +45,11 @@ pub struct MetricsQuery {
 
 /// Parses `90`, `90s`, `15m`, `6h`, `1d` into seconds; the error names the parameter.
 pub fn duration(name: &str, raw: &str) -> Result<u64, ApiError> {
-    parse_secs(raw).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
+    super::grammar::duration(raw).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{name}: expected a duration from 1s to 24h such as 90s, 15m, 6h or 1d; got {raw:?}"
+        ))
+    })
 }
 
 /// Why series could not be read.
@@ -89,11 +90,10 @@ pub fn read_series(
             "range must be between 1s and 24h, got {range}s"
         )));
     }
-    let step = q.step.unwrap_or((range / 300).max(1));
-    if !(1..=range).contains(&step) {
-        return Err(ReadError::Bad(format!(
-            "step must be between 1s and the range ({range}s), got {step}s"
-        )));
+    // A step longer than the range is one point for the whole range.
+    let step = q.step.unwrap_or((range / 300).max(1)).min(range);
+    if step == 0 {
+        return Err(ReadError::Bad("step must be at least 1s".into()));
     }
     // The second under way and the one just ended may not be filed yet: reading them
     // would show a dip to zero at the right edge of every chart.
@@ -184,6 +184,15 @@ pub async fn metrics(
         .as_deref()
         .map(|a| a.parse::<Agg>().map_err(ApiError::BadRequest))
         .transpose()?;
+    if let Some(names) = q
+        .names
+        .as_deref()
+        .filter(|n| !super::grammar::series_names(n))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "names: expected series such as a,b{{stage=enrich}} (names, label keys and values of letters, digits and _ . : -); got {names:?}"
+        )));
+    }
     let Some(names) = q.names.as_deref() else {
         return Ok(Json(Listing {
             series: s.metrics.list(),
@@ -249,6 +258,22 @@ pub struct LogsQuery {
 
 /// The query a `/api/v1/logs` request asks, checked.
 fn log_query(q: &LogsQuery) -> Result<LogQuery, ApiError> {
+    if let Some(level) = q.level.as_deref() {
+        if !["trace", "debug", "info", "warn", "error"].contains(&level) {
+            return Err(ApiError::BadRequest(format!(
+                "level must be one of trace, debug, info, warn, error; got {level:?}"
+            )));
+        }
+    }
+    if let Some(source) = q
+        .source
+        .as_deref()
+        .filter(|s| !super::grammar::source_glob(s))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "source: a glob of * and ? (no **, [ or ]), such as enrich-*; got {source:?}"
+        )));
+    }
     let limit = q.limit.unwrap_or(500);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::BadRequest(format!(

@@ -38,11 +38,11 @@ pub use flowdeck_protocol::{
 };
 pub use registry::{Outcome, Pages};
 pub use widgets::{
-    builtin, Chart, Check, Gauge, Log, Metric, Page, Series, Sized, Source, Status, Table, HOUR,
+    builtin, Chart, Check, Gauge, Log, Metric, Page, Series, Source, Spanned, Status, Table, HOUR,
     MINUTE,
 };
 
-use crate::Config;
+use crate::{Config, Serving};
 
 /// Why the dashboard did not start.
 #[derive(Debug, thiserror::Error)]
@@ -204,14 +204,51 @@ impl Dashboard {
         Ok(())
     }
 
-    /// Checks the pages, then serves the dashboard of `pipeline` as [`crate::serve`] does.
+    /// Checks the pages, then serves the dashboard of `pipeline` until Ctrl-C or SIGTERM,
+    /// as [`crate::serve`] does: the first signal drains the pipeline, a second stops it.
     pub async fn serve(self, pipeline: PipelineHandle) -> Result<(), DashboardError> {
         self.check_pages(&pipeline)?;
         let pages = self.registry.finish(self.pages);
         let addr = self.config.addr;
-        crate::run(self.config, pages, pipeline)
+        crate::serving::run(self.config, pages, pipeline)
             .await
             .map_err(|source| DashboardError::Bind { addr, source })
+    }
+
+    /// Checks the pages, binds, and serves in the background: the returned handle says
+    /// where ([`Serving::url`]), whether it still runs, and stops it. Ctrl-C stays the
+    /// program's own. For a batch script: start the pipeline, start the dashboard, run,
+    /// stop.
+    pub async fn start(self, pipeline: PipelineHandle) -> Result<Serving, DashboardError> {
+        self.check_pages(&pipeline)?;
+        let pages = self.registry.finish(self.pages);
+        let addr = self.config.addr;
+        crate::serving::start(self.config, pages, pipeline, false)
+            .await
+            .map_err(|source| DashboardError::Bind { addr, source })
+    }
+
+    /// Like [`Dashboard::start`], but when the configured port is taken (another
+    /// dashboard, a second run), serves on any free port instead of failing: the URL it
+    /// prints and [`Serving::url`] say which.
+    pub async fn start_or_any_port(
+        self,
+        pipeline: PipelineHandle,
+    ) -> Result<Serving, DashboardError> {
+        self.check_pages(&pipeline)?;
+        let pages = self.registry.finish(self.pages);
+        let addr = self.config.addr;
+        match crate::serving::start(self.config.clone(), pages.clone(), pipeline.clone(), false)
+            .await
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let mut config = self.config;
+                config.addr.set_port(0);
+                crate::serving::start(config, pages, pipeline, false).await
+            }
+            other => other,
+        }
+        .map_err(|source| DashboardError::Bind { addr, source })
     }
 
     /// Checks the pages and returns the server's state, for a router without a socket.

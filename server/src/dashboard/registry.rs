@@ -91,6 +91,17 @@ impl Pages {
         self.0.sources.contains_key(name)
     }
 
+    /// Every table source there is: the built-in ones, then the user's, sorted.
+    pub fn source_names(&self) -> Vec<String> {
+        let mut user: Vec<String> = self.0.sources.keys().cloned().collect();
+        user.sort();
+        flowdeck_protocol::page::BUILTIN_SOURCES
+            .iter()
+            .map(|c| (*c).to_owned())
+            .chain(user)
+            .collect()
+    }
+
     /// Every check there is: the built-in ones, then the user's, sorted.
     pub fn check_names(&self) -> Vec<String> {
         let mut user: Vec<String> = self.0.checks.keys().cloned().collect();

@@ -204,8 +204,8 @@ impl Page {
 
     /// Places a widget with its top left corner at `(column, row)`, counted from 0 on a
     /// grid [`flowdeck_protocol::page::GRID_COLUMNS`] wide.
-    pub fn widget(mut self, widget: impl Into<Sized>, at: (u16, u16)) -> Self {
-        let Sized(widget, span) = widget.into();
+    pub fn widget(mut self, widget: impl Into<Spanned>, at: (u16, u16)) -> Self {
+        let Spanned(widget, span) = widget.into();
         self.spec.widgets.push(Placed { at, span, widget });
         self
     }
@@ -217,7 +217,7 @@ impl Page {
 }
 
 /// A widget with the grid cells it spans (columns, rows); what [`Page::widget`] takes.
-pub struct Sized(Widget, (u16, u16));
+pub struct Spanned(Widget, (u16, u16));
 
 /// Each builder is its spec and its span; they share `span` and the conversion into a
 /// placed widget.
@@ -237,9 +237,9 @@ macro_rules! builder {
             }
         }
 
-        impl From<$name> for Sized {
-            fn from(b: $name) -> Sized {
-                Sized(Widget::$variant(b.spec), b.span)
+        impl From<$name> for Spanned {
+            fn from(b: $name) -> Spanned {
+                Spanned(Widget::$variant(b.spec), b.span)
             }
         }
     };

@@ -1,9 +1,12 @@
-//! Load test on loopback (run on demand: `cargo bench -p flowdeck --bench load`).
+//! Load test on loopback (run on demand: `cargo bench -p flowdeck-cli --bench load`).
 //!
-//! Starts the real `flowdeck` binary with its demo pipeline, opens 1,000 SSE clients, and
-//! while they stream, runs API requests from 16 concurrent callers. Prints the server's CPU
-//! and memory before and under load, the stream's delivery (frames per second, how far the
-//! slowest client is behind), and the API's throughput and latency percentiles.
+//! Starts the real `flowdeck` binary with its demo pipeline. First measures the pipeline's
+//! own throughput alone, then with 16 callers looping on the heaviest reads
+//! (`/api/v1/tasks` over 100,000 items, `/api/v1/logs`): queries must not slow the
+//! pipeline. Then opens 1,000 SSE clients, and while they stream, runs API requests from 16
+//! concurrent callers. Prints the server's CPU and memory before and under load, the
+//! stream's delivery (frames per second, how far the slowest client is behind), and the
+//! API's throughput and latency percentiles.
 //!
 //! Settings by environment: LOAD_CLIENTS (1000), LOAD_SECONDS (20), LOAD_CALLERS (16),
 //! LOAD_DEMO_RATE (2000 documents/s).
@@ -52,6 +55,23 @@ fn usage(pid: u32) -> (f64, u64) {
     (cpu, rss)
 }
 
+/// Items the pipeline finished per second over `secs`, from its own counts.
+async fn throughput(url: &str, secs: u64) -> f64 {
+    let done = || async {
+        let s: serde_json::Value = reqwest::get(format!("{url}/api/v1/summary"))
+            .await
+            .expect("summary")
+            .json()
+            .await
+            .expect("summary json");
+        let t = &s["tasks"];
+        t["completed"].as_u64().unwrap_or(0) + t["failed"].as_u64().unwrap_or(0)
+    };
+    let (n0, t0) = (done().await, Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    (done().await - n0) as f64 / t0.elapsed().as_secs_f64()
+}
+
 /// CPU share of one core over `secs`, and the RSS at the end.
 async fn measure(pid: u32, secs: u64) -> (f64, u64) {
     let (c0, _) = usage(pid);
@@ -83,7 +103,7 @@ async fn main() {
             "--demo-latency",
             "0.2",
         ])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -99,8 +119,43 @@ async fn main() {
             None => panic!("flowdeck exited before printing its URL"),
         }
     };
+    // Keep reading what it prints, so a full pipe never holds it up.
+    std::thread::spawn(move || lines.for_each(drop));
     println!("flowdeck at {url} (pid {pid}); demo at {rate} documents/s");
     tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The pipeline's throughput alone, then with callers looping on the heavy reads.
+    let alone = throughput(&url, 10).await;
+    let stop_readers = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..callers)
+        .map(|c| {
+            let (url, stop) = (url.clone(), stop_readers.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let paths = ["/api/v1/tasks?limit=100", "/api/v1/logs?limit=500"];
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let path = paths[(c as usize + n as usize) % paths.len()];
+                    if let Ok(r) = http.get(format!("{url}{path}")).send().await {
+                        let _ = r.bytes().await;
+                    }
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let queried = throughput(&url, 10).await;
+    stop_readers.store(true, Ordering::Relaxed);
+    let mut reads = 0;
+    for r in readers {
+        reads += r.await.unwrap_or(0);
+    }
+    println!(
+        "pipeline alone: {alone:.0} items/s; with {callers} callers reading tasks and logs ({:.0} reads/s): {queried:.0} items/s ({:+.1}%)",
+        reads as f64 / 10.0,
+        (queried / alone - 1.0) * 100.0
+    );
     let (idle_cpu, idle_rss) = measure(pid, 5).await;
     println!(
         "no clients: server CPU {idle_cpu:.0}% of a core, RSS {} MB",

@@ -14,39 +14,18 @@ use futures::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_pipeline_ends_streams_and_exits() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowdeck"))
-        .args([
-            "--port",
-            "0",
-            "--demo-rate",
-            "400",
-            "--demo-latency",
-            "0.3",
-            "--drain-timeout-secs",
-            "60",
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let url = loop {
-        let line = lines.recv_timeout(Duration::from_secs(30)).unwrap();
-        if let Some(i) = line.find("http://") {
-            break line[i..].trim().to_owned();
-        }
-    };
+    // -vv: the info lines say what the shutdown did.
+    let (mut child, lines, url) = spawn(&[
+        "--port",
+        "0",
+        "--demo-rate",
+        "400",
+        "--demo-latency",
+        "0.3",
+        "--drain-timeout-secs",
+        "60",
+        "-vv",
+    ]);
     // A browser's stream, open across the shutdown.
     let res = reqwest::get(format!("{url}/api/events")).await.unwrap();
     assert_eq!(res.status(), 200);
@@ -88,6 +67,7 @@ fn spawn(args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>, String)
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowdeck"))
         .args(args)
         .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -1,0 +1,45 @@
+//! The config file's pages, checked by the real binary before it serves: a page naming a
+//! metric or a stage that does not exist, or a widget of an unknown kind, stops it with
+//! exit code 2 and a message naming the page and the widget.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[test]
+fn the_binary_stops_on_a_page_naming_a_missing_metric_or_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            r#"metric = { title = "Orders", series = "orders_totl" }"#,
+            r#"page "ops", widget 1 (metric "Orders"): no metric named "orders_totl""#,
+        ),
+        (
+            r#"gauge = { title = "Queue", series = "flowdeck_stage_queued{stage=enrihc}", max = 100, warn = 50, fail = 80 }"#,
+            r#"the pipeline has no stage "enrihc"; its stages are ingest, parse, enrich, store"#,
+        ),
+        (
+            r#"chart = { title = "C", series = ["process_cpu_ratio"], range = "2m", style = "pie" }"#,
+            "unknown variant `pie`",
+        ),
+    ];
+    for (widget, want) in cases {
+        let path = dir.path().join("flowdeck.toml");
+        std::fs::write(
+            &path,
+            format!("[[pages]]\nslug = \"ops\"\ntitle = \"Ops\"\n[[pages.widgets]]\nat = [0, 0]\n{widget}\n"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowdeck"))
+            .args(["--port", "0", "--config"])
+            .arg(&path)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(want), "wanted {want:?} in:\n{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("dashboard at http"),
+            "it must not have started serving:\n{stdout}"
+        );
+    }
+}

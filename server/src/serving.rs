@@ -1,0 +1,284 @@
+//! Serving a dashboard on a socket: in the foreground until Ctrl-C or SIGTERM (draining the
+//! pipeline first, with a countdown on the console), or in the background with a handle
+//! that says where it is and stops it.
+
+use std::{net::SocketAddr, time::Duration};
+
+use flowdeck_runtime::PipelineHandle;
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{console, dashboard, router, state_with, Config};
+
+/// Binds `config.addr` and serves until ctrl-c or SIGTERM, then shuts down gracefully:
+/// the pipeline takes no more input and finishes what it holds (aborting what is left
+/// after `config.drain_timeout`, or at a second signal) while the dashboard keeps showing
+/// it; then the live streams end and the server stops.
+pub async fn serve(config: Config, pipeline: PipelineHandle) -> std::io::Result<()> {
+    run(config, dashboard::Pages::default(), pipeline).await
+}
+
+pub(crate) async fn run(
+    config: Config,
+    pages: dashboard::Pages,
+    pipeline: PipelineHandle,
+) -> std::io::Result<()> {
+    let serving = start(config, pages, pipeline, true).await?;
+    serving.task.await.unwrap_or(Ok(()))
+}
+
+/// A dashboard served in the background ([`crate::dashboard::Dashboard::start`]).
+/// Dropping it leaves the server running; [`Serving::stop`] stops it.
+pub struct Serving {
+    url: String,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl std::fmt::Debug for Serving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serving")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serving {
+    /// Where the dashboard is, such as `http://127.0.0.1:3000`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether it still serves.
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
+    /// Stops serving: live streams end and open requests finish, then it returns. The
+    /// pipeline is left as it is (drain or abort it through its handle).
+    pub async fn stop(self) -> std::io::Result<()> {
+        self.stop.send_replace(true);
+        self.task.await.unwrap_or(Ok(()))
+    }
+}
+
+/// Binds and serves in a task. With `signals`, the first Ctrl-C or SIGTERM drains the
+/// pipeline and stops; without, only [`Serving::stop`] does (a library must not take
+/// Ctrl-C away from the program that embeds it).
+pub(crate) async fn start(
+    config: Config,
+    pages: dashboard::Pages,
+    pipeline: PipelineHandle,
+    signals: bool,
+) -> std::io::Result<Serving> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    let (console, guard) = match config.console.clone() {
+        Some(c) => (c, None),
+        None => {
+            let (c, guard) = console::Console::stdout();
+            (c, Some(guard))
+        }
+    };
+    install_defaults(&config, &console);
+    let state = state_with(&config, pages, pipeline.clone());
+    let app = router(state.clone());
+    let url = format!("http://{addr}");
+    console.line(&console::banner(&url, &pipeline.snapshot(), signals));
+    tracing::info!(%addr, "listening");
+    let status = tokio::spawn(print_status(console.clone(), pipeline.clone()));
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let drain_timeout = config.drain_timeout;
+    let stop = async move {
+        if signals {
+            let mut signals = Signals::new();
+            tokio::select! {
+                _ = signals.next() => {
+                    drain(&pipeline, drain_timeout, &console, &mut signals).await;
+                }
+                _ = stopped(&mut stop_rx) => {}
+            }
+        } else {
+            stopped(&mut stop_rx).await;
+        }
+        status.abort();
+        state.shutdown.send_replace(true);
+    };
+    let task = tokio::spawn(async move {
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await;
+        // Flushes what the console still holds.
+        drop(guard);
+        served
+    });
+    Ok(Serving {
+        url,
+        addr,
+        stop: stop_tx,
+        task,
+    })
+}
+
+/// Resolves once [`Serving::stop`] is called. A dropped handle never resolves it: the
+/// server then runs until the process ends.
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|&s| s).await.is_err() {
+        // The handle is gone: nobody can stop it any more but the process.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// For a program that set up neither logging nor metrics (the `flowdeck` command does
+/// both itself): logs go to the Logs page, errors also to the console; `metrics::counter!`
+/// and friends go to the charts. A program with its own tracing subscriber adds
+/// `config.logs.layer()` to it to fill the Logs page; one with its own metrics recorder
+/// keeps it.
+fn install_defaults(config: &Config, console: &console::Console) {
+    use tracing_subscriber::{filter::LevelFilter, prelude::*};
+    if !tracing::dispatcher::has_been_set() {
+        let terminal = console.writer().map(|w| {
+            tracing_subscriber::fmt::layer()
+                .with_writer(w)
+                .with_ansi(console.is_terminal())
+                .with_filter(LevelFilter::ERROR)
+        });
+        let _ = tracing_subscriber::registry()
+            .with(terminal)
+            .with(config.logs.layer().with_filter(LevelFilter::INFO))
+            .try_init();
+    }
+    // Refused when another recorder is installed: that one is the program's choice.
+    let _ = config.metrics.install();
+}
+
+/// Prints the status line every few seconds, and says (in the logs, each second at most)
+/// when lines had to be dropped because nobody read them fast enough.
+async fn print_status(console: console::Console, pipeline: PipelineHandle) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let period = console.status_every().as_secs().max(1);
+    let mut dropped = 0;
+    for second in 1u64.. {
+        every.tick().await;
+        if second % period == 0 {
+            console.line(&console::status(&pipeline.snapshot()));
+        }
+        let now = console.dropped_lines();
+        if now > dropped {
+            tracing::warn!(
+                dropped = now - dropped,
+                "standard output is not read fast enough: lines were dropped (the Logs page has them all)"
+            );
+            dropped = now;
+        }
+    }
+}
+
+/// Lets the pipeline finish its queued items, saying on the console how many are left,
+/// until it is done, `timeout` passes or a second signal comes; then aborts what is left.
+async fn drain(
+    pipeline: &PipelineHandle,
+    timeout: Duration,
+    console: &console::Console,
+    signals: &mut Signals,
+) {
+    let left = |p: &PipelineHandle| {
+        let t = p.snapshot().totals;
+        t.queued + t.running
+    };
+    let queued = left(pipeline);
+    tracing::info!(queued, "shutting down: draining the pipeline");
+    console.line(&format!(
+        "stopping: finishing {queued} queued and running items (at most {} s); press Ctrl-C again to stop at once",
+        timeout.as_secs()
+    ));
+    pipeline.drain();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let finished = loop {
+        tokio::select! {
+            _ = pipeline.wait() => break true,
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(?timeout, "the pipeline did not drain in time: aborting the rest");
+                console.line("the pipeline did not drain in time: cancelling the rest");
+                break false;
+            }
+            _ = signals.next() => {
+                tracing::warn!("second signal: aborting the rest");
+                console.line(&format!("stopping now: cancelling {} items", left(pipeline)));
+                break false;
+            }
+            _ = tick.tick() => {
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                console.line(&format!(
+                    "draining: {} items left, {} s to go",
+                    left(pipeline),
+                    remaining.as_secs()
+                ));
+            }
+        }
+    };
+    if !finished {
+        pipeline.abort();
+        pipeline.wait().await;
+    }
+    let t = pipeline.snapshot().totals;
+    tracing::info!(
+        state = ?pipeline.state(),
+        completed = t.completed,
+        failed = t.failed,
+        cancelled = t.cancelled,
+        "pipeline stopped"
+    );
+    console.line(&format!(
+        "stopped: {} completed, {} failed, {} cancelled",
+        t.completed, t.failed, t.cancelled
+    ));
+}
+
+/// Ctrl-C and SIGTERM, as a stream: the first asks to drain, the second to stop at once.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match &mut self.term {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate => {},
+        }
+    }
+}
