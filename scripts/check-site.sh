@@ -13,8 +13,9 @@ check() { # check DIR: compares DIR's sources with DIR/server/site/SOURCES
   have=$("$root/scripts/site-digest.sh" "$1")
   if [ "$want" != "$have" ]; then
     echo "check-site: the committed site (server/site/) is stale: it was built from sources" >&2
-    echo "  with digest $want, but app/, frontend/, protocol/, style/, public/ or the lock file" >&2
-    echo "  now give $have. Rebuild it with scripts/build-site.sh and commit server/site/." >&2
+    echo "  with digest $want, but app/, frontend/, protocol/, style/, public/ or their locked" >&2
+    echo "  dependencies now give $have." >&2
+    echo "  Rebuild it with scripts/build-site.sh and commit server/site/." >&2
     return 1
   fi
 }
