@@ -1,0 +1,491 @@
+//! Reading the store: runs, a run's items (filtered and sorted by SQLite, with exact
+//! counts), one item with its provenance, a run's error summary, the audit log, the kept
+//! logs and metric rollups.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flowdeck_protocol::{
+    logs::LogRecord, Ancestor, AuditEntry, Edge, ErrorInfo, ErrorSummary, FailedItem, ItemDetail,
+    ItemId, ItemStatus, ItemSummary, Snapshot, Totals, RECENT_FAILURES,
+};
+use rusqlite::{params, params_from_iter, types::Value as Sql, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::{RunId, Store, StoreError};
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Finished,
+    Aborted,
+    /// The process ended while the run went on (a crash, `kill -9`): found at the next
+    /// start, and ended at the last moment the store heard of it.
+    Interrupted,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Finished => "finished",
+            RunState::Aborted => "aborted",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(s: &str) -> RunState {
+        match s {
+            "running" => RunState::Running,
+            "finished" => RunState::Finished,
+            "aborted" => RunState::Aborted,
+            _ => RunState::Interrupted,
+        }
+    }
+}
+
+/// One minute of one metric series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    /// The series, written `name{k=v}`.
+    pub series: String,
+    /// The minute's start, in Unix seconds.
+    pub minute: u64,
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub last: f64,
+}
+
+/// A run in the list of runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub id: RunId,
+    pub pipeline: String,
+    pub state: RunState,
+    pub started_ms: u64,
+    /// When it ended; for a running run, `None`.
+    pub ended_ms: Option<u64>,
+    /// The counts at the last snapshot the store has.
+    pub totals: Totals,
+    /// Items kept in the store.
+    pub stored: u64,
+    /// Finished items the store shed under load (counted, not kept).
+    pub not_stored: u64,
+}
+
+/// A run with what its pages show: its stages and edges, and its last snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredRun {
+    pub info: RunInfo,
+    pub stages: Vec<String>,
+    pub edges: Vec<Edge>,
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Which runs: newest first.
+#[derive(Clone, Debug, Default)]
+pub struct RunQuery {
+    pub pipeline: Option<String>,
+    pub state: Option<RunState>,
+    /// Runs started before this (a cursor: the last one's `started_ms`).
+    pub before_ms: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+/// How a run's items are ordered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemSort {
+    /// Newest id first.
+    #[default]
+    Newest,
+    Oldest,
+    /// Last changed first.
+    Updated,
+    /// Most attempts first.
+    Attempts,
+}
+
+/// Which of a run's items.
+#[derive(Clone, Debug, Default)]
+pub struct ItemQuery {
+    pub status: Option<ItemStatus>,
+    pub stage: Option<u16>,
+    /// Text in the id, the error's kind or message.
+    pub text: Option<String>,
+    pub sort: ItemSort,
+    pub offset: u64,
+    pub limit: usize,
+}
+
+/// A page of a run's items, with how many match in all (exact: counted by SQLite).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItemPage {
+    pub total: u64,
+    pub items: Vec<ItemSummary>,
+}
+
+pub(crate) fn mark_interrupted(conn: &Connection) -> Result<(), StoreError> {
+    let n = conn.execute(
+        "UPDATE runs SET state = 'interrupted', ended_ms = seen_ms WHERE state = 'running'",
+        [],
+    )?;
+    if n > 0 {
+        tracing::warn!(
+            runs = n,
+            "runs left running by a process that ended are marked interrupted"
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn next_run_id(conn: &Connection) -> Result<RunId, StoreError> {
+    let max: Option<i64> = conn.query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0))?;
+    Ok(max.unwrap_or(0) + 1)
+}
+
+fn status(s: &str) -> ItemStatus {
+    ItemStatus::ALL
+        .into_iter()
+        .find(|x| x.as_str() == s)
+        .unwrap_or(ItemStatus::Failed)
+}
+
+const RUN_COLUMNS: &str =
+    "r.id, r.pipeline, r.state, r.started_ms, r.ended_ms, r.snapshot, r.not_stored,
+    (SELECT COUNT(*) FROM items i WHERE i.run = r.id)";
+
+fn run_info(r: &rusqlite::Row) -> rusqlite::Result<(RunInfo, Option<Snapshot>)> {
+    let snapshot: Option<String> = r.get(5)?;
+    let snapshot: Option<Snapshot> = snapshot.and_then(|s| serde_json::from_str(&s).ok());
+    let state: String = r.get(2)?;
+    Ok((
+        RunInfo {
+            id: r.get(0)?,
+            pipeline: r.get(1)?,
+            state: RunState::parse(&state),
+            started_ms: r.get::<_, i64>(3)? as u64,
+            ended_ms: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+            totals: snapshot.as_ref().map(|s| s.totals).unwrap_or_default(),
+            not_stored: r.get::<_, i64>(6)? as u64,
+            stored: r.get::<_, i64>(7)? as u64,
+        },
+        snapshot,
+    ))
+}
+
+fn summary(r: &rusqlite::Row) -> rusqlite::Result<ItemSummary> {
+    let status_text: String = r.get(1)?;
+    let kind: Option<String> = r.get(5)?;
+    let message: Option<String> = r.get(6)?;
+    Ok(ItemSummary {
+        id: r.get::<_, i64>(0)? as ItemId,
+        status: status(&status_text),
+        stage: r.get(2)?,
+        attempts: r.get(3)?,
+        updated_us: r.get::<_, i64>(4)? as u64,
+        error: kind.map(|kind| ErrorInfo {
+            kind,
+            message: message.unwrap_or_default(),
+        }),
+    })
+}
+
+impl Store {
+    /// Runs, newest first.
+    pub fn runs(&self, q: &RunQuery) -> Result<Vec<RunInfo>, StoreError> {
+        self.read(|c| {
+            let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE 1 = 1");
+            let mut args: Vec<Sql> = Vec::new();
+            if let Some(p) = &q.pipeline {
+                sql.push_str(" AND r.pipeline = ?");
+                args.push(Sql::Text(p.clone()));
+            }
+            if let Some(s) = q.state {
+                sql.push_str(" AND r.state = ?");
+                args.push(Sql::Text(s.as_str().into()));
+            }
+            if let Some(b) = q.before_ms {
+                sql.push_str(" AND r.started_ms < ?");
+                args.push(Sql::Integer(b as i64));
+            }
+            sql.push_str(" ORDER BY r.started_ms DESC, r.id DESC LIMIT ?");
+            args.push(Sql::Integer(q.limit.unwrap_or(100) as i64));
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(params_from_iter(args), |r| run_info(r).map(|x| x.0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// One run with its graph and last snapshot.
+    pub fn run(&self, id: RunId) -> Result<Option<StoredRun>, StoreError> {
+        self.read(|c| {
+            let row = c
+                .query_row(
+                    &format!("SELECT {RUN_COLUMNS}, r.graph FROM runs r WHERE r.id = ?1"),
+                    [id],
+                    |r| Ok((run_info(r)?, r.get::<_, String>(8)?)),
+                )
+                .optional()?;
+            Ok(row.map(|((info, snapshot), graph)| {
+                #[derive(Deserialize, Default)]
+                struct Graph {
+                    stages: Vec<String>,
+                    edges: Vec<Edge>,
+                }
+                let g: Graph = serde_json::from_str(&graph).unwrap_or_default();
+                StoredRun {
+                    info,
+                    stages: g.stages,
+                    edges: g.edges,
+                    snapshot,
+                }
+            }))
+        })
+    }
+
+    /// A page of a run's items, filtered and sorted by SQLite, with the exact count.
+    pub fn items(&self, run: RunId, q: &ItemQuery) -> Result<ItemPage, StoreError> {
+        self.read(|c| {
+            // Numbered placeholders: the text is matched three times with one argument.
+            let mut args: Vec<Sql> = Vec::new();
+            let mut arg = |v: Sql| {
+                args.push(v);
+                format!("?{}", args.len())
+            };
+            let mut filter = format!(" WHERE run = {}", arg(Sql::Integer(run)));
+            if let Some(s) = q.status {
+                filter += &format!(" AND status = {}", arg(Sql::Text(s.as_str().into())));
+            }
+            if let Some(s) = q.stage {
+                filter += &format!(" AND stage = {}", arg(Sql::Integer(i64::from(s))));
+            }
+            if let Some(t) = q.text.as_deref().filter(|t| !t.is_empty()) {
+                let like = format!(
+                    "%{}%",
+                    t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                );
+                let p = arg(Sql::Text(like));
+                filter += &format!(
+                    " AND (CAST(id AS TEXT) LIKE {p} ESCAPE '\\' OR error_kind LIKE {p} ESCAPE '\\' OR error_message LIKE {p} ESCAPE '\\')"
+                );
+            }
+            let numbered = filter;
+            let total: i64 = c.query_row(
+                &format!("SELECT COUNT(*) FROM items{numbered}"),
+                params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?;
+            let order = match q.sort {
+                ItemSort::Newest => "id DESC",
+                ItemSort::Oldest => "id ASC",
+                ItemSort::Updated => "updated_us DESC, id DESC",
+                ItemSort::Attempts => "attempts DESC, id DESC",
+            };
+            let n = args.len();
+            let sql = format!(
+                "SELECT id, status, stage, attempts, updated_us, error_kind, error_message FROM items{numbered} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+                n + 1,
+                n + 2
+            );
+            args.push(Sql::Integer(q.limit as i64));
+            args.push(Sql::Integer(q.offset as i64));
+            let mut st = c.prepare(&sql)?;
+            let items = st
+                .query_map(params_from_iter(args.iter()), summary)?
+                .collect::<Result<_, _>>()?;
+            Ok(ItemPage {
+                total: total as u64,
+                items,
+            })
+        })
+    }
+
+    /// One item's detail as it was kept.
+    pub fn item(&self, run: RunId, id: ItemId) -> Result<Option<ItemDetail>, StoreError> {
+        self.read(|c| {
+            let detail: Option<String> = c
+                .query_row(
+                    "SELECT detail FROM items WHERE run = ?1 AND id = ?2",
+                    params![run, id as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(detail.and_then(|d| serde_json::from_str(&d).ok()))
+        })
+    }
+
+    /// The item and its ancestors, nearest first, as far as the store kept them.
+    pub fn provenance(&self, run: RunId, id: ItemId) -> Result<Vec<Ancestor>, StoreError> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut queue = std::collections::VecDeque::from([(id, 0u32)]);
+        while let Some((id, depth)) = queue.pop_front() {
+            if !seen.insert(id) || out.len() >= 1_000 {
+                continue;
+            }
+            match self.item(run, id)? {
+                Some(d) => {
+                    for p in &d.parents {
+                        queue.push_back((*p, depth + 1));
+                    }
+                    let mut stages: Vec<u16> = d.visits.iter().map(|v| v.stage).collect();
+                    stages.dedup();
+                    out.push(Ancestor {
+                        id,
+                        depth,
+                        parents: d.parents,
+                        stages,
+                        retained: true,
+                    });
+                }
+                None => out.push(Ancestor {
+                    id,
+                    depth,
+                    parents: Vec::new(),
+                    stages: Vec::new(),
+                    retained: false,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A run's error summary, counted by SQLite over the items kept.
+    pub fn errors(&self, run: RunId, stages: usize) -> Result<ErrorSummary, StoreError> {
+        self.read(|c| {
+            let total: i64 = c.query_row(
+                "SELECT COUNT(*) FROM items WHERE run = ?1 AND status = 'failed'",
+                [run],
+                |r| r.get(0),
+            )?;
+            let mut st = c.prepare(
+                "SELECT error_kind, COUNT(*) FROM items WHERE run = ?1 AND status = 'failed'
+                 GROUP BY error_kind ORDER BY COUNT(*) DESC, error_kind",
+            )?;
+            let by_kind = st
+                .query_map([run], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        r.get::<_, i64>(1)? as u64,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut by_stage = vec![0u64; stages];
+            let mut st = c.prepare(
+                "SELECT stage, COUNT(*) FROM items WHERE run = ?1 AND status = 'failed' GROUP BY stage",
+            )?;
+            for row in st.query_map([run], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+                let (stage, n) = row?;
+                if let Some(slot) = by_stage.get_mut(stage as usize) {
+                    *slot = n as u64;
+                }
+            }
+            let mut st = c.prepare(
+                "SELECT id, stage, updated_us, error_kind, error_message FROM items
+                 WHERE run = ?1 AND status = 'failed' ORDER BY updated_us DESC LIMIT ?2",
+            )?;
+            let recent = st
+                .query_map(params![run, RECENT_FAILURES as i64], |r| {
+                    Ok(FailedItem {
+                        id: r.get::<_, i64>(0)? as ItemId,
+                        stage: r.get(1)?,
+                        at_us: r.get::<_, i64>(2)? as u64,
+                        error: ErrorInfo {
+                            kind: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                            message: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        },
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ErrorSummary {
+                total: total as u64,
+                by_kind,
+                by_stage,
+                recent,
+            })
+        })
+    }
+
+    /// Control actions since `since_ms`, oldest first.
+    pub fn audit_log(&self, since_ms: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT at_ms, user, action, target, outcome FROM audit WHERE at_ms >= ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![since_ms as i64, limit as i64], |r| {
+                Ok(AuditEntry {
+                    at_unix_ms: r.get::<_, i64>(0)? as u64,
+                    user: r.get(1)?,
+                    action: r.get(2)?,
+                    target: r.get(3)?,
+                    outcome: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Log records kept (warn and above) between two times, oldest first.
+    pub fn kept_logs(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT seq, at_ms, level, source, message, fields FROM logs
+                 WHERE at_ms >= ?1 AND at_ms <= ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![from_ms as i64, to_ms as i64, limit as i64], |r| {
+                let fields: String = r.get(5)?;
+                Ok(LogRecord {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    at_unix_ms: r.get::<_, i64>(1)? as u64,
+                    level: r.get(2)?,
+                    source: r.get(3)?,
+                    message: r.get(4)?,
+                    fields: serde_json::from_str(&fields).unwrap_or_default(),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// A series' minute points between two times (Unix seconds), oldest first.
+    pub fn metric_points(
+        &self,
+        series: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<MetricPoint>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT series, minute, count, sum, min, max, last FROM metrics
+                 WHERE series = ?1 AND minute >= ?2 AND minute <= ?3 ORDER BY minute",
+            )?;
+            let rows = st.query_map(params![series, from as i64, to as i64], |r| {
+                Ok(MetricPoint {
+                    series: r.get(0)?,
+                    minute: r.get::<_, i64>(1)? as u64,
+                    count: r.get::<_, i64>(2)? as u64,
+                    sum: r.get(3)?,
+                    min: r.get(4)?,
+                    max: r.get(5)?,
+                    last: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+}

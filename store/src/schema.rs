@@ -1,0 +1,108 @@
+//! The database's layout and how it moves from one version to the next. The version is
+//! SQLite's `user_version`; each migration takes the schema one step and runs in the same
+//! transaction as the version bump, so a crash mid-migration leaves the old version whole.
+
+use rusqlite::{Connection, Transaction};
+
+use crate::StoreError;
+
+/// The version this build writes. A file at a higher version was written by a newer
+/// flowdeck and is refused rather than misread.
+pub const VERSION: i64 = 1;
+
+/// Migration `n` takes the schema from version `n` to `n + 1`.
+const MIGRATIONS: [&str; 1] = [r#"
+CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY,
+    pipeline     TEXT    NOT NULL,
+    started_ms   INTEGER NOT NULL,
+    ended_ms     INTEGER,
+    -- running, finished, aborted or interrupted (the process died while it ran)
+    state        TEXT    NOT NULL,
+    -- JSON: the stage names and the edges between them
+    graph        TEXT    NOT NULL,
+    -- JSON: the latest Snapshot: totals, stages, workers
+    snapshot     TEXT,
+    -- when the run was last heard of, for an interrupted run's end
+    seen_ms      INTEGER NOT NULL,
+    -- finished items the store did not keep (shed under load), counted
+    not_stored   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_started ON runs (started_ms);
+CREATE INDEX runs_pipeline ON runs (pipeline, started_ms);
+
+CREATE TABLE items (
+    run           INTEGER NOT NULL,
+    id            INTEGER NOT NULL,
+    status        TEXT    NOT NULL,
+    stage         INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL,
+    created_us    INTEGER NOT NULL,
+    updated_us    INTEGER NOT NULL,
+    error_kind    TEXT,
+    error_message TEXT,
+    -- JSON: the ItemDetail the task page shows (visits, parents, annotations, history)
+    detail        TEXT    NOT NULL,
+    PRIMARY KEY (run, id)
+) WITHOUT ROWID;
+CREATE INDEX items_status ON items (run, status, id);
+CREATE INDEX items_stage ON items (run, stage, id);
+CREATE INDEX items_error ON items (run, error_kind) WHERE error_kind IS NOT NULL;
+
+-- One point a minute per series: count, sum, min, max and last of that minute.
+CREATE TABLE metrics (
+    series TEXT    NOT NULL,
+    minute INTEGER NOT NULL,
+    count  INTEGER NOT NULL,
+    sum    REAL    NOT NULL,
+    min    REAL    NOT NULL,
+    max    REAL    NOT NULL,
+    last   REAL    NOT NULL,
+    PRIMARY KEY (series, minute)
+) WITHOUT ROWID;
+
+-- Log records at warn and above.
+CREATE TABLE logs (
+    seq     INTEGER PRIMARY KEY,
+    at_ms   INTEGER NOT NULL,
+    level   TEXT    NOT NULL,
+    source  TEXT    NOT NULL,
+    message TEXT    NOT NULL,
+    fields  TEXT    NOT NULL
+);
+CREATE INDEX logs_at ON logs (at_ms);
+
+CREATE TABLE audit (
+    seq     INTEGER PRIMARY KEY,
+    at_ms   INTEGER NOT NULL,
+    user    TEXT    NOT NULL,
+    action  TEXT    NOT NULL,
+    target  TEXT    NOT NULL,
+    outcome TEXT    NOT NULL
+);
+CREATE INDEX audit_at ON audit (at_ms);
+"#];
+
+/// Brings the database at `conn` to [`VERSION`], or refuses a newer one.
+pub(crate) fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > VERSION {
+        return Err(StoreError::Newer {
+            path: path.to_owned(),
+            found: version,
+            known: VERSION,
+        });
+    }
+    if version == 0 {
+        // Only for a new file: deleted runs then give their pages back, a little at a
+        // time, instead of the file keeping its largest size for ever.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+    }
+    for (n, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx: Transaction = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", n as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

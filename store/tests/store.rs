@@ -1,0 +1,369 @@
+//! The store against real files: what goes in comes back (filtered, sorted, counted
+//! exactly), survives a reopen, and a run left running is found interrupted; a newer,
+//! corrupt or unusable file is refused with a message naming it and is left untouched;
+//! retention deletes what is too old or too much; a writer that is behind sheds completed
+//! items and counts them; a full disk degrades the store without blocking its callers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use flowdeck_protocol::{
+    ErrorInfo, ItemDetail, ItemStatus, PipelineState, Snapshot, StageVisit, Totals,
+};
+use flowdeck_store::{
+    ItemQuery, ItemSort, Retention, RunQuery, RunStart, RunState, Store, StoreConfig, StoreError,
+};
+
+fn start(pipeline: &str) -> RunStart {
+    RunStart {
+        pipeline: pipeline.into(),
+        started_ms: 1_700_000_000_000,
+        stages: vec!["parse".into(), "store".into()],
+        edges: vec![],
+    }
+}
+
+/// Item `id`: every 10th failed at stage 1 with a Timeout, the rest completed; item `id`
+/// has item `id - 1` as its parent when odd.
+fn item(id: u64) -> ItemDetail {
+    let failed = id.is_multiple_of(10);
+    ItemDetail {
+        id,
+        status: if failed {
+            ItemStatus::Failed
+        } else {
+            ItemStatus::Completed
+        },
+        stage: if failed { 1 } else { 0 },
+        created_us: id * 10,
+        updated_us: id * 10 + 5,
+        visits: vec![StageVisit {
+            stage: 0,
+            worker: Some(0),
+            attempts: if failed { 3 } else { 1 },
+            queued_us: id * 10,
+            started_us: Some(id * 10 + 1),
+            finished_us: Some(id * 10 + 5),
+            outcome: Some(if failed {
+                ItemStatus::Failed
+            } else {
+                ItemStatus::Completed
+            }),
+        }],
+        parents: if id % 2 == 1 { vec![id - 1] } else { vec![] },
+        error: failed.then(|| ErrorInfo {
+            kind: if id.is_multiple_of(20) {
+                "Timeout".into()
+            } else {
+                "Quota".into()
+            },
+            message: format!("item {id} gave up"),
+        }),
+        annotations: vec![("bytes".into(), (id as i64).into())],
+        history: vec![],
+    }
+}
+
+fn snapshot(completed: u64, failed: u64) -> Snapshot {
+    Snapshot {
+        pipeline: "docs".into(),
+        state: PipelineState::Finished,
+        totals: Totals {
+            submitted: completed + failed,
+            completed,
+            failed,
+            ..Totals::default()
+        },
+        ..Snapshot::default()
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(StoreConfig::new(dir.path().join("runs.db"))).unwrap()
+}
+
+#[test]
+fn items_come_back_filtered_sorted_and_counted_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let run = store.begin_run(start("docs"));
+    for id in 1..=1000 {
+        store.keep_item(run, item(id));
+    }
+    store.end_run(
+        run,
+        RunState::Finished,
+        snapshot(900, 100),
+        1_700_000_060_000,
+    );
+    store.flush();
+
+    let runs = store.runs(&RunQuery::default()).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].state, RunState::Finished);
+    assert_eq!(runs[0].stored, 1000);
+    assert_eq!(runs[0].totals.failed, 100);
+
+    let failed = store
+        .items(
+            run,
+            &ItemQuery {
+                status: Some(ItemStatus::Failed),
+                limit: 10,
+                ..ItemQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(failed.total, 100, "exact, not capped by the page");
+    assert_eq!(failed.items.len(), 10);
+    assert_eq!(failed.items[0].id, 1000, "newest first");
+    assert!(failed.items.iter().all(|i| i.status == ItemStatus::Failed));
+
+    let oldest = store
+        .items(
+            run,
+            &ItemQuery {
+                sort: ItemSort::Oldest,
+                limit: 3,
+                offset: 2,
+                ..ItemQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        oldest.items.iter().map(|i| i.id).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
+
+    let timeouts = store
+        .items(
+            run,
+            &ItemQuery {
+                text: Some("timeout".into()),
+                limit: 100,
+                ..ItemQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        timeouts.total, 50,
+        "LIKE is case-insensitive over the error's kind"
+    );
+    let underscore = store
+        .items(
+            run,
+            &ItemQuery {
+                text: Some("_".into()),
+                limit: 1,
+                ..ItemQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(underscore.total, 0, "a _ is a character, not a wildcard");
+
+    let at_stage = store
+        .items(
+            run,
+            &ItemQuery {
+                stage: Some(1),
+                limit: 1,
+                ..ItemQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(at_stage.total, 100);
+
+    let detail = store.item(run, 31).unwrap().unwrap();
+    assert_eq!(detail, item(31));
+    let chain = store.provenance(run, 31).unwrap();
+    assert_eq!(chain.iter().map(|a| a.id).collect::<Vec<_>>(), [31, 30]);
+
+    let errors = store.errors(run, 2).unwrap();
+    assert_eq!(errors.total, 100);
+    assert_eq!(
+        errors.by_kind,
+        [("Quota".to_string(), 50), ("Timeout".to_string(), 50)]
+    );
+    assert_eq!(errors.by_stage, [0, 100]);
+    assert_eq!(errors.recent[0].id, 1000);
+}
+
+#[test]
+fn what_was_committed_survives_and_a_run_left_running_is_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = {
+        let store = open(&dir);
+        let run = store.begin_run(start("crashy"));
+        for id in 1..=500 {
+            store.keep_item(run, item(id));
+        }
+        store.progress(run, snapshot(450, 50), 1_700_000_030_000);
+        store.flush();
+        // No end_run: the process "dies" here.
+        std::mem::forget(store);
+        run
+    };
+    let store = open(&dir);
+    let info = &store.runs(&RunQuery::default()).unwrap()[0];
+    assert_eq!(info.id, run);
+    assert_eq!(info.state, RunState::Interrupted);
+    assert!(info.ended_ms.is_some(), "ended when it was last heard of");
+    assert_eq!(info.stored, 500);
+    assert_eq!(
+        store.item(run, 40).unwrap().unwrap().error.unwrap().kind,
+        "Timeout"
+    );
+    // New runs get new ids.
+    assert!(store.begin_run(start("next")) > run);
+}
+
+#[test]
+fn a_newer_corrupt_or_unusable_file_is_refused_with_its_name_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    drop(open(&dir));
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = Store::open(StoreConfig::new(&path)).err().unwrap();
+    assert!(matches!(err, StoreError::Newer { found: 99, .. }), "{err}");
+    assert!(err.to_string().contains("runs.db") && err.to_string().contains("newer flowdeck"));
+
+    let garbage = dir.path().join("garbage.db");
+    let bytes = b"this is not a database at all, but a text someone put here".repeat(100);
+    std::fs::write(&garbage, &bytes).unwrap();
+    let err = Store::open(StoreConfig::new(&garbage)).err().unwrap();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("garbage.db") && err.to_string().contains("Move it aside"));
+    assert_eq!(
+        std::fs::read(&garbage).unwrap(),
+        bytes,
+        "the file was changed"
+    );
+
+    let err = Store::open(StoreConfig::new(dir.path())).err().unwrap();
+    assert!(err.to_string().contains("--db none"), "{err}");
+}
+
+#[test]
+fn retention_deletes_old_runs_and_keeps_the_file_under_its_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let old = store.begin_run(RunStart {
+        started_ms: 1_000,
+        ..start("old")
+    });
+    store.end_run(old, RunState::Finished, snapshot(1, 0), 2_000);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let recent: Vec<i64> = (0..3)
+        .map(|i| {
+            let run = store.begin_run(RunStart {
+                started_ms: now_ms + i,
+                ..start("recent")
+            });
+            for id in 1..=3000 {
+                store.keep_item(run, item(id));
+            }
+            store.end_run(run, RunState::Finished, snapshot(2700, 300), now_ms + i);
+            run
+        })
+        .collect();
+    store.flush();
+    drop(store);
+    // Reopen with a retention that the old run and the size both break.
+    let mut config = StoreConfig::new(dir.path().join("runs.db"));
+    config.retention = Retention {
+        max_age: Duration::from_secs(3600),
+        max_bytes: 1,
+    };
+    let store = Store::open(config).unwrap();
+    store.enforce_retention().unwrap();
+    let left: Vec<i64> = store
+        .runs(&RunQuery::default())
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(!left.contains(&old), "a run older than max_age stays");
+    assert!(
+        left.len() < recent.len(),
+        "the size cap deleted nothing: {left:?}"
+    );
+}
+
+#[test]
+fn a_writer_that_is_behind_sheds_completed_items_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path().join("runs.db"));
+    config.queue = 64;
+    let store = Store::open(config).unwrap();
+    let run = store.begin_run(start("flood"));
+    let (mut kept, mut shed) = (0u64, 0u64);
+    for id in 1..=50_000 {
+        let it = item(id);
+        if store.wants(it.status) {
+            store.keep_item(run, it);
+            kept += 1;
+        } else {
+            store.shed(run, 1);
+            shed += 1;
+        }
+    }
+    store.flush();
+    assert!(shed > 0, "nothing was shed with a queue of 64");
+    let info = &store.runs(&RunQuery::default()).unwrap()[0];
+    assert_eq!(
+        info.stored + info.not_stored,
+        50_000,
+        "kept {kept}, shed {shed}: {info:?}"
+    );
+    // Failures are shed only when the queue is full: far fewer of them go.
+    let failed = store
+        .items(
+            run,
+            &ItemQuery {
+                status: Some(ItemStatus::Failed),
+                limit: 1,
+                ..ItemQuery::default()
+            },
+        )
+        .unwrap()
+        .total;
+    let completed = info.stored - failed;
+    assert!(
+        failed as f64 / 5_000.0 > completed as f64 / 45_000.0,
+        "failed {failed}, completed {completed}"
+    );
+}
+
+#[test]
+fn a_full_disk_degrades_the_store_and_never_blocks_its_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path().join("runs.db"));
+    config.hard_limit_bytes = Some(200 * 1024);
+    let store = Store::open(config).unwrap();
+    let run = store.begin_run(start("full"));
+    let t = std::time::Instant::now();
+    for id in 1..=20_000 {
+        if store.wants(ItemStatus::Completed) {
+            store.keep_item(run, item(id));
+        }
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "the callers waited");
+    store.flush();
+    assert!(
+        store
+            .stats()
+            .failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    let problem = store.stats().problem.lock().clone().unwrap();
+    assert!(problem.contains("full"), "{problem}");
+    // What fit is still readable.
+    assert!(!store.runs(&RunQuery::default()).unwrap().is_empty());
+}
