@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 st=target/tools/schemathesis/bin/st
 bin=${FLOWDECK_BIN:-target/release/flowdeck}
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$bin" --port "$port" --demo-rate 50 >/dev/null 2>&1 &
+db=$(mktemp -d)
+"$bin" --port "$port" --demo-rate 50 --db "$db/flowdeck.db" >/dev/null 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+trap 'kill $server 2>/dev/null || true; rm -rf "$db"' EXIT
 url="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
 "$st" run "$url/api/v1/openapi.json" --url "$url" \

@@ -104,6 +104,11 @@ async fn main() {
             "0.2",
         ])
         .env("RUST_LOG", "info")
+        // The run store as users get it, in a directory of its own.
+        .env(
+            "XDG_DATA_HOME",
+            std::env::temp_dir().join(format!("flowdeck-load-{}", std::process::id())),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -96,6 +96,11 @@ struct ServeArgs {
         value_name = "HOST"
     )]
     allowed_hosts: Vec<String>,
+    /// The run store: a SQLite file that keeps runs, their items and errors across restarts
+    /// and crashes, or `none` to keep everything in memory only
+    /// [default: flowdeck.db in $XDG_DATA_HOME/flowdeck or ~/.local/share/flowdeck].
+    #[arg(long, env = "FLOWDECK_DB", value_name = "PATH|none")]
+    db: Option<String>,
     /// Show the pipeline but refuse every control action (pause, scale, retry, cancel,
     /// drain, stop) with 403, and hide the buttons.
     #[arg(long, env = "FLOWDECK_READONLY")]
@@ -166,6 +171,15 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
         args.allowed_hosts
     };
     let allowed_hosts = flowdeck_server::origin::AllowedHosts::new(allowed_hosts)?;
+    let store = match args.db.as_deref().or(file.db.as_deref()).map(str::trim) {
+        Some("none") => None,
+        Some("") => return Err("db must be a path or none".into()),
+        Some(path) => Some(flowdeck_store::StoreConfig::new(path)),
+        None => Some(flowdeck_store::StoreConfig::new(
+            flowdeck_store::StoreConfig::default_path()
+                .ok_or("no home directory for the run store: give --db PATH, or --db none")?,
+        )),
+    };
     let auth = match file.auth {
         Some(a) => Some(Arc::new(Auth::new(a).map_err(|e| e.to_string())?)),
         None => None,
@@ -181,6 +195,7 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
             cors_origins,
             allowed_hosts,
             branding,
+            store,
             ..flowdeck_server::Config::default()
         },
         demo_rate,
@@ -226,7 +241,7 @@ async fn serve(
     let demo_page = flowdeck_server::demo::page(&mut dash);
     match dash.page(demo_page).pages(s.pages).serve(pipeline).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ DashboardError::Page(_)) => {
+        Err(e @ (DashboardError::Page(_) | DashboardError::Store(_))) => {
             eprintln!("flowdeck: {e}");
             ExitCode::from(2)
         }

@@ -64,8 +64,10 @@ async fn sigterm_drains_the_pipeline_ends_streams_and_exits() {
 
 /// The binary with its stdout read line by line, and the dashboard's URL.
 fn spawn(args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>, String) {
+    // No run store: these tests are about the terminal and the signals.
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowdeck"))
         .args(args)
+        .args(["--db", "none"])
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())

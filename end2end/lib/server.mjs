@@ -19,6 +19,10 @@ export async function startServer(args = [], options = {}) {
   );
   const argv = options.bin ? args : ['--port', '0', ...args];
   if (options.bin) env.FLOWDECK_PORT = '0';
+  // The run store goes where the platform's data directory is: a directory of its own,
+  // so that servers started side by side do not share one.
+  const data = mkdtempSync(join(tmpdir(), `${name}-data-`));
+  env.XDG_DATA_HOME = data;
   const child = spawn(exe, argv, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr.on('data', (d) => { log += d; });
@@ -35,12 +39,14 @@ export async function startServer(args = [], options = {}) {
   return {
     url,
     dir,
+    data,
     pid: child.pid,
     files: () => readdirSync(dir),
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
       rmSync(dir, { recursive: true, force: true });
+      rmSync(data, { recursive: true, force: true });
     },
   };
 }

@@ -55,5 +55,5 @@ pub use handle::{LatencyHistogram, PipelineHandle};
 pub use pipeline::{Feeder, Monitor, Pipeline, Report, Running, Summary};
 pub use retry::RetryPolicy;
 pub use stage::{FlatMapFn, MapFn, Stage, TaskFn};
-pub use tracker::{Feed, FeedError, StageCounts, Stats, Tracker};
+pub use tracker::{Feed, FeedError, FinishedSink, StageCounts, Stats, Tracker};
 pub use worker::Ctx;

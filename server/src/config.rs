@@ -43,6 +43,10 @@ pub struct Config {
     /// Where the banner, the status line and the shutdown countdown go. `None`: standard
     /// output, opened when serving starts.
     pub console: Option<console::Console>,
+    /// The run store the run is recorded in; `None` keeps everything in memory only (the
+    /// default from code; the `flowdeck` command and [`Config::from_env`] use the platform's
+    /// data directory unless told `--db none` / `FLOWDECK_DB=none`).
+    pub store: Option<flowdeck_store::StoreConfig>,
 }
 
 /// Log records kept for the Logs page and the API.
@@ -64,6 +68,7 @@ impl Default for Config {
             allowed_hosts: origin::AllowedHosts::default(),
             branding: branding::Branding::default(),
             console: None,
+            store: None,
         }
     }
 }
@@ -71,7 +76,8 @@ impl Default for Config {
 impl Config {
     /// The defaults, changed by the environment variables the `flowdeck` command also
     /// reads: `FLOWDECK_HOST`, `FLOWDECK_PORT`, `FLOWDECK_REFRESH_MS`, `FLOWDECK_THEME`,
-    /// `FLOWDECK_READONLY` and `FLOWDECK_ALLOWED_HOSTS` (comma-separated). A program
+    /// `FLOWDECK_READONLY`, `FLOWDECK_ALLOWED_HOSTS` (comma-separated) and `FLOWDECK_DB` (a
+    /// path, or `none`; unset: `flowdeck.db` in the platform's data directory). A program
     /// deployed in a container is configured with no code of its own; a bad value is an
     /// error naming the variable.
     pub fn from_env() -> Result<Config, String> {
@@ -117,6 +123,11 @@ impl Config {
                 }
             };
         }
+        c.store = match var("FLOWDECK_DB").as_deref().map(str::trim) {
+            Some("none") => None,
+            Some(path) if !path.is_empty() => Some(flowdeck_store::StoreConfig::new(path)),
+            _ => flowdeck_store::StoreConfig::default_path().map(flowdeck_store::StoreConfig::new),
+        };
         if let Some(v) = var("FLOWDECK_ALLOWED_HOSTS") {
             c.allowed_hosts =
                 origin::AllowedHosts::new(v.split(',').filter(|h| !h.trim().is_empty()))
@@ -150,6 +161,9 @@ mod tests {
         assert_eq!(c.addr.to_string(), "0.0.0.0:8080");
         assert!(c.readonly);
         assert!(c.allowed_hosts.allows("dash.example.com:8080"));
+        assert!(c.store.is_some(), "a store by default");
+        let c = Config::from_vars(vars(&[("FLOWDECK_DB", "none")])).unwrap();
+        assert!(c.store.is_none());
         let e = Config::from_vars(vars(&[("FLOWDECK_PORT", "eighty")])).unwrap_err();
         assert!(e.contains("FLOWDECK_PORT"), "{e}");
         let e = Config::from_vars(vars(&[("FLOWDECK_REFRESH_MS", "5")])).unwrap_err();

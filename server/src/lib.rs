@@ -14,6 +14,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod hub;
 pub mod origin;
+mod persist;
 pub mod prometheus;
 mod serving;
 pub mod settings;
@@ -64,16 +65,25 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
 /// The state for a dashboard of `pipeline` with no custom pages
 /// ([`dashboard::Dashboard::state`] adds them).
 pub fn state(config: &Config, pipeline: PipelineHandle) -> AppState {
-    state_with(config, dashboard::Pages::default(), pipeline)
+    state_with(config, dashboard::Pages::default(), pipeline, None)
 }
 
-fn state_with(config: &Config, pages: dashboard::Pages, pipeline: PipelineHandle) -> AppState {
+fn state_with(
+    config: &Config,
+    pages: dashboard::Pages,
+    pipeline: PipelineHandle,
+    store: Option<flowdeck_store::Store>,
+) -> AppState {
     let metrics = sample(config.metrics.clone(), pipeline.clone());
+    let store = store.map(|store| {
+        let run = persist::record(&store, &pipeline, &metrics, &config.logs);
+        (store, run)
+    });
     AppState {
         leptos: leptos_options(config.addr),
         hub: Hub::start(pipeline, config.refresh, config.stream_log),
         readonly: config.readonly,
-        audit: api::Audit::default(),
+        audit: api::Audit::new(store.as_ref().map(|(s, _)| s.clone())),
         auth: config.auth.clone(),
         shutdown: tokio::sync::watch::Sender::new(false),
         metrics,
@@ -87,6 +97,7 @@ fn state_with(config: &Config, pages: dashboard::Pages, pipeline: PipelineHandle
         allowed_hosts: Arc::new(config.allowed_hosts.clone()),
         pages,
         branding: Arc::new(config.branding.clone()),
+        store,
     }
 }
 

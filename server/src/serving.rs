@@ -27,15 +27,25 @@ use crate::{console, dashboard, router, state_with, Config};
 /// after `config.drain_timeout`, or at a second signal) while the dashboard keeps showing
 /// it; then the live streams end and the server stops.
 pub async fn serve(config: Config, pipeline: PipelineHandle) -> std::io::Result<()> {
-    run(config, dashboard::Pages::default(), pipeline).await
+    run(config, dashboard::Pages::default(), pipeline)
+        .await
+        .map_err(|e| match e {
+            dashboard::DashboardError::Bind { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })
 }
 
 pub(crate) async fn run(
     config: Config,
     pages: dashboard::Pages,
     pipeline: PipelineHandle,
-) -> std::io::Result<()> {
-    start(config, pages, pipeline, true).await?.finished().await
+) -> Result<(), dashboard::DashboardError> {
+    let addr = config.addr;
+    start(config, pages, pipeline, true)
+        .await?
+        .finished()
+        .await
+        .map_err(|source| dashboard::DashboardError::Bind { addr, source })
 }
 
 /// Threads of the dashboard's own runtime.
@@ -96,7 +106,10 @@ pub(crate) async fn start(
     pages: dashboard::Pages,
     pipeline: PipelineHandle,
     signals: bool,
-) -> std::io::Result<Serving> {
+) -> Result<Serving, dashboard::DashboardError> {
+    let addr = config.addr;
+    let bind = |source| dashboard::DashboardError::Bind { addr, source };
+    let store = open_store(&config)?;
     let (listening_tx, listening) = oneshot::channel();
     let (done_tx, done) = oneshot::channel();
     let (stop, stop_rx) = watch::channel(false);
@@ -115,6 +128,7 @@ pub(crate) async fn start(
                     config,
                     pages,
                     pipeline,
+                    store,
                     signals,
                     stop_rx,
                     listening_tx,
@@ -126,10 +140,16 @@ pub(crate) async fn start(
             };
             still.store(false, Ordering::Release);
             let _ = done_tx.send(served);
-        })?;
+        })
+        .map_err(bind)?;
     let addr = listening
         .await
-        .map_err(|_| std::io::Error::other("the dashboard's thread ended before it listened"))??;
+        .map_err(|_| {
+            bind(std::io::Error::other(
+                "the dashboard's thread ended before it listened",
+            ))
+        })?
+        .map_err(bind)?;
     Ok(Serving {
         url: format!("http://{addr}"),
         addr,
@@ -141,10 +161,12 @@ pub(crate) async fn start(
 
 /// Binds, says where, and serves until stopped (by the handle, or by a signal when
 /// `signals`): on the dashboard's own runtime.
+#[allow(clippy::too_many_arguments)]
 async fn serve_here(
     config: Config,
     pages: dashboard::Pages,
     pipeline: PipelineHandle,
+    store: Option<flowdeck_store::Store>,
     signals: bool,
     mut stop_rx: watch::Receiver<bool>,
     listening: oneshot::Sender<std::io::Result<SocketAddr>>,
@@ -167,7 +189,7 @@ async fn serve_here(
         }
     };
     install_defaults(&config, &console);
-    let state = state_with(&config, pages, pipeline.clone());
+    let state = state_with(&config, pages, pipeline.clone(), store);
     let app = router(state.clone());
     let url = format!("http://{addr}");
     console.line(&console::banner(&url, &pipeline.snapshot(), signals));
@@ -199,6 +221,18 @@ async fn serve_here(
     // Flushes what the console still holds.
     drop(guard);
     served
+}
+
+/// Opens the run store the config names, if it names one.
+pub(crate) fn open_store(
+    config: &Config,
+) -> Result<Option<flowdeck_store::Store>, dashboard::DashboardError> {
+    config
+        .store
+        .clone()
+        .map(flowdeck_store::Store::open)
+        .transpose()
+        .map_err(dashboard::DashboardError::Store)
 }
 
 /// Resolves once [`Serving::stop`] is called. A dropped handle never resolves it: the

@@ -9,6 +9,7 @@
 //! theme = "system"            # or "light", "dark"
 //! cors_origins = []           # origins whose pages may call the API (with a token)
 //! allowed_hosts = []          # names it is reached by, besides loopback and IP addresses
+//! db = "/var/lib/flowdeck/flowdeck.db"   # the run store, or "none"
 //! title = "Acme pipelines"    # in the header and the tab
 //! logo = "logo.svg"           # .svg, .png, .jpg or .webp; paths are relative to this file
 //! css = "brand.css"           # linked after the built-in stylesheet
@@ -72,6 +73,8 @@ pub struct FileConfig {
     pub cors_origins: Option<Vec<String>>,
     /// Host names the dashboard is reached by besides loopback names and IP addresses.
     pub allowed_hosts: Option<Vec<String>>,
+    /// The run store's file, or "none".
+    pub db: Option<String>,
     pub auth: Option<AuthConfig>,
     pub title: Option<String>,
     pub logo: Option<PathBuf>,

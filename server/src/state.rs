@@ -36,6 +36,8 @@ pub struct AppState {
     pub pages: crate::dashboard::Pages,
     /// Title, logo and custom stylesheet.
     pub branding: Arc<crate::branding::Branding>,
+    /// The run store and the live run's id in it; `None` when runs are kept in memory only.
+    pub store: Option<(flowdeck_store::Store, flowdeck_store::RunId)>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

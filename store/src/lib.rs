@@ -44,7 +44,9 @@ use flowdeck_protocol::{AuditEntry, Edge, ItemDetail, ItemStatus, Snapshot};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
-pub use read::{ItemPage, ItemQuery, ItemSort, RunInfo, RunQuery, RunState, StoredRun};
+pub use read::{
+    ItemPage, ItemQuery, ItemSort, MetricPoint, RunInfo, RunQuery, RunState, StoredRun,
+};
 pub use retention::Retention;
 pub use schema::VERSION as SCHEMA_VERSION;
 
@@ -102,6 +104,8 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("the run store {path} is in use by another flowdeck process. Stop it, give this one another file with --db, or run with --db none")]
+    InUse { path: String },
     #[error("the run store failed: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -149,6 +153,8 @@ struct Inner {
     shed: Arc<writer::Shed>,
     readers: Mutex<Vec<Connection>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Held for the store's life: one process writes a store (others report to it).
+    _lock: std::fs::File,
 }
 
 impl Drop for Inner {
@@ -186,27 +192,35 @@ impl Store {
                 reason: format!("cannot create {}: {e}", dir.display()),
             })?;
         }
+        // One writing process per file: a second one would mark the first's runs as
+        // interrupted and race it for the writer's lock.
+        let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Open {
+                path: text.clone(),
+                reason: format!("cannot open {}: {e}", lock_path.display()),
+            })?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::InUse { path: text });
+        }
         let mut conn = connect(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )?;
-        // A file that is not SQLite fails here, before anything is written to it.
-        let check: Result<String, rusqlite::Error> =
-            conn.query_row("PRAGMA quick_check", [], |r| r.get(0));
-        match check {
-            Ok(ok) if ok == "ok" => {}
-            Ok(problem) => {
-                return Err(StoreError::Corrupt {
-                    path: text,
-                    reason: problem,
-                })
-            }
-            Err(e) => {
-                return Err(StoreError::Corrupt {
-                    path: text,
-                    reason: e.to_string(),
-                })
-            }
+        // A file that is not SQLite (or whose header is damaged) fails here, before
+        // anything is written to it. (A full integrity check would read the whole file:
+        // seconds for a large store, at every start.)
+        if let Err(e) = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            return Err(StoreError::Corrupt {
+                path: text,
+                reason: e.to_string(),
+            });
         }
         schema::migrate(&mut conn, &text)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -231,6 +245,7 @@ impl Store {
             shed,
             readers: Mutex::new(Vec::new()),
             thread: Mutex::new(Some(thread)),
+            _lock: lock,
         })))
     }
 

@@ -199,8 +199,9 @@ fn what_was_committed_survives_and_a_run_left_running_is_interrupted() {
         }
         store.progress(run, snapshot(450, 50), 1_700_000_030_000);
         store.flush();
-        // No end_run: the process "dies" here.
-        std::mem::forget(store);
+        // No end_run: the process ends here with its run unfinished (`kill -9` on the
+        // real binary is in cli/tests/crash.rs).
+        drop(store);
         run
     };
     let store = open(&dir);
@@ -244,6 +245,15 @@ fn a_newer_corrupt_or_unusable_file_is_refused_with_its_name_and_left_alone() {
 
     let err = Store::open(StoreConfig::new(dir.path())).err().unwrap();
     assert!(err.to_string().contains("--db none"), "{err}");
+
+    // One process writes a store at a time.
+    let first = Store::open(StoreConfig::new(dir.path().join("shared.db"))).unwrap();
+    let err = Store::open(StoreConfig::new(dir.path().join("shared.db")))
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    drop(first);
+    assert!(Store::open(StoreConfig::new(dir.path().join("shared.db"))).is_ok());
 }
 
 #[test]

@@ -151,6 +151,17 @@ impl Series {
         self.current.lock().value
     }
 
+    /// The minute starting at `start` (Unix seconds), from the one-minute ring, once filed.
+    pub fn minute(&self, start: u64) -> Option<series::Bucket> {
+        let rings = self.rings.lock();
+        let ring = rings.iter().find(|r| r.width == 60)?;
+        ring.buckets
+            .iter()
+            .rev()
+            .find(|b| b.start == start)
+            .cloned()
+    }
+
     /// A histogram's observations since the start; `None` before the first.
     pub fn cumulative(&self) -> Option<cumulative::Cumulative> {
         self.current.lock().all_time.as_deref().cloned()

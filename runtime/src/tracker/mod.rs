@@ -28,6 +28,17 @@ const FEED_CAPACITY: usize = 4_096;
 
 type Callback = Box<dyn Fn(&Event) + Send + Sync>;
 
+/// Where finished items go to be kept (a run store). The tracker asks first whether an item
+/// is wanted, before building its record, so that a sink that is behind costs nothing.
+pub trait FinishedSink: Send + Sync {
+    /// Whether an item that just finished with `status` would be kept now.
+    fn wants(&self, status: ItemStatus) -> bool;
+    /// The items of one batch that finished and were wanted, with their whole detail.
+    fn finished(&self, items: Vec<ItemDetail>);
+    /// Items that finished but were not wanted, or whose detail was no longer retained.
+    fn skipped(&self, n: u64);
+}
+
 /// Counts for one stage, kept forever.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StageCounts {
@@ -143,6 +154,7 @@ pub struct Tracker {
     callbacks: RwLock<Vec<(Option<EventKind>, Callback)>>,
     /// Dropped when the tracker finishes, which closes every subscription.
     feed: RwLock<Option<broadcast::Sender<Arc<[Event]>>>>,
+    sink: RwLock<Option<Arc<dyn FinishedSink>>>,
 }
 
 impl Tracker {
@@ -163,6 +175,7 @@ impl Tracker {
             callbacks: RwLock::new(Vec::new()),
             callback_panics: std::sync::atomic::AtomicU64::new(0),
             feed: RwLock::new(Some(feed)),
+            sink: RwLock::new(None),
         })
     }
 
@@ -180,8 +193,11 @@ impl Tracker {
         let watched = feed.as_ref().is_some_and(|f| f.receiver_count() > 0);
         let wanted = !callbacks.is_empty() || watched;
         let mut out = Vec::with_capacity(if wanted { batch.events.len() } else { 0 });
+        let sink = self.sink.read().clone();
+        let (mut kept, mut skipped) = (Vec::new(), 0u64);
         {
             let mut st = self.state.lock();
+            let mut finished = Vec::new();
             for e in &batch.events {
                 st.seq += 1;
                 let seq = st.seq;
@@ -190,11 +206,36 @@ impl Tracker {
                 if wanted {
                     out.push(to_event(seq, e));
                 }
+                if let Some(sink) = &sink {
+                    let to = e.kind.status_after(e.last);
+                    if to.is_terminal() {
+                        if sink.wants(to) {
+                            finished.push(e.item);
+                        } else {
+                            skipped += 1;
+                        }
+                    }
+                }
             }
             for note in batch.notes {
                 if let Some(r) = st.ring.get_mut(note.item) {
                     r.annotate(note.key, note.value);
                 }
+            }
+            // After the notes: an item's annotations travel in the batch it finishes in.
+            for id in finished {
+                match st.ring.get(id) {
+                    Some(r) => kept.push(r.detail()),
+                    None => skipped += 1,
+                }
+            }
+        }
+        if let Some(sink) = &sink {
+            if !kept.is_empty() {
+                sink.finished(kept);
+            }
+            if skipped > 0 {
+                sink.skipped(skipped);
             }
         }
         if !wanted || out.is_empty() {
@@ -213,6 +254,12 @@ impl Tracker {
             // A receiver may leave meanwhile: nobody watching is fine.
             let _ = feed.send(out.into());
         }
+    }
+
+    /// Hands every item that finishes from now on to `sink` (a run store), with its whole
+    /// detail, as long as the sink wants it.
+    pub fn set_sink(&self, sink: Arc<dyn FinishedSink>) {
+        *self.sink.write() = Some(sink);
     }
 
     /// Logs the first panic of the callbacks and every 1,000th after it, so a callback

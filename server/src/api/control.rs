@@ -37,11 +37,19 @@ pub const MAX_WORKERS: usize = 1024;
 /// Entries the audit log keeps (the oldest go first).
 const AUDIT_ENTRIES: usize = 1000;
 
-/// The bounded log of control actions, newest last.
+/// The bounded log of control actions, newest last; also kept in the run store, when
+/// there is one.
 #[derive(Clone, Default)]
-pub struct Audit(Arc<Mutex<VecDeque<AuditEntry>>>);
+pub struct Audit(
+    Arc<Mutex<VecDeque<AuditEntry>>>,
+    Option<flowdeck_store::Store>,
+);
 
 impl Audit {
+    pub fn new(store: Option<flowdeck_store::Store>) -> Self {
+        Audit(Arc::default(), store)
+    }
+
     fn record(&self, user: &str, action: &str, target: &str, outcome: &Result<(), ApiError>) {
         let at_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -51,17 +59,21 @@ impl Audit {
             Err(e) => e.to_string(),
         };
         tracing::info!(user, action, target, %outcome, "control");
-        let mut log = self.0.lock();
-        if log.len() == AUDIT_ENTRIES {
-            log.pop_front();
-        }
-        log.push_back(AuditEntry {
+        let entry = AuditEntry {
             at_unix_ms,
             user: user.to_owned(),
             action: action.to_owned(),
             target: target.to_owned(),
             outcome,
-        });
+        };
+        if let Some(store) = &self.1 {
+            store.audit(entry.clone());
+        }
+        let mut log = self.0.lock();
+        if log.len() == AUDIT_ENTRIES {
+            log.pop_front();
+        }
+        log.push_back(entry);
     }
 
     pub fn entries(&self) -> Vec<AuditEntry> {

@@ -11,6 +11,7 @@ mod error;
 pub mod grammar;
 mod observe;
 mod query;
+mod runs;
 
 use axum::{
     extract::{Path, State},
@@ -50,7 +51,8 @@ pub fn router() -> Router<AppState> {
             "/{*rest}",
             get(|| async { ApiError::NotFound("no such API endpoint".into()) }),
         )
-        .merge(control::router());
+        .merge(control::router())
+        .merge(runs::router());
     Router::new()
         .nest("/api/v1", v1)
         .route("/healthz", get(healthz))

@@ -55,6 +55,9 @@ pub enum DashboardError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// The run store cannot be used; the message names the file and the fix.
+    #[error("{0}")]
+    Store(#[from] flowdeck_store::StoreError),
 }
 
 /// A dashboard being put together; [`Dashboard::serve`] checks it and runs it.
@@ -209,10 +212,7 @@ impl Dashboard {
     pub async fn serve(self, pipeline: PipelineHandle) -> Result<(), DashboardError> {
         self.check_pages(&pipeline)?;
         let pages = self.registry.finish(self.pages);
-        let addr = self.config.addr;
-        crate::serving::run(self.config, pages, pipeline)
-            .await
-            .map_err(|source| DashboardError::Bind { addr, source })
+        crate::serving::run(self.config, pages, pipeline).await
     }
 
     /// Checks the pages, binds, and serves in the background: the returned handle says
@@ -222,10 +222,7 @@ impl Dashboard {
     pub async fn start(self, pipeline: PipelineHandle) -> Result<Serving, DashboardError> {
         self.check_pages(&pipeline)?;
         let pages = self.registry.finish(self.pages);
-        let addr = self.config.addr;
-        crate::serving::start(self.config, pages, pipeline, false)
-            .await
-            .map_err(|source| DashboardError::Bind { addr, source })
+        crate::serving::start(self.config, pages, pipeline, false).await
     }
 
     /// Like [`Dashboard::start`], but when the configured port is taken (another
@@ -237,25 +234,26 @@ impl Dashboard {
     ) -> Result<Serving, DashboardError> {
         self.check_pages(&pipeline)?;
         let pages = self.registry.finish(self.pages);
-        let addr = self.config.addr;
         match crate::serving::start(self.config.clone(), pages.clone(), pipeline.clone(), false)
             .await
         {
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(DashboardError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
                 let mut config = self.config;
                 config.addr.set_port(0);
                 crate::serving::start(config, pages, pipeline, false).await
             }
             other => other,
         }
-        .map_err(|source| DashboardError::Bind { addr, source })
     }
 
     /// Checks the pages and returns the server's state, for a router without a socket.
     pub fn state(self, pipeline: PipelineHandle) -> Result<crate::AppState, DashboardError> {
         self.check_pages(&pipeline)?;
         let pages = self.registry.finish(self.pages);
-        Ok(crate::state_with(&self.config, pages, pipeline))
+        let store = crate::serving::open_store(&self.config)?;
+        Ok(crate::state_with(&self.config, pages, pipeline, store))
     }
 }
 

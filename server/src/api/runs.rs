@@ -1,0 +1,237 @@
+//! Runs from the run store, live or finished, under `/api/v1/runs`: the list of runs, one
+//! run with its graph and last snapshot, its tasks (filtered, sorted and counted by SQLite,
+//! so a count is exact however many there are), one task with its provenance, and its
+//! error summary. `/api/v1/store` says where the store is and whether it writes.
+//! Without a store (`--db none`), each answers 404 saying so.
+
+use axum::{
+    extract::{Path, State},
+    routing::get,
+    Json, Router,
+};
+use flowdeck_protocol::{ErrorSummary, ItemStatus, TaskDetail};
+use flowdeck_store::{
+    ItemPage, ItemQuery, ItemSort, RunInfo, RunQuery, RunState, Store, StoredRun,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{grammar, query::Strict, ApiError, MAX_PAGE};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/runs", get(runs))
+        .route("/runs/{id}", get(run))
+        .route("/runs/{id}/tasks", get(tasks))
+        .route("/runs/{id}/tasks/{item}", get(task))
+        .route("/runs/{id}/errors", get(errors))
+        .route("/store", get(status))
+}
+
+fn store(state: &AppState) -> Result<Store, ApiError> {
+    state.store.as_ref().map(|(s, _)| s.clone()).ok_or_else(|| {
+        ApiError::NotFound(
+            "this dashboard keeps no run store (it was started with --db none)".into(),
+        )
+    })
+}
+
+/// Runs a store query off the runtime's threads (SQLite reads block).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, flowdeck_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the store's query failed: {e}")))?
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
+fn run_id(raw: &str) -> Result<i64, ApiError> {
+    grammar::task_id(raw)
+        .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+        .ok_or_else(|| ApiError::BadRequest(format!("run id must be a number, got {raw:?}")))
+}
+
+async fn stored_run(store: &Store, id: i64) -> Result<StoredRun, ApiError> {
+    let s = store.clone();
+    blocking(move || s.run(id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no run {id} in the store")))
+}
+
+/// `GET /api/v1/runs` parameters.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    pipeline: Option<String>,
+    state: Option<RunState>,
+    /// Runs started before this (Unix ms): the previous page's last `started_ms`.
+    before: Option<u64>,
+    /// 1 to 1,000 (default 100).
+    limit: Option<usize>,
+}
+
+async fn runs(
+    State(state): State<AppState>,
+    Strict(q): Strict<RunsQuery>,
+) -> Result<Json<Vec<RunInfo>>, ApiError> {
+    let limit = page_limit(q.limit)?;
+    let store = store(&state)?;
+    let query = RunQuery {
+        pipeline: q.pipeline,
+        state: q.state,
+        before_ms: q.before,
+        limit: Some(limit),
+    };
+    Ok(Json(blocking(move || store.runs(&query)).await?))
+}
+
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}, got {limit}"
+        )))
+    }
+}
+
+async fn run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StoredRun>, ApiError> {
+    let store = store(&state)?;
+    Ok(Json(stored_run(&store, run_id(&id)?).await?))
+}
+
+/// `GET /api/v1/runs/{id}/tasks` parameters.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunTasksQuery {
+    status: Option<ItemStatus>,
+    /// A stage's name.
+    stage: Option<String>,
+    /// Text in the id or the error's kind or message.
+    q: Option<String>,
+    sort: Option<ItemSort>,
+    /// 1 to 1,000 (default 100).
+    limit: Option<usize>,
+    /// Items to skip, at most 1,000,000,000.
+    offset: Option<u64>,
+}
+
+async fn tasks(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Strict(q): Strict<RunTasksQuery>,
+) -> Result<Json<ItemPage>, ApiError> {
+    let limit = page_limit(q.limit)?;
+    let offset = q.offset.unwrap_or(0);
+    if offset > 1_000_000_000 {
+        return Err(ApiError::BadRequest(format!(
+            "offset must be at most 1000000000, got {offset}"
+        )));
+    }
+    let store = store(&state)?;
+    let id = run_id(&id)?;
+    let run = stored_run(&store, id).await?;
+    let stage = match q.stage {
+        None => None,
+        Some(name) => Some(
+            run.stages
+                .iter()
+                .position(|s| *s == name)
+                .map(|i| i as u16)
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!(
+                        "run {id} has no stage named {name:?}; its stages are {}",
+                        run.stages.join(", ")
+                    ))
+                })?,
+        ),
+    };
+    let query = ItemQuery {
+        status: q.status,
+        stage,
+        text: q.q,
+        sort: q.sort.unwrap_or_default(),
+        offset,
+        limit,
+    };
+    Ok(Json(blocking(move || store.items(id, &query)).await?))
+}
+
+async fn task(
+    State(state): State<AppState>,
+    Path((id, item)): Path<(String, String)>,
+) -> Result<Json<TaskDetail>, ApiError> {
+    let store = store(&state)?;
+    let id = run_id(&id)?;
+    let item = grammar::task_id(&item)
+        .ok_or_else(|| ApiError::BadRequest(format!("task id must be a number, got {item:?}")))?;
+    let run = stored_run(&store, id).await?;
+    let s = store.clone();
+    let (detail, provenance) =
+        blocking(move || Ok((s.item(id, item)?, s.provenance(id, item)?))).await?;
+    let detail = detail
+        .ok_or_else(|| ApiError::NotFound(format!("run {id} has no task {item} in the store")))?;
+    let now_ms = run
+        .info
+        .ended_ms
+        .unwrap_or(run.info.started_ms)
+        .saturating_sub(run.info.started_ms);
+    Ok(Json(TaskDetail {
+        detail,
+        provenance,
+        stage_names: run.stages,
+        started_unix_ms: run.info.started_ms,
+        now_ms,
+    }))
+}
+
+async fn errors(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ErrorSummary>, ApiError> {
+    let store = store(&state)?;
+    let id = run_id(&id)?;
+    let stages = stored_run(&store, id).await?.stages.len();
+    Ok(Json(blocking(move || store.errors(id, stages)).await?))
+}
+
+/// Where the store is and how it is doing.
+#[derive(Serialize)]
+struct StoreStatus {
+    path: String,
+    /// The live run's id.
+    run: i64,
+    /// True while writes fail (a full disk); the pipeline runs on regardless.
+    degraded: bool,
+    /// The last write failure.
+    problem: Option<String>,
+    items_written: u64,
+    /// Finished items not kept because the writer was behind (counted per run).
+    items_shed: u64,
+    commits: u64,
+}
+
+async fn status(State(state): State<AppState>) -> Result<Json<StoreStatus>, ApiError> {
+    let (store, run) = state.store.clone().ok_or_else(|| {
+        ApiError::NotFound(
+            "this dashboard keeps no run store (it was started with --db none)".into(),
+        )
+    })?;
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = store.stats();
+    let status = StoreStatus {
+        path: store.path().display().to_string(),
+        run,
+        degraded: s.degraded.load(Relaxed),
+        problem: s.problem.lock().clone(),
+        items_written: s.items.load(Relaxed),
+        items_shed: s.shed.load(Relaxed),
+        commits: s.commits.load(Relaxed),
+    };
+    Ok(Json(status))
+}

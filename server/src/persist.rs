@@ -1,0 +1,150 @@
+//! Recording a run into the run store, for as long as the dashboard serves it: the run's
+//! start, every item that finishes (handed over by the tracker, shed under load by the
+//! store's policy), its snapshot every few seconds, its end; each minute's metric rollups;
+//! log records at warn and above; and the audit log (through [`crate::api::Audit`]).
+//! Everything here runs beside the pipeline and never holds it up.
+
+use std::{sync::Arc, time::Duration};
+
+use flowdeck_protocol::{ItemDetail, ItemStatus, PipelineState};
+use flowdeck_runtime::{
+    logs::{LogBuffer, LogQuery},
+    metrics::{unix_now, MetricsStore},
+    FinishedSink, PipelineHandle,
+};
+use flowdeck_store::{MetricPoint, RunId, RunStart, RunState, Store};
+
+/// The tracker's way into the store.
+struct Sink {
+    store: Store,
+    run: RunId,
+}
+
+impl FinishedSink for Sink {
+    fn wants(&self, status: ItemStatus) -> bool {
+        self.store.wants(status)
+    }
+
+    fn finished(&self, items: Vec<ItemDetail>) {
+        for item in items {
+            self.store.keep_item(self.run, item);
+        }
+    }
+
+    fn skipped(&self, n: u64) {
+        self.store.shed(self.run, n);
+    }
+}
+
+/// How often a running run's snapshot is written.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How often captured logs are looked at for warnings to keep.
+const LOGS_EVERY: Duration = Duration::from_secs(2);
+
+/// Starts recording `pipeline`'s run; returns its id in the store. The tasks it spawns end
+/// with the run (logs and metrics go on while the dashboard serves).
+pub(crate) fn record(
+    store: &Store,
+    pipeline: &PipelineHandle,
+    metrics: &MetricsStore,
+    logs: &LogBuffer,
+) -> RunId {
+    let snapshot = pipeline.snapshot();
+    let run = store.begin_run(RunStart {
+        pipeline: pipeline.name().to_owned(),
+        started_ms: snapshot.started_unix_ms,
+        stages: pipeline.stage_names().to_vec(),
+        edges: snapshot.edges.clone(),
+    });
+    pipeline.tracker().set_sink(Arc::new(Sink {
+        store: store.clone(),
+        run,
+    }));
+    tokio::spawn(follow_run(store.clone(), pipeline.clone(), run));
+    tokio::spawn(keep_metrics(store.clone(), metrics.clone()));
+    tokio::spawn(keep_warnings(store.clone(), logs.clone()));
+    run
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Writes the run's snapshot every few seconds, and its end.
+async fn follow_run(store: Store, pipeline: PipelineHandle, run: RunId) {
+    let mut every = tokio::time::interval(PROGRESS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let done = pipeline.wait();
+    tokio::pin!(done);
+    loop {
+        tokio::select! {
+            _ = &mut done => break,
+            _ = every.tick() => store.progress(run, pipeline.snapshot(), now_ms()),
+        }
+    }
+    let snapshot = pipeline.snapshot();
+    let state = match snapshot.state {
+        PipelineState::Aborted => RunState::Aborted,
+        _ => RunState::Finished,
+    };
+    let store2 = store.clone();
+    // The end waits for room in the writer's queue: off the runtime's threads.
+    let _ = tokio::task::spawn_blocking(move || {
+        store2.end_run(run, state, snapshot, now_ms());
+        store2.flush();
+    })
+    .await;
+}
+
+/// Each minute, the minute that just ended of every series.
+async fn keep_metrics(store: Store, metrics: MetricsStore) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_minute = unix_now() / 60 * 60;
+    loop {
+        every.tick().await;
+        let minute = unix_now() / 60 * 60;
+        if minute == last_minute {
+            continue;
+        }
+        // The minute before the one under way is whole.
+        let whole = minute - 60;
+        let points: Vec<MetricPoint> = metrics
+            .current()
+            .into_iter()
+            .filter_map(|(info, series)| {
+                let b = series.minute(whole)?;
+                (b.count > 0 || b.last != 0.0).then(|| MetricPoint {
+                    series: info.key.display(),
+                    minute: whole,
+                    count: b.count,
+                    sum: b.sum,
+                    min: b.min,
+                    max: b.max,
+                    last: b.last,
+                })
+            })
+            .collect();
+        store.metrics(points);
+        last_minute = minute;
+    }
+}
+
+/// Keeps the log records at warn and above.
+async fn keep_warnings(store: Store, logs: LogBuffer) {
+    let mut every = tokio::time::interval(LOGS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut since = 0;
+    loop {
+        every.tick().await;
+        let Ok(mut q) = LogQuery::parse(Some("warn"), None, None, Some(since), None) else {
+            return;
+        };
+        q.limit = Some(10_000);
+        let page = logs.page(&q);
+        since = page.latest.max(since);
+        store.logs(page.records);
+    }
+}
