@@ -16,6 +16,7 @@ use flowdeck_protocol::{
     logs::{LogFilter, LogPage},
     metrics::{SeriesData, SeriesInfo, SeriesQuery},
     page::{CheckResult, PageSpec, Site, TableData},
+    runs::{RunInfo, RunTaskPage, RunTaskQuery, RunView, StoreStatus},
     stream::{Full, LiveState},
     AuditEntry, ItemId, TaskDetail,
 };
@@ -48,6 +49,23 @@ pub trait Backend: Send + Sync + 'static {
     fn table(&self, source: String) -> BoxFuture<Result<TableData, String>>;
     /// The named health checks' outcomes, run now.
     fn checks(&self, names: Vec<String>) -> BoxFuture<Vec<CheckResult>>;
+    /// The runs the run store keeps, newest first, and how the store is doing; `Err` says
+    /// why there are none (no store).
+    fn runs(&self) -> BoxFuture<Result<(Vec<RunInfo>, StoreStatus), String>>;
+    /// A stored run as its pages show it; `Ok(None)` for an unknown run.
+    fn run_view(&self, id: i64) -> BoxFuture<Result<Option<RunView>, String>>;
+    /// A page of a stored run's items with its filter's counts.
+    fn run_tasks(&self, id: i64, query: RunTaskQuery) -> BoxFuture<Result<RunTaskPage, String>>;
+    /// One stored item with its provenance; `Ok(None)` when the store has not kept it.
+    fn run_task(&self, id: i64, item: ItemId) -> BoxFuture<Result<Option<TaskDetail>, String>>;
+    /// The metric series kept over a stored run; `Ok(None)` for an unknown run.
+    fn run_metrics(&self, id: i64) -> BoxFuture<Result<Option<Vec<SeriesInfo>>, String>>;
+    /// Series over a stored run, a point a minute at most, from the store's rollups.
+    fn run_series(&self, id: i64, query: SeriesQuery)
+        -> BoxFuture<Result<Vec<SeriesData>, String>>;
+    /// How the run store is doing (degraded on a full disk, items shed under load); `None`
+    /// without a store.
+    fn store_status(&self) -> Option<StoreStatus>;
 }
 
 /// A future the backend returns for work that may wait (a user's check or source).
@@ -230,18 +248,32 @@ pub async fn fetch_page(slug: String) -> Result<Option<PageSpec>, ServerFnError>
     Ok(backend()?.0.page(&slug))
 }
 
-/// The metric series there are, for the Metrics page.
+/// The metric series there are, for the Metrics page: live ones, or those kept over a
+/// stored `run`.
 #[server(endpoint = "metric_list", input = leptos::server_fn::codec::GetUrl)]
-pub async fn fetch_metric_list() -> Result<Vec<SeriesInfo>, ServerFnError> {
-    Ok(backend()?.0.metrics())
+pub async fn fetch_metric_list(run: Option<i64>) -> Result<Vec<SeriesInfo>, ServerFnError> {
+    let backend = backend()?;
+    match run {
+        None => Ok(backend.0.metrics()),
+        Some(id) => match backend.0.run_metrics(id).await {
+            Ok(Some(list)) => Ok(list),
+            Ok(None) => Err(ServerFnError::new(format!("The store has no run {id}."))),
+            Err(e) => Err(ServerFnError::new(e)),
+        },
+    }
 }
 
-/// Series over a time range.
+/// Series over a time range: live, or over a stored `run` from its minute rollups.
 #[server(endpoint = "series", input = leptos::server_fn::codec::GetUrl)]
 pub async fn fetch_series(
     query: SeriesQuery,
+    run: Option<i64>,
 ) -> Result<Result<Vec<SeriesData>, String>, ServerFnError> {
-    Ok(backend()?.0.series(&query))
+    let backend = backend()?;
+    Ok(match run {
+        None => backend.0.series(&query),
+        Some(id) => backend.0.run_series(id, query).await,
+    })
 }
 
 /// A table source's rows, or what went wrong with the source.
@@ -263,6 +295,42 @@ pub async fn fetch_checks(names: Vec<String>) -> Result<Vec<CheckResult>, Server
 pub async fn fetch_task(id: ItemId) -> Result<Option<TaskDetail>, ServerFnError> {
     let backend = backend()?;
     Ok(backend.0.task(id))
+}
+
+/// The run store's runs and its state.
+#[server(endpoint = "runs", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_runs() -> Result<Result<(Vec<RunInfo>, StoreStatus), String>, ServerFnError> {
+    Ok(backend()?.0.runs().await)
+}
+
+/// How the run store is doing, for the top bar's badge.
+#[server(endpoint = "store_status", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_store_status() -> Result<Option<StoreStatus>, ServerFnError> {
+    Ok(backend()?.0.store_status())
+}
+
+/// A stored run as its pages show it.
+#[server(endpoint = "run_view", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_run_view(id: i64) -> Result<Result<Option<RunView>, String>, ServerFnError> {
+    Ok(backend()?.0.run_view(id).await)
+}
+
+/// A page of a stored run's items.
+#[server(endpoint = "run_tasks", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_run_tasks(
+    id: i64,
+    query: RunTaskQuery,
+) -> Result<Result<RunTaskPage, String>, ServerFnError> {
+    Ok(backend()?.0.run_tasks(id, query).await)
+}
+
+/// One stored item of a run.
+#[server(endpoint = "run_task", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_run_task(
+    id: i64,
+    item: ItemId,
+) -> Result<Result<Option<TaskDetail>, String>, ServerFnError> {
+    Ok(backend()?.0.run_task(id, item).await)
 }
 
 /// Creates the store and, in the browser, opens the tab's stream.
@@ -396,6 +464,40 @@ pub fn ConnectionBadge() -> impl IntoView {
         <span class="badge" data-state=label role="status" aria-live="polite">
             {label}
         </span>
+    }
+}
+
+/// A warning in the top bar while the run store is degraded (writes failing, such as on a
+/// full disk: the pipeline runs on, history is not kept) or shedding finished items under
+/// load; nothing while it keeps up. Rendered by the server with the page, then asked again
+/// every 10 s, since neither state comes down the stream.
+#[component]
+pub fn StoreBadge() -> impl IntoView {
+    let tick = crate::widgets::poll::ticker(std::time::Duration::from_secs(10));
+    let status = Resource::new(move || tick.get(), |_| fetch_store_status());
+    view! {
+        <Transition fallback=|| ()>
+            {move || status.get().and_then(Result::ok).flatten().and_then(|s| {
+                if s.degraded {
+                    let why = s.problem.unwrap_or_default();
+                    Some(view! {
+                        <a class="badge" data-state="degraded" href="/runs" data-testid="store-degraded" title=why>
+                            "store degraded"
+                        </a>
+                    }.into_any())
+                } else if s.items_shed > 0 {
+                    let n = s.items_shed;
+                    Some(view! {
+                        <a class="badge" data-state="shedding" href="/runs" data-testid="store-shedding"
+                            title=format!("{n} finished items were counted but not kept: the store's writer was behind")>
+                            {format!("store: {} shed", crate::format::count(n))}
+                        </a>
+                    }.into_any())
+                } else {
+                    None
+                }
+            })}
+        </Transition>
     }
 }
 

@@ -18,6 +18,7 @@ pub const PAGES: &[(&str, &str)] = &[
     ("/streaming", "Streaming"),
     ("/metrics", "Metrics"),
     ("/logs", "Logs"),
+    ("/runs", "Runs"),
 ];
 
 /// The path of custom page `slug`.
@@ -101,6 +102,7 @@ pub fn App() -> impl IntoView {
                     </Suspense>
                 </nav>
                 <live::ConnectionBadge/>
+                <live::StoreBadge/>
                 <crate::theme::ThemeToggle/>
                 <live::Account/>
             </header>
@@ -115,6 +117,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/logs") view=pages::Logs ssr=SsrMode::Async/>
                     <Route path=path!("/metrics") view=pages::Metrics ssr=SsrMode::Async/>
                     <Route path=path!("/pages/:slug") view=pages::Custom ssr=SsrMode::Async/>
+                    <Route path=path!("/runs") view=pages::Runs ssr=SsrMode::Async/>
+                    <Route path=path!("/runs/:id") view=pages::Run ssr=SsrMode::Async/>
+                    <Route path=path!("/runs/:id/tasks") view=pages::RunTasks ssr=SsrMode::Async/>
+                    <Route path=path!("/runs/:id/tasks/:item") view=pages::RunTask ssr=SsrMode::Async/>
+                    <Route path=path!("/runs/:id/errors") view=pages::RunErrors ssr=SsrMode::Async/>
+                    <Route path=path!("/runs/:id/metrics") view=pages::RunMetrics ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

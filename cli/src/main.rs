@@ -101,6 +101,14 @@ struct ServeArgs {
     /// [default: flowdeck.db in $XDG_DATA_HOME/flowdeck or ~/.local/share/flowdeck].
     #[arg(long, env = "FLOWDECK_DB", value_name = "PATH|none")]
     db: Option<String>,
+    /// How many days the run store keeps runs, metrics, warnings and the audit log,
+    /// 1 to 3650 [default: 30].
+    #[arg(long, env = "FLOWDECK_KEEP_DAYS")]
+    keep_days: Option<u64>,
+    /// The size in MB the run store deletes its oldest runs to stay under, 1 to 1048576
+    /// [default: 1024].
+    #[arg(long, env = "FLOWDECK_KEEP_MB")]
+    keep_mb: Option<u64>,
     /// Show the pipeline but refuse every control action (pause, scale, retry, cancel,
     /// drain, stop) with 403, and hide the buttons.
     #[arg(long, env = "FLOWDECK_READONLY")]

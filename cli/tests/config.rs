@@ -43,3 +43,46 @@ fn the_binary_stops_on_a_page_naming_a_missing_metric_or_stage() {
         );
     }
 }
+
+/// A run store that is damaged, not a database, or cannot be opened stops the binary
+/// before it serves, with the file's name and the way out, and the file is left as it was.
+#[test]
+fn the_binary_stops_on_a_damaged_or_unopenable_run_store_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    let bytes = b"this is not a database, and it must still be here afterwards".repeat(100);
+    std::fs::write(&garbage, &bytes).unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    let unopenable = not_a_dir.join("flowdeck.db");
+    let cases = [
+        (garbage.clone(), "is not a flowdeck database or is damaged"),
+        (unopenable.clone(), "cannot open the run store"),
+    ];
+    for (db, want) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowdeck"))
+            .args(["--port", "0", "--db"])
+            .arg(&db)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(want), "wanted {want:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(&*db.to_string_lossy()),
+            "no file name in:\n{stderr}"
+        );
+        assert!(stderr.contains("--db none"), "no way out in:\n{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("dashboard at http"),
+            "it served:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&garbage).unwrap(),
+        bytes,
+        "the damaged file was changed"
+    );
+}

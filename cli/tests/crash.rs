@@ -12,8 +12,18 @@ use std::{
 
 use serde_json::Value;
 
+/// The running binary, killed when dropped, so a failed assertion leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The binary on a store file; returns it and its URL.
-fn start(db: &std::path::Path) -> (Child, String) {
+fn start(db: &std::path::Path) -> (Running, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowdeck"))
         .args([
             "--port",
@@ -40,6 +50,7 @@ fn start(db: &std::path::Path) -> (Child, String) {
             }
         }
     });
+    let child = Running(child);
     let url = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("no URL printed");
@@ -55,7 +66,7 @@ async fn get(url: String) -> (u16, Value) {
 async fn a_killed_run_keeps_what_finished_and_shows_as_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flowdeck.db");
-    let (mut child, url) = start(&db);
+    let (child, url) = start(&db);
     let (_, store) = get(format!("{url}/api/v1/store")).await;
     let run = store["run"].as_i64().unwrap();
 
@@ -76,10 +87,9 @@ async fn a_killed_run_keeps_what_finished_and_shows_as_interrupted() {
     let (_, done) = get(format!("{url}/api/v1/tasks?status=completed&limit=50")).await;
     // More than a commit window (100 ms) before the kill.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    child.kill().unwrap(); // SIGKILL: no shutdown, no flush
-    child.wait().unwrap();
+    drop(child); // SIGKILL: no shutdown, no flush
 
-    let (mut child, url) = start(&db);
+    let (_child, url) = start(&db);
     let (_, store) = get(format!("{url}/api/v1/store")).await;
     let new_id = store["run"].as_i64().unwrap();
     assert_ne!(new_id, run);
@@ -140,6 +150,4 @@ async fn a_killed_run_keeps_what_finished_and_shows_as_interrupted() {
         page["total"].as_u64().unwrap() >= failed.len() as u64,
         "{page}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

@@ -21,7 +21,8 @@ export async function startServer(args = [], options = {}) {
   if (options.bin) env.FLOWDECK_PORT = '0';
   // The run store goes where the platform's data directory is: a directory of its own,
   // so that servers started side by side do not share one.
-  const data = mkdtempSync(join(tmpdir(), `${name}-data-`));
+  // `options.data` reuses another server's (a restart on the same run store).
+  const data = options.data ?? mkdtempSync(join(tmpdir(), `${name}-data-`));
   env.XDG_DATA_HOME = data;
   const child = spawn(exe, argv, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -42,11 +43,12 @@ export async function startServer(args = [], options = {}) {
     data,
     pid: child.pid,
     files: () => readdirSync(dir),
-    async stop() {
+    /** SIGTERM, as a service manager stops it; `keepData` leaves its run store. */
+    async stop({ keepData = false } = {}) {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
       rmSync(dir, { recursive: true, force: true });
-      rmSync(data, { recursive: true, force: true });
+      if (!keepData) rmSync(data, { recursive: true, force: true });
     },
   };
 }

@@ -12,6 +12,7 @@ mod cors;
 mod csp;
 pub mod dashboard;
 pub mod demo;
+mod history;
 pub mod hub;
 pub mod origin;
 mod persist;
@@ -34,6 +35,7 @@ use flowdeck_app::{shell, theme::Theme, App, Backend, BackendRef, BoxFuture, Vie
 use flowdeck_protocol::{
     metrics::SeriesQuery,
     page::{CheckResult, PageSpec, Site, TableData},
+    runs::{RunInfo, RunTaskPage, RunTaskQuery, RunView, StoreStatus},
     stream::Full,
     ItemId, TaskDetail,
 };
@@ -220,6 +222,7 @@ async fn deadline(req: Request<Body>, next: axum::middleware::Next) -> Response 
 /// What pages render from: the hub's mirror of the stream and the runtime's tracker.
 struct HubBackend {
     hub: Hub,
+    store: Option<(flowdeck_store::Store, flowdeck_store::RunId)>,
     readonly: bool,
     audit: api::Audit,
     theme: Theme,
@@ -302,6 +305,72 @@ impl Backend for HubBackend {
         let (pages, hub) = (self.pages.clone(), self.hub.clone());
         Box::pin(async move { pages.checks(&hub, &names).await })
     }
+
+    fn runs(&self) -> BoxFuture<Result<(Vec<RunInfo>, StoreStatus), String>> {
+        self.stored(|store, live| history::runs(&store, live))
+    }
+
+    fn run_view(&self, id: i64) -> BoxFuture<Result<Option<RunView>, String>> {
+        self.stored(move |store, _| history::run_view(&store, id))
+    }
+
+    fn run_tasks(&self, id: i64, query: RunTaskQuery) -> BoxFuture<Result<RunTaskPage, String>> {
+        let page = self.stored(move |store, _| history::run_tasks(&store, id, &query));
+        Box::pin(async move {
+            page.await?
+                .ok_or_else(|| format!("The store has no run {id}."))
+        })
+    }
+
+    fn run_task(&self, id: i64, item: ItemId) -> BoxFuture<Result<Option<TaskDetail>, String>> {
+        self.stored(move |store, _| history::run_task(&store, id, item))
+    }
+
+    fn run_metrics(&self, id: i64) -> BoxFuture<Result<Option<Vec<SeriesInfo>>, String>> {
+        let known = self.metrics.list();
+        self.stored(move |store, _| history::run_metric_list(&store, id, &known))
+    }
+
+    fn run_series(
+        &self,
+        id: i64,
+        query: SeriesQuery,
+    ) -> BoxFuture<Result<Vec<SeriesData>, String>> {
+        let known = self.metrics.list();
+        let read = self.stored(move |store, _| history::run_series(&store, id, &query, &known));
+        Box::pin(async move {
+            read.await?
+                .ok_or_else(|| format!("The store has no run {id}."))?
+        })
+    }
+
+    fn store_status(&self) -> Option<StoreStatus> {
+        self.store.as_ref().map(|(store, live)| store.status(*live))
+    }
+}
+
+impl HubBackend {
+    /// Runs a store read off the runtime's threads; without a store, says so.
+    fn stored<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(
+                flowdeck_store::Store,
+                flowdeck_store::RunId,
+            ) -> Result<T, flowdeck_store::StoreError>
+            + Send
+            + 'static,
+    ) -> BoxFuture<Result<T, String>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let (store, live) = store.ok_or_else(|| {
+                "This dashboard keeps no run store (it was started with --db none): runs live in memory only.".to_owned()
+            })?;
+            tokio::task::spawn_blocking(move || f(store, live))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 /// What every Leptos render and server function gets: the backend to read from, and the
 /// page's CSP header with this response's nonce.
@@ -316,6 +385,7 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
 fn backend(state: &AppState) -> BackendRef {
     BackendRef(Arc::new(HubBackend {
         hub: state.hub.clone(),
+        store: state.store.clone(),
         readonly: state.readonly,
         audit: state.audit.clone(),
         theme: state.theme,

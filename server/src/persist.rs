@@ -60,7 +60,12 @@ pub(crate) fn record(
         store: store.clone(),
         run,
     }));
-    tokio::spawn(follow_run(store.clone(), pipeline.clone(), run));
+    tokio::spawn(follow_run(
+        store.clone(),
+        pipeline.clone(),
+        metrics.clone(),
+        run,
+    ));
     tokio::spawn(keep_metrics(store.clone(), metrics.clone()));
     tokio::spawn(keep_warnings(store.clone(), logs.clone()));
     run
@@ -73,7 +78,7 @@ fn now_ms() -> u64 {
 }
 
 /// Writes the run's snapshot every few seconds, and its end.
-async fn follow_run(store: Store, pipeline: PipelineHandle, run: RunId) {
+async fn follow_run(store: Store, pipeline: PipelineHandle, metrics: MetricsStore, run: RunId) {
     let mut every = tokio::time::interval(PROGRESS_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let done = pipeline.wait();
@@ -89,6 +94,8 @@ async fn follow_run(store: Store, pipeline: PipelineHandle, run: RunId) {
         PipelineState::Aborted => RunState::Aborted,
         _ => RunState::Finished,
     };
+    // The run's last seconds of metrics, which the next periodic write might not see.
+    store.metrics(minute_points(&metrics, unix_now() / 60 * 60));
     let store2 = store.clone();
     // The end waits for room in the writer's queue: off the runtime's threads.
     let _ = tokio::task::spawn_blocking(move || {
@@ -98,38 +105,45 @@ async fn follow_run(store: Store, pipeline: PipelineHandle, run: RunId) {
     .await;
 }
 
-/// Each minute, the minute that just ended of every series.
+/// How often the minute under way is written (again): a run's metrics are in the store
+/// this soon, and a crash loses at most this much of them.
+const METRICS_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps every series' minute rollups: the minute under way every few seconds (each write
+/// replaces the last), and a minute once more when it is whole.
 async fn keep_metrics(store: Store, metrics: MetricsStore) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
+    let mut every = tokio::time::interval(METRICS_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_minute = unix_now() / 60 * 60;
     loop {
         every.tick().await;
         let minute = unix_now() / 60 * 60;
-        if minute == last_minute {
-            continue;
+        if minute != last_minute {
+            store.metrics(minute_points(&metrics, last_minute));
+            last_minute = minute;
         }
-        // The minute before the one under way is whole.
-        let whole = minute - 60;
-        let points: Vec<MetricPoint> = metrics
-            .current()
-            .into_iter()
-            .filter_map(|(info, series)| {
-                let b = series.minute(whole)?;
-                (b.count > 0 || b.last != 0.0).then(|| MetricPoint {
-                    series: info.key.display(),
-                    minute: whole,
-                    count: b.count,
-                    sum: b.sum,
-                    min: b.min,
-                    max: b.max,
-                    last: b.last,
-                })
-            })
-            .collect();
-        store.metrics(points);
-        last_minute = minute;
+        store.metrics(minute_points(&metrics, minute));
     }
+}
+
+/// Every series' rollup of one minute (Unix seconds of its start).
+fn minute_points(metrics: &MetricsStore, minute: u64) -> Vec<MetricPoint> {
+    metrics
+        .current()
+        .into_iter()
+        .filter_map(|(info, series)| {
+            let b = series.minute(minute)?;
+            (b.count > 0 || b.last != 0.0).then(|| MetricPoint {
+                series: info.key.display(),
+                minute,
+                count: b.count,
+                sum: b.sum,
+                min: b.min,
+                max: b.max,
+                last: b.last,
+            })
+        })
+        .collect()
 }
 
 /// Keeps the log records at warn and above.

@@ -10,6 +10,8 @@
 //! cors_origins = []           # origins whose pages may call the API (with a token)
 //! allowed_hosts = []          # names it is reached by, besides loopback and IP addresses
 //! db = "/var/lib/flowdeck/flowdeck.db"   # the run store, or "none"
+//! keep_days = 30              # how long the run store keeps runs, metrics, warnings, audit
+//! keep_mb = 1024              # the size it deletes its oldest runs to stay under
 //! title = "Acme pipelines"    # in the header and the tab
 //! logo = "logo.svg"           # .svg, .png, .jpg or .webp; paths are relative to this file
 //! css = "brand.css"           # linked after the built-in stylesheet
@@ -75,6 +77,10 @@ pub struct FileConfig {
     pub allowed_hosts: Option<Vec<String>>,
     /// The run store's file, or "none".
     pub db: Option<String>,
+    /// Days the run store keeps what it keeps.
+    pub keep_days: Option<u64>,
+    /// The size in MB the run store stays under, deleting its oldest runs.
+    pub keep_mb: Option<u64>,
     pub auth: Option<AuthConfig>,
     pub title: Option<String>,
     pub logo: Option<PathBuf>,

@@ -257,6 +257,20 @@ impl Store {
         &self.0.stats
     }
 
+    /// The store's state for the dashboard, with `run` as the live run.
+    pub fn status(&self, run: RunId) -> flowdeck_protocol::runs::StoreStatus {
+        let s = &self.0.stats;
+        flowdeck_protocol::runs::StoreStatus {
+            path: self.0.path.display().to_string(),
+            run,
+            degraded: s.degraded.load(Ordering::Relaxed),
+            problem: s.problem.lock().clone(),
+            items_written: s.items.load(Ordering::Relaxed),
+            items_shed: s.shed.load(Ordering::Relaxed),
+            commits: s.commits.load(Ordering::Relaxed),
+        }
+    }
+
     /// Records a run's start; its id is known at once.
     pub fn begin_run(&self, run: RunStart) -> RunId {
         let id = self.0.next_run.fetch_add(1, Ordering::Relaxed);

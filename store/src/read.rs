@@ -6,49 +6,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use flowdeck_protocol::{
     logs::LogRecord, Ancestor, AuditEntry, Edge, ErrorInfo, ErrorSummary, FailedItem, ItemDetail,
-    ItemId, ItemStatus, ItemSummary, Snapshot, Totals, RECENT_FAILURES,
+    ItemId, ItemStatus, ItemSummary, Snapshot, RECENT_FAILURES,
 };
 use rusqlite::{params, params_from_iter, types::Value as Sql, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::{RunId, Store, StoreError};
+pub use flowdeck_protocol::runs::{ItemPage, ItemSort, RunInfo, RunState, StoredRun};
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// How a run stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunState {
-    Running,
-    Finished,
-    Aborted,
-    /// The process ended while the run went on (a crash, `kill -9`): found at the next
-    /// start, and ended at the last moment the store heard of it.
-    Interrupted,
-}
-
-impl RunState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Running => "running",
-            RunState::Finished => "finished",
-            RunState::Aborted => "aborted",
-            RunState::Interrupted => "interrupted",
-        }
-    }
-
-    fn parse(s: &str) -> RunState {
-        match s {
-            "running" => RunState::Running,
-            "finished" => RunState::Finished,
-            "aborted" => RunState::Aborted,
-            _ => RunState::Interrupted,
-        }
-    }
 }
 
 /// One minute of one metric series.
@@ -65,32 +34,6 @@ pub struct MetricPoint {
     pub last: f64,
 }
 
-/// A run in the list of runs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunInfo {
-    pub id: RunId,
-    pub pipeline: String,
-    pub state: RunState,
-    pub started_ms: u64,
-    /// When it ended; for a running run, `None`.
-    pub ended_ms: Option<u64>,
-    /// The counts at the last snapshot the store has.
-    pub totals: Totals,
-    /// Items kept in the store.
-    pub stored: u64,
-    /// Finished items the store shed under load (counted, not kept).
-    pub not_stored: u64,
-}
-
-/// A run with what its pages show: its stages and edges, and its last snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoredRun {
-    pub info: RunInfo,
-    pub stages: Vec<String>,
-    pub edges: Vec<Edge>,
-    pub snapshot: Option<Snapshot>,
-}
-
 /// Which runs: newest first.
 #[derive(Clone, Debug, Default)]
 pub struct RunQuery {
@@ -99,20 +42,6 @@ pub struct RunQuery {
     /// Runs started before this (a cursor: the last one's `started_ms`).
     pub before_ms: Option<u64>,
     pub limit: Option<usize>,
-}
-
-/// How a run's items are ordered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemSort {
-    /// Newest id first.
-    #[default]
-    Newest,
-    Oldest,
-    /// Last changed first.
-    Updated,
-    /// Most attempts first.
-    Attempts,
 }
 
 /// Which of a run's items.
@@ -125,13 +54,6 @@ pub struct ItemQuery {
     pub sort: ItemSort,
     pub offset: u64,
     pub limit: usize,
-}
-
-/// A page of a run's items, with how many match in all (exact: counted by SQLite).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ItemPage {
-    pub total: u64,
-    pub items: Vec<ItemSummary>,
 }
 
 pub(crate) fn mark_interrupted(conn: &Connection) -> Result<(), StoreError> {
@@ -310,6 +232,35 @@ impl Store {
         })
     }
 
+    /// How many of a run's kept items are in each final status, among those at `stage` and
+    /// matching `text` when given: the counts a task list's filter tabs show.
+    pub fn status_counts(
+        &self,
+        run: RunId,
+        stage: Option<u16>,
+        text: Option<&str>,
+    ) -> Result<flowdeck_protocol::runs::StatusCounts, StoreError> {
+        let page = |status| {
+            self.items(
+                run,
+                &ItemQuery {
+                    status,
+                    stage,
+                    text: text.map(str::to_owned),
+                    limit: 0,
+                    ..ItemQuery::default()
+                },
+            )
+            .map(|p| p.total)
+        };
+        Ok(flowdeck_protocol::runs::StatusCounts {
+            all: page(None)?,
+            completed: page(Some(ItemStatus::Completed))?,
+            failed: page(Some(ItemStatus::Failed))?,
+            cancelled: page(Some(ItemStatus::Cancelled))?,
+        })
+    }
+
     /// One item's detail as it was kept.
     pub fn item(&self, run: RunId, id: ItemId) -> Result<Option<ItemDetail>, StoreError> {
         self.read(|c| {
@@ -458,6 +409,18 @@ impl Store {
                     fields: serde_json::from_str(&fields).unwrap_or_default(),
                 })
             })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The series with at least one point between two minutes (Unix seconds), by name.
+    pub fn metric_series(&self, from: u64, to: u64) -> Result<Vec<String>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT DISTINCT series FROM metrics WHERE minute >= ?1 AND minute <= ?2
+                 ORDER BY series",
+            )?;
+            let rows = st.query_map(params![from as i64, to as i64], |r| r.get(0))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }

@@ -11,7 +11,8 @@ use flowdeck_protocol::{
     ErrorInfo, ItemDetail, ItemStatus, PipelineState, Snapshot, StageVisit, Totals,
 };
 use flowdeck_store::{
-    ItemQuery, ItemSort, Retention, RunQuery, RunStart, RunState, Store, StoreConfig, StoreError,
+    ItemQuery, ItemSort, MetricPoint, Retention, RunQuery, RunStart, RunState, Store, StoreConfig,
+    StoreError,
 };
 
 fn start(pipeline: &str) -> RunStart {
@@ -376,4 +377,46 @@ fn a_full_disk_degrades_the_store_and_never_blocks_its_callers() {
     assert!(problem.contains("full"), "{problem}");
     // What fit is still readable.
     assert!(!store.runs(&RunQuery::default()).unwrap().is_empty());
+}
+
+#[test]
+fn metric_minutes_are_kept_a_partial_one_is_replaced_and_series_are_listed_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let point = |series: &str, minute: u64, sum: f64| MetricPoint {
+        series: series.to_owned(),
+        minute,
+        count: 2,
+        sum,
+        min: 1.0,
+        max: sum - 1.0,
+        last: sum - 1.0,
+    };
+    let m = 1_700_000_040;
+    store.metrics(vec![
+        point("a_total{stage=x}", m, 10.0),
+        point("b", m + 60, 4.0),
+    ]);
+    // The minute under way, written again once it is whole: the later write wins.
+    store.metrics(vec![point("a_total{stage=x}", m + 60, 3.0)]);
+    store.metrics(vec![point("a_total{stage=x}", m + 60, 30.0)]);
+    store.flush();
+    let a = store.metric_points("a_total{stage=x}", m, m + 60).unwrap();
+    assert_eq!(
+        a.iter().map(|p| (p.minute, p.sum)).collect::<Vec<_>>(),
+        [(m, 10.0), (m + 60, 30.0)]
+    );
+    assert_eq!(
+        store
+            .metric_points("a_total{stage=x}", m + 60, m + 60)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.metric_series(m, m + 60).unwrap(),
+        ["a_total{stage=x}", "b"]
+    );
+    assert_eq!(store.metric_series(m, m).unwrap(), ["a_total{stage=x}"]);
+    assert!(store.metric_series(m + 120, m + 600).unwrap().is_empty());
 }

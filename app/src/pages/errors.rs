@@ -15,7 +15,7 @@ pub fn Errors() -> impl IntoView {
 /// of a thousand rows at every frame made scrolling this page jank.
 const SHOWN: usize = 50;
 
-fn errors(state: &LiveState) -> impl IntoView {
+pub(crate) fn errors(state: &LiveState) -> impl IntoView {
     let e = &state.errors;
     let clock = (state.snapshot.started_unix_ms, state.snapshot.uptime_ms);
     let stages: Vec<String> = state
@@ -47,7 +47,7 @@ fn errors(state: &LiveState) -> impl IntoView {
         <h2>"Latest failed items"</h2>
         <p class="muted">
             {format!("The newest {} of {}; ", SHOWN.min(e.recent.len()), format::count(e.total))}
-            <a href="/tasks?status=failed" data-testid="all-failed">"all failed items on the Tasks page"</a>
+            <a href=format!("{}/tasks?status=failed", use_context::<super::TaskBase>().unwrap_or_default().0) data-testid="all-failed">"all failed items on the Tasks page"</a>
             "."
         </p>
         <FailureList failures=e.recent.iter().take(SHOWN).cloned().collect() stages clock/>

@@ -22,9 +22,18 @@ const RANGES: [(&str, u64); 6] = [
 
 #[component]
 pub fn Metrics() -> impl IntoView {
-    let list = Resource::new(|| (), |_| fetch_metric_list());
+    view! { <MetricsView run=None/> }
+}
+
+/// The live page; with `run` (a stored run's id and how long it ran, in seconds), the
+/// same page over that run's kept minutes, with no range to choose and no export.
+#[component]
+pub(crate) fn MetricsView(run: Option<(i64, u64)>) -> impl IntoView {
+    let stored = run.map(|(id, _)| id);
+    let list = Resource::new(|| (), move |_| fetch_metric_list(stored));
     let chosen = RwSignal::new(vec!["flowdeck_items_total".to_owned()]);
-    let range = RwSignal::new(900u64);
+    // A stored run's whole span, in whole minutes and one more (its last, partial one).
+    let range = RwSignal::new(run.map_or(900u64, |(_, secs)| secs.div_ceil(60) * 60 + 60));
     let style = RwSignal::new(ChartStyle::Line);
     let agg = RwSignal::new(None::<Agg>);
     let series = Signal::derive(move || {
@@ -53,7 +62,7 @@ pub fn Metrics() -> impl IntoView {
             None => c.push(name),
         })
     };
-    let head = view! {
+    let head = stored.is_none().then(|| view! {
             <div class="page-head">
                 <h1>"Metrics"</h1>
                 <span>
@@ -62,15 +71,17 @@ pub fn Metrics() -> impl IntoView {
                     <a class="btn" data-testid="export-json" href=move || export("json")>"Export JSON"</a>
                 </span>
             </div>
-    }
-    .into_any();
-    let filters = view! {
-            <div class="filters">
+    });
+    let ranges = stored.is_none().then(|| view! {
                 <label>"Range "
                     <select data-testid="metrics-range" on:change=move |ev| range.set(event_target_value(&ev).parse().unwrap_or(900))>
                         {RANGES.map(|(label, secs)| view! { <option value=secs.to_string() selected=secs == 900>{label}</option> })}
                     </select>
                 </label>
+    });
+    let filters = view! {
+            <div class="filters">
+                {ranges}
                 <label>"Chart "
                     <select data-testid="metrics-style" on:change=move |ev| style.set(match event_target_value(&ev).as_str() {
                         "area" => ChartStyle::Area,
@@ -120,7 +131,7 @@ pub fn Metrics() -> impl IntoView {
                     </Suspense>
                 </fieldset>
                 <div class="widget metrics-chart" data-testid="widget-chart">
-                    <ChartView series style=style.into() range=range.into() agg=agg.into()/>
+                    <ChartView series style=style.into() range=range.into() agg=agg.into() run=stored/>
                 </div>
             </div>
         </section>

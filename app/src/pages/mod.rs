@@ -6,6 +6,7 @@ mod logs;
 mod metrics;
 mod not_found;
 mod overview;
+mod runs;
 mod streaming;
 mod task;
 mod tasks;
@@ -17,6 +18,7 @@ pub(crate) use logs::Logs;
 pub(crate) use metrics::Metrics;
 pub(crate) use not_found::NotFound;
 pub(crate) use overview::Overview;
+pub(crate) use runs::{Run, RunErrors, RunMetrics, RunTask, RunTasks, Runs};
 pub(crate) use streaming::Streaming;
 pub(crate) use task::Task;
 pub(crate) use tasks::Tasks;
@@ -43,6 +45,17 @@ pub(crate) fn Columns(#[prop(into)] names: Vec<&'static str>) -> impl IntoView {
     }
 }
 
+/// Where a page's links to tasks lead: the live run's pages (`/tasks/42`), or a stored
+/// run's (`/runs/3/tasks/42`) when a run's page provides its base.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TaskBase(pub String);
+
+/// The page of task `id`, under the base the page was given.
+pub(crate) fn task_href(id: u64) -> String {
+    let base = use_context::<TaskBase>().unwrap_or_default();
+    format!("{}/tasks/{id}", base.0)
+}
+
 /// A list of failed items with links to their pages, their times read against the
 /// pipeline's clock `(started_unix_ms, now_ms)`.
 #[component]
@@ -65,7 +78,7 @@ pub(crate) fn FailureList(
                         let stage = stages.get(usize::from(f.stage)).cloned().unwrap_or_default();
                         view! {
                             <tr>
-                                <th scope="row"><a href=format!("/tasks/{}", f.id)>{format!("#{}", f.id)}</a></th>
+                                <th scope="row"><a href=task_href(f.id)>{format!("#{}", f.id)}</a></th>
                                 <td>{stage}</td>
                                 <td><code>{f.error.kind}</code></td>
                                 <td class="message">{f.error.message}</td>

@@ -28,7 +28,7 @@ pub fn Overview() -> impl IntoView {
     view! { <LivePage title="Overview" class="overview" content=summary actions=freeze/> }
 }
 
-fn summary(state: &LiveState) -> impl IntoView + use<> {
+pub(crate) fn summary(state: &LiveState) -> impl IntoView + use<> {
     let snapshot: Snapshot = state.snapshot.clone();
     let (level, reason) = state.health();
     let level = level.as_str();

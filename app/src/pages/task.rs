@@ -56,7 +56,7 @@ pub fn Task() -> impl IntoView {
 }
 
 #[component]
-fn Detail(d: TaskDetail) -> impl IntoView {
+pub(crate) fn Detail(d: TaskDetail) -> impl IntoView {
     let TaskDetail {
         detail,
         provenance,
@@ -125,7 +125,10 @@ fn Detail(d: TaskDetail) -> impl IntoView {
     view! {
         <div class="page-head">
             <h1 data-testid="task-title">{format!("Task #{}", detail.id)}</h1>
-            <crate::control::TaskControls id=detail.id status=detail.status/>
+            // A stored run's task is history: nothing to retry or cancel.
+            {use_context::<super::TaskBase>()
+                .is_none_or(|b| b.0.is_empty())
+                .then(|| view! { <crate::control::TaskControls id=detail.id status=detail.status/> })}
         </div>
         <crate::control::ControlError/>
         <p>
@@ -166,7 +169,7 @@ fn Detail(d: TaskDetail) -> impl IntoView {
                 let label = if a.depth == 0 { "this item".to_owned() } else if a.depth == 1 { "made from".to_owned() } else { format!("{} steps back", a.depth) };
                 view! {
                     <li style=format!("margin-left:{}rem", a.depth)>
-                        <a href=format!("/tasks/{}", a.id)>{format!("#{}", a.id)}</a>
+                        <a href=super::task_href(a.id)>{format!("#{}", a.id)}</a>
                         <span class="muted">{format!(" {label}")}</span>
                         {(!a.retained).then(|| view! { <span class="muted">" (no longer retained)"</span> })}
                     </li>

@@ -127,11 +127,21 @@ pub(crate) fn ChartView(
     style: Signal<ChartStyle>,
     range: Signal<u64>,
     agg: Signal<Option<Agg>>,
+    /// A stored run to read instead of the live series: its minutes are read once.
+    #[prop(default = None)]
+    run: Option<i64>,
 ) -> impl IntoView {
     let lines = RwSignal::new(None::<Result<Lines, String>>);
     let tick = ticker(Duration::from_secs(1));
     let data = Resource::new(
-        move || (series.get(), agg.get(), range.get(), tick.get()),
+        move || {
+            (
+                series.get(),
+                agg.get(),
+                range.get(),
+                run.is_none().then(|| tick.get()),
+            )
+        },
         move |(series, agg, range, _)| {
             let question: Question = (series.clone(), agg, range);
             let since = lines.with_untracked(|l| match l {
@@ -142,13 +152,16 @@ pub(crate) fn ChartView(
                 let answer = if series.is_empty() {
                     Ok(Ok(Vec::new()))
                 } else {
-                    fetch_series(SeriesQuery {
-                        series,
-                        agg,
-                        range,
-                        step: Some((range / CHART_POINTS).max(1)),
-                        since,
-                    })
+                    fetch_series(
+                        SeriesQuery {
+                            series,
+                            agg,
+                            range,
+                            step: Some((range / CHART_POINTS).max(1)),
+                            since,
+                        },
+                        run,
+                    )
                     .await
                 };
                 (question, since, answer)

@@ -6,7 +6,7 @@ mod chart;
 mod graph;
 mod log;
 mod metric;
-mod poll;
+pub(crate) mod poll;
 mod rates;
 mod series;
 mod status;

@@ -44,13 +44,16 @@ pub(crate) fn series_resource(
             if series.is_empty() {
                 return Ok(Ok(Vec::new()));
             }
-            fetch_series(SeriesQuery {
-                series,
-                agg,
-                range,
-                step: Some((range / points).max(1)),
-                since: None,
-            })
+            fetch_series(
+                SeriesQuery {
+                    series,
+                    agg,
+                    range,
+                    step: Some((range / points).max(1)),
+                    since: None,
+                },
+                None,
+            )
             .await
         },
     )

@@ -9,11 +9,11 @@ use axum::{
     routing::get,
     Json, Router,
 };
-use flowdeck_protocol::{ErrorSummary, ItemStatus, TaskDetail};
+use flowdeck_protocol::{runs::StoreStatus, ErrorSummary, ItemStatus, TaskDetail};
 use flowdeck_store::{
     ItemPage, ItemQuery, ItemSort, RunInfo, RunQuery, RunState, Store, StoredRun,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{grammar, query::Strict, ApiError, MAX_PAGE};
 use crate::state::AppState;
@@ -170,24 +170,10 @@ async fn task(
     let id = run_id(&id)?;
     let item = grammar::task_id(&item)
         .ok_or_else(|| ApiError::BadRequest(format!("task id must be a number, got {item:?}")))?;
-    let run = stored_run(&store, id).await?;
-    let s = store.clone();
-    let (detail, provenance) =
-        blocking(move || Ok((s.item(id, item)?, s.provenance(id, item)?))).await?;
-    let detail = detail
-        .ok_or_else(|| ApiError::NotFound(format!("run {id} has no task {item} in the store")))?;
-    let now_ms = run
-        .info
-        .ended_ms
-        .unwrap_or(run.info.started_ms)
-        .saturating_sub(run.info.started_ms);
-    Ok(Json(TaskDetail {
-        detail,
-        provenance,
-        stage_names: run.stages,
-        started_unix_ms: run.info.started_ms,
-        now_ms,
-    }))
+    blocking(move || crate::history::run_task(&store, id, item))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("run {id} has no task {item} in the store")))
 }
 
 async fn errors(
@@ -200,38 +186,11 @@ async fn errors(
     Ok(Json(blocking(move || store.errors(id, stages)).await?))
 }
 
-/// Where the store is and how it is doing.
-#[derive(Serialize)]
-struct StoreStatus {
-    path: String,
-    /// The live run's id.
-    run: i64,
-    /// True while writes fail (a full disk); the pipeline runs on regardless.
-    degraded: bool,
-    /// The last write failure.
-    problem: Option<String>,
-    items_written: u64,
-    /// Finished items not kept because the writer was behind (counted per run).
-    items_shed: u64,
-    commits: u64,
-}
-
 async fn status(State(state): State<AppState>) -> Result<Json<StoreStatus>, ApiError> {
     let (store, run) = state.store.clone().ok_or_else(|| {
         ApiError::NotFound(
             "this dashboard keeps no run store (it was started with --db none)".into(),
         )
     })?;
-    use std::sync::atomic::Ordering::Relaxed;
-    let s = store.stats();
-    let status = StoreStatus {
-        path: store.path().display().to_string(),
-        run,
-        degraded: s.degraded.load(Relaxed),
-        problem: s.problem.lock().clone(),
-        items_written: s.items.load(Relaxed),
-        items_shed: s.shed.load(Relaxed),
-        commits: s.commits.load(Relaxed),
-    };
-    Ok(Json(status))
+    Ok(Json(store.status(run)))
 }

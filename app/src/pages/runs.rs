@@ -1,0 +1,388 @@
+//! Runs from the run store `/runs`, and a finished (or interrupted) run's own pages:
+//! `/runs/:id` (the Overview's summary of its last picture, its throughput a point a
+//! minute), `/runs/:id/tasks` (every stored item, filtered, searched, sorted and counted by
+//! the server, page by page), `/runs/:id/tasks/:item` (the task page) and
+//! `/runs/:id/errors` (the Errors page). The live pages' parts draw them; only the data
+//! comes from the store instead of the stream.
+
+use flowdeck_protocol::{
+    runs::{ItemSort, RunInfo, RunState, RunTaskQuery, RunView, StoreStatus},
+    stream::LiveState,
+    ItemStatus,
+};
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use super::{Columns, TaskBase};
+use crate::{
+    format,
+    live::{fetch_run_task, fetch_run_tasks, fetch_run_view, fetch_runs},
+};
+
+/// The run id in the path.
+fn run_id() -> Memo<Option<i64>> {
+    let params = use_params_map();
+    Memo::new(move |_| params.with(|p| p.get("id").and_then(|s| s.parse().ok())))
+}
+
+/// What a store read answered, drawn: `ok`'s view of its value, the reason there is none
+/// (no store, an unknown run), or the failed request.
+fn answered<T>(
+    r: Result<Result<T, String>, ServerFnError>,
+    ok: impl FnOnce(T) -> AnyView,
+) -> AnyView {
+    match r {
+        Ok(Ok(v)) => ok(v),
+        Ok(Err(why)) => view! { <p class="muted" data-testid="no-store">{why}</p> }.into_any(),
+        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+    }
+}
+
+fn state_name(s: RunState) -> &'static str {
+    s.as_str()
+}
+
+/// Duration from start to end, or "running".
+fn span(info: &RunInfo) -> String {
+    match info.ended_ms {
+        Some(end) => format::uptime(end.saturating_sub(info.started_ms)),
+        None => "running".to_owned(),
+    }
+}
+
+#[component]
+pub fn Runs() -> impl IntoView {
+    let runs = Resource::new(|| (), |_| fetch_runs());
+    view! {
+        <section class="runs">
+            <div class="page-head"><h1>"Runs"</h1></div>
+            <Suspense fallback=|| view! { <p class="muted">"Loading the runs…"</p> }>
+                {move || runs.get().map(|r| answered(r, |(runs, store)| view! { <RunList runs store/> }.into_any()))}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn RunList(runs: Vec<RunInfo>, store: StoreStatus) -> impl IntoView {
+    let live = store.run;
+    view! {
+        <p class="muted" data-testid="store-status">
+            {format!("Kept in {} · {} items written", store.path, format::count(store.items_written))}
+            {(store.items_shed > 0).then(|| format!(" · {} shed under load (counted, not kept)", format::count(store.items_shed)))}
+            {store.degraded.then(|| view! {
+                <span class="tag warn" data-testid="store-degraded">
+                    {format!(" degraded: {}", store.problem.clone().unwrap_or_default())}
+                </span>
+            })}
+        </p>
+        <table class="grid" data-testid="runs">
+            <Columns names=["Run", "Pipeline", "State", "Started (UTC)", "Took", "Completed", "Failed", "Kept", "Not kept"]/>
+            <tbody>
+                {runs.into_iter().map(|r| {
+                    let href = if r.id == live { "/".to_owned() } else { format!("/runs/{}", r.id) };
+                    let state = state_name(r.state);
+                    view! {
+                        <tr data-state=state data-testid="run-row">
+                            <th scope="row"><a href=href>{format!("#{}", r.id)}</a>{(r.id == live).then(|| " (live)")}</th>
+                            <td>{r.pipeline.clone()}</td>
+                            <td><span class="state" data-state=state>{state}</span></td>
+                            <td>{format::clock(r.started_ms)}</td>
+                            <td>{span(&r)}</td>
+                            <td>{format::count(r.totals.completed)}</td>
+                            <td>{format::count(r.totals.failed)}</td>
+                            <td>{format::count(r.stored)}</td>
+                            <td>{format::count(r.not_stored)}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+/// The links along the top of a run's pages.
+#[component]
+fn RunNav(id: i64, info: RunInfo) -> impl IntoView {
+    let state = state_name(info.state);
+    view! {
+        <p class="run-nav">
+            <a href="/runs">"← All runs"</a> " · "
+            <a href=format!("/runs/{id}")>"Overview"</a> " · "
+            <a href=format!("/runs/{id}/tasks")>"Tasks"</a> " · "
+            <a href=format!("/runs/{id}/errors")>"Errors"</a> " · "
+            <a href=format!("/runs/{id}/metrics")>"Metrics"</a> " · "
+            <span class="state" data-state=state data-testid="run-state">{state}</span>
+            {format!(" · started {} UTC · took {}", format::clock(info.started_ms), span(&info))}
+            {(info.not_stored > 0).then(|| format!(" · {} items not kept", format::count(info.not_stored)))}
+        </p>
+    }
+}
+
+/// A run's page: loads its view from the store and draws `content` from it as a live
+/// page would from the stream.
+#[component]
+fn StoredRunPage<F, V>(title: &'static str, class: &'static str, content: F) -> impl IntoView
+where
+    F: Fn(&LiveState) -> V + Send + Sync + Copy + 'static,
+    V: IntoView + 'static,
+{
+    let id = run_id();
+    let view = Resource::new(
+        move || id.get(),
+        |id| async move {
+            match id {
+                Some(id) => fetch_run_view(id).await,
+                None => Ok(Ok(None)),
+            }
+        },
+    );
+    view! {
+        <section class=class>
+            <Suspense fallback=|| view! { <p class="muted">"Loading the run…"</p> }>
+                {move || view.get().map(|r| answered(r, move |found| match (found, id.get()) {
+                    (Some(RunView { run, full }), Some(id)) => {
+                        provide_context(TaskBase(format!("/runs/{id}")));
+                        let state = LiveState::from_full(full);
+                        view! {
+                            <div class="page-head"><h1>{format!("{title} · run #{id}")}</h1></div>
+                            <RunNav id info=run.info/>
+                            {content(&state)}
+                        }.into_any()
+                    }
+                    _ => view! {
+                        <h1>"Run not found"</h1>
+                        <p class="muted" data-testid="run-missing">"The store has no such run."</p>
+                    }.into_any(),
+                }))}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+pub fn Run() -> impl IntoView {
+    view! { <StoredRunPage title="Overview" class="overview" content=super::overview::summary/> }
+}
+
+#[component]
+pub fn RunMetrics() -> impl IntoView {
+    let id = run_id();
+    view! {
+        <StoredRunPage title="Metrics" class="metrics-page" content=move |state: &LiveState| {
+            let ran = state.snapshot.uptime_ms / 1000;
+            id.get_untracked().map(|id| view! { <super::metrics::MetricsView run=Some((id, ran))/> })
+        }/>
+    }
+}
+
+#[component]
+pub fn RunErrors() -> impl IntoView {
+    view! { <StoredRunPage title="Errors" class="errors" content=super::errors::errors/> }
+}
+
+/// Items per page of a stored run's task list.
+const PAGE: u64 = 100;
+
+#[component]
+pub fn RunTasks() -> impl IntoView {
+    let id = run_id();
+    let initial = use_query_map().with_untracked(|q| {
+        q.get("status")
+            .and_then(|s| ItemStatus::ALL.into_iter().find(|x| x.as_str() == s))
+    });
+    let status = RwSignal::new(initial);
+    let stage = RwSignal::new(None::<u16>);
+    let text = RwSignal::new(String::new());
+    let sort = RwSignal::new(ItemSort::Newest);
+    let offset = RwSignal::new(0u64);
+    let query = move || RunTaskQuery {
+        status: status.get(),
+        stage: stage.get(),
+        text: text.get(),
+        sort: sort.get(),
+        offset: offset.get(),
+    };
+    let view = Resource::new(
+        move || id.get(),
+        |id| async move {
+            match id {
+                Some(id) => fetch_run_view(id).await,
+                None => Ok(Ok(None)),
+            }
+        },
+    );
+    let page = Resource::new(
+        move || (id.get(), query()),
+        |(id, q)| async move {
+            match id {
+                Some(id) => fetch_run_tasks(id, q).await,
+                None => Ok(Err("no such run".into())),
+            }
+        },
+    );
+    let stages = move || {
+        view.get()
+            .and_then(|r| r.ok())
+            .and_then(|r| r.ok())
+            .flatten()
+            .map(|v| v.run.stages)
+            .unwrap_or_default()
+    };
+    let reset = move || offset.set(0);
+    let tabs: [(&'static str, Option<ItemStatus>); 4] = [
+        ("All", None),
+        ("Completed", Some(ItemStatus::Completed)),
+        ("Failed", Some(ItemStatus::Failed)),
+        ("Cancelled", Some(ItemStatus::Cancelled)),
+    ];
+    view! {
+        <section class="tasks">
+            <div class="page-head"><h1>{move || format!("Tasks · run #{}", id.get().unwrap_or_default())}</h1></div>
+            <Suspense fallback=|| ()>
+                {move || view.get().and_then(|r| r.ok()).and_then(|r| r.ok()).flatten().map(|v| {
+                    let id = id.get().unwrap_or_default();
+                    provide_context(TaskBase(format!("/runs/{id}")));
+                    view! { <RunNav id info=v.run.info/> }
+                })}
+            </Suspense>
+            // The counts and the stage names come from resources: read inside a Transition,
+            // so the server renders them and hydration finds what it rendered.
+            <Transition fallback=|| ()>
+                <div class="filters">
+                    <div role="tablist" aria-label="Status">
+                        {tabs.into_iter().map(|(label, s)| {
+                            let count = move || page.get().and_then(|r| r.ok()).and_then(|r| r.ok()).map(|p| {
+                                let c = p.counts;
+                                format::count(match s {
+                                    None => c.all,
+                                    Some(ItemStatus::Completed) => c.completed,
+                                    Some(ItemStatus::Failed) => c.failed,
+                                    _ => c.cancelled,
+                                })
+                            });
+                            view! {
+                                <button
+                                    role="tab"
+                                    class="tab"
+                                    aria-selected=move || (status.get() == s).to_string()
+                                    data-testid=format!("tab-{}", label.to_lowercase())
+                                    on:click=move |_| { status.set(s); reset(); }
+                                >
+                                    {label} " " <span class="count">{count}</span>
+                                </button>
+                            }
+                        }).collect_view()}
+                    </div>
+                    <label>
+                        "Stage "
+                        <select data-testid="stage-filter" on:change=move |ev| { stage.set(event_target_value(&ev).parse().ok()); reset(); }>
+                            <option value="">"all"</option>
+                            {move || stages().into_iter().enumerate().map(|(i, name)| view! {
+                                <option value=i.to_string()>{name}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <label>
+                        "Search "
+                        <input type="search" placeholder="id or error" data-testid="text-filter"
+                            on:change=move |ev| { text.set(event_target_value(&ev)); reset(); }/>
+                    </label>
+                    <label>
+                        "Sort "
+                        <select data-testid="sort" on:change=move |ev| {
+                            sort.set(match event_target_value(&ev).as_str() {
+                                "oldest" => ItemSort::Oldest,
+                                "updated" => ItemSort::Updated,
+                                "attempts" => ItemSort::Attempts,
+                                _ => ItemSort::Newest,
+                            });
+                            reset();
+                        }>
+                            <option value="newest">"newest"</option>
+                            <option value="oldest">"oldest"</option>
+                            <option value="updated">"last changed"</option>
+                            <option value="attempts">"most attempts"</option>
+                        </select>
+                    </label>
+                </div>
+            </Transition>
+            <Transition fallback=|| view! { <p class="muted">"Loading the tasks…"</p> }>
+                {move || page.get().map(|r| answered(r, move |p| {
+                        let total = p.page.total;
+                        let names = stages();
+                        let started = view.get().and_then(|r| r.ok()).and_then(|r| r.ok()).flatten()
+                            .map_or(0, |v| v.run.info.started_ms);
+                        let run = id.get().unwrap_or_default();
+                        let from = offset.get();
+                        let to = (from + p.page.items.len() as u64).min(total);
+                        view! {
+                            <p class="muted" data-testid="match-count">
+                                {format!("{} items match · {}–{}", format::count(total), if total == 0 { 0 } else { from + 1 }, to)}
+                            </p>
+                            <div class="vhead" role="presentation">
+                                <span>"Item"</span><span>"Status"</span><span>"Stage"</span>
+                                <span>"Attempts"</span><span>"Updated (UTC)"</span><span>"Error"</span>
+                            </div>
+                            <div data-testid="task-list">
+                                {p.page.items.into_iter().map(|r| {
+                                    let status = r.status.as_str();
+                                    let stage = names.get(usize::from(r.stage)).cloned().unwrap_or_default();
+                                    view! {
+                                        <a class="vrow" href=format!("/runs/{run}/tasks/{}", r.id) data-status=status data-testid="task-row">
+                                            <span>{format!("#{}", r.id)}</span>
+                                            <span class="status" data-status=status>{status}</span>
+                                            <span>{stage}</span>
+                                            <span>{r.attempts}</span>
+                                            <span>{format::clock(started + r.updated_us / 1000)}</span>
+                                            <span><code>{r.error.map(|e| e.kind).unwrap_or_default()}</code></span>
+                                        </a>
+                                    }
+                                }).collect_view()}
+                            </div>
+                            <p class="pager">
+                                <button class="btn" disabled=from == 0 on:click=move |_| offset.update(|o| *o = o.saturating_sub(PAGE))>"Previous"</button>
+                                " "
+                                <button class="btn" disabled=to >= total on:click=move |_| offset.update(|o| *o += PAGE)>"Next"</button>
+                            </p>
+                        }
+                        .into_any()
+                }))}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+pub fn RunTask() -> impl IntoView {
+    let id = run_id();
+    let params = use_params_map();
+    let item =
+        Memo::new(move |_| params.with(|p| p.get("item").and_then(|s| s.parse::<u64>().ok())));
+    let detail = Resource::new(
+        move || (id.get(), item.get()),
+        |(id, item)| async move {
+            match (id, item) {
+                (Some(id), Some(item)) => fetch_run_task(id, item).await,
+                _ => Ok(Ok(None)),
+            }
+        },
+    );
+    view! {
+        <section class="task">
+            <p><a href=move || format!("/runs/{}/tasks", id.get().unwrap_or_default())>"← The run's tasks"</a></p>
+            <Suspense fallback=|| view! { <p class="muted">"Loading the task…"</p> }>
+                {move || detail.get().map(|r| answered(r, move |d| match d {
+                    Some(d) => {
+                        provide_context(TaskBase(format!("/runs/{}", id.get().unwrap_or_default())));
+                        view! { <super::task::Detail d/> }.into_any()
+                    }
+                    None => view! {
+                        <h1>"Task not found"</h1>
+                        <p class="muted" data-testid="task-missing">"The store did not keep this task."</p>
+                    }.into_any(),
+                }))}
+            </Suspense>
+        </section>
+    }
+}

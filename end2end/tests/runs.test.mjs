@@ -1,0 +1,100 @@
+// A finished run browsed after a restart: the demo runs a while on a run store, stops with
+// SIGTERM (it drains, so the run finishes), and a new server on the same store lists it;
+// its overview, its tasks (filtered by the server, with exact counts), a task with its
+// provenance, its errors and its metrics are pages like the live ones, read from the store.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../lib/server.mjs';
+import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+
+let server;
+let browser;
+let run;
+let failed;
+before(async () => {
+  const first = await startServer(['--demo-rate', '150', '--drain-timeout-secs', '30']);
+  await eventually(async () => {
+    const e = await (await fetch(`${first.url}/api/v1/errors`)).json();
+    return e.total >= 3;
+  }, 60_000, 'a few failures');
+  run = (await (await fetch(`${first.url}/api/v1/store`)).json()).run;
+  await first.stop({ keepData: true });
+  server = await startServer([], { data: first.data });
+  const stored = await (await fetch(`${server.url}/api/v1/runs/${run}/errors`)).json();
+  failed = stored.total;
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('the runs page lists the finished run with its counts', async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  await page.goto(`${server.url}/runs`);
+  const row = page.getByTestId('run-row').filter({ hasText: `#${run}` });
+  await row.waitFor();
+  assert.equal(await row.getAttribute('data-state'), 'finished');
+  assert.match(await page.getByTestId('store-status').textContent(), /items written/);
+  await row.getByRole('link').click();
+  await page.waitForURL(new RegExp(`/runs/${run}$`));
+  assert.equal(await page.getByTestId('run-state').textContent(), 'finished');
+  assert.equal(await page.getByTestId('pipeline-name').textContent(), 'document-enrichment');
+  const failedCard = Number((await page.getByTestId('total-failed').locator('.card-value').textContent()).replace(/,/g, ''));
+  assert.ok(failedCard >= failed, `${failedCard} failed on the card, ${failed} kept`);
+  assert.ok(await page.locator('.pipeline-graph').count() > 0, 'the graph is drawn');
+  assert.deepEqual(errors, []);
+  await close();
+});
+
+test("a stored run's tasks are filtered and counted by the server", async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  await page.goto(`${server.url}/runs/${run}/tasks`);
+  const count = async (tab) => Number((await page.getByTestId(`tab-${tab}`).locator('.count').textContent()).replace(/,/g, ''));
+  await eventually(async () => (await count('all')) > 0, 10_000, 'the counts');
+  assert.equal(await count('failed'), failed, 'exact, as the store counts them');
+  await page.getByTestId('tab-failed').click();
+  await eventually(async () => {
+    const statuses = await page.getByTestId('task-row').evaluateAll((rows) => rows.map((r) => r.dataset.status));
+    return statuses.length > 0 && statuses.every((s) => s === 'failed');
+  }, 10_000, 'only failed rows');
+  // Search: an error kind the demo produces.
+  const kind = (await page.getByTestId('task-row').first().locator('code').textContent()).trim();
+  await page.getByTestId('text-filter').fill(kind);
+  await page.getByTestId('text-filter').press('Enter');
+  await eventually(async () => (await page.getByTestId('match-count').textContent()).includes('items match'), 10_000, 'the search');
+  const codes = await page.getByTestId('task-row').locator('code').allTextContents();
+  assert.ok(codes.length > 0 && codes.every((c) => c === kind), codes.join(','));
+  // A task's page, with where it came from.
+  await page.getByTestId('task-row').first().click();
+  await page.waitForURL(new RegExp(`/runs/${run}/tasks/\\d+$`));
+  assert.equal(await page.getByTestId('task-status').textContent(), 'failed');
+  assert.ok((await page.getByTestId('task-error').textContent()).includes(kind));
+  assert.equal(await page.getByRole('button', { name: 'Retry' }).count(), 0, 'no controls on history');
+  assert.deepEqual(errors, []);
+  await close();
+});
+
+test("a stored run's errors page counts by kind and links into the run", async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  await page.goto(`${server.url}/runs/${run}/errors`);
+  assert.match(await page.getByTestId('errors-total').textContent(), new RegExp(`^${failed} items failed`));
+  const link = page.getByTestId('failures').getByRole('link').first();
+  assert.match(await link.getAttribute('href'), new RegExp(`^/runs/${run}/tasks/\\d+$`));
+  assert.deepEqual(errors, []);
+  await close();
+});
+
+test("a stored run's metrics are charted from the store's minute rollups", async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  await page.goto(`${server.url}/runs/${run}/metrics`);
+  assert.equal(await page.getByTestId('metrics-range').count(), 0, 'a stored run has its own span');
+  const titles = () => page.locator('.chart-legend li').evaluateAll((lis) => lis.map((li) => `${li.title} ${li.textContent}`));
+  // Items by outcome, as the run ended: the completed line has a value.
+  await eventually(async () => (await titles()).some((t) => /^flowdeck_items_total\{.*outcome=completed.*\}.*\(rate\)\s*\S+/.test(t)), 10_000, 'the items charted');
+  // The user's own series was kept too, and can be chosen.
+  await page.locator('input[data-metric="demo_tokens_total"]').check();
+  await eventually(async () => (await titles()).some((t) => t.startsWith('demo_tokens_total')), 10_000, 'the chosen series charted');
+  assert.deepEqual(errors, []);
+  await close();
+});

@@ -1,0 +1,109 @@
+//! The run store seen through the dashboard: when its writes fail (here a file cap standing
+//! in for a full disk), the store says "degraded" in the API and in the page's top bar, and
+//! the pipeline finishes its items regardless.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{pipeline, serve_state};
+use flowdeck_server::{dashboard::Dashboard, Config};
+use serde_json::Value;
+
+async fn get_json(url: String) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_degrades_the_store_on_the_dashboard_and_the_run_goes_on() {
+    let db = tempfile::tempdir().unwrap();
+    let mut store = flowdeck_store::StoreConfig::new(db.path().join("runs.db"));
+    store.hard_limit_bytes = Some(256 * 1024);
+    store.commit_every = Duration::from_millis(20);
+    let config = Config {
+        refresh: Duration::from_millis(50),
+        store: Some(store),
+        ..Config::default()
+    };
+    let running = pipeline(1_000);
+    let handle = running.handle.clone();
+    let for_state = handle.clone();
+    let base = serve_state(
+        move |c| {
+            Dashboard::new(c.clone())
+                .state(for_state)
+                .expect("the store opens")
+        },
+        config,
+    )
+    .await;
+
+    // Before the disk fills: healthy, and no badge.
+    let status = get_json(format!("{base}/api/v1/store")).await;
+    assert_eq!(status["degraded"], false, "{status}");
+    let page = reqwest::get(format!("{base}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("store-degraded"),
+        "a badge on a healthy store"
+    );
+
+    let outputs = running.outputs;
+    let drained = tokio::spawn(async move {
+        let mut n = 0u64;
+        while outputs.recv().await.is_ok() {
+            n += 1;
+        }
+        n
+    });
+    let items = 20_000u64;
+    running.input.send_all(0..items).await;
+    drop(running.input);
+
+    // The cap is reached mid-run: the store degrades while the pipeline still works.
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        status = get_json(format!("{base}/api/v1/store")).await;
+        if status["degraded"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["degraded"], true, "{status}");
+    let problem = status["problem"].as_str().unwrap_or_default().to_owned();
+    assert!(problem.contains("full"), "{problem}");
+    let page = reqwest::get(format!("{base}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"data-testid="store-degraded""#),
+        "no badge on the page"
+    );
+    let runs = reqwest::get(format!("{base}/runs"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(runs.contains("degraded"), "the Runs page does not say so");
+
+    // Every item still goes through: none is lost to the store's trouble.
+    let out = tokio::time::timeout(Duration::from_secs(60), drained)
+        .await
+        .expect("the pipeline stalled behind a full store")
+        .unwrap();
+    let totals = handle.snapshot().totals;
+    assert_eq!(out, totals.completed);
+    assert_eq!(
+        totals.completed + totals.failed,
+        items,
+        "items went missing"
+    );
+}
