@@ -179,7 +179,7 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
         args.allowed_hosts
     };
     let allowed_hosts = flowdeck_server::origin::AllowedHosts::new(allowed_hosts)?;
-    let store = match args.db.as_deref().or(file.db.as_deref()).map(str::trim) {
+    let mut store = match args.db.as_deref().or(file.db.as_deref()).map(str::trim) {
         Some("none") => None,
         Some("") => return Err("db must be a path or none".into()),
         Some(path) => Some(flowdeck_store::StoreConfig::new(path)),
@@ -188,6 +188,24 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
                 .ok_or("no home directory for the run store: give --db PATH, or --db none")?,
         )),
     };
+    let keep_days = in_range(
+        "keep_days",
+        args.keep_days.or(file.keep_days).unwrap_or(30),
+        1,
+        3650,
+    )?;
+    let keep_mb = in_range(
+        "keep_mb",
+        args.keep_mb.or(file.keep_mb).unwrap_or(1024),
+        1,
+        1 << 20,
+    )?;
+    if let Some(store) = store.as_mut() {
+        store.retention = flowdeck_store::Retention {
+            max_age: Duration::from_secs(keep_days * 24 * 3600),
+            max_bytes: keep_mb << 20,
+        };
+    }
     let auth = match file.auth {
         Some(a) => Some(Arc::new(Auth::new(a).map_err(|e| e.to_string())?)),
         None => None,

@@ -3,6 +3,28 @@
 //! exit code 2 and a message naming the page and the widget.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::ffi::OsStr;
+
+/// Runs the binary with `args` (on any free port), expects it to stop before serving with
+/// exit code 2 and `want` in its message; returns the message.
+fn refused(args: &[&OsStr], want: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowdeck"))
+        .args(["--port", "0"])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(want), "wanted {want:?} in:\n{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("dashboard at http"),
+        "it must not have started serving:\n{stdout}"
+    );
+    stderr
+}
+
 #[test]
 fn the_binary_stops_on_a_page_naming_a_missing_metric_or_stage() {
     let dir = tempfile::tempdir().unwrap();
@@ -27,20 +49,7 @@ fn the_binary_stops_on_a_page_naming_a_missing_metric_or_stage() {
             format!("[[pages]]\nslug = \"ops\"\ntitle = \"Ops\"\n[[pages.widgets]]\nat = [0, 0]\n{widget}\n"),
         )
         .unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowdeck"))
-            .args(["--port", "0", "--config"])
-            .arg(&path)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains(want), "wanted {want:?} in:\n{stderr}");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            !stdout.contains("dashboard at http"),
-            "it must not have started serving:\n{stdout}"
-        );
+        refused(&["--config".as_ref(), path.as_os_str()], want);
     }
 }
 
@@ -60,29 +69,32 @@ fn the_binary_stops_on_a_damaged_or_unopenable_run_store_and_leaves_it_alone() {
         (unopenable.clone(), "cannot open the run store"),
     ];
     for (db, want) in cases {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowdeck"))
-            .args(["--port", "0", "--db"])
-            .arg(&db)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains(want), "wanted {want:?} in:\n{stderr}");
+        let stderr = refused(&["--db".as_ref(), db.as_os_str()], want);
         assert!(
             stderr.contains(&*db.to_string_lossy()),
             "no file name in:\n{stderr}"
         );
         assert!(stderr.contains("--db none"), "no way out in:\n{stderr}");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            !stdout.contains("dashboard at http"),
-            "it served:\n{stdout}"
-        );
     }
     assert_eq!(
         std::fs::read(&garbage).unwrap(),
         bytes,
         "the damaged file was changed"
     );
+}
+
+#[test]
+fn the_binary_refuses_a_retention_out_of_range() {
+    for (flag, want) in [
+        (
+            "--keep-days=0",
+            "keep_days must be between 1 and 3650, got 0",
+        ),
+        (
+            "--keep-mb=2000000",
+            "keep_mb must be between 1 and 1048576, got 2000000",
+        ),
+    ] {
+        refused(&["--db".as_ref(), "none".as_ref(), flag.as_ref()], want);
+    }
 }

@@ -116,7 +116,7 @@ async fn run(n: u64, rate: u64, store: Option<&Store>) -> (f64, u64, u64) {
 }
 
 fn item(id: u64) -> ItemDetail {
-    let failed = id % 50 == 0;
+    let failed = id.is_multiple_of(50);
     let status = if failed {
         ItemStatus::Failed
     } else {

@@ -128,6 +128,26 @@ impl Config {
             Some(path) if !path.is_empty() => Some(flowdeck_store::StoreConfig::new(path)),
             _ => flowdeck_store::StoreConfig::default_path().map(flowdeck_store::StoreConfig::new),
         };
+        if let Some(store) = c.store.as_mut() {
+            if let Some(v) = var("FLOWDECK_KEEP_DAYS") {
+                let days: u64 = parse("FLOWDECK_KEEP_DAYS", &v)?;
+                if !(1..=3650).contains(&days) {
+                    return Err(format!(
+                        "FLOWDECK_KEEP_DAYS must be between 1 and 3650, got {days}"
+                    ));
+                }
+                store.retention.max_age = Duration::from_secs(days * 24 * 3600);
+            }
+            if let Some(v) = var("FLOWDECK_KEEP_MB") {
+                let mb: u64 = parse("FLOWDECK_KEEP_MB", &v)?;
+                if !(1..=1 << 20).contains(&mb) {
+                    return Err(format!(
+                        "FLOWDECK_KEEP_MB must be between 1 and 1048576, got {mb}"
+                    ));
+                }
+                store.retention.max_bytes = mb << 20;
+            }
+        }
         if let Some(v) = var("FLOWDECK_ALLOWED_HOSTS") {
             c.allowed_hosts =
                 origin::AllowedHosts::new(v.split(',').filter(|h| !h.trim().is_empty()))
@@ -168,5 +188,23 @@ mod tests {
         assert!(e.contains("FLOWDECK_PORT"), "{e}");
         let e = Config::from_vars(vars(&[("FLOWDECK_REFRESH_MS", "5")])).unwrap_err();
         assert!(e.contains("between 50 and 10000"), "{e}");
+        let c = Config::from_vars(vars(&[
+            ("FLOWDECK_DB", "/var/lib/flowdeck/runs.db"),
+            ("FLOWDECK_KEEP_DAYS", "7"),
+            ("FLOWDECK_KEEP_MB", "10"),
+        ]))
+        .unwrap();
+        let store = c.store.unwrap();
+        assert_eq!(
+            store.path,
+            std::path::Path::new("/var/lib/flowdeck/runs.db")
+        );
+        assert_eq!(store.retention.max_age, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(store.retention.max_bytes, 10 << 20);
+        let e = Config::from_vars(vars(&[("FLOWDECK_KEEP_DAYS", "0")])).unwrap_err();
+        assert!(
+            e.contains("FLOWDECK_KEEP_DAYS must be between 1 and 3650"),
+            "{e}"
+        );
     }
 }

@@ -121,7 +121,7 @@ pub fn run_tasks(
         return Ok(None);
     }
     let text = Some(q.text.trim()).filter(|t| !t.is_empty());
-    let page = store.items(
+    let (page, counts) = store.items_counted(
         id,
         &ItemQuery {
             status: q.status,
@@ -132,7 +132,6 @@ pub fn run_tasks(
             limit: 100,
         },
     )?;
-    let counts = store.status_counts(id, q.stage, text)?;
     Ok(Some(RunTaskPage { page, counts }))
 }
 

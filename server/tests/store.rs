@@ -2,6 +2,8 @@
 //! in for a full disk), the store says "degraded" in the API and in the page's top bar, and
 //! the pipeline finishes its items regardless.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -5,8 +5,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flowdeck_protocol::{
-    logs::LogRecord, Ancestor, AuditEntry, Edge, ErrorInfo, ErrorSummary, FailedItem, ItemDetail,
-    ItemId, ItemStatus, ItemSummary, Snapshot, RECENT_FAILURES,
+    logs::LogRecord, runs::StatusCounts, Ancestor, AuditEntry, Edge, ErrorInfo, ErrorSummary,
+    FailedItem, ItemDetail, ItemId, ItemStatus, ItemSummary, Snapshot, RECENT_FAILURES,
 };
 use rusqlite::{params, params_from_iter, types::Value as Sql, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,8 @@ pub struct RunQuery {
 pub struct ItemQuery {
     pub status: Option<ItemStatus>,
     pub stage: Option<u16>,
-    /// Text in the id, the error's kind or message.
+    /// The item of that number (`#` optional), and items whose error's kind or message
+    /// contains the text.
     pub text: Option<String>,
     pub sort: ItemSort,
     pub offset: u64,
@@ -75,7 +76,7 @@ pub(crate) fn next_run_id(conn: &Connection) -> Result<RunId, StoreError> {
     Ok(max.unwrap_or(0) + 1)
 }
 
-fn status(s: &str) -> ItemStatus {
+pub(crate) fn status(s: &str) -> ItemStatus {
     ItemStatus::ALL
         .into_iter()
         .find(|x| x.as_str() == s)
@@ -84,7 +85,7 @@ fn status(s: &str) -> ItemStatus {
 
 const RUN_COLUMNS: &str =
     "r.id, r.pipeline, r.state, r.started_ms, r.ended_ms, r.snapshot, r.not_stored,
-    (SELECT COUNT(*) FROM items i WHERE i.run = r.id)";
+    (SELECT COALESCE(SUM(n), 0) FROM item_counts i WHERE i.run = r.id)";
 
 fn run_info(r: &rusqlite::Row) -> rusqlite::Result<(RunInfo, Option<Snapshot>)> {
     let snapshot: Option<String> = r.get(5)?;
@@ -120,6 +121,107 @@ fn summary(r: &rusqlite::Row) -> rusqlite::Result<ItemSummary> {
             message: message.unwrap_or_default(),
         }),
     })
+}
+
+/// Numbered SQL arguments: a search names its text twice with one argument.
+#[derive(Default)]
+struct Args(Vec<Sql>);
+
+impl Args {
+    /// Adds one; returns its placeholder.
+    fn push(&mut self, v: Sql) -> String {
+        self.0.push(v);
+        format!("?{}", self.0.len())
+    }
+}
+
+/// What a task list's search box finds: the item of that number (`#` optional), and the
+/// items whose error's kind or message contains the text. Not a substring of every id: that
+/// would read every item of the run, and nobody looks for "items whose id contains 12".
+struct Search {
+    id: Option<i64>,
+    like: String,
+}
+
+impl Search {
+    fn new(text: &str) -> Self {
+        let t = text.trim();
+        Search {
+            id: t
+                .strip_prefix('#')
+                .unwrap_or(t)
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| i64::try_from(n).ok()),
+            like: format!(
+                "%{}%",
+                t.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            ),
+        }
+    }
+
+    /// The condition on an item's error (its kind or message contains the text).
+    fn matches(&self, args: &mut Args) -> String {
+        let p = args.push(Sql::Text(self.like.clone()));
+        format!(
+            "(error_kind LIKE {p} ESCAPE '\\' OR IFNULL(error_message, '') LIKE {p} ESCAPE '\\')"
+        )
+    }
+}
+
+/// A run's kept items by final status, at `stage` and matching `search` when given.
+fn counts(
+    c: &Connection,
+    run: RunId,
+    stage: Option<u16>,
+    search: Option<&Search>,
+) -> Result<StatusCounts, StoreError> {
+    let mut args = Args::default();
+    let mut at_stage = format!("run = {}", args.push(Sql::Integer(run)));
+    if let Some(s) = stage {
+        at_stage += &format!(" AND stage = {}", args.push(Sql::Integer(i64::from(s))));
+    }
+    let sql = match search {
+        None => format!("SELECT status, SUM(n) FROM item_counts WHERE {at_stage} GROUP BY status"),
+        Some(search) => {
+            let matched = search.matches(&mut args);
+            // The item of that number, unless its error matched too (no double count).
+            let by_id = search
+                .id
+                .map(|id| {
+                    format!(
+                        " UNION ALL SELECT status FROM items WHERE {at_stage} AND id = {}
+                          AND NOT (error_kind IS NOT NULL AND {matched})",
+                        args.push(Sql::Integer(id))
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "SELECT status, COUNT(*) FROM (
+                    SELECT status FROM items INDEXED BY items_error
+                    WHERE {at_stage} AND error_kind IS NOT NULL AND {matched}{by_id}
+                 ) GROUP BY status"
+            )
+        }
+    };
+    let mut st = c.prepare(&sql)?;
+    let mut out = StatusCounts::default();
+    for row in st.query_map(params_from_iter(args.0.iter()), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })? {
+        let (s, n) = row?;
+        let n = n.max(0) as u64;
+        out.all += n;
+        match status(&s) {
+            ItemStatus::Completed => out.completed += n,
+            ItemStatus::Failed => out.failed += n,
+            ItemStatus::Cancelled => out.cancelled += n,
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 impl Store {
@@ -177,59 +279,7 @@ impl Store {
 
     /// A page of a run's items, filtered and sorted by SQLite, with the exact count.
     pub fn items(&self, run: RunId, q: &ItemQuery) -> Result<ItemPage, StoreError> {
-        self.read(|c| {
-            // Numbered placeholders: the text is matched three times with one argument.
-            let mut args: Vec<Sql> = Vec::new();
-            let mut arg = |v: Sql| {
-                args.push(v);
-                format!("?{}", args.len())
-            };
-            let mut filter = format!(" WHERE run = {}", arg(Sql::Integer(run)));
-            if let Some(s) = q.status {
-                filter += &format!(" AND status = {}", arg(Sql::Text(s.as_str().into())));
-            }
-            if let Some(s) = q.stage {
-                filter += &format!(" AND stage = {}", arg(Sql::Integer(i64::from(s))));
-            }
-            if let Some(t) = q.text.as_deref().filter(|t| !t.is_empty()) {
-                let like = format!(
-                    "%{}%",
-                    t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-                );
-                let p = arg(Sql::Text(like));
-                filter += &format!(
-                    " AND (CAST(id AS TEXT) LIKE {p} ESCAPE '\\' OR error_kind LIKE {p} ESCAPE '\\' OR error_message LIKE {p} ESCAPE '\\')"
-                );
-            }
-            let numbered = filter;
-            let total: i64 = c.query_row(
-                &format!("SELECT COUNT(*) FROM items{numbered}"),
-                params_from_iter(args.iter()),
-                |r| r.get(0),
-            )?;
-            let order = match q.sort {
-                ItemSort::Newest => "id DESC",
-                ItemSort::Oldest => "id ASC",
-                ItemSort::Updated => "updated_us DESC, id DESC",
-                ItemSort::Attempts => "attempts DESC, id DESC",
-            };
-            let n = args.len();
-            let sql = format!(
-                "SELECT id, status, stage, attempts, updated_us, error_kind, error_message FROM items{numbered} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
-                n + 1,
-                n + 2
-            );
-            args.push(Sql::Integer(q.limit as i64));
-            args.push(Sql::Integer(q.offset as i64));
-            let mut st = c.prepare(&sql)?;
-            let items = st
-                .query_map(params_from_iter(args.iter()), summary)?
-                .collect::<Result<_, _>>()?;
-            Ok(ItemPage {
-                total: total as u64,
-                items,
-            })
-        })
+        Ok(self.items_counted(run, q)?.0)
     }
 
     /// How many of a run's kept items are in each final status, among those at `stage` and
@@ -239,25 +289,71 @@ impl Store {
         run: RunId,
         stage: Option<u16>,
         text: Option<&str>,
-    ) -> Result<flowdeck_protocol::runs::StatusCounts, StoreError> {
-        let page = |status| {
-            self.items(
-                run,
-                &ItemQuery {
-                    status,
-                    stage,
-                    text: text.map(str::to_owned),
-                    limit: 0,
-                    ..ItemQuery::default()
-                },
-            )
-            .map(|p| p.total)
-        };
-        Ok(flowdeck_protocol::runs::StatusCounts {
-            all: page(None)?,
-            completed: page(Some(ItemStatus::Completed))?,
-            failed: page(Some(ItemStatus::Failed))?,
-            cancelled: page(Some(ItemStatus::Cancelled))?,
+    ) -> Result<StatusCounts, StoreError> {
+        self.read(|c| counts(c, run, stage, text.map(Search::new).as_ref()))
+    }
+
+    /// A page of a run's items and the counts of its filter tabs (the status filter aside),
+    /// from one read. Counts come from `item_counts` (a lookup) unless there is text to
+    /// search, which reads the failures' index; the page is read in an index's order, so
+    /// neither scans a run's items.
+    pub fn items_counted(
+        &self,
+        run: RunId,
+        q: &ItemQuery,
+    ) -> Result<(ItemPage, StatusCounts), StoreError> {
+        self.read(|c| {
+            let search = q
+                .text
+                .as_deref()
+                .filter(|t| !t.trim().is_empty())
+                .map(Search::new);
+            let counts = counts(c, run, q.stage, search.as_ref())?;
+            let total = match q.status {
+                None => counts.all,
+                Some(ItemStatus::Completed) => counts.completed,
+                Some(ItemStatus::Failed) => counts.failed,
+                Some(ItemStatus::Cancelled) => counts.cancelled,
+                Some(_) => 0,
+            };
+            let mut args = Args::default();
+            let mut filter = format!("run = {}", args.push(Sql::Integer(run)));
+            if let Some(s) = q.status {
+                filter += &format!(" AND status = {}", args.push(Sql::Text(s.as_str().into())));
+            }
+            if let Some(s) = q.stage {
+                filter += &format!(" AND stage = {}", args.push(Sql::Integer(i64::from(s))));
+            }
+            if let Some(search) = &search {
+                let matched = search.matches(&mut args);
+                let by_id = search
+                    .id
+                    .map(|id| format!(" UNION SELECT {}", args.push(Sql::Integer(id))))
+                    .unwrap_or_default();
+                filter += &format!(
+                    " AND id IN (SELECT id FROM items INDEXED BY items_error
+                        WHERE run = ?1 AND error_kind IS NOT NULL AND {matched}{by_id})"
+                );
+            }
+            let order = match q.sort {
+                ItemSort::Newest => "id DESC",
+                ItemSort::Oldest => "id ASC",
+                ItemSort::Updated => "updated_us DESC, id DESC",
+                ItemSort::Attempts => "attempts DESC, id DESC",
+            };
+            let (limit, offset) = (
+                args.push(Sql::Integer(q.limit as i64)),
+                args.push(Sql::Integer(q.offset as i64)),
+            );
+            let sql = format!(
+                "SELECT id, status, stage, attempts, updated_us, error_kind, error_message
+                 FROM items WHERE {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+            );
+            let mut st = c.prepare(&sql)?;
+            let items = st
+                .query_map(params_from_iter(args.0.iter()), summary)?
+                .collect::<Result<_, _>>()?;
+            Ok((ItemPage { total, items }, counts))
         })
     }
 

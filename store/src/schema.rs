@@ -8,10 +8,11 @@ use crate::StoreError;
 
 /// The version this build writes. A file at a higher version was written by a newer
 /// flowdeck and is refused rather than misread.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE runs (
     id           INTEGER PRIMARY KEY,
     pipeline     TEXT    NOT NULL,
@@ -81,7 +82,29 @@ CREATE TABLE audit (
     outcome TEXT    NOT NULL
 );
 CREATE INDEX audit_at ON audit (at_ms);
-"#];
+"#,
+    r#"
+-- 2: the task list of a run of a million items in well under 300 ms. Counting a run's
+-- items by stage and status is a lookup here instead of a scan. The writer keeps the
+-- counts, a few rows per commit (triggers, a row each, cost it three quarters of its speed).
+CREATE TABLE item_counts (
+    run    INTEGER NOT NULL,
+    stage  INTEGER NOT NULL,
+    status TEXT    NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (run, stage, status)
+) WITHOUT ROWID;
+INSERT INTO item_counts (run, stage, status, n)
+    SELECT run, stage, status, COUNT(*) FROM items GROUP BY run, stage, status;
+-- A search reads only the failures' index (a few per cent of the items), not the items.
+DROP INDEX items_error;
+CREATE INDEX items_error ON items (run, error_kind, error_message, stage, status)
+    WHERE error_kind IS NOT NULL;
+-- The sorts by attempts and by last change, read in index order with no sort.
+CREATE INDEX items_attempts ON items (run, attempts);
+CREATE INDEX items_updated ON items (run, updated_us);
+"#,
+];
 
 /// Brings the database at `conn` to [`VERSION`], or refuses a newer one.
 pub(crate) fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreError> {

@@ -59,11 +59,28 @@ pub(crate) fn spawn(
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("flowdeck-store".into())
-        .spawn(move || run(conn, rx, config, stats, shed))
+        .spawn(move || {
+            lower_priority();
+            run(conn, rx, config, stats, shed)
+        })
         .map_err(|e| StoreError::Open {
             path: "the run store's writer".into(),
             reason: e.to_string(),
         })
+}
+
+/// The writer gives way to the pipeline: at the lowest priority (the highest nice value, on
+/// Linux a thread's own), it gets what CPU the pipeline leaves, and when that is not
+/// enough the queue fills and completed items are shed and counted, as documented, rather
+/// than the pipeline losing a core to SQLite. Failure (a sandbox that forbids it) leaves
+/// the thread as it was.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+    {
+        tracing::debug!("the run store's writer keeps its priority: {e:?}");
+    }
 }
 
 /// How often retention looks for something to delete.
@@ -196,8 +213,16 @@ fn commit<'a>(
     shed: &[(RunId, u64)],
 ) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction()?;
+    let mut counted = Counted::new();
     for w in writes {
-        apply(&tx, w)?;
+        apply(&tx, w, &mut counted)?;
+    }
+    for ((run, stage, status), n) in counted {
+        tx.prepare_cached(
+            "INSERT INTO item_counts (run, stage, status, n) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (run, stage, status) DO UPDATE SET n = n + excluded.n",
+        )?
+        .execute(params![run, stage, status, n])?;
     }
     // After the writes: a run begun in this batch gets its count too.
     for (run, n) in shed {
@@ -215,7 +240,10 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
-fn apply(tx: &Transaction, w: &Write) -> Result<(), rusqlite::Error> {
+/// How a commit moves `item_counts`: (run, stage, status) to the change in its count.
+type Counted = std::collections::HashMap<(RunId, u16, &'static str), i64>;
+
+fn apply(tx: &Transaction, w: &Write, counted: &mut Counted) -> Result<(), rusqlite::Error> {
     match w {
         Write::Begin { id, run } => {
             let graph = serde_json::json!({ "stages": run.stages, "edges": run.edges });
@@ -232,12 +260,7 @@ fn apply(tx: &Transaction, w: &Write) -> Result<(), rusqlite::Error> {
         }
         Write::Item { run, item } => {
             let attempts = item.visits.last().map_or(0, |v| v.attempts);
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO items
-                 (run, id, status, stage, attempts, created_us, updated_us, error_kind, error_message, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
+            let row = params![
                 run,
                 item.id as i64,
                 item.status.as_str(),
@@ -248,7 +271,33 @@ fn apply(tx: &Transaction, w: &Write) -> Result<(), rusqlite::Error> {
                 item.error.as_ref().map(|e| e.kind.as_str()),
                 item.error.as_ref().map(|e| e.message.as_str()),
                 json(&**item),
-            ])?;
+            ];
+            let added = tx
+                .prepare_cached(
+                    "INSERT INTO items
+                     (run, id, status, stage, attempts, created_us, updated_us, error_kind, error_message, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (run, id) DO NOTHING",
+                )?
+                .execute(row)?;
+            if added == 0 {
+                // Kept again (retried by hand after it finished): it leaves the count it
+                // was in.
+                let (stage, status): (u16, String) = tx
+                    .prepare_cached("SELECT stage, status FROM items WHERE run = ?1 AND id = ?2")?
+                    .query_row(params![run, item.id as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                *counted
+                    .entry((*run, stage, crate::read::status(&status).as_str()))
+                    .or_default() -= 1;
+                tx.prepare_cached(
+                    "UPDATE items SET status = ?3, stage = ?4, attempts = ?5, created_us = ?6,
+                     updated_us = ?7, error_kind = ?8, error_message = ?9, detail = ?10
+                     WHERE run = ?1 AND id = ?2",
+                )?
+                .execute(row)?;
+            }
+            *counted
+                .entry((*run, item.stage, item.status.as_str()))
+                .or_default() += 1;
         }
         Write::Progress {
             run,

@@ -174,6 +174,65 @@ fn items_come_back_filtered_sorted_and_counted_exactly() {
         .unwrap();
     assert_eq!(at_stage.total, 100);
 
+    // The item of that number, and items whose error mentions it ("item 1000 gave up"),
+    // counted once each.
+    let q = |text: &str| ItemQuery {
+        text: Some(text.into()),
+        limit: 100,
+        ..ItemQuery::default()
+    };
+    let (by_id, counts) = store.items_counted(run, &q("#31")).unwrap();
+    assert_eq!(by_id.items.iter().map(|i| i.id).collect::<Vec<_>>(), [31]);
+    assert_eq!((counts.all, counts.completed, counts.failed), (1, 1, 0));
+    let (thousand, counts) = store.items_counted(run, &q("1000")).unwrap();
+    assert_eq!(
+        thousand.items.iter().map(|i| i.id).collect::<Vec<_>>(),
+        [1000],
+        "its own number and its own error: once"
+    );
+    assert_eq!((counts.all, counts.failed), (1, 1));
+    let (forty, counts) = store.items_counted(run, &q("40")).unwrap();
+    assert_eq!(
+        forty.items.len(),
+        11,
+        "40 itself, and 140, 240, ... 940 by their errors"
+    );
+    assert_eq!((counts.all, counts.failed), (11, 11));
+    assert_eq!(store.items(run, &q("gave up 9999")).unwrap().total, 0);
+
+    // Sorted by attempts, then newest: the failures (3 attempts) first.
+    let most = store
+        .items(
+            run,
+            &ItemQuery {
+                sort: ItemSort::Attempts,
+                limit: 2,
+                ..ItemQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        most.items.iter().map(|i| i.id).collect::<Vec<_>>(),
+        [1000, 990]
+    );
+
+    // An item kept again with another status moves between the counts.
+    let mut retried = item(990);
+    retried.status = ItemStatus::Completed;
+    retried.stage = 0;
+    retried.error = None;
+    store.keep_item(run, retried);
+    store.flush();
+    let counts = store.status_counts(run, None, None).unwrap();
+    assert_eq!(
+        (counts.all, counts.completed, counts.failed),
+        (1000, 901, 99)
+    );
+    assert_eq!(store.status_counts(run, Some(1), None).unwrap().all, 99);
+    assert_eq!(store.runs(&RunQuery::default()).unwrap()[0].stored, 1000);
+    store.keep_item(run, item(990));
+    store.flush();
+
     let detail = store.item(run, 31).unwrap().unwrap();
     assert_eq!(detail, item(31));
     let chain = store.provenance(run, 31).unwrap();
@@ -419,4 +478,43 @@ fn metric_minutes_are_kept_a_partial_one_is_replaced_and_series_are_listed_by_ti
     );
     assert_eq!(store.metric_series(m, m).unwrap(), ["a_total{stage=x}"]);
     assert!(store.metric_series(m + 120, m + 600).unwrap().is_empty());
+}
+
+#[test]
+fn a_version_1_file_is_migrated_and_its_items_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let run = {
+        let store = open(&dir);
+        let run = store.begin_run(start("old"));
+        for id in 1..=300 {
+            store.keep_item(run, item(id));
+        }
+        store.flush();
+        run
+    };
+    // Back to what version 1 had: no counts, the old indexes.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE item_counts; DROP INDEX items_error; DROP INDEX items_attempts;
+         DROP INDEX items_updated;
+         CREATE INDEX items_error ON items (run, error_kind) WHERE error_kind IS NOT NULL;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = open(&dir);
+    let counts = store.status_counts(run, None, None).unwrap();
+    assert_eq!(
+        (counts.all, counts.completed, counts.failed),
+        (300, 270, 30)
+    );
+    assert_eq!(store.runs(&RunQuery::default()).unwrap()[0].stored, 300);
+    store.keep_item(run, item(301));
+    store.flush();
+    assert_eq!(
+        store.status_counts(run, None, None).unwrap().all,
+        301,
+        "counted from then on"
+    );
 }

@@ -84,7 +84,7 @@ fn RunList(runs: Vec<RunInfo>, store: StoreStatus) -> impl IntoView {
                     let state = state_name(r.state);
                     view! {
                         <tr data-state=state data-testid="run-row">
-                            <th scope="row"><a href=href>{format!("#{}", r.id)}</a>{(r.id == live).then(|| " (live)")}</th>
+                            <th scope="row"><a href=href>{format!("#{}", r.id)}</a>{(r.id == live).then_some(" (live)")}</th>
                             <td>{r.pipeline.clone()}</td>
                             <td><span class="state" data-state=state>{state}</span></td>
                             <td>{format::clock(r.started_ms)}</td>

@@ -112,7 +112,7 @@ pub struct RunTasksQuery {
     status: Option<ItemStatus>,
     /// A stage's name.
     stage: Option<String>,
-    /// Text in the id or the error's kind or message.
+    /// The item of that number (`#` optional), and items whose error's kind or message contains the text.
     q: Option<String>,
     sort: Option<ItemSort>,
     /// 1 to 1,000 (default 100).
