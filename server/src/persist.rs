@@ -56,6 +56,9 @@ pub(crate) fn record(
         stages: pipeline.stage_names().to_vec(),
         edges: snapshot.edges.clone(),
     });
+    // The run is listed from the first request on: its record is committed now, not at
+    // the writer's next window (a few milliseconds, once, at startup).
+    store.flush();
     pipeline.tracker().set_sink(Arc::new(Sink {
         store: store.clone(),
         run,
