@@ -15,6 +15,27 @@ pub struct StageVisit {
     pub finished_us: Option<u64>,
     /// How the visit ended; `None` while it goes on.
     pub outcome: Option<ItemStatus>,
+    /// What the item carried into this stage, when the stage captures its inputs
+    /// (`Stage::capture`): always for a failure, for a sample of the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Preview>,
+}
+
+/// An item's data as kept for its page: redacted, pretty-printed JSON, cut at the stage's
+/// byte cap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    /// The JSON, whole or cut (at a character boundary) to the cap.
+    pub text: String,
+    /// The JSON's size before it was cut, in bytes.
+    pub bytes: u64,
+}
+
+impl Preview {
+    /// Whether `text` is only the start of the JSON.
+    pub fn truncated(&self) -> bool {
+        (self.text.len() as u64) < self.bytes
+    }
 }
 
 /// Everything kept about one item.

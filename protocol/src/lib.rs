@@ -22,7 +22,7 @@ pub mod stream;
 pub use audit::AuditEntry;
 pub use event::{ErrorInfo, Event, EventKind, ItemStatus, Value};
 pub use item::{
-    Ancestor, ErrorSummary, ErrorsDelta, FailedItem, ItemDetail, ItemSummary, StageVisit,
+    Ancestor, ErrorSummary, ErrorsDelta, FailedItem, ItemDetail, ItemSummary, Preview, StageVisit,
     TaskDetail, RECENT_FAILURES,
 };
 pub use snapshot::{

@@ -9,7 +9,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use flowdeck_protocol::{ErrorInfo, EventKind, ItemId, ItemStatus, StageIndex, Value};
+use flowdeck_protocol::{ErrorInfo, EventKind, ItemId, ItemStatus, Preview, StageIndex, Value};
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
@@ -39,6 +39,8 @@ pub(crate) struct Extra {
     pub error: Option<ErrorInfo>,
     /// The items this one was made from (fan-out: one parent; fan-in: several).
     pub parents: Vec<ItemId>,
+    /// What the item carried into the stage, when the stage captures inputs.
+    pub input: Option<Preview>,
 }
 
 impl RawEvent {
@@ -52,6 +54,18 @@ impl RawEvent {
 
     pub(crate) fn with_error(mut self, error: ErrorInfo) -> Self {
         self.extra.get_or_insert_with(Default::default).error = Some(error);
+        self
+    }
+
+    pub(crate) fn input(&self) -> Option<&Preview> {
+        self.extra.as_deref().and_then(|x| x.input.as_ref())
+    }
+
+    /// Attaches a captured input; `None` leaves the event as it was (no allocation).
+    pub(crate) fn with_input(mut self, input: Option<Preview>) -> Self {
+        if input.is_some() {
+            self.extra.get_or_insert_with(Default::default).input = input;
+        }
         self
     }
 

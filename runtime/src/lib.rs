@@ -30,6 +30,7 @@
 //! # });
 //! ```
 
+mod capture;
 mod clock;
 mod error;
 mod events;
@@ -48,6 +49,7 @@ mod stage;
 mod tracker;
 mod worker;
 
+pub use capture::{Capture, DEFAULT_MASK, MASKED};
 pub use error::{BuildError, Closed, ControlError};
 pub use flowdeck_protocol as protocol;
 pub use graph::{Graph, Line, StageRef};

@@ -130,6 +130,8 @@ pub(crate) struct StageNode<I, O, T: TaskFn<I, O>> {
     port: Mutex<Option<Arc<Port<O>>>>,
     slots: RwLock<Vec<Arc<WorkerSlot>>>,
     failed: Mutex<FailedInputs<I>>,
+    /// Previews of inputs for the item's page, when the stage asked for them.
+    pub capture: Option<crate::capture::Capturer<I>>,
     pub capacity: usize,
     pub last_dequeued_enqueue_us: AtomicU64,
 }
@@ -170,6 +172,7 @@ where
                 order: VecDeque::new(),
                 values: HashMap::new(),
             }),
+            capture: stage.capture,
             capacity: stage.capacity,
             last_dequeued_enqueue_us: AtomicU64::new(0),
         })

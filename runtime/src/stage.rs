@@ -5,7 +5,12 @@ use std::{
     fmt::Display, future::Future, marker::PhantomData, num::NonZeroU32, sync::Arc, time::Duration,
 };
 
-use crate::{error::short_type_name, retry::RetryPolicy, worker::Ctx};
+use crate::{
+    capture::{Capture, Capturer},
+    error::short_type_name,
+    retry::RetryPolicy,
+    worker::Ctx,
+};
 
 /// The function a stage's workers run, one call per attempt. Implemented for closures by
 /// [`Stage::map`] and [`Stage::flat_map`]; you rarely name it.
@@ -92,6 +97,7 @@ pub struct Stage<I, O, T: TaskFn<I, O>> {
     pub(crate) rate: Option<NonZeroU32>,
     pub(crate) classify: Classify<T::Error>,
     pub(crate) keep_failed: usize,
+    pub(crate) capture: Option<Capturer<I>>,
     pub(crate) task: T,
     _types: PhantomData<fn(I) -> O>,
 }
@@ -129,6 +135,7 @@ impl<I, O, T: TaskFn<I, O>> Stage<I, O, T> {
             rate: None,
             classify: Arc::new(move |_| kind.clone()),
             keep_failed: 10_000,
+            capture: None,
             task,
             _types: PhantomData,
         }
@@ -182,6 +189,28 @@ impl<I, O, T: TaskFn<I, O>> Stage<I, O, T> {
     /// control handle (default 10,000; the oldest are let go first).
     pub fn keep_failed(mut self, n: usize) -> Self {
         self.keep_failed = n;
+        self
+    }
+
+    /// Shows what `f` makes of each captured input on the item's page: for an input that
+    /// is not `Serialize`, or too large to show whole (`|doc| json!({"title": doc.title,
+    /// "bytes": doc.body.len()})`). See [`Capture`] for which items and how.
+    pub fn preview<P: serde::Serialize>(
+        mut self,
+        capture: Capture,
+        f: impl Fn(&I) -> P + Send + Sync + 'static,
+    ) -> Self {
+        self.capture = Some(Capturer::with(capture, f));
+        self
+    }
+}
+
+impl<I: serde::Serialize, O, T: TaskFn<I, O>> Stage<I, O, T> {
+    /// Keeps each failed item's input (and a sample of the others), redacted and capped,
+    /// for its page, the API and the run store: "why did this fail?" answered by the input
+    /// that failed. Off by default, and free when off.
+    pub fn capture(mut self, capture: Capture) -> Self {
+        self.capture = Some(Capturer::serialized(capture));
         self
     }
 }

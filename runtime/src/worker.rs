@@ -403,7 +403,21 @@ async fn process<I, O, T>(
 
         let (error, user_err) = match outcome {
             Outcome::Done(outs) => {
-                match finish(node, slot, port, buf, id, outs, finished, attempt, took).await {
+                let input = if buf.on() {
+                    node.capture
+                        .as_ref()
+                        .filter(|c| c.config.sampled(id))
+                        .and_then(|c| c.preview(&envelope.value))
+                } else {
+                    None
+                };
+                let at = Done {
+                    finished,
+                    attempt,
+                    took,
+                    input,
+                };
+                match finish(node, slot, port, buf, id, outs, at).await {
                     Ok(()) => break,
                     // A routing filter panicked: the item fails here, like any task error.
                     Err(msg) => (runtime_error("Panic", msg), None),
@@ -476,11 +490,16 @@ async fn process<I, O, T>(
             continue;
         }
         WorkerSlot::add(&slot.failed, 1);
+        let input = match &node.capture {
+            Some(c) if buf.on() => c.preview(&envelope.value),
+            _ => None,
+        };
         node.keep_failed_input(id, envelope.value.clone());
         buf.push(
             here.event(EventKind::Failed, Some(ItemStatus::Running), finished)
                 .attempt(attempt, took)
-                .with_error(error),
+                .with_error(error)
+                .with_input(input),
         )
         .await;
         break;
@@ -491,7 +510,6 @@ async fn process<I, O, T>(
 /// Passes a finished attempt's outputs on and records where the item went. `Err` means a
 /// routing filter panicked on the output: nothing was recorded or sent, and the caller
 /// fails the item with the message.
-#[allow(clippy::too_many_arguments)]
 async fn finish<I, O, T>(
     node: &StageNode<I, O, T>,
     slot: &WorkerSlot,
@@ -499,14 +517,18 @@ async fn finish<I, O, T>(
     buf: &mut EventBuf,
     id: ItemId,
     outs: T::Outputs,
-    finished: u64,
-    attempt: u32,
-    took: u64,
+    done: Done,
 ) -> Result<(), String>
 where
     O: Send + 'static,
     T: TaskFn<I, O>,
 {
+    let Done {
+        finished,
+        attempt,
+        took,
+        input,
+    } = done;
     let stage = node.index;
     let worker = Some(slot.index);
     let here = Subject {
@@ -520,7 +542,8 @@ where
         buf.push(
             here.event(EventKind::Completed, Some(ItemStatus::Running), finished)
                 .attempt(attempt, took)
-                .last(),
+                .last()
+                .with_input(input),
         )
         .await;
         WorkerSlot::add(&slot.exited, 1);
@@ -575,7 +598,8 @@ where
     // shows up queued at the next one.
     let mut completed = here
         .event(EventKind::Completed, Some(ItemStatus::Running), finished)
-        .attempt(attempt, took);
+        .attempt(attempt, took)
+        .with_input(input);
     completed.last = target == Target::Out;
     buf.push(completed).await;
     match port
@@ -587,6 +611,14 @@ where
         Sent::Stage => {}
     }
     Ok(())
+}
+
+/// How an attempt that succeeded went, and the item's input if the stage sampled it.
+struct Done {
+    finished: u64,
+    attempt: u32,
+    took: u64,
+    input: Option<flowdeck_protocol::Preview>,
 }
 
 /// What an event is about: an item at a stage, in a worker's hands.

@@ -50,6 +50,7 @@ fn item(id: u64) -> ItemDetail {
             } else {
                 ItemStatus::Completed
             }),
+            input: None,
         }],
         parents: if id % 2 == 1 { vec![id - 1] } else { vec![] },
         error: failed.then(|| ErrorInfo {

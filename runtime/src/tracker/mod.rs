@@ -360,6 +360,13 @@ impl Tracker {
         self.state.lock().ring.get(id).map(|r| r.history())
     }
 
+    /// Captured inputs (`Stage::capture`): the bytes held now, and how many previews were
+    /// dropped because holding them would have passed the tracker's budget (64 MiB).
+    pub fn captured(&self) -> (usize, u64) {
+        let st = self.state.lock();
+        (st.ring.input_bytes(), st.ring.inputs_dropped)
+    }
+
     /// How many of the most recent items keep their detail (0 with tracking off).
     pub fn retention(&self) -> usize {
         self.state.lock().ring.capacity()

@@ -6,13 +6,18 @@
 //! three-stage item costs about 240 bytes (the benchmark measures it).
 
 use flowdeck_protocol::{
-    ErrorInfo, Event, EventKind, ItemDetail, ItemId, ItemStatus, ItemSummary, StageIndex,
-    StageVisit, Value,
+    ErrorInfo, Event, EventKind, ItemDetail, ItemId, ItemStatus, ItemSummary, Preview,
+    StageIndex, StageVisit, Value,
 };
 
 use crate::events::RawEvent;
 
 const NO_WORKER: u16 = u16::MAX;
+
+/// The most bytes of captured inputs the tracker holds (64 MiB): at the default 2 KiB cap,
+/// 32,768 previews. Past it, new previews are dropped and counted until old items leave
+/// the ring.
+pub(crate) const INPUT_BUDGET: usize = 64 << 20;
 
 #[derive(Clone, Copy)]
 struct Visit {
@@ -50,6 +55,9 @@ pub(crate) struct ItemRecord {
     annotations: Option<Box<Vec<(String, Value)>>>,
     #[allow(clippy::box_collection)]
     retries: Option<Box<Vec<Retry>>>,
+    /// Captured inputs by stage (`Stage::capture`), the newest per stage.
+    #[allow(clippy::box_collection)]
+    inputs: Option<Box<Vec<(StageIndex, Preview)>>>,
 }
 
 impl ItemRecord {
@@ -65,6 +73,32 @@ impl ItemRecord {
             error: None,
             annotations: None,
             retries: None,
+            inputs: None,
+        }
+    }
+
+    /// The bytes its captured inputs take.
+    fn input_bytes(&self) -> usize {
+        self.inputs
+            .as_deref()
+            .map_or(0, |v| v.iter().map(|(_, p)| p.text.len()).sum())
+    }
+
+    /// Keeps a captured input (replacing the stage's earlier one, as after a manual
+    /// retry); returns the change in bytes kept.
+    fn keep_input(&mut self, stage: StageIndex, p: Preview) -> isize {
+        let add = p.text.len() as isize;
+        let inputs = self.inputs.get_or_insert_with(Default::default);
+        match inputs.iter_mut().find(|(s, _)| *s == stage) {
+            Some(slot) => {
+                let old = slot.1.text.len() as isize;
+                slot.1 = p;
+                add - old
+            }
+            None => {
+                inputs.push((stage, p));
+                add
+            }
         }
     }
 
@@ -302,6 +336,9 @@ impl ItemRecord {
                     started_us: (v.started_us > 0).then_some(v.started_us),
                     finished_us: (v.finished_us > 0).then_some(v.finished_us),
                     outcome: v.outcome,
+                    input: self.inputs.as_deref().and_then(|inputs| {
+                        inputs.iter().find(|(s, _)| *s == v.stage).map(|(_, p)| p.clone())
+                    }),
                 })
                 .collect(),
             parents: self.parents.clone(),
@@ -319,6 +356,11 @@ pub(crate) struct Ring {
     visits_hint: usize,
     /// The highest id applied: the retained items are the `capacity` ids up to it.
     newest: Option<ItemId>,
+    /// Bytes of captured inputs held, and the most that may be: a preview that would pass
+    /// it is dropped (and counted), so capture never grows the tracker past its bound.
+    input_bytes: usize,
+    input_budget: usize,
+    pub(crate) inputs_dropped: u64,
 }
 
 impl Ring {
@@ -328,7 +370,20 @@ impl Ring {
             capacity,
             visits_hint: visits_hint.clamp(1, 4),
             newest: None,
+            input_bytes: 0,
+            input_budget: INPUT_BUDGET,
+            inputs_dropped: 0,
         }
+    }
+
+    /// Bytes of captured inputs held now.
+    pub(crate) fn input_bytes(&self) -> usize {
+        self.input_bytes
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_input_budget(&mut self, bytes: usize) {
+        self.input_budget = bytes;
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -374,11 +429,22 @@ impl Ring {
             Some(r) if r.id == e.item => r.apply(e),
             // An older item's record gives way; a late event for an evicted item does not
             // evict the newer one.
-            Some(r) if r.id > e.item => {}
+            Some(r) if r.id > e.item => return,
             _ => {
+                if let Some(old) = slot.as_ref() {
+                    self.input_bytes -= old.input_bytes();
+                }
                 let mut r = ItemRecord::new(e.item, e.at_us, e.stage, self.visits_hint);
                 r.apply(e);
                 *slot = Some(r);
+            }
+        }
+        if let (Some(p), Some(r)) = (e.input(), self.slots[i].as_mut()) {
+            if self.input_bytes + p.text.len() > self.input_budget {
+                self.inputs_dropped += 1;
+            } else {
+                let change = r.keep_input(e.stage, p.clone());
+                self.input_bytes = self.input_bytes.saturating_add_signed(change);
             }
         }
     }
@@ -390,5 +456,53 @@ impl Ring {
             newest.saturating_sub(self.capacity.saturating_sub(1) as ItemId),
             newest,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Extra;
+
+    fn failed(item: ItemId, input: Option<&str>) -> RawEvent {
+        RawEvent {
+            item,
+            at_us: item,
+            duration_us: 0,
+            attempt: 1,
+            stage: 0,
+            worker: Some(0),
+            kind: EventKind::Failed,
+            from: Some(ItemStatus::Running),
+            last: false,
+            extra: Some(Box::new(Extra {
+                input: input.map(|t| Preview {
+                    text: t.to_owned(),
+                    bytes: t.len() as u64,
+                }),
+                ..Extra::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn captured_inputs_stay_within_the_budget_and_leave_with_their_items() {
+        let mut ring = Ring::new(4, 1);
+        ring.set_input_budget(10);
+        ring.apply(&failed(1, Some("aaaaaa")));
+        ring.apply(&failed(2, Some("bbbbbb")));
+        assert_eq!(ring.input_bytes(), 6, "the second would pass 10 bytes");
+        assert_eq!(ring.inputs_dropped, 1);
+        assert_eq!(ring.get(2).unwrap().detail().visits[0].input, None);
+        let kept = ring.get(1).unwrap().detail().visits[0].input.clone();
+        assert_eq!(kept.unwrap().text, "aaaaaa");
+        // Item 5 takes item 1's slot: its bytes are given back.
+        ring.apply(&failed(5, None));
+        assert_eq!(ring.input_bytes(), 0);
+        ring.apply(&failed(6, Some("cccccccc")));
+        assert_eq!(ring.input_bytes(), 8);
+        // A stage's input kept again replaces the one before.
+        ring.apply(&failed(6, Some("dd")));
+        assert_eq!(ring.input_bytes(), 2);
     }
 }
