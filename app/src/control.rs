@@ -108,10 +108,16 @@ pub(crate) fn actions_sent() -> u64 {
 /// Retry for a failed item, cancel for one still in the pipeline; nothing for the rest or
 /// for those who may not control.
 #[component]
-pub(crate) fn TaskControls(id: u64, status: flowdeck_protocol::ItemStatus) -> impl IntoView {
+pub(crate) fn TaskControls(
+    id: u64,
+    status: flowdeck_protocol::ItemStatus,
+    /// `Some(false)`: a failure whose input is gone, which cannot be retried.
+    retryable: Option<bool>,
+) -> impl IntoView {
     use flowdeck_protocol::ItemStatus as S;
     let live = use_live();
     let (action, label) = match status {
+        S::Failed if retryable == Some(false) => return None,
         S::Failed => ("retry", "Retry"),
         S::Queued | S::Running | S::Retrying => ("cancel", "Cancel"),
         S::Completed | S::Cancelled => return None,

@@ -172,6 +172,10 @@ pub struct TaskDetail {
     /// The pipeline's clock when this was read (ms since the start), for "… ago".
     #[serde(default)]
     pub now_ms: u64,
+    /// For a failed item of a live pipeline: whether the stage where it failed still keeps
+    /// its input, so that it can be retried (it keeps the newest `keep_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
 }
 
 #[cfg(test)]

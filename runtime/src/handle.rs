@@ -189,6 +189,20 @@ impl PipelineHandle {
         }
     }
 
+    /// Whether failed item `item` can be retried: the stage where it failed still keeps its
+    /// input (`Stage::keep_failed`). `None` when the item is not a retained failure.
+    pub fn can_retry(&self, item: ItemId) -> Option<bool> {
+        match self.shared.tracker.stage_of(item) {
+            Some((ItemStatus::Failed, stage)) => Some(
+                self.shared
+                    .stages
+                    .get(usize::from(stage))
+                    .is_some_and(|s| s.keeps_input(item)),
+            ),
+            _ => None,
+        }
+    }
+
     /// Puts a failed item back in the queue of the stage where it failed. Works as long as
     /// that stage keeps the item's input (`Stage::keep_failed`, the newest 10,000 failures
     /// by default), even after the item's detail has left the tracker's retention.

@@ -233,6 +233,8 @@ pub(crate) trait StageRuntime: Send + Sync {
         id: ItemId,
         tracker: Option<BatchSender>,
     ) -> BoxFuture<'static, Result<(), ControlError>>;
+    /// Whether the stage still keeps failed item `id`'s input, to retry it.
+    fn keeps_input(&self, id: ItemId) -> bool;
     /// Refuses new items: senders waiting on a full queue give up (used by abort).
     fn close_input(&self);
     /// Empties the queue after an abort, recording each item as cancelled.
@@ -321,6 +323,10 @@ where
             self.ctl.mark_cancelled(id);
         }
         queued_here
+    }
+
+    fn keeps_input(&self, id: ItemId) -> bool {
+        self.failed.lock().values.contains_key(&id)
     }
 
     fn retry(

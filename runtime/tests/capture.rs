@@ -136,3 +136,23 @@ async fn a_preview_that_panics_costs_the_preview_not_the_item() {
         .collect();
     assert_eq!(kept, ["0", "2", "4"], "the even documents only");
 }
+
+#[tokio::test]
+async fn a_failure_whose_input_was_let_go_says_it_cannot_be_retried() {
+    let running = Line::<u32>::new("keep-one")
+        .stage(
+            Stage::map("work", |n: u32, _cx| async move { Err::<u32, _>(format!("no {n}")) })
+                .keep_failed(1),
+        )
+        .build()
+        .unwrap()
+        .start();
+    let h = running.handle.clone();
+    let first = running.input.send(1).await.unwrap();
+    let second = running.input.send(2).await.unwrap();
+    drop(running.input);
+    h.wait().await;
+    assert_eq!(h.can_retry(first), Some(false), "the newest failure took its place");
+    assert_eq!(h.can_retry(second), Some(true));
+    assert_eq!(h.can_retry(99), None, "not a retained failure");
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use flowdeck_runtime::{Ctx, Line, PipelineHandle, RetryPolicy, Stage};
+use flowdeck_runtime::{Capture, Ctx, Line, PipelineHandle, RetryPolicy, Stage};
 
 use crate::dashboard::{
     builtin, Agg, Chart, Check, Dashboard, Gauge, Log, Metric, Outcome, Page, Source, Status,
@@ -12,24 +12,44 @@ use crate::dashboard::{
 };
 use rand::Rng;
 
-#[derive(Clone, Debug)]
+/// Where a document's result is reported: each document carries its webhook and that
+/// webhook's token, which the task page must never show (the capture masks `token`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Callback {
+    pub url: String,
+    pub token: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Document {
     pub title: String,
     pub source: &'static str,
     pub body: String,
+    pub callback: Callback,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Parsed {
+    pub title: String,
+    pub section: usize,
     pub source: &'static str,
     pub words: usize,
+    pub callback: Callback,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Enriched {
+    pub title: String,
     pub words: usize,
     pub tokens: u32,
     pub label: &'static str,
+    pub callback: Callback,
+}
+
+/// What each stage keeps of its inputs for the task page: every failure's, one in a
+/// hundred of the rest, 2 KiB at most, secrets masked.
+fn capture() -> Capture {
+    Capture::failures().sample(0.01)
 }
 
 /// The demo's failures: a model that sometimes times out or rate-limits (retried), and a
@@ -87,7 +107,8 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
             .workers(2)
             // Short queues: backpressure reaches the producer soon, and a Ctrl-C drains
             // in seconds rather than minutes.
-            .queue(64),
+            .queue(64)
+            .capture(capture()),
         )
         .stage(
             // Long documents are split into sections: each section is an item of its own
@@ -102,14 +123,18 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
                 cx.annotate("sections", sections);
                 Ok((0..sections)
                     .map(|i| Parsed {
+                        title: doc.title.clone(),
+                        section: i + 1,
                         source: doc.source,
                         words: (words - i * 150).min(150),
+                        callback: doc.callback.clone(),
                     })
                     .collect::<Vec<_>>())
             })
             .workers(4)
             .queue(64)
-            .classify(DemoError::kind),
+            .classify(DemoError::kind)
+            .capture(capture()),
         )
         .stage(
             Stage::map("enrich", move |p: Parsed, cx: Ctx| async move {
@@ -147,11 +172,12 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
                 metrics::counter!("demo_tokens_total", "model" => "demo-small-v2")
                     .increment(u64::from(tokens));
                 metrics::histogram!("demo_model_latency_seconds").record(latency as f64 / 1000.0);
-                let _ = p.source;
                 Ok(Enriched {
+                    title: format!("{} §{}", p.title, p.section),
                     words: p.words,
                     tokens,
                     label,
+                    callback: p.callback,
                 })
             })
             .workers(8)
@@ -161,7 +187,8 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
                 Duration::from_secs_f64(0.05 * scale),
                 Duration::from_secs_f64(0.4 * scale),
             ))
-            .classify(DemoError::kind),
+            .classify(DemoError::kind)
+            .capture(capture()),
         )
         .stage(
             Stage::map("store", move |e: Enriched, cx: Ctx| async move {
@@ -178,7 +205,8 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
             })
             .workers(2)
             .queue(64)
-            .classify(DemoError::kind),
+            .classify(DemoError::kind)
+            .capture(capture()),
         )
         .retention(100_000)
         .build();
@@ -213,13 +241,15 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
                 } else {
                     rng.random_range(20..400)
                 };
+                let source = SOURCES[(n % SOURCES.len() as u64) as usize];
                 Document {
-                    title: format!(
-                        "{}-{n:06}.txt",
-                        SOURCES[(n % SOURCES.len() as u64) as usize]
-                    ),
-                    source: SOURCES[(n % SOURCES.len() as u64) as usize],
+                    title: format!("{source}-{n:06}.txt"),
+                    source,
                     body: "lorem ipsum ".repeat(words / 2),
+                    callback: Callback {
+                        url: format!("https://hooks.example.com/{source}/{n}"),
+                        token: format!("whk_{:016x}", rng.random::<u64>()),
+                    },
                 }
             };
             if input.send(doc).await.is_err() {

@@ -155,6 +155,7 @@ pub fn run_task(store: &Store, id: RunId, item: ItemId) -> Result<Option<TaskDet
         stage_names: run.stages,
         started_unix_ms: run.info.started_ms,
         now_ms,
+        retryable: None,
     }))
 }
 

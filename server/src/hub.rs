@@ -162,6 +162,7 @@ impl Hub {
             stage_names: pipeline.stage_names().to_vec(),
             started_unix_ms,
             now_ms,
+            retryable: pipeline.can_retry(id),
         })
     }
 

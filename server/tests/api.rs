@@ -123,6 +123,16 @@ async fn tasks_filter_and_page_by_cursor() {
     assert_eq!(task["detail"]["id"], id);
     assert_eq!(task["provenance"][0]["id"], id);
     assert_eq!(task["stage_names"], serde_json::json!(["a", "b", "c"]));
+
+    // A failure shows the input it failed on (the stages capture failures), at the stage
+    // where it failed, and says it can be retried.
+    let f = &failed[0];
+    let (_, task) = get(&format!("{base}/api/v1/tasks/{}", f["id"])).await;
+    let visits = task["detail"]["visits"].as_array().unwrap();
+    let at = visits.iter().find(|v| v["stage"] == f["stage"]).unwrap();
+    assert_eq!(at["input"]["text"], f["id"].to_string(), "{at}");
+    assert_eq!(task["retryable"], true);
+    assert!(visits.iter().filter(|v| v["stage"] != f["stage"]).all(|v| v.get("input").is_none()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

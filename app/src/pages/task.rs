@@ -9,6 +9,65 @@ use leptos_router::hooks::use_params_map;
 use super::Columns;
 use crate::{format, live::fetch_task};
 
+/// Previews longer than this many lines start folded.
+const OPEN_LINES: usize = 12;
+
+/// What the item carried into each stage that captured it, the error beside the input
+/// that caused it, each with a copy button.
+fn inputs(detail: &flowdeck_protocol::ItemDetail, stage: &impl Fn(u16) -> String) -> AnyView {
+    let failed_at = (detail.status == ItemStatus::Failed).then_some(detail.stage);
+    let kept: Vec<_> = detail
+        .visits
+        .iter()
+        .filter_map(|v| v.input.clone().map(|p| (v.stage, p)))
+        .collect();
+    if kept.is_empty() {
+        return view! {
+            <p class="muted" data-testid="no-input">
+                "No input was kept for this item: its stages do not capture inputs \
+                 (Stage::capture), or it was not in their sample."
+            </p>
+        }
+        .into_any();
+    }
+    kept.into_iter()
+        .map(|(at, p)| {
+            let lines = p.text.lines().count();
+            let size = if p.truncated() {
+                format!(" · the first {} of {} bytes", format::count(p.text.len() as u64), format::count(p.bytes))
+            } else {
+                format!(" · {} bytes", format::count(p.bytes))
+            };
+            let error = (failed_at == Some(at)).then(|| detail.error.clone()).flatten();
+            let text = p.text.clone();
+            view! {
+                <div class="input" data-testid="task-input" data-stage=stage(at)>
+                    <h3>{format!("Into {}", stage(at))} <span class="muted">{size}</span></h3>
+                    {error.map(|e| view! {
+                        <p class="error-box" data-testid="input-error"><code>{e.kind}</code> " " {e.message}</p>
+                    })}
+                    <details open=lines <= OPEN_LINES>
+                        <summary>{format!("{lines} lines of JSON")}</summary>
+                        <pre class="json"><code>{p.text}</code></pre>
+                    </details>
+                    <button class="btn" data-testid="copy-input" on:click=move |_| copy(&text)>"Copy"</button>
+                </div>
+            }
+        })
+        .collect_view()
+        .into_any()
+}
+
+/// Puts `text` on the clipboard.
+fn copy(text: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().navigator().clipboard().write_text(text);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = text;
+}
+
 #[component]
 pub fn Task() -> impl IntoView {
     let params = use_params_map();
@@ -63,6 +122,7 @@ pub(crate) fn Detail(d: TaskDetail) -> impl IntoView {
         stage_names,
         started_unix_ms: epoch,
         now_ms: now,
+        retryable,
     } = d;
     let stage = move |i: u16| {
         stage_names
@@ -122,13 +182,14 @@ pub(crate) fn Detail(d: TaskDetail) -> impl IntoView {
         })
         .collect_view();
     let annotations = detail.annotations.clone();
+    let inputs = inputs(&detail, &stage);
     view! {
         <div class="page-head">
             <h1 data-testid="task-title">{format!("Task #{}", detail.id)}</h1>
             // A stored run's task is history: nothing to retry or cancel.
             {use_context::<super::TaskBase>()
                 .is_none_or(|b| b.0.is_empty())
-                .then(|| view! { <crate::control::TaskControls id=detail.id status=detail.status/> })}
+                .then(|| view! { <crate::control::TaskControls id=detail.id status=detail.status retryable/> })}
         </div>
         <crate::control::ControlError/>
         <p>
@@ -153,7 +214,16 @@ pub(crate) fn Detail(d: TaskDetail) -> impl IntoView {
             <Columns names=["Stage", "Worker", "Attempts", "Waited", "Ran", "Outcome", "Timeline"]/>
             <tbody>{visits}</tbody>
         </table>
-        <h2>"Data and annotations"</h2>
+        <h2>"Inputs"</h2>
+        {(retryable == Some(false)).then(|| view! {
+            <p class="muted" data-testid="input-gone">
+                "It can no longer be retried: the stage where it failed keeps the inputs of its \
+                 newest failures only (Stage::keep_failed, 10,000 by default), and newer ones \
+                 have taken this one's place."
+            </p>
+        })}
+        {inputs}
+        <h2>"Annotations"</h2>
         {if annotations.is_empty() {
             view! { <p class="muted">"Nothing was attached to this item."</p> }.into_any()
         } else {

@@ -49,6 +49,8 @@ pub fn pipeline(retention: usize) -> Running<u64, u64> {
         .workers(3)
         .queue(64)
         .retry(RetryPolicy::attempts(2).backoff(Duration::from_millis(1), Duration::from_millis(2)))
+        // Failed items carry their input (the API's task detail shows it).
+        .capture(flowdeck_runtime::Capture::failures())
     };
     Line::<u64>::new("stream-test")
         .stage(stage("a", 13))
