@@ -42,7 +42,7 @@
 pub use flowdeck_protocol as protocol;
 pub use flowdeck_runtime as runtime;
 pub use flowdeck_runtime::{
-    BuildError, Closed, ControlError, Ctx, Feeder, Graph, LatencyHistogram, Line, Monitor,
+    BuildError, Capture, Closed, ControlError, Ctx, Feeder, Graph, LatencyHistogram, Line, Monitor,
     Pipeline, PipelineHandle, Report, RetryPolicy, Running, Stage, StageRef, Summary, Tracker,
 };
 
@@ -70,6 +70,7 @@ pub mod prelude {
         Page, RunWithDashboard, Source, Status, Table, HOUR, MINUTE,
     };
     pub use crate::{
-        Ctx, Graph, Line, Monitor, Pipeline, PipelineHandle, Report, RetryPolicy, Running, Stage,
+        Capture, Ctx, Graph, Line, Monitor, Pipeline, PipelineHandle, Report, RetryPolicy, Running,
+        Stage,
     };
 }

@@ -7,20 +7,28 @@
 
 use std::time::{Duration, Instant};
 
-use flowdeck_runtime::{Line, Pipeline, Stage};
+use flowdeck_runtime::{Capture, Line, Pipeline, Stage};
 use tokio::sync::mpsc;
 
 const STAGES: usize = 3;
 const WORKERS: usize = 4;
 const ROUNDS: usize = 3;
 
-fn trivial_pipeline(tracking: bool, retention: usize) -> Pipeline<u64, u64> {
+fn trivial_pipeline(
+    tracking: bool,
+    retention: usize,
+    capture: Option<Capture>,
+) -> Pipeline<u64, u64> {
     let stage = |name: &'static str| {
-        Stage::map(name, |n: u64, _cx| async move {
+        let s = Stage::map(name, |n: u64, _cx| async move {
             Ok::<_, std::convert::Infallible>(n.wrapping_add(1))
         })
         .workers(WORKERS)
-        .queue(1024)
+        .queue(1024);
+        match &capture {
+            Some(c) => s.capture(c.clone()),
+            None => s,
+        }
     };
     let line = Line::<u64>::new("bench")
         .stage(stage("a"))
@@ -81,8 +89,13 @@ async fn tokio_reference(n: u64) -> Duration {
     start.elapsed()
 }
 
-async fn flowdeck_run(n: u64, tracking: bool, subscribe: bool) -> Duration {
-    let pipeline = trivial_pipeline(tracking, 100_000);
+async fn flowdeck_run(
+    n: u64,
+    tracking: bool,
+    subscribe: bool,
+    capture: Option<Capture>,
+) -> Duration {
+    let pipeline = trivial_pipeline(tracking, 100_000, capture);
     let start = Instant::now();
     let running = pipeline.start();
     let drain = subscribe.then(|| {
@@ -128,7 +141,7 @@ fn rss_bytes() -> u64 {
 /// Memory per retained item: RSS with `n` items retained minus RSS before, over `n`.
 async fn bytes_per_item(n: u64) -> f64 {
     let before = rss_bytes();
-    let running = trivial_pipeline(true, n as usize).start();
+    let running = trivial_pipeline(true, n as usize, None).start();
     let input = running.input;
     let feed = tokio::spawn(async move {
         input.send_all(0..n).await;
@@ -178,15 +191,23 @@ fn main() {
         for _ in 0..ROUNDS { v.push(tokio_reference(n).await); }
         let reference = times("tokio channels (reference)", v);
         let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, false, false).await); }
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, false, false, None).await); }
         let off = times("flowdeck, tracking off", v);
         let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false).await); }
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, None).await); }
         let on = times("flowdeck, tracking on", v);
         let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, true).await); }
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, true, None).await); }
         times("flowdeck, tracking on + feed", v);
+        let mut v = Vec::new();
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, Some(Capture::failures())).await); }
+        let failures = times("flowdeck, tracking on, capture failures", v);
+        let mut v = Vec::new();
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, Some(Capture::failures().sample(0.01))).await); }
+        let sampled = times("flowdeck, tracking on, capture 1%", v);
         println!("tracking cost: {:.1}% (on vs off); flowdeck tracked / reference: {:.0}%",
             (1.0 - on / off) * 100.0, on / reference * 100.0);
+        println!("capture cost (vs tracking on): failures only {:.1}%, 1% sample {:.1}%",
+            (1.0 - failures / on) * 100.0, (1.0 - sampled / on) * 100.0);
     });
 }

@@ -231,7 +231,11 @@ mod tests {
         assert!(!p.text.contains("sk-live-123"), "{}", p.text);
         assert!(!p.text.contains("t-1"), "{}", p.text);
         assert!(p.text.contains(MASKED));
-        assert!(p.text.contains("\"user\": \"ada\""), "pretty-printed: {}", p.text);
+        assert!(
+            p.text.contains("\"user\": \"ada\""),
+            "pretty-printed: {}",
+            p.text
+        );
         // Another list replaces the default; an empty one masks nothing.
         let p = Capturer::serialized(Capture::failures().mask(["title"]))
             .preview(&doc())
@@ -253,13 +257,17 @@ mod tests {
     #[test]
     fn a_long_preview_is_cut_at_a_character_boundary_and_keeps_its_size() {
         let long = "é".repeat(1000);
-        let c = Capturer::with(Capture::failures().max_bytes(101), move |_: &u8| long.clone());
+        let c = Capturer::with(Capture::failures().max_bytes(101), move |_: &u8| {
+            long.clone()
+        });
         let p = c.preview(&0).unwrap();
         assert!(p.text.len() <= 101, "{}", p.text.len());
         assert!(p.truncated());
         assert_eq!(p.bytes, 2002, "the quotes and 1,000 two-byte characters");
         assert!(p.text.starts_with("\"éé"));
-        let short = Capturer::with(Capture::failures(), |n: &u8| *n).preview(&5).unwrap();
+        let short = Capturer::with(Capture::failures(), |n: &u8| *n)
+            .preview(&5)
+            .unwrap();
         assert_eq!((short.text.as_str(), short.truncated()), ("5", false));
     }
 

@@ -64,13 +64,19 @@ async fn a_failed_items_input_is_kept_redacted_where_it_failed_and_a_sample_of_t
                     Ok(d)
                 }
             })
-            .retry(RetryPolicy::attempts(2).backoff(Duration::from_millis(1), Duration::from_millis(1)))
-            .preview(Capture::failures(), |d: &Doc| {
-                serde_json::json!({ "title": d.title, "api_key": d.api_key })
-            }),
+            .retry(
+                RetryPolicy::attempts(2)
+                    .backoff(Duration::from_millis(1), Duration::from_millis(1)),
+            )
+            .preview(
+                Capture::failures(),
+                |d: &Doc| serde_json::json!({ "title": d.title, "api_key": d.api_key }),
+            ),
         )
         // No capture.
-        .stage(Stage::map("done", |d: Doc, _cx| async move { Ok::<_, String>(d.n) }))
+        .stage(Stage::map("done", |d: Doc, _cx| async move {
+            Ok::<_, String>(d.n)
+        }))
         .build()
         .unwrap();
     let (items, (held, dropped)) = details(pipeline, 40).await;
@@ -81,7 +87,11 @@ async fn a_failed_items_input_is_kept_redacted_where_it_failed_and_a_sample_of_t
         let at = |stage: u16| item.visits.iter().find(|v| v.stage == stage);
         let read = at(0).unwrap().input.as_ref().expect("sampled at read");
         assert!(read.text.contains("\"title\": \"document"), "{}", read.text);
-        assert!(read.text.contains(MASKED) && !read.text.contains("sk-live"), "{}", read.text);
+        assert!(
+            read.text.contains(MASKED) && !read.text.contains("sk-live"),
+            "{}",
+            read.text
+        );
         let check = at(1).unwrap();
         if item.status == ItemStatus::Failed {
             let input = check.input.as_ref().expect("a failure keeps its input");
@@ -126,7 +136,10 @@ async fn a_preview_that_panics_costs_the_preview_not_the_item() {
     assert_eq!(items.len(), 6);
     let statuses: Vec<_> = items.iter().map(|i| i.status).collect();
     assert_eq!(
-        statuses.iter().filter(|s| **s == ItemStatus::Failed).count(),
+        statuses
+            .iter()
+            .filter(|s| **s == ItemStatus::Failed)
+            .count(),
         1,
         "{statuses:?}"
     );
@@ -141,8 +154,10 @@ async fn a_preview_that_panics_costs_the_preview_not_the_item() {
 async fn a_failure_whose_input_was_let_go_says_it_cannot_be_retried() {
     let running = Line::<u32>::new("keep-one")
         .stage(
-            Stage::map("work", |n: u32, _cx| async move { Err::<u32, _>(format!("no {n}")) })
-                .keep_failed(1),
+            Stage::map("work", |n: u32, _cx| async move {
+                Err::<u32, _>(format!("no {n}"))
+            })
+            .keep_failed(1),
         )
         .build()
         .unwrap()
@@ -152,7 +167,11 @@ async fn a_failure_whose_input_was_let_go_says_it_cannot_be_retried() {
     let second = running.input.send(2).await.unwrap();
     drop(running.input);
     h.wait().await;
-    assert_eq!(h.can_retry(first), Some(false), "the newest failure took its place");
+    assert_eq!(
+        h.can_retry(first),
+        Some(false),
+        "the newest failure took its place"
+    );
     assert_eq!(h.can_retry(second), Some(true));
     assert_eq!(h.can_retry(99), None, "not a retained failure");
 }

@@ -132,7 +132,10 @@ async fn tasks_filter_and_page_by_cursor() {
     let at = visits.iter().find(|v| v["stage"] == f["stage"]).unwrap();
     assert_eq!(at["input"]["text"], f["id"].to_string(), "{at}");
     assert_eq!(task["retryable"], true);
-    assert!(visits.iter().filter(|v| v["stage"] != f["stage"]).all(|v| v.get("input").is_none()));
+    assert!(visits
+        .iter()
+        .filter(|v| v["stage"] != f["stage"])
+        .all(|v| v.get("input").is_none()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use flowdeck_protocol::{
-    ErrorInfo, ItemDetail, ItemStatus, PipelineState, Snapshot, StageVisit, Totals,
+    ErrorInfo, ItemDetail, ItemStatus, PipelineState, Preview, Snapshot, StageVisit, Totals,
 };
 use flowdeck_store::{
     ItemQuery, ItemSort, MetricPoint, Retention, RunQuery, RunStart, RunState, Store, StoreConfig,
@@ -50,7 +50,11 @@ fn item(id: u64) -> ItemDetail {
             } else {
                 ItemStatus::Completed
             }),
-            input: None,
+            // A failure's captured input is kept with it (`Stage::capture`).
+            input: failed.then(|| Preview {
+                text: format!("{{\n  \"doc\": {id},\n  \"token\": \"••••••\"\n}}"),
+                bytes: 40,
+            }),
         }],
         parents: if id % 2 == 1 { vec![id - 1] } else { vec![] },
         error: failed.then(|| ErrorInfo {
@@ -236,6 +240,9 @@ fn items_come_back_filtered_sorted_and_counted_exactly() {
 
     let detail = store.item(run, 31).unwrap().unwrap();
     assert_eq!(detail, item(31));
+    let failure = store.item(run, 40).unwrap().unwrap();
+    assert_eq!(failure, item(40), "with the input it failed on");
+    assert!(failure.visits[0].input.is_some());
     let chain = store.provenance(run, 31).unwrap();
     assert_eq!(chain.iter().map(|a| a.id).collect::<Vec<_>>(), [31, 30]);
 

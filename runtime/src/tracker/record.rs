@@ -6,8 +6,8 @@
 //! three-stage item costs about 240 bytes (the benchmark measures it).
 
 use flowdeck_protocol::{
-    ErrorInfo, Event, EventKind, ItemDetail, ItemId, ItemStatus, ItemSummary, Preview,
-    StageIndex, StageVisit, Value,
+    ErrorInfo, Event, EventKind, ItemDetail, ItemId, ItemStatus, ItemSummary, Preview, StageIndex,
+    StageVisit, Value,
 };
 
 use crate::events::RawEvent;
@@ -337,7 +337,10 @@ impl ItemRecord {
                     finished_us: (v.finished_us > 0).then_some(v.finished_us),
                     outcome: v.outcome,
                     input: self.inputs.as_deref().and_then(|inputs| {
-                        inputs.iter().find(|(s, _)| *s == v.stage).map(|(_, p)| p.clone())
+                        inputs
+                            .iter()
+                            .find(|(s, _)| *s == v.stage)
+                            .map(|(_, p)| p.clone())
                     }),
                 })
                 .collect(),

@@ -254,6 +254,10 @@ function __wbg_get_imports() {
             const ret = arg0.clientWidth;
             return ret;
         },
+        __wbg_clipboard_047ad3d952a13066: function(arg0) {
+            const ret = arg0.clipboard;
+            return ret;
+        },
         __wbg_cloneNode_36b90700fd8dbbb0: function() { return handleError(function (arg0) {
             const ret = arg0.cloneNode();
             return ret;
@@ -636,6 +640,10 @@ function __wbg_get_imports() {
         },
         __wbg_name_d1fa514fdca6a975: function(arg0) {
             const ret = arg0.name;
+            return ret;
+        },
+        __wbg_navigator_c17f443a6fe5d38d: function(arg0) {
+            const ret = arg0.navigator;
             return ret;
         },
         __wbg_new_07eab48280c9cd7e: function() { return handleError(function () {
@@ -1049,54 +1057,58 @@ function __wbg_get_imports() {
         __wbg_warn_228ff2257384d295: function(arg0) {
             console.warn(arg0);
         },
+        __wbg_writeText_6b6a85b68a7dd3eb: function(arg0, arg1, arg2) {
+            const ret = arg0.writeText(getStringFromWasm0(arg1, arg2));
+            return ret;
+        },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 2449, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h89896d7c3b9609bf);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 2471, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__ha7b6b559b8fc8a50);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 2539, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h149cef2cca060cb5);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 2562, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h5ffd7a948d898bbc);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 2631, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 2654, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h5cddc56ae7f8e60e);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 2489, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h185844ba03646740);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 2511, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__haa657b9407417696);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 2539, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h149cef2cca060cb5_16);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 2562, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h5ffd7a948d898bbc_16);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 2489, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h185844ba03646740_17);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 2511, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__haa657b9407417696_17);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 1312, ret: String, inner_ret: Some(String) }, mutable: false }) -> Externref`.
-            const ret = makeClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h17c33f7ed4592161);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 1309, ret: String, inner_ret: Some(String) }, mutable: false }) -> Externref`.
+            const ret = makeClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h5b39e9a9433cfd02);
             return ret;
         },
         __wbindgen_generic_0000000000000008: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 2490, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h8c64915bd5e8966a);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 2512, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h35cbb4436f50be59);
             return ret;
         },
         __wbindgen_generic_0000000000000009: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 2533, ret: Unit, inner_ret: Some(Unit) }, mutable: false }) -> Externref`.
-            const ret = makeClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h6fb0fc0a54f4ba76);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 2556, ret: Unit, inner_ret: Some(Unit) }, mutable: false }) -> Externref`.
+            const ret = makeClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h7e1ceed0ecd6fed2);
             return ret;
         },
         __wbindgen_generic_000000000000000a: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 2540, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hf0568539b1bb5527);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 2563, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__hb116715db250d6fc);
             return ret;
         },
         __wbindgen_generic_000000000000000b: function(arg0, arg1) {
@@ -1119,23 +1131,23 @@ function __wbg_get_imports() {
     };
 }
 
-function wasm_bindgen__convert__closures_____invoke__h8c64915bd5e8966a(arg0, arg1) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h8c64915bd5e8966a(arg0, arg1);
+function wasm_bindgen__convert__closures_____invoke__h35cbb4436f50be59(arg0, arg1) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h35cbb4436f50be59(arg0, arg1);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h6fb0fc0a54f4ba76(arg0, arg1) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h6fb0fc0a54f4ba76(arg0, arg1);
+function wasm_bindgen__convert__closures_____invoke__h7e1ceed0ecd6fed2(arg0, arg1) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h7e1ceed0ecd6fed2(arg0, arg1);
 }
 
-function wasm_bindgen__convert__closures_____invoke__hf0568539b1bb5527(arg0, arg1) {
-    wasm.wasm_bindgen__convert__closures_____invoke__hf0568539b1bb5527(arg0, arg1);
+function wasm_bindgen__convert__closures_____invoke__hb116715db250d6fc(arg0, arg1) {
+    wasm.wasm_bindgen__convert__closures_____invoke__hb116715db250d6fc(arg0, arg1);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h17c33f7ed4592161(arg0, arg1) {
+function wasm_bindgen__convert__closures_____invoke__h5b39e9a9433cfd02(arg0, arg1) {
     let deferred1_0;
     let deferred1_1;
     try {
-        const ret = wasm.wasm_bindgen__convert__closures_____invoke__h17c33f7ed4592161(arg0, arg1);
+        const ret = wasm.wasm_bindgen__convert__closures_____invoke__h5b39e9a9433cfd02(arg0, arg1);
         deferred1_0 = ret[0];
         deferred1_1 = ret[1];
         return getStringFromWasm0(ret[0], ret[1]);
@@ -1144,24 +1156,24 @@ function wasm_bindgen__convert__closures_____invoke__h17c33f7ed4592161(arg0, arg
     }
 }
 
-function wasm_bindgen__convert__closures_____invoke__h89896d7c3b9609bf(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h89896d7c3b9609bf(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__ha7b6b559b8fc8a50(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__ha7b6b559b8fc8a50(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h149cef2cca060cb5(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h149cef2cca060cb5(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h5ffd7a948d898bbc(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h5ffd7a948d898bbc(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h185844ba03646740(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h185844ba03646740(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__haa657b9407417696(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__haa657b9407417696(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h149cef2cca060cb5_16(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h149cef2cca060cb5_16(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h5ffd7a948d898bbc_16(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h5ffd7a948d898bbc_16(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h185844ba03646740_17(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h185844ba03646740_17(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__haa657b9407417696_17(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__haa657b9407417696_17(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__h5cddc56ae7f8e60e(arg0, arg1, arg2) {

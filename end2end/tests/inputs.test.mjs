@@ -1,0 +1,69 @@
+// What an item carried, on its page: the demo's stages capture their inputs, so a failed
+// item's page shows the document it failed on, next to the error, with the callback's
+// token masked; the copy button copies it; and retrying from the page works.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../lib/server.mjs';
+import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+
+let server;
+let browser;
+before(async () => {
+  server = await startServer(['--demo-rate', '200']);
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test("a failed item's page shows its input, masked, beside its error, and retries", async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+  // The store's refusals are retried with success (an empty document fails again at once).
+  const failed = await eventually(async () => {
+    const r = await (await fetch(`${server.url}/api/v1/tasks?status=failed&limit=100`)).json();
+    return r.items.find((t) => t.error?.kind === 'StoreRejected');
+  }, 30_000, 'a write the store refused');
+  await page.goto(`${server.url}/tasks/${failed.id}`);
+  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+
+  const input = page.getByTestId('task-input').filter({ has: page.getByTestId('input-error') });
+  assert.equal(await input.count(), 1, 'the input the item failed on');
+  assert.equal(await input.getAttribute('data-stage'), 'store');
+  assert.match(await input.getByTestId('input-error').textContent(), /StoreRejected/);
+  const text = await input.locator('pre').textContent();
+  const doc = JSON.parse(text);
+  assert.match(doc.title, /\.txt §\d+$/);
+  assert.match(doc.callback.url, /^https:\/\/hooks\.example\.com\//);
+  assert.equal(doc.callback.token, '••••••', 'the token is masked');
+  assert.doesNotMatch(text, /whk_/);
+
+  await input.getByTestId('copy-input').click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), text);
+
+  await page.getByTestId('task-retry').click();
+  await eventually(async () => (await page.getByTestId('task-status').textContent()) !== 'failed', 10_000, 'the item back in the pipeline');
+  assert.deepEqual(errors, []);
+  await close();
+});
+
+test("an item no stage sampled says so", async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  const r = await (await fetch(`${server.url}/api/v1/tasks?status=completed&limit=200`)).json();
+  // One in a hundred is sampled: find one that was not.
+  let shown = false;
+  for (const t of r.items) {
+    const d = await (await fetch(`${server.url}/api/v1/tasks/${t.id}`)).json();
+    if (d.detail.visits.every((v) => !v.input)) {
+      await page.goto(`${server.url}/tasks/${t.id}`);
+      await page.getByTestId('no-input').waitFor();
+      assert.equal(await page.getByTestId('task-input').count(), 0);
+      shown = true;
+      break;
+    }
+  }
+  assert.ok(shown, 'every completed item was sampled');
+  assert.deepEqual(errors, []);
+  await close();
+});
