@@ -184,7 +184,7 @@ fn main() {
             let d = best(d);
             let rate = n as f64 / d.as_secs_f64();
             rows.push((name, rate));
-            println!("{name:<34} {:>12.0} items/s  ({:.3} s)", rate, d.as_secs_f64());
+            println!("{name:<40} {:>12.0} items/s  ({:.3} s)", rate, d.as_secs_f64());
             rate
         };
         let mut v = Vec::new();

@@ -121,10 +121,13 @@ impl Capture {
     }
 }
 
+/// Turns a stage's input into JSON (`None`: it would not serialize).
+type MakeJson<I> = Arc<dyn Fn(&I) -> Option<Value> + Send + Sync>;
+
 /// A stage's capture with the function that turns its input into JSON.
 pub(crate) struct Capturer<I> {
     pub(crate) config: Capture,
-    make: Arc<dyn Fn(&I) -> Option<Value> + Send + Sync>,
+    make: MakeJson<I>,
 }
 
 impl<I> Capturer<I> {
