@@ -67,3 +67,27 @@ test("an item no stage sampled says so", async () => {
   assert.deepEqual(errors, []);
   await close();
 });
+
+// The runtime's sample: a multiplicative hash of the id (runtime/src/capture.rs).
+const sampled = (id, fraction) =>
+  Number(((BigInt(id) * 0x9E3779B97F4A7C15n) & ((1n << 64n) - 1n)) >> 11n) < fraction * 2 ** 53;
+
+test("a sampled item's page shows what the pipeline made of it", async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  const id = await eventually(async () => {
+    const r = await (await fetch(`${server.url}/api/v1/tasks?status=completed&limit=1000`)).json();
+    return r.items.find((t) => t.stage === 3 && sampled(t.id, 0.01))?.id;
+  }, 30_000, 'a completed item in the 1% sample');
+  await page.goto(`${server.url}/tasks/${id}`);
+  const output = page.getByTestId('task-output');
+  await output.waitFor();
+  assert.equal(await output.getAttribute('data-stage'), 'store');
+  const [words, tokens] = JSON.parse(await output.locator('pre').textContent());
+  assert.ok(words > 0 && tokens > 0, `${words} words, ${tokens} tokens`);
+  // And its input at every stage it passed, the token masked.
+  const inputs = page.getByTestId('task-input');
+  assert.deepEqual(await inputs.evaluateAll((els) => els.map((e) => e.dataset.stage)), ['enrich', 'store']);
+  assert.doesNotMatch(await inputs.last().locator('pre').textContent(), /whk_/);
+  assert.deepEqual(errors, []);
+  await close();
+});

@@ -19,6 +19,10 @@ pub struct StageVisit {
     /// (`Stage::capture`): always for a failure, for a sample of the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Preview>,
+    /// What the stage made of it, when the stage captures outputs
+    /// (`Stage::capture_output`), for a sample of its items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Preview>,
 }
 
 /// An item's data as kept for its page: redacted, pretty-printed JSON, cut at the stage's

@@ -41,6 +41,8 @@ pub(crate) struct Extra {
     pub parents: Vec<ItemId>,
     /// What the item carried into the stage, when the stage captures inputs.
     pub input: Option<Preview>,
+    /// What the stage made of it, when the stage captures outputs.
+    pub output: Option<Preview>,
 }
 
 impl RawEvent {
@@ -65,6 +67,18 @@ impl RawEvent {
     pub(crate) fn with_input(mut self, input: Option<Preview>) -> Self {
         if input.is_some() {
             self.extra.get_or_insert_with(Default::default).input = input;
+        }
+        self
+    }
+
+    pub(crate) fn output(&self) -> Option<&Preview> {
+        self.extra.as_deref().and_then(|x| x.output.as_ref())
+    }
+
+    /// Attaches a captured output; `None` leaves the event as it was.
+    pub(crate) fn with_output(mut self, output: Option<Preview>) -> Self {
+        if output.is_some() {
+            self.extra.get_or_insert_with(Default::default).output = output;
         }
         self
     }

@@ -132,6 +132,8 @@ pub(crate) struct StageNode<I, O, T: TaskFn<I, O>> {
     failed: Mutex<FailedInputs<I>>,
     /// Previews of inputs for the item's page, when the stage asked for them.
     pub capture: Option<crate::capture::Capturer<I>>,
+    /// Previews of a sample of the outputs, when the stage asked for them.
+    pub capture_output: Option<crate::capture::Capturer<O>>,
     pub capacity: usize,
     pub last_dequeued_enqueue_us: AtomicU64,
 }
@@ -173,6 +175,7 @@ where
                 values: HashMap::new(),
             }),
             capture: stage.capture,
+            capture_output: stage.capture_output,
             capacity: stage.capacity,
             last_dequeued_enqueue_us: AtomicU64::new(0),
         })

@@ -98,6 +98,7 @@ pub struct Stage<I, O, T: TaskFn<I, O>> {
     pub(crate) classify: Classify<T::Error>,
     pub(crate) keep_failed: usize,
     pub(crate) capture: Option<Capturer<I>>,
+    pub(crate) capture_output: Option<Capturer<O>>,
     pub(crate) task: T,
     _types: PhantomData<fn(I) -> O>,
 }
@@ -136,6 +137,7 @@ impl<I, O, T: TaskFn<I, O>> Stage<I, O, T> {
             classify: Arc::new(move |_| kind.clone()),
             keep_failed: 10_000,
             capture: None,
+            capture_output: None,
             task,
             _types: PhantomData,
         }
@@ -201,6 +203,16 @@ impl<I, O, T: TaskFn<I, O>> Stage<I, O, T> {
         f: impl Fn(&I) -> P + Send + Sync + 'static,
     ) -> Self {
         self.capture = Some(Capturer::with(capture, f));
+        self
+    }
+}
+
+impl<I, O: serde::Serialize, T: TaskFn<I, O>> Stage<I, O, T> {
+    /// Keeps what the stage makes of a sample of its items ([`Capture::sample`]; outputs
+    /// have no failures), redacted and capped like inputs: typically on the last stage,
+    /// to see what the pipeline produced.
+    pub fn capture_output(mut self, capture: Capture) -> Self {
+        self.capture_output = Some(Capturer::serialized(capture));
         self
     }
 }

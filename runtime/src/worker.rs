@@ -570,6 +570,7 @@ where
                 }
             };
             let origin = Origin::Child(id);
+            let output = output_preview(&node.capture_output, child, &out, buf);
             if port
                 .send(child, out, target, origin, finished, buf, Some(slot))
                 .await
@@ -581,7 +582,8 @@ where
                     child_here
                         .event(EventKind::Completed, None, finished)
                         .last()
-                        .with_parents(vec![id]),
+                        .with_parents(vec![id])
+                        .with_output(output),
                 )
                 .await;
             }
@@ -596,10 +598,12 @@ where
     WorkerSlot::add(&slot.processed, 1);
     // Record the completion first, so the tracker sees the item leave this stage before it
     // shows up queued at the next one.
+    let output = output_preview(&node.capture_output, id, &out, buf);
     let mut completed = here
         .event(EventKind::Completed, Some(ItemStatus::Running), finished)
         .attempt(attempt, took)
-        .with_input(input);
+        .with_input(input)
+        .with_output(output);
     completed.last = target == Target::Out;
     buf.push(completed).await;
     match port
@@ -611,6 +615,20 @@ where
         Sent::Stage => {}
     }
     Ok(())
+}
+
+/// The preview of output `out` of item `id`, if the stage captures outputs, samples this
+/// item, and someone tracks it.
+fn output_preview<O>(
+    capture: &Option<crate::capture::Capturer<O>>,
+    id: ItemId,
+    out: &O,
+    buf: &EventBuf,
+) -> Option<flowdeck_protocol::Preview> {
+    match capture {
+        Some(c) if buf.on() && c.config.sampled(id) => c.preview(out),
+        _ => None,
+    }
 }
 
 /// How an attempt that succeeded went, and the item's input if the stage sampled it.

@@ -176,3 +176,28 @@ async fn a_failure_whose_input_was_let_go_says_it_cannot_be_retried() {
     assert_eq!(h.can_retry(second), Some(true));
     assert_eq!(h.can_retry(99), None, "not a retained failure");
 }
+
+#[tokio::test]
+async fn the_last_stages_outputs_are_captured_for_a_sample() {
+    let pipeline = Line::<Doc>::new("outputs")
+        .stage(
+            Stage::map(
+                "count",
+                |d: Doc, _cx| async move { Ok::<_, String>(d.n * 10) },
+            )
+            .capture_output(Capture::failures().sample(1.0)),
+        )
+        .build()
+        .unwrap();
+    let (items, _) = details(pipeline, 5).await;
+    let outputs: Vec<_> = items
+        .iter()
+        .map(|i| i.visits[0].output.as_ref().map(|p| p.text.clone()))
+        .collect();
+    let want: Vec<_> = (0..5).map(|n| Some((n * 10).to_string())).collect();
+    assert_eq!(outputs, want);
+    assert!(
+        items.iter().all(|i| i.visits[0].input.is_none()),
+        "outputs only"
+    );
+}

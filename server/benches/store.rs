@@ -137,6 +137,7 @@ fn item(id: u64) -> ItemDetail {
             finished_us: Some(id + 100),
             outcome: Some(status),
             input: None,
+            output: None,
         }],
         parents: if id % 2 == 1 { vec![id - 1] } else { vec![] },
         error: failed.then(|| flowdeck_protocol::ErrorInfo {

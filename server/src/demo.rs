@@ -206,7 +206,9 @@ pub fn start(rate: u32, latency: f64) -> PipelineHandle {
             .workers(2)
             .queue(64)
             .classify(DemoError::kind)
-            .capture(capture()),
+            .capture(capture())
+            // What the pipeline produced, for the same sample.
+            .capture_output(capture()),
         )
         .retention(100_000)
         .build();

@@ -55,6 +55,7 @@ fn item(id: u64) -> ItemDetail {
                 text: format!("{{\n  \"doc\": {id},\n  \"token\": \"••••••\"\n}}"),
                 bytes: 40,
             }),
+            output: None,
         }],
         parents: if id % 2 == 1 { vec![id - 1] } else { vec![] },
         error: failed.then(|| ErrorInfo {

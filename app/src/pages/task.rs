@@ -12,14 +12,20 @@ use crate::{format, live::fetch_task};
 /// Previews longer than this many lines start folded.
 const OPEN_LINES: usize = 12;
 
-/// What the item carried into each stage that captured it, the error beside the input
-/// that caused it, each with a copy button.
+/// What the item carried into each stage that captured it (and what came out of one that
+/// captures outputs), the error beside the input that caused it, each with a copy button.
 fn inputs(detail: &flowdeck_protocol::ItemDetail, stage: &impl Fn(u16) -> String) -> AnyView {
     let failed_at = (detail.status == ItemStatus::Failed).then_some(detail.stage);
     let kept: Vec<_> = detail
         .visits
         .iter()
-        .filter_map(|v| v.input.clone().map(|p| (v.stage, p)))
+        .flat_map(|v| {
+            [
+                v.input.clone().map(|p| (v.stage, false, p)),
+                v.output.clone().map(|p| (v.stage, true, p)),
+            ]
+        })
+        .flatten()
         .collect();
     if kept.is_empty() {
         return view! {
@@ -31,18 +37,21 @@ fn inputs(detail: &flowdeck_protocol::ItemDetail, stage: &impl Fn(u16) -> String
         .into_any();
     }
     kept.into_iter()
-        .map(|(at, p)| {
+        .map(|(at, output, p)| {
             let lines = p.text.lines().count();
             let size = if p.truncated() {
                 format!(" · the first {} of {} bytes", format::count(p.text.len() as u64), format::count(p.bytes))
             } else {
                 format!(" · {} bytes", format::count(p.bytes))
             };
-            let error = (failed_at == Some(at)).then(|| detail.error.clone()).flatten();
+            let error = (!output && failed_at == Some(at))
+                .then(|| detail.error.clone())
+                .flatten();
+            let heading = if output { format!("Out of {}", stage(at)) } else { format!("Into {}", stage(at)) };
             let text = p.text.clone();
             view! {
-                <div class="input" data-testid="task-input" data-stage=stage(at)>
-                    <h3>{format!("Into {}", stage(at))} <span class="muted">{size}</span></h3>
+                <div class="input" data-testid=if output { "task-output" } else { "task-input" } data-stage=stage(at)>
+                    <h3>{heading} <span class="muted">{size}</span></h3>
                     {error.map(|e| view! {
                         <p class="error-box" data-testid="input-error"><code>{e.kind}</code> " " {e.message}</p>
                     })}
@@ -214,7 +223,7 @@ pub(crate) fn Detail(d: TaskDetail) -> impl IntoView {
             <Columns names=["Stage", "Worker", "Attempts", "Waited", "Ran", "Outcome", "Timeline"]/>
             <tbody>{visits}</tbody>
         </table>
-        <h2>"Inputs"</h2>
+        <h2>"Data"</h2>
         {(retryable == Some(false)).then(|| view! {
             <p class="muted" data-testid="input-gone">
                 "It can no longer be retried: the stage where it failed keeps the inputs of its \

@@ -30,6 +30,13 @@ struct Visit {
     outcome: Option<ItemStatus>,
 }
 
+/// A captured preview: a stage's input, or its output.
+struct Kept {
+    stage: StageIndex,
+    output: bool,
+    preview: Preview,
+}
+
 struct Retry {
     stage: StageIndex,
     worker: u16,
@@ -55,9 +62,10 @@ pub(crate) struct ItemRecord {
     annotations: Option<Box<Vec<(String, Value)>>>,
     #[allow(clippy::box_collection)]
     retries: Option<Box<Vec<Retry>>>,
-    /// Captured inputs by stage (`Stage::capture`), the newest per stage.
+    /// Captured inputs and outputs by stage (`Stage::capture`, `Stage::capture_output`),
+    /// the newest of each per stage.
     #[allow(clippy::box_collection)]
-    inputs: Option<Box<Vec<(StageIndex, Preview)>>>,
+    inputs: Option<Box<Vec<Kept>>>,
 }
 
 impl ItemRecord {
@@ -81,25 +89,41 @@ impl ItemRecord {
     fn input_bytes(&self) -> usize {
         self.inputs
             .as_deref()
-            .map_or(0, |v| v.iter().map(|(_, p)| p.text.len()).sum())
+            .map_or(0, |v| v.iter().map(|k| k.preview.text.len()).sum())
     }
 
-    /// Keeps a captured input (replacing the stage's earlier one, as after a manual
-    /// retry); returns the change in bytes kept.
-    fn keep_input(&mut self, stage: StageIndex, p: Preview) -> isize {
-        let add = p.text.len() as isize;
+    /// Keeps a captured input or output (replacing the stage's earlier one, as after a
+    /// manual retry); returns the change in bytes kept.
+    fn keep_input(&mut self, stage: StageIndex, output: bool, preview: Preview) -> isize {
+        let add = preview.text.len() as isize;
         let inputs = self.inputs.get_or_insert_with(Default::default);
-        match inputs.iter_mut().find(|(s, _)| *s == stage) {
+        match inputs
+            .iter_mut()
+            .find(|k| k.stage == stage && k.output == output)
+        {
             Some(slot) => {
-                let old = slot.1.text.len() as isize;
-                slot.1 = p;
+                let old = slot.preview.text.len() as isize;
+                slot.preview = preview;
                 add - old
             }
             None => {
-                inputs.push((stage, p));
+                inputs.push(Kept {
+                    stage,
+                    output,
+                    preview,
+                });
                 add
             }
         }
+    }
+
+    /// The kept input (or output) of a stage.
+    fn kept(&self, stage: StageIndex, output: bool) -> Option<Preview> {
+        self.inputs.as_deref().and_then(|v| {
+            v.iter()
+                .find(|k| k.stage == stage && k.output == output)
+                .map(|k| k.preview.clone())
+        })
     }
 
     fn visit(&mut self, stage: StageIndex, at_us: u64) -> &mut Visit {
@@ -336,12 +360,8 @@ impl ItemRecord {
                     started_us: (v.started_us > 0).then_some(v.started_us),
                     finished_us: (v.finished_us > 0).then_some(v.finished_us),
                     outcome: v.outcome,
-                    input: self.inputs.as_deref().and_then(|inputs| {
-                        inputs
-                            .iter()
-                            .find(|(s, _)| *s == v.stage)
-                            .map(|(_, p)| p.clone())
-                    }),
+                    input: self.kept(v.stage, false),
+                    output: self.kept(v.stage, true),
                 })
                 .collect(),
             parents: self.parents.clone(),
@@ -442,11 +462,14 @@ impl Ring {
                 *slot = Some(r);
             }
         }
-        if let (Some(p), Some(r)) = (e.input(), self.slots[i].as_mut()) {
+        for (p, output) in [(e.input(), false), (e.output(), true)] {
+            let (Some(p), Some(r)) = (p, self.slots[i].as_mut()) else {
+                continue;
+            };
             if self.input_bytes + p.text.len() > self.input_budget {
                 self.inputs_dropped += 1;
             } else {
-                let change = r.keep_input(e.stage, p.clone());
+                let change = r.keep_input(e.stage, output, p.clone());
                 self.input_bytes = self.input_bytes.saturating_add_signed(change);
             }
         }
