@@ -16,6 +16,10 @@ async fn get_json(url: String) -> Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
+async fn get_text(url: String) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_degrades_the_store_on_the_dashboard_and_the_run_goes_on() {
     let db = tempfile::tempdir().unwrap();
@@ -43,12 +47,7 @@ async fn a_full_disk_degrades_the_store_on_the_dashboard_and_the_run_goes_on() {
     // Before the disk fills: healthy, and no badge.
     let status = get_json(format!("{base}/api/v1/store")).await;
     assert_eq!(status["degraded"], false, "{status}");
-    let page = reqwest::get(format!("{base}/"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(format!("{base}/")).await;
     assert!(
         !page.contains("store-degraded"),
         "a badge on a healthy store"
@@ -78,22 +77,12 @@ async fn a_full_disk_degrades_the_store_on_the_dashboard_and_the_run_goes_on() {
     assert_eq!(status["degraded"], true, "{status}");
     let problem = status["problem"].as_str().unwrap_or_default().to_owned();
     assert!(problem.contains("full"), "{problem}");
-    let page = reqwest::get(format!("{base}/"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(format!("{base}/")).await;
     assert!(
         page.contains(r#"data-testid="store-degraded""#),
         "no badge on the page"
     );
-    let runs = reqwest::get(format!("{base}/runs"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let runs = get_text(format!("{base}/runs")).await;
     assert!(runs.contains("degraded"), "the Runs page does not say so");
 
     // Every item still goes through: none is lost to the store's trouble.
