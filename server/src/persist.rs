@@ -56,13 +56,38 @@ pub(crate) fn record(
         stages: pipeline.stage_names().to_vec(),
         edges: snapshot.edges.clone(),
     });
-    // The run is listed from the first request on: its record is committed now, not at
-    // the writer's next window (a few milliseconds, once, at startup).
-    store.flush();
-    pipeline.tracker().set_sink(Arc::new(Sink {
+    let sink = Sink {
+        store: store.clone(),
+        run,
+    };
+    let tracker = pipeline.tracker();
+    tracker.set_sink(Arc::new(Sink {
         store: store.clone(),
         run,
     }));
+    // The pipeline may have started before the dashboard did: what finished before the
+    // sink was set is kept now, from the tracker's retention (an item that also reached
+    // the sink is written twice, which the store's upsert makes harmless).
+    for status in [
+        ItemStatus::Failed,
+        ItemStatus::Completed,
+        ItemStatus::Cancelled,
+    ] {
+        let ids: Vec<_> = tracker
+            .items(Some(status), None, usize::MAX)
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        let details: Vec<_> = ids.into_iter().filter_map(|id| tracker.item(id)).collect();
+        if sink.wants(status) {
+            sink.finished(details);
+        } else {
+            sink.skipped(details.len() as u64);
+        }
+    }
+    // The run is listed from the first request on: its record is committed now, not at
+    // the writer's next window (a few milliseconds, once, at startup).
+    store.flush();
     tokio::spawn(follow_run(
         store.clone(),
         pipeline.clone(),

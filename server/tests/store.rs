@@ -98,3 +98,39 @@ async fn a_full_disk_degrades_the_store_on_the_dashboard_and_the_run_goes_on() {
         "items went missing"
     );
 }
+
+/// A pipeline that ran before its dashboard (and its store) started: what had finished by
+/// then is kept too, not only what finishes after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_that_finished_before_the_dashboard_started_are_kept() {
+    let db = tempfile::tempdir().unwrap();
+    let running = pipeline(1_000);
+    let handle = running.handle.clone();
+    let outputs = running.outputs;
+    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
+    running.input.send_all(0..300).await;
+    drop(running.input);
+    handle.wait().await;
+    let totals = handle.snapshot().totals;
+    let finished = totals.completed + totals.failed + totals.cancelled;
+    assert_eq!(finished, 300);
+
+    let config = Config {
+        store: Some(flowdeck_store::StoreConfig::new(db.path().join("runs.db"))),
+        ..Config::default()
+    };
+    let for_state = handle.clone();
+    let base = serve_state(
+        move |c| {
+            Dashboard::new(c.clone())
+                .state(for_state)
+                .expect("the store opens")
+        },
+        config,
+    )
+    .await;
+    let page = get_json(format!("{base}/api/v1/runs/1/tasks?limit=1")).await;
+    assert_eq!(page["total"], finished, "{page}");
+    let failed = get_json(format!("{base}/api/v1/runs/1/tasks?status=failed&limit=1")).await;
+    assert_eq!(failed["total"], totals.failed, "{failed}");
+}

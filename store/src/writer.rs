@@ -59,28 +59,11 @@ pub(crate) fn spawn(
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("flowdeck-store".into())
-        .spawn(move || {
-            lower_priority();
-            run(conn, rx, config, stats, shed)
-        })
+        .spawn(move || run(conn, rx, config, stats, shed))
         .map_err(|e| StoreError::Open {
             path: "the run store's writer".into(),
             reason: e.to_string(),
         })
-}
-
-/// The writer gives way to the pipeline: at the lowest priority (the highest nice value, on
-/// Linux a thread's own), it gets what CPU the pipeline leaves, and when that is not
-/// enough the queue fills and completed items are shed and counted, as documented, rather
-/// than the pipeline losing a core to SQLite. Failure (a sandbox that forbids it) leaves
-/// the thread as it was.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) =
-        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
-    {
-        tracing::debug!("the run store's writer keeps its priority: {e:?}");
-    }
 }
 
 /// How often retention looks for something to delete.
@@ -127,7 +110,9 @@ fn run(
         let carries_data = batch
             .iter()
             .any(|w| !matches!(w, Write::Flush(_) | Write::Stop));
+        let began = Instant::now();
         let outcome = write_batch(&mut conn, batch, &mut flushes, &mut stop, &stats, &shed);
+        let took = began.elapsed();
         match outcome {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -155,8 +140,18 @@ fn run(
         if stop {
             return;
         }
+        // Behind (completed items are being shed): rest three times as long as the commit
+        // took, so the writer takes at most a quarter of a core and the pipeline keeps the
+        // rest. What it does not write is counted as not kept; commits come at most
+        // 400 ms apart meanwhile.
+        if rx.len() >= config.queue.max(16) / 2 {
+            std::thread::sleep((took * 3).min(MAX_REST));
+        }
     }
 }
+
+/// The longest the writer rests after a commit when it is behind.
+const MAX_REST: Duration = Duration::from_millis(300);
 
 /// Whether a write is a record the store must not lose (a run's start, progress and end,
 /// the audit log), as opposed to the bulk (items, metrics, logs).
