@@ -77,10 +77,13 @@ fn state_with(
     store: Option<flowdeck_store::Store>,
 ) -> AppState {
     let metrics = sample(config.metrics.clone(), pipeline.clone());
-    let store = store.map(|store| {
-        let run = persist::record(&store, &pipeline, &metrics, &config.logs);
-        (store, run)
-    });
+    let (store, recorded) = match store {
+        Some(store) => {
+            let (run, recorded) = persist::record(&store, &pipeline, &metrics, &config.logs);
+            (Some((store, run)), Some(recorded))
+        }
+        None => (None, None),
+    };
     AppState {
         leptos: leptos_options(config.addr),
         hub: Hub::start(pipeline, config.refresh, config.stream_log),
@@ -100,6 +103,7 @@ fn state_with(
         pages,
         branding: Arc::new(config.branding.clone()),
         store,
+        recorded,
     }
 }
 

@@ -41,14 +41,15 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// How often captured logs are looked at for warnings to keep.
 const LOGS_EVERY: Duration = Duration::from_secs(2);
 
-/// Starts recording `pipeline`'s run; returns its id in the store. The tasks it spawns end
-/// with the run (logs and metrics go on while the dashboard serves).
+/// Starts recording `pipeline`'s run; returns its id in the store, and a flag that turns
+/// true once the run's end is committed. The tasks it spawns end with the run (logs and
+/// metrics go on while the dashboard serves).
 pub(crate) fn record(
     store: &Store,
     pipeline: &PipelineHandle,
     metrics: &MetricsStore,
     logs: &LogBuffer,
-) -> RunId {
+) -> (RunId, tokio::sync::watch::Receiver<bool>) {
     let snapshot = pipeline.snapshot();
     let run = store.begin_run(RunStart {
         pipeline: pipeline.name().to_owned(),
@@ -88,15 +89,17 @@ pub(crate) fn record(
     // The run is listed from the first request on: its record is committed now, not at
     // the writer's next window (a few milliseconds, once, at startup).
     store.flush();
+    let (ended, recorded) = tokio::sync::watch::channel(false);
     tokio::spawn(follow_run(
         store.clone(),
         pipeline.clone(),
         metrics.clone(),
         run,
+        ended,
     ));
     tokio::spawn(keep_metrics(store.clone(), metrics.clone()));
     tokio::spawn(keep_warnings(store.clone(), logs.clone()));
-    run
+    (run, recorded)
 }
 
 fn now_ms() -> u64 {
@@ -106,7 +109,13 @@ fn now_ms() -> u64 {
 }
 
 /// Writes the run's snapshot every few seconds, and its end.
-async fn follow_run(store: Store, pipeline: PipelineHandle, metrics: MetricsStore, run: RunId) {
+async fn follow_run(
+    store: Store,
+    pipeline: PipelineHandle,
+    metrics: MetricsStore,
+    run: RunId,
+    ended: tokio::sync::watch::Sender<bool>,
+) {
     let mut every = tokio::time::interval(PROGRESS_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let done = pipeline.wait();
@@ -131,6 +140,7 @@ async fn follow_run(store: Store, pipeline: PipelineHandle, metrics: MetricsStor
         store2.flush();
     })
     .await;
+    ended.send_replace(true);
 }
 
 /// How often the minute under way is written (again): a run's metrics are in the store

@@ -190,6 +190,7 @@ async fn serve_here(
     };
     install_defaults(&config, &console);
     let state = state_with(&config, pages, pipeline.clone(), store);
+    let recorded = state.recorded.clone().map(|r| (r, pipeline.clone()));
     let app = router(state.clone());
     let url = format!("http://{addr}");
     console.line(&console::banner(&url, &pipeline.snapshot(), signals));
@@ -218,10 +219,23 @@ async fn serve_here(
     )
     .with_graceful_shutdown(stop)
     .await;
+    // A pipeline that finished (drained by a signal, or ended) has its end written before
+    // the process goes, so the next start lists the run as finished, not interrupted.
+    if let Some((mut recorded, pipeline)) = recorded {
+        if matches!(
+            pipeline.snapshot().state,
+            flowdeck_protocol::PipelineState::Finished | flowdeck_protocol::PipelineState::Aborted
+        ) {
+            let _ = tokio::time::timeout(RECORD_WAIT, recorded.wait_for(|done| *done)).await;
+        }
+    }
     // Flushes what the console still holds.
     drop(guard);
     served
 }
+
+/// The longest a stopping server waits for its run's end to reach the store.
+const RECORD_WAIT: Duration = Duration::from_secs(5);
 
 /// Opens the run store the config names, if it names one.
 pub(crate) fn open_store(

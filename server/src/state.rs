@@ -38,6 +38,10 @@ pub struct AppState {
     pub branding: Arc<crate::branding::Branding>,
     /// The run store and the live run's id in it; `None` when runs are kept in memory only.
     pub store: Option<(flowdeck_store::Store, flowdeck_store::RunId)>,
+    /// Becomes true once the live run's end is in the store: a server that stops after its
+    /// pipeline finished waits for it, or the restarted dashboard would call the run
+    /// interrupted.
+    pub recorded: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
