@@ -16,6 +16,19 @@ async fn get_json(url: String) -> Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
+/// Serves `handle` with the dashboard's full state, the run store `config` names included.
+async fn serve_with_store(handle: flowdeck_runtime::PipelineHandle, config: Config) -> String {
+    serve_state(
+        move |c| {
+            Dashboard::new(c.clone())
+                .state(handle)
+                .expect("the store opens")
+        },
+        config,
+    )
+    .await
+}
+
 async fn get_text(url: String) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }
@@ -33,16 +46,7 @@ async fn a_full_disk_degrades_the_store_on_the_dashboard_and_the_run_goes_on() {
     };
     let running = pipeline(1_000);
     let handle = running.handle.clone();
-    let for_state = handle.clone();
-    let base = serve_state(
-        move |c| {
-            Dashboard::new(c.clone())
-                .state(for_state)
-                .expect("the store opens")
-        },
-        config,
-    )
-    .await;
+    let base = serve_with_store(handle.clone(), config).await;
 
     // Before the disk fills: healthy, and no badge.
     let status = get_json(format!("{base}/api/v1/store")).await;
@@ -119,16 +123,7 @@ async fn items_that_finished_before_the_dashboard_started_are_kept() {
         store: Some(flowdeck_store::StoreConfig::new(db.path().join("runs.db"))),
         ..Config::default()
     };
-    let for_state = handle.clone();
-    let base = serve_state(
-        move |c| {
-            Dashboard::new(c.clone())
-                .state(for_state)
-                .expect("the store opens")
-        },
-        config,
-    )
-    .await;
+    let base = serve_with_store(handle.clone(), config).await;
     let page = get_json(format!("{base}/api/v1/runs/1/tasks?limit=1")).await;
     assert_eq!(page["total"], finished, "{page}");
     let failed = get_json(format!("{base}/api/v1/runs/1/tasks?status=failed&limit=1")).await;
