@@ -47,6 +47,7 @@ mod retry;
 mod snapshot;
 mod stage;
 mod tracker;
+pub mod warnings;
 mod worker;
 
 pub use capture::{Capture, DEFAULT_MASK, MASKED};
