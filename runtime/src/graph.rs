@@ -260,6 +260,23 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         self
     }
 
+    /// The health warnings' rules and thresholds (on by default with
+    /// [`crate::warnings::Thresholds::default`]); `None` turns them off.
+    pub fn warnings(&mut self, t: Option<crate::warnings::Thresholds>) -> &mut Self {
+        self.options.warnings = t;
+        self
+    }
+
+    /// Calls `f` once when a health warning fires and once when it clears: for paging
+    /// someone. A panic in `f` is logged and costs nothing else.
+    pub fn on_warning(
+        &mut self,
+        f: impl Fn(&crate::warnings::Change) + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.options.on_warning.push(Box::new(f));
+        self
+    }
+
     /// Checks the graph and makes it a pipeline, ready to start.
     pub fn build(self) -> Result<Pipeline<In, Out>, BuildError> {
         self.validate()?;
@@ -433,6 +450,21 @@ impl<In: Send + 'static, Cur: Send + 'static> Line<In, Cur> {
     /// See [`Graph::monitor`].
     pub fn monitor(mut self, d: impl Monitor, interval: Duration) -> Self {
         self.graph.monitor(d, interval);
+        self
+    }
+
+    /// See [`Graph::warnings`].
+    pub fn warnings(mut self, t: Option<crate::warnings::Thresholds>) -> Self {
+        self.graph.warnings(t);
+        self
+    }
+
+    /// See [`Graph::on_warning`].
+    pub fn on_warning(
+        mut self,
+        f: impl Fn(&crate::warnings::Change) + Send + Sync + 'static,
+    ) -> Self {
+        self.graph.on_warning(f);
         self
     }
 

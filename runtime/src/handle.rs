@@ -189,6 +189,18 @@ impl PipelineHandle {
         }
     }
 
+    /// The health warnings firing now and those that cleared (newest first); both empty
+    /// when warnings are off.
+    pub fn warnings(&self) -> (Vec<crate::warnings::Warning>, Vec<crate::warnings::Warning>) {
+        match &self.shared.health {
+            Some(engine) => {
+                let e = engine.lock();
+                (e.current(), e.recent())
+            }
+            None => (Vec::new(), Vec::new()),
+        }
+    }
+
     /// Whether failed item `item` can be retried: the stage where it failed still keeps its
     /// input (`Stage::keep_failed`). `None` when the item is not a retained failure.
     pub fn can_retry(&self, item: ItemId) -> Option<bool> {

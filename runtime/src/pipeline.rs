@@ -70,6 +70,9 @@ pub(crate) struct Options {
     pub retention: usize,
     pub callbacks: Vec<(Option<EventKind>, Callback)>,
     pub monitors: Vec<(Box<dyn Monitor>, Duration)>,
+    /// The health warnings' thresholds; `None` turns them off.
+    pub warnings: Option<crate::warnings::Thresholds>,
+    pub on_warning: Vec<crate::warnings::WarningCallback>,
 }
 
 impl Default for Options {
@@ -79,6 +82,8 @@ impl Default for Options {
             retention: 100_000,
             callbacks: Vec::new(),
             monitors: Vec::new(),
+            warnings: Some(Default::default()),
+            on_warning: Vec::new(),
         }
     }
 }
@@ -278,6 +283,7 @@ pub(crate) struct Shared {
     pub state: watch::Sender<PipelineState>,
     pub rates: Mutex<Rates>,
     pub expected: Mutex<Option<u64>>,
+    pub health: Option<Arc<parking_lot::Mutex<crate::warnings::Engine>>>,
 }
 
 impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
@@ -355,6 +361,10 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         });
         let close_source = source.clone();
         let (state, _) = watch::channel(PipelineState::Running);
+        let health = options.warnings.map(|t| crate::warnings::Health {
+            engine: Arc::new(parking_lot::Mutex::new(crate::warnings::Engine::new(t))),
+            callbacks: options.on_warning,
+        });
         let shared = Arc::new(Shared {
             name,
             stage_names,
@@ -367,6 +377,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             state,
             rates: Mutex::new(Rates::default()),
             expected: Mutex::new(None),
+            health: health.as_ref().map(|h| h.engine.clone()),
         });
         let handle = PipelineHandle::new(shared.clone());
 
@@ -406,6 +417,13 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
 
         for (monitor, every) in options.monitors {
             tokio::spawn(crate::snapshot::drive(monitor, every, handle.clone()));
+        }
+        if let Some(health) = health {
+            tokio::spawn(crate::snapshot::drive(
+                Box::new(health),
+                Duration::from_secs(1),
+                handle.clone(),
+            ));
         }
 
         Running {

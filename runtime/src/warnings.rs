@@ -11,9 +11,62 @@
 //! false "blocking" flags) is that a warning that fires when nothing is wrong teaches
 //! users to ignore all of them: every rule here waits, and asks for a clear signal.
 
-use std::collections::{HashMap, VecDeque};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
 use flowdeck_protocol::{ItemId, PipelineState, Snapshot, WorkerState};
+use parking_lot::Mutex;
+
+/// A user's `on_warning`: called once when a warning fires and once when it clears.
+pub(crate) type WarningCallback = Box<dyn Fn(&Change) + Send + Sync>;
+
+/// The engine run on the pipeline's snapshots (a built-in [`crate::Monitor`], once a
+/// second): it logs each firing at WARN and each clearing at INFO, once, calls the
+/// `on_warning` callbacks, and leaves the state where [`crate::PipelineHandle::warnings`]
+/// reads it.
+pub(crate) struct Health {
+    pub engine: Arc<Mutex<Engine>>,
+    pub callbacks: Vec<WarningCallback>,
+}
+
+impl Health {
+    fn check(&mut self, snap: &Snapshot) {
+        let changes = self.engine.lock().observe(snap.uptime_ms, snap);
+        for c in &changes {
+            match c {
+                Change::Fired(w) => tracing::warn!(
+                    rule = w.rule.name(),
+                    stage = w.stage.as_deref().unwrap_or(""),
+                    "{}",
+                    w.message
+                ),
+                Change::Cleared(w) => tracing::info!(
+                    rule = w.rule.name(),
+                    stage = w.stage.as_deref().unwrap_or(""),
+                    "cleared: {}",
+                    w.message
+                ),
+            }
+            for f in &self.callbacks {
+                if let Err(m) = crate::guard::call(|| f(c)) {
+                    tracing::error!("an on_warning callback panicked: {m}");
+                }
+            }
+        }
+    }
+}
+
+impl crate::Monitor for Health {
+    fn on_update(&mut self, snapshot: &Snapshot) {
+        self.check(snapshot);
+    }
+
+    fn on_finish(&mut self, snapshot: &Snapshot) {
+        self.check(snapshot);
+    }
+}
 
 /// The rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -453,11 +506,12 @@ impl Engine {
             c.warning.message = finding.message;
             c.warning.items = finding.items;
             c.warning.last_seen_ms = at_ms;
-            // Lost items are a verdict on a finished run: nothing to wait for.
-            let grace = if key.0 == Rule::LostItems {
-                0
-            } else {
-                t.grace_ms
+            let grace = match key.0 {
+                // A verdict on a finished run: nothing to wait for.
+                Rule::LostItems => 0,
+                // A user's pause is not a fault: only a long one is.
+                Rule::StarvedStage => t.starved_ms,
+                _ => t.grace_ms,
             };
             if !c.firing && at_ms.saturating_sub(c.since_ms) >= grace {
                 c.firing = true;
@@ -543,9 +597,10 @@ mod tests {
         assert!(e.observe(0, &snap(vec![s.clone()])).is_empty());
         assert!(e.observe(5_000, &snap(vec![stage("enrich")])).is_empty());
         assert!(e.current().is_empty());
-        // Held past the grace: it fires, once, naming the stage and why.
+        // Held past its 30 s: it fires, once, naming the stage and why.
         assert!(e.observe(10_000, &snap(vec![s.clone()])).is_empty());
-        let c = e.observe(20_000, &snap(vec![s.clone()]));
+        assert!(e.observe(30_000, &snap(vec![s.clone()])).is_empty());
+        let c = e.observe(40_000, &snap(vec![s.clone()]));
         assert_eq!(fired(&c), [(Rule::StarvedStage, Some("enrich".into()))]);
         assert!(
             e.current()[0].message.contains("40 items queued"),
@@ -554,13 +609,13 @@ mod tests {
         );
         assert!(e.current()[0].message.contains("paused"));
         assert!(
-            e.observe(25_000, &snap(vec![s.clone()])).is_empty(),
+            e.observe(45_000, &snap(vec![s.clone()])).is_empty(),
             "not again"
         );
         // Resumed: it clears only once it has been gone for the clear period.
-        assert!(e.observe(30_000, &snap(vec![stage("enrich")])).is_empty());
-        let c = e.observe(60_000, &snap(vec![stage("enrich")]));
-        assert!(matches!(&c[..], [Change::Cleared(w)] if w.cleared_ms == Some(60_000)));
+        assert!(e.observe(50_000, &snap(vec![stage("enrich")])).is_empty());
+        let c = e.observe(80_000, &snap(vec![stage("enrich")]));
+        assert!(matches!(&c[..], [Change::Cleared(w)] if w.cleared_ms == Some(80_000)));
         assert!(e.current().is_empty());
         assert_eq!(e.recent()[0].first_seen_ms, 10_000);
     }
