@@ -18,6 +18,7 @@ pub mod runs;
 mod snapshot;
 pub mod sources;
 pub mod stream;
+mod warning;
 
 pub use audit::AuditEntry;
 pub use event::{ErrorInfo, Event, EventKind, ItemStatus, Value};
@@ -27,7 +28,9 @@ pub use item::{
 };
 pub use snapshot::{
     Edge, Latency, PipelineState, Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState,
+    HELD_BACK, SATURATED,
 };
+pub use warning::{Rule, Warning};
 
 /// An item's id: unique within one pipeline run, allocated in increasing order.
 pub type ItemId = u64;

@@ -165,6 +165,10 @@ pub struct Snapshot {
     pub expected: Option<u64>,
     /// Estimated time to finish, when `expected` is known and work is moving.
     pub eta_ms: Option<u64>,
+    /// The health warnings firing now, then those that cleared in the last few minutes
+    /// (newest first), so that a page shows a warning going away, not just vanishing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<crate::Warning>,
 }
 
 impl Snapshot {

@@ -201,6 +201,37 @@ impl PipelineHandle {
         }
     }
 
+    /// The health warnings' rules and thresholds; `None` when warnings are off.
+    pub fn warning_thresholds(&self) -> Option<crate::warnings::Thresholds> {
+        self.shared
+            .health
+            .as_ref()
+            .map(|e| e.lock().thresholds().clone())
+    }
+
+    /// Changes the health warnings' rules and thresholds while the pipeline runs (a
+    /// dashboard applies its config file's `[warnings]` this way). Warnings of a rule now
+    /// disabled clear at once. An error when warnings were turned off at build time or
+    /// the numbers make no sense.
+    pub fn set_warning_thresholds(&self, t: crate::warnings::Thresholds) -> Result<(), String> {
+        t.validate()?;
+        let engine = self
+            .shared
+            .health
+            .as_ref()
+            .ok_or("health warnings were turned off when the pipeline was built")?;
+        for c in engine.lock().set_thresholds(t) {
+            if let crate::warnings::Change::Cleared(w) = c {
+                tracing::info!(
+                    rule = w.rule.name(),
+                    "cleared (rule disabled): {}",
+                    w.message
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Whether failed item `item` can be retried: the stage where it failed still keeps its
     /// input (`Stage::keep_failed`). `None` when the item is not a retained failure.
     pub fn can_retry(&self, item: ItemId) -> Option<bool> {

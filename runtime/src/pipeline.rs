@@ -419,11 +419,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             tokio::spawn(crate::snapshot::drive(monitor, every, handle.clone()));
         }
         if let Some(health) = health {
-            tokio::spawn(crate::snapshot::drive(
-                Box::new(health),
-                Duration::from_secs(1),
-                handle.clone(),
-            ));
+            tokio::spawn(health.watch(handle.clone()));
         }
 
         Running {

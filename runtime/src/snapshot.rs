@@ -195,6 +195,11 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
         edges: shared.edges.clone(),
         expected,
         eta_ms,
+        warnings: shared
+            .health
+            .as_ref()
+            .map(|e| e.lock().shown())
+            .unwrap_or_default(),
     }
 }
 

@@ -1,6 +1,5 @@
-//! Health warnings that name the culprit (#17, first part: the engine and the
-//! snapshot-based rules; the dashboard, API, Prometheus gauge, log line and callbacks come
-//! next).
+//! Health warnings that name the culprit: the rules, and the monitor that runs them on a
+//! pipeline once a second.
 //!
 //! The engine is fed a snapshot at a time with the time it was taken, and keeps no clock
 //! of its own, so tests drive it with made-up times and take no wall time. Each rule finds
@@ -10,30 +9,71 @@
 //! The peers' lesson (Ray's "cannot be scheduled" with free resources, tokio-console's
 //! false "blocking" flags) is that a warning that fires when nothing is wrong teaches
 //! users to ignore all of them: every rule here waits, and asks for a clear signal.
+//! docs/warnings.md lists each rule with its threshold and the reason for it.
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
 };
 
-use flowdeck_protocol::{ItemId, PipelineState, Snapshot, WorkerState};
+use flowdeck_protocol::{ItemId, PipelineState, Snapshot, WorkerState, HELD_BACK};
+pub use flowdeck_protocol::{Rule, Warning};
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::PipelineHandle;
 
 /// A user's `on_warning`: called once when a warning fires and once when it clears.
 pub(crate) type WarningCallback = Box<dyn Fn(&Change) + Send + Sync>;
 
-/// The engine run on the pipeline's snapshots (a built-in [`crate::Monitor`], once a
-/// second): it logs each firing at WARN and each clearing at INFO, once, calls the
-/// `on_warning` callbacks, and leaves the state where [`crate::PipelineHandle::warnings`]
-/// reads it.
+/// The engine run on the pipeline's snapshots once a second: it logs each firing at WARN
+/// and each clearing at INFO, once, calls the `on_warning` callbacks, and leaves the state
+/// where [`crate::PipelineHandle::warnings`] and the snapshots read it.
 pub(crate) struct Health {
     pub engine: Arc<Mutex<Engine>>,
     pub callbacks: Vec<WarningCallback>,
 }
 
+/// How often the health monitor checks, and how often the probe measures the runtime's
+/// scheduling delay (a sleep that wakes late was ready and not run).
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+
 impl Health {
-    fn check(&mut self, snap: &Snapshot) {
-        let changes = self.engine.lock().observe(snap.uptime_ms, snap);
+    /// Checks the pipeline every second until it ends, then once more on its last state.
+    /// Times come from tokio's clock, so a test with paused time runs the rules in no
+    /// wall time.
+    pub(crate) async fn watch(mut self, handle: PipelineHandle) {
+        let start = tokio::time::Instant::now();
+        let late = Arc::new(AtomicU64::new(0));
+        let probe = tokio::spawn(probe(late.clone()));
+        let mut tick = tokio::time::interval(CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let done = handle.wait();
+        tokio::pin!(done);
+        loop {
+            tokio::select! {
+                _ = &mut done => break,
+                _ = tick.tick() => {}
+            }
+            self.check(&handle, start, late.swap(0, Ordering::Relaxed));
+        }
+        probe.abort();
+        self.check(&handle, start, late.swap(0, Ordering::Relaxed));
+    }
+
+    fn check(&mut self, handle: &PipelineHandle, start: tokio::time::Instant, late_ms: u64) {
+        let snap = handle.snapshot();
+        let signals = Signals {
+            late_ms,
+            failures_by_kind: handle.tracker().errors_by_kind(),
+        };
+        let at_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let changes = self.engine.lock().observe(at_ms, &snap, &signals);
         for c in &changes {
             match c {
                 Change::Fired(w) => tracing::warn!(
@@ -58,61 +98,40 @@ impl Health {
     }
 }
 
-impl crate::Monitor for Health {
-    fn on_update(&mut self, snapshot: &Snapshot) {
-        self.check(snapshot);
-    }
-
-    fn on_finish(&mut self, snapshot: &Snapshot) {
-        self.check(snapshot);
-    }
-}
-
-/// The rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Rule {
-    /// An item in flight far longer than its stage's p99.
-    StuckItem,
-    /// A worker busy on one item with no completion for a long window while its queue
-    /// waits.
-    StalledWorker,
-    /// Work queued at a stage that nothing takes: all its workers paused, or none left.
-    StarvedStage,
-    /// More retries than successes at a stage.
-    RetryStorm,
-    /// A queue that keeps growing because items arrive faster than they are served.
-    GrowingQueue,
-    /// After the run ends, items that are neither completed, failed nor cancelled.
-    LostItems,
-}
-
-impl Rule {
-    pub const ALL: [Rule; 6] = [
-        Rule::StuckItem,
-        Rule::StalledWorker,
-        Rule::StarvedStage,
-        Rule::RetryStorm,
-        Rule::GrowingQueue,
-        Rule::LostItems,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Rule::StuckItem => "stuck_item",
-            Rule::StalledWorker => "stalled_worker",
-            Rule::StarvedStage => "starved_stage",
-            Rule::RetryStorm => "retry_storm",
-            Rule::GrowingQueue => "growing_queue",
-            Rule::LostItems => "lost_items",
-        }
+/// Measures how late the runtime runs a task that is ready: it sleeps [`PROBE_EVERY`] and
+/// keeps the worst overshoot until the monitor takes it. A thread blocked by a task (a
+/// blocking call, heavy CPU without `spawn_blocking`) shows here as a late wake-up. This
+/// needs no `tokio_unstable` build, where tokio's scheduling-delay metrics (and
+/// tokio-metrics' runtime monitor) do.
+async fn probe(late: Arc<AtomicU64>) {
+    loop {
+        let before = tokio::time::Instant::now();
+        tokio::time::sleep(PROBE_EVERY).await;
+        let over = before.elapsed().saturating_sub(PROBE_EVERY);
+        late.fetch_max(
+            u64::try_from(over.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 }
 
-/// When a rule fires and clears, and the numbers it compares with. Every rule can be
-/// switched off (`enabled`).
-#[derive(Clone, Debug, PartialEq)]
+/// What a check knows besides the snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Signals {
+    /// The runtime's worst scheduling delay since the last check, in ms.
+    pub late_ms: u64,
+    /// Items failed for good so far, by error kind.
+    pub failures_by_kind: Vec<(String, u64)>,
+}
+
+/// When a rule fires and clears, and the numbers it compares with. Set from Rust
+/// ([`crate::Line::warnings`]) or the config file's `[warnings]` section, where every
+/// field is optional; any rule can be switched off (`disabled`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
-    pub enabled: Vec<Rule>,
+    /// Rules that never fire.
+    pub disabled: Vec<Rule>,
     /// A stuck item: in flight longer than `stuck_factor` × its stage's p99, and at least
     /// `stuck_floor_ms` (a stage of 5 ms tasks should not warn at 15 ms).
     pub stuck_factor: f64,
@@ -121,14 +140,19 @@ pub struct Thresholds {
     pub stalled_ms: u64,
     /// A starved stage: work queued and nothing taking it for this long.
     pub starved_ms: u64,
-    /// A retry storm: over `storm_window_ms`, at least `storm_min_retries` retries, and
-    /// more than successes.
+    /// A retry storm: over `storm_window_ms`, at least `storm_min` retries and more than
+    /// successes; or at least `storm_min` failures, `storm_fail_share` of the stage's
+    /// finished items or more, `storm_kind_share` of them of one error kind.
     pub storm_window_ms: u64,
-    pub storm_min_retries: u64,
+    pub storm_min: u64,
+    pub storm_fail_share: f64,
+    pub storm_kind_share: f64,
     /// A growing queue: over `growth_window_ms`, the queue grew by at least
     /// `growth_min_share` of its capacity while arrivals exceeded service.
     pub growth_window_ms: u64,
     pub growth_min_share: f64,
+    /// A blocked runtime: a ready task ran this late.
+    pub blocked_ms: u64,
     /// How long a condition must hold before it fires, and be gone before it clears.
     pub grace_ms: u64,
     pub clear_ms: u64,
@@ -137,35 +161,53 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
-            enabled: Rule::ALL.to_vec(),
+            disabled: Vec::new(),
             stuck_factor: 3.0,
             stuck_floor_ms: 10_000,
             stalled_ms: 60_000,
             starved_ms: 30_000,
             storm_window_ms: 60_000,
-            storm_min_retries: 10,
+            storm_min: 10,
+            storm_fail_share: 0.5,
+            storm_kind_share: 0.8,
             growth_window_ms: 120_000,
             growth_min_share: 0.1,
+            blocked_ms: 200,
             grace_ms: 10_000,
             clear_ms: 30_000,
         }
     }
 }
 
-/// A warning, current or cleared.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Warning {
-    pub rule: Rule,
-    pub stage: Option<String>,
-    pub worker: Option<u16>,
-    /// The items it is about (a stuck item, a stalled worker's item), for links.
-    pub items: Vec<ItemId>,
-    pub message: String,
-    /// When the condition was first seen (ms of the pipeline's clock), when it was last
-    /// seen, and when the warning cleared.
-    pub first_seen_ms: u64,
-    pub last_seen_ms: u64,
-    pub cleared_ms: Option<u64>,
+impl Thresholds {
+    pub fn enabled(&self, rule: Rule) -> bool {
+        !self.disabled.contains(&rule)
+    }
+
+    /// Checks the numbers: a clear message for a config file's mistake, not a rule that
+    /// never or always fires.
+    pub fn validate(&self) -> Result<(), String> {
+        let share = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("warnings.{name} must be between 0 and 1, got {v}"))
+            }
+        };
+        share("storm_fail_share", self.storm_fail_share)?;
+        share("storm_kind_share", self.storm_kind_share)?;
+        share("growth_min_share", self.growth_min_share)?;
+        if !(self.stuck_factor.is_finite() && self.stuck_factor >= 1.0) {
+            return Err(format!(
+                "warnings.stuck_factor must be at least 1, got {}",
+                self.stuck_factor
+            ));
+        }
+        if self.storm_window_ms == 0 || self.growth_window_ms == 0 {
+            return Err("warnings.storm_window_ms and growth_window_ms must be above 0".into());
+        }
+        Ok(())
+    }
 }
 
 /// What one check changed.
@@ -182,6 +224,19 @@ type Key = (Rule, Option<usize>, Option<u16>);
 struct Finding {
     message: String,
     items: Vec<ItemId>,
+    /// When the condition began, when the rule knows better than "now" (a runtime that
+    /// was blocked for 12 s was blocked from 12 s ago).
+    since_ms: Option<u64>,
+}
+
+impl Finding {
+    fn new(message: String) -> Self {
+        Finding {
+            message,
+            items: Vec::new(),
+            since_ms: None,
+        }
+    }
 }
 
 struct Condition {
@@ -195,6 +250,7 @@ struct Condition {
 struct Sample {
     at_ms: u64,
     stages: Vec<StageSample>,
+    failures_by_kind: Vec<(String, u64)>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -205,6 +261,7 @@ struct StageSample {
     /// Everything that left it: completed, failed or cancelled.
     served: u64,
     completed: u64,
+    failed: u64,
     retried: u64,
 }
 
@@ -216,10 +273,14 @@ pub struct Engine {
     /// (stage, worker) → (item, since when it has been on it, the worker's processed then).
     on_item: HashMap<(usize, u16), (ItemId, u64, u64)>,
     recent: VecDeque<Warning>,
+    last_at_ms: u64,
 }
 
 /// Cleared warnings kept for the API.
 const RECENT: usize = 100;
+/// Cleared warnings a snapshot carries, and for how long after they cleared.
+const SHOWN_CLEARED: usize = 5;
+const SHOWN_CLEARED_MS: u64 = 5 * 60_000;
 
 impl Engine {
     pub fn new(thresholds: Thresholds) -> Self {
@@ -229,7 +290,32 @@ impl Engine {
             samples: VecDeque::new(),
             on_item: HashMap::new(),
             recent: VecDeque::new(),
+            last_at_ms: 0,
         }
+    }
+
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
+    /// Changes the rules and thresholds; warnings of a rule now disabled clear at once.
+    pub fn set_thresholds(&mut self, t: Thresholds) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let off: Vec<Key> = self
+            .conditions
+            .keys()
+            .filter(|k| !t.enabled(k.0))
+            .copied()
+            .collect();
+        for key in off {
+            if let Some(c) = self.conditions.remove(&key) {
+                if c.firing {
+                    changes.push(Change::Cleared(self.clear(c.warning, self.last_at_ms)));
+                }
+            }
+        }
+        self.thresholds = t;
+        changes
     }
 
     /// The warnings firing now.
@@ -249,59 +335,93 @@ impl Engine {
         self.recent.iter().rev().cloned().collect()
     }
 
+    /// What a snapshot shows: the warnings firing, then the few that cleared in the last
+    /// minutes.
+    pub fn shown(&self) -> Vec<Warning> {
+        let mut w = self.current();
+        w.extend(
+            self.recent
+                .iter()
+                .rev()
+                .take(SHOWN_CLEARED)
+                .filter(|w| {
+                    self.last_at_ms.saturating_sub(w.cleared_ms.unwrap_or(0)) <= SHOWN_CLEARED_MS
+                })
+                .cloned(),
+        );
+        w
+    }
+
     /// Checks every rule on `snap`, taken at `at_ms` (any monotonic clock in ms); returns
     /// the warnings that fired or cleared.
-    pub fn observe(&mut self, at_ms: u64, snap: &Snapshot) -> Vec<Change> {
-        self.sample(at_ms, snap);
+    pub fn observe(&mut self, at_ms: u64, snap: &Snapshot, signals: &Signals) -> Vec<Change> {
+        self.last_at_ms = at_ms;
+        self.sample(at_ms, snap, signals);
         let mut found: HashMap<Key, Finding> = HashMap::new();
-        let t = self.thresholds.clone();
-        let on = |r: Rule| t.enabled.contains(&r);
-        if on(Rule::StuckItem) || on(Rule::StalledWorker) {
+        let mut t = self.thresholds.clone();
+        if matches!(snap.state, PipelineState::Finished | PipelineState::Aborted) {
+            // The run is over: nothing is stuck, stalled, starved or blocked any more, and
+            // what fired clears at once (see `settle`). Only the verdict is left.
+            t.disabled = Rule::ALL
+                .into_iter()
+                .filter(|r| *r != Rule::LostItems)
+                .collect();
+        }
+        if t.enabled(Rule::StuckItem) || t.enabled(Rule::StalledWorker) {
             self.items_in_flight(at_ms, snap, &mut found);
         }
-        if on(Rule::StarvedStage) {
-            for (i, s) in snap.stages.iter().enumerate() {
-                if s.stalled() {
-                    let why = if s.paused {
-                        "its workers are paused"
-                    } else {
-                        "it has no workers"
-                    };
-                    found.insert(
-                        (Rule::StarvedStage, Some(i), None),
-                        Finding {
-                            message: format!(
-                                "stage {} has {} items queued and nothing taking them: {why}",
-                                s.name, s.queued
-                            ),
-                            items: Vec::new(),
-                        },
-                    );
-                }
-            }
+        if t.enabled(Rule::StarvedStage) {
+            starved_stages(snap, &mut found);
         }
-        if on(Rule::RetryStorm) {
+        if t.enabled(Rule::RetryStorm) {
             self.retry_storms(snap, &mut found);
         }
-        if on(Rule::GrowingQueue) {
+        if t.enabled(Rule::GrowingQueue) {
             self.growing_queues(snap, &mut found);
         }
-        if on(Rule::LostItems) && matches!(snap.state, PipelineState::Finished) {
+        if t.enabled(Rule::LostItems) && matches!(snap.state, PipelineState::Finished) {
             let t = snap.totals;
             let accounted = t.completed + t.failed + t.cancelled;
             if t.submitted > accounted {
                 found.insert(
                     (Rule::LostItems, None, None),
-                    Finding {
-                        message: format!(
-                            "the run ended with {} of {} items neither completed, failed nor cancelled",
-                            t.submitted - accounted,
-                            t.submitted
-                        ),
-                        items: Vec::new(),
-                    },
+                    Finding::new(format!(
+                        "the run ended with {} of {} items neither completed, failed nor cancelled",
+                        t.submitted - accounted,
+                        t.submitted
+                    )),
                 );
             }
+        }
+        if t.enabled(Rule::BlockedRuntime) && signals.late_ms > t.blocked_ms {
+            // Which stage holds the thread cannot be seen without timing every poll (too
+            // dear on the hot path); the suspects are the stages with a worker busy now,
+            // or whose attempts take as long as the delay.
+            let suspects: Vec<String> = snap
+                .stages
+                .iter()
+                .filter(|s| {
+                    s.workers.iter().any(|w| w.state == WorkerState::Busy)
+                        || s.latency.p99_us / 1000 >= signals.late_ms / 2
+                })
+                .map(|s| format!("{} (p99 {} ms)", s.name, s.latency.p99_us / 1000))
+                .collect();
+            let suspects = if suspects.is_empty() {
+                "no stage was busy, so the blocking code is outside the pipeline".to_owned()
+            } else {
+                format!("suspects: {}", suspects.join(", "))
+            };
+            found.insert(
+                (Rule::BlockedRuntime, None, None),
+                Finding {
+                    message: format!(
+                        "the async runtime ran a ready task {} ms late (over {} ms): something blocks its threads, such as a blocking call or long computation in a task (use spawn_blocking); {suspects}",
+                        signals.late_ms, t.blocked_ms
+                    ),
+                    items: Vec::new(),
+                    since_ms: Some(at_ms.saturating_sub(signals.late_ms)),
+                },
+            );
         }
         self.settle(at_ms, snap, found)
     }
@@ -325,24 +445,26 @@ impl Engine {
                 let running = at_ms.saturating_sub(since);
                 let p99_ms = s.latency.p99_us / 1000;
                 let limit = ((p99_ms as f64 * t.stuck_factor) as u64).max(t.stuck_floor_ms);
-                if t.enabled.contains(&Rule::StuckItem) && running > limit {
+                if t.enabled(Rule::StuckItem) && running > limit {
                     found.insert(
                         (Rule::StuckItem, Some(i), Some(w.id)),
                         Finding {
                             message: format!(
-                                "item #{item} has been running at {}-{} for {} s, over {} s (3 × the stage's p99 of {} ms, at least {} s)",
+                                "item #{item} has been running at {}-{} for {} s, over {} s ({} × the stage's p99 of {} ms, at least {} s)",
                                 s.name,
                                 w.id,
                                 running / 1000,
                                 limit / 1000,
+                                t.stuck_factor,
                                 p99_ms,
                                 t.stuck_floor_ms / 1000
                             ),
                             items: vec![item],
+                            since_ms: None,
                         },
                     );
                 }
-                if t.enabled.contains(&Rule::StalledWorker)
+                if t.enabled(Rule::StalledWorker)
                     && running > t.stalled_ms
                     && w.processed == processed_then
                     && s.queued > 0
@@ -358,6 +480,7 @@ impl Engine {
                                 s.queued
                             ),
                             items: vec![item],
+                            since_ms: None,
                         },
                     );
                 }
@@ -380,25 +503,49 @@ impl Engine {
         else {
             return;
         };
+        let secs = (to.at_ms - from.at_ms) / 1000;
+        // The error kind most new failures share, if one dominates.
+        let mut new_by_kind: Vec<(&str, u64)> = to
+            .failures_by_kind
+            .iter()
+            .map(|(k, n)| {
+                let before = from
+                    .failures_by_kind
+                    .iter()
+                    .find(|(b, _)| b == k)
+                    .map_or(0, |(_, n)| *n);
+                (k.as_str(), n.saturating_sub(before))
+            })
+            .collect();
+        new_by_kind.sort_by_key(|k| std::cmp::Reverse(k.1));
+        let new_failures: u64 = new_by_kind.iter().map(|(_, n)| n).sum();
+        let dominant = new_by_kind
+            .first()
+            .filter(|(_, n)| *n > 0 && *n as f64 >= new_failures as f64 * t.storm_kind_share);
         for (i, s) in snap.stages.iter().enumerate() {
             let (Some(a), Some(b)) = (from.stages.get(i), to.stages.get(i)) else {
                 continue;
             };
             let retries = b.retried.saturating_sub(a.retried);
             let successes = b.completed.saturating_sub(a.completed);
-            if retries >= t.storm_min_retries && retries > successes {
-                found.insert(
-                    (Rule::RetryStorm, Some(i), None),
-                    Finding {
-                        message: format!(
-                            "stage {} retried {retries} times and succeeded {successes} times in the last {} s",
-                            s.name,
-                            (to.at_ms - from.at_ms) / 1000
-                        ),
-                        items: Vec::new(),
-                    },
-                );
-            }
+            let failures = b.failed.saturating_sub(a.failed);
+            let message = if retries >= t.storm_min && retries > successes {
+                format!(
+                    "stage {} retried {retries} times and succeeded {successes} times in the last {secs} s",
+                    s.name
+                )
+            } else if let Some((kind, n)) = dominant.filter(|_| {
+                failures >= t.storm_min
+                    && failures as f64 >= (failures + successes) as f64 * t.storm_fail_share
+            }) {
+                format!(
+                    "stage {} failed {failures} items and completed {successes} in the last {secs} s; {n} of the pipeline's {new_failures} new failures are {kind}",
+                    s.name
+                )
+            } else {
+                continue;
+            };
+            found.insert((Rule::RetryStorm, Some(i), None), Finding::new(message));
         }
     }
 
@@ -414,10 +561,22 @@ impl Engine {
             return;
         }
         let secs = span_ms as f64 / 1000.0;
+        // The sample halfway: the queue must grow in both halves of the window, so that a
+        // queue that filled at start-up and stays full (a bottleneck, not a trend) does not
+        // count.
+        let mid_ms = from.at_ms + span_ms / 2;
+        let Some(mid) = self.samples.iter().find(|s| s.at_ms >= mid_ms) else {
+            return;
+        };
         for (i, s) in snap.stages.iter().enumerate() {
-            let (Some(a), Some(b)) = (from.stages.get(i), to.stages.get(i)) else {
+            let (Some(a), Some(m), Some(b)) =
+                (from.stages.get(i), mid.stages.get(i), to.stages.get(i))
+            else {
                 continue;
             };
+            if !(a.queued < m.queued && m.queued < b.queued) {
+                continue;
+            }
             let grew = b.queued.saturating_sub(a.queued);
             let arriving = b.arrived.saturating_sub(a.arrived) as f64 / secs;
             let served = b.served.saturating_sub(a.served) as f64 / secs;
@@ -427,23 +586,20 @@ impl Engine {
                 let per_s = (arriving - served).max(f64::MIN_POSITIVE);
                 found.insert(
                     (Rule::GrowingQueue, Some(i), None),
-                    Finding {
-                        message: format!(
-                            "stage {}'s queue grew by {grew} to {} of {} in {} s: {arriving:.1} items/s arrive, {served:.1}/s are served; full in about {} s",
-                            s.name,
-                            b.queued,
-                            s.capacity,
-                            secs.round(),
-                            (room as f64 / per_s).round()
-                        ),
-                        items: Vec::new(),
-                    },
+                    Finding::new(format!(
+                        "stage {}'s queue grew by {grew} to {} of {} in {} s: {arriving:.1} items/s arrive, {served:.1}/s are served; full in about {} s",
+                        s.name,
+                        b.queued,
+                        s.capacity,
+                        secs.round(),
+                        (room as f64 / per_s).round()
+                    )),
                 );
             }
         }
     }
 
-    fn sample(&mut self, at_ms: u64, snap: &Snapshot) {
+    fn sample(&mut self, at_ms: u64, snap: &Snapshot, signals: &Signals) {
         let keep = self
             .thresholds
             .storm_window_ms
@@ -460,10 +616,12 @@ impl Engine {
                         arrived: served + s.queued + s.in_flight,
                         served,
                         completed: s.completed,
+                        failed: s.failed,
                         retried: s.retried,
                     }
                 })
                 .collect(),
+            failures_by_kind: signals.failures_by_kind.clone(),
         });
         while self
             .samples
@@ -474,6 +632,15 @@ impl Engine {
         }
     }
 
+    fn clear(&mut self, mut w: Warning, at_ms: u64) -> Warning {
+        w.cleared_ms = Some(at_ms);
+        self.recent.push_back(w.clone());
+        if self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+        w
+    }
+
     /// Moves each condition along: new ones start waiting out the grace, held ones fire,
     /// gone ones wait out the clear period.
     fn settle(
@@ -482,13 +649,18 @@ impl Engine {
         snap: &Snapshot,
         mut found: HashMap<Key, Finding>,
     ) -> Vec<Change> {
-        let t = &self.thresholds;
+        let mut t = self.thresholds.clone();
+        if matches!(snap.state, PipelineState::Finished | PipelineState::Aborted) {
+            // The run is over: nothing is stuck, stalled or starved any more.
+            t.clear_ms = 0;
+        }
         let mut changes = Vec::new();
         let stage_name =
             |i: Option<usize>| i.and_then(|i| snap.stages.get(i)).map(|s| s.name.clone());
         for (key, finding) in found.drain() {
+            let since = finding.since_ms.unwrap_or(at_ms);
             let c = self.conditions.entry(key).or_insert_with(|| Condition {
-                since_ms: at_ms,
+                since_ms: since,
                 firing: false,
                 gone_since: None,
                 warning: Warning {
@@ -497,7 +669,7 @@ impl Engine {
                     worker: key.2,
                     items: Vec::new(),
                     message: String::new(),
-                    first_seen_ms: at_ms,
+                    first_seen_ms: since,
                     last_seen_ms: at_ms,
                     cleared_ms: None,
                 },
@@ -519,6 +691,7 @@ impl Engine {
             }
         }
         let mut done = Vec::new();
+        let mut cleared = Vec::new();
         for (key, c) in &mut self.conditions {
             if c.warning.last_seen_ms == at_ms {
                 continue;
@@ -530,19 +703,60 @@ impl Engine {
             }
             let gone = *c.gone_since.get_or_insert(at_ms);
             if at_ms.saturating_sub(gone) >= t.clear_ms {
-                c.warning.cleared_ms = Some(at_ms);
-                changes.push(Change::Cleared(c.warning.clone()));
-                self.recent.push_back(c.warning.clone());
-                if self.recent.len() > RECENT {
-                    self.recent.pop_front();
-                }
+                cleared.push(c.warning.clone());
                 done.push(*key);
             }
         }
         for key in done {
             self.conditions.remove(&key);
         }
+        for w in cleared {
+            changes.push(Change::Cleared(self.clear(w, at_ms)));
+        }
         changes
+    }
+}
+
+/// Starved stages: work queued and nothing taking it (every worker paused, or none left),
+/// or workers mostly idle with work queued while the stage before waits for room in this
+/// stage's queue. The second cannot happen while workers pull as they should, which is
+/// why it is worth a warning, where a stage idling behind a slow stage (a bottleneck
+/// upstream, the overview's business) is not.
+fn starved_stages(snap: &Snapshot, found: &mut HashMap<Key, Finding>) {
+    for (i, s) in snap.stages.iter().enumerate() {
+        let why = if s.stalled() {
+            if s.paused {
+                "its workers are paused".to_owned()
+            } else {
+                "it has no workers".to_owned()
+            }
+        } else {
+            let idle = 1.0 - s.busy_ratio - s.blocked_ratio;
+            let waiting_upstream: Vec<&str> = snap
+                .edges
+                .iter()
+                .filter(|e| usize::from(e.to) == i)
+                .filter_map(|e| e.from)
+                .filter_map(|f| snap.stages.get(usize::from(f)))
+                .filter(|u| u.blocked_ratio >= HELD_BACK)
+                .map(|u| u.name.as_str())
+                .collect();
+            if s.queued == 0 || s.workers.is_empty() || idle < 0.6 || waiting_upstream.is_empty() {
+                continue;
+            }
+            format!(
+                "its workers idle {:.0}% of the time while {} waits for room in its queue",
+                idle * 100.0,
+                waiting_upstream.join(", ")
+            )
+        };
+        found.insert(
+            (Rule::StarvedStage, Some(i), None),
+            Finding::new(format!(
+                "stage {} has {} items queued and nothing taking them: {why}",
+                s.name, s.queued
+            )),
+        );
     }
 }
 
@@ -577,6 +791,10 @@ mod tests {
         }
     }
 
+    fn observe(e: &mut Engine, at_ms: u64, s: &Snapshot) -> Vec<Change> {
+        e.observe(at_ms, s, &Signals::default())
+    }
+
     fn fired(changes: &[Change]) -> Vec<(Rule, Option<String>)> {
         changes
             .iter()
@@ -594,13 +812,13 @@ mod tests {
         s.queued = 40;
         s.paused = true;
         // A short pause is a blip: gone before the grace is out, nothing fires.
-        assert!(e.observe(0, &snap(vec![s.clone()])).is_empty());
-        assert!(e.observe(5_000, &snap(vec![stage("enrich")])).is_empty());
+        assert!(observe(&mut e, 0, &snap(vec![s.clone()])).is_empty());
+        assert!(observe(&mut e, 5_000, &snap(vec![stage("enrich")])).is_empty());
         assert!(e.current().is_empty());
         // Held past its 30 s: it fires, once, naming the stage and why.
-        assert!(e.observe(10_000, &snap(vec![s.clone()])).is_empty());
-        assert!(e.observe(30_000, &snap(vec![s.clone()])).is_empty());
-        let c = e.observe(40_000, &snap(vec![s.clone()]));
+        assert!(observe(&mut e, 10_000, &snap(vec![s.clone()])).is_empty());
+        assert!(observe(&mut e, 30_000, &snap(vec![s.clone()])).is_empty());
+        let c = observe(&mut e, 40_000, &snap(vec![s.clone()]));
         assert_eq!(fired(&c), [(Rule::StarvedStage, Some("enrich".into()))]);
         assert!(
             e.current()[0].message.contains("40 items queued"),
@@ -609,12 +827,12 @@ mod tests {
         );
         assert!(e.current()[0].message.contains("paused"));
         assert!(
-            e.observe(45_000, &snap(vec![s.clone()])).is_empty(),
+            observe(&mut e, 45_000, &snap(vec![s.clone()])).is_empty(),
             "not again"
         );
         // Resumed: it clears only once it has been gone for the clear period.
-        assert!(e.observe(50_000, &snap(vec![stage("enrich")])).is_empty());
-        let c = e.observe(80_000, &snap(vec![stage("enrich")]));
+        assert!(observe(&mut e, 50_000, &snap(vec![stage("enrich")])).is_empty());
+        let c = observe(&mut e, 80_000, &snap(vec![stage("enrich")]));
         assert!(matches!(&c[..], [Change::Cleared(w)] if w.cleared_ms == Some(80_000)));
         assert!(e.current().is_empty());
         assert_eq!(e.recent()[0].first_seen_ms, 10_000);
@@ -637,7 +855,7 @@ mod tests {
         };
         let mut all = Vec::new();
         for t in (0..=90_000).step_by(5_000) {
-            all.extend(fired(&e.observe(t, &busy(42, 7, 3))));
+            all.extend(fired(&observe(&mut e, t, &busy(42, 7, 3))));
         }
         assert_eq!(
             all,
@@ -650,8 +868,8 @@ mod tests {
         assert!(now.iter().all(|w| w.items == [42] && w.worker == Some(0)));
         assert!(now[0].message.contains("#42") && now[0].message.contains("enrich-0"));
         // The worker moves on: both clear after the clear period.
-        e.observe(95_000, &busy(43, 8, 3));
-        let c = e.observe(130_000, &busy(44, 9, 3));
+        observe(&mut e, 95_000, &busy(43, 8, 3));
+        let c = observe(&mut e, 130_000, &busy(44, 9, 3));
         assert_eq!(c.len(), 2, "{c:?}");
     }
 
@@ -671,7 +889,7 @@ mod tests {
                 processed: t / 2_000,
                 ..Default::default()
             };
-            warnings += e.observe(t, &snap(vec![s])).len();
+            warnings += observe(&mut e, t, &snap(vec![s])).len();
         }
         assert_eq!(warnings, 0);
     }
@@ -684,7 +902,7 @@ mod tests {
             let mut s = stage("model");
             s.retried = i * 20;
             s.completed = i * 5;
-            all.extend(fired(&e.observe(i * 1_000, &snap(vec![s]))));
+            all.extend(fired(&observe(&mut e, i * 1_000, &snap(vec![s]))));
         }
         assert_eq!(all, [(Rule::RetryStorm, Some("model".into()))]);
         assert!(e.current()[0].message.contains("retried"));
@@ -703,15 +921,17 @@ mod tests {
         let mut n = 0;
         for t in 0..200u64 {
             let queued = if t < 20 { 60 - 3 * t } else { 0 };
-            n += e.observe(t * 1_000, &at(queued, 60 - queued)).len();
+            n += observe(&mut e, t * 1_000, &at(queued, 60 - queued)).len();
         }
         assert_eq!(n, 0, "a burst is not a trend");
         // Then growth: 1 item every 4 s more than is served, for 5 minutes.
         let mut all = Vec::new();
         for t in 200..500u64 {
-            all.extend(fired(
-                &e.observe(t * 1_000, &at((t - 200) / 4, 60 + (t - 200) * 2)),
-            ));
+            all.extend(fired(&observe(
+                &mut e,
+                t * 1_000,
+                &at((t - 200) / 4, 60 + (t - 200) * 2),
+            )));
         }
         assert_eq!(all, [(Rule::GrowingQueue, Some("store".into()))]);
         assert!(
@@ -733,7 +953,7 @@ mod tests {
             cancelled: 3,
             ..Default::default()
         };
-        let c = e.observe(0, &s);
+        let c = observe(&mut e, 0, &s);
         assert_eq!(fired(&c), [(Rule::LostItems, None)]);
         assert!(e.current()[0].message.contains("2 of 100"));
     }
@@ -741,14 +961,14 @@ mod tests {
     #[test]
     fn a_disabled_rule_never_fires() {
         let mut e = Engine::new(Thresholds {
-            enabled: vec![Rule::RetryStorm],
+            disabled: vec![Rule::StarvedStage],
             ..Thresholds::default()
         });
         let mut s = stage("enrich");
         s.queued = 40;
         s.paused = true;
         for t in (0..120_000).step_by(5_000) {
-            assert!(e.observe(t, &snap(vec![s.clone()])).is_empty());
+            assert!(observe(&mut e, t, &snap(vec![s.clone()])).is_empty());
         }
     }
 }

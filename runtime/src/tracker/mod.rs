@@ -485,6 +485,16 @@ impl Tracker {
         self.state.lock().errors_total
     }
 
+    /// Items failed for good, by error kind (unsorted): what the health warnings compare
+    /// between checks, without copying the recent failures.
+    pub fn errors_by_kind(&self) -> Vec<(String, u64)> {
+        let st = self.state.lock();
+        st.errors_by_kind
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
     pub fn errors(&self) -> ErrorSummary {
         let st = self.state.lock();
         let mut by_kind: Vec<(String, u64)> = st
