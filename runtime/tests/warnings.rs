@@ -182,7 +182,7 @@ async fn most_items_failing_with_one_error_kind_is_a_storm_that_names_the_kind()
             Stage::map("store", move |n: u32, _cx| {
                 let broken = b.load(Ordering::Relaxed);
                 async move {
-                    if broken && n % 10 != 0 {
+                    if broken && !n.is_multiple_of(10) {
                         Err("quota".to_owned())
                     } else {
                         Ok(n)
