@@ -206,6 +206,9 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
             max_bytes: keep_mb << 20,
         };
     }
+    if let Some(t) = &file.warnings {
+        t.validate()?;
+    }
     let auth = match file.auth {
         Some(a) => Some(Arc::new(Auth::new(a).map_err(|e| e.to_string())?)),
         None => None,
@@ -222,6 +225,7 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
             allowed_hosts,
             branding,
             store,
+            warnings: file.warnings,
             ..flowdeck_server::Config::default()
         },
         demo_rate,

@@ -62,6 +62,10 @@ pub struct StoredRun {
     pub stages: Vec<String>,
     pub edges: Vec<Edge>,
     pub snapshot: Option<Snapshot>,
+    /// Its health warnings, firing when it was last seen or cleared, oldest first (the
+    /// last 500).
+    #[serde(default)]
+    pub warnings: Vec<crate::Warning>,
 }
 
 /// How a run's items are ordered.

@@ -53,6 +53,11 @@ impl Rule {
         }
     }
 
+    /// Whether its warnings are about a stage (or the whole pipeline).
+    pub fn per_stage(self) -> bool {
+        !matches!(self, Rule::LostItems | Rule::BlockedRuntime)
+    }
+
     /// A short title for the pages.
     pub fn title(self) -> &'static str {
         match self {

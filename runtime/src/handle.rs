@@ -46,7 +46,7 @@ pub struct LatencyHistogram {
 /// ```
 #[derive(Clone)]
 pub struct PipelineHandle {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl PipelineHandle {
@@ -199,6 +199,13 @@ impl PipelineHandle {
             }
             None => (Vec::new(), Vec::new()),
         }
+    }
+
+    /// Waits until the run has ended and its warnings have had their last check: what fired
+    /// clears, and lost items are counted. At once when warnings are off.
+    pub async fn warnings_settled(&self) {
+        let mut rx = self.shared.health_final.subscribe();
+        let _ = rx.wait_for(|done| *done).await;
     }
 
     /// The health warnings' rules and thresholds; `None` when warnings are off.

@@ -284,6 +284,9 @@ pub(crate) struct Shared {
     pub rates: Mutex<Rates>,
     pub expected: Mutex<Option<u64>>,
     pub health: Option<Arc<parking_lot::Mutex<crate::warnings::Engine>>>,
+    /// Turns true once the health monitor has checked the finished run (or at once when
+    /// warnings are off): what a run store waits for before writing the run's warnings.
+    pub health_final: watch::Sender<bool>,
 }
 
 impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
@@ -378,6 +381,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             rates: Mutex::new(Rates::default()),
             expected: Mutex::new(None),
             health: health.as_ref().map(|h| h.engine.clone()),
+            health_final: watch::Sender::new(health.is_none()),
         });
         let handle = PipelineHandle::new(shared.clone());
 

@@ -64,6 +64,7 @@ impl Health {
         }
         probe.abort();
         self.check(&handle, start, late.swap(0, Ordering::Relaxed));
+        handle.shared.health_final.send_replace(true);
     }
 
     fn check(&mut self, handle: &PipelineHandle, start: tokio::time::Instant, late_ms: u64) {

@@ -47,6 +47,10 @@ pub struct Config {
     /// default from code; the `flowdeck` command and [`Config::from_env`] use the platform's
     /// data directory unless told `--db none` / `FLOWDECK_DB=none`).
     pub store: Option<flowdeck_store::StoreConfig>,
+    /// The health warnings' rules and thresholds, applied to the pipeline when serving
+    /// starts (the config file's `[warnings]`); `None` keeps what the pipeline was built
+    /// with.
+    pub warnings: Option<flowdeck_runtime::warnings::Thresholds>,
 }
 
 /// Log records kept for the Logs page and the API.
@@ -69,6 +73,7 @@ impl Default for Config {
             branding: branding::Branding::default(),
             console: None,
             store: None,
+            warnings: None,
         }
     }
 }

@@ -77,6 +77,11 @@ fn state_with(
     store: Option<flowdeck_store::Store>,
 ) -> AppState {
     let metrics = sample(config.metrics.clone(), pipeline.clone());
+    if let Some(t) = &config.warnings {
+        if let Err(e) = pipeline.set_warning_thresholds(t.clone()) {
+            tracing::warn!("the [warnings] settings were not applied: {e}");
+        }
+    }
     let (store, recorded) = match store {
         Some(store) => {
             let (run, recorded) = persist::record(&store, &pipeline, &metrics, &config.logs);

@@ -120,13 +120,20 @@ async fn follow_run(
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let done = pipeline.wait();
     tokio::pin!(done);
+    let mut warnings = KeptWarnings::default();
     loop {
         tokio::select! {
             _ = &mut done => break,
-            _ = every.tick() => store.progress(run, pipeline.snapshot(), now_ms()),
+            _ = every.tick() => {
+                store.progress(run, pipeline.snapshot(), now_ms());
+                store.keep_warnings(run, warnings.changed(&pipeline));
+            }
         }
     }
+    // The warnings' last check follows the end by moments: what fired clears then.
+    let _ = tokio::time::timeout(Duration::from_secs(2), pipeline.warnings_settled()).await;
     let snapshot = pipeline.snapshot();
+    store.keep_warnings(run, warnings.changed(&pipeline));
     let state = match snapshot.state {
         PipelineState::Aborted => RunState::Aborted,
         _ => RunState::Finished,
@@ -141,6 +148,29 @@ async fn follow_run(
     })
     .await;
     ended.send_replace(true);
+}
+
+/// The warnings as last written: each is written again only when it was seen again or
+/// cleared since.
+#[derive(Default)]
+struct KeptWarnings(std::collections::HashMap<WarningKey, (u64, Option<u64>)>);
+
+/// A warning's identity: its rule, stage and worker, and when it was first seen.
+type WarningKey = (flowdeck_protocol::Rule, Option<String>, Option<u16>, u64);
+
+impl KeptWarnings {
+    fn changed(&mut self, pipeline: &PipelineHandle) -> Vec<flowdeck_protocol::Warning> {
+        let (current, recent) = pipeline.warnings();
+        current
+            .into_iter()
+            .chain(recent)
+            .filter(|w| {
+                let key = (w.rule, w.stage.clone(), w.worker, w.first_seen_ms);
+                let now = (w.last_seen_ms, w.cleared_ms);
+                self.0.insert(key, now) != Some(now)
+            })
+            .collect()
+    }
 }
 
 /// How often the minute under way is written (again): a run's metrics are in the store

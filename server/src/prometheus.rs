@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use axum::{extract::State, http::header, response::IntoResponse};
-use flowdeck_protocol::{Snapshot, StageSnapshot, WorkerState};
+use flowdeck_protocol::{Rule, Snapshot, StageSnapshot, WorkerState};
 use flowdeck_runtime::{
     metrics::{Kind, MetricsStore},
     LatencyHistogram,
@@ -298,6 +298,37 @@ pub fn render(s: &Snapshot, latency: &[LatencyHistogram], p: &Process) -> String
                     ("pipeline", &s.pipeline),
                     ("stage", &st.name),
                     ("state", name),
+                ],
+                n as f64,
+            );
+        }
+    }
+
+    o.family(
+        "flowdeck_warnings",
+        "gauge",
+        "Health warnings firing, by rule and stage (stage \"\" for the whole pipeline); every pair is listed, at 0 when quiet, so an alert can be `flowdeck_warnings > 0`.",
+    );
+    for rule in Rule::ALL {
+        let stages: Vec<&str> = if rule.per_stage() {
+            s.stages.iter().map(|st| st.name.as_str()).collect()
+        } else {
+            vec![""]
+        };
+        for stage in stages {
+            let n = s
+                .warnings
+                .iter()
+                .filter(|w| {
+                    w.firing() && w.rule == rule && w.stage.as_deref().unwrap_or("") == stage
+                })
+                .count();
+            o.sample(
+                "flowdeck_warnings",
+                &[
+                    ("pipeline", &s.pipeline),
+                    ("rule", rule.name()),
+                    ("stage", stage),
                 ],
                 n as f64,
             );

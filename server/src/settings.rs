@@ -34,6 +34,10 @@
 //! at = [2, 0]
 //! gauge = { title = "Memory", series = "process_resident_memory_bytes", max = 4e9, warn = 2e9, fail = 3e9, format = "{value:bytes}" }
 //!
+//! [warnings]                  # health warnings (docs/warnings.md): any threshold, by name
+//! disabled = ["growing_queue"]
+//! stuck_floor_ms = 30000
+//!
 //! [auth]
 //! session_minutes = 720
 //!
@@ -82,6 +86,8 @@ pub struct FileConfig {
     /// The size in MB the run store stays under, deleting its oldest runs.
     pub keep_mb: Option<u64>,
     pub auth: Option<AuthConfig>,
+    /// The health warnings' rules and thresholds, applied to the pipeline served.
+    pub warnings: Option<flowdeck_runtime::warnings::Thresholds>,
     pub title: Option<String>,
     pub logo: Option<PathBuf>,
     pub css: Option<PathBuf>,

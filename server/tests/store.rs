@@ -8,25 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{pipeline, serve_state};
-use flowdeck_server::{dashboard::Dashboard, Config};
+use common::{pipeline, serve_with_store};
+use flowdeck_server::Config;
 use serde_json::Value;
 
 async fn get_json(url: String) -> Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
-}
-
-/// Serves `handle` with the dashboard's full state, the run store `config` names included.
-async fn serve_with_store(handle: flowdeck_runtime::PipelineHandle, config: Config) -> String {
-    serve_state(
-        move |c| {
-            Dashboard::new(c.clone())
-                .state(handle)
-                .expect("the store opens")
-        },
-        config,
-    )
-    .await
 }
 
 async fn get_text(url: String) -> String {

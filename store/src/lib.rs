@@ -337,6 +337,16 @@ impl Store {
         }
     }
 
+    /// A run's health warnings, new or changed (each replaces its earlier row).
+    pub fn keep_warnings(&self, run: RunId, warnings: Vec<flowdeck_protocol::Warning>) {
+        if !warnings.is_empty() {
+            let _ = self
+                .0
+                .tx
+                .try_send(writer::Write::Warnings { run, warnings });
+        }
+    }
+
     /// Log records (the caller passes warn and above).
     pub fn logs(&self, records: Vec<flowdeck_protocol::logs::LogRecord>) {
         if !records.is_empty() {

@@ -272,8 +272,60 @@ impl Store {
                     stages: g.stages,
                     edges: g.edges,
                     snapshot,
+                    warnings: Vec::new(),
                 }
             }))
+        })?
+        .map(|mut run| {
+            run.warnings = self.run_warnings(id)?;
+            Ok(run)
+        })
+        .transpose()
+    }
+
+    /// A run's health warnings, oldest first (the last 500).
+    pub fn run_warnings(&self, run: RunId) -> Result<Vec<flowdeck_protocol::Warning>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT rule, stage, worker, first_seen_ms, last_seen_ms, cleared_ms, message, items
+                 FROM warnings WHERE run = ?1 ORDER BY first_seen_ms DESC LIMIT 500",
+            )?;
+            let rows = st.query_map([run], |r| {
+                let rule: String = r.get(0)?;
+                let stage: String = r.get(1)?;
+                let worker: i64 = r.get(2)?;
+                let items: String = r.get(7)?;
+                Ok((
+                    rule,
+                    stage,
+                    worker,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, String>(6)?,
+                    items,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (rule, stage, worker, first, last, cleared, message, items) = row?;
+                // A rule this build does not know (written by a newer one) is skipped.
+                let Ok(rule) = serde_json::from_value(serde_json::Value::String(rule)) else {
+                    continue;
+                };
+                out.push(flowdeck_protocol::Warning {
+                    rule,
+                    stage: (!stage.is_empty()).then_some(stage),
+                    worker: u16::try_from(worker).ok(),
+                    items: serde_json::from_str(&items).unwrap_or_default(),
+                    message,
+                    first_seen_ms: first as u64,
+                    last_seen_ms: last as u64,
+                    cleared_ms: cleared.map(|c| c as u64),
+                });
+            }
+            out.reverse();
+            Ok(out)
         })
     }
 

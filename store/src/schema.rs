@@ -8,10 +8,10 @@ use crate::StoreError;
 
 /// The version this build writes. A file at a higher version was written by a newer
 /// flowdeck and is refused rather than misread.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE runs (
     id           INTEGER PRIMARY KEY,
@@ -103,6 +103,25 @@ CREATE INDEX items_error ON items (run, error_kind, error_message, stage, status
 -- The sorts by attempts and by last change, read in index order with no sort.
 CREATE INDEX items_attempts ON items (run, attempts);
 CREATE INDEX items_updated ON items (run, updated_us);
+"#,
+    r#"
+-- 3: a run's health warnings, firing and cleared. The key has no NULLs (a warning about
+-- the whole pipeline has stage '' and worker -1), so that a warning written again as it
+-- goes on replaces its row.
+CREATE TABLE warnings (
+    run           INTEGER NOT NULL,
+    rule          TEXT    NOT NULL,
+    stage         TEXT    NOT NULL,
+    worker        INTEGER NOT NULL,
+    -- ms of the run's uptime
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    cleared_ms    INTEGER,
+    message       TEXT    NOT NULL,
+    -- JSON: the item ids it names
+    items         TEXT    NOT NULL,
+    PRIMARY KEY (run, rule, stage, worker, first_seen_ms)
+) WITHOUT ROWID;
 "#,
 ];
 

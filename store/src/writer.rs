@@ -39,6 +39,10 @@ pub(crate) enum Write {
         ended_ms: u64,
     },
     Metrics(Vec<MetricPoint>),
+    Warnings {
+        run: RunId,
+        warnings: Vec<flowdeck_protocol::Warning>,
+    },
     Logs(Vec<LogRecord>),
     Audit(AuditEntry),
     /// Answered once everything before it is committed.
@@ -312,6 +316,26 @@ fn apply(tx: &Transaction, w: &Write, counted: &mut Counted) -> Result<(), rusql
                 "UPDATE runs SET state = ?2, snapshot = ?3, ended_ms = ?4, seen_ms = ?4 WHERE id = ?1",
             )?
             .execute(params![run, state.as_str(), json(&**snapshot), *ended_ms as i64])?;
+        }
+        Write::Warnings { run, warnings } => {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO warnings
+                 (run, rule, stage, worker, first_seen_ms, last_seen_ms, cleared_ms, message, items)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for w in warnings {
+                st.execute(params![
+                    run,
+                    w.rule.name(),
+                    w.stage.as_deref().unwrap_or(""),
+                    w.worker.map_or(-1, i64::from),
+                    w.first_seen_ms as i64,
+                    w.last_seen_ms as i64,
+                    w.cleared_ms.map(|c| c as i64),
+                    w.message,
+                    json(&w.items),
+                ])?;
+            }
         }
         Write::Metrics(points) => {
             let mut st = tx.prepare_cached(

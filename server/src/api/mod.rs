@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/tasks", get(tasks))
         .route("/tasks/{id}", get(task))
         .route("/errors", get(errors))
+        .route("/warnings", get(warnings))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(observe::metrics))
         .route("/logs", get(observe::logs))
@@ -220,6 +221,8 @@ struct Summary {
     tasks: TaskCounts,
     /// Items leaving the pipeline per second.
     throughput: f64,
+    /// Health warnings firing now.
+    warnings: usize,
 }
 
 #[derive(Serialize)]
@@ -262,6 +265,7 @@ async fn summary(State(state): State<AppState>) -> Json<Summary> {
             cancelled: s.totals.cancelled,
         },
         throughput: s.totals.throughput,
+        warnings: s.warnings.iter().filter(|w| w.firing()).count(),
     })
 }
 
@@ -379,6 +383,29 @@ async fn task(
             "task {id} is not retained (the server keeps the {} most recent items)",
             state.hub.pipeline().tracker().retention()
         ))
+    })
+}
+
+/// The health warnings: those firing now, those that cleared (newest first), and the
+/// thresholds in force. Times are milliseconds of the pipeline's uptime; add
+/// `started_unix_ms` for dates.
+#[derive(Serialize)]
+struct Warnings {
+    current: Vec<flowdeck_protocol::Warning>,
+    recent: Vec<flowdeck_protocol::Warning>,
+    started_unix_ms: u64,
+    /// `null` when warnings were turned off for the pipeline.
+    thresholds: Option<flowdeck_runtime::warnings::Thresholds>,
+}
+
+async fn warnings(State(state): State<AppState>) -> Json<Warnings> {
+    let pipeline = state.hub.pipeline();
+    let (current, recent) = pipeline.warnings();
+    Json(Warnings {
+        current,
+        recent,
+        started_unix_ms: pipeline.clock().0,
+        thresholds: pipeline.warning_thresholds(),
     })
 }
 

@@ -2,6 +2,8 @@
 //! random latency, failures and retries.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod promtool;
+
 use std::time::Duration;
 
 use flowdeck_runtime::{Line, PipelineHandle, RetryPolicy, Running, Stage};
@@ -30,6 +32,19 @@ pub async fn serve_state(make: impl FnOnce(&Config) -> AppState, mut config: Con
     let app = router(make(&config)).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{}", config.addr)
+}
+
+/// Serves `handle` with the dashboard's full state, the run store `config` names included.
+pub async fn serve_with_store(handle: PipelineHandle, config: Config) -> String {
+    serve_state(
+        move |c| {
+            flowdeck_server::dashboard::Dashboard::new(c.clone())
+                .state(handle)
+                .expect("the store opens")
+        },
+        config,
+    )
+    .await
 }
 
 /// Three stages with random latency, some failures and retries.
