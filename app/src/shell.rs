@@ -102,6 +102,7 @@ pub fn App() -> impl IntoView {
                     </Suspense>
                 </nav>
                 <live::ConnectionBadge/>
+                <crate::widgets::WarningsBadge/>
                 <live::StoreBadge/>
                 <crate::theme::ThemeToggle/>
                 <live::Account/>

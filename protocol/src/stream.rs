@@ -262,14 +262,30 @@ impl LiveState {
     }
 
     /// The pipeline's health in one word and why: `fail` when the run was aborted;
-    /// `warn` while items fail or a stage's oldest queued item has waited more than five
-    /// seconds; `ok` otherwise. The Overview shows it, and the built-in `pipeline` health
+    /// `warn` while a health warning fires (named first: it names the culprit), items
+    /// fail, or a stage's oldest queued item has waited more than five seconds; `ok`
+    /// otherwise. The Overview shows it, and the built-in `pipeline` health
     /// check answers it.
     pub fn health(&self) -> (crate::page::Health, String) {
         use crate::{format, page::Health, PipelineState};
         let s = &self.snapshot;
         if s.state == PipelineState::Aborted {
             return (Health::Fail, "the pipeline was aborted".into());
+        }
+        // The warnings engine's verdict first: it names the culprit.
+        let mut firing = s.warnings.iter().filter(|w| w.firing());
+        if let Some(w) = firing.next() {
+            let more = firing.count();
+            let place = w.stage.as_deref().map(|s| format!(" at {s}")).unwrap_or_default();
+            let more = match more {
+                0 => String::new(),
+                1 => " and 1 more warning".to_owned(),
+                n => format!(" and {n} more warnings"),
+            };
+            return (
+                Health::Warn,
+                format!("{}{place}{more}", w.rule.title().to_lowercase()),
+            );
         }
         let failing = self.history.back().map_or(0.0, |p| p.failed_rate);
         if failing > 0.0 {

@@ -20,10 +20,12 @@ pub fn runs(store: &Store, live: RunId) -> Result<(Vec<RunInfo>, StoreStatus), S
 
 /// A run's picture for its pages; `None` for an unknown run.
 pub fn run_view(store: &Store, id: RunId) -> Result<Option<RunView>, StoreError> {
-    let Some(run) = store.run(id)? else {
+    let Some(mut run) = store.run(id)? else {
         return Ok(None);
     };
     let mut snapshot = run.snapshot.clone().unwrap_or_default();
+    // Every warning the run had, not just those its last snapshot carried.
+    snapshot.warnings = std::mem::take(&mut run.warnings);
     snapshot.pipeline = run.info.pipeline.clone();
     snapshot.started_unix_ms = run.info.started_ms;
     if let Some(end) = run.info.ended_ms {

@@ -8,7 +8,7 @@ use crate::{
     format,
     live::use_live,
     pages::{Columns, LivePage},
-    widgets::{PipelineGraph, RateChart},
+    widgets::{PipelineGraph, RateChart, WarningList},
 };
 
 #[component]
@@ -68,6 +68,8 @@ pub(crate) fn summary(state: &LiveState) -> impl IntoView + use<> {
                 })
                 .collect_view()}
         </div>
+        <h2 id="warnings">"Warnings"</h2>
+        <WarningList warnings=snapshot.warnings.clone() clock=(snapshot.started_unix_ms, snapshot.uptime_ms)/>
         <h2>"Throughput"</h2>
         <RateChart
             points

@@ -201,6 +201,9 @@ pub(crate) fn Detail(d: TaskDetail) -> impl IntoView {
                 .then(|| view! { <crate::control::TaskControls id=detail.id status=detail.status retryable/> })}
         </div>
         <crate::control::ControlError/>
+        {use_context::<super::TaskBase>()
+            .is_none_or(|b| b.0.is_empty())
+            .then(|| view! { <crate::widgets::ItemWarnings id=detail.id/> })}
         <p>
             <span class="status" data-status=status data-testid="task-status">{status}</span>
             {format!(" at {} · ", stage(detail.stage))}

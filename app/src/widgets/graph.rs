@@ -84,9 +84,26 @@ pub(crate) fn PipelineGraph(snapshot: Snapshot) -> impl IntoView {
         .enumerate()
         .map(|(i, (stage, &(x, y)))| {
             let hot = bottleneck == Some(i);
+            // The health warnings firing about this stage, as the node's tooltip.
+            let warned: Vec<String> = snapshot
+                .warnings
+                .iter()
+                .filter(|w| w.firing() && w.stage.as_deref() == Some(stage.name.as_str()))
+                .map(|w| format!("{}: {}", w.rule.title(), w.message))
+                .collect();
+            let n = warned.len();
+            let warned_any = n > 0;
             view! {
-                <g class="node" class:bottleneck=hot data-stage=stage.name.clone()>
+                <g class="node" class:bottleneck=hot class:warned=warned_any data-stage=stage.name.clone()
+                    data-warnings=n>
+                    {(n > 0).then(|| view! { <title>{warned.join("\n")}</title> })}
                     <rect x=x y=y width=NODE_W height=NODE_H rx="8"/>
+                    {(n > 0).then(|| view! {
+                        <g class="node-warning">
+                            <circle cx=x + NODE_W - 12.0 cy=y + 12.0 r="9"/>
+                            <text x=x + NODE_W - 12.0 y=y + 16.0 text-anchor="middle">{n}</text>
+                        </g>
+                    })}
                     <text x=x + 10.0 y=y + 20.0 class="node-name">
                         {stage.name.clone()} {hot.then_some(" ⚠")}
                     </text>

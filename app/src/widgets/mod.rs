@@ -11,11 +11,13 @@ mod rates;
 mod series;
 mod status;
 mod table;
+mod warnings;
 
 pub(crate) use chart::ChartView;
 pub(crate) use graph::PipelineGraph;
 pub(crate) use log::LogView;
 pub(crate) use rates::RateChart;
+pub(crate) use warnings::{ItemWarnings, WarningList, WarningsBadge};
 
 use flowdeck_protocol::page::{Placed, Widget};
 use leptos::prelude::*;
