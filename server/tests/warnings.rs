@@ -152,3 +152,51 @@ async fn a_warning_fires_and_clears_in_the_api_and_prometheus_and_the_store_keep
     assert_eq!(kept[0]["rule"], "starved_stage");
     assert!(kept[0]["cleared_ms"].as_u64().is_some(), "{stored}");
 }
+
+/// The page of an item a warning names says so, from the server's first paint on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_item_s_page_carries_the_warning() {
+    let running = Line::<u32>::new("hung")
+        .stage(Stage::map("call", |n: u32, _cx| async move {
+            if n == 1 {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            Ok::<_, String>(n)
+        }))
+        .warnings(Some(Thresholds {
+            stuck_floor_ms: 300,
+            grace_ms: 0,
+            ..Thresholds::default()
+        }))
+        .build()
+        .unwrap()
+        .start();
+    let handle = running.handle.clone();
+    drop(running.outputs);
+    running.input.send_all(0..3).await;
+    let base = common::serve(handle.clone(), 100, Default::default()).await;
+    until(&base, "stuck", |w| w["current"].as_array().unwrap().len() == 1).await;
+    let page = |id: u64| {
+        let base = base.clone();
+        async move {
+            reqwest::get(format!("{base}/tasks/{id}"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let mut html = String::new();
+    for _ in 0..50 {
+        html = page(1).await;
+        if html.contains("item-warning") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(html.contains(r#"data-testid="item-warning""#), "{html}");
+    assert!(html.contains("Stuck item: item #1 has been running at call-0"), "{html}");
+    assert!(!page(0).await.contains("item-warning"));
+    handle.abort();
+}
