@@ -11,12 +11,13 @@ use common::{pipeline, serve};
 use flowdeck_server::hub::LogLimits;
 use reqwest::{header, Client};
 
-/// The wasm's budget, brotli-compressed, as browsers download it: today's size (579 KB,
-/// 2026-11-29: 516 KB, then 53 KB for the stored-run pages of #13 and 9 KB for the task
-/// page's inputs and outputs of #18) with a little room. The goal is under 300 KB (docs/dashboard.md
+/// The wasm's budget, brotli-compressed, as browsers download it: today's size (596 KB,
+/// 2026-11-29: 516 KB, then 53 KB for the stored-run pages of #13, 9 KB for the task
+/// page's inputs and outputs of #18 and 17 KB for the health warnings of #17) with a
+/// little room. The goal is under 300 KB (docs/dashboard.md
 /// says what was tried, and that lazy routes are the way there); until then this stops it
 /// from growing unnoticed.
-const WASM_BROTLI_BUDGET: usize = 590 * 1024;
+const WASM_BROTLI_BUDGET: usize = 604 * 1024;
 
 async fn server() -> (String, Client) {
     let running = pipeline(1000);
