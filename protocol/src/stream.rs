@@ -276,7 +276,11 @@ impl LiveState {
         let mut firing = s.warnings.iter().filter(|w| w.firing());
         if let Some(w) = firing.next() {
             let more = firing.count();
-            let place = w.stage.as_deref().map(|s| format!(" at {s}")).unwrap_or_default();
+            let place = w
+                .stage
+                .as_deref()
+                .map(|s| format!(" at {s}"))
+                .unwrap_or_default();
             let more = match more {
                 0 => String::new(),
                 1 => " and 1 more warning".to_owned(),

@@ -175,7 +175,10 @@ async fn a_stuck_item_s_page_carries_the_warning() {
     drop(running.outputs);
     running.input.send_all(0..3).await;
     let base = common::serve(handle.clone(), 100, Default::default()).await;
-    until(&base, "stuck", |w| w["current"].as_array().unwrap().len() == 1).await;
+    until(&base, "stuck", |w| {
+        w["current"].as_array().unwrap().len() == 1
+    })
+    .await;
     let page = |id: u64| {
         let base = base.clone();
         async move {
@@ -196,7 +199,10 @@ async fn a_stuck_item_s_page_carries_the_warning() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(html.contains(r#"data-testid="item-warning""#), "{html}");
-    assert!(html.contains("Stuck item: item #1 has been running at call-0"), "{html}");
+    assert!(
+        html.contains("Stuck item: item #1 has been running at call-0"),
+        "{html}"
+    );
     assert!(!page(0).await.contains("item-warning"));
     handle.abort();
 }

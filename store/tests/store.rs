@@ -502,10 +502,10 @@ fn a_version_1_file_is_migrated_and_its_items_counted() {
         store.flush();
         run
     };
-    // Back to what version 1 had: no counts, the old indexes.
+    // Back to what version 1 had: no counts, the old indexes, no warnings.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE item_counts; DROP INDEX items_error; DROP INDEX items_attempts;
+        "DROP TABLE item_counts; DROP TABLE warnings; DROP INDEX items_error; DROP INDEX items_attempts;
          DROP INDEX items_updated;
          CREATE INDEX items_error ON items (run, error_kind) WHERE error_kind IS NOT NULL;
          PRAGMA user_version = 1;",
