@@ -1,6 +1,7 @@
 //! Throughput of a 3-stage × 4-worker pipeline of trivial tasks, next to a plain tokio
 //! channel pipeline of the same shape run in the same process, plus the memory each
-//! retained item costs the tracker.
+//! retained item costs the tracker. Health warnings are on (the default) except in the
+//! variant that turns them off to measure them.
 //!
 //! Run: `cargo bench -p flowdeck-runtime --bench throughput` (add `-- 500000` for another
 //! item count). Prints one line per variant and the bytes per retained item.
@@ -18,6 +19,7 @@ fn trivial_pipeline(
     tracking: bool,
     retention: usize,
     capture: Option<Capture>,
+    warnings: bool,
 ) -> Pipeline<u64, u64> {
     let stage = |name: &'static str| {
         let s = Stage::map(name, |n: u64, _cx| async move {
@@ -35,7 +37,8 @@ fn trivial_pipeline(
         .stage(stage("b"))
         .stage(stage("c"))
         .tracking(tracking)
-        .retention(retention);
+        .retention(retention)
+        .warnings(warnings.then(Default::default));
     match line.build() {
         Ok(p) => p,
         Err(e) => panic!("bench pipeline: {e}"),
@@ -94,8 +97,9 @@ async fn flowdeck_run(
     tracking: bool,
     subscribe: bool,
     capture: Option<Capture>,
+    warnings: bool,
 ) -> Duration {
-    let pipeline = trivial_pipeline(tracking, 100_000, capture);
+    let pipeline = trivial_pipeline(tracking, 100_000, capture, warnings);
     let start = Instant::now();
     let running = pipeline.start();
     let drain = subscribe.then(|| {
@@ -141,7 +145,7 @@ fn rss_bytes() -> u64 {
 /// Memory per retained item: RSS with `n` items retained minus RSS before, over `n`.
 async fn bytes_per_item(n: u64) -> f64 {
     let before = rss_bytes();
-    let running = trivial_pipeline(true, n as usize, None).start();
+    let running = trivial_pipeline(true, n as usize, None, true).start();
     let input = running.input;
     let feed = tokio::spawn(async move {
         input.send_all(0..n).await;
@@ -191,22 +195,26 @@ fn main() {
         for _ in 0..ROUNDS { v.push(tokio_reference(n).await); }
         let reference = times("tokio channels (reference)", v);
         let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, false, false, None).await); }
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, false, false, None, true).await); }
         let off = times("flowdeck, tracking off", v);
         let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, None).await); }
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, None, true).await); }
         let on = times("flowdeck, tracking on", v);
         let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, true, None).await); }
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, None, false).await); }
+        let quiet = times("flowdeck, tracking on, warnings off", v);
+        let mut v = Vec::new();
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, true, None, true).await); }
         times("flowdeck, tracking on + feed", v);
         let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, Some(Capture::failures())).await); }
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, Some(Capture::failures()), true).await); }
         let failures = times("flowdeck, tracking on, capture failures", v);
         let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, Some(Capture::failures().sample(0.01))).await); }
+        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, Some(Capture::failures().sample(0.01)), true).await); }
         let sampled = times("flowdeck, tracking on, capture 1%", v);
         println!("tracking cost: {:.1}% (on vs off); flowdeck tracked / reference: {:.0}%",
             (1.0 - on / off) * 100.0, on / reference * 100.0);
+        println!("health warnings cost: {:.1}% (on vs off, tracking on)", (1.0 - on / quiet) * 100.0);
         println!("capture cost (vs tracking on): failures only {:.1}%, 1% sample {:.1}%",
             (1.0 - failures / on) * 100.0, (1.0 - sampled / on) * 100.0);
     });
