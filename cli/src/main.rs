@@ -51,6 +51,30 @@ enum Command {
     /// Print a new API token (give it to the script) and its SHA-256 (put it in the
     /// config's [[auth.tokens]]).
     NewToken,
+    /// Watch a running dashboard live in the terminal: overview, stages and workers,
+    /// tasks (filter by status, stage and text), errors, and any task's detail and
+    /// provenance. Press ? for the keys.
+    Top(TopArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct TopArgs {
+    /// The dashboard's address.
+    #[arg(default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// An API token, for a dashboard with sign-in (flowdeck new-token makes one).
+    #[arg(long, env = "FLOWDECK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Open a finished run from the run store (its id on the Runs page) instead of the
+    /// live pipeline.
+    #[arg(long, value_name = "ID")]
+    run: Option<i64>,
+    /// Colours: dark or light. NO_COLOR or TERM=dumb turns them off.
+    #[arg(long, value_parser = ["dark", "light"])]
+    theme: Option<String>,
+    /// How often the screen is redrawn, in milliseconds (50 to 10000).
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(50..=10_000))]
+    refresh_ms: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -329,6 +353,10 @@ fn new_token() -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The monitor owns the terminal: no log line may be printed over it.
+    if let Some(Command::Top(args)) = cli.command {
+        return top(args).await;
+    }
     // Logs go into the buffer the Logs page reads and, when asked, to the terminal through
     // the console's writer, which never blocks; `metrics` calls go into the store the
     // charts read.
@@ -365,5 +393,23 @@ async fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args, metrics, logs, console).await,
         Some(Command::HashPassword) => hash_password(),
         Some(Command::NewToken) => new_token(),
+        Some(Command::Top(_)) => unreachable!("handled before logging is set up"),
+    }
+}
+
+async fn top(args: TopArgs) -> ExitCode {
+    let options = flowdeck_terminal::Options {
+        url: args.url,
+        token: args.token,
+        run: args.run,
+        theme: args.theme,
+        refresh: Duration::from_millis(args.refresh_ms),
+    };
+    match flowdeck_terminal::run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowdeck top: {e}");
+            ExitCode::from(2)
+        }
     }
 }

@@ -1,0 +1,214 @@
+//! What the monitor shows and how keys move it: the tab, the task list's filters and
+//! selection, the open task, the help. Plain data with no terminal and no network, so the
+//! views and keys are tested over a made-up [`LiveState`].
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use flowdeck_protocol::{stream::LiveState, ItemId, ItemStatus, TaskDetail};
+
+use crate::theme::Theme;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Overview,
+    Stages,
+    Tasks,
+    Errors,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Overview, Tab::Stages, Tab::Tasks, Tab::Errors];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::Stages => "Stages",
+            Tab::Tasks => "Tasks",
+            Tab::Errors => "Errors",
+        }
+    }
+}
+
+/// The stream's state, for the header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Live,
+    /// The stream dropped; it reconnects on its own, resuming after the last frame.
+    Reconnecting(String),
+    /// A finished run read from the run store: nothing streams.
+    Stored(i64),
+}
+
+/// What a key asks of the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    OpenTask(ItemId),
+    Quit,
+}
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub tab: Tab,
+    pub link: Link,
+    pub theme: Theme,
+    /// The task list's filters: by status, by stage, by text (an id, or a piece of the
+    /// error kind).
+    pub status: Option<ItemStatus>,
+    pub stage: Option<u16>,
+    pub text: String,
+    /// Typing into the text filter.
+    pub editing: bool,
+    /// The selected row of the task list (or the Errors tab's recent failures), from the
+    /// top.
+    pub selected: usize,
+    /// The task shown over the tabs, once loaded; `Err` says why it is not.
+    pub task: Option<Result<TaskDetail, String>>,
+    pub help: bool,
+}
+
+impl App {
+    pub fn new(theme: Theme, link: Link) -> App {
+        App {
+            tab: Tab::Overview,
+            link,
+            theme,
+            status: None,
+            stage: None,
+            text: String::new(),
+            editing: false,
+            selected: 0,
+            task: None,
+            help: false,
+        }
+    }
+
+    /// The retained items the task list shows, newest first, with the filters applied.
+    pub fn tasks<'a>(
+        &'a self,
+        state: &'a LiveState,
+    ) -> impl Iterator<Item = &'a flowdeck_protocol::stream::ItemRow> + 'a {
+        let text = self.text.trim().trim_start_matches('#').to_lowercase();
+        let id: Option<ItemId> = text.parse().ok();
+        state.items.values().rev().filter(move |r| {
+            self.status.is_none_or(|s| r.status() == s)
+                && self.stage.is_none_or(|s| r.stage() == s)
+                && (text.is_empty()
+                    || id == Some(r.id())
+                    || r.error_kind()
+                        .is_some_and(|k| k.to_lowercase().contains(&text)))
+        })
+    }
+
+    /// Handles a key; returns what it asks of the network, if anything. `state` is what
+    /// is shown, for the selection's bounds and the item under it.
+    pub fn on_key(&mut self, key: KeyEvent, state: Option<&LiveState>) -> Option<Action> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            return Some(Action::Quit);
+        }
+        if self.editing {
+            match key.code {
+                KeyCode::Enter | KeyCode::Esc => self.editing = false,
+                KeyCode::Backspace => {
+                    self.text.pop();
+                }
+                KeyCode::Char(c) => self.text.push(c),
+                _ => {}
+            }
+            self.selected = 0;
+            return None;
+        }
+        if self.help {
+            self.help = false;
+            return None;
+        }
+        if self.task.is_some() {
+            match key.code {
+                KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => self.task = None,
+                KeyCode::Char('q') => return Some(Action::Quit),
+                KeyCode::Char('?') => self.help = true,
+                _ => {}
+            }
+            return None;
+        }
+        match key.code {
+            KeyCode::Char('q') => return Some(Action::Quit),
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Tab | KeyCode::Right => self.switch(1),
+            KeyCode::BackTab | KeyCode::Left => self.switch(Tab::ALL.len() - 1),
+            KeyCode::Char(c @ '1'..='4') => {
+                self.tab = Tab::ALL[usize::from(c as u8 - b'1')];
+                self.selected = 0;
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                let len = self.list_len(state);
+                if self.selected + 1 < len {
+                    self.selected += 1;
+                }
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Home => self.selected = 0,
+            KeyCode::PageDown => {
+                self.selected = (self.selected + 10).min(self.list_len(state).saturating_sub(1))
+            }
+            KeyCode::PageUp => self.selected = self.selected.saturating_sub(10),
+            KeyCode::Char('/') if self.tab == Tab::Tasks => self.editing = true,
+            KeyCode::Char('s') if self.tab == Tab::Tasks => {
+                self.status = next(&ItemStatus::ALL, self.status);
+                self.selected = 0;
+            }
+            KeyCode::Char('g') if self.tab == Tab::Tasks => {
+                let stages: Vec<u16> = state
+                    .map(|s| (0..s.snapshot.stages.len() as u16).collect())
+                    .unwrap_or_default();
+                self.stage = next(&stages, self.stage);
+                self.selected = 0;
+            }
+            KeyCode::Char('c') if self.tab == Tab::Tasks => {
+                self.status = None;
+                self.stage = None;
+                self.text.clear();
+                self.selected = 0;
+            }
+            KeyCode::Enter => return self.selected_item(state).map(Action::OpenTask),
+            _ => {}
+        }
+        None
+    }
+
+    fn switch(&mut self, by: usize) {
+        let at = Tab::ALL.iter().position(|&t| t == self.tab).unwrap_or(0);
+        self.tab = Tab::ALL[(at + by) % Tab::ALL.len()];
+        self.selected = 0;
+    }
+
+    fn list_len(&self, state: Option<&LiveState>) -> usize {
+        let Some(state) = state else { return 0 };
+        match self.tab {
+            Tab::Tasks => self.tasks(state).count(),
+            Tab::Errors => state.errors.recent.len(),
+            _ => 0,
+        }
+    }
+
+    /// The item under the selection, on the tabs that list items.
+    pub fn selected_item(&self, state: Option<&LiveState>) -> Option<ItemId> {
+        let state = state?;
+        match self.tab {
+            Tab::Tasks => self.tasks(state).nth(self.selected).map(|r| r.id()),
+            Tab::Errors => state.errors.recent.get(self.selected).map(|f| f.id),
+            _ => None,
+        }
+    }
+}
+
+/// The value after `current` in `all`, then none (all), then the first again.
+fn next<T: Copy + PartialEq>(all: &[T], current: Option<T>) -> Option<T> {
+    match current {
+        None => all.first().copied(),
+        Some(c) => all
+            .iter()
+            .position(|&x| x == c)
+            .and_then(|i| all.get(i + 1))
+            .copied(),
+    }
+}

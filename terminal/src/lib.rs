@@ -1,0 +1,114 @@
+//! `flowdeck top`: a live terminal monitor of a running dashboard, over SSH as well as
+//! anywhere a browser is not. It reads the same stream as the browser and applies it
+//! with the same [`flowdeck_protocol::stream::LiveState`], so it resumes without gaps
+//! after a dropped connection, and it keeps what the browser keeps: at most the server's
+//! retention of items (100,000 by default) and 1,200 points of rate history.
+//!
+//! The model ([`app`]) and the drawing ([`view`]) are plain functions over that state;
+//! [`run`] wires them to the terminal (ratatui over crossterm) and the network
+//! ([`client`]).
+
+pub mod app;
+pub mod client;
+pub mod theme;
+pub mod view;
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use app::{Action, App, Link};
+
+/// What `flowdeck top` was asked.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub url: String,
+    pub token: Option<String>,
+    /// A finished run from the run store instead of the live pipeline.
+    pub run: Option<i64>,
+    /// `dark` or `light` (colours are off with `NO_COLOR` or a dumb terminal).
+    pub theme: Option<String>,
+    /// How often the screen is redrawn.
+    pub refresh: Duration,
+}
+
+/// How often an open task is read again while the pipeline runs.
+const TASK_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs the monitor until the user quits. The terminal is restored on the way out, on an
+/// error and on a panic.
+pub async fn run(options: Options) -> Result<(), String> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return Err("flowdeck top draws on a terminal, and standard output is not one".into());
+    }
+    let client = client::Client::new(&options.url, options.token.clone())?;
+    let state: client::Shared = Default::default();
+    let (link_tx, link) = watch::channel(Link::Connecting);
+    let follower = match options.run {
+        Some(run) => {
+            *state.lock() = Some(client.stored_run(run).await?);
+            link_tx.send_replace(Link::Stored(run));
+            None
+        }
+        None => Some(tokio::spawn(client.clone().follow(state.clone(), link_tx))),
+    };
+    let theme = theme::Theme::from_env(options.theme.as_deref());
+    let mut terminal = ratatui::init();
+    let result = ui(&mut terminal, &client, &state, link, theme, &options).await;
+    ratatui::restore();
+    if let Some(f) = follower {
+        f.abort();
+    }
+    result
+}
+
+async fn ui(
+    terminal: &mut ratatui::DefaultTerminal,
+    client: &client::Client,
+    state: &client::Shared,
+    link: watch::Receiver<Link>,
+    theme: theme::Theme,
+    options: &Options,
+) -> Result<(), String> {
+    let mut app = App::new(theme, link.borrow().clone());
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(options.refresh);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut task_read: Option<(u64, Instant)> = None;
+    loop {
+        app.link = link.borrow().clone();
+        terminal
+            .draw(|f| view::draw(f, &app, state.lock().as_ref()))
+            .map_err(|e| format!("cannot draw: {e}"))?;
+        tokio::select! {
+            _ = tick.tick() => {
+                // An open task of a live pipeline is read again now and then.
+                if let (Some((id, at)), None, Some(Ok(_))) = (task_read, options.run, &app.task) {
+                    if at.elapsed() >= TASK_EVERY {
+                        app.task = Some(client.task(id, None).await);
+                        task_read = Some((id, Instant::now()));
+                    }
+                }
+            }
+            event = keys.next() => match event {
+                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+                    let action = app.on_key(key, state.lock().as_ref());
+                    match action {
+                        Some(Action::Quit) => return Ok(()),
+                        Some(Action::OpenTask(id)) => {
+                            app.task = Some(client.task(id, options.run).await);
+                            task_read = Some((id, Instant::now()));
+                        }
+                        None => {}
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(format!("cannot read the terminal: {e}")),
+                None => return Ok(()),
+            },
+        }
+    }
+}
