@@ -1,0 +1,270 @@
+//! The monitor's views and keys over a made-up [`LiveState`], drawn into ratatui's test
+//! backend: what a user would read on the screen.
+#![allow(clippy::unwrap_used)]
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use flowdeck_protocol::{
+    stream::{Full, ItemRow, LiveState, Point},
+    Ancestor, ErrorInfo, ErrorSummary, FailedItem, ItemDetail, ItemStatus, PipelineState, Rule,
+    Snapshot, StageSnapshot, TaskDetail, Totals, Warning, WorkerSnapshot, WorkerState,
+};
+use flowdeck_terminal::{
+    app::{Action, App, Link, Tab},
+    theme::Theme,
+    view,
+};
+use ratatui::{backend::TestBackend, Terminal};
+
+fn stage(name: &str, busy: f64, queued: u64) -> StageSnapshot {
+    StageSnapshot {
+        name: name.into(),
+        capacity: 100,
+        queued,
+        busy_ratio: busy,
+        completed: 900,
+        failed: 12,
+        workers: vec![
+            WorkerSnapshot {
+                id: 0,
+                state: WorkerState::Busy,
+                current_item: Some(41),
+                processed: 450,
+                ..Default::default()
+            },
+            WorkerSnapshot {
+                id: 1,
+                state: WorkerState::Idle,
+                processed: 450,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+fn state() -> LiveState {
+    let kinds = ["Timeout", "Empty"];
+    let items = (1..=60u64)
+        .map(|id| {
+            let failed = id % 10 == 0;
+            ItemRow(
+                id,
+                if failed { ItemStatus::Failed } else { ItemStatus::Completed },
+                (id % 2) as u16,
+                1,
+                id * 1000,
+                failed.then(|| kinds[(id / 10 % 2) as usize].to_owned()),
+            )
+        })
+        .collect();
+    LiveState::from_full(Full {
+        id: 7,
+        snapshot: Snapshot {
+            pipeline: "docs".into(),
+            state: PipelineState::Running,
+            uptime_ms: 125_000,
+            totals: Totals {
+                submitted: 1_234_567,
+                completed: 1_200_000,
+                failed: 24,
+                throughput: 4_321.0,
+                ..Default::default()
+            },
+            stages: vec![stage("parse", 0.2, 0), stage("enrich", 0.97, 80)],
+            warnings: vec![Warning {
+                rule: Rule::GrowingQueue,
+                stage: Some("enrich".into()),
+                worker: None,
+                items: vec![],
+                message: "stage enrich's queue grew by 40".into(),
+                first_seen_ms: 1_000,
+                last_seen_ms: 2_000,
+                cleared_ms: None,
+            }],
+            ..Default::default()
+        },
+        retention: 100_000,
+        items,
+        history: (0..50)
+            .map(|i| Point {
+                at_ms: i * 250,
+                output_rate: (i * 10) as f64,
+                ..Default::default()
+            })
+            .collect(),
+        errors: ErrorSummary {
+            total: 24,
+            by_kind: vec![("Timeout".into(), 20), ("Empty".into(), 4)],
+            by_stage: vec![4, 20],
+            recent: vec![FailedItem {
+                id: 50,
+                stage: 1,
+                at_us: 50_000,
+                error: ErrorInfo {
+                    kind: "Timeout".into(),
+                    message: "model call timed out".into(),
+                },
+            }],
+        },
+    })
+}
+
+fn screen(app: &App, state: Option<&LiveState>) -> String {
+    let mut t = Terminal::new(TestBackend::new(140, 36)).unwrap();
+    t.draw(|f| view::draw(f, app, state)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn key(app: &mut App, state: &LiveState, code: KeyCode) -> Option<Action> {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE), Some(state))
+}
+
+fn typed(app: &mut App, state: &LiveState, text: &str) {
+    for c in text.chars() {
+        key(app, state, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn the_overview_shows_counts_the_bottleneck_and_the_warnings() {
+    let s = state();
+    let app = App::new(Theme::Dark, Link::Live);
+    let text = screen(&app, Some(&s));
+    assert!(text.contains("docs is running · up 2m 05s"), "{text}");
+    assert!(text.contains("[live]"));
+    assert!(text.contains("Submitted 1,234,567"), "{text}");
+    assert!(text.contains("Completed 1,200,000"));
+    assert!(text.contains("Throughput 4.3k/s"));
+    assert!(text.contains("Bottleneck: enrich (97% busy, 80 queued"), "{text}");
+    assert!(text.contains("⚠ Growing queue: stage enrich's queue grew by 40"), "{text}");
+    assert!(text.contains("warn: growing queue at enrich"), "{text}");
+}
+
+#[test]
+fn before_the_first_frame_and_while_reconnecting_it_says_so() {
+    let text = screen(&App::new(Theme::Plain, Link::Connecting), None);
+    assert!(text.contains("Waiting for the dashboard's stream"));
+    assert!(text.contains("[connecting]"));
+    let s = state();
+    let text = screen(&App::new(Theme::Plain, Link::Reconnecting("cannot connect".into())), Some(&s));
+    assert!(text.contains("[reconnecting (cannot connect)]"), "{text}");
+    assert!(text.contains("Submitted 1,234,567"), "the last state stays on screen");
+    let text = screen(&App::new(Theme::Plain, Link::Stored(3)), Some(&s));
+    assert!(text.contains("[stored run #3]"));
+}
+
+#[test]
+fn stages_list_every_stage_and_worker() {
+    let s = state();
+    let mut app = App::new(Theme::Dark, Link::Live);
+    key(&mut app, &s, KeyCode::Char('2'));
+    assert_eq!(app.tab, Tab::Stages);
+    let text = screen(&app, Some(&s));
+    assert!(text.contains("enrich ◀ bottleneck"), "{text}");
+    assert!(text.contains("1/1/0/2"), "busy/idle/blocked/all: {text}");
+    assert!(text.contains("enrich-0") && text.contains("#41"), "{text}");
+    assert!(text.contains("Workers (4)"));
+}
+
+#[test]
+fn filters_narrow_the_task_list_and_enter_opens_the_selected_task() {
+    let s = state();
+    let mut app = App::new(Theme::Dark, Link::Live);
+    key(&mut app, &s, KeyCode::Char('3'));
+    let text = screen(&app, Some(&s));
+    assert!(text.contains("Tasks: 60 of 60 retained"), "{text}");
+    // Newest first.
+    assert_eq!(key(&mut app, &s, KeyCode::Enter), Some(Action::OpenTask(60)));
+    // s: queued, running, retrying, completed, failed.
+    for _ in 0..5 {
+        key(&mut app, &s, KeyCode::Char('s'));
+    }
+    assert_eq!(app.status, Some(ItemStatus::Failed));
+    let text = screen(&app, Some(&s));
+    assert!(text.contains("Tasks: 6 of 60 retained · status: failed"), "{text}");
+    assert!(!text.contains("#59"), "{text}");
+    // The text filter: an error kind...
+    key(&mut app, &s, KeyCode::Char('/'));
+    typed(&mut app, &s, "empty");
+    key(&mut app, &s, KeyCode::Enter);
+    let text = screen(&app, Some(&s));
+    assert!(text.contains("Tasks: 3 of 60 retained"), "{text}");
+    key(&mut app, &s, KeyCode::Down);
+    assert_eq!(key(&mut app, &s, KeyCode::Enter), Some(Action::OpenTask(30)));
+    // ...or an id, with the stage filter.
+    key(&mut app, &s, KeyCode::Char('c'));
+    key(&mut app, &s, KeyCode::Char('/'));
+    typed(&mut app, &s, "#41");
+    key(&mut app, &s, KeyCode::Esc);
+    let text = screen(&app, Some(&s));
+    assert!(text.contains("Tasks: 1 of 60 retained"), "{text}");
+    key(&mut app, &s, KeyCode::Char('g'));
+    assert_eq!(app.tasks(&s).count(), 0, "item 41 is at stage 1, not 0");
+}
+
+#[test]
+fn a_task_shows_its_stages_error_and_provenance_and_esc_goes_back() {
+    let s = state();
+    let mut app = App::new(Theme::Dark, Link::Live);
+    app.task = Some(Ok(TaskDetail {
+        detail: ItemDetail {
+            id: 50,
+            status: ItemStatus::Failed,
+            stage: 1,
+            created_us: 1_000,
+            updated_us: 90_000,
+            visits: vec![],
+            parents: vec![7],
+            error: Some(ErrorInfo {
+                kind: "Timeout".into(),
+                message: "model call timed out".into(),
+            }),
+            annotations: vec![],
+            history: vec![],
+        },
+        provenance: vec![
+            Ancestor { id: 50, depth: 0, parents: vec![7], stages: vec![0, 1], retained: true },
+            Ancestor { id: 7, depth: 1, parents: vec![], stages: vec![0], retained: false },
+        ],
+        stage_names: vec!["parse".into(), "enrich".into()],
+        started_unix_ms: 0,
+        now_ms: 100,
+        retryable: None,
+    }));
+    let text = screen(&app, Some(&s));
+    assert!(text.contains("Task #50 failed at enrich"), "{text}");
+    assert!(text.contains("Timeout: model call timed out"));
+    assert!(text.contains("#7 via parse (no longer retained)"), "{text}");
+    key(&mut app, &s, KeyCode::Esc);
+    assert!(app.task.is_none());
+}
+
+#[test]
+fn errors_list_kinds_stages_and_recent_failures() {
+    let s = state();
+    let mut app = App::new(Theme::Dark, Link::Live);
+    key(&mut app, &s, KeyCode::Char('4'));
+    let text = screen(&app, Some(&s));
+    assert!(text.contains("By kind · 24 failed"), "{text}");
+    assert!(text.contains("model call timed out"));
+    assert_eq!(key(&mut app, &s, KeyCode::Enter), Some(Action::OpenTask(50)));
+}
+
+#[test]
+fn question_mark_shows_the_keys_and_any_key_closes_them() {
+    let s = state();
+    let mut app = App::new(Theme::Dark, Link::Live);
+    key(&mut app, &s, KeyCode::Char('?'));
+    assert!(screen(&app, Some(&s)).contains("filter tasks by id (#42) or error kind"));
+    key(&mut app, &s, KeyCode::Char('x'));
+    assert!(!app.help);
+    assert_eq!(key(&mut app, &s, KeyCode::Char('q')), Some(Action::Quit));
+}
