@@ -45,6 +45,7 @@ pub use flowdeck_runtime::{
     BuildError, Capture, Closed, ControlError, Ctx, Feeder, Graph, LatencyHistogram, Line, Monitor,
     Pipeline, PipelineHandle, Report, RetryPolicy, Running, Stage, StageRef, Summary, Tracker,
 };
+pub use flowdeck_runtime::progress::{LogWriter, Progress};
 
 #[cfg(feature = "dashboard")]
 mod run;
@@ -70,7 +71,7 @@ pub mod prelude {
         Page, RunWithDashboard, Source, Status, Table, HOUR, MINUTE,
     };
     pub use crate::{
-        Capture, Ctx, Graph, Line, Monitor, Pipeline, PipelineHandle, Report, RetryPolicy, Running,
-        Stage,
+        Capture, Ctx, Graph, Line, Monitor, Pipeline, PipelineHandle, Progress, Report,
+        RetryPolicy, Running, Stage,
     };
 }

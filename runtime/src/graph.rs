@@ -267,6 +267,14 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         self
     }
 
+    /// Shows the run's progress in the terminal: `Progress::compact()` (a bar),
+    /// `detailed()` (per stage) or `full()` (and the failures). Plain lines when standard
+    /// error is not a terminal.
+    pub fn progress(&mut self, p: crate::progress::Progress) -> &mut Self {
+        self.options.progress = Some(p);
+        self
+    }
+
     /// Calls `f` once when a health warning fires and once when it clears: for paging
     /// someone. A panic in `f` is logged and costs nothing else.
     pub fn on_warning(
@@ -456,6 +464,12 @@ impl<In: Send + 'static, Cur: Send + 'static> Line<In, Cur> {
     /// See [`Graph::warnings`].
     pub fn warnings(mut self, t: Option<crate::warnings::Thresholds>) -> Self {
         self.graph.warnings(t);
+        self
+    }
+
+    /// See [`Graph::progress`].
+    pub fn progress(mut self, p: crate::progress::Progress) -> Self {
+        self.graph.progress(p);
         self
     }
 

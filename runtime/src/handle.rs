@@ -201,6 +201,12 @@ impl PipelineHandle {
         }
     }
 
+    /// Shows this running pipeline's progress in the terminal until it ends (what
+    /// `Line::progress` does from the start).
+    pub fn show_progress(&self, p: crate::progress::Progress) {
+        tokio::spawn(p.watch(self.clone()));
+    }
+
     /// Waits until the run has ended and its warnings have had their last check: what fired
     /// clears, and lost items are counted. At once when warnings are off.
     pub async fn warnings_settled(&self) {

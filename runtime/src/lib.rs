@@ -43,6 +43,7 @@ pub mod metrics;
 mod node;
 mod pipeline;
 mod port;
+pub mod progress;
 mod retry;
 mod snapshot;
 mod stage;

@@ -73,6 +73,8 @@ pub(crate) struct Options {
     /// The health warnings' thresholds; `None` turns them off.
     pub warnings: Option<crate::warnings::Thresholds>,
     pub on_warning: Vec<crate::warnings::WarningCallback>,
+    /// The terminal progress display, if asked for.
+    pub progress: Option<crate::progress::Progress>,
 }
 
 impl Default for Options {
@@ -84,6 +86,7 @@ impl Default for Options {
             monitors: Vec::new(),
             warnings: Some(Default::default()),
             on_warning: Vec::new(),
+            progress: None,
         }
     }
 }
@@ -424,6 +427,9 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         }
         if let Some(health) = health {
             tokio::spawn(health.watch(handle.clone()));
+        }
+        if let Some(progress) = options.progress {
+            tokio::spawn(progress.watch(handle.clone()));
         }
 
         Running {
