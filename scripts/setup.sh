@@ -5,7 +5,7 @@
 #                             prebuilt in server/site/)
 #   scripts/setup.sh --test   to run every check: the wasm32 target (the browser code is
 #                             linted for it), Debian's Chromium and the browser-test npm
-#                             packages, promtool (Debian's prometheus package), and
+#                             packages, promtool (Debian's prometheus package), tmux, and
 #                             schemathesis (PyPI, in a venv under target/tools/)
 #   scripts/setup.sh --site   to rebuild the site: the wasm32 target, the wasm-bindgen CLI
 #                             at the lock file's version, wasm-opt (binaryen from npm)
@@ -59,6 +59,10 @@ if want "${1:-}" test; then
   if ! command -v chromium >/dev/null; then
     say "installing Chromium from Debian"
     apt_install chromium
+  fi
+  if ! command -v tmux >/dev/null; then
+    say "installing tmux (a real terminal for the terminal tests)"
+    apt_install tmux
   fi
   if ! command -v promtool >/dev/null; then
     say "installing promtool (Debian's prometheus package)"

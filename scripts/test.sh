@@ -37,4 +37,6 @@ trap 'rm -rf "$standalone_target"' EXIT
 cp "$standalone_target/debug/standalone" target/standalone
 
 step "browser tests"
-(cd end2end && FLOWDECK_BIN="$PWD/../target/release/flowdeck" STANDALONE_BIN="$PWD/../target/standalone" node --test tests/)
+# The progress example was built by the cargo tests (target/debug/examples/).
+(cd end2end && FLOWDECK_BIN="$PWD/../target/release/flowdeck" STANDALONE_BIN="$PWD/../target/standalone" \
+  PROGRESS_BIN="$PWD/../target/debug/examples/progress" node --test tests/)

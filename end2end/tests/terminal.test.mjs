@@ -1,0 +1,119 @@
+// The terminal, for real: `flowdeck top` in tmux against the real binary (through a proxy
+// that can cut the stream), and the progress example's bars. tmux is a real terminal: we
+// send keys and read the screen as a user sees it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer } from '../lib/server.mjs';
+import { startProxy } from '../lib/proxy.mjs';
+import { eventually } from '../lib/browser.mjs';
+
+const bin = process.env.FLOWDECK_BIN;
+// A tmux server of our own: tests never touch a user's sessions.
+const sock = join(mkdtempSync(join(tmpdir(), 'flowdeck-tmux-')), 'sock');
+const tmux = (...args) => execFileSync('tmux', ['-S', sock, ...args], { encoding: 'utf8' });
+const screen = (s) => tmux('capture-pane', '-p', '-t', s);
+const keys = (s, ...k) => tmux('send-keys', '-t', s, ...k);
+
+let server;
+let proxy;
+before(async () => {
+  server = await startServer(['--refresh-ms', '100']);
+  proxy = await startProxy(server.url);
+});
+after(async () => {
+  try { tmux('kill-server'); } catch { /* none left */ }
+  await proxy?.stop();
+  await server?.stop();
+  rmSync(join(sock, '..'), { recursive: true, force: true });
+});
+
+/** The number after `label` on the screen. */
+function number(text, label) {
+  const m = text.match(new RegExp(`${label} ([\\d,]+)`));
+  return m ? Number(m[1].replaceAll(',', '')) : null;
+}
+
+test('flowdeck top: counts move, a filter narrows the tasks, a cut stream resumes, quitting restores the terminal', async () => {
+  // After quitting, the shell says whether the terminal is back in canonical mode.
+  tmux('new-session', '-d', '-s', 'top', '-x', '160', '-y', '48',
+    `${bin} top ${proxy.url}; echo "exited $?"; stty -a | grep -o -- '-\\?icanon'; sleep 600`);
+  await eventually(() => screen('top').includes('[live]'), 15_000, 'the monitor to go live');
+  const first = number(screen('top'), 'Completed');
+  assert.ok(first !== null, screen('top'));
+  await eventually(() => number(screen('top'), 'Completed') > first, 10_000, 'counts to move');
+  assert.match(screen('top'), /document-enrichment is running/);
+
+  // Tasks, then only the failed ones, then only one error kind.
+  keys('top', '3');
+  await eventually(() => /Tasks: [\d,]+ of [\d,]+ retained/.test(screen('top')), 5_000, 'the task list');
+  const shown = (text) => Number(text.match(/Tasks: ([\d,]+) of/)[1].replaceAll(',', ''));
+  const all = shown(screen('top'));
+  for (let i = 0; i < 5; i += 1) keys('top', 's');
+  await eventually(() => screen('top').includes('status: failed'), 5_000, 'the status filter');
+  const failedRows = () => screen('top').split('\n').filter((l) => /^\s*│?\s*#\d+/.test(l));
+  await eventually(() => failedRows().length > 0, 20_000, 'failed tasks to show');
+  const failed = shown(screen('top'));
+  assert.ok(failed < all, `failed ${failed} of ${all}`);
+  assert.ok(failedRows().every((l) => l.includes('failed')), failedRows().join('\n'));
+  keys('top', '/');
+  for (const c of 'StoreRejected') keys('top', c);
+  keys('top', 'Enter');
+  await eventually(() => screen('top').includes('text: StoreRejected'), 5_000, 'the text filter');
+  assert.ok(failedRows().every((l) => l.includes('StoreRejected')), failedRows().join('\n'));
+  // Enter opens the selected task: its stages, error and history.
+  if (failedRows().length > 0) {
+    keys('top', 'Enter');
+    await eventually(() => /Task #\d+ failed at store/.test(screen('top')), 5_000, 'the task');
+    assert.match(screen('top'), /StoreRejected: store rejected the write/);
+    keys('top', 'Escape');
+  }
+  keys('top', '1');
+
+  // Cut the stream: the monitor says so, resumes with Last-Event-ID, and counts move on.
+  await new Promise((r) => setTimeout(r, 500));
+  proxy.cut();
+  await eventually(() => screen('top').includes('[reconnecting'), 5_000, 'the monitor to notice');
+  await eventually(() => screen('top').includes('[live]'), 15_000, 'the monitor to reconnect');
+  const resumed = proxy.requests.filter((r) => r.path === '/api/events' && r.lastEventId);
+  assert.ok(resumed.length >= 1, 'it resumed with Last-Event-ID');
+  await eventually(() => resumed[0].firstEvent !== null, 5_000, 'a frame after resuming');
+  assert.equal(resumed[0].firstEvent, 'delta', 'the missed deltas, not a fresh full frame');
+  const after = number(screen('top'), 'Completed');
+  await eventually(() => number(screen('top'), 'Completed') > after, 10_000, 'counts to move after the cut');
+
+  keys('top', '?');
+  await eventually(() => screen('top').includes('filter tasks by id'), 5_000, 'the help');
+  keys('top', 'x');
+  keys('top', 'q');
+  await eventually(() => screen('top').includes('exited 0'), 5_000, 'the monitor to exit');
+  const text = screen('top');
+  assert.match(text, /^icanon$/m, 'the terminal is back in canonical mode (raw mode off)');
+  assert.ok(!text.includes('flowdeck top'), 'the alternate screen is gone');
+});
+
+test('flowdeck top refuses to draw when its output is not a terminal', () => {
+  const r = spawnSync(bin, ['top', server.url], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /standard output is not one/);
+});
+
+test('the progress bars keep log lines whole, and end with the final status', { skip: !process.env.PROGRESS_BIN }, async () => {
+  tmux('new-session', '-d', '-s', 'bar', '-x', '150', '-y', '60', `${process.env.PROGRESS_BIN} full; echo "exited $?"; sleep 600`);
+  // While it runs: the bar with its percentage and a line per stage.
+  await eventually(() => /documents \[[█▓░]+\]\s+\d+% \| \d+\/600 \|/.test(screen('bar')), 15_000, 'the bar');
+  assert.match(screen('bar'), /^ {2}summarize\s+queued/m);
+  await eventually(() => screen('bar').includes('exited 0'), 60_000, 'the run to end');
+  const lines = screen('bar').split('\n').filter((l) => l.trim() !== '');
+  // Every log line whole: nothing drawn into it, nothing of it left on a bar's line.
+  const logs = lines.filter((l) => l.includes('WARN'));
+  assert.ok(logs.length > 10, lines.join('\n'));
+  for (const l of logs) assert.match(l, /^\S+Z\s+WARN the model timed out; retrying document=\d+$/);
+  const end = lines.slice(-9);
+  assert.match(end[0], /^documents finished: 600\/600 \(100%\) \| .* \| 7 failed/);
+  assert.match(end.join('\n'), /failures by kind: Empty 7/);
+  assert.ok(!lines.some((l) => /\d+% \|/.test(l)), 'no bar left behind:\n' + lines.join('\n'));
+});
