@@ -95,6 +95,17 @@ test('flowdeck top: counts move, a filter narrows the tasks, a cut stream resume
   assert.ok(!text.includes('flowdeck top'), 'the alternate screen is gone');
 });
 
+test('flowdeck top --run opens a run from the run store', async () => {
+  tmux('new-session', '-d', '-s', 'run', '-x', '160', '-y', '48', `${bin} top ${server.url} --run 1; sleep 600`);
+  await eventually(() => screen('run').includes('[stored run #1]'), 15_000, 'the stored run');
+  assert.match(screen('run'), /document-enrichment is/);
+  keys('run', '3');
+  await eventually(() => /Tasks: [\d,]+ of [\d,]+ retained/.test(screen('run')), 5_000, 'its tasks');
+  keys('run', 'Enter');
+  await eventually(() => /Task #\d+ \w+ at \w+/.test(screen('run')), 5_000, 'a stored task');
+  keys('run', 'q');
+});
+
 test('flowdeck top refuses to draw when its output is not a terminal', () => {
   const r = spawnSync(bin, ['top', server.url], { encoding: 'utf8' });
   assert.equal(r.status, 2);
@@ -111,9 +122,12 @@ test('the progress bars keep log lines whole, and end with the final status', { 
   // Every log line whole: nothing drawn into it, nothing of it left on a bar's line.
   const logs = lines.filter((l) => l.includes('WARN'));
   assert.ok(logs.length > 10, lines.join('\n'));
-  for (const l of logs) assert.match(l, /^\S+Z\s+WARN the model timed out; retrying document=\d+$/);
-  const end = lines.slice(-9);
-  assert.match(end[0], /^documents finished: 600\/600 \(100%\) \| .* \| 7 failed/);
-  assert.match(end.join('\n'), /failures by kind: Empty 7/);
+  for (const l of logs) assert.match(l, /^\S+Z\s+WARN the model timed out; retrying document=\d+$/, JSON.stringify(l));
+  // The final status, once, after the last log line.
+  const at = lines.findIndex((l) => l.startsWith('documents finished: '));
+  assert.ok(at > 0, lines.join('\n'));
+  assert.match(lines[at], /^documents finished: 600\/600 \(100%\) \| .* \| 7 failed/);
+  assert.ok(!lines.slice(at).some((l) => l.includes('WARN')), lines.join('\n'));
+  assert.match(lines.slice(at).join('\n'), /failures by kind: Empty 7/);
   assert.ok(!lines.some((l) => /\d+% \|/.test(l)), 'no bar left behind:\n' + lines.join('\n'));
 });

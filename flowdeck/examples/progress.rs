@@ -55,7 +55,10 @@ async fn main() {
                 Ok(n)
             })
             .workers(8)
-            .retry(RetryPolicy::attempts(3).backoff(Duration::from_millis(20), Duration::from_millis(80)))
+            .retry(
+                RetryPolicy::attempts(3)
+                    .backoff(Duration::from_millis(20), Duration::from_millis(80)),
+            )
             .classify(|_| "ModelTimeout".to_owned()),
         )
         .progress(progress);

@@ -41,11 +41,11 @@
 
 pub use flowdeck_protocol as protocol;
 pub use flowdeck_runtime as runtime;
+pub use flowdeck_runtime::progress::{LogWriter, Progress};
 pub use flowdeck_runtime::{
     BuildError, Capture, Closed, ControlError, Ctx, Feeder, Graph, LatencyHistogram, Line, Monitor,
     Pipeline, PipelineHandle, Report, RetryPolicy, Running, Stage, StageRef, Summary, Tracker,
 };
-pub use flowdeck_runtime::progress::{LogWriter, Progress};
 
 #[cfg(feature = "dashboard")]
 mod run;

@@ -15,7 +15,7 @@ use std::{
 };
 
 use flowdeck_protocol::{format, ErrorSummary, PipelineState, Snapshot};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
 use crate::PipelineHandle;
@@ -202,57 +202,51 @@ fn error_lines(s: &Snapshot, e: &ErrorSummary) -> Vec<String> {
     ]
 }
 
-/// Bars on a terminal.
+/// The bar on a terminal: one indicatif bar whose message carries the stage and failure
+/// lines below it. One bar, not a `MultiProgress` of one per line: a log line printed while
+/// several bars redrew left copies of some behind.
 struct Bars {
     view: View,
-    multi: MultiProgress,
-    main: ProgressBar,
+    bar: ProgressBar,
     /// The bar knows the run's size.
     sized: bool,
-    lines: Vec<ProgressBar>,
 }
 
 impl Bars {
     fn new(view: View) -> Self {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        multi.set_move_cursor(true);
-        let main = multi.add(ProgressBar::new_spinner());
-        main.set_style(spinner_style());
-        *ACTIVE.lock() = Some(multi.clone());
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+        bar.set_style(spinner_style());
+        *ACTIVE.lock() = Some(bar.clone());
         Bars {
             view,
-            multi,
-            main,
+            bar,
             sized: false,
-            lines: Vec::new(),
         }
     }
 
     fn draw(&mut self, s: &Snapshot, e: &ErrorSummary) {
         if let (Some(n), false) = (s.expected, self.sized) {
-            self.main.set_length(n);
-            self.main.set_style(bar_style());
+            self.bar.set_length(n);
+            self.bar.set_style(bar_style());
             self.sized = true;
         }
-        self.main.set_position(done(s));
-        self.main.set_prefix(s.pipeline.clone());
-        self.main.set_message(tail(s));
-        self.main.tick();
-        let mut text = Vec::new();
+        let mut msg = tail(s);
         if self.view != View::Compact {
-            text.extend(stage_lines(s));
+            for l in stage_lines(s) {
+                msg.push('\n');
+                msg.push_str(&l);
+            }
         }
         if self.view == View::Full {
-            text.extend(error_lines(s, e));
+            for l in error_lines(s, e) {
+                msg.push('\n');
+                msg.push_str(&l);
+            }
         }
-        while self.lines.len() < text.len() {
-            let line = self.multi.add(ProgressBar::new_spinner());
-            line.set_style(line_style());
-            self.lines.push(line);
-        }
-        for (bar, line) in self.lines.iter().zip(text) {
-            bar.set_message(line);
-        }
+        self.bar.set_position(done(s));
+        self.bar.set_prefix(s.pipeline.clone());
+        self.bar.set_message(msg);
+        self.bar.tick();
     }
 }
 
@@ -261,16 +255,10 @@ impl Output for Bars {
         self.draw(s, e);
     }
 
-    /// The bars go, and the final status stays as plain lines.
+    /// The bar goes, and the final status stays as plain lines.
     fn finish(&mut self, s: &Snapshot, e: &ErrorSummary) {
         *ACTIVE.lock() = None;
-        // Cleared all at once, then nothing more is drawn: bars finished one by one redraw
-        // a shrinking display, which left lines behind on some terminals.
-        let _ = self.multi.clear();
-        self.multi.set_draw_target(ProgressDrawTarget::hidden());
-        for bar in self.lines.iter().chain([&self.main]) {
-            bar.finish_and_clear();
-        }
+        self.bar.finish_and_clear();
         eprint!("{}", status_text(self.view, s, e, true));
     }
 }
@@ -288,10 +276,6 @@ fn bar_style() -> ProgressStyle {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-fn line_style() -> ProgressStyle {
-    ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner())
-}
-
 /// Plain lines, every few seconds: for a log file or CI.
 struct Plain {
     view: View,
@@ -302,7 +286,11 @@ struct Plain {
 /// terminal keeps once the run is over.
 fn status_text(view: View, s: &Snapshot, e: &ErrorSummary, last: bool) -> String {
     let count = match s.expected {
-        Some(n) if n > 0 => format!("{}/{n} ({:.0}%)", done(s), done(s) as f64 * 100.0 / n as f64),
+        Some(n) if n > 0 => format!(
+            "{}/{n} ({:.0}%)",
+            done(s),
+            done(s) as f64 * 100.0 / n as f64
+        ),
         _ => format!("{} done", done(s)),
     };
     let state = if last {
@@ -345,8 +333,8 @@ impl Output for Plain {
     }
 }
 
-/// The bars drawn now, if any: log lines are printed above them.
-static ACTIVE: Mutex<Option<MultiProgress>> = Mutex::new(None);
+/// The bar drawn now, if any: log lines are printed above it.
+static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 /// A writer for log lines (`tracing_subscriber::fmt().with_writer(LogWriter)`) that
 /// prints them above the progress bars while a run shows them, and to standard error
@@ -358,7 +346,7 @@ impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let active = ACTIVE.lock().clone();
         match active {
-            Some(multi) => multi.suspend(|| std::io::stderr().write_all(buf))?,
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
             None => std::io::stderr().write_all(buf)?,
         }
         Ok(buf.len())

@@ -77,7 +77,10 @@ async fn a_known_size_prints_counts_percent_rate_and_failures_then_the_end() {
         last.starts_with("docs finished: 300/300 (100%) | ") && last.contains("| 6 failed"),
         "{text}"
     );
-    assert!(text.lines().count() >= 2, "a line every 50 ms, then the end: {text}");
+    assert!(
+        text.lines().count() >= 2,
+        "a line every 50 ms, then the end: {text}"
+    );
     assert!(text.lines().next().unwrap().starts_with("docs: "), "{text}");
 }
 
@@ -103,7 +106,10 @@ async fn detailed_and_full_add_the_stages_and_the_failures() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(text.contains("docs finished: 100 done | "), "{text}");
-    assert!(text.contains("\n  parse   queued      0  running    0  done      100  failed      0"), "{text}");
+    assert!(
+        text.contains("\n  parse   queued      0  running    0  done      100  failed      0"),
+        "{text}"
+    );
     assert!(text.contains("busy 0/4"), "{text}");
     assert!(text.contains("  failures by kind: Refused 2"), "{text}");
     assert!(text.contains("  failures by stage: enrich 2"), "{text}");

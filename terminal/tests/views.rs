@@ -49,7 +49,11 @@ fn state() -> LiveState {
             let failed = id % 10 == 0;
             ItemRow(
                 id,
-                if failed { ItemStatus::Failed } else { ItemStatus::Completed },
+                if failed {
+                    ItemStatus::Failed
+                } else {
+                    ItemStatus::Completed
+                },
                 (id % 2) as u16,
                 1,
                 id * 1000,
@@ -143,8 +147,14 @@ fn the_overview_shows_counts_the_bottleneck_and_the_warnings() {
     assert!(text.contains("Submitted 1,234,567"), "{text}");
     assert!(text.contains("Completed 1,200,000"));
     assert!(text.contains("Throughput 4.3k/s"));
-    assert!(text.contains("Bottleneck: enrich (97% busy, 80 queued"), "{text}");
-    assert!(text.contains("⚠ Growing queue: stage enrich's queue grew by 40"), "{text}");
+    assert!(
+        text.contains("Bottleneck: enrich (97% busy, 80 queued"),
+        "{text}"
+    );
+    assert!(
+        text.contains("⚠ Growing queue: stage enrich's queue grew by 40"),
+        "{text}"
+    );
     assert!(text.contains("warn: growing queue at enrich"), "{text}");
 }
 
@@ -154,9 +164,15 @@ fn before_the_first_frame_and_while_reconnecting_it_says_so() {
     assert!(text.contains("Waiting for the dashboard's stream"));
     assert!(text.contains("[connecting]"));
     let s = state();
-    let text = screen(&App::new(Theme::Plain, Link::Reconnecting("cannot connect".into())), Some(&s));
+    let text = screen(
+        &App::new(Theme::Plain, Link::Reconnecting("cannot connect".into())),
+        Some(&s),
+    );
     assert!(text.contains("[reconnecting (cannot connect)]"), "{text}");
-    assert!(text.contains("Submitted 1,234,567"), "the last state stays on screen");
+    assert!(
+        text.contains("Submitted 1,234,567"),
+        "the last state stays on screen"
+    );
     let text = screen(&App::new(Theme::Plain, Link::Stored(3)), Some(&s));
     assert!(text.contains("[stored run #3]"));
 }
@@ -182,14 +198,20 @@ fn filters_narrow_the_task_list_and_enter_opens_the_selected_task() {
     let text = screen(&app, Some(&s));
     assert!(text.contains("Tasks: 60 of 60 retained"), "{text}");
     // Newest first.
-    assert_eq!(key(&mut app, &s, KeyCode::Enter), Some(Action::OpenTask(60)));
+    assert_eq!(
+        key(&mut app, &s, KeyCode::Enter),
+        Some(Action::OpenTask(60))
+    );
     // s: queued, running, retrying, completed, failed.
     for _ in 0..5 {
         key(&mut app, &s, KeyCode::Char('s'));
     }
     assert_eq!(app.status, Some(ItemStatus::Failed));
     let text = screen(&app, Some(&s));
-    assert!(text.contains("Tasks: 6 of 60 retained · status: failed"), "{text}");
+    assert!(
+        text.contains("Tasks: 6 of 60 retained · status: failed"),
+        "{text}"
+    );
     assert!(!text.contains("#59"), "{text}");
     // The text filter: an error kind...
     key(&mut app, &s, KeyCode::Char('/'));
@@ -198,7 +220,10 @@ fn filters_narrow_the_task_list_and_enter_opens_the_selected_task() {
     let text = screen(&app, Some(&s));
     assert!(text.contains("Tasks: 3 of 60 retained"), "{text}");
     key(&mut app, &s, KeyCode::Down);
-    assert_eq!(key(&mut app, &s, KeyCode::Enter), Some(Action::OpenTask(30)));
+    assert_eq!(
+        key(&mut app, &s, KeyCode::Enter),
+        Some(Action::OpenTask(30))
+    );
     // ...or an id, with the stage filter.
     key(&mut app, &s, KeyCode::Char('c'));
     key(&mut app, &s, KeyCode::Char('/'));
@@ -231,8 +256,20 @@ fn a_task_shows_its_stages_error_and_provenance_and_esc_goes_back() {
             history: vec![],
         },
         provenance: vec![
-            Ancestor { id: 50, depth: 0, parents: vec![7], stages: vec![0, 1], retained: true },
-            Ancestor { id: 7, depth: 1, parents: vec![], stages: vec![0], retained: false },
+            Ancestor {
+                id: 50,
+                depth: 0,
+                parents: vec![7],
+                stages: vec![0, 1],
+                retained: true,
+            },
+            Ancestor {
+                id: 7,
+                depth: 1,
+                parents: vec![],
+                stages: vec![0],
+                retained: false,
+            },
         ],
         stage_names: vec!["parse".into(), "enrich".into()],
         started_unix_ms: 0,
@@ -255,7 +292,10 @@ fn errors_list_kinds_stages_and_recent_failures() {
     let text = screen(&app, Some(&s));
     assert!(text.contains("By kind · 24 failed"), "{text}");
     assert!(text.contains("model call timed out"));
-    assert_eq!(key(&mut app, &s, KeyCode::Enter), Some(Action::OpenTask(50)));
+    assert_eq!(
+        key(&mut app, &s, KeyCode::Enter),
+        Some(Action::OpenTask(50))
+    );
 }
 
 #[test]
