@@ -48,7 +48,7 @@ async fn main() {
         .stage(
             Stage::map("summarize", |n: u32, cx: Ctx| async move {
                 tokio::time::sleep(Duration::from_millis(40)).await;
-                if n % 13 == 0 && cx.attempt() == 1 {
+                if n.is_multiple_of(13) && cx.attempt() == 1 {
                     tracing::warn!(document = n, "the model timed out; retrying");
                     return Err("model timeout".to_owned());
                 }
