@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
@@ -104,6 +104,26 @@ test('flowdeck top --run opens a run from the run store', async () => {
   keys('run', 'Enter');
   await eventually(() => /Task #\d+ \w+ at \w+/.test(screen('run')), 5_000, 'a stored task');
   keys('run', 'q');
+});
+
+test('flowdeck top uses an API token for a dashboard with sign-in', async () => {
+  const made = execFileSync(bin, ['new-token'], { encoding: 'utf8' });
+  const token = made.match(/^token:\s+(\S+)/m)[1];
+  const sha = made.match(/^sha256:\s+(\S+)/m)[1];
+  const dir = mkdtempSync(join(tmpdir(), 'flowdeck-top-auth-'));
+  const config = join(dir, 'flowdeck.toml');
+  writeFileSync(config, `[auth]\n[[auth.tokens]]\nname = "top"\nsha256 = "${sha}"\nrole = "viewer"\n`);
+  const guarded = await startServer(['--refresh-ms', '100', '--config', config]);
+  try {
+    tmux('new-session', '-d', '-s', 'anon', '-x', '160', '-y', '48', `${bin} top ${guarded.url}; sleep 600`);
+    await eventually(() => screen('anon').includes('wants sign-in'), 10_000, 'the sign-in message');
+    tmux('new-session', '-d', '-s', 'auth', '-x', '160', '-y', '48', `${bin} top ${guarded.url} --token ${token}; sleep 600`);
+    await eventually(() => screen('auth').includes('[live]'), 15_000, 'the monitor, signed in');
+    assert.match(screen('auth'), /document-enrichment is running/);
+  } finally {
+    await guarded.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('flowdeck top refuses to draw when its output is not a terminal', () => {
