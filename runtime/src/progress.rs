@@ -108,20 +108,30 @@ impl Progress {
         loop {
             tokio::select! {
                 _ = &mut done => break,
-                _ = tick.tick() => out.update(&handle.snapshot(), &errors(&handle, self.view)),
+                _ = tick.tick() => {
+                    let s = handle.snapshot();
+                    out.update(&s, &errors(&handle, &s, self.view));
+                }
             }
         }
-        out.finish(&handle.snapshot(), &errors(&handle, self.view));
+        let s = handle.snapshot();
+        out.finish(&s, &errors(&handle, &s, self.view));
     }
 }
 
-fn errors(handle: &PipelineHandle, view: View) -> ErrorSummary {
-    if view == View::Full {
-        let mut e = handle.tracker().errors();
-        e.recent.clear();
-        e
-    } else {
-        ErrorSummary::default()
+/// The failures by kind and by stage, for the full view (without copying the tracker's
+/// list of recent failures).
+fn errors(handle: &PipelineHandle, s: &Snapshot, view: View) -> ErrorSummary {
+    if view != View::Full {
+        return ErrorSummary::default();
+    }
+    let mut by_kind = handle.tracker().errors_by_kind();
+    by_kind.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ErrorSummary {
+        total: by_kind.iter().map(|(_, n)| n).sum(),
+        by_kind,
+        by_stage: s.stages.iter().map(|st| st.failed).collect(),
+        recent: Vec::new(),
     }
 }
 

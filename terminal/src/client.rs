@@ -94,7 +94,9 @@ impl Client {
         Ok(LiveState::from_full(Full {
             id: 0,
             snapshot,
-            retention: page.items.len() as u64,
+            // The page's ids need not be consecutive (only finished items are kept, some
+            // shed): nothing is trimmed by id.
+            retention: u64::MAX,
             items: page.items.iter().map(Into::into).collect(),
             history: Vec::new(),
             errors,
