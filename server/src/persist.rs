@@ -79,7 +79,8 @@ pub(crate) fn record(
             .into_iter()
             .map(|s| s.id)
             .collect();
-        let details: Vec<_> = ids.into_iter().filter_map(|id| tracker.item(id)).collect();
+        // A thousand items a lock: one lock for all would hold the pipeline's events up.
+        let details: Vec<_> = ids.chunks(1_000).flat_map(|c| tracker.details(c)).collect();
         if sink.wants(status) {
             sink.finished(details);
         } else {

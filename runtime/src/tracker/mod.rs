@@ -356,6 +356,16 @@ impl Tracker {
         self.state.lock().ring.get(id).map(|r| r.detail())
     }
 
+    /// The details of those of `ids` still retained, in the order given, under one lock.
+    /// Callers with many ids take them a chunk at a time, so the pipeline's events are
+    /// not held up behind one long lock.
+    pub fn details(&self, ids: &[ItemId]) -> Vec<ItemDetail> {
+        let st = self.state.lock();
+        ids.iter()
+            .filter_map(|&id| st.ring.get(id).map(|r| r.detail()))
+            .collect()
+    }
+
     pub fn history(&self, id: ItemId) -> Option<Vec<Event>> {
         self.state.lock().ring.get(id).map(|r| r.history())
     }
