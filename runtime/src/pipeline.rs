@@ -290,6 +290,8 @@ pub(crate) struct Shared {
     /// Turns true once the health monitor has checked the finished run (or at once when
     /// warnings are off): what a run store waits for before writing the run's warnings.
     pub health_final: watch::Sender<bool>,
+    /// The progress display's task, which `Running::run` waits for.
+    pub progress: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
@@ -385,6 +387,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             expected: Mutex::new(None),
             health: health.as_ref().map(|h| h.engine.clone()),
             health_final: watch::Sender::new(health.is_none()),
+            progress: Mutex::new(None),
         });
         let handle = PipelineHandle::new(shared.clone());
 
@@ -429,7 +432,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             tokio::spawn(health.watch(handle.clone()));
         }
         if let Some(progress) = options.progress {
-            tokio::spawn(progress.watch(handle.clone()));
+            *shared.progress.lock() = Some(tokio::spawn(progress.watch(handle.clone())));
         }
 
         Running {
@@ -478,6 +481,12 @@ impl<In: Send + 'static, Out: Send + 'static> Running<In, Out> {
         };
         let ((), outputs) = futures::join!(feed, collect);
         handle.wait().await;
+        // The progress display's last lines are printed before the caller goes on (and
+        // perhaps exits).
+        let progress = handle.shared.progress.lock().take();
+        if let Some(p) = progress {
+            let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
+        }
         Report {
             outputs,
             summary: handle.summary(),

@@ -226,7 +226,7 @@ impl Bars {
     fn new(view: View) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
         bar.set_style(spinner_style());
-        *ACTIVE.lock() = Some(bar.clone());
+        *HELD_LOGS.lock() = Some(Vec::new());
         Bars {
             view,
             bar,
@@ -235,6 +235,18 @@ impl Bars {
     }
 
     fn draw(&mut self, s: &Snapshot, e: &ErrorSummary) {
+        // The log lines written since the last redraw, printed above the bar by this task
+        // alone: drawing and printing from several threads left lines of the bar behind.
+        let logs = HELD_LOGS
+            .lock()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        if !logs.is_empty() {
+            self.bar.suspend(|| {
+                let _ = std::io::stderr().write_all(&logs);
+            });
+        }
         if let (Some(n), false) = (s.expected, self.sized) {
             self.bar.set_length(n);
             self.bar.set_style(bar_style());
@@ -267,9 +279,14 @@ impl Output for Bars {
 
     /// The bar goes, and the final status stays as plain lines.
     fn finish(&mut self, s: &Snapshot, e: &ErrorSummary) {
-        *ACTIVE.lock() = None;
+        // Log writers wait meanwhile, then write straight to standard error.
+        let mut held = HELD_LOGS.lock();
+        let logs = held.take().unwrap_or_default();
         self.bar.finish_and_clear();
-        eprint!("{}", status_text(self.view, s, e, true));
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(&logs);
+        let _ = err.write_all(status_text(self.view, s, e, true).as_bytes());
+        drop(held);
     }
 }
 
@@ -343,21 +360,25 @@ impl Output for Plain {
     }
 }
 
-/// The bar drawn now, if any: log lines are printed above it.
-static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+/// While a bar is drawn, the log lines written since its last redraw: the progress task
+/// prints them above the bar at each redraw (every 200 ms). `None` while no bar is drawn.
+static HELD_LOGS: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+
+/// Held log bytes beyond this go straight out rather than grow without bound.
+const HELD_MAX: usize = 1 << 20;
 
 /// A writer for log lines (`tracing_subscriber::fmt().with_writer(LogWriter)`) that
-/// prints them above the progress bars while a run shows them, and to standard error
-/// otherwise, so that a log line never tears a bar.
+/// prints them above the progress bar while a run shows one, and to standard error
+/// otherwise, so that a log line never tears the bar.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let active = ACTIVE.lock().clone();
-        match active {
-            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
-            None => std::io::stderr().write_all(buf)?,
+        let mut held = HELD_LOGS.lock();
+        match held.as_mut() {
+            Some(logs) if logs.len() + buf.len() <= HELD_MAX => logs.extend_from_slice(buf),
+            _ => std::io::stderr().write_all(buf)?,
         }
         Ok(buf.len())
     }

@@ -77,7 +77,16 @@ async fn ui(
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(options.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut task_read: Option<(u64, Instant)> = None;
+    // A task is read off the screen's loop: a slow dashboard never freezes the keys.
+    let (task_tx, mut task_rx) = tokio::sync::mpsc::channel(4);
+    let read_task = |id: u64| {
+        let (client, tx, run) = (client.clone(), task_tx.clone(), options.run);
+        tokio::spawn(async move {
+            let _ = tx.send((id, client.task(id, run).await)).await;
+        });
+    };
+    // The task open (or being opened) and when it was last asked for.
+    let mut open: Option<(u64, Instant)> = None;
     loop {
         app.link = link.borrow().clone();
         terminal
@@ -86,21 +95,31 @@ async fn ui(
         tokio::select! {
             _ = tick.tick() => {
                 // An open task of a live pipeline is read again now and then.
-                if let (Some((id, at)), None, Some(Ok(_))) = (task_read, options.run, &app.task) {
+                if let (Some((id, at)), None, Some(Ok(_))) = (open, options.run, &app.task) {
                     if at.elapsed() >= TASK_EVERY {
-                        app.task = Some(client.task(id, None).await);
-                        task_read = Some((id, Instant::now()));
+                        read_task(id);
+                        open = Some((id, Instant::now()));
                     }
+                }
+            }
+            Some((id, detail)) = task_rx.recv() => {
+                // Only the task still asked for; one closed meanwhile stays closed.
+                if open.is_some_and(|(want, _)| want == id) {
+                    app.task = Some(detail);
                 }
             }
             event = keys.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+                    let had_task = app.task.is_some();
                     let action = app.on_key(key, state.lock().as_ref());
+                    if had_task && app.task.is_none() {
+                        open = None;
+                    }
                     match action {
                         Some(Action::Quit) => return Ok(()),
                         Some(Action::OpenTask(id)) => {
-                            app.task = Some(client.task(id, options.run).await);
-                            task_read = Some((id, Instant::now()));
+                            read_task(id);
+                            open = Some((id, Instant::now()));
                         }
                         None => {}
                     }
