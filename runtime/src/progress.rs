@@ -101,19 +101,11 @@ impl Progress {
             Box::new(Plain { view: self.view, w })
         };
         let every = if tty { self.every } else { self.plain_every };
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let done = handle.wait();
-        tokio::pin!(done);
-        loop {
-            tokio::select! {
-                _ = &mut done => break,
-                _ = tick.tick() => {
-                    let s = handle.snapshot();
-                    out.update(&s, &errors(&handle, &s, self.view));
-                }
-            }
-        }
+        crate::snapshot::every_until_end(&handle, every, || {
+            let s = handle.snapshot();
+            out.update(&s, &errors(&handle, &s, self.view));
+        })
+        .await;
         let s = handle.snapshot();
         out.finish(&s, &errors(&handle, &s, self.view));
     }
@@ -125,8 +117,7 @@ fn errors(handle: &PipelineHandle, s: &Snapshot, view: View) -> ErrorSummary {
     if view != View::Full {
         return ErrorSummary::default();
     }
-    let mut by_kind = handle.tracker().errors_by_kind();
-    by_kind.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let by_kind = handle.tracker().errors_by_kind();
     ErrorSummary {
         total: by_kind.iter().map(|(_, n)| n).sum(),
         by_kind,

@@ -212,20 +212,34 @@ pub(crate) async fn drive(mut monitor: Box<dyn Monitor>, every: Duration, handle
         }
     };
     call(&mut |m| m.on_start(&handle.snapshot()));
-    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let done = handle.wait();
-    tokio::pin!(done);
-    loop {
-        tokio::select! {
-            _ = &mut done => break,
-            _ = tick.tick() => call(&mut |m| m.on_update(&handle.snapshot())),
-        }
-    }
+    every_until_end(&handle, every.max(Duration::from_millis(10)), || {
+        call(&mut |m| m.on_update(&handle.snapshot()))
+    })
+    .await;
     let last = handle.snapshot();
     debug_assert!(matches!(
         last.state,
         PipelineState::Finished | PipelineState::Aborted
     ));
     call(&mut |m| m.on_finish(&last));
+}
+
+/// Calls `on_tick` every `every` (the first at once; missed ticks are skipped) until the
+/// pipeline ends: the loop of every watcher that follows a run (monitors, the health
+/// warnings, the progress display), each of which then looks once more at the end.
+pub(crate) async fn every_until_end(
+    handle: &PipelineHandle,
+    every: Duration,
+    mut on_tick: impl FnMut(),
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let done = handle.wait();
+    tokio::pin!(done);
+    loop {
+        tokio::select! {
+            _ = &mut done => break,
+            _ = tick.tick() => on_tick(),
+        }
+    }
 }

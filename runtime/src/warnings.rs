@@ -51,17 +51,10 @@ impl Health {
         let start = tokio::time::Instant::now();
         let late = Arc::new(AtomicU64::new(0));
         let probe = tokio::spawn(probe(late.clone()));
-        let mut tick = tokio::time::interval(CHECK_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let done = handle.wait();
-        tokio::pin!(done);
-        loop {
-            tokio::select! {
-                _ = &mut done => break,
-                _ = tick.tick() => {}
-            }
-            self.check(&handle, start, late.swap(0, Ordering::Relaxed));
-        }
+        crate::snapshot::every_until_end(&handle, CHECK_EVERY, || {
+            self.check(&handle, start, late.swap(0, Ordering::Relaxed))
+        })
+        .await;
         probe.abort();
         self.check(&handle, start, late.swap(0, Ordering::Relaxed));
         handle.shared.health_final.send_replace(true);

@@ -495,31 +495,29 @@ impl Tracker {
         self.state.lock().errors_total
     }
 
-    /// Items failed for good, by error kind (unsorted): what the health warnings compare
-    /// between checks, without copying the recent failures.
+    /// Items failed for good, by error kind, most frequent first: what the health
+    /// warnings compare between checks, without copying the recent failures.
     pub fn errors_by_kind(&self) -> Vec<(String, u64)> {
-        let st = self.state.lock();
-        st.errors_by_kind
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
+        sorted_kinds(&self.state.lock().errors_by_kind)
     }
 
     pub fn errors(&self) -> ErrorSummary {
         let st = self.state.lock();
-        let mut by_kind: Vec<(String, u64)> = st
-            .errors_by_kind
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        by_kind.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         ErrorSummary {
             total: st.errors_total,
-            by_kind,
+            by_kind: sorted_kinds(&st.errors_by_kind),
             by_stage: st.errors_by_stage.clone(),
             recent: st.recent_failures.iter().rev().cloned().collect(),
         }
     }
+}
+
+/// Failures by kind, most frequent first, then by name: the order every error summary
+/// lists them in.
+fn sorted_kinds(counts: &HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut by_kind: Vec<(String, u64)> = counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    by_kind.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by_kind
 }
 
 impl State {
