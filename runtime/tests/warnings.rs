@@ -133,11 +133,32 @@ async fn a_paused_stage_and_a_stage_scaled_to_zero_are_starved_and_clear_when_fi
     assert_eq!(kinds, [true, false, true, false], "{seen:?}");
 }
 
+/// Feeds `pipeline` 2 items a second until a retry storm fires at `stage` with `says` in its
+/// message, then mends the stage (`broken` off) and waits for the warning to clear.
+async fn storm_fires_then_clears(
+    pipeline: flowdeck_runtime::Pipeline<u32, u32>,
+    broken: &AtomicBool,
+    stage: &str,
+    says: &str,
+) {
+    let running = pipeline.start();
+    let h = running.handle.clone();
+    drop(running.outputs);
+    feed(running.input, 2, 0);
+    let w = until(&h, 60, "retry storm", firing(Rule::RetryStorm)).await;
+    assert_eq!(w[0].stage.as_deref(), Some(stage));
+    assert!(w[0].message.contains(says), "{}", w[0].message);
+    broken.store(false, Ordering::Relaxed);
+    until(&h, 120, "clearing", |w| w.is_empty()).await;
+    h.drain();
+    h.wait().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_outpacing_successes_are_a_storm_that_clears_once_calls_succeed() {
     let broken = Arc::new(AtomicBool::new(true));
     let b = broken.clone();
-    let running = Line::<u32>::new("storm")
+    let pipeline = Line::<u32>::new("storm")
         .stage(
             Stage::map("model", move |n: u32, _cx| {
                 let broken = b.load(Ordering::Relaxed);
@@ -156,25 +177,15 @@ async fn retries_outpacing_successes_are_a_storm_that_clears_once_calls_succeed(
             ),
         )
         .build()
-        .unwrap()
-        .start();
-    let h = running.handle.clone();
-    drop(running.outputs);
-    feed(running.input, 2, 0);
-    let w = until(&h, 60, "retry storm", firing(Rule::RetryStorm)).await;
-    assert_eq!(w[0].stage.as_deref(), Some("model"));
-    assert!(w[0].message.contains("retried"), "{}", w[0].message);
-    broken.store(false, Ordering::Relaxed);
-    until(&h, 120, "clearing", |w| w.is_empty()).await;
-    h.drain();
-    h.wait().await;
+        .unwrap();
+    storm_fires_then_clears(pipeline, &broken, "model", "retried").await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn most_items_failing_with_one_error_kind_is_a_storm_that_names_the_kind() {
     let broken = Arc::new(AtomicBool::new(true));
     let b = broken.clone();
-    let running = Line::<u32>::new("quota")
+    let pipeline = Line::<u32>::new("quota")
         .stage(Stage::map("parse", |n: u32, _cx| async move {
             Ok::<_, String>(n)
         }))
@@ -192,18 +203,8 @@ async fn most_items_failing_with_one_error_kind_is_a_storm_that_names_the_kind()
             .classify(|_| "QuotaExceeded".to_owned()),
         )
         .build()
-        .unwrap()
-        .start();
-    let h = running.handle.clone();
-    drop(running.outputs);
-    feed(running.input, 2, 0);
-    let w = until(&h, 60, "failure storm", firing(Rule::RetryStorm)).await;
-    assert_eq!(w[0].stage.as_deref(), Some("store"));
-    assert!(w[0].message.contains("QuotaExceeded"), "{}", w[0].message);
-    broken.store(false, Ordering::Relaxed);
-    until(&h, 120, "clearing", |w| w.is_empty()).await;
-    h.drain();
-    h.wait().await;
+        .unwrap();
+    storm_fires_then_clears(pipeline, &broken, "store", "QuotaExceeded").await;
 }
 
 #[tokio::test(start_paused = true)]
