@@ -363,6 +363,38 @@ fn micros(us: u64) -> String {
     }
 }
 
+/// The `visible` rows of a list around the app's selection, scrolled so that the selection
+/// stays on screen, the selected one highlighted.
+fn selectable<T>(
+    app: &App,
+    items: impl Iterator<Item = T>,
+    visible: usize,
+    row: impl Fn(T) -> Row<'static>,
+) -> Vec<Row<'static>> {
+    let first = app.selected.saturating_sub(visible.saturating_sub(1));
+    items
+        .skip(first)
+        .take(visible)
+        .enumerate()
+        .map(|(i, item)| {
+            let r = row(item);
+            if first + i == app.selected {
+                r.style(app.theme.selected())
+            } else {
+                r
+            }
+        })
+        .collect()
+}
+
+/// A stage's name from the snapshot, or nothing for an index it does not have.
+fn stage_name(stages: &[flowdeck_protocol::StageSnapshot], i: u16) -> String {
+    stages
+        .get(usize::from(i))
+        .map(|s| s.name.clone())
+        .unwrap_or_default()
+}
+
 fn tasks(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
     let t = app.theme;
     let names = &state.snapshot.stages;
@@ -381,37 +413,20 @@ fn tasks(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
         }
     );
     let visible = usize::from(area.height.saturating_sub(4));
-    // Scrolled so the selection stays on screen.
-    let first = app.selected.saturating_sub(visible.saturating_sub(1));
-    let rows = app
-        .tasks(state)
-        .skip(first)
-        .take(visible)
-        .enumerate()
-        .map(|(i, r)| {
-            let status = r.status().as_str();
-            let row = Row::new(vec![
-                Cell::from(format!("#{}", r.id())),
-                Cell::from(status).style(t.status(status)),
-                Cell::from(
-                    names
-                        .get(usize::from(r.stage()))
-                        .map(|s| s.name.clone())
-                        .unwrap_or_default(),
-                ),
-                Cell::from(r.attempts().to_string()),
-                Cell::from(format!(
-                    "{} ago",
-                    format::millis(now_us.saturating_sub(r.updated_us()) / 1000)
-                )),
-                Cell::from(r.error_kind().unwrap_or("").to_owned()).style(t.bad()),
-            ]);
-            if first + i == app.selected {
-                row.style(t.selected())
-            } else {
-                row
-            }
-        });
+    let rows = selectable(app, app.tasks(state), visible, |r| {
+        let status = r.status().as_str();
+        Row::new(vec![
+            Cell::from(format!("#{}", r.id())),
+            Cell::from(status).style(t.status(status)),
+            Cell::from(stage_name(names, r.stage())),
+            Cell::from(r.attempts().to_string()),
+            Cell::from(format!(
+                "{} ago",
+                format::millis(now_us.saturating_sub(r.updated_us()) / 1000)
+            )),
+            Cell::from(r.error_kind().unwrap_or("").to_owned()).style(t.bad()),
+        ])
+    });
     f.render_widget(
         Table::new(
             rows,
@@ -473,31 +488,14 @@ fn errors(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
         by_stage,
     );
     let visible = usize::from(bottom.height.saturating_sub(3));
-    let first = app.selected.saturating_sub(visible.saturating_sub(1));
-    let rows = e
-        .recent
-        .iter()
-        .skip(first)
-        .take(visible)
-        .enumerate()
-        .map(|(i, r)| {
-            let row = Row::new(vec![
-                Cell::from(format!("#{}", r.id)),
-                Cell::from(
-                    names
-                        .get(usize::from(r.stage))
-                        .map(|s| s.name.clone())
-                        .unwrap_or_default(),
-                ),
-                Cell::from(r.error.kind.clone()).style(t.bad()),
-                Cell::from(r.error.message.clone()),
-            ]);
-            if first + i == app.selected {
-                row.style(t.selected())
-            } else {
-                row
-            }
-        });
+    let rows = selectable(app, e.recent.iter(), visible, |r| {
+        Row::new(vec![
+            Cell::from(format!("#{}", r.id)),
+            Cell::from(stage_name(names, r.stage)),
+            Cell::from(r.error.kind.clone()).style(t.bad()),
+            Cell::from(r.error.message.clone()),
+        ])
+    });
     f.render_widget(
         Table::new(
             rows,
