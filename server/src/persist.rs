@@ -160,17 +160,24 @@ struct KeptWarnings(std::collections::HashMap<WarningKey, (u64, Option<u64>)>);
 type WarningKey = (flowdeck_protocol::Rule, Option<String>, Option<u16>, u64);
 
 impl KeptWarnings {
+    /// Only the warnings the engine still lists are remembered: one that has left its
+    /// list of recent ones never comes back, so the map stays as small as that list.
     fn changed(&mut self, pipeline: &PipelineHandle) -> Vec<flowdeck_protocol::Warning> {
         let (current, recent) = pipeline.warnings();
-        current
+        let mut listed = std::collections::HashMap::with_capacity(current.len() + recent.len());
+        let changed = current
             .into_iter()
             .chain(recent)
             .filter(|w| {
                 let key = (w.rule, w.stage.clone(), w.worker, w.first_seen_ms);
                 let now = (w.last_seen_ms, w.cleared_ms);
-                self.0.insert(key, now) != Some(now)
+                let same = self.0.get(&key) == Some(&now);
+                listed.insert(key, now);
+                !same
             })
-            .collect()
+            .collect();
+        self.0 = listed;
+        changed
     }
 }
 
