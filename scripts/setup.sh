@@ -8,7 +8,7 @@
 #                             packages, promtool (Debian's prometheus package), tmux, and
 #                             schemathesis (PyPI, in a venv under target/tools/)
 #   scripts/setup.sh --site   to rebuild the site: the wasm32 target, the wasm-bindgen CLI
-#                             at the lock file's version, wasm-opt (binaryen from npm)
+#                             at the lock file's version, wasm-split-cli, wasm-opt (binaryen from npm)
 # Why these versions and sources: ../shared/TOOLCHAIN.md (downloads of prebuilt tools fail
 # here, so nothing may be left for a build or a test to download).
 set -euo pipefail
@@ -47,6 +47,12 @@ if want "${1:-}" site; then
     say "installing wasm-bindgen-cli $wbg (about 5 minutes, once per version)"
     # No --locked: a locked dependency of the CLI is missing from the registry.
     cargo install wasm-bindgen-cli --version "$wbg"
+  fi
+  # The splitter that cuts the wasm at the lazy routes, the version cargo-leptos 0.3 uses
+  # for its --split (it must understand the wasm_split_helpers the app is built with).
+  if ! cargo install --list | grep -q '^wasm_split_cli_support v0.2.3:'; then
+    say "installing wasm-split-cli 0.2.3 (about 2 minutes, once)"
+    cargo install --locked wasm_split_cli_support@0.2.3 --features build-binary
   fi
   if ! wasm-opt --version 2>/dev/null | grep -q 'version 1[2-9][0-9]'; then
     say "installing wasm-opt from npm (Debian's is too old: the page would not hydrate)"

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "${1:-$(dirname "$0")/..}"
 {
   find app frontend protocol style public -type f | LC_ALL=C sort | xargs sha256sum
-  sha256sum .cargo/config.toml scripts/build-site.sh
+  sha256sum .cargo/config.toml scripts/build-site.sh scripts/merge-data-segments.py
   # The frontend's dependency closure in Cargo.lock, with versions and checksums.
   python3 - <<'PY' | sha256sum | sed 's/-$/frontend closure of Cargo.lock/'
 import tomllib

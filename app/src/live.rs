@@ -346,12 +346,19 @@ pub fn provide() {
         render_pending: StoredValue::new(false),
     };
     provide_context(live);
-    // Effects run only in the browser, after hydration: the server never connects.
+    // Effects run only in the browser: the server never connects.
     Effect::new(move |started: Option<()>| {
         if started.is_none() {
-            untrack(|| stream::connect(live));
+            untrack(|| stream::connect_once_hydrated(live));
         }
     });
+}
+
+/// Tells the store that the whole page is hydrated, lazily loaded page included: the
+/// stream may change the state from now on. Called by the wasm entry point.
+pub fn hydrated() {
+    #[cfg(feature = "hydrate")]
+    stream::hydrated();
 }
 
 /// The store provided by [`provide`].
@@ -388,8 +395,42 @@ mod stream {
         static OPEN: RefCell<Option<Open>> = const { RefCell::new(None) };
     }
 
+    thread_local! {
+        /// Whether hydration is over, and the store waiting for it to be.
+        static HYDRATION: RefCell<(bool, Option<Live>)> = const { RefCell::new((false, None)) };
+    }
+
+    /// Opens the stream, but not before the page is hydrated. A lazily loaded page
+    /// hydrates after its module arrives, while the shell already runs: a frame applied in
+    /// between would make that page render other rows than the server did, and hydration
+    /// would fail on the difference.
+    pub(super) fn connect_once_hydrated(live: Live) {
+        let ready = HYDRATION.with_borrow_mut(|(done, waiting)| {
+            if !*done {
+                *waiting = Some(live);
+            }
+            *done
+        });
+        if ready {
+            connect(live);
+        }
+    }
+
+    pub(super) fn hydrated() {
+        // For scripts and browser tests: clicks before this are lost.
+        if let Some(root) = document().document_element() {
+            _ = root.set_attribute("data-hydrated", "");
+        }
+        if let Some(live) = HYDRATION.with_borrow_mut(|(done, waiting)| {
+            *done = true;
+            waiting.take()
+        }) {
+            connect(live);
+        }
+    }
+
     /// Opens the tab's stream and closes it when the app goes away.
-    pub(super) fn connect(live: Live) {
+    fn connect(live: Live) {
         crate::probe::install();
         open(live);
         on_cleanup(close);
@@ -448,7 +489,7 @@ mod stream {
 
 #[cfg(not(feature = "hydrate"))]
 mod stream {
-    pub(super) fn connect(_live: super::Live) {}
+    pub(super) fn connect_once_hydrated(_live: super::Live) {}
 }
 
 /// The header's indicator of the stream's state.

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    path, SsrMode,
+    path, Lazy, SsrMode,
 };
 
 use crate::{live, pages};
@@ -30,7 +30,7 @@ pub fn custom_path(slug: &str) -> String {
 /// browsers may cache them for good and a new build is never mixed with an old one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteAssets {
-    /// The wasm-bindgen loader, such as `/pkg/flowdeck.1a2b3c4d5e6f7a8b.js`.
+    /// The wasm-bindgen loader, such as `/pkg/1a2b3c4d5e6f7a8b/flowdeck.js`.
     pub js: String,
     pub wasm: String,
     pub css: String,
@@ -110,20 +110,20 @@ pub fn App() -> impl IntoView {
             <main>
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("/") view=pages::Overview ssr=SsrMode::Async/>
-                    <Route path=path!("/workers") view=pages::Workers ssr=SsrMode::Async/>
-                    <Route path=path!("/tasks") view=pages::Tasks ssr=SsrMode::Async/>
-                    <Route path=path!("/tasks/:id") view=pages::Task ssr=SsrMode::Async/>
-                    <Route path=path!("/errors") view=pages::Errors ssr=SsrMode::Async/>
-                    <Route path=path!("/streaming") view=pages::Streaming ssr=SsrMode::Async/>
-                    <Route path=path!("/logs") view=pages::Logs ssr=SsrMode::Async/>
-                    <Route path=path!("/metrics") view=pages::Metrics ssr=SsrMode::Async/>
-                    <Route path=path!("/pages/:slug") view=pages::Custom ssr=SsrMode::Async/>
-                    <Route path=path!("/runs") view=pages::Runs ssr=SsrMode::Async/>
-                    <Route path=path!("/runs/:id") view=pages::Run ssr=SsrMode::Async/>
-                    <Route path=path!("/runs/:id/tasks") view=pages::RunTasks ssr=SsrMode::Async/>
-                    <Route path=path!("/runs/:id/tasks/:item") view=pages::RunTask ssr=SsrMode::Async/>
-                    <Route path=path!("/runs/:id/errors") view=pages::RunErrors ssr=SsrMode::Async/>
-                    <Route path=path!("/runs/:id/metrics") view=pages::RunMetrics ssr=SsrMode::Async/>
+                    <Route path=path!("/workers") view={Lazy::<pages::WorkersRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/tasks") view={Lazy::<pages::TasksRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/tasks/:id") view={Lazy::<pages::TaskRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/errors") view={Lazy::<pages::ErrorsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/streaming") view={Lazy::<pages::StreamingRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/logs") view={Lazy::<pages::LogsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/metrics") view={Lazy::<pages::MetricsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/pages/:slug") view={Lazy::<pages::CustomRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/runs") view={Lazy::<pages::RunsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/runs/:id") view={Lazy::<pages::RunRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/runs/:id/tasks") view={Lazy::<pages::RunTasksRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/runs/:id/tasks/:item") view={Lazy::<pages::RunTaskRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/runs/:id/errors") view={Lazy::<pages::RunErrorsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/runs/:id/metrics") view={Lazy::<pages::RunMetricsRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -146,3 +146,21 @@ test('a cut stream reconnects with Last-Event-ID and catches up', async () => {
   await close();
   await proxy.stop();
 });
+
+test('the first load fetches only the main wasm module; a page\'s module comes when it is first visited', async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  const wasm = [];
+  page.on('request', (r) => { if (r.url().endsWith('.wasm')) wasm.push(new URL(r.url()).pathname.split('/').pop()); });
+  await page.goto(`${server.url}/`);
+  await page.waitForSelector('html[data-hydrated]', { timeout: 10_000 });
+  await eventually(isLive(page), 10_000, 'the overview to go live');
+  await page.waitForTimeout(500);
+  assert.deepEqual(wasm, ['flowdeck.wasm'], 'the overview needs no page module');
+  // Client-side navigation to the workers page loads its module, then renders it live.
+  await page.getByRole('link', { name: 'Workers', exact: true }).click();
+  await eventually(async () => (await page.getByRole('heading', { level: 1 }).textContent()) === 'Workers', 10_000, 'the workers page');
+  assert.ok(wasm.some((n) => n.startsWith('split___workers_route')), `the workers module was fetched: ${wasm}`);
+  await eventually(async () => (await page.locator('.stage-workers tbody tr').count()) === 16, 10_000, 'the workers listed');
+  assert.deepEqual(errors, []);
+  await close();
+});

@@ -50,6 +50,8 @@ test('the runs page lists the finished run with its counts', async () => {
 test("a stored run's tasks are filtered and counted by the server", async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/runs/${run}/tasks`);
+  // The page's module loads before it hydrates: a click before that would be lost.
+  await page.waitForSelector('html[data-hydrated]');
   const count = async (tab) => Number((await page.getByTestId(`tab-${tab}`).locator('.count').textContent()).replace(/,/g, ''));
   await eventually(async () => (await count('all')) > 0, 10_000, 'the counts');
   assert.equal(await count('failed'), failed, 'exact, as the store counts them');

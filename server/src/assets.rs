@@ -3,8 +3,8 @@
 //!
 //! The site is the same for every user (pages are data), so nobody but flowdeck's own
 //! frontend developers builds it: a crate that depends on flowdeck gets a working
-//! dashboard from `cargo build` alone, with no wasm toolchain. The files carry a hash of
-//! their content in their names, so they are served with `immutable` caching, and each
+//! dashboard from `cargo build` alone, with no wasm toolchain. The files sit in a folder
+//! named by a hash of their content, so they are served with `immutable` caching, and each
 //! comes with brotli and gzip versions made once at build time: a request that accepts
 //! them gets the smaller bytes with no compression work per request.
 
@@ -24,21 +24,46 @@ struct Site;
 /// The digest of the sources the embedded site was built from (see `scripts/site-digest.sh`).
 pub const SOURCES: &str = "SOURCES";
 
-/// The hashed names of the loader, the wasm and the stylesheet.
+/// Where the built site's loader, main wasm module and stylesheet are: all in one folder
+/// named by a hash of the build (`pkg/1a2b3c4d5e6f7a8b/flowdeck.js`), beside the lazily
+/// loaded page modules the loader fetches by relative names.
 pub(crate) fn assets() -> &'static SiteAssets {
     static ASSETS: OnceLock<SiteAssets> = OnceLock::new();
     ASSETS.get_or_init(|| {
-        let find = |ext: &str| {
-            Site::iter()
-                .find(|f| f.starts_with("pkg/flowdeck.") && f.ends_with(ext))
-                .map_or_else(|| format!("/pkg/flowdeck{ext}"), |f| format!("/{f}"))
-        };
+        let build = Site::iter().find_map(|f| {
+            let rest = f.strip_prefix("pkg/")?;
+            let (dir, name) = rest.split_once('/')?;
+            (name == "flowdeck.js").then(|| format!("/pkg/{dir}"))
+        });
+        let build = build.as_deref().unwrap_or("/pkg");
         SiteAssets {
-            js: find(".js"),
-            wasm: find(".wasm"),
-            css: find(".css"),
+            js: format!("{build}/flowdeck.js"),
+            wasm: format!("{build}/flowdeck.wasm"),
+            css: format!("{build}/flowdeck.css"),
         }
     })
+}
+
+/// Which modules each lazily loaded page needs, for the page the server renders: given to
+/// Leptos as context, it puts a `<link rel="preload">` for each in the page's head, so the
+/// browser fetches them beside the main module instead of after hydration asks for them.
+/// `None` for a site without page modules.
+pub(crate) fn split_manifest() -> Option<leptos::WasmSplitManifest> {
+    static MANIFEST: OnceLock<Option<leptos::WasmSplitManifest>> = OnceLock::new();
+    MANIFEST
+        .get_or_init(|| {
+            let folder = assets().js.trim_end_matches("/flowdeck.js").to_owned();
+            let file = Site::get(&format!("{}/__wasm_split_manifest.json", &folder[1..]))?;
+            let modules = serde_json::from_slice(&file.data).ok()?;
+            Some(leptos::WasmSplitManifest(
+                leptos::prelude::ArcStoredValue::new((
+                    folder,
+                    modules,
+                    "__wasm_split.js".to_owned(),
+                )),
+            ))
+        })
+        .clone()
 }
 
 /// The hashed file an unhashed name stands for (`pkg/flowdeck.js`), for links made before

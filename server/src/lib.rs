@@ -387,6 +387,9 @@ fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     let source = backend(state);
     move || {
         provide_context(source.clone());
+        if let Some(manifest) = assets::split_manifest() {
+            provide_context(manifest);
+        }
         csp::provide();
     }
 }

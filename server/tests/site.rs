@@ -11,13 +11,15 @@ use common::{pipeline, serve};
 use flowdeck_server::hub::LogLimits;
 use reqwest::{header, Client};
 
-/// The wasm's budget, brotli-compressed, as browsers download it: today's size (596 KB,
-/// 2026-11-29: 516 KB, then 53 KB for the stored-run pages of #13, 9 KB for the task
-/// page's inputs and outputs of #18 and 17 KB for the health warnings of #17) with a
-/// little room. The goal is under 300 KB (docs/dashboard.md
-/// says what was tried, and that lazy routes are the way there); until then this stops it
-/// from growing unnoticed.
-const WASM_BROTLI_BUDGET: usize = 604 * 1024;
+/// The budget of the first load's wasm, brotli-compressed, as browsers download it: the
+/// main module, which holds the shell and the overview; every other page is a module of
+/// its own, fetched when first visited (app/src/pages/lazy.rs). Issue #11 set 300 KB; it
+/// is 293,519 bytes (2026-11-29), down from 610,159 when the whole site was one module.
+const WASM_BROTLI_BUDGET: usize = 300_000;
+
+/// The budget of the largest page module, brotli-compressed: the custom pages', which
+/// carries every widget (78 KB on 2026-11-29).
+const PAGE_BROTLI_BUDGET: usize = 100_000;
 
 async fn server() -> (String, Client) {
     let running = pipeline(1000);
@@ -51,32 +53,53 @@ async fn site_files_have_hashed_names_immutable_caching_and_precompressed_bytes(
     let names: Vec<String> = ["js", "wasm", "css"]
         .iter()
         .map(|ext| {
-            let start = html
-                .match_indices("/pkg/flowdeck.")
-                .map(|(i, _)| i)
-                .find(|&i| {
-                    html[i..]
-                        .split(['"', '\''])
-                        .next()
-                        .unwrap()
-                        .ends_with(&format!(".{ext}"))
-                })
-                .unwrap_or_else(|| panic!("the page names no .{ext}:\n{html}"));
-            html[start..].split(['"', '\'']).next().unwrap().to_owned()
+            let file = format!("/flowdeck.{ext}");
+            let end = html
+                .find(&file)
+                .unwrap_or_else(|| panic!("the page names no {file}:\n{html}"));
+            let start = html[..end].rfind("/pkg/").unwrap();
+            html[start..end + file.len()].to_owned()
         })
         .collect();
+    // The build's folder: 16 hex digits of a hash of all its files.
+    let folder = names[0]
+        .trim_start_matches("/pkg/")
+        .split('/')
+        .next()
+        .unwrap();
+    assert!(
+        folder.len() == 16 && folder.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with(&format!("/pkg/{folder}/"))),
+        "{names:?}"
+    );
+    // The page modules, by the names the split loader fetches them with.
+    let loader = get(&http, &format!("{base}/pkg/{folder}/__wasm_split.js"), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let modules: Vec<String> = loader
+        .match_indices("\"./")
+        .map(|(i, _)| loader[i + 3..].split('"').next().unwrap().to_owned())
+        .filter(|m| m.ends_with(".wasm"))
+        .collect();
+    assert!(
+        modules
+            .iter()
+            .any(|m| m.starts_with("split___workers_route")),
+        "the workers page is a module of its own: {modules:?}"
+    );
     let mut sizes = Vec::new();
-    for name in &names {
-        // The hash: 16 hex digits between the name and the extension.
-        let hash = name
-            .trim_start_matches("/pkg/flowdeck.")
-            .split('.')
-            .next()
-            .unwrap();
-        assert!(
-            hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
-            "{name}"
-        );
+    for name in names
+        .iter()
+        .cloned()
+        .chain(modules.iter().map(|m| format!("/pkg/{folder}/{m}")))
+    {
         let url = format!("{base}{name}");
         let plain = get(&http, &url, None).await;
         assert_eq!(plain.status(), 200, "{name}");
@@ -94,11 +117,26 @@ async fn site_files_have_hashed_names_immutable_caching_and_precompressed_bytes(
         assert_eq!(encoding(&gz).as_deref(), Some("gzip"), "{name}");
         let gz = gz.bytes().await.unwrap().len();
         assert!(
-            br < gz && gz < plain,
+            br <= gz && gz < plain,
             "{name}: br {br}, gzip {gz}, plain {plain}"
         );
         sizes.push((name.clone(), plain, gz, br));
     }
+    let pages = &sizes[3..];
+    let largest = pages.iter().max_by_key(|s| s.3).unwrap();
+    println!(
+        "{} lazily loaded modules, {} bytes with brotli in all; the largest is {} at {} bytes",
+        pages.len(),
+        pages.iter().map(|s| s.3).sum::<usize>(),
+        largest.0,
+        largest.3
+    );
+    assert!(
+        largest.3 <= PAGE_BROTLI_BUDGET,
+        "{} is {} bytes with brotli, over the page budget of {PAGE_BROTLI_BUDGET}",
+        largest.0,
+        largest.3
+    );
     let (_, wasm_plain, wasm_gz, wasm_br) = &sizes[1];
     println!("wasm: {wasm_plain} bytes, {wasm_gz} gzip, {wasm_br} brotli");
     assert!(
@@ -109,6 +147,51 @@ async fn site_files_have_hashed_names_immutable_caching_and_precompressed_bytes(
     let alias = get(&http, &format!("{base}/pkg/flowdeck.css"), None).await;
     assert_eq!(alias.status(), 200);
     assert_eq!(alias.headers()[header::CACHE_CONTROL], "no-cache");
+}
+
+/// The `<link rel="preload">` targets of a page's head that are wasm modules.
+async fn preloaded_modules(http: &Client, url: &str) -> Vec<String> {
+    let html = get(http, url, None).await.text().await.unwrap();
+    let head = html.split("</head>").next().unwrap().to_owned();
+    head.split("<link")
+        .filter(|l| l.contains(r#"rel="preload""#))
+        .filter_map(|l| {
+            l.split(r#"href=""#)
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(str::to_owned)
+        })
+        .filter(|h| h.ends_with(".wasm"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_preloads_its_own_modules_and_no_others() {
+    let (base, http) = server().await;
+    // The overview is in the main module: only that is preloaded.
+    let overview = preloaded_modules(&http, &format!("{base}/")).await;
+    assert_eq!(overview.len(), 1, "{overview:?}");
+    assert!(overview[0].ends_with("/flowdeck.wasm"), "{overview:?}");
+    // The workers page: the main module, its own and the chunks it shares, each served.
+    let workers = preloaded_modules(&http, &format!("{base}/workers")).await;
+    assert!(
+        workers
+            .iter()
+            .any(|m| m.contains("/split___workers_route_view")),
+        "{workers:?}"
+    );
+    assert!(workers.iter().any(|m| m.contains("/chunk_")), "{workers:?}");
+    assert!(
+        !workers
+            .iter()
+            .any(|m| m.contains("/split___tasks_route_view")),
+        "another page's module: {workers:?}"
+    );
+    for module in &workers {
+        let res = get(&http, &format!("{base}{module}"), None).await;
+        assert_eq!(res.status(), 200, "{module}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 
 mod custom;
 mod errors;
+mod lazy;
 mod logs;
 mod metrics;
 mod not_found;
@@ -14,6 +15,7 @@ mod workers;
 
 pub(crate) use custom::Custom;
 pub(crate) use errors::Errors;
+pub(crate) use lazy::*;
 pub(crate) use logs::Logs;
 pub(crate) use metrics::Metrics;
 pub(crate) use not_found::NotFound;
