@@ -16,7 +16,7 @@ use flowdeck_protocol::{
     logs::{LogFilter, LogPage},
     metrics::{SeriesData, SeriesInfo, SeriesQuery},
     page::{CheckResult, PageSpec, Site, TableData},
-    runs::{RunInfo, RunTaskPage, RunTaskQuery, RunView, StoreStatus},
+    runs::{RunInfo, RunTaskPage, RunTaskQuery, RunView, StoreStatus, Timeline},
     stream::{Full, LiveState},
     AuditEntry, ItemId, TaskDetail,
 };
@@ -52,8 +52,11 @@ pub trait Backend: Send + Sync + 'static {
     /// The runs the run store keeps, newest first, and how the store is doing; `Err` says
     /// why there are none (no store).
     fn runs(&self) -> BoxFuture<Result<(Vec<RunInfo>, StoreStatus), String>>;
-    /// A stored run as its pages show it; `Ok(None)` for an unknown run.
-    fn run_view(&self, id: i64) -> BoxFuture<Result<Option<RunView>, String>>;
+    /// A stored run as its pages show it, at its end or, with `at`, as it was at that ms
+    /// of its uptime (replay); `Ok(None)` for an unknown run.
+    fn run_view(&self, id: i64, at: Option<u64>) -> BoxFuture<Result<Option<RunView>, String>>;
+    /// A stored run's timeline for replay; `Ok(None)` for an unknown run.
+    fn run_timeline(&self, id: i64) -> BoxFuture<Result<Option<Timeline>, String>>;
     /// A page of a stored run's items with its filter's counts.
     fn run_tasks(&self, id: i64, query: RunTaskQuery) -> BoxFuture<Result<RunTaskPage, String>>;
     /// One stored item with its provenance; `Ok(None)` when the store has not kept it.
@@ -311,8 +314,18 @@ pub async fn fetch_store_status() -> Result<Option<StoreStatus>, ServerFnError> 
 
 /// A stored run as its pages show it.
 #[server(endpoint = "run_view", input = leptos::server_fn::codec::GetUrl)]
-pub async fn fetch_run_view(id: i64) -> Result<Result<Option<RunView>, String>, ServerFnError> {
-    Ok(backend()?.0.run_view(id).await)
+pub async fn fetch_run_view(
+    id: i64,
+    at: Option<u64>,
+) -> Result<Result<Option<RunView>, String>, ServerFnError> {
+    Ok(backend()?.0.run_view(id, at).await)
+}
+
+#[server(endpoint = "run_timeline", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_run_timeline(
+    id: i64,
+) -> Result<Result<Option<Timeline>, String>, ServerFnError> {
+    Ok(backend()?.0.run_timeline(id).await)
 }
 
 /// A page of a stored run's items.

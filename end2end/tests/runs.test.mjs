@@ -109,3 +109,37 @@ test("a stored run's metrics are charted from the store's minute rollups", async
   assert.deepEqual(errors, []);
   await close();
 });
+
+test('a finished run replays: its overview shows the counts and bottleneck of a chosen moment', async () => {
+  const timeline = await (await fetch(`${server.url}/api/v1/runs/${run}/timeline`)).json();
+  assert.ok(timeline.points.length >= 2, `a snapshot at the start and one at the end: ${JSON.stringify(timeline)}`);
+  const last = timeline.points.length - 1;
+  const { page, errors, close } = await watchedPage(browser);
+  await page.goto(`${server.url}/runs/${run}`);
+  await page.waitForSelector('html[data-hydrated]');
+  const slider = page.getByTestId('replay-slider');
+  assert.equal(await slider.getAttribute('max'), String(last));
+  assert.equal(await slider.inputValue(), String(last), 'the run\'s end at first');
+  assert.match(await page.getByTestId('replay-at').textContent(), /^at the end/);
+  const card = async (id) => Number((await page.getByTestId(`total-${id}`).locator('.card-value').textContent()).replace(/,/g, ''));
+  const bottleneck = async () => (await page.locator('tr.bottleneck').getAttribute('data-stage', { timeout: 1000 }).catch(() => null));
+
+  // Each kept moment: the URL says it, the cards and the bottleneck are the store's then.
+  for (const i of [0, Math.floor(last / 2)]) {
+    const point = timeline.points[i];
+    await slider.fill(String(i));
+    await page.waitForURL(new RegExp(`/runs/${run}\\?at=${point.at_ms}$`));
+    const then = await (await fetch(`${server.url}/api/v1/runs/${run}/at?ms=${point.at_ms}`)).json();
+    await eventually(async () => (await card('completed')) === point.totals.completed
+      && (await card('failed')) === point.totals.failed, 10_000, `the counts at ${point.at_ms} ms`);
+    assert.equal(await bottleneck(), then.bottleneck, `the bottleneck at ${point.at_ms} ms`);
+    assert.equal(await slider.inputValue(), String(i));
+    assert.match(await page.getByTestId('replay-at').textContent(), /^at \S+ of /);
+  }
+  // Back to the end.
+  await slider.fill(String(last));
+  await page.waitForURL(new RegExp(`/runs/${run}$`));
+  await eventually(async () => (await card('completed')) === timeline.points[last].totals.completed, 10_000, 'the end\'s counts');
+  assert.deepEqual(errors, []);
+  await close();
+});

@@ -141,3 +141,29 @@ pub struct RunTaskPage {
     pub page: ItemPage,
     pub counts: StatusCounts,
 }
+
+/// One point of a stored run's timeline: its totals at `at_ms` of its uptime.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    pub at_ms: u64,
+    pub totals: Totals,
+}
+
+/// A stored run's timeline, for replay: the snapshots the store kept of it, oldest first,
+/// about one every `resolution_ms` and the last at its end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub resolution_ms: u64,
+    pub points: Vec<TimelinePoint>,
+}
+
+/// A stored run as it was at a moment: the snapshot kept at or just before the moment
+/// asked for (the first one for a moment before it), and its bottleneck then.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Moment {
+    /// The snapshot's own time, in ms of the run's uptime.
+    pub at_ms: u64,
+    pub snapshot: Snapshot,
+    /// The stage that held the pipeline back then (see `Snapshot::bottleneck`).
+    pub bottleneck: Option<String>,
+}

@@ -7,7 +7,7 @@
 use flowdeck_protocol::{
     metrics::{Agg, Kind, SeriesData, SeriesInfo, SeriesKey, SeriesQuery},
     page::SeriesRef,
-    runs::{RunInfo, RunTaskPage, RunTaskQuery, RunView, StoreStatus, StoredRun},
+    runs::{RunInfo, RunTaskPage, RunTaskQuery, RunView, StoreStatus, StoredRun, Timeline},
     stream::{Full, Point},
     ItemId, TaskDetail,
 };
@@ -18,19 +18,36 @@ pub fn runs(store: &Store, live: RunId) -> Result<(Vec<RunInfo>, StoreStatus), S
     Ok((store.runs(&Default::default())?, store.status(live)))
 }
 
-/// A run's picture for its pages; `None` for an unknown run.
-pub fn run_view(store: &Store, id: RunId) -> Result<Option<RunView>, StoreError> {
+/// A run's picture for its pages, at its end or as it was at `at` ms of its uptime;
+/// `None` for an unknown run. A run with no snapshot kept shows its end.
+pub fn run_view(store: &Store, id: RunId, at: Option<u64>) -> Result<Option<RunView>, StoreError> {
     let Some(mut run) = store.run(id)? else {
         return Ok(None);
     };
-    let mut snapshot = run.snapshot.clone().unwrap_or_default();
-    // Every warning the run had, not just those its last snapshot carried.
-    snapshot.warnings = std::mem::take(&mut run.warnings);
+    let mut warnings = std::mem::take(&mut run.warnings);
+    let moment = match at {
+        Some(at) => store.moment(id, at)?,
+        None => None,
+    };
+    let mut snapshot = match moment {
+        // Replay: the snapshot kept at or just before `at`, with the warnings firing then.
+        Some(moment) => {
+            let then = moment.at_ms;
+            warnings.retain(|w| w.first_seen_ms <= then && w.cleared_ms.is_none_or(|c| c > then));
+            moment.snapshot
+        }
+        None => {
+            let mut last = run.snapshot.clone().unwrap_or_default();
+            if let Some(end) = run.info.ended_ms {
+                last.uptime_ms = end.saturating_sub(run.info.started_ms);
+            }
+            last
+        }
+    };
+    // Every warning the run had (or had then), not just those its snapshot carried.
+    snapshot.warnings = warnings;
     snapshot.pipeline = run.info.pipeline.clone();
     snapshot.started_unix_ms = run.info.started_ms;
-    if let Some(end) = run.info.ended_ms {
-        snapshot.uptime_ms = end.saturating_sub(run.info.started_ms);
-    }
     let errors = store.errors(id, run.stages.len())?;
     let history = throughput(store, &run)?;
     Ok(Some(RunView {
@@ -43,6 +60,17 @@ pub fn run_view(store: &Store, id: RunId) -> Result<Option<RunView>, StoreError>
             errors,
         },
         run,
+    }))
+}
+
+/// A stored run's timeline for replay; `None` for an unknown run.
+pub fn run_timeline(store: &Store, id: RunId) -> Result<Option<Timeline>, StoreError> {
+    if store.run(id)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Timeline {
+        resolution_ms: crate::persist::PROGRESS_EVERY.as_millis() as u64,
+        points: store.timeline(id)?,
     }))
 }
 

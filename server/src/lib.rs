@@ -35,7 +35,7 @@ use flowdeck_app::{shell, theme::Theme, App, Backend, BackendRef, BoxFuture, Vie
 use flowdeck_protocol::{
     metrics::SeriesQuery,
     page::{CheckResult, PageSpec, Site, TableData},
-    runs::{RunInfo, RunTaskPage, RunTaskQuery, RunView, StoreStatus},
+    runs::{RunInfo, RunTaskPage, RunTaskQuery, RunView, StoreStatus, Timeline},
     stream::Full,
     ItemId, TaskDetail,
 };
@@ -319,8 +319,12 @@ impl Backend for HubBackend {
         self.stored(|store, live| history::runs(&store, live))
     }
 
-    fn run_view(&self, id: i64) -> BoxFuture<Result<Option<RunView>, String>> {
-        self.stored(move |store, _| history::run_view(&store, id))
+    fn run_view(&self, id: i64, at: Option<u64>) -> BoxFuture<Result<Option<RunView>, String>> {
+        self.stored(move |store, _| history::run_view(&store, id, at))
+    }
+
+    fn run_timeline(&self, id: i64) -> BoxFuture<Result<Option<Timeline>, String>> {
+        self.stored(move |store, _| history::run_timeline(&store, id))
     }
 
     fn run_tasks(&self, id: i64, query: RunTaskQuery) -> BoxFuture<Result<RunTaskPage, String>> {

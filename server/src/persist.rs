@@ -36,8 +36,8 @@ impl FinishedSink for Sink {
     }
 }
 
-/// How often a running run's snapshot is written.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How often a running run's snapshot is written: the resolution of its replay.
+pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// How often captured logs are looked at for warnings to keep.
 const LOGS_EVERY: Duration = Duration::from_secs(2);
 

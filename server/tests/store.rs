@@ -116,3 +116,78 @@ async fn items_that_finished_before_the_dashboard_started_are_kept() {
     let failed = get_json(format!("{base}/api/v1/runs/1/tasks?status=failed&limit=1")).await;
     assert_eq!(failed["total"], totals.failed, "{failed}");
 }
+
+/// Replay: the store keeps each snapshot of a run, the timeline lists them, and the run
+/// can be read as it was at any moment; bad input is a JSON 400 or 404 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_run_replays_from_its_kept_snapshots() {
+    let db = tempfile::tempdir().unwrap();
+    let config = Config {
+        store: Some(flowdeck_store::StoreConfig::new(db.path().join("runs.db"))),
+        ..Config::default()
+    };
+    let running = pipeline(1_000);
+    let handle = running.handle.clone();
+    let base = serve_with_store(handle.clone(), config).await;
+    let outputs = running.outputs;
+    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
+    running.input.send_all(0..500).await;
+    drop(running.input);
+    handle.wait().await;
+
+    // The first snapshot is written as the run starts, the last at its end.
+    let mut timeline = Value::Null;
+    for _ in 0..100 {
+        timeline = get_json(format!("{base}/api/v1/runs/1/timeline")).await;
+        let points = timeline["points"].as_array().unwrap();
+        let last = points.last().map(|p| &p["totals"]);
+        if last.is_some_and(|t| {
+            t["completed"].as_u64().unwrap() + t["failed"].as_u64().unwrap() == 500
+        }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(timeline["resolution_ms"], 5000, "{timeline}");
+    let points = timeline["points"].as_array().unwrap();
+    assert!(points.len() >= 2, "{timeline}");
+    let times: Vec<u64> = points
+        .iter()
+        .map(|p| p["at_ms"].as_u64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {times:?}"
+    );
+    let done = |v: &Value| v["completed"].as_u64().unwrap() + v["failed"].as_u64().unwrap();
+    assert!(done(&points[0]["totals"]) < 500, "{timeline}");
+
+    // The start, and the end.
+    let start = get_json(format!("{base}/api/v1/runs/1/at?ms=0")).await;
+    assert_eq!(start["at_ms"], times[0], "{start}");
+    assert_eq!(start["snapshot"]["totals"], points[0]["totals"]);
+    let end = get_json(format!("{base}/api/v1/runs/1/at?ms={}", u64::MAX)).await;
+    assert_eq!(end["at_ms"], *times.last().unwrap(), "{end}");
+    assert_eq!(done(&end["snapshot"]["totals"]), 500);
+    assert!(
+        end["bottleneck"].is_null(),
+        "nothing held a finished run back: {end}"
+    );
+
+    for (path, status, names) in [
+        ("/api/v1/runs/1/at", 400, "ms"),
+        ("/api/v1/runs/1/at?ms=soon", 400, "ms"),
+        ("/api/v1/runs/1/at?ms=1&at=2", 400, "at"),
+        ("/api/v1/runs/x/at?ms=1", 400, "run id"),
+        ("/api/v1/runs/99/at?ms=1", 404, "no run 99"),
+        ("/api/v1/runs/99/timeline", 404, "no run 99"),
+    ] {
+        let res = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert!(
+            body["message"].as_str().unwrap().contains(names),
+            "{path}: {body}"
+        );
+    }
+}

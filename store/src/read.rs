@@ -12,7 +12,9 @@ use rusqlite::{params, params_from_iter, types::Value as Sql, Connection, Option
 use serde::{Deserialize, Serialize};
 
 use crate::{RunId, Store, StoreError};
-pub use flowdeck_protocol::runs::{ItemPage, ItemSort, RunInfo, RunState, StoredRun};
+pub use flowdeck_protocol::runs::{
+    ItemPage, ItemSort, Moment, RunInfo, RunState, StoredRun, Timeline, TimelinePoint,
+};
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -281,6 +283,64 @@ impl Store {
             Ok(run)
         })
         .transpose()
+    }
+
+    /// The totals of every snapshot kept of `run`, oldest first: its timeline for replay.
+    pub fn timeline(&self, run: RunId) -> Result<Vec<TimelinePoint>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT at_ms, totals FROM snapshots WHERE run = ?1 ORDER BY at_ms",
+            )?;
+            let rows =
+                st.query_map([run], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            let mut points = Vec::new();
+            for row in rows {
+                let (at_ms, totals) = row?;
+                points.push(TimelinePoint {
+                    at_ms: at_ms.max(0) as u64,
+                    totals: serde_json::from_str(&totals).unwrap_or_default(),
+                });
+            }
+            Ok(points)
+        })
+    }
+
+    /// `run` as it was at `at_ms` of its uptime: the snapshot kept at or just before it, or
+    /// the first one for a moment before that; `None` when none was kept.
+    pub fn moment(&self, run: RunId, at_ms: u64) -> Result<Option<Moment>, StoreError> {
+        let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
+        self.read(|c| {
+            let row = c
+                .query_row(
+                    "SELECT at_ms, snapshot FROM snapshots WHERE run = ?1 AND at_ms <= ?2
+                     ORDER BY at_ms DESC LIMIT 1",
+                    params![run, at],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                )
+                .optional()?;
+            let row = match row {
+                Some(row) => Some(row),
+                None => c
+                    .query_row(
+                        "SELECT at_ms, snapshot FROM snapshots WHERE run = ?1 ORDER BY at_ms LIMIT 1",
+                        [run],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                    )
+                    .optional()?,
+            };
+            Ok(row.and_then(|(at_ms, text)| {
+                let snapshot: Snapshot = serde_json::from_str(&text).ok()?;
+                let bottleneck = snapshot
+                    .bottleneck()
+                    .and_then(|i| snapshot.stages.get(i))
+                    .map(|s| s.name.clone());
+                Some(Moment {
+                    at_ms: at_ms.max(0) as u64,
+                    snapshot,
+                    bottleneck,
+                })
+            }))
+        })
     }
 
     /// A run's health warnings, oldest first (the last 500).

@@ -8,10 +8,10 @@ use crate::StoreError;
 
 /// The version this build writes. A file at a higher version was written by a newer
 /// flowdeck and is refused rather than misread.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     r#"
 CREATE TABLE runs (
     id           INTEGER PRIMARY KEY,
@@ -121,6 +121,22 @@ CREATE TABLE warnings (
     -- JSON: the item ids it names
     items         TEXT    NOT NULL,
     PRIMARY KEY (run, rule, stage, worker, first_seen_ms)
+) WITHOUT ROWID;
+"#,
+    r#"
+-- 4: replay. Each snapshot the server writes of a running run (every 5 s) and its last are
+-- kept, not only the latest, so that a finished run's counts, graph and bottleneck can be
+-- shown as they were at any moment. The totals are a column of their own: the timeline
+-- reads them for every point without parsing the whole snapshots.
+CREATE TABLE snapshots (
+    run      INTEGER NOT NULL,
+    -- ms of the run's uptime
+    at_ms    INTEGER NOT NULL,
+    -- JSON: the Snapshot's totals
+    totals   TEXT    NOT NULL,
+    -- JSON: the Snapshot
+    snapshot TEXT    NOT NULL,
+    PRIMARY KEY (run, at_ms)
 ) WITHOUT ROWID;
 "#,
 ];

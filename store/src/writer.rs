@@ -242,6 +242,25 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 /// How a commit moves `item_counts`: (run, stage, status) to the change in its count.
 type Counted = std::collections::HashMap<(RunId, u16, &'static str), i64>;
 
+/// Keeps `snapshot` (serialized as `text`) in the run's timeline, at its uptime.
+fn keep_snapshot(
+    tx: &Transaction,
+    run: RunId,
+    snapshot: &Snapshot,
+    text: &str,
+) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO snapshots (run, at_ms, totals, snapshot) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        run,
+        snapshot.uptime_ms as i64,
+        json(&snapshot.totals),
+        text
+    ])?;
+    Ok(())
+}
+
 fn apply(tx: &Transaction, w: &Write, counted: &mut Counted) -> Result<(), rusqlite::Error> {
     match w {
         Write::Begin { id, run } => {
@@ -303,8 +322,10 @@ fn apply(tx: &Transaction, w: &Write, counted: &mut Counted) -> Result<(), rusql
             snapshot,
             at_ms,
         } => {
+            let text = json(&**snapshot);
             tx.prepare_cached("UPDATE runs SET snapshot = ?2, seen_ms = ?3 WHERE id = ?1")?
-                .execute(params![run, json(&**snapshot), *at_ms as i64])?;
+                .execute(params![run, text, *at_ms as i64])?;
+            keep_snapshot(tx, *run, snapshot, &text)?;
         }
         Write::End {
             run,
@@ -316,6 +337,7 @@ fn apply(tx: &Transaction, w: &Write, counted: &mut Counted) -> Result<(), rusql
                 "UPDATE runs SET state = ?2, snapshot = ?3, ended_ms = ?4, seen_ms = ?4 WHERE id = ?1",
             )?
             .execute(params![run, state.as_str(), json(&**snapshot), *ended_ms as i64])?;
+            keep_snapshot(tx, *run, snapshot, &json(&**snapshot))?;
         }
         Write::Warnings { run, warnings } => {
             let mut st = tx.prepare_cached(

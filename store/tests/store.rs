@@ -502,10 +502,11 @@ fn a_version_1_file_is_migrated_and_its_items_counted() {
         store.flush();
         run
     };
-    // Back to what version 1 had: no counts, the old indexes, no warnings.
+    // Back to what version 1 had: no counts, the old indexes, no warnings, no snapshots.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE item_counts; DROP TABLE warnings; DROP INDEX items_error; DROP INDEX items_attempts;
+        "DROP TABLE item_counts; DROP TABLE warnings; DROP TABLE snapshots;
+         DROP INDEX items_error; DROP INDEX items_attempts;
          DROP INDEX items_updated;
          CREATE INDEX items_error ON items (run, error_kind) WHERE error_kind IS NOT NULL;
          PRAGMA user_version = 1;",
@@ -526,4 +527,65 @@ fn a_version_1_file_is_migrated_and_its_items_counted() {
         301,
         "counted from then on"
     );
+}
+
+#[test]
+fn every_snapshot_is_kept_for_replay_and_a_moment_reads_the_one_at_or_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let run = store.begin_run(start("replayed"));
+    // A slow last stage, saturated from the 10th second: the bottleneck then, not before.
+    let at = |uptime_ms: u64, completed: u64, saturated: bool| {
+        let mut s = snapshot(completed, 0);
+        s.uptime_ms = uptime_ms;
+        s.stages = ["parse", "store"]
+            .iter()
+            .map(|name| flowdeck_protocol::StageSnapshot {
+                name: (*name).into(),
+                busy_ratio: if saturated && *name == "store" {
+                    0.99
+                } else {
+                    0.1
+                },
+                ..Default::default()
+            })
+            .collect();
+        s
+    };
+    store.progress(run, at(5_000, 10, false), 1_700_000_005_000);
+    store.progress(run, at(10_000, 30, true), 1_700_000_010_000);
+    store.progress(run, at(15_000, 60, true), 1_700_000_015_000);
+    store.end_run(
+        run,
+        RunState::Finished,
+        at(17_500, 75, false),
+        1_700_000_017_500,
+    );
+    store.flush();
+
+    let timeline = store.timeline(run).unwrap();
+    let points: Vec<(u64, u64)> = timeline
+        .iter()
+        .map(|p| (p.at_ms, p.totals.completed))
+        .collect();
+    assert_eq!(
+        points,
+        [(5_000, 10), (10_000, 30), (15_000, 60), (17_500, 75)]
+    );
+
+    let moment = |ms| store.moment(run, ms).unwrap().unwrap();
+    // Between two snapshots: the earlier one.
+    let m = moment(12_345);
+    assert_eq!((m.at_ms, m.snapshot.totals.completed), (10_000, 30));
+    assert_eq!(m.bottleneck.as_deref(), Some("store"));
+    // Exactly at one, after the end, and before the first.
+    assert_eq!(moment(15_000).at_ms, 15_000);
+    assert_eq!(moment(99_000).snapshot.totals.completed, 75);
+    assert_eq!(moment(99_000).bottleneck, None);
+    assert_eq!(moment(0).at_ms, 5_000);
+    // A run with no snapshots, and one that does not exist.
+    let other = store.begin_run(start("empty"));
+    store.flush();
+    assert_eq!(store.moment(other, 1_000).unwrap(), None);
+    assert!(store.timeline(9_999).unwrap().is_empty());
 }

@@ -1,12 +1,12 @@
 //! Runs from the run store `/runs`, and a finished (or interrupted) run's own pages:
 //! `/runs/:id` (the Overview's summary of its last picture, its throughput a point a
-//! minute), `/runs/:id/tasks` (every stored item, filtered, searched, sorted and counted by
+//! minute, and a slider that replays it: `?at=` shows the picture kept at that moment), `/runs/:id/tasks` (every stored item, filtered, searched, sorted and counted by
 //! the server, page by page), `/runs/:id/tasks/:item` (the task page) and
 //! `/runs/:id/errors` (the Errors page). The live pages' parts draw them; only the data
 //! comes from the store instead of the stream.
 
 use flowdeck_protocol::{
-    runs::{ItemSort, RunInfo, RunState, RunTaskQuery, RunView, StoreStatus},
+    runs::{ItemSort, RunInfo, RunState, RunTaskQuery, RunView, StoreStatus, Timeline},
     stream::LiveState,
     ItemStatus,
 };
@@ -16,7 +16,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use super::{Columns, TaskBase};
 use crate::{
     format,
-    live::{fetch_run_task, fetch_run_tasks, fetch_run_view, fetch_runs},
+    live::{fetch_run_task, fetch_run_tasks, fetch_run_timeline, fetch_run_view, fetch_runs},
 };
 
 /// The run id in the path.
@@ -120,26 +120,50 @@ fn RunNav(id: i64, info: RunInfo) -> impl IntoView {
 }
 
 /// A run's page: loads its view from the store and draws `content` from it as a live
-/// page would from the stream.
+/// page would from the stream. With `replay`, the page has a timeline to scrub, and shows
+/// the run as it was at the moment in its `?at=` (ms of the run's uptime).
 #[component]
-fn StoredRunPage<F, V>(title: &'static str, class: &'static str, content: F) -> impl IntoView
+fn StoredRunPage<F, V>(
+    title: &'static str,
+    class: &'static str,
+    content: F,
+    #[prop(optional)] replay: bool,
+) -> impl IntoView
 where
     F: Fn(&LiveState) -> V + Send + Sync + Copy + 'static,
     V: IntoView + 'static,
 {
     let id = run_id();
+    let query = use_query_map();
+    let at = Memo::new(move |_| {
+        replay
+            .then(|| query.with(|q| q.get("at").and_then(|s| s.parse::<u64>().ok())))
+            .flatten()
+    });
+    // Read once for the page: the slider moves `at`, not the timeline.
+    let timeline = replay.then(|| {
+        Resource::new(
+            move || id.get(),
+            |id| async move {
+                match id {
+                    Some(id) => fetch_run_timeline(id).await,
+                    None => Ok(Ok(None)),
+                }
+            },
+        )
+    });
     let view = Resource::new(
-        move || id.get(),
-        |id| async move {
+        move || (id.get(), at.get()),
+        |(id, at)| async move {
             match id {
-                Some(id) => fetch_run_view(id).await,
+                Some(id) => fetch_run_view(id, at).await,
                 None => Ok(Ok(None)),
             }
         },
     );
     view! {
         <section class=class>
-            <Suspense fallback=|| view! { <p class="muted">"Loading the run…"</p> }>
+            <Transition fallback=|| view! { <p class="muted">"Loading the run…"</p> }>
                 {move || view.get().map(|r| answered(r, move |found| match (found, id.get()) {
                     (Some(RunView { run, full }), Some(id)) => {
                         provide_context(TaskBase(format!("/runs/{id}")));
@@ -147,6 +171,7 @@ where
                         view! {
                             <div class="page-head"><h1>{format!("{title} · run #{id}")}</h1></div>
                             <RunNav id info=run.info/>
+                            {timeline.map(|timeline| view! { <Replay id timeline at=at.get_untracked()/> })}
                             {content(&state)}
                         }.into_any()
                     }
@@ -155,14 +180,64 @@ where
                         <p class="muted" data-testid="run-missing">"The store has no such run."</p>
                     }.into_any(),
                 }))}
-            </Suspense>
+            </Transition>
         </section>
+    }
+}
+
+/// What the timeline's server function answers.
+type TimelineAnswer = Result<Result<Option<Timeline>, String>, ServerFnError>;
+
+/// The run's timeline as a slider over the snapshots the store kept: moving it shows the
+/// run as it was then (`?at=`), counts, graph and bottleneck; "end" shows its last picture.
+#[component]
+fn Replay(id: i64, timeline: Resource<TimelineAnswer>, at: Option<u64>) -> impl IntoView {
+    let navigate = leptos_router::hooks::use_navigate();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || timeline.get().map(|r| answered(r, {
+                let navigate = navigate.clone();
+                move |found| {
+                    let resolution = found.as_ref().map_or(0, |t| t.resolution_ms);
+                    let points: Vec<u64> = found.map(|t| t.points.iter().map(|p| p.at_ms).collect()).unwrap_or_default();
+                    let Some(&last) = points.last() else {
+                        return view! { <p class="muted" data-testid="replay-none">"No snapshots kept of this run to replay."</p> }.into_any();
+                    };
+                    // The point shown: the last at or before `at`, the end without one.
+                    let index = at.map_or(points.len() - 1, |at| points.iter().rposition(|&p| p <= at).unwrap_or(0));
+                    let label = match at {
+                        Some(_) => format!("at {} of {}", format::uptime(points[index]), format::uptime(last)),
+                        None => format!("at the end, {}", format::uptime(last)),
+                    };
+                    let max = points.len() - 1;
+                    let count = points.len();
+                    let go = {
+                        let navigate = navigate.clone();
+                        move |ev: leptos::ev::Event| {
+                            let i: usize = event_target_value(&ev).parse().unwrap_or(max);
+                            let to = if i >= max { format!("/runs/{id}") } else { format!("/runs/{id}?at={}", points[i]) };
+                            navigate(&to, Default::default());
+                        }
+                    };
+                    view! {
+                        <p class="replay" data-testid="replay">
+                            <label for="replay-at">"Replay"</label>
+                            <input type="range" id="replay-at" data-testid="replay-slider"
+                                min="0" max=max.to_string() step="1" value=index.to_string()
+                                on:change=go/>
+                            <span data-testid="replay-at">{label}</span>
+                            <span class="muted">{format!(" · {count} snapshots, about one every {}", format::uptime(resolution))}</span>
+                        </p>
+                    }.into_any()
+                }
+            }))}
+        </Suspense>
     }
 }
 
 #[component]
 pub fn Run() -> impl IntoView {
-    view! { <StoredRunPage title="Overview" class="overview" content=super::overview::summary/> }
+    view! { <StoredRunPage title="Overview" class="overview" content=super::overview::summary replay=true/> }
 }
 
 #[component]
@@ -207,7 +282,7 @@ pub fn RunTasks() -> impl IntoView {
         move || id.get(),
         |id| async move {
             match id {
-                Some(id) => fetch_run_view(id).await,
+                Some(id) => fetch_run_view(id, None).await,
                 None => Ok(Ok(None)),
             }
         },

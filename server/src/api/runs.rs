@@ -1,7 +1,7 @@
 //! Runs from the run store, live or finished, under `/api/v1/runs`: the list of runs, one
 //! run with its graph and last snapshot, its tasks (filtered, sorted and counted by SQLite,
-//! so a count is exact however many there are), one task with its provenance, and its
-//! error summary. `/api/v1/store` says where the store is and whether it writes.
+//! so a count is exact however many there are), one task with its provenance, its error
+//! summary, and its timeline for replay with the run as it was at any moment of it. `/api/v1/store` says where the store is and whether it writes.
 //! Without a store (`--db none`), each answers 404 saying so.
 
 use axum::{
@@ -11,7 +11,7 @@ use axum::{
 };
 use flowdeck_protocol::{runs::StoreStatus, ErrorSummary, ItemStatus, TaskDetail};
 use flowdeck_store::{
-    ItemPage, ItemQuery, ItemSort, RunInfo, RunQuery, RunState, Store, StoredRun,
+    ItemPage, ItemQuery, ItemSort, Moment, RunInfo, RunQuery, RunState, Store, StoredRun, Timeline,
 };
 use serde::Deserialize;
 
@@ -25,6 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}/tasks", get(tasks))
         .route("/runs/{id}/tasks/{item}", get(task))
         .route("/runs/{id}/errors", get(errors))
+        .route("/runs/{id}/timeline", get(timeline))
+        .route("/runs/{id}/at", get(moment))
         .route("/store", get(status))
 }
 
@@ -184,6 +186,46 @@ async fn errors(
     let id = run_id(&id)?;
     let stages = stored_run(&store, id).await?.stages.len();
     Ok(Json(blocking(move || store.errors(id, stages)).await?))
+}
+
+/// A run's timeline for replay: the totals of each snapshot kept, about one every
+/// [`crate::persist::PROGRESS_EVERY`] and the last at its end.
+async fn timeline(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Timeline>, ApiError> {
+    let store = store(&state)?;
+    let id = run_id(&id)?;
+    stored_run(&store, id).await?;
+    let points = blocking(move || store.timeline(id)).await?;
+    Ok(Json(Timeline {
+        resolution_ms: crate::persist::PROGRESS_EVERY.as_millis() as u64,
+        points,
+    }))
+}
+
+/// `GET /api/v1/runs/{id}/at` parameters.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MomentQuery {
+    /// The moment, in ms of the run's uptime.
+    ms: u64,
+}
+
+/// A run as it was at a moment: its snapshot then (at the timeline's resolution) with the
+/// bottleneck of that moment.
+async fn moment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Strict(q): Strict<MomentQuery>,
+) -> Result<Json<Moment>, ApiError> {
+    let store = store(&state)?;
+    let id = run_id(&id)?;
+    stored_run(&store, id).await?;
+    blocking(move || store.moment(id, q.ms))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("run {id} has no snapshots kept yet")))
 }
 
 async fn status(State(state): State<AppState>) -> Result<Json<StoreStatus>, ApiError> {
