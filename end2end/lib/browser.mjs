@@ -33,3 +33,10 @@ export async function eventually(fn, ms = 10_000, what = 'condition') {
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
+
+// Waits until the app has hydrated the page (`<html data-hydrated>`). A page other than
+// the overview hydrates once its own wasm module has arrived; a click, a check or a choice
+// made before that lands on server-rendered HTML with no handlers and is lost.
+export async function hydrated(page, ms = 15_000) {
+  await page.waitForSelector('html[data-hydrated]', { timeout: ms });
+}

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, hydrated } from '../lib/browser.mjs';
 
 let server;
 let browser;
@@ -23,6 +23,7 @@ const firstSeq = async (page) => (await rows(page).first().textContent()) ?? '';
 test('logs arrive live and filter by level, source and text', async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/logs`);
+  await hydrated(page);
   await eventually(async () => (await rows(page).count()) > 3, 15_000, 'log rows');
 
   await page.getByTestId('log-level').selectOption('warn');

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, hydrated } from '../lib/browser.mjs';
 
 let server;
 let browser;
@@ -50,8 +50,7 @@ test('the runs page lists the finished run with its counts', async () => {
 test("a stored run's tasks are filtered and counted by the server", async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/runs/${run}/tasks`);
-  // The page's module loads before it hydrates: a click before that would be lost.
-  await page.waitForSelector('html[data-hydrated]');
+  await hydrated(page);
   const count = async (tab) => Number((await page.getByTestId(`tab-${tab}`).locator('.count').textContent()).replace(/,/g, ''));
   await eventually(async () => (await count('all')) > 0, 10_000, 'the counts');
   assert.equal(await count('failed'), failed, 'exact, as the store counts them');
@@ -116,7 +115,7 @@ test('a finished run replays: its overview shows the counts and bottleneck of a 
   const last = timeline.points.length - 1;
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/runs/${run}`);
-  await page.waitForSelector('html[data-hydrated]');
+  await hydrated(page);
   const slider = page.getByTestId('replay-slider');
   assert.equal(await slider.getAttribute('max'), String(last));
   assert.equal(await slider.inputValue(), String(last), 'the run\'s end at first');

@@ -8,7 +8,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, hydrated } from '../lib/browser.mjs';
 
 const configDir = mkdtempSync(join(tmpdir(), 'flowdeck-config-'));
 const config = join(configDir, 'flowdeck.toml');
@@ -173,6 +173,7 @@ test('a page from the config file is in the navigation and renders, with the pal
 test('the Metrics page charts chosen series and exports them', async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/metrics`);
+  await hydrated(page);
   await eventually(async () => (await page.locator('input[data-metric="demo_tokens_total"]').count()) === 1, 15_000, 'the user series listed');
   await page.locator('input[data-metric="demo_tokens_total"]').check();
   await eventually(async () => (await page.locator('.chart-legend li').allTextContents()).some((t) => t.includes('demo_tokens_total')), 10_000, 'the chosen series charted');
