@@ -310,21 +310,24 @@ impl Store {
     pub fn moment(&self, run: RunId, at_ms: u64) -> Result<Option<Moment>, StoreError> {
         let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
         self.read(|c| {
-            let row = c
+            // Two lookups on the key, not one query ordered by distance: that would read
+            // every snapshot of the run.
+            let read = |r: &rusqlite::Row| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?));
+            let before = c
                 .query_row(
                     "SELECT at_ms, snapshot FROM snapshots WHERE run = ?1 AND at_ms <= ?2
                      ORDER BY at_ms DESC LIMIT 1",
                     params![run, at],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                    read,
                 )
                 .optional()?;
-            let row = match row {
+            let row = match before {
                 Some(row) => Some(row),
                 None => c
                     .query_row(
                         "SELECT at_ms, snapshot FROM snapshots WHERE run = ?1 ORDER BY at_ms LIMIT 1",
                         [run],
-                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                        read,
                     )
                     .optional()?,
             };

@@ -333,11 +333,12 @@ fn apply(tx: &Transaction, w: &Write, counted: &mut Counted) -> Result<(), rusql
             snapshot,
             ended_ms,
         } => {
+            let text = json(&**snapshot);
             tx.prepare_cached(
                 "UPDATE runs SET state = ?2, snapshot = ?3, ended_ms = ?4, seen_ms = ?4 WHERE id = ?1",
             )?
-            .execute(params![run, state.as_str(), json(&**snapshot), *ended_ms as i64])?;
-            keep_snapshot(tx, *run, snapshot, &json(&**snapshot))?;
+            .execute(params![run, state.as_str(), text, *ended_ms as i64])?;
+            keep_snapshot(tx, *run, snapshot, &text)?;
         }
         Write::Warnings { run, warnings } => {
             let mut st = tx.prepare_cached(

@@ -1,7 +1,8 @@
 //! Runs from the run store, live or finished, under `/api/v1/runs`: the list of runs, one
 //! run with its graph and last snapshot, its tasks (filtered, sorted and counted by SQLite,
 //! so a count is exact however many there are), one task with its provenance, its error
-//! summary, and its timeline for replay with the run as it was at any moment of it. `/api/v1/store` says where the store is and whether it writes.
+//! summary, and its timeline for replay with the run as it was at any moment of it.
+//! `/api/v1/store` says where the store is and whether it writes.
 //! Without a store (`--db none`), each answers 404 saying so.
 
 use axum::{
@@ -189,19 +190,18 @@ async fn errors(
 }
 
 /// A run's timeline for replay: the totals of each snapshot kept, about one every
-/// [`crate::persist::PROGRESS_EVERY`] and the last at its end.
+/// [`crate::persist::PROGRESS_EVERY`] and the last at its end (the same answer the run's
+/// page reads, from `history::run_timeline`).
 async fn timeline(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Timeline>, ApiError> {
     let store = store(&state)?;
     let id = run_id(&id)?;
-    stored_run(&store, id).await?;
-    let points = blocking(move || store.timeline(id)).await?;
-    Ok(Json(Timeline {
-        resolution_ms: crate::persist::PROGRESS_EVERY.as_millis() as u64,
-        points,
-    }))
+    blocking(move || crate::history::run_timeline(&store, id))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no run {id} in the store")))
 }
 
 /// `GET /api/v1/runs/{id}/at` parameters.
