@@ -142,3 +142,42 @@ test('a finished run replays: its overview shows the counts and bottleneck of a 
   assert.deepEqual(errors, []);
   await close();
 });
+
+test('replay lists the tasks as they were at a moment, with the ones still in progress then', async () => {
+  const timeline = await (await fetch(`${server.url}/api/v1/runs/${run}/timeline`)).json();
+  const last = timeline.points.length - 1;
+  const api = async (at, query = '') =>
+    (await (await fetch(`${server.url}/api/v1/runs/${run}/tasks?at=${at}&limit=1${query}`)).json()).total;
+  const { page, errors, close } = await watchedPage(browser);
+  const count = async (tab) => Number((await page.getByTestId(`tab-${tab}`).locator('.count').textContent()).replace(/,/g, ''));
+
+  // From the overview's slider to that moment's task list.
+  const point = timeline.points[Math.floor(last / 2)];
+  await page.goto(`${server.url}/runs/${run}?at=${point.at_ms}`);
+  await hydrated(page);
+  await page.getByTestId('replay-tasks').click();
+  await page.waitForURL(new RegExp(`/runs/${run}/tasks\\?at=${point.at_ms}$`));
+  await page.getByTestId('tasks-at').waitFor();
+  await eventually(async () => (await count('all')) === await api(point.at_ms), 10_000, 'the items then');
+
+  // Halfway through the run, some items were still going: the tabs count them as the API
+  // does, and the "In progress" tab lists them with the status they had then.
+  const mid = Math.floor(timeline.points[last].at_ms / 2);
+  await page.goto(`${server.url}/runs/${run}/tasks?at=${mid}`);
+  await hydrated(page);
+  const going = await api(mid, '&status=running');
+  assert.ok(going > 0, 'the demo had items in flight halfway');
+  assert.equal(await count('all'), await api(mid));
+  assert.equal(await count('completed'), await api(mid, '&status=completed'));
+  assert.equal(await count('failed'), await api(mid, '&status=failed'));
+  assert.equal(await count('in-progress'), going);
+  assert.ok(await count('all') < await api(timeline.points[last].at_ms), 'fewer items then than at the end');
+  await page.getByTestId('tab-in-progress').click();
+  const rows = page.getByTestId('task-row');
+  await eventually(async () => (await rows.count()) === Math.min(going, 100), 10_000, 'the items in progress then');
+  for (const status of await rows.evaluateAll((els) => els.map((e) => e.dataset.status))) {
+    assert.ok(['queued', 'running', 'retrying'].includes(status), status);
+  }
+  assert.deepEqual(errors, []);
+  await close();
+});

@@ -112,6 +112,10 @@ pub struct StatusCounts {
     pub completed: u64,
     pub failed: u64,
     pub cancelled: u64,
+    /// Items not yet finished: only a replayed moment has any (the store keeps finished
+    /// items), those created by then that finished later.
+    #[serde(default)]
+    pub in_progress: u64,
 }
 
 /// A finished (or interrupted) run as its pages show it: its record, and a picture built
@@ -133,6 +137,10 @@ pub struct RunTaskQuery {
     pub text: String,
     pub sort: ItemSort,
     pub offset: u64,
+    /// The moment to list the items as they were, in ms of the run's uptime; `None` for
+    /// its end.
+    #[serde(default)]
+    pub at_ms: Option<u64>,
 }
 
 /// A page of a run's items with the counts its filter tabs show.

@@ -160,6 +160,7 @@ pub fn run_tasks(
             sort: q.sort,
             offset: q.offset,
             limit: 100,
+            at_us: q.at_ms.map(|ms| ms.saturating_mul(1000)),
         },
     )?;
     Ok(Some(RunTaskPage { page, counts }))

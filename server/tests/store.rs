@@ -174,7 +174,49 @@ async fn a_finished_run_replays_from_its_kept_snapshots() {
         "nothing held a finished run back: {end}"
     );
 
+    // The task list at a moment: the one a quarter of the items had finished by.
+    let all = get_json(format!(
+        "{base}/api/v1/runs/1/tasks?sort=updated&limit=1000"
+    ))
+    .await;
+    let mut finished: Vec<u64> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["updated_us"].as_u64().unwrap())
+        .collect();
+    assert_eq!(finished.len(), 500);
+    finished.sort_unstable();
+    let t_ms = finished[125] / 1000;
+    let by_then = finished.iter().filter(|&&u| u <= t_ms * 1000).count() as u64;
+    let total = |query: &str| {
+        let url = format!("{base}/api/v1/runs/1/tasks?at={t_ms}&limit=1000{query}");
+        async move { get_json(url).await }
+    };
+    let done = total("&status=completed").await["total"].as_u64().unwrap()
+        + total("&status=failed").await["total"].as_u64().unwrap();
+    assert_eq!(done, by_then, "items finished by {t_ms} ms");
+    let going = total("&status=running").await;
+    let all_then = total("").await;
+    assert_eq!(
+        all_then["total"].as_u64().unwrap(),
+        done + going["total"].as_u64().unwrap(),
+        "{all_then}"
+    );
+    for item in going["items"].as_array().unwrap() {
+        let status = item["status"].as_str().unwrap();
+        assert!(
+            ["queued", "running", "retrying"].contains(&status),
+            "{item}"
+        );
+        assert!(
+            item["updated_us"].as_u64().unwrap() <= t_ms * 1000,
+            "{item}"
+        );
+    }
+
     for (path, status, names) in [
+        ("/api/v1/runs/1/tasks?at=soon", 400, "at"),
         ("/api/v1/runs/1/at", 400, "ms"),
         ("/api/v1/runs/1/at?ms=soon", 400, "ms"),
         ("/api/v1/runs/1/at?ms=1&at=2", 400, "at"),

@@ -57,6 +57,10 @@ pub struct ItemQuery {
     pub sort: ItemSort,
     pub offset: u64,
     pub limit: usize,
+    /// Lists the items as they were at this moment (µs of the run's uptime): those created
+    /// by then, each in its final status if it had reached it, else as its history says it
+    /// was then. A status filter of queued, running or retrying then means "in progress".
+    pub at_us: Option<u64>,
 }
 
 pub(crate) fn mark_interrupted(conn: &Connection) -> Result<(), StoreError> {
@@ -224,6 +228,91 @@ fn counts(
         }
     }
     Ok(out)
+}
+
+/// A run's kept items as they were at `at_us`: those created by then, counted by the final
+/// status they had reached by then, the rest in progress. An error search matches only
+/// the errors that had happened by then. The moment follows no index, so this reads the
+/// run's rows (docs/store.md has the time it takes on a million items).
+fn counts_at(
+    c: &Connection,
+    run: RunId,
+    stage: Option<u16>,
+    search: Option<&Search>,
+    at_us: u64,
+) -> Result<StatusCounts, StoreError> {
+    let mut args = Args::default();
+    let mut filter = format!("run = {}", args.push(Sql::Integer(run)));
+    let t = args.push(Sql::Integer(at_us.min(i64::MAX as u64) as i64));
+    filter += &format!(" AND created_us <= {t}");
+    if let Some(s) = stage {
+        filter += &format!(" AND stage = {}", args.push(Sql::Integer(i64::from(s))));
+    }
+    if let Some(search) = search {
+        let matched = search.matches(&mut args);
+        let by_id = search
+            .id
+            .map(|id| format!(" OR id = {}", args.push(Sql::Integer(id))))
+            .unwrap_or_default();
+        filter +=
+            &format!(" AND ((error_kind IS NOT NULL AND updated_us <= {t} AND {matched}){by_id})");
+    }
+    let done = |status: &str| format!("TOTAL(updated_us <= {t} AND status = '{status}')");
+    let sql = format!(
+        "SELECT COUNT(*), {}, {}, {} FROM items WHERE {filter}",
+        done("completed"),
+        done("failed"),
+        done("cancelled"),
+    );
+    let (all, completed, failed, cancelled) =
+        c.query_row(&sql, params_from_iter(args.0.iter()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?.max(0) as u64,
+                r.get::<_, f64>(1)? as u64,
+                r.get::<_, f64>(2)? as u64,
+                r.get::<_, f64>(3)? as u64,
+            ))
+        })?;
+    Ok(StatusCounts {
+        all,
+        completed,
+        failed,
+        cancelled,
+        in_progress: all.saturating_sub(completed + failed + cancelled),
+    })
+}
+
+/// An item's line as it was at `at_us`, from its kept history: the status, stage and
+/// attempt of its last event by then. An item whose history was cut before that moment
+/// shows as queued at its first stage.
+fn summary_at(row: ItemSummary, detail: &str, at_us: u64) -> ItemSummary {
+    if row.updated_us <= at_us {
+        return row;
+    }
+    let detail: Option<ItemDetail> = serde_json::from_str(detail).ok();
+    let then = detail
+        .as_ref()
+        .and_then(|d| d.history.iter().rev().find(|e| e.at_us <= at_us));
+    match then {
+        Some(e) => ItemSummary {
+            id: row.id,
+            status: e.kind.status_after(e.last),
+            stage: e.stage,
+            attempts: e.attempt,
+            updated_us: e.at_us,
+            error: e.error.clone(),
+        },
+        None => ItemSummary {
+            status: ItemStatus::Queued,
+            stage: detail
+                .and_then(|d| d.visits.first().map(|v| v.stage))
+                .unwrap_or(0),
+            attempts: 0,
+            updated_us: at_us,
+            error: None,
+            ..row
+        },
+    }
 }
 
 impl Store {
@@ -423,18 +512,37 @@ impl Store {
                 .as_deref()
                 .filter(|t| !t.trim().is_empty())
                 .map(Search::new);
-            let counts = counts(c, run, q.stage, search.as_ref())?;
+            let counts = match q.at_us {
+                None => counts(c, run, q.stage, search.as_ref())?,
+                Some(at) => counts_at(c, run, q.stage, search.as_ref(), at)?,
+            };
             let total = match q.status {
                 None => counts.all,
                 Some(ItemStatus::Completed) => counts.completed,
                 Some(ItemStatus::Failed) => counts.failed,
                 Some(ItemStatus::Cancelled) => counts.cancelled,
-                Some(_) => 0,
+                Some(_) => counts.in_progress,
             };
             let mut args = Args::default();
             let mut filter = format!("run = {}", args.push(Sql::Integer(run)));
-            if let Some(s) = q.status {
-                filter += &format!(" AND status = {}", args.push(Sql::Text(s.as_str().into())));
+            // At a moment: what existed then, and "done by then" for a final status.
+            let at = q
+                .at_us
+                .map(|at| args.push(Sql::Integer(at.min(i64::MAX as u64) as i64)));
+            if let Some(t) = &at {
+                filter += &format!(" AND created_us <= {t}");
+            }
+            match (q.status, &at) {
+                (None, _) => {}
+                (Some(s), Some(t)) if !s.is_terminal() => {
+                    filter += &format!(" AND updated_us > {t}")
+                }
+                (Some(s), at) => {
+                    filter += &format!(" AND status = {}", args.push(Sql::Text(s.as_str().into())));
+                    if let Some(t) = at {
+                        filter += &format!(" AND updated_us <= {t}");
+                    }
+                }
             }
             if let Some(s) = q.stage {
                 filter += &format!(" AND stage = {}", args.push(Sql::Integer(i64::from(s))));
@@ -445,9 +553,13 @@ impl Store {
                     .id
                     .map(|id| format!(" UNION SELECT {}", args.push(Sql::Integer(id))))
                     .unwrap_or_default();
+                let by_then = at
+                    .as_ref()
+                    .map(|t| format!(" AND updated_us <= {t}"))
+                    .unwrap_or_default();
                 filter += &format!(
                     " AND id IN (SELECT id FROM items INDEXED BY items_error
-                        WHERE run = ?1 AND error_kind IS NOT NULL AND {matched}{by_id})"
+                        WHERE run = ?1 AND error_kind IS NOT NULL AND {matched}{by_then}{by_id})"
                 );
             }
             let order = match q.sort {
@@ -460,13 +572,21 @@ impl Store {
                 args.push(Sql::Integer(q.limit as i64)),
                 args.push(Sql::Integer(q.offset as i64)),
             );
+            // At a moment, an item's detail too: its history says where it was then.
+            let detail = if q.at_us.is_some() { "detail" } else { "NULL" };
             let sql = format!(
-                "SELECT id, status, stage, attempts, updated_us, error_kind, error_message
+                "SELECT id, status, stage, attempts, updated_us, error_kind, error_message, {detail}
                  FROM items WHERE {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
             );
             let mut st = c.prepare(&sql)?;
             let items = st
-                .query_map(params_from_iter(args.0.iter()), summary)?
+                .query_map(params_from_iter(args.0.iter()), |r| {
+                    let row = summary(r)?;
+                    Ok(match q.at_us {
+                        Some(at) => summary_at(row, &r.get::<_, String>(7)?, at),
+                        None => row,
+                    })
+                })?
                 .collect::<Result<_, _>>()?;
             Ok((ItemPage { total, items }, counts))
         })

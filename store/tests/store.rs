@@ -589,3 +589,123 @@ fn every_snapshot_is_kept_for_replay_and_a_moment_reads_the_one_at_or_before_it(
     assert_eq!(store.moment(other, 1_000).unwrap(), None);
     assert!(store.timeline(9_999).unwrap().is_empty());
 }
+
+/// Item `id` of [`item`] with its history: queued at `10 id`, started at `10 id + 1`,
+/// finished at `10 id + 5`.
+fn item_with_history(id: u64) -> ItemDetail {
+    use flowdeck_protocol::{Event, EventKind};
+    let mut it = item(id);
+    let event = |kind, at_us, error: Option<ErrorInfo>| Event {
+        seq: 0,
+        item: id,
+        stage: 0,
+        worker: (kind != EventKind::Queued).then_some(0),
+        kind,
+        attempt: 1,
+        at_us,
+        duration_us: None,
+        last: true,
+        error,
+    };
+    let end = match it.status {
+        ItemStatus::Failed => EventKind::Failed,
+        _ => EventKind::Completed,
+    };
+    it.history = vec![
+        event(EventKind::Queued, id * 10, None),
+        event(EventKind::Started, id * 10 + 1, None),
+        event(end, id * 10 + 5, it.error.clone()),
+    ];
+    it
+}
+
+#[test]
+fn a_moment_lists_the_items_that_existed_then_each_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let run = store.begin_run(start("replayed"));
+    for id in 1..=100 {
+        store.keep_item(run, item_with_history(id));
+    }
+    store.end_run(run, RunState::Finished, snapshot(90, 10), 1_700_000_001_000);
+    store.flush();
+
+    // At 503 µs: items 1 to 50 exist; 1 to 49 are done (4 of them failed: 10, 20, 30, 40),
+    // and item 50 (which fails later) is running its first attempt.
+    let at = |status, text: Option<&str>| ItemQuery {
+        status,
+        text: text.map(str::to_owned),
+        limit: 100,
+        at_us: Some(503),
+        ..ItemQuery::default()
+    };
+    let (page, counts) = store.items_counted(run, &at(None, None)).unwrap();
+    assert_eq!(
+        (
+            counts.all,
+            counts.completed,
+            counts.failed,
+            counts.cancelled,
+            counts.in_progress
+        ),
+        (50, 45, 4, 0, 1)
+    );
+    assert_eq!(page.total, 50);
+    let first = &page.items[0];
+    assert_eq!(
+        (first.id, first.status, first.attempts),
+        (50, ItemStatus::Running, 1)
+    );
+    assert_eq!((first.updated_us, first.error.as_ref()), (501, None));
+    assert!(page.items[1..].iter().all(|i| i.status.is_terminal()));
+
+    // "In progress" is any status not final; a final status is "done by then".
+    let running = store
+        .items(run, &at(Some(ItemStatus::Queued), None))
+        .unwrap();
+    assert_eq!(running.items.iter().map(|i| i.id).collect::<Vec<_>>(), [50]);
+    let failed = store
+        .items(run, &at(Some(ItemStatus::Failed), None))
+        .unwrap();
+    assert_eq!(
+        failed.items.iter().map(|i| i.id).collect::<Vec<_>>(),
+        [40, 30, 20, 10]
+    );
+    assert_eq!(failed.total, 4);
+
+    // A search finds the errors that had happened by then, and an item by number only if it
+    // existed then.
+    let (page, counts) = store
+        .items_counted(run, &at(None, Some("gave up")))
+        .unwrap();
+    assert_eq!((page.total, counts.failed, counts.all), (4, 4, 4));
+    let (page, counts) = store.items_counted(run, &at(None, Some("#50"))).unwrap();
+    assert_eq!((page.total, counts.in_progress), (1, 1));
+    assert_eq!(page.items[0].status, ItemStatus::Running);
+    assert_eq!(store.items(run, &at(None, Some("#60"))).unwrap().total, 0);
+
+    // Before anything existed, nothing; after the end, the end.
+    let before = ItemQuery {
+        at_us: Some(5),
+        limit: 10,
+        ..ItemQuery::default()
+    };
+    assert_eq!(store.items(run, &before).unwrap().total, 0);
+    let after = ItemQuery {
+        at_us: Some(u64::MAX),
+        limit: 10,
+        ..ItemQuery::default()
+    };
+    let (page, counts) = store.items_counted(run, &after).unwrap();
+    let (_, end) = store
+        .items_counted(
+            run,
+            &ItemQuery {
+                limit: 10,
+                ..ItemQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(counts, end);
+    assert_eq!(page.items[0].status, ItemStatus::Failed);
+}

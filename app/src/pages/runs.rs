@@ -211,6 +211,7 @@ fn Replay(id: i64, timeline: Resource<TimelineAnswer>, at: Option<u64>) -> impl 
                     };
                     let max = points.len() - 1;
                     let count = points.len();
+                    let tasks_then = at.map(|_| format!("/runs/{id}/tasks?at={}", points[index]));
                     let go = {
                         let navigate = navigate.clone();
                         move |ev: leptos::ev::Event| {
@@ -226,6 +227,9 @@ fn Replay(id: i64, timeline: Resource<TimelineAnswer>, at: Option<u64>) -> impl 
                                 min="0" max=max.to_string() step="1" value=index.to_string()
                                 on:change=go/>
                             <span data-testid="replay-at">{label}</span>
+                            {tasks_then.map(|href| view! {
+                                " · " <a href=href data-testid="replay-tasks">"its tasks then"</a>
+                            })}
                             <span class="muted">{format!(" · {count} snapshots, about one every {}", format::uptime(resolution))}</span>
                         </p>
                     }.into_any()
@@ -262,10 +266,13 @@ const PAGE: u64 = 100;
 #[component]
 pub fn RunTasks() -> impl IntoView {
     let id = run_id();
-    let initial = use_query_map().with_untracked(|q| {
+    let url = use_query_map();
+    let initial = url.with_untracked(|q| {
         q.get("status")
             .and_then(|s| ItemStatus::ALL.into_iter().find(|x| x.as_str() == s))
     });
+    // A replayed moment (`?at=`, ms of the run's uptime): the items as they were then.
+    let at = Memo::new(move |_| url.with(|q| q.get("at").and_then(|s| s.parse::<u64>().ok())));
     let status = RwSignal::new(initial);
     let stage = RwSignal::new(None::<u16>);
     let text = RwSignal::new(String::new());
@@ -277,6 +284,7 @@ pub fn RunTasks() -> impl IntoView {
         text: text.get(),
         sort: sort.get(),
         offset: offset.get(),
+        at_ms: at.get(),
     };
     let view = Resource::new(
         move || id.get(),
@@ -305,12 +313,19 @@ pub fn RunTasks() -> impl IntoView {
             .unwrap_or_default()
     };
     let reset = move || offset.set(0);
-    let tabs: [(&'static str, Option<ItemStatus>); 4] = [
-        ("All", None),
-        ("Completed", Some(ItemStatus::Completed)),
-        ("Failed", Some(ItemStatus::Failed)),
-        ("Cancelled", Some(ItemStatus::Cancelled)),
-    ];
+    // "In progress" has items only at a replayed moment: the store keeps finished items.
+    let tabs = move || {
+        let mut tabs = vec![
+            ("All", None),
+            ("Completed", Some(ItemStatus::Completed)),
+            ("Failed", Some(ItemStatus::Failed)),
+            ("Cancelled", Some(ItemStatus::Cancelled)),
+        ];
+        if at.get().is_some() {
+            tabs.push(("In progress", Some(ItemStatus::Running)));
+        }
+        tabs
+    };
     view! {
         <section class="tasks">
             <div class="page-head"><h1>{move || format!("Tasks · run #{}", id.get().unwrap_or_default())}</h1></div>
@@ -321,19 +336,30 @@ pub fn RunTasks() -> impl IntoView {
                     view! { <RunNav id info=v.run.info/> }
                 })}
             </Suspense>
+            {move || at.get().map(|ms| {
+                let id = id.get().unwrap_or_default();
+                view! {
+                    <p class="replay" data-testid="tasks-at">
+                        {format!("As they were at {} of the run: the items created by then, each where it was then. ", format::uptime(ms))}
+                        <a href=format!("/runs/{id}?at={ms}")>"The run then"</a> " · "
+                        <a href=format!("/runs/{id}/tasks")>"At its end"</a>
+                    </p>
+                }
+            })}
             // The counts and the stage names come from resources: read inside a Transition,
             // so the server renders them and hydration finds what it rendered.
             <Transition fallback=|| ()>
                 <div class="filters">
                     <div role="tablist" aria-label="Status">
-                        {tabs.into_iter().map(|(label, s)| {
+                        {move || tabs().into_iter().map(|(label, s)| {
                             let count = move || page.get().and_then(|r| r.ok()).and_then(|r| r.ok()).map(|p| {
                                 let c = p.counts;
                                 format::count(match s {
                                     None => c.all,
                                     Some(ItemStatus::Completed) => c.completed,
                                     Some(ItemStatus::Failed) => c.failed,
-                                    _ => c.cancelled,
+                                    Some(ItemStatus::Cancelled) => c.cancelled,
+                                    _ => c.in_progress,
                                 })
                             });
                             view! {
@@ -341,7 +367,7 @@ pub fn RunTasks() -> impl IntoView {
                                     role="tab"
                                     class="tab"
                                     aria-selected=move || (status.get() == s).to_string()
-                                    data-testid=format!("tab-{}", label.to_lowercase())
+                                    data-testid=format!("tab-{}", label.to_lowercase().replace(' ', "-"))
                                     on:click=move |_| { status.set(s); reset(); }
                                 >
                                     {label} " " <span class="count">{count}</span>

@@ -122,6 +122,10 @@ pub struct RunTasksQuery {
     limit: Option<usize>,
     /// Items to skip, at most 1,000,000,000.
     offset: Option<u64>,
+    /// Lists the items as they were at this moment, in ms of the run's uptime: those
+    /// created by then, each where its history says it was then. A status of queued,
+    /// running or retrying then means "not finished by then".
+    at: Option<u64>,
 }
 
 async fn tasks(
@@ -161,6 +165,7 @@ async fn tasks(
         sort: q.sort.unwrap_or_default(),
         offset,
         limit,
+        at_us: q.at.map(|ms| ms.saturating_mul(1000)),
     };
     Ok(Json(blocking(move || store.items(id, &query)).await?))
 }
