@@ -46,7 +46,7 @@ fn send(path: String, body: String) {
     let ControlStatus(status, sent) = expect_context::<ControlStatus>();
     let csrf = untrack(|| use_live().viewer().csrf);
     leptos::task::spawn_local(async move {
-        status.set(post(&path, &body, csrf).await.err());
+        status.set(post(&crate::scope::href(&path), &body, csrf).await.err());
         sent.update(|n| *n += 1);
     });
 }

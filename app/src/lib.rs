@@ -7,6 +7,7 @@ pub mod live;
 mod pages;
 #[cfg(feature = "hydrate")]
 mod probe;
+pub mod scope;
 mod shell;
 pub mod theme;
 mod widgets;

@@ -57,6 +57,11 @@ pub trait Backend: Send + Sync + 'static {
     fn run_view(&self, id: i64, at: Option<u64>) -> BoxFuture<Result<Option<RunView>, String>>;
     /// A stored run's timeline for replay; `Ok(None)` for an unknown run.
     fn run_timeline(&self, id: i64) -> BoxFuture<Result<Option<Timeline>, String>>;
+    /// The pipelines the dashboard serves, as its list shows them.
+    fn pipelines(
+        &self,
+        query: flowdeck_protocol::pipelines::PipelineQuery,
+    ) -> BoxFuture<Result<Vec<flowdeck_protocol::pipelines::PipelineRow>, String>>;
     /// A page of a stored run's items with its filter's counts.
     fn run_tasks(&self, id: i64, query: RunTaskQuery) -> BoxFuture<Result<RunTaskPage, String>>;
     /// One stored item with its provenance; `Ok(None)` when the store has not kept it.
@@ -321,6 +326,14 @@ pub async fn fetch_run_view(
     Ok(backend()?.0.run_view(id, at).await)
 }
 
+/// The pipelines' list.
+#[server(endpoint = "pipelines", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_pipelines(
+    query: flowdeck_protocol::pipelines::PipelineQuery,
+) -> Result<Result<Vec<flowdeck_protocol::pipelines::PipelineRow>, String>, ServerFnError> {
+    Ok(backend()?.0.pipelines(query).await)
+}
+
 #[server(endpoint = "run_timeline", input = leptos::server_fn::codec::GetUrl)]
 pub async fn fetch_run_timeline(
     id: i64,
@@ -451,7 +464,7 @@ mod stream {
 
     fn open(live: Live) {
         close();
-        let source = match EventSource::new(EVENTS_PATH) {
+        let source = match EventSource::new(&crate::scope::href(EVENTS_PATH)) {
             Ok(source) => source,
             Err(err) => {
                 leptos::logging::warn!("flowdeck: cannot open the event stream: {err:?}");
@@ -535,14 +548,14 @@ pub fn StoreBadge() -> impl IntoView {
                 if s.degraded {
                     let why = s.problem.unwrap_or_default();
                     Some(view! {
-                        <a class="badge" data-state="degraded" href="/runs" data-testid="store-degraded" title=why>
+                        <a class="badge" data-state="degraded" href=crate::scope::href("/runs") data-testid="store-degraded" title=why>
                             "store degraded"
                         </a>
                     }.into_any())
                 } else if s.items_shed > 0 {
                     let n = s.items_shed;
                     Some(view! {
-                        <a class="badge" data-state="shedding" href="/runs" data-testid="store-shedding"
+                        <a class="badge" data-state="shedding" href=crate::scope::href("/runs") data-testid="store-shedding"
                             title=format!("{n} finished items were counted but not kept: the store's writer was behind")>
                             {format!("store: {} shed", crate::format::count(n))}
                         </a>

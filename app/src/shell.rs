@@ -83,21 +83,39 @@ pub fn App() -> impl IntoView {
             .map_or_else(|| "flowdeck".to_owned(), |s| s.title)
     };
 
+    // With several pipelines, the brand leads to their list: a page load, since each
+    // pipeline's pages talk to it alone (see `scope`).
+    let many = move || {
+        site.get()
+            .and_then(Result::ok)
+            .is_some_and(|s| s.pipelines.len() > 1)
+    };
+    let home = move || {
+        if many() {
+            "/pipelines".to_owned()
+        } else {
+            crate::scope::href("/")
+        }
+    };
     view! {
-        <Router>
+        <Router base=crate::scope::base()>
             <header class="topbar">
                 <Suspense fallback=|| view! { <a class="brand" href="/">"flowdeck"</a> }>
                     <Title text=title/>
-                    <a class="brand" href="/" data-testid="brand">
+                    <a class="brand" href=home rel=move || many().then_some("external") data-testid="brand">
                         {move || site.get().and_then(Result::ok).filter(|s| s.logo).map(|_| view! { <img class="logo" src="/logo" alt=""/> })}
                         {title}
                     </a>
                 </Suspense>
                 <nav aria-label="Main">
-                    {PAGES.iter().map(|&(path, title)| view! { <A href=path>{title}</A> }).collect_view()}
+                    {PAGES.iter().map(|&(path, title)| view! { <A href=crate::scope::href(path)>{title}</A> }).collect_view()}
                     <Suspense fallback=|| ()>
                         {move || site.get().and_then(Result::ok).map(|s| {
-                            s.pages.into_iter().map(|p| view! { <A href=custom_path(&p.slug)>{p.title}</A> }).collect_view()
+                            let many = s.pipelines.len() > 1;
+                            (
+                                s.pages.into_iter().map(|p| view! { <A href=crate::scope::href(&custom_path(&p.slug))>{p.title}</A> }).collect_view(),
+                                many.then(|| view! { <a href="/pipelines" rel="external" data-testid="all-pipelines">"All pipelines"</a> }),
+                            )
                         })}
                     </Suspense>
                 </nav>
@@ -110,6 +128,7 @@ pub fn App() -> impl IntoView {
             <main>
                 <Routes fallback=pages::NotFound>
                     <Route path=path!("/") view=pages::Overview ssr=SsrMode::Async/>
+                    <Route path=path!("/pipelines") view={Lazy::<pages::PipelinesRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/workers") view={Lazy::<pages::WorkersRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/tasks") view={Lazy::<pages::TasksRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/tasks/:id") view={Lazy::<pages::TaskRoute>::new()} ssr=SsrMode::Async/>

@@ -102,6 +102,10 @@ struct ServeArgs {
     /// 90,000 events a second).
     #[arg(long, env = "FLOWDECK_DEMO_LATENCY")]
     demo_latency: Option<f64>,
+    /// How many demo pipelines to serve, 1 to 100 [default: 1]: with more than one, `/`
+    /// lists them and each has its pages under `/p/{name}/`.
+    #[arg(long, env = "FLOWDECK_DEMO_PIPELINES")]
+    demo_pipelines: Option<u32>,
     /// On SIGTERM or ctrl-c, seconds the pipeline may take to finish its queued items
     /// before the rest is cancelled, 0 to 3600 [default: 30].
     #[arg(long, env = "FLOWDECK_DRAIN_TIMEOUT_SECS")]
@@ -144,6 +148,7 @@ struct Serve {
     config: flowdeck_server::Config,
     demo_rate: u32,
     demo_latency: f64,
+    demo_pipelines: u32,
     /// The config file's pages and the series they may name.
     pages: Vec<flowdeck_protocol::page::PageSpec>,
     declared: Vec<(String, flowdeck_protocol::metrics::Kind)>,
@@ -186,6 +191,7 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
         0.0,
         100.0,
     )?;
+    let demo_pipelines = in_range("demo_pipelines", args.demo_pipelines.unwrap_or(1), 1, 100)?;
     let drain = in_range(
         "drain_timeout_secs",
         args.drain_timeout_secs
@@ -254,6 +260,7 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
         },
         demo_rate,
         demo_latency,
+        demo_pipelines,
         pages: file.pages,
         declared: file.metrics.unwrap_or_default().into_iter().collect(),
     })
@@ -285,6 +292,14 @@ async fn serve(
     }
     let pipeline = flowdeck_server::demo::start(s.demo_rate, s.demo_latency);
     let mut dash = Dashboard::new(s.config);
+    for n in 2..=s.demo_pipelines {
+        let name = format!("{} {n}", flowdeck_server::demo::NAME);
+        dash = dash.pipeline(flowdeck_server::demo::start_named(
+            &name,
+            s.demo_rate,
+            s.demo_latency,
+        ));
+    }
     for (name, kind) in &s.declared {
         match kind {
             Kind::Counter => dash.counter(name),

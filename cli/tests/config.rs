@@ -84,7 +84,7 @@ fn the_binary_stops_on_a_damaged_or_unopenable_run_store_and_leaves_it_alone() {
 }
 
 #[test]
-fn the_binary_refuses_a_retention_out_of_range() {
+fn the_binary_refuses_a_retention_or_a_demo_count_out_of_range() {
     for (flag, want) in [
         (
             "--keep-days=0",
@@ -93,6 +93,10 @@ fn the_binary_refuses_a_retention_out_of_range() {
         (
             "--keep-mb=2000000",
             "keep_mb must be between 1 and 1048576, got 2000000",
+        ),
+        (
+            "--demo-pipelines=0",
+            "demo_pipelines must be between 1 and 100, got 0",
         ),
     ] {
         refused(&["--db".as_ref(), "none".as_ref(), flag.as_ref()], want);

@@ -53,7 +53,7 @@ for (const scheme of ['light', 'dark']) {
   test(`every page passes axe-core in ${scheme}`, async () => {
     // axe is injected as a script, which the pages' CSP would refuse.
     const { page, close } = await watchedPage(browser, { colorScheme: scheme, bypassCSP: true });
-    for (const path of ['/', '/workers', '/tasks', '/errors', '/streaming', '/logs', '/metrics', '/pages/model']) {
+    for (const path of ['/', '/workers', '/tasks', '/errors', '/streaming', '/logs', '/metrics', '/pages/model', '/pipelines']) {
       await page.goto(`${server.url}${path}`);
       await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
       await page.addScriptTag({ content: axeSource });

@@ -3,6 +3,8 @@
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
+    // A page of one of several pipelines talks to that pipeline alone.
+    flowdeck_app::scope::init();
     // Hydration is asynchronous: a page other than the overview is a module of its own
     // (lazy routes), fetched before its part of the page hydrates. The live stream opens
     // once all of it has.

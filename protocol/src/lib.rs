@@ -14,6 +14,7 @@ mod item;
 pub mod logs;
 pub mod metrics;
 pub mod page;
+pub mod pipelines;
 pub mod runs;
 mod snapshot;
 pub mod sources;

@@ -640,6 +640,9 @@ pub struct Site {
     /// Whether the server has a custom stylesheet (palette or CSS file) at `/custom.css`.
     pub custom_css: bool,
     pub pages: Vec<PageLink>,
+    /// The pipelines the dashboard serves, when more than one: (slug, name) of each.
+    #[serde(default)]
+    pub pipelines: Vec<(String, String)>,
 }
 
 /// A table's data: column names and rows of cells.

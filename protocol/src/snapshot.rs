@@ -18,6 +18,27 @@ pub enum PipelineState {
     Aborted,
 }
 
+impl PipelineState {
+    pub const ALL: [PipelineState; 5] = [
+        PipelineState::Starting,
+        PipelineState::Running,
+        PipelineState::Draining,
+        PipelineState::Finished,
+        PipelineState::Aborted,
+    ];
+
+    /// Its name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipelineState::Starting => "starting",
+            PipelineState::Running => "running",
+            PipelineState::Draining => "draining",
+            PipelineState::Finished => "finished",
+            PipelineState::Aborted => "aborted",
+        }
+    }
+}
+
 /// What one worker is doing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -49,6 +49,14 @@ pub struct PipelineHandle {
     pub(crate) shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for PipelineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineHandle")
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PipelineHandle {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         PipelineHandle { shared }

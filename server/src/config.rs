@@ -51,6 +51,10 @@ pub struct Config {
     /// starts (the config file's `[warnings]`); `None` keeps what the pipeline was built
     /// with.
     pub warnings: Option<flowdeck_runtime::warnings::Thresholds>,
+    /// More pipelines to serve beside the one handed to `serve` (which comes first). With
+    /// any, `/` is the list of them all and each has its pages under `/p/{slug}/`, its slug
+    /// made from its name ([`crate::dashboard::Dashboard::pipeline`]).
+    pub pipelines: Vec<flowdeck_runtime::PipelineHandle>,
 }
 
 /// Log records kept for the Logs page and the API.
@@ -74,6 +78,7 @@ impl Default for Config {
             console: None,
             store: None,
             warnings: None,
+            pipelines: Vec::new(),
         }
     }
 }

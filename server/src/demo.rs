@@ -93,8 +93,16 @@ async fn pause(from_ms: u64, to_ms: u64, scale: f64) {
 /// `latency` scales the simulated work (1.0 is realistic; 0.0 makes every task instant,
 /// which is how the benchmark pushes tens of thousands of events a second through it).
 pub fn start(rate: u32, latency: f64) -> PipelineHandle {
+    start_named(NAME, rate, latency)
+}
+
+/// The demo pipeline's name.
+pub const NAME: &str = "document-enrichment";
+
+/// The demo under another name: a dashboard of several pipelines serves several of them.
+pub fn start_named(name: &str, rate: u32, latency: f64) -> PipelineHandle {
     let scale = latency.max(0.0);
-    let running = Line::<Document>::new("document-enrichment")
+    let running = Line::<Document>::new(name)
         .stage(
             Stage::map("ingest", move |doc: Document, cx: Ctx| async move {
                 pause(1, 4, scale).await;

@@ -16,6 +16,7 @@ mod history;
 pub mod hub;
 pub mod origin;
 mod persist;
+pub mod pipelines;
 pub mod prometheus;
 mod serving;
 pub mod settings;
@@ -76,7 +77,56 @@ fn state_with(
     pipeline: PipelineHandle,
     store: Option<flowdeck_store::Store>,
 ) -> AppState {
-    let metrics = sample(config.metrics.clone(), pipeline.clone());
+    let mut root = pipeline_state(config, pages, pipeline.clone(), store.clone(), true);
+    if config.pipelines.is_empty() {
+        return root;
+    }
+    // Checked by the dashboard before it serves; numbered here if a caller did not.
+    let slugs = pipelines::slugs(&pipeline, &config.pipelines).unwrap_or_else(|_| {
+        (0..=config.pipelines.len())
+            .map(|i| format!("pipeline-{}", i + 1))
+            .collect()
+    });
+    let mut scopes = vec![(slugs[0].clone(), root.clone())];
+    for (p, slug) in config.pipelines.iter().zip(&slugs[1..]) {
+        let mut s = pipeline_state(
+            config,
+            dashboard::Pages::default(),
+            p.clone(),
+            store.clone(),
+            false,
+        );
+        // One audit log, and one shutdown that ends every live stream.
+        s.audit = root.audit.clone();
+        s.shutdown = root.shutdown.clone();
+        scopes.push((slug.clone(), s));
+    }
+    let registry = pipelines::Pipelines::new(&scopes, store);
+    for (slug, s) in &mut scopes {
+        s.base = format!("/p/{slug}").into();
+        s.pipelines = registry.clone();
+    }
+    root.pipelines = registry;
+    root.scopes = scopes.into();
+    root
+}
+
+/// One pipeline's state. The `first` one's metrics are the dashboard's (the user's
+/// declared series, and the process's), and it keeps the store's metrics and logs; the
+/// others have metrics of their own, in memory.
+fn pipeline_state(
+    config: &Config,
+    pages: dashboard::Pages,
+    pipeline: PipelineHandle,
+    store: Option<flowdeck_store::Store>,
+    first: bool,
+) -> AppState {
+    let metrics = if first {
+        config.metrics.clone()
+    } else {
+        MetricsStore::new()
+    };
+    let metrics = sample(metrics, pipeline.clone());
     if let Some(t) = &config.warnings {
         if let Err(e) = pipeline.set_warning_thresholds(t.clone()) {
             tracing::warn!("the [warnings] settings were not applied: {e}");
@@ -84,7 +134,7 @@ fn state_with(
     }
     let (store, recorded) = match store {
         Some(store) => {
-            let (run, recorded) = persist::record(&store, &pipeline, &metrics, &config.logs);
+            let (run, recorded) = persist::record(&store, &pipeline, &metrics, &config.logs, first);
             (Some((store, run)), Some(recorded))
         }
         None => (None, None),
@@ -109,6 +159,9 @@ fn state_with(
         branding: Arc::new(config.branding.clone()),
         store,
         recorded,
+        base: "".into(),
+        pipelines: pipelines::Pipelines::default(),
+        scopes: Arc::new([]),
     }
 }
 
@@ -164,11 +217,20 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .merge(auth::router())
         .leptos_routes_with_context(&state, routes, ctx, || shell(assets::assets().clone()))
-        .fallback(fallback)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::layer,
-        ));
+        .fallback(fallback);
+    // Several pipelines: each under its base, and `/` sends a browser to their list.
+    let app = state.scopes.iter().fold(app, |app, (slug, s)| {
+        app.nest_service(&format!("/p/{slug}"), pipelines::scope(s.clone()))
+    });
+    let app = if state.pipelines.many() {
+        app.layer(axum::middleware::from_fn(pipelines::home))
+    } else {
+        app
+    };
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::layer,
+    ));
     let cors = state.cors.clone();
     let guard = axum::middleware::from_fn_with_state(state.clone(), origin::layer);
     let server_fns: Arc<std::collections::HashSet<&'static str>> = Arc::new(
@@ -239,6 +301,8 @@ struct HubBackend {
     metrics: MetricsStore,
     pages: dashboard::Pages,
     branding: Arc<branding::Branding>,
+    /// Every pipeline (this one alone when it is the only one), for the list.
+    pipelines: pipelines::Pipelines,
 }
 
 /// Rate points a server-rendered page carries (a minute at the default refresh).
@@ -288,6 +352,11 @@ impl Backend for HubBackend {
             logo: self.branding.logo.is_some(),
             custom_css: self.branding.css.is_some(),
             pages: self.pages.links(),
+            pipelines: if self.pipelines.many() {
+                self.pipelines.links()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -321,6 +390,19 @@ impl Backend for HubBackend {
 
     fn run_view(&self, id: i64, at: Option<u64>) -> BoxFuture<Result<Option<RunView>, String>> {
         self.stored(move |store, _| history::run_view(&store, id, at))
+    }
+
+    fn pipelines(
+        &self,
+        query: flowdeck_protocol::pipelines::PipelineQuery,
+    ) -> BoxFuture<Result<Vec<flowdeck_protocol::pipelines::PipelineRow>, String>> {
+        let pipelines = self.pipelines.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || pipelines.rows(&query, pipelines::now_ms()))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        })
     }
 
     fn run_timeline(&self, id: i64) -> BoxFuture<Result<Option<Timeline>, String>> {
@@ -385,12 +467,14 @@ impl HubBackend {
         })
     }
 }
-/// What every Leptos render and server function gets: the backend to read from, and the
-/// page's CSP header with this response's nonce.
+/// What every Leptos render and server function gets: the backend to read from, the base
+/// of its pipeline's pages, and the page's CSP header with this response's nonce.
 fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     let source = backend(state);
+    let base = flowdeck_app::scope::Base(state.base.to_string());
     move || {
         provide_context(source.clone());
+        provide_context(base.clone());
         if let Some(manifest) = assets::split_manifest() {
             provide_context(manifest);
         }
@@ -409,11 +493,12 @@ fn backend(state: &AppState) -> BackendRef {
         metrics: state.metrics.clone(),
         pages: state.pages.clone(),
         branding: state.branding.clone(),
+        pipelines: pipelines::all(state),
     }))
 }
 
 /// Static files from the embedded site; anything else renders the app's 404 page.
-async fn fallback(
+pub(crate) async fn fallback(
     State(state): State<AppState>,
     headers: HeaderMap,
     req: Request<Body>,

@@ -49,6 +49,7 @@ pub(crate) fn record(
     pipeline: &PipelineHandle,
     metrics: &MetricsStore,
     logs: &LogBuffer,
+    process_wide: bool,
 ) -> (RunId, tokio::sync::watch::Receiver<bool>) {
     let snapshot = pipeline.snapshot();
     let run = store.begin_run(RunStart {
@@ -98,8 +99,12 @@ pub(crate) fn record(
         run,
         ended,
     ));
-    tokio::spawn(keep_metrics(store.clone(), metrics.clone()));
-    tokio::spawn(keep_warnings(store.clone(), logs.clone()));
+    // The metrics table keys series by name alone, and the logs are the process's: one
+    // pipeline of a dashboard keeps them (the first), or names would collide.
+    if process_wide {
+        tokio::spawn(keep_metrics(store.clone(), metrics.clone()));
+        tokio::spawn(keep_warnings(store.clone(), logs.clone()));
+    }
     (run, recorded)
 }
 

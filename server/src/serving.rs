@@ -190,7 +190,12 @@ async fn serve_here(
     };
     install_defaults(&config, &console);
     let state = state_with(&config, pages, pipeline.clone(), store);
-    let recorded = state.recorded.clone().map(|r| (r, pipeline.clone()));
+    // Each pipeline's end is waited for (below), the first's and the others'.
+    let recorded: Vec<_> = std::iter::once(&state)
+        .chain(state.scopes.iter().skip(1).map(|(_, s)| s))
+        .filter_map(|s| Some((s.recorded.clone()?, s.hub.pipeline().clone())))
+        .collect();
+    let others = config.pipelines.clone();
     let app = router(state.clone());
     let url = format!("http://{addr}");
     console.line(&console::banner(&url, &pipeline.snapshot(), signals));
@@ -203,7 +208,18 @@ async fn serve_here(
             let mut signals = Signals::new();
             tokio::select! {
                 _ = signals.next() => {
+                    // The other pipelines drain beside the first, within the same time.
+                    let others: Vec<_> = others.into_iter().map(|p| tokio::spawn(async move {
+                        p.drain();
+                        if tokio::time::timeout(drain_timeout, p.wait()).await.is_err() {
+                            p.abort();
+                            p.wait().await;
+                        }
+                    })).collect();
                     drain(&pipeline, drain_timeout, &console, &mut signals).await;
+                    for p in others {
+                        let _ = p.await;
+                    }
                 }
                 _ = stopped(&mut stop_rx) => {}
             }
@@ -221,7 +237,7 @@ async fn serve_here(
     .await;
     // A pipeline that finished (drained by a signal, or ended) has its end written before
     // the process goes, so the next start lists the run as finished, not interrupted.
-    if let Some((mut recorded, pipeline)) = recorded {
+    for (mut recorded, pipeline) in recorded {
         if matches!(
             pipeline.snapshot().state,
             flowdeck_protocol::PipelineState::Finished | flowdeck_protocol::PipelineState::Aborted

@@ -42,6 +42,13 @@ pub struct AppState {
     /// pipeline finished waits for it, or the restarted dashboard would call the run
     /// interrupted.
     pub recorded: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Where this state's pages are: "" at the root, `/p/{slug}` under a pipeline's base.
+    pub base: Arc<str>,
+    /// Every pipeline the dashboard serves, for the list; empty when it serves one.
+    pub pipelines: crate::pipelines::Pipelines,
+    /// The other pipelines' states, each with its slug (the root's state only): the router
+    /// puts each under its base.
+    pub scopes: Arc<[(String, AppState)]>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

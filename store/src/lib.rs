@@ -45,8 +45,8 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
 pub use read::{
-    ItemPage, ItemQuery, ItemSort, MetricPoint, Moment, RunInfo, RunQuery, RunState, StoredRun,
-    Timeline, TimelinePoint,
+    ItemPage, ItemQuery, ItemSort, MetricPoint, Moment, PipelineRuns, RunInfo, RunQuery, RunState,
+    StoredRun, Timeline, TimelinePoint,
 };
 pub use retention::Retention;
 pub use schema::VERSION as SCHEMA_VERSION;

@@ -315,7 +315,88 @@ fn summary_at(row: ItemSummary, detail: &str, at_us: u64) -> ItemSummary {
     }
 }
 
+/// A pipeline's runs started since a moment, counted from their recorded totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PipelineRuns {
+    pub runs: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+/// `exclude` as a JSON array, for `json_each`: one statement whatever its length.
+fn id_list(exclude: &[RunId]) -> String {
+    serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into())
+}
+
 impl Store {
+    /// Each pipeline's runs started at or after `since_ms` (Unix ms), but those in
+    /// `exclude` (the live ones, which the caller counts from their snapshots), by
+    /// pipeline name. Counted from each run's last snapshot's totals, so exact even when
+    /// the store shed items; one pass over the runs, none over their items.
+    pub fn pipeline_runs(
+        &self,
+        since_ms: u64,
+        exclude: &[RunId],
+    ) -> Result<std::collections::HashMap<String, PipelineRuns>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT pipeline, COUNT(*),
+                    TOTAL(json_extract(snapshot, '$.totals.completed')),
+                    TOTAL(json_extract(snapshot, '$.totals.failed')),
+                    TOTAL(json_extract(snapshot, '$.totals.cancelled'))
+                 FROM runs
+                 WHERE started_ms >= ?1 AND id NOT IN (SELECT value FROM json_each(?2))
+                 GROUP BY pipeline",
+            )?;
+            let rows = st.query_map(
+                params![since_ms.min(i64::MAX as u64) as i64, id_list(exclude)],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        PipelineRuns {
+                            runs: r.get::<_, i64>(1)?.max(0) as u64,
+                            completed: r.get::<_, f64>(2)? as u64,
+                            failed: r.get::<_, f64>(3)? as u64,
+                            cancelled: r.get::<_, f64>(4)? as u64,
+                        },
+                    ))
+                },
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Each pipeline's latest run but those in `exclude`, by pipeline name.
+    pub fn last_runs(
+        &self,
+        exclude: &[RunId],
+    ) -> Result<std::collections::HashMap<String, flowdeck_protocol::pipelines::LastRun>, StoreError>
+    {
+        self.read(|c| {
+            // SQLite gives a MAX() query's other columns from the row that has the max.
+            let mut st = c.prepare_cached(
+                "SELECT pipeline, MAX(id), state, started_ms, ended_ms,
+                    TOTAL(json_extract(snapshot, '$.totals.failed'))
+                 FROM runs WHERE id NOT IN (SELECT value FROM json_each(?1))
+                 GROUP BY pipeline",
+            )?;
+            let rows = st.query_map(params![id_list(exclude)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    flowdeck_protocol::pipelines::LastRun {
+                        id: r.get(1)?,
+                        state: RunState::parse(&r.get::<_, String>(2)?),
+                        started_ms: r.get::<_, i64>(3)? as u64,
+                        ended_ms: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                        failed: r.get::<_, f64>(5)? as u64,
+                    },
+                ))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
     /// Runs, newest first.
     pub fn runs(&self, q: &RunQuery) -> Result<Vec<RunInfo>, StoreError> {
         self.read(|c| {

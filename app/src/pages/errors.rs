@@ -47,7 +47,7 @@ pub(crate) fn errors(state: &LiveState) -> impl IntoView {
         <h2>"Latest failed items"</h2>
         <p class="muted">
             {format!("The newest {} of {}; ", SHOWN.min(e.recent.len()), format::count(e.total))}
-            <a href=format!("{}/tasks?status=failed", use_context::<super::TaskBase>().unwrap_or_default().0) data-testid="all-failed">"all failed items on the Tasks page"</a>
+            <a href=crate::scope::href(&format!("{}/tasks?status=failed", use_context::<super::TaskBase>().unwrap_or_default().0)) data-testid="all-failed">"all failed items on the Tasks page"</a>
             "."
         </p>
         <FailureList failures=e.recent.iter().take(SHOWN).cloned().collect() stages clock/>

@@ -24,6 +24,17 @@ macro_rules! doc_route {
     };
 }
 
+doc_route!(PipelinesRoute, "pipelines");
+#[lazy_route]
+impl LazyRoute for PipelinesRoute {
+    fn data() -> Self {
+        Self
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <Pipelines/> }.into_any()
+    }
+}
+
 doc_route!(WorkersRoute, "workers");
 #[lazy_route]
 impl LazyRoute for WorkersRoute {

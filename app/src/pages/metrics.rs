@@ -48,11 +48,11 @@ pub(crate) fn MetricsView(run: Option<(i64, u64)>) -> impl IntoView {
         let agg = agg
             .get()
             .map_or_else(String::new, |a| format!("&agg={}", a.name()));
-        format!(
+        crate::scope::href(&format!(
             "/api/v1/metrics?names={}&range={}{agg}&format={format}",
             names,
             range.get()
-        )
+        ))
     };
     let toggle = move |name: String| {
         chosen.update(|c| match c.iter().position(|n| *n == name) {

@@ -7,6 +7,7 @@ mod logs;
 mod metrics;
 mod not_found;
 mod overview;
+mod pipelines;
 mod runs;
 mod streaming;
 mod task;
@@ -20,6 +21,7 @@ pub(crate) use logs::Logs;
 pub(crate) use metrics::Metrics;
 pub(crate) use not_found::NotFound;
 pub(crate) use overview::Overview;
+pub(crate) use pipelines::Pipelines;
 pub(crate) use runs::{Run, RunErrors, RunMetrics, RunTask, RunTasks, Runs};
 pub(crate) use streaming::Streaming;
 pub(crate) use task::Task;
@@ -55,7 +57,7 @@ pub(crate) struct TaskBase(pub String);
 /// The page of task `id`, under the base the page was given.
 pub(crate) fn task_href(id: u64) -> String {
     let base = use_context::<TaskBase>().unwrap_or_default();
-    format!("{}/tasks/{id}", base.0)
+    crate::scope::href(&format!("{}/tasks/{id}", base.0))
 }
 
 /// A list of failed items with links to their pages, their times read against the

@@ -11,7 +11,7 @@ pub fn NotFound() -> impl IntoView {
     view! {
         <section class="not-found">
             <h1>"Page not found"</h1>
-            <p>"Nothing lives at this address. " <a href="/">"Back to the overview"</a></p>
+            <p>"Nothing lives at this address. " <a href=crate::scope::href("/")>"Back to the overview"</a></p>
         </section>
     }
 }

@@ -14,6 +14,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::{Columns, TaskBase};
+use crate::scope::href;
 use crate::{
     format,
     live::{fetch_run_task, fetch_run_tasks, fetch_run_timeline, fetch_run_view, fetch_runs},
@@ -27,7 +28,7 @@ fn run_id() -> Memo<Option<i64>> {
 
 /// What a store read answered, drawn: `ok`'s view of its value, the reason there is none
 /// (no store, an unknown run), or the failed request.
-fn answered<T>(
+pub(super) fn answered<T>(
     r: Result<Result<T, String>, ServerFnError>,
     ok: impl FnOnce(T) -> AnyView,
 ) -> AnyView {
@@ -80,7 +81,7 @@ fn RunList(runs: Vec<RunInfo>, store: StoreStatus) -> impl IntoView {
             <Columns names=["Run", "Pipeline", "State", "Started (UTC)", "Took", "Completed", "Failed", "Kept", "Not kept"]/>
             <tbody>
                 {runs.into_iter().map(|r| {
-                    let href = if r.id == live { "/".to_owned() } else { format!("/runs/{}", r.id) };
+                    let href = crate::scope::href(&if r.id == live { "/".to_owned() } else { format!("/runs/{}", r.id) });
                     let state = state_name(r.state);
                     view! {
                         <tr data-state=state data-testid="run-row">
@@ -107,11 +108,11 @@ fn RunNav(id: i64, info: RunInfo) -> impl IntoView {
     let state = state_name(info.state);
     view! {
         <p class="run-nav">
-            <a href="/runs">"← All runs"</a> " · "
-            <a href=format!("/runs/{id}")>"Overview"</a> " · "
-            <a href=format!("/runs/{id}/tasks")>"Tasks"</a> " · "
-            <a href=format!("/runs/{id}/errors")>"Errors"</a> " · "
-            <a href=format!("/runs/{id}/metrics")>"Metrics"</a> " · "
+            <a href=href("/runs")>"← All runs"</a> " · "
+            <a href=href(&format!("/runs/{id}"))>"Overview"</a> " · "
+            <a href=href(&format!("/runs/{id}/tasks"))>"Tasks"</a> " · "
+            <a href=href(&format!("/runs/{id}/errors"))>"Errors"</a> " · "
+            <a href=href(&format!("/runs/{id}/metrics"))>"Metrics"</a> " · "
             <span class="state" data-state=state data-testid="run-state">{state}</span>
             {format!(" · started {} UTC · took {}", format::clock(info.started_ms), span(&info))}
             {(info.not_stored > 0).then(|| format!(" · {} items not kept", format::count(info.not_stored)))}
@@ -211,12 +212,12 @@ fn Replay(id: i64, timeline: Resource<TimelineAnswer>, at: Option<u64>) -> impl 
                     };
                     let max = points.len() - 1;
                     let count = points.len();
-                    let tasks_then = at.map(|_| format!("/runs/{id}/tasks?at={}", points[index]));
+                    let tasks_then = at.map(|_| href(&format!("/runs/{id}/tasks?at={}", points[index])));
                     let go = {
                         let navigate = navigate.clone();
                         move |ev: leptos::ev::Event| {
                             let i: usize = event_target_value(&ev).parse().unwrap_or(max);
-                            let to = if i >= max { format!("/runs/{id}") } else { format!("/runs/{id}?at={}", points[i]) };
+                            let to = href(&if i >= max { format!("/runs/{id}") } else { format!("/runs/{id}?at={}", points[i]) });
                             navigate(&to, Default::default());
                         }
                     };
@@ -341,8 +342,8 @@ pub fn RunTasks() -> impl IntoView {
                 view! {
                     <p class="replay" data-testid="tasks-at">
                         {format!("As they were at {} of the run: the items created by then, each where it was then. ", format::uptime(ms))}
-                        <a href=format!("/runs/{id}?at={ms}")>"The run then"</a> " · "
-                        <a href=format!("/runs/{id}/tasks")>"At its end"</a>
+                        <a href=href(&format!("/runs/{id}?at={ms}"))>"The run then"</a> " · "
+                        <a href=href(&format!("/runs/{id}/tasks"))>"At its end"</a>
                     </p>
                 }
             })}
@@ -430,7 +431,7 @@ pub fn RunTasks() -> impl IntoView {
                                     let status = r.status.as_str();
                                     let stage = names.get(usize::from(r.stage)).cloned().unwrap_or_default();
                                     view! {
-                                        <a class="vrow" href=format!("/runs/{run}/tasks/{}", r.id) data-status=status data-testid="task-row">
+                                        <a class="vrow" href=href(&format!("/runs/{run}/tasks/{}", r.id)) data-status=status data-testid="task-row">
                                             <span>{format!("#{}", r.id)}</span>
                                             <span class="status" data-status=status>{status}</span>
                                             <span>{stage}</span>
@@ -471,7 +472,7 @@ pub fn RunTask() -> impl IntoView {
     );
     view! {
         <section class="task">
-            <p><a href=move || format!("/runs/{}/tasks", id.get().unwrap_or_default())>"← The run's tasks"</a></p>
+            <p><a href=move || href(&format!("/runs/{}/tasks", id.get().unwrap_or_default()))>"← The run's tasks"</a></p>
             <Suspense fallback=|| view! { <p class="muted">"Loading the task…"</p> }>
                 {move || detail.get().map(|r| answered(r, move |d| match d {
                     Some(d) => {

@@ -98,7 +98,7 @@ pub fn Task() -> impl IntoView {
     );
     view! {
         <section class="task">
-            <p><a href="/tasks">"← All tasks"</a></p>
+            <p><a href=crate::scope::href("/tasks")>"← All tasks"</a></p>
             <Suspense fallback=|| view! { <p class="muted">"Loading the task…"</p> }>
                 {move || detail.get().map(|r| match r {
                     Ok(Ok(d)) => view! { <Detail d/> }.into_any(),

@@ -239,7 +239,7 @@ pub fn Tasks() -> impl IntoView {
                                     let status = r.status().as_str();
                                     let stage = names.get(usize::from(r.stage())).cloned().unwrap_or_default();
                                     view! {
-                                        <a class="vrow" href=format!("/tasks/{}", r.id()) data-status=status data-testid="task-row">
+                                        <a class="vrow" href=crate::scope::href(&format!("/tasks/{}", r.id())) data-status=status data-testid="task-row">
                                             <span>{format!("#{}", r.id())}</span>
                                             <span class="status" data-status=status>{status}</span>
                                             <span>{stage}</span>

@@ -102,7 +102,7 @@ fn workers(state: &LiveState) -> impl IntoView {
                                             <td><span class="worker-state" data-state=name>{name}</span></td>
                                             <td>
                                                 {w.current_item.map(|id| view! {
-                                                    <a href=format!("/tasks/{id}")>{format!("#{id}")}</a>
+                                                    <a href=crate::scope::href(&format!("/tasks/{id}"))>{format!("#{id}")}</a>
                                                 })}
                                             </td>
                                             <td>{format::count(w.processed)}</td>

@@ -168,7 +168,7 @@ mod stream {
                 params.push(format!("{key}={}", js_sys::encode_uri_component(&v)));
             }
         }
-        format!("/api/v1/logs/stream?{}", params.join("&"))
+        crate::scope::href(&format!("/api/v1/logs/stream?{}", params.join("&")))
     }
 
     /// Opens the stream for `f`; its first event replaces what is shown, later ones join it.

@@ -91,7 +91,7 @@ pub(crate) fn WarningsBadge() -> impl IntoView {
                 let firing = firing();
                 let n = firing.len();
                 (n > 0).then(|| view! {
-                    <a class="badge" data-state="warning" href="/#warnings" data-testid="warnings-badge"
+                    <a class="badge" data-state="warning" href=crate::scope::href("/#warnings") data-testid="warnings-badge"
                         title=firing.join("\n")>
                         {if n == 1 { "1 warning".to_owned() } else { format!("{n} warnings") }}
                     </a>

@@ -193,7 +193,13 @@ where
         (None, Ok(b)) => f(b).await,
         (None, Err(e)) => Err(e),
     };
-    state.audit.record(who.label(), action, target, &outcome);
+    // One log serves every pipeline of a dashboard: each entry names its own.
+    let target = if state.pipelines.many() {
+        format!("{}: {target}", state.hub.pipeline().name())
+    } else {
+        target.to_owned()
+    };
+    state.audit.record(who.label(), action, &target, &outcome);
     outcome.map(|()| Json(Done { ok: true }))
 }
 

@@ -89,7 +89,7 @@ pub async fn json_errors(
     req: Request,
     next: Next,
 ) -> Response {
-    let path = req.uri().path();
+    let path = crate::pipelines::unscoped(req.uri().path());
     if !path.starts_with("/api/") || server_fns.contains(path) {
         return next.run(req).await;
     }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use control::{viewer, Audit, AuditEntry};
 pub use error::{json_errors, ApiError};
 pub use observe::{read_series, ReadError};
-use query::Strict;
+pub(crate) use query::Strict;
 
 use crate::state::AppState;
 
@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/pages/{slug}", get(page))
         .route("/sources/{name}", get(source))
         .route("/checks", get(checks))
+        .route("/pipelines", get(crate::pipelines::list))
         .route(
             "/{*rest}",
             get(|| async { ApiError::NotFound("no such API endpoint".into()) }),

@@ -185,28 +185,29 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         return next.run(req).await;
     };
     let path = req.uri().path();
-    if public(path) {
+    if public(crate::pipelines::unscoped(path)) {
         return next.run(req).await;
     }
-    let principal =
-        match auth.identify(&req) {
-            Ok(Some(p)) => p,
-            Ok(None) if path.starts_with("/api/") => return ApiError::Unauthorized(
+    let principal = match auth.identify(&req) {
+        Ok(Some(p)) => p,
+        Ok(None) if crate::pipelines::unscoped(path).starts_with("/api/") => {
+            return ApiError::Unauthorized(
                 "sign in first: send a session cookie from /login or Authorization: Bearer <token>"
                     .into(),
             )
-            .into_response(),
-            Ok(None) => {
-                let next_path = req
-                    .uri()
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str())
-                    .to_owned();
-                let query = serde_urlencoded::to_string([("next", next_path)]).unwrap_or_default();
-                return Redirect::to(&format!("/login?{query}")).into_response();
-            }
-            Err(e) => return e.into_response(),
-        };
+            .into_response()
+        }
+        Ok(None) => {
+            let next_path = req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            let query = serde_urlencoded::to_string([("next", next_path)]).unwrap_or_default();
+            return Redirect::to(&format!("/login?{query}")).into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // The logout form carries its token in the body; its handler checks it.
     if changes_state && path != "/logout" {

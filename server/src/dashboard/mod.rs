@@ -81,6 +81,16 @@ impl Dashboard {
         &self.config
     }
 
+    /// Serves `pipeline` too, beside the one handed to [`Dashboard::serve`]: `/` becomes
+    /// the list of them all, and each has today's pages and API under `/p/{slug}/`, its
+    /// slug made from its name (`"Data Processing"` is `/p/data-processing/`). The first
+    /// pipeline's pages also stay at the root. Two names with the same slug stop startup.
+    /// Custom pages and declared metrics are the first pipeline's.
+    pub fn pipeline(mut self, pipeline: PipelineHandle) -> Self {
+        self.config.pipelines.push(pipeline);
+        self
+    }
+
     /// Declares a counter and returns its handle: record through it (or through
     /// `metrics::counter!` with the same name) and put it on pages.
     pub fn counter(&self, name: &str) -> Series {
@@ -148,6 +158,7 @@ impl Dashboard {
 
     /// Checks every page against the pipeline and what was registered.
     pub fn check_pages(&self, pipeline: &PipelineHandle) -> Result<(), DashboardError> {
+        crate::pipelines::slugs(pipeline, &self.config.pipelines).map_err(DashboardError::Page)?;
         let stages: Vec<String> = pipeline
             .snapshot()
             .stages

@@ -1,0 +1,273 @@
+//! Several pipelines in one dashboard: the registry of them, their list (`/pipelines` and
+//! `/api/v1/pipelines`), and the routes that put each one's pages and API under its own
+//! base, `/p/{slug}`.
+//!
+//! Each pipeline has a state of its own ([`AppState`]: its hub, its metrics, its run in the
+//! store), so every page, API endpoint and stream under its base is today's, reading its
+//! own state. The first pipeline also answers at the root, as a dashboard of one does; only
+//! `/` differs, which sends a browser to the list.
+
+use std::{collections::HashMap, sync::Arc};
+
+use axum::{
+    body::Body,
+    extract::{OriginalUri, Request, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use flowdeck_protocol::{
+    pipelines::{is_slug, slug, PipelineQuery, PipelineRow, PipelineSort, Window},
+    PipelineState,
+};
+use flowdeck_runtime::PipelineHandle;
+use flowdeck_store::{RunId, Store, StoreError};
+use serde::Deserialize;
+
+use crate::{
+    api::{self, ApiError},
+    hub::{self, Hub},
+    state::AppState,
+};
+
+/// One pipeline as the list reads it.
+#[derive(Clone)]
+struct Entry {
+    slug: String,
+    name: String,
+    hub: Hub,
+    run: Option<RunId>,
+}
+
+/// The pipelines a dashboard serves, in the order they were given. Empty for a dashboard
+/// of one (it has no list). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Pipelines {
+    entries: Arc<[Entry]>,
+    store: Option<Store>,
+}
+
+impl Pipelines {
+    /// The registry of `states`, each with its slug.
+    pub(crate) fn new(states: &[(String, AppState)], store: Option<Store>) -> Self {
+        let entries = states
+            .iter()
+            .map(|(slug, s)| Entry {
+                slug: slug.clone(),
+                name: s.hub.pipeline().name().to_owned(),
+                hub: s.hub.clone(),
+                run: s.store.as_ref().map(|(_, run)| *run),
+            })
+            .collect();
+        Pipelines { entries, store }
+    }
+
+    /// Whether the dashboard serves more than one pipeline.
+    pub fn many(&self) -> bool {
+        self.entries.len() > 1
+    }
+
+    /// (slug, name) of each, in order.
+    pub fn links(&self) -> Vec<(String, String)> {
+        self.entries
+            .iter()
+            .map(|e| (e.slug.clone(), e.name.clone()))
+            .collect()
+    }
+
+    /// The list's rows, filtered and sorted. Reads the store (blocking): call off the
+    /// runtime's threads. Two queries whatever the number of pipelines and items: the
+    /// window's runs are counted from their recorded totals, not from their items.
+    pub fn rows(&self, q: &PipelineQuery, now_ms: u64) -> Result<Vec<PipelineRow>, StoreError> {
+        let live: Vec<RunId> = self.entries.iter().filter_map(|e| e.run).collect();
+        let (before, last) = match &self.store {
+            Some(store) => (
+                match q.window.span_ms() {
+                    Some(span) => store.pipeline_runs(now_ms.saturating_sub(span), &live)?,
+                    None => HashMap::new(),
+                },
+                store.last_runs(&live)?,
+            ),
+            None => (HashMap::new(), HashMap::new()),
+        };
+        let mut rows: Vec<PipelineRow> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let s = e.hub.pipeline().snapshot();
+                let t = &s.totals;
+                let earlier = before.get(&e.name).cloned().unwrap_or_default();
+                PipelineRow {
+                    slug: e.slug.clone(),
+                    name: e.name.clone(),
+                    state: s.state,
+                    throughput: t.throughput,
+                    queued: t.queued,
+                    running: t.running,
+                    completed: t.completed + earlier.completed,
+                    failed: t.failed + earlier.failed,
+                    cancelled: t.cancelled + earlier.cancelled,
+                    runs: 1 + earlier.runs,
+                    last_run: last.get(&e.name).cloned(),
+                    warnings: s.warnings.iter().filter(|w| w.cleared_ms.is_none()).count() as u32,
+                }
+            })
+            .collect();
+        q.apply(&mut rows);
+        Ok(rows)
+    }
+}
+
+/// `GET /api/v1/pipelines` parameters.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// The runs counted: the live one, or those started in the last hour, day or week.
+    window: Option<Window>,
+    sort: Option<PipelineSort>,
+    /// `asc` or `desc`; by default names ascend and numbers descend.
+    order: Option<Order>,
+    state: Option<PipelineState>,
+    /// Part of a name or slug.
+    q: Option<String>,
+    /// Only pipelines with at least this many failures in the window.
+    min_failed: Option<u64>,
+    /// `true`: only pipelines with warnings firing.
+    warning: Option<bool>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Order {
+    Asc,
+    Desc,
+}
+
+impl ListQuery {
+    fn query(self) -> PipelineQuery {
+        let sort = self.sort.unwrap_or_default();
+        let default_desc = !matches!(sort, PipelineSort::Name | PipelineSort::State);
+        PipelineQuery {
+            window: self.window.unwrap_or_default(),
+            sort,
+            desc: self.order.map_or(default_desc, |o| o == Order::Desc),
+            state: self.state,
+            text: self.q.unwrap_or_default(),
+            min_failed: self.min_failed,
+            warning: self.warning.unwrap_or(false),
+        }
+    }
+}
+
+/// The list, for scripts: the same rows the list page shows.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    api::Strict(q): api::Strict<ListQuery>,
+) -> Result<Json<Vec<PipelineRow>>, ApiError> {
+    let pipelines = all(&state);
+    let q = q.query();
+    tokio::task::spawn_blocking(move || pipelines.rows(&q, now_ms()))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map(Json)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
+/// The registry, or this dashboard's one pipeline as a list of one.
+pub(crate) fn all(state: &AppState) -> Pipelines {
+    if state.pipelines.entries.is_empty() {
+        Pipelines::new(
+            &[(slug(state.hub.pipeline().name()), state.clone())],
+            state.store.as_ref().map(|(s, _)| s.clone()),
+        )
+    } else {
+        state.pipelines.clone()
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `path` without the `/p/{slug}` base it is under, if any: what it is to the pipeline.
+pub(crate) fn unscoped(path: &str) -> &str {
+    let Some(rest) = path.strip_prefix("/p/") else {
+        return path;
+    };
+    let (slug, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if is_slug(slug) {
+        if tail.is_empty() {
+            "/"
+        } else {
+            tail
+        }
+    } else {
+        path
+    }
+}
+
+/// The slugs of `first` and `more`, in order; an error naming two that share one.
+pub(crate) fn slugs(
+    first: &PipelineHandle,
+    more: &[PipelineHandle],
+) -> Result<Vec<String>, String> {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::with_capacity(more.len() + 1);
+    for p in std::iter::once(first).chain(more) {
+        let name = p.name().to_owned();
+        let s = slug(&name);
+        if let Some(other) = seen.insert(s.clone(), name.clone()) {
+            return Err(format!(
+                "two pipelines would be served at /p/{s}/: {other:?} and {name:?}; give them names that differ in letters or digits"
+            ));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Everything under one pipeline's base (`/p/{slug}`, nested there): its pages, API,
+/// stream and server functions, each on its own state.
+pub(crate) fn scope(state: AppState) -> Router {
+    Router::new()
+        .route("/api/events", get(hub::events))
+        .route("/api/{*rest}", axum::routing::any(server_fn))
+        .merge(api::router())
+        .fallback(page)
+        .with_state(state)
+}
+
+/// A server function of this pipeline's pages (the browser sends them under the base).
+async fn server_fn(State(state): State<AppState>, req: Request<Body>) -> Response {
+    let known =
+        leptos::server_fn::axum::server_fn_paths().any(|(path, _)| path == req.uri().path());
+    if !known {
+        return ApiError::NotFound("no such API endpoint".into()).into_response();
+    }
+    leptos_axum::handle_server_fns_with_context(crate::page_context(&state), req)
+        .await
+        .into_response()
+}
+
+/// A page of this pipeline (or one of its site files), rendered at its whole address: the
+/// app's router takes the base off itself, as the browser's does.
+async fn page(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    mut req: Request<Body>,
+) -> Response {
+    *req.uri_mut() = uri;
+    crate::fallback(State(state), headers, req).await
+}
+
+/// `/` of a dashboard of several pipelines: their list.
+pub(crate) async fn home(req: Request<Body>, next: axum::middleware::Next) -> Response {
+    if req.uri().path() == "/" {
+        return axum::response::Redirect::temporary("/pipelines").into_response();
+    }
+    next.run(req).await
+}
