@@ -13,9 +13,17 @@ use flowdeck_protocol::{
 };
 use flowdeck_store::{ItemQuery, MetricPoint, RunId, Store, StoreError};
 
-/// The runs, newest first, and the store's state (`live`: the live run's id).
-pub fn runs(store: &Store, live: RunId) -> Result<(Vec<RunInfo>, StoreStatus), StoreError> {
-    Ok((store.runs(&Default::default())?, store.status(live)))
+/// The runs, newest first (only `pipeline`'s when given), and the store's state (`live`: the live run's id).
+pub fn runs(
+    store: &Store,
+    live: RunId,
+    pipeline: Option<String>,
+) -> Result<(Vec<RunInfo>, StoreStatus), StoreError> {
+    let q = flowdeck_store::RunQuery {
+        pipeline,
+        ..Default::default()
+    };
+    Ok((store.runs(&q)?, store.status(live)))
 }
 
 /// A run's picture for its pages, at its end or as it was at `at` ms of its uptime;
@@ -68,10 +76,34 @@ pub fn run_timeline(store: &Store, id: RunId) -> Result<Option<Timeline>, StoreE
     if store.run(id)?.is_none() {
         return Ok(None);
     }
+    let (points, step) = thin(store.timeline(id)?, TIMELINE_POINTS);
     Ok(Some(Timeline {
-        resolution_ms: crate::persist::PROGRESS_EVERY.as_millis() as u64,
-        points: store.timeline(id)?,
+        resolution_ms: crate::persist::PROGRESS_EVERY.as_millis() as u64 * step as u64,
+        points,
     }))
+}
+
+/// The most points a timeline answers: an hour of snapshots at 5 s. A day's run keeps
+/// 17,280, too many for a slider's stops or one response; past this the timeline keeps one
+/// point in every `step` (and always the last, the run's end). `/at` still reads any
+/// moment at the snapshots' own resolution.
+pub const TIMELINE_POINTS: usize = 720;
+
+/// Every `step`th of `points` and the last, with the smallest step that keeps at most `max`.
+fn thin<T>(points: Vec<T>, max: usize) -> (Vec<T>, usize) {
+    if points.len() <= max || max < 2 {
+        return (points, 1);
+    }
+    // `max - 1` evenly spaced points from the first, then the last.
+    let step = (points.len() - 1).div_ceil(max - 1);
+    let last = points.len() - 1;
+    let kept = points
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % step == 0 || *i == last)
+        .map(|(_, p)| p)
+        .collect();
+    (kept, step)
 }
 
 /// A point a minute over the run, from the stored rollups of its counters (items in, out
@@ -327,4 +359,28 @@ fn fold(agg: Agg, window: &[MetricPoint], step: u64) -> Option<f64> {
         Agg::Count => count as f64,
         Agg::P50 | Agg::P95 | Agg::P99 => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thin;
+
+    #[test]
+    fn a_long_timeline_keeps_evenly_spaced_points_and_its_end() {
+        let day: Vec<u32> = (0..17_280).collect();
+        let (kept, step) = thin(day, 720);
+        assert!(kept.len() <= 720, "{}", kept.len());
+        assert_eq!(step, 25);
+        assert_eq!(kept.first(), Some(&0));
+        assert_eq!(kept.last(), Some(&17_279), "the run's end is always kept");
+        assert!(kept.windows(2).all(|w| w[1] - w[0] <= 25));
+        // Short ones are whole.
+        assert_eq!(
+            thin((0..720).collect::<Vec<u32>>(), 720),
+            ((0..720).collect(), 1)
+        );
+        let (kept, step) = thin((0..721).collect::<Vec<u32>>(), 720);
+        assert_eq!((kept.len(), step), (361, 2));
+        assert_eq!(kept.last(), Some(&720));
+    }
 }

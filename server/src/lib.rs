@@ -385,7 +385,12 @@ impl Backend for HubBackend {
     }
 
     fn runs(&self) -> BoxFuture<Result<(Vec<RunInfo>, StoreStatus), String>> {
-        self.stored(|store, live| history::runs(&store, live))
+        // With several pipelines, each one's Runs page lists its own runs.
+        let pipeline = self
+            .pipelines
+            .many()
+            .then(|| self.hub.pipeline().name().to_owned());
+        self.stored(move |store, live| history::runs(&store, live, pipeline))
     }
 
     fn run_view(&self, id: i64, at: Option<u64>) -> BoxFuture<Result<Option<RunView>, String>> {

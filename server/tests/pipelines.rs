@@ -236,6 +236,35 @@ async fn each_pipeline_answers_under_its_base_and_the_list_counts_them_exactly()
     );
     assert!(!page.contains(r#"href="/tasks""#), "a link out of the base");
 
+    // Its Runs page lists its own runs: billing's one, none of orders' two.
+    let runs = client()
+        .get(format!("{base}/p/billing-eu/runs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.matches(r#"data-testid="run-row""#).count(),
+        1,
+        "{runs}"
+    );
+    assert!(runs.contains("<td>Billing EU</td>") && !runs.contains("<td>orders</td>"));
+    let runs = client()
+        .get(format!("{base}/runs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.matches(r#"data-testid="run-row""#).count(),
+        2,
+        "orders' two runs"
+    );
+
     // Its server functions and stream.
     let site = get_json(format!("{base}/p/billing-eu/api/site")).await;
     assert_eq!(site["pipelines"].as_array().unwrap().len(), 2, "{site}");
