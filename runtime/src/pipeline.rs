@@ -292,6 +292,9 @@ pub(crate) struct Shared {
     pub health_final: watch::Sender<bool>,
     /// The progress display's task, which `Running::run` waits for.
     pub progress: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// A mirrored pipeline's last reported snapshot, which stands for the workers'
+    /// counters it has none of (`crate::mirror`); `None` for a pipeline that runs here.
+    pub reported: Option<Arc<Mutex<Snapshot>>>,
 }
 
 impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
@@ -388,6 +391,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             health: health.as_ref().map(|h| h.engine.clone()),
             health_final: watch::Sender::new(health.is_none()),
             progress: Mutex::new(None),
+            reported: None,
         });
         let handle = PipelineHandle::new(shared.clone());
 

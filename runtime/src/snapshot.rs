@@ -42,6 +42,13 @@ pub(crate) struct Rates {
 }
 
 pub(crate) fn take(shared: &Shared) -> Snapshot {
+    if let Some(reported) = &shared.reported {
+        // A mirror: the reported numbers, at the position of the events applied here.
+        let mut s = reported.lock().clone();
+        s.seq = shared.tracker.seq();
+        s.state = *shared.state.borrow();
+        return s;
+    }
     let now = Instant::now();
     let now_us = shared.env.clock.now_us();
     let mut rates = shared.rates.lock();

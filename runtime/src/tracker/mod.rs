@@ -184,10 +184,15 @@ impl Tracker {
         while let Some(batch) = rx.recv().await {
             self.apply(batch);
         }
+        self.close_feed();
+    }
+
+    /// Ends the change feed: subscribers learn the pipeline has finished.
+    pub(crate) fn close_feed(&self) {
         self.feed.write().take();
     }
 
-    fn apply(&self, batch: Batch) {
+    pub(crate) fn apply(&self, batch: Batch) {
         let callbacks = self.callbacks.read();
         let feed = self.feed.read();
         let watched = feed.as_ref().is_some_and(|f| f.receiver_count() > 0);

@@ -1,0 +1,43 @@
+//! What a pipeline in another process sends the dashboard it reports to
+//! (`POST /api/v1/ingest`), and the control commands it gets back.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Edge, Event, ItemId, Snapshot};
+
+/// One batch of a reporting pipeline's news.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportBatch {
+    /// The pipeline's name: the dashboard serves it under the slug of it.
+    pub pipeline: String,
+    pub stages: Vec<String>,
+    pub edges: Vec<Edge>,
+    /// When the run started, in Unix ms: a new value is a new run on the dashboard.
+    pub started_unix_ms: u64,
+    /// The latest snapshot, when one was taken since the previous batch.
+    pub snapshot: Option<Snapshot>,
+    /// Status changes, in the reporter's feed order.
+    pub events: Vec<Event>,
+    /// Events the reporter could not send since it started (its buffer was full while the
+    /// dashboard was unreachable): the dashboard shows them as lost.
+    pub dropped: u64,
+}
+
+/// A control action for a reporting pipeline, pressed on the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Command {
+    Pause { stage: String },
+    Resume { stage: String },
+    Scale { stage: String, workers: usize },
+    Cancel { item: ItemId },
+    Retry { item: ItemId },
+    Drain,
+    Stop,
+}
+
+/// The dashboard's answer to a batch: what to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestReply {
+    pub commands: Vec<Command>,
+}

@@ -1,0 +1,265 @@
+//! A pipeline that runs in another process, seen here through what it reports: its events
+//! go into a tracker of its own, and its snapshots stand for the workers' counters. What
+//! reads a [`PipelineHandle`] (a dashboard's pages, its API, a run store) reads a mirror
+//! the same way. Its controls do not act here: each becomes a [`Command`] that the
+//! reporting process collects ([`Mirror::take_commands`]) and applies to the real one.
+
+use std::{collections::HashMap, sync::Arc};
+
+use flowdeck_protocol::{
+    report::Command, Edge, Event, ItemId, ItemStatus, PipelineState, Snapshot, StageIndex,
+    StageSnapshot,
+};
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::sync::{watch, Notify};
+
+use crate::{
+    error::ControlError,
+    events::{Batch, BatchSender, EventBuf, Extra, RawEvent},
+    handle::PipelineHandle,
+    node::{Env, StageRuntime},
+    pipeline::Shared,
+    snapshot::Rates,
+    tracker::Tracker,
+    worker::WorkerSlot,
+};
+
+/// Commands pressed on the mirror, waiting for the reporter.
+#[derive(Default)]
+struct Commands {
+    queue: Mutex<Vec<Command>>,
+    ready: Notify,
+}
+
+impl Commands {
+    fn push(&self, c: Command) {
+        self.queue.lock().push(c);
+        self.ready.notify_waiters();
+    }
+}
+
+/// The feeding side of a mirrored pipeline.
+#[derive(Clone)]
+pub struct Mirror {
+    shared: Arc<Shared>,
+    commands: Arc<Commands>,
+    reported: Arc<Mutex<Snapshot>>,
+}
+
+/// A stage of a mirrored pipeline: its numbers are the reported ones, its controls queue
+/// commands.
+struct MirrorStage {
+    name: String,
+    index: StageIndex,
+    reported: Arc<Mutex<Snapshot>>,
+    commands: Arc<Commands>,
+}
+
+impl MirrorStage {
+    fn with<R>(&self, f: impl FnOnce(&StageSnapshot) -> R) -> Option<R> {
+        self.reported
+            .lock()
+            .stages
+            .get(usize::from(self.index))
+            .map(f)
+    }
+}
+
+impl StageRuntime for MirrorStage {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn index(&self) -> StageIndex {
+        self.index
+    }
+    fn capacity(&self) -> usize {
+        self.with(|s| s.capacity).unwrap_or(0)
+    }
+    fn queued(&self) -> usize {
+        self.with(|s| s.queued as usize).unwrap_or(0)
+    }
+    fn oldest_queued_us(&self, _now_us: u64) -> u64 {
+        self.with(|s| s.oldest_queued_ms * 1000).unwrap_or(0)
+    }
+    fn is_paused(&self) -> bool {
+        self.with(|s| s.paused).unwrap_or(false)
+    }
+    fn slots(&self) -> Vec<Arc<WorkerSlot>> {
+        Vec::new()
+    }
+    fn is_live(&self, _slot: &WorkerSlot) -> bool {
+        false
+    }
+    fn set_paused(&self, paused: bool) {
+        let stage = self.name.clone();
+        self.commands.push(if paused {
+            Command::Pause { stage }
+        } else {
+            Command::Resume { stage }
+        });
+    }
+    fn set_workers(self: Arc<Self>, n: usize) {
+        self.commands.push(Command::Scale {
+            stage: self.name.clone(),
+            workers: n,
+        });
+    }
+    fn cancel(&self, id: ItemId, _queued_here: bool) -> bool {
+        self.commands.push(Command::Cancel { item: id });
+        true
+    }
+    fn retry(
+        &self,
+        id: ItemId,
+        _tracker: Option<BatchSender>,
+    ) -> BoxFuture<'static, Result<(), ControlError>> {
+        self.commands.push(Command::Retry { item: id });
+        Box::pin(async { Ok(()) })
+    }
+    fn keeps_input(&self, _id: ItemId) -> bool {
+        // The reporting process knows; it answers a retry it cannot do by ignoring it.
+        true
+    }
+    fn close_input(&self) {}
+    fn drain_cancelled<'a>(&'a self, _buf: &'a mut EventBuf) -> BoxFuture<'a, u64> {
+        Box::pin(async { 0 })
+    }
+}
+
+/// A pipeline named `name` with these stages and edges, run elsewhere: the handle reads
+/// it, the [`Mirror`] feeds it. `retention` is the tracker's, as for a local pipeline.
+/// Call within a tokio runtime.
+pub fn mirror(
+    name: String,
+    stage_names: Vec<String>,
+    edges: Vec<Edge>,
+    retention: usize,
+) -> (PipelineHandle, Mirror) {
+    let commands = Arc::new(Commands::default());
+    let reported = Arc::new(Mutex::new(Snapshot {
+        pipeline: name.clone(),
+        state: PipelineState::Running,
+        edges: edges.clone(),
+        ..Snapshot::default()
+    }));
+    let env = Arc::new(Env::new(None));
+    let stages: Vec<Arc<dyn StageRuntime>> = stage_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            Arc::new(MirrorStage {
+                name: n.clone(),
+                index: i as StageIndex,
+                reported: reported.clone(),
+                commands: commands.clone(),
+            }) as Arc<dyn StageRuntime>
+        })
+        .collect();
+    let close = {
+        let (env, commands) = (env.clone(), commands.clone());
+        // An abort cancels the environment first; a drain does not.
+        move || {
+            commands.push(if env.abort.is_cancelled() {
+                Command::Stop
+            } else {
+                Command::Drain
+            })
+        }
+    };
+    let (state, _) = watch::channel(PipelineState::Running);
+    let shared = Arc::new(Shared {
+        name,
+        tracker: Tracker::new(stage_names.len(), retention),
+        stage_names,
+        edges,
+        env,
+        tracking: true,
+        stages,
+        close_input: Box::new(close),
+        state,
+        rates: Mutex::new(Rates::default()),
+        expected: Mutex::new(None),
+        health: None,
+        health_final: watch::Sender::new(true),
+        progress: Mutex::new(None),
+        reported: Some(reported.clone()),
+    });
+    let handle = PipelineHandle::new(shared.clone());
+    (
+        handle,
+        Mirror {
+            shared,
+            commands,
+            reported,
+        },
+    )
+}
+
+impl Mirror {
+    /// Applies reported events, in the reporter's order. Each event's previous status is
+    /// the one the tracker holds for its item (or the previous event's in this batch).
+    pub fn events(&self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        let tracker = &self.shared.tracker;
+        let mut before: HashMap<ItemId, ItemStatus> = HashMap::new();
+        let raw = events
+            .iter()
+            .map(|e| {
+                let from = before
+                    .get(&e.item)
+                    .copied()
+                    .or_else(|| tracker.status(e.item));
+                before.insert(e.item, e.kind.status_after(e.last));
+                RawEvent {
+                    item: e.item,
+                    at_us: e.at_us,
+                    duration_us: e.duration_us.unwrap_or(0),
+                    attempt: e.attempt,
+                    stage: e.stage,
+                    worker: e.worker,
+                    kind: e.kind,
+                    from,
+                    last: e.last,
+                    extra: e.error.clone().map(|error| {
+                        Box::new(Extra {
+                            error: Some(error),
+                            ..Extra::default()
+                        })
+                    }),
+                }
+            })
+            .collect();
+        tracker.apply(Batch {
+            events: raw,
+            notes: Vec::new(),
+        });
+    }
+
+    /// Takes a reported snapshot as the pipeline's numbers (workers, queues, totals,
+    /// warnings) and its state. A finished or aborted state ends the mirror's run.
+    pub fn snapshot(&self, snapshot: Snapshot) {
+        let state = snapshot.state;
+        *self.reported.lock() = snapshot;
+        self.shared.state.send_if_modified(|s| {
+            let changed = *s != state;
+            *s = state;
+            changed
+        });
+        if matches!(state, PipelineState::Finished | PipelineState::Aborted) {
+            self.shared.tracker.close_feed();
+        }
+    }
+
+    /// The commands pressed since the last call, oldest first.
+    pub fn take_commands(&self) -> Vec<Command> {
+        std::mem::take(&mut *self.commands.queue.lock())
+    }
+
+    /// Resolves when a command is pressed (for a reporter holding a request open).
+    pub async fn command_pressed(&self) {
+        self.commands.ready.notified().await;
+    }
+}
