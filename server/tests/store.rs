@@ -81,6 +81,9 @@ async fn a_full_disk_degrades_the_store_on_the_dashboard_and_the_run_goes_on() {
         .await
         .expect("the pipeline stalled behind a full store")
         .unwrap();
+    // The outputs close as the last item leaves; the counts are final once the run has
+    // ended (a loaded CI run read them two events early).
+    handle.wait().await;
     let totals = handle.snapshot().totals;
     assert_eq!(out, totals.completed);
     assert_eq!(
