@@ -37,6 +37,7 @@ trap 'rm -rf "$standalone_target"' EXIT
 cp "$standalone_target/debug/standalone" target/standalone
 
 step "browser tests"
-# The progress example was built by the cargo tests (target/debug/examples/).
+# The progress and report examples were built by the cargo tests (target/debug/examples/).
 (cd end2end && FLOWDECK_BIN="$PWD/../target/release/flowdeck" STANDALONE_BIN="$PWD/../target/standalone" \
-  PROGRESS_BIN="$PWD/../target/debug/examples/progress" node --test tests/)
+  PROGRESS_BIN="$PWD/../target/debug/examples/progress" REPORT_BIN="$PWD/../target/debug/examples/report" \
+  node --test tests/)

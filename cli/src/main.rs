@@ -106,6 +106,14 @@ struct ServeArgs {
     /// lists them and each has its pages under `/p/{name}/`.
     #[arg(long, env = "FLOWDECK_DEMO_PIPELINES")]
     demo_pipelines: Option<u32>,
+    /// Run no demo: serve the run store and the pipelines of other processes that report
+    /// here (`report_to`), listed at `/`. Needs --ingest-token.
+    #[arg(long)]
+    no_demo: bool,
+    /// The token reporting pipelines send (`Authorization: Bearer ...`); without it the
+    /// dashboard takes no reports.
+    #[arg(long, env = "FLOWDECK_INGEST_TOKEN", hide_env_values = true)]
+    ingest_token: Option<String>,
     /// On SIGTERM or ctrl-c, seconds the pipeline may take to finish its queued items
     /// before the rest is cancelled, 0 to 3600 [default: 30].
     #[arg(long, env = "FLOWDECK_DRAIN_TIMEOUT_SECS")]
@@ -192,6 +200,14 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
         100.0,
     )?;
     let demo_pipelines = in_range("demo_pipelines", args.demo_pipelines.unwrap_or(1), 1, 100)?;
+    if args.no_demo && args.ingest_token.is_none() {
+        return Err("--no-demo serves the pipelines that report here: give it --ingest-token (or FLOWDECK_INGEST_TOKEN) for them to send".into());
+    }
+    if let Some(t) = &args.ingest_token {
+        if t.len() < 16 {
+            return Err("the ingest token must be at least 16 characters".into());
+        }
+    }
     let drain = in_range(
         "drain_timeout_secs",
         args.drain_timeout_secs
@@ -256,6 +272,8 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
             branding,
             store,
             warnings: file.warnings,
+            ingest_token: args.ingest_token.clone(),
+            standalone: args.no_demo,
             ..flowdeck_server::Config::default()
         },
         demo_rate,
@@ -290,9 +308,16 @@ async fn serve(
         console.line(&warning);
         tracing::warn!("{warning}");
     }
-    let pipeline = flowdeck_server::demo::start(s.demo_rate, s.demo_latency);
+    let standalone = s.config.standalone;
+    let pipeline = if standalone {
+        // Nothing of its own to serve: a placeholder the server neither lists nor records.
+        flowdeck_runtime::mirror("standalone".into(), Vec::new(), Vec::new(), 0).0
+    } else {
+        flowdeck_server::demo::start(s.demo_rate, s.demo_latency)
+    };
+    let demo_pipelines = if standalone { 1 } else { s.demo_pipelines };
     let mut dash = Dashboard::new(s.config);
-    for n in 2..=s.demo_pipelines {
+    for n in 2..=demo_pipelines {
         let name = format!("{} {n}", flowdeck_server::demo::NAME);
         dash = dash.pipeline(flowdeck_server::demo::start_named(
             &name,
@@ -307,8 +332,11 @@ async fn serve(
             Kind::Histogram => dash.histogram(name),
         };
     }
-    let demo_page = flowdeck_server::demo::page(&mut dash);
-    match dash.page(demo_page).pages(s.pages).serve(pipeline).await {
+    if !standalone {
+        let demo_page = flowdeck_server::demo::page(&mut dash);
+        dash = dash.page(demo_page);
+    }
+    match dash.pages(s.pages).serve(pipeline).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ (DashboardError::Page(_) | DashboardError::Store(_))) => {
             eprintln!("flowdeck: {e}");

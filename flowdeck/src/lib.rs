@@ -49,6 +49,11 @@ pub use flowdeck_runtime::{
 
 #[cfg(feature = "dashboard")]
 mod run;
+/// Reporting to a standalone dashboard in another process: `handle.report_to(url, token)`.
+#[cfg(feature = "report")]
+pub use flowdeck_report as report;
+#[cfg(feature = "report")]
+pub use flowdeck_report::ReportTo;
 #[cfg(feature = "dashboard")]
 pub use flowdeck_server as server;
 #[cfg(feature = "dashboard")]
@@ -65,6 +70,8 @@ pub use run::RunWithDashboard;
 
 /// What a pipeline program names: `use flowdeck::prelude::*`.
 pub mod prelude {
+    #[cfg(feature = "report")]
+    pub use crate::ReportTo;
     #[cfg(feature = "dashboard")]
     pub use crate::{
         builtin, Chart, Check, Config, Dashboard, DashboardError, Gauge, Log, Metric, Outcome,

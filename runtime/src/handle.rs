@@ -88,6 +88,11 @@ impl PipelineHandle {
     /// When the pipeline started (Unix ms) and its clock now (ms since then): what event
     /// times (µs since the start) are read against.
     pub fn clock(&self) -> (u64, u64) {
+        if let Some(reported) = &self.shared.reported {
+            // A mirror's events are timed by the reporting process's clock.
+            let s = reported.lock();
+            return (s.started_unix_ms, s.uptime_ms);
+        }
         let clock = &self.shared.env.clock;
         (
             clock.started_unix_ms(),

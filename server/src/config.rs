@@ -55,6 +55,13 @@ pub struct Config {
     /// any, `/` is the list of them all and each has its pages under `/p/{slug}/`, its slug
     /// made from its name ([`crate::dashboard::Dashboard::pipeline`]).
     pub pipelines: Vec<flowdeck_runtime::PipelineHandle>,
+    /// The token pipelines of other processes report with (`POST /api/v1/ingest`,
+    /// `report_to`); `None` takes no reports.
+    pub ingest_token: Option<String>,
+    /// Serve no pipeline of this process, only those that report (`flowdeck serve
+    /// --no-demo`): `/` is their list, and the pipeline handed to `serve` is a placeholder
+    /// that is neither listed nor recorded.
+    pub standalone: bool,
 }
 
 /// Log records kept for the Logs page and the API.
@@ -79,6 +86,8 @@ impl Default for Config {
             store: None,
             warnings: None,
             pipelines: Vec::new(),
+            ingest_token: None,
+            standalone: false,
         }
     }
 }

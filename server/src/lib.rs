@@ -14,6 +14,7 @@ pub mod dashboard;
 pub mod demo;
 mod history;
 pub mod hub;
+pub mod ingest;
 pub mod origin;
 mod persist;
 pub mod pipelines;
@@ -77,6 +78,13 @@ fn state_with(
     pipeline: PipelineHandle,
     store: Option<flowdeck_store::Store>,
 ) -> AppState {
+    if config.standalone {
+        // The placeholder is not recorded; the store's runs are the reporters'.
+        let mut root = pipeline_state(config, pages, pipeline, None, true);
+        root.store = store.clone().map(|s| (s, 0));
+        root.pipelines = pipelines::Pipelines::standalone(store);
+        return root;
+    }
     let mut root = pipeline_state(config, pages, pipeline.clone(), store.clone(), true);
     if config.pipelines.is_empty() {
         return root;
@@ -162,7 +170,33 @@ fn pipeline_state(
         base: "".into(),
         pipelines: pipelines::Pipelines::default(),
         scopes: Arc::new([]),
+        ingest_token: config.ingest_token.as_deref().map(Arc::from),
+        reporters: ingest::Reporters::default(),
+        config: Arc::new(config.clone()),
     }
+}
+
+/// Items a reporting pipeline's mirror keeps the detail of (as a local pipeline's tracker
+/// retains by default).
+pub const REPORTED_RETENTION: usize = 10_000;
+
+/// The state of a pipeline that reports to the dashboard of `root`: made as the state of
+/// one of its own pipelines is, sharing its audit log, shutdown, registry and reporters.
+pub(crate) fn reported_state(root: &AppState, pipeline: PipelineHandle, slug: &str) -> AppState {
+    let store = root.store.as_ref().map(|(s, _)| s.clone());
+    let mut s = pipeline_state(
+        &root.config,
+        dashboard::Pages::default(),
+        pipeline,
+        store,
+        false,
+    );
+    s.audit = root.audit.clone();
+    s.shutdown = root.shutdown.clone();
+    s.base = format!("/p/{slug}").into();
+    s.pipelines = root.pipelines.clone();
+    s.reporters = root.reporters.clone();
+    s
 }
 
 /// Fills `metrics` once a second with the pipeline's per-stage series and the process's
@@ -217,6 +251,11 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .merge(auth::router())
         .leptos_routes_with_context(&state, routes, ctx, || shell(assets::assets().clone()))
+        // Pipelines that report to this dashboard (those of this process are nested below).
+        // (A catch-all matches no empty rest: the overview's `/p/{slug}/` needs its own.)
+        .route("/p/{slug}", axum::routing::any(pipelines::dispatch))
+        .route("/p/{slug}/", axum::routing::any(pipelines::dispatch))
+        .route("/p/{slug}/{*rest}", axum::routing::any(pipelines::dispatch))
         .fallback(fallback);
     // Several pipelines: each under its base, and `/` sends a browser to their list.
     let app = state.scopes.iter().fold(app, |app, (slug, s)| {
@@ -238,7 +277,8 @@ pub fn router(state: AppState) -> Router {
             .map(|(path, _)| path)
             .collect(),
     );
-    let app = harden(app).with_state(state);
+    // Reports come in bigger bodies than the API's, and with a token of their own.
+    let app = harden(app).merge(ingest::router()).with_state(state);
     let app = match cors {
         // Outside sign-in, so that it answers preflights before sign-in is asked for.
         Some(layer) => app.layer(layer),

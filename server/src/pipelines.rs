@@ -9,6 +9,9 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use parking_lot::RwLock;
+use tower::ServiceExt;
+
 use axum::{
     body::Body,
     extract::{OriginalUri, Request, State},
@@ -40,12 +43,19 @@ struct Entry {
     run: Option<RunId>,
 }
 
-/// The pipelines a dashboard serves, in the order they were given. Empty for a dashboard
-/// of one (it has no list). Cheap to clone.
+/// The pipelines a dashboard serves, in the order they were given, then those that
+/// report to it in the order they first did. Empty for a dashboard of one (it has no
+/// list). Cheap to clone; every clone sees pipelines added later.
 #[derive(Clone, Default)]
 pub struct Pipelines {
-    entries: Arc<[Entry]>,
+    entries: Arc<RwLock<Vec<Entry>>>,
+    /// The routers of reporting pipelines, by slug: they arrive while the server runs, so
+    /// their base is looked up per request ([`dispatch`]).
+    reported: Arc<RwLock<HashMap<String, Router>>>,
     store: Option<Store>,
+    /// Set in standalone mode: there is a list even with one pipeline, since the root
+    /// serves none.
+    standalone: bool,
 }
 
 impl Pipelines {
@@ -60,27 +70,70 @@ impl Pipelines {
                 run: s.store.as_ref().map(|(_, run)| *run),
             })
             .collect();
-        Pipelines { entries, store }
+        Pipelines {
+            entries: Arc::new(RwLock::new(entries)),
+            reported: Arc::default(),
+            store,
+            standalone: false,
+        }
     }
 
-    /// Whether the dashboard serves more than one pipeline.
+    /// The registry of a standalone dashboard: no pipeline of its own, those that report.
+    pub(crate) fn standalone(store: Option<Store>) -> Self {
+        Pipelines {
+            store,
+            standalone: true,
+            ..Pipelines::default()
+        }
+    }
+
+    /// Whether `/` is the list: more than one pipeline, or a standalone dashboard.
     pub fn many(&self) -> bool {
-        self.entries.len() > 1
+        self.standalone || self.entries.read().len() > 1
     }
 
     /// (slug, name) of each, in order.
     pub fn links(&self) -> Vec<(String, String)> {
         self.entries
+            .read()
             .iter()
             .map(|e| (e.slug.clone(), e.name.clone()))
             .collect()
+    }
+
+    /// Whether `slug` is taken by a pipeline of this process (not a reporting one).
+    pub(crate) fn is_local(&self, slug: &str) -> bool {
+        self.entries.read().iter().any(|e| e.slug == slug)
+            && !self.reported.read().contains_key(slug)
+    }
+
+    /// Serves a reporting pipeline's `state` under `/p/{slug}/`: a new one, or a new run
+    /// of one (which replaces the previous run's routes and row).
+    pub(crate) fn put_reported(&self, slug: &str, state: &AppState) {
+        let entry = Entry {
+            slug: slug.to_owned(),
+            name: state.hub.pipeline().name().to_owned(),
+            hub: state.hub.clone(),
+            run: state.store.as_ref().map(|(_, run)| *run),
+        };
+        {
+            let mut entries = self.entries.write();
+            match entries.iter_mut().find(|e| e.slug == slug) {
+                Some(e) => *e = entry,
+                None => entries.push(entry),
+            }
+        }
+        self.reported
+            .write()
+            .insert(slug.to_owned(), scope(state.clone()));
     }
 
     /// The list's rows, filtered and sorted. Reads the store (blocking): call off the
     /// runtime's threads. Two queries whatever the number of pipelines and items: the
     /// window's runs are counted from their recorded totals, not from their items.
     pub fn rows(&self, q: &PipelineQuery, now_ms: u64) -> Result<Vec<PipelineRow>, StoreError> {
-        let live: Vec<RunId> = self.entries.iter().filter_map(|e| e.run).collect();
+        let entries = self.entries.read().clone();
+        let live: Vec<RunId> = entries.iter().filter_map(|e| e.run).collect();
         let (before, last) = match &self.store {
             Some(store) => (
                 match q.window.span_ms() {
@@ -91,8 +144,7 @@ impl Pipelines {
             ),
             None => (HashMap::new(), HashMap::new()),
         };
-        let mut rows: Vec<PipelineRow> = self
-            .entries
+        let mut rows: Vec<PipelineRow> = entries
             .iter()
             .map(|e| {
                 let s = e.hub.pipeline().snapshot();
@@ -176,7 +228,7 @@ pub(crate) async fn list(
 
 /// The registry, or this dashboard's one pipeline as a list of one.
 pub(crate) fn all(state: &AppState) -> Pipelines {
-    if state.pipelines.entries.is_empty() {
+    if state.pipelines.entries.read().is_empty() && !state.pipelines.standalone {
         Pipelines::new(
             &[(slug(state.hub.pipeline().name()), state.clone())],
             state.store.as_ref().map(|(s, _)| s.clone()),
@@ -270,4 +322,54 @@ pub(crate) async fn home(req: Request<Body>, next: axum::middleware::Next) -> Re
         return axum::response::Redirect::temporary("/pipelines").into_response();
     }
     next.run(req).await
+}
+
+/// `/p/{slug}/...` of a pipeline that reports to this dashboard: its routes, found now
+/// (the pipelines of this process are nested at startup and never get here).
+pub(crate) async fn dispatch(
+    State(state): State<AppState>,
+    axum::extract::Path(params): axum::extract::Path<HashMap<String, String>>,
+    req: Request<Body>,
+) -> Response {
+    let slug = params.get("slug").cloned().unwrap_or_default();
+    let Some(router) = state.pipelines.reported.read().get(&slug).cloned() else {
+        return ApiError::NotFound(format!("no pipeline at /p/{slug}/")).into_response();
+    };
+    // What nesting does: the pipeline's routes see the path below its base. The request
+    // is made anew, so that this route's path parameters do not reach the pipeline's
+    // routes; what the layers above found (who asks, from where) goes along.
+    let (parts, body) = req.into_parts();
+    let rest = unscoped(parts.uri.path()).to_owned();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let mut inner = Request::new(body);
+    *inner.method_mut() = parts.method;
+    *inner.headers_mut() = parts.headers;
+    *inner.version_mut() = parts.version;
+    *inner.uri_mut() = format!("{rest}{query}")
+        .parse()
+        .unwrap_or(parts.uri.clone());
+    let ext = inner.extensions_mut();
+    ext.insert(OriginalUri(
+        parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or(parts.uri.clone(), |o| o.0.clone()),
+    ));
+    if let Some(who) = parts.extensions.get::<crate::auth::Principal>() {
+        ext.insert(who.clone());
+    }
+    if let Some(from) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        ext.insert(*from);
+    }
+    match router.oneshot(inner).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    }
 }

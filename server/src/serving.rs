@@ -196,6 +196,8 @@ async fn serve_here(
         .filter_map(|s| Some((s.recorded.clone()?, s.hub.pipeline().clone())))
         .collect();
     let others = config.pipelines.clone();
+    // A standalone dashboard has no pipeline of its own to drain: reporters run elsewhere.
+    let standalone = config.standalone;
     let app = router(state.clone());
     let url = format!("http://{addr}");
     console.line(&console::banner(&url, &pipeline.snapshot(), signals));
@@ -207,7 +209,7 @@ async fn serve_here(
         if signals {
             let mut signals = Signals::new();
             tokio::select! {
-                _ = signals.next() => {
+                _ = signals.next() => if !standalone {
                     // The other pipelines drain beside the first, within the same time.
                     let others: Vec<_> = others.into_iter().map(|p| tokio::spawn(async move {
                         p.drain();
@@ -220,7 +222,7 @@ async fn serve_here(
                     for p in others {
                         let _ = p.await;
                     }
-                }
+                },
                 _ = stopped(&mut stop_rx) => {}
             }
         } else {

@@ -49,6 +49,12 @@ pub struct AppState {
     /// The other pipelines' states, each with its slug (the root's state only): the router
     /// puts each under its base.
     pub scopes: Arc<[(String, AppState)]>,
+    /// The reporters' token; `None` takes no reports.
+    pub ingest_token: Option<Arc<str>>,
+    /// The pipelines that report to this dashboard, by slug.
+    pub reporters: crate::ingest::Reporters,
+    /// What the state was made from: a reporting pipeline's state is made the same way.
+    pub config: Arc<crate::Config>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -93,6 +93,7 @@ async fn every_documented_operation_answers_as_documented() {
     let config = Config {
         refresh: Duration::from_millis(50),
         store: Some(flowdeck_store::StoreConfig::new(db.path().join("runs.db"))),
+        ingest_token: Some("openapi-test-ingest-token".into()),
         ..Config::default()
     };
     let dash = Dashboard::new(config.clone())
@@ -167,6 +168,14 @@ async fn every_documented_operation_answers_as_documented() {
         };
         let req = match method.as_str() {
             "get" => http.get(&url),
+            // A report from another process, with the reporters' token.
+            "post" if path == "/api/v1/ingest" => http
+                .post(&url)
+                .bearer_auth("openapi-test-ingest-token")
+                .json(&json!({
+                    "pipeline": "reported", "stages": ["a"], "edges": [{"from": null, "to": 0}],
+                    "started_unix_ms": 1, "snapshot": null, "events": [], "dropped": 0
+                })),
             "post" => {
                 let body = if path.ends_with("/workers") {
                     json!({"workers": 2})

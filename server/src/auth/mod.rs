@@ -10,7 +10,7 @@
 mod config;
 mod login;
 mod proxy;
-mod secret;
+pub(crate) mod secret;
 mod sessions;
 
 use std::collections::HashMap;

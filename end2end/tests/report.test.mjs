@@ -1,0 +1,67 @@
+// A standalone dashboard (`flowdeck serve --no-demo --ingest-token ...`) and two pipelines
+// in processes of their own reporting to it: `/` lists both, a reported pipeline's pages
+// are live, and a pause pressed on the dashboard reaches the reporting process (its next
+// report says the stage is paused).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { startServer } from '../lib/server.mjs';
+import { launch, watchedPage, eventually, hydrated } from '../lib/browser.mjs';
+
+const TOKEN = 'end-to-end-ingest-token';
+const skip = !process.env.REPORT_BIN;
+let server;
+let browser;
+const reporters = [];
+
+before(async () => {
+  if (skip) return;
+  server = await startServer(['--no-demo', '--ingest-token', TOKEN, '--refresh-ms', '100']);
+  for (const name of ['orders', 'billing']) {
+    const child = spawn(process.env.REPORT_BIN, [server.url, TOKEN, name, '80'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stderr.on('data', (d) => { log += d; });
+    child.log = () => log;
+    reporters.push(child);
+  }
+  browser = await launch();
+});
+after(async () => {
+  for (const r of reporters) r.kill('SIGTERM');
+  await browser?.close();
+  await server?.stop();
+});
+
+const api = async (path) => (await fetch(`${server.url}${path}`)).json();
+
+test('two reporting processes are listed, live, and take a control pressed here', { skip }, async () => {
+  await eventually(async () => {
+    const rows = await api('/api/v1/pipelines');
+    return rows.length === 2 && rows.every((r) => r.completed > 0);
+  }, 30_000, 'both reporters listed with work done');
+  const { page, errors, close } = await watchedPage(browser);
+  await page.goto(`${server.url}/`);
+  await page.waitForURL(/\/pipelines$/);
+  await hydrated(page);
+  const slugs = await page.getByTestId('pipeline-row').evaluateAll((trs) => trs.map((tr) => tr.dataset.slug));
+  assert.deepEqual(slugs, ['billing', 'orders']);
+
+  await page.getByTestId('pipeline-row').first().getByTestId('pipeline-link').click();
+  await page.waitForURL(/\/p\/billing\/$/);
+  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  // Counts move as the other process reports.
+  const completed = async () => Number((await page.getByTestId('total-completed').locator('.card-value').textContent()).replace(/,/g, ''));
+  const first = await completed();
+  await eventually(async () => (await completed()) > first, 10_000, 'the counts moving');
+
+  await page.goto(`${server.url}/p/billing/workers`);
+  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await page.getByTestId('pause-enrich').click();
+  // Paused in the reporting process: its own next snapshot says so.
+  await eventually(async () => (await api('/p/billing/api/v1/stages')).find((s) => s.name === 'enrich').paused, 10_000, 'the pause reached the reporter');
+  assert.equal((await api('/p/orders/api/v1/stages')).find((s) => s.name === 'enrich').paused, false);
+  const audit = await api('/api/v1/audit');
+  assert.ok(audit.some((a) => a.action === 'pause' && a.target === 'billing: enrich' && a.outcome === 'ok'), JSON.stringify(audit));
+  assert.deepEqual(errors, []);
+  await close();
+});

@@ -1,0 +1,316 @@
+//! Reporting to a standalone dashboard over real HTTP: the reported run is listed with
+//! exact counts, served under its base and kept in the store; a control pressed on the
+//! dashboard reaches the reporting pipeline; bad reports get 401, 400 and 413 JSON; and a
+//! dashboard that is down costs the pipeline nothing but the events it drops, counted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use flowdeck_report::{Options, ReportTo};
+use flowdeck_runtime::{Line, Running, Stage};
+use flowdeck_server::{dashboard::Dashboard, Config};
+use serde_json::Value;
+
+const TOKEN: &str = "a-long-enough-ingest-token";
+
+/// A standalone dashboard (no pipeline of its own) on a free port; its base URL.
+async fn standalone(db: &tempfile::TempDir) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = Config {
+        addr: listener.local_addr().unwrap(),
+        refresh: Duration::from_millis(50),
+        store: Some(flowdeck_store::StoreConfig::new(db.path().join("runs.db"))),
+        ingest_token: Some(TOKEN.into()),
+        standalone: true,
+        ..Config::default()
+    };
+    let placeholder = flowdeck_runtime::mirror("standalone".into(), vec![], vec![], 0).0;
+    let state = Dashboard::new(config).state(placeholder).unwrap();
+    let app = flowdeck_server::router(state)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Two stages; every 10th item fails; `delay` of work per item.
+fn pipeline(name: &str, delay: Duration) -> Running<u64, u64> {
+    Line::<u64>::new(name)
+        .stage(Stage::map("parse", |n: u64, _cx| async move { Ok::<_, String>(n) }).workers(2))
+        .stage(
+            Stage::map("work", move |n: u64, _cx| async move {
+                tokio::time::sleep(delay).await;
+                if n.is_multiple_of(10) {
+                    return Err(format!("no {n}"));
+                }
+                Ok(n)
+            })
+            .workers(4),
+        )
+        .build()
+        .unwrap()
+        .start()
+}
+
+async fn get_json(url: String) -> Value {
+    let res = reqwest::get(&url).await.unwrap();
+    let status = res.status();
+    if !status.is_success() {
+        panic!("{url}: {status}: {}", res.text().await.unwrap());
+    }
+    res.json().await.unwrap()
+}
+
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    for _ in 0..200 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_run_is_listed_served_kept_and_controlled() {
+    let db = tempfile::tempdir().unwrap();
+    let base = standalone(&db).await;
+    let list = get_json(format!("{base}/api/v1/pipelines")).await;
+    assert_eq!(list, serde_json::json!([]), "nothing reports yet");
+
+    let running = pipeline("Nightly Import", Duration::ZERO);
+    let handle = running.handle.clone();
+    let reporter = handle.report_to(&base, TOKEN);
+    let outputs = running.outputs;
+    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
+    running.input.send_all(0..500).await;
+    drop(running.input);
+    handle.wait().await;
+    let stats = tokio::time::timeout(Duration::from_secs(20), reporter.finished())
+        .await
+        .expect("the run's end was sent");
+    let totals = handle.snapshot().totals;
+    assert_eq!((totals.completed, totals.failed), (450, 50));
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    assert!(stats.sent >= 500, "{stats:?}");
+
+    // Listed with exact counts, served under its base, its run kept.
+    let list = get_json(format!("{base}/api/v1/pipelines")).await;
+    let row = &list[0];
+    assert_eq!(row["slug"], "nightly-import", "{list}");
+    assert_eq!(
+        (row["completed"].as_u64(), row["failed"].as_u64()),
+        (Some(450), Some(50))
+    );
+    assert_eq!(row["state"], "finished");
+    // The stream's view follows within a refresh.
+    eventually("its summary finished, with 50 failures", || {
+        let base = base.clone();
+        async move {
+            let s = get_json(format!("{base}/p/nightly-import/api/v1/summary")).await;
+            s["name"] == "Nightly Import" && s["status"] == "finished" && s["tasks"]["failed"] == 50
+        }
+    })
+    .await;
+    let task = get_json(format!("{base}/p/nightly-import/api/v1/tasks/10")).await;
+    assert_eq!(task["detail"]["status"], "failed", "{task}");
+    assert_eq!(task["detail"]["error"]["message"], "no 10");
+    assert_eq!(
+        task["detail"]["history"].as_array().unwrap().len(),
+        6,
+        "{task}"
+    );
+    // Its overview (the base itself, with and without the slash) and its errors page.
+    for path in ["/p/nightly-import/", "/p/nightly-import"] {
+        let res = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(
+            res.text().await.unwrap().contains("total-completed"),
+            "{path}: the overview"
+        );
+    }
+    let page = reqwest::get(format!("{base}/p/nightly-import/errors"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("no 10") || page.contains("String"),
+        "its errors page"
+    );
+    eventually("the run kept as finished", || {
+        let base = base.clone();
+        async move {
+            let runs = get_json(format!("{base}/api/v1/runs")).await;
+            runs.as_array().unwrap().iter().any(|r| {
+                r["pipeline"] == "Nightly Import" && r["state"] == "finished" && r["stored"] == 500
+            })
+        }
+    })
+    .await;
+
+    // A control pressed on the dashboard reaches a running reporter.
+    let slow = pipeline("slow one", Duration::from_millis(20));
+    let slow_handle = slow.handle.clone();
+    let _reporter = slow_handle.report_to(&base, TOKEN);
+    let input = slow.input;
+    tokio::spawn(async move { input.send_all(0..100_000).await });
+    eventually("the second reporter listed", || {
+        let base = base.clone();
+        async move {
+            get_json(format!("{base}/api/v1/pipelines"))
+                .await
+                .as_array()
+                .unwrap()
+                .len()
+                == 2
+        }
+    })
+    .await;
+    let res = reqwest::Client::new()
+        .post(format!("{base}/p/slow-one/api/v1/stages/work/pause"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    eventually("the pause applied in the reporting pipeline", || {
+        let h = slow_handle.clone();
+        async move { h.snapshot().stages[1].paused }
+    })
+    .await;
+    eventually("the dashboard shows it paused", || {
+        let base = base.clone();
+        async move {
+            let stages = get_json(format!("{base}/p/slow-one/api/v1/stages")).await;
+            stages[1]["paused"] == true
+        }
+    })
+    .await;
+    let audit = get_json(format!("{base}/api/v1/audit")).await;
+    assert_eq!(audit[0]["target"], "slow one: work", "{audit}");
+    slow_handle.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_reports_are_refused_with_json_naming_the_problem() {
+    let db = tempfile::tempdir().unwrap();
+    let base = standalone(&db).await;
+    let url = format!("{base}/api/v1/ingest");
+    let good = serde_json::json!({
+        "pipeline": "p", "stages": ["a"], "edges": [], "started_unix_ms": 1,
+        "snapshot": null, "events": [], "dropped": 0
+    });
+    let post = |token: Option<&str>, body: Vec<u8>| {
+        let mut req = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let bytes = |v: &Value| serde_json::to_vec(v).unwrap();
+    let (status, body) = post(None, bytes(&good)).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = post(Some("wrong-token-of-some-length"), bytes(&good)).await;
+    assert_eq!(status, 401);
+    let (status, body) = post(Some(TOKEN), b"{\"pipeline\": 3}".to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("pipeline"),
+        "{body}"
+    );
+    let mut bad = good.clone();
+    bad["events"] = serde_json::json!([{"seq": 1, "item": 1, "stage": 9, "worker": null,
+        "kind": "queued", "attempt": 1, "at_us": 5, "duration_us": null, "last": false, "error": null}]);
+    let (status, body) = post(Some(TOKEN), bytes(&bad)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("stage 9"),
+        "{body}"
+    );
+    let mut bad = good.clone();
+    bad["stages"] = serde_json::json!([]);
+    let (status, body) = post(Some(TOKEN), bytes(&bad)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("stages"),
+        "{body}"
+    );
+    // Too big: the answer comes from the length alone, before the body is read (a client
+    // still sending it would see the connection close instead), so this one says a length
+    // and sends no body.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = base.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+        let head = format!(
+            "POST /api/v1/ingest HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            9 << 20
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(
+            answer.contains(r#""error":"payload_too_large""#),
+            "{answer}"
+        );
+    }
+    // Nothing of that was taken.
+    let list = get_json(format!("{base}/api/v1/pipelines")).await;
+    assert_eq!(list, serde_json::json!([]));
+    let (status, body) = post(Some(TOKEN), bytes(&good)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, serde_json::json!({"commands": []}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_that_is_down_costs_the_pipeline_only_counted_drops() {
+    // Nothing listens there: a port taken and released.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let running = pipeline("offline", Duration::ZERO);
+    let handle = running.handle.clone();
+    let reporter = handle.report_to_with(
+        &format!("http://127.0.0.1:{port}"),
+        TOKEN,
+        Options {
+            max_buffer: 1_000,
+            end_grace: Duration::from_millis(500),
+            ..Options::default()
+        },
+    );
+    let outputs = running.outputs;
+    let drained = tokio::spawn(async move {
+        let mut n = 0u64;
+        while outputs.recv().await.is_ok() {
+            n += 1;
+        }
+        n
+    });
+    running.input.send_all(0..20_000).await;
+    drop(running.input);
+    tokio::time::timeout(Duration::from_secs(30), handle.wait())
+        .await
+        .expect("the pipeline finishes while its dashboard is down");
+    assert_eq!(drained.await.unwrap(), 18_000);
+    let stats = tokio::time::timeout(Duration::from_secs(10), reporter.finished())
+        .await
+        .expect("the reporter gives up on the end after its grace");
+    assert_eq!(stats.sent, 0, "{stats:?}");
+    assert!(stats.failures > 0, "{stats:?}");
+    // 20,000 items make at least 80,000 events; at most 1,000 were kept.
+    assert!(stats.dropped >= 79_000, "{stats:?}");
+}

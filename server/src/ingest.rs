@@ -1,0 +1,197 @@
+//! `POST /api/v1/ingest`: pipelines in other processes report here (`report_to`), and the
+//! dashboard serves each as one of its pipelines, under `/p/{slug}/`.
+//!
+//! Each reporting pipeline is a runtime mirror (`flowdeck_runtime::mirror`): its events go
+//! into a tracker of its own and its snapshots stand for its workers, so its pages, API,
+//! stream, run store records and row in the list are those of a pipeline of this process.
+//! A control pressed on its pages becomes a command, answered to its next batch.
+//!
+//! The endpoint takes its own token (`Config::ingest_token`, `--ingest-token`), not a
+//! user's: a reporter is a program, and one leaked reporter token cannot read or control
+//! anything. Without one configured the endpoint answers 404.
+
+use std::{collections::HashMap, sync::Arc};
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{header, HeaderMap},
+    routing::post,
+    Json, Router,
+};
+use flowdeck_protocol::{
+    pipelines::slug,
+    report::{IngestReply, ReportBatch},
+};
+use flowdeck_runtime::Mirror;
+use parking_lot::Mutex;
+
+use crate::{api::ApiError, state::AppState};
+
+/// The largest batch accepted: a reporter sends at most 20,000 events a batch, about 3 MB
+/// of JSON.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// Events a batch may carry.
+pub const MAX_EVENTS: usize = 50_000;
+
+/// The reporting pipelines' mirrors, by slug, with the run each mirrors.
+#[derive(Clone, Default)]
+pub struct Reporters(Arc<Mutex<HashMap<String, Reporter>>>);
+
+#[derive(Clone)]
+struct Reporter {
+    started_unix_ms: u64,
+    stages: Vec<String>,
+    mirror: Mirror,
+}
+
+/// The ingest route, with its own body limit (the API's is 64 KiB).
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/ingest", post(ingest)).layer(
+        tower_http::limit::RequestBodyLimitLayer::new(MAX_BATCH_BYTES),
+    )
+}
+
+/// Checks the reporter's token.
+fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = state.ingest_token.as_deref() else {
+        return Err(ApiError::NotFound(
+            "this dashboard takes no reports: start it with --ingest-token (or FLOWDECK_INGEST_TOKEN)".into(),
+        ));
+    };
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if sent.is_empty() || !crate::auth::secret::same(sent, expected) {
+        return Err(ApiError::Unauthorized(
+            "send the dashboard's ingest token as Authorization: Bearer <token>".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What is wrong with a batch, if anything: names the field.
+fn check(b: &ReportBatch) -> Result<(), String> {
+    if b.pipeline.trim().is_empty() || b.pipeline.len() > 200 {
+        return Err("pipeline must be a name of 1 to 200 bytes".into());
+    }
+    if b.stages.is_empty() || b.stages.len() > 1_000 {
+        return Err(format!(
+            "stages must name 1 to 1000 stages, got {}",
+            b.stages.len()
+        ));
+    }
+    if let Some(s) = b
+        .stages
+        .iter()
+        .find(|s| s.trim().is_empty() || s.len() > 200)
+    {
+        return Err(format!("stage names must be 1 to 200 bytes, got {s:?}"));
+    }
+    let n = b.stages.len();
+    if let Some(e) = b
+        .edges
+        .iter()
+        .find(|e| usize::from(e.to) >= n || e.from.is_some_and(|f| usize::from(f) >= n))
+    {
+        return Err(format!("edge {e:?} names a stage past the {n} stages"));
+    }
+    if b.events.len() > MAX_EVENTS {
+        return Err(format!(
+            "a batch carries at most {MAX_EVENTS} events, got {}",
+            b.events.len()
+        ));
+    }
+    if let Some(e) = b.events.iter().find(|e| usize::from(e.stage) >= n) {
+        return Err(format!(
+            "event {} of item {} is at stage {}, past the {n} stages",
+            e.seq, e.item, e.stage
+        ));
+    }
+    if let Some(s) = &b.snapshot {
+        if s.stages.len() != n {
+            return Err(format!(
+                "the snapshot has {} stages, the batch names {n}",
+                s.stages.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<IngestReply>, ApiError> {
+    authorized(&state, &headers)?;
+    // The path of what is wrong ("events[3].kind: unknown variant ..."), not only where.
+    let batch: ReportBatch =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
+            .map_err(|e| ApiError::BadRequest(format!("the batch is not a report: {e}")))?;
+    check(&batch).map_err(ApiError::BadRequest)?;
+    let slug = slug(&batch.pipeline);
+    if state.pipelines.is_local(&slug) {
+        return Err(ApiError::Conflict(format!(
+            "/p/{slug}/ is a pipeline of the dashboard's own process; report under another name"
+        )));
+    }
+    let mirror = mirror_for(&state, &slug, &batch);
+    mirror.events(&batch.events);
+    if let Some(snapshot) = batch.snapshot {
+        mirror.snapshot(snapshot);
+    }
+    Ok(Json(IngestReply {
+        commands: mirror.take_commands(),
+    }))
+}
+
+/// The mirror of the batch's run: the one already served, or a new one (a new pipeline,
+/// or a new run of it) put under its base.
+fn mirror_for(state: &AppState, slug: &str, batch: &ReportBatch) -> Mirror {
+    let mut reporters = state.reporters.0.lock();
+    if let Some(r) = reporters.get(slug) {
+        if r.started_unix_ms == batch.started_unix_ms && r.stages == batch.stages {
+            return r.mirror.clone();
+        }
+    }
+    let (handle, mirror) = flowdeck_runtime::mirror(
+        batch.pipeline.clone(),
+        batch.stages.clone(),
+        batch.edges.clone(),
+        crate::REPORTED_RETENTION,
+    );
+    // Its run starts when the reporter's did, before anything reads it. Not with the
+    // batch's snapshot: a run shorter than a batch arrives finished, and a mirror told so
+    // before its hub subscribes would end its feed with nobody having read the events.
+    mirror.snapshot(flowdeck_protocol::Snapshot {
+        pipeline: batch.pipeline.clone(),
+        state: flowdeck_protocol::PipelineState::Running,
+        started_unix_ms: batch.started_unix_ms,
+        edges: batch.edges.clone(),
+        stages: batch
+            .stages
+            .iter()
+            .map(|name| flowdeck_protocol::StageSnapshot {
+                name: name.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    });
+    let scope = crate::reported_state(state, handle, slug);
+    state.pipelines.put_reported(slug, &scope);
+    reporters.insert(
+        slug.to_owned(),
+        Reporter {
+            started_unix_ms: batch.started_unix_ms,
+            stages: batch.stages.clone(),
+            mirror: mirror.clone(),
+        },
+    );
+    tracing::info!(pipeline = %batch.pipeline, slug, "a pipeline reports");
+    mirror
+}
