@@ -1,9 +1,11 @@
 //! What reporting costs (run on demand: `cargo bench -p flowdeck-report --bench report`).
 //!
 //! 1. The runtime bench's pipeline (3 stages × 4 workers of trivial tasks) over N items:
-//!    alone, reporting to a dashboard that is down, and reporting to a standalone
-//!    dashboard in this process (on its own threads, as `flowdeck serve` runs it; on a
-//!    2-core machine it takes its share of the cores). Items/s, best of 3.
+//!    alone; reporting to a dashboard that is down; reporting to a sink that takes each
+//!    batch and answers at once (the reporter's own cost: reading the feed, encoding,
+//!    sending); and reporting to a standalone dashboard in this process (on its own
+//!    threads, as `flowdeck serve` runs it; on a 2-core machine it takes its share of the
+//!    cores). Items/s, best of 3.
 //! 2. Ingest: 4 such pipelines reporting to one standalone dashboard at once; events the
 //!    dashboard took per second, counted from the reporters' own `sent`.
 //!
@@ -73,6 +75,23 @@ async fn run(name: &str, n: u64, to: Option<&str>) -> (f64, Option<flowdeck_repo
     (rate, stats)
 }
 
+/// An endpoint that reads each batch whole and answers "no commands": its URL.
+async fn sink() -> String {
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/ingest",
+            axum::routing::post(|body: axum::body::Bytes| async move {
+                std::hint::black_box(body.len());
+                axum::Json(serde_json::json!({ "commands": [] }))
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
 /// A standalone dashboard on its own threads; its URL.
 async fn dashboard(dir: &tempfile::TempDir) -> (String, flowdeck_server::Serving) {
     let config = Config {
@@ -97,14 +116,18 @@ async fn main() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
+    let sink = sink().await;
     println!("1. {n} items, 3 stages x 4 workers of trivial tasks (best of 3)");
-    let mut best = [0.0f64; 3];
-    let mut last = [None, None, None];
+    let mut best = [0.0f64; 4];
+    let mut last = [None, None, None, None];
     for round in 0..3 {
-        for (i, to) in [None, Some(down.as_str()), Some(url.as_str())]
-            .into_iter()
-            .enumerate()
-        {
+        let targets = [
+            None,
+            Some(down.as_str()),
+            Some(sink.as_str()),
+            Some(url.as_str()),
+        ];
+        for (i, to) in targets.into_iter().enumerate() {
             let (rate, stats) = run(&format!("bench {round} {i}"), n, to).await;
             best[i] = best[i].max(rate);
             last[i] = stats;
@@ -118,10 +141,16 @@ async fn main() {
         last[1]
     );
     println!(
-        "   reporting to the dashboard:   {:>9.0} items/s ({:.0}% of alone); {:?}",
+        "   reporting to a sink:          {:>9.0} items/s ({:.0}% of alone); {:?}",
         best[2],
         best[2] / best[0] * 100.0,
         last[2]
+    );
+    println!(
+        "   reporting to the dashboard:   {:>9.0} items/s ({:.0}% of alone); {:?}",
+        best[3],
+        best[3] / best[0] * 100.0,
+        last[3]
     );
 
     println!("2. 4 pipelines reporting at once, {} items each", n / 4);

@@ -127,7 +127,9 @@ impl Reporter {
 /// `report_to` on a running pipeline's handle.
 pub trait ReportTo {
     /// Reports to the dashboard at `url` (such as `http://127.0.0.1:3000`) with its ingest
-    /// token, from now until the pipeline ends. Call within a tokio runtime.
+    /// token, from now until the pipeline ends. Call it before feeding the pipeline: the
+    /// dashboard learns of items from their events, so an item that moved before the call
+    /// shows with only its later ones. Call within a tokio runtime.
     fn report_to(&self, url: &str, token: &str) -> Reporter;
 
     /// The same with other [`Options`].
@@ -141,8 +143,12 @@ impl ReportTo for PipelineHandle {
 
     fn report_to_with(&self, url: &str, token: &str, options: Options) -> Reporter {
         let counters = Arc::new(Counters::default());
+        // Subscribed here, not in the task: items that flow before the task first runs
+        // would otherwise be missing their first events.
+        let feed = self.subscribe();
         let task = tokio::spawn(run(
             self.clone(),
+            feed,
             format!("{}/api/v1/ingest", url.trim_end_matches('/')),
             token.to_owned(),
             options,
@@ -172,12 +178,12 @@ impl Pending {
 
 async fn run(
     handle: PipelineHandle,
+    mut feed: flowdeck_runtime::Feed,
     url: String,
     token: String,
     options: Options,
     counters: Arc<Counters>,
 ) {
-    let mut feed = handle.subscribe();
     let first = handle.snapshot();
     let (stages, edges) = (handle.stage_names().to_vec(), first.edges.clone());
     let started_unix_ms = first.started_unix_ms;
@@ -191,48 +197,64 @@ async fn run(
             return;
         }
     };
-    let mut pending = Pending {
+    // The feed is read by a task of its own, so that it keeps up while a batch is on the
+    // wire: a reader that waited on the network would fall behind the broadcast.
+    let pending = Arc::new(parking_lot::Mutex::new(Pending {
         events: VecDeque::new(),
         max: options.max_buffer,
-    };
+    }));
+    let (ended_tx, ended_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn({
+        let (pending, counters, handle) = (pending.clone(), counters.clone(), handle.clone());
+        async move {
+            loop {
+                match feed.recv().await {
+                    Ok(batch) => pending.lock().push(&batch, &counters),
+                    Err(FeedError::Lagged(n)) => {
+                        counters.dropped.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(FeedError::Closed) => break,
+                }
+            }
+            // The run's end: the last snapshot must say so.
+            handle.wait().await;
+            ended_tx.send_replace(true);
+        }
+    });
     let mut max_batch = options.max_batch.max(1);
     let mut wait = options.every;
     let mut ended: Option<tokio::time::Instant> = None;
     loop {
-        // Gather what the feed has until the next send; once it has ended, only wait.
-        let send_at = tokio::time::Instant::now() + wait;
-        if ended.is_some() {
-            tokio::time::sleep_until(send_at).await;
+        // Until the next send, or the run's end, whichever comes first.
+        let mut end = ended_rx.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = end.wait_for(|e| *e), if ended.is_none() => {}
         }
-        while ended.is_none() {
-            tokio::select! {
-                got = feed.recv() => match got {
-                    Ok(batch) => pending.push(&batch, &counters),
-                    Err(FeedError::Lagged(n)) => {
-                        counters.dropped.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(FeedError::Closed) => {
-                        // The run's end: the last snapshot must say so.
-                        handle.wait().await;
-                        ended = Some(tokio::time::Instant::now());
-                    }
-                },
-                _ = tokio::time::sleep_until(send_at) => break,
-            }
+        if ended.is_none() && *ended_rx.borrow() {
+            ended = Some(tokio::time::Instant::now());
         }
-        let n = pending.events.len().min(max_batch);
+        let (n, events) = {
+            let p = pending.lock();
+            let n = p.events.len().min(max_batch);
+            (n, p.events.iter().take(n).cloned().collect::<Vec<_>>())
+        };
         let batch = ReportBatch {
             pipeline: handle.name().to_owned(),
             stages: stages.clone(),
             edges: edges.clone(),
             started_unix_ms,
             snapshot: Some(handle.snapshot()),
-            events: pending.events.iter().take(n).cloned().collect(),
+            events,
             dropped: counters.dropped.load(Ordering::Relaxed),
         };
         match send(&http, &url, &token, &batch).await {
             Ok(reply) => {
-                pending.events.drain(..n);
+                let left = {
+                    let mut p = pending.lock();
+                    p.events.drain(..n);
+                    p.events.len()
+                };
                 counters.sent.fetch_add(n as u64, Ordering::Relaxed);
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters
@@ -241,7 +263,7 @@ async fn run(
                 for c in reply.commands {
                     apply(&handle, c).await;
                 }
-                wait = if pending.events.len() >= max_batch {
+                wait = if left >= max_batch {
                     Duration::ZERO
                 } else {
                     options.every
@@ -250,7 +272,7 @@ async fn run(
                     batch.snapshot.as_ref().map(|s| s.state),
                     Some(PipelineState::Finished | PipelineState::Aborted)
                 );
-                if ended.is_some() && done && pending.events.is_empty() {
+                if ended.is_some() && done && left == 0 {
                     return;
                 }
             }
