@@ -8,7 +8,7 @@
 //!
 //! The endpoint takes its own token (`Config::ingest_token`, `--ingest-token`), not a
 //! user's: a reporter is a program, and one leaked reporter token cannot read or control
-//! anything. Without one configured the endpoint answers 404.
+//! anything. Without one configured the endpoint answers 401, saying so.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -55,8 +55,9 @@ pub(crate) fn router() -> Router<AppState> {
 
 /// Checks the reporter's token.
 fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    // No token configured: no credentials can be right, so a 401 that says why.
     let Some(expected) = state.ingest_token.as_deref() else {
-        return Err(ApiError::NotFound(
+        return Err(ApiError::Unauthorized(
             "this dashboard takes no reports: start it with --ingest-token (or FLOWDECK_INGEST_TOKEN)".into(),
         ));
     };
