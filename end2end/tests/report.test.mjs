@@ -27,7 +27,14 @@ before(async () => {
   browser = await launch();
 });
 after(async () => {
-  for (const r of reporters) r.kill('SIGTERM');
+  // SIGTERM, as a service manager stops them; they drain (at most 10 s, a paused stage
+  // included) and send their run's end. SIGKILL if one is still there after 20 s.
+  await Promise.all(reporters.map((r) => new Promise((resolve) => {
+    if (r.exitCode !== null) return resolve();
+    const kill = setTimeout(() => r.kill('SIGKILL'), 20_000);
+    r.on('exit', () => { clearTimeout(kill); resolve(); });
+    r.kill('SIGTERM');
+  })));
   await browser?.close();
   await server?.stop();
 });

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Arguments: the dashboard's URL, its ingest token, the pipeline's name, and optionally
-//! documents per second (default 60). It runs until Ctrl-C or SIGTERM, then drains.
+//! documents per second (default 60). It runs until Ctrl-C or SIGTERM, then drains for at
+//! most 10 s (a stage paused from the dashboard would hold a drain forever) and stops.
 
 use flowdeck_report::ReportTo;
 
@@ -45,7 +46,14 @@ async fn main() -> std::process::ExitCode {
         _ = pipeline.wait() => {}
     }
     pipeline.drain();
-    pipeline.wait().await;
+    if tokio::time::timeout(std::time::Duration::from_secs(10), pipeline.wait())
+        .await
+        .is_err()
+    {
+        eprintln!("report: the pipeline did not drain in 10 s (a stage paused?): stopping it");
+        pipeline.abort();
+        pipeline.wait().await;
+    }
     let stats = reporter.finished().await;
     println!(
         "done: {} events sent in {} batches, {} dropped, {} controls applied",
