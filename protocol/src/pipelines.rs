@@ -110,6 +110,12 @@ impl PipelineSort {
         PipelineSort::Warnings,
     ];
 
+    /// Whether a list sorted by this column starts from its largest value unless told
+    /// otherwise: counts and rates do, names and states read in their order.
+    pub fn largest_first(self) -> bool {
+        !matches!(self, PipelineSort::Name | PipelineSort::State)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PipelineSort::Name => "name",

@@ -183,7 +183,7 @@ fn mirror_for(state: &AppState, slug: &str, batch: &ReportBatch) -> Mirror {
             .collect(),
         ..Default::default()
     });
-    let scope = crate::reported_state(state, handle, slug);
+    let scope = crate::sibling_state(state, handle, slug);
     state.pipelines.put_reported(slug, &scope);
     reporters.insert(
         slug.to_owned(),

@@ -97,17 +97,7 @@ fn state_with(
     });
     let mut scopes = vec![(slugs[0].clone(), root.clone())];
     for (p, slug) in config.pipelines.iter().zip(&slugs[1..]) {
-        let mut s = pipeline_state(
-            config,
-            dashboard::Pages::default(),
-            p.clone(),
-            store.clone(),
-            false,
-        );
-        // One audit log, and one shutdown that ends every live stream.
-        s.audit = root.audit.clone();
-        s.shutdown = root.shutdown.clone();
-        scopes.push((slug.clone(), s));
+        scopes.push((slug.clone(), sibling_state(&root, p.clone(), slug)));
     }
     let registry = pipelines::Pipelines::new(&scopes, store);
     for (slug, s) in &mut scopes {
@@ -180,9 +170,11 @@ fn pipeline_state(
 /// retains by default).
 pub const REPORTED_RETENTION: usize = 10_000;
 
-/// The state of a pipeline that reports to the dashboard of `root`: made as the state of
-/// one of its own pipelines is, sharing its audit log, shutdown, registry and reporters.
-pub(crate) fn reported_state(root: &AppState, pipeline: PipelineHandle, slug: &str) -> AppState {
+/// The state of another pipeline of the dashboard of `root` (one of its own beside the
+/// first, or one that reports to it), under `/p/{slug}`: made as the first's is, with
+/// metrics of its own, sharing one audit log, one shutdown that ends every live stream,
+/// the registry and the reporters.
+pub(crate) fn sibling_state(root: &AppState, pipeline: PipelineHandle, slug: &str) -> AppState {
     let store = root.store.as_ref().map(|(s, _)| s.clone());
     let mut s = pipeline_state(
         &root.config,
@@ -442,12 +434,7 @@ impl Backend for HubBackend {
         query: flowdeck_protocol::pipelines::PipelineQuery,
     ) -> BoxFuture<Result<Vec<flowdeck_protocol::pipelines::PipelineRow>, String>> {
         let pipelines = self.pipelines.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || pipelines.rows(&query, pipelines::now_ms()))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(async move { pipelines.read(query).await })
     }
 
     fn run_timeline(&self, id: i64) -> BoxFuture<Result<Option<Timeline>, String>> {

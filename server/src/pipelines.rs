@@ -43,6 +43,17 @@ struct Entry {
     run: Option<RunId>,
 }
 
+impl Entry {
+    fn of(slug: &str, state: &AppState) -> Self {
+        Entry {
+            slug: slug.to_owned(),
+            name: state.hub.pipeline().name().to_owned(),
+            hub: state.hub.clone(),
+            run: state.store.as_ref().map(|(_, run)| *run),
+        }
+    }
+}
+
 /// The pipelines a dashboard serves, in the order they were given, then those that
 /// report to it in the order they first did. Empty for a dashboard of one (it has no
 /// list). Cheap to clone; every clone sees pipelines added later.
@@ -61,15 +72,7 @@ pub struct Pipelines {
 impl Pipelines {
     /// The registry of `states`, each with its slug.
     pub(crate) fn new(states: &[(String, AppState)], store: Option<Store>) -> Self {
-        let entries = states
-            .iter()
-            .map(|(slug, s)| Entry {
-                slug: slug.clone(),
-                name: s.hub.pipeline().name().to_owned(),
-                hub: s.hub.clone(),
-                run: s.store.as_ref().map(|(_, run)| *run),
-            })
-            .collect();
+        let entries = states.iter().map(|(slug, s)| Entry::of(slug, s)).collect();
         Pipelines {
             entries: Arc::new(RwLock::new(entries)),
             reported: Arc::default(),
@@ -110,12 +113,7 @@ impl Pipelines {
     /// Serves a reporting pipeline's `state` under `/p/{slug}/`: a new one, or a new run
     /// of one (which replaces the previous run's routes and row).
     pub(crate) fn put_reported(&self, slug: &str, state: &AppState) {
-        let entry = Entry {
-            slug: slug.to_owned(),
-            name: state.hub.pipeline().name().to_owned(),
-            hub: state.hub.clone(),
-            run: state.store.as_ref().map(|(_, run)| *run),
-        };
+        let entry = Entry::of(slug, state);
         {
             let mut entries = self.entries.write();
             match entries.iter_mut().find(|e| e.slug == slug) {
@@ -126,6 +124,16 @@ impl Pipelines {
         self.reported
             .write()
             .insert(slug.to_owned(), scope(state.clone()));
+    }
+
+    /// The list's rows now, read off the runtime's threads: what the API and the page
+    /// answer.
+    pub(crate) async fn read(&self, q: PipelineQuery) -> Result<Vec<PipelineRow>, String> {
+        let pipelines = self.clone();
+        tokio::task::spawn_blocking(move || pipelines.rows(&q, crate::persist::now_ms()))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 
     /// The list's rows, filtered and sorted. Reads the store (blocking): call off the
@@ -199,11 +207,12 @@ enum Order {
 impl ListQuery {
     fn query(self) -> PipelineQuery {
         let sort = self.sort.unwrap_or_default();
-        let default_desc = !matches!(sort, PipelineSort::Name | PipelineSort::State);
         PipelineQuery {
             window: self.window.unwrap_or_default(),
             sort,
-            desc: self.order.map_or(default_desc, |o| o == Order::Desc),
+            desc: self
+                .order
+                .map_or(sort.largest_first(), |o| o == Order::Desc),
             state: self.state,
             text: self.q.unwrap_or_default(),
             min_failed: self.min_failed,
@@ -217,13 +226,11 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     api::Strict(q): api::Strict<ListQuery>,
 ) -> Result<Json<Vec<PipelineRow>>, ApiError> {
-    let pipelines = all(&state);
-    let q = q.query();
-    tokio::task::spawn_blocking(move || pipelines.rows(&q, now_ms()))
+    all(&state)
+        .read(q.query())
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .map(Json)
-        .map_err(|e| ApiError::Unavailable(e.to_string()))
+        .map_err(ApiError::Unavailable)
 }
 
 /// The registry, or this dashboard's one pipeline as a list of one.
@@ -236,12 +243,6 @@ pub(crate) fn all(state: &AppState) -> Pipelines {
     } else {
         state.pipelines.clone()
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `path` without the `/p/{slug}` base it is under, if any: what it is to the pipeline.

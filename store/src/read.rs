@@ -243,7 +243,7 @@ fn counts_at(
 ) -> Result<StatusCounts, StoreError> {
     let mut args = Args::default();
     let mut filter = format!("run = {}", args.push(Sql::Integer(run)));
-    let t = args.push(Sql::Integer(at_us.min(i64::MAX as u64) as i64));
+    let t = args.push(Sql::Integer(clamped(at_us)));
     filter += &format!(" AND created_us <= {t}");
     if let Some(s) = stage {
         filter += &format!(" AND stage = {}", args.push(Sql::Integer(i64::from(s))));
@@ -324,6 +324,11 @@ pub struct PipelineRuns {
     pub cancelled: u64,
 }
 
+/// A time or bound as SQLite's integer: past `i64::MAX` ("after everything") it is that.
+fn clamped(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 /// `exclude` as a JSON array, for `json_each`: one statement whatever its length.
 fn id_list(exclude: &[RunId]) -> String {
     serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into())
@@ -349,20 +354,17 @@ impl Store {
                  WHERE started_ms >= ?1 AND id NOT IN (SELECT value FROM json_each(?2))
                  GROUP BY pipeline",
             )?;
-            let rows = st.query_map(
-                params![since_ms.min(i64::MAX as u64) as i64, id_list(exclude)],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        PipelineRuns {
-                            runs: r.get::<_, i64>(1)?.max(0) as u64,
-                            completed: r.get::<_, f64>(2)? as u64,
-                            failed: r.get::<_, f64>(3)? as u64,
-                            cancelled: r.get::<_, f64>(4)? as u64,
-                        },
-                    ))
-                },
-            )?;
+            let rows = st.query_map(params![clamped(since_ms), id_list(exclude)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    PipelineRuns {
+                        runs: r.get::<_, i64>(1)?.max(0) as u64,
+                        completed: r.get::<_, f64>(2)? as u64,
+                        failed: r.get::<_, f64>(3)? as u64,
+                        cancelled: r.get::<_, f64>(4)? as u64,
+                    },
+                ))
+            })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -607,9 +609,7 @@ impl Store {
             let mut args = Args::default();
             let mut filter = format!("run = {}", args.push(Sql::Integer(run)));
             // At a moment: what existed then, and "done by then" for a final status.
-            let at = q
-                .at_us
-                .map(|at| args.push(Sql::Integer(at.min(i64::MAX as u64) as i64)));
+            let at = q.at_us.map(|at| args.push(Sql::Integer(clamped(at))));
             if let Some(t) = &at {
                 filter += &format!(" AND created_us <= {t}");
             }

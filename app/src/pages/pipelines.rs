@@ -55,7 +55,7 @@ pub fn Pipelines() -> impl IntoView {
             desc.update(|d| *d = !*d);
         } else {
             sort.set(s);
-            desc.set(!matches!(s, PipelineSort::Name | PipelineSort::State));
+            desc.set(s.largest_first());
         }
     };
     view! {
