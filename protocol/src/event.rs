@@ -115,6 +115,12 @@ pub struct Event {
     /// For `Completed`: the item left the pipeline (no next stage took it).
     pub last: bool,
     pub error: Option<ErrorInfo>,
+    /// In the change feed (and so in a report): the status the item left, `None` for its
+    /// first event. Carried rather than derived because workers' batches reach the tracker
+    /// in any order, so a reader that derived it from the item's last known status would
+    /// miscount. `None` in an item's history, where the order is settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ItemStatus>,
 }
 
 #[cfg(test)]
@@ -154,6 +160,7 @@ mod tests {
                 kind: "Timeout".into(),
                 message: "took too long".into(),
             }),
+            from: Some(ItemStatus::Running),
         };
         let json = serde_json::to_string(&e).unwrap_or_default();
         assert!(json.contains(r#""kind":"failed""#), "{json}");

@@ -4,11 +4,10 @@
 //! the same way. Its controls do not act here: each becomes a [`Command`] that the
 //! reporting process collects ([`Mirror::take_commands`]) and applies to the real one.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use flowdeck_protocol::{
-    report::Command, Edge, Event, ItemId, ItemStatus, PipelineState, Snapshot, StageIndex,
-    StageSnapshot,
+    report::Command, Edge, Event, ItemId, PipelineState, Snapshot, StageIndex, StageSnapshot,
 };
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -197,42 +196,34 @@ pub fn mirror(
 }
 
 impl Mirror {
-    /// Applies reported events, in the reporter's order. Each event's previous status is
-    /// the one the tracker holds for its item (or the previous event's in this batch).
+    /// Applies reported events, in the reporter's order. Each carries the status its item
+    /// left, as the reporting tracker counted it, so the counts by status stay exact even
+    /// where workers' batches reached that tracker out of order.
     pub fn events(&self, events: &[Event]) {
         if events.is_empty() {
             return;
         }
-        let tracker = &self.shared.tracker;
-        let mut before: HashMap<ItemId, ItemStatus> = HashMap::new();
         let raw = events
             .iter()
-            .map(|e| {
-                let from = before
-                    .get(&e.item)
-                    .copied()
-                    .or_else(|| tracker.status(e.item));
-                before.insert(e.item, e.kind.status_after(e.last));
-                RawEvent {
-                    item: e.item,
-                    at_us: e.at_us,
-                    duration_us: e.duration_us.unwrap_or(0),
-                    attempt: e.attempt,
-                    stage: e.stage,
-                    worker: e.worker,
-                    kind: e.kind,
-                    from,
-                    last: e.last,
-                    extra: e.error.clone().map(|error| {
-                        Box::new(Extra {
-                            error: Some(error),
-                            ..Extra::default()
-                        })
-                    }),
-                }
+            .map(|e| RawEvent {
+                item: e.item,
+                at_us: e.at_us,
+                duration_us: e.duration_us.unwrap_or(0),
+                attempt: e.attempt,
+                stage: e.stage,
+                worker: e.worker,
+                kind: e.kind,
+                from: e.from,
+                last: e.last,
+                extra: e.error.clone().map(|error| {
+                    Box::new(Extra {
+                        error: Some(error),
+                        ..Extra::default()
+                    })
+                }),
             })
             .collect();
-        tracker.apply(Batch {
+        self.shared.tracker.apply(Batch {
             events: raw,
             notes: Vec::new(),
         });

@@ -606,6 +606,7 @@ fn item_with_history(id: u64) -> ItemDetail {
         duration_us: None,
         last: true,
         error,
+        from: None,
     };
     let end = match it.status {
         ItemStatus::Failed => EventKind::Failed,

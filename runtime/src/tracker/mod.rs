@@ -576,6 +576,7 @@ fn to_event(seq: u64, e: &RawEvent) -> Event {
         duration_us: (e.duration_us > 0).then_some(e.duration_us),
         last: e.last,
         error: e.error().cloned(),
+        from: e.from,
     }
 }
 

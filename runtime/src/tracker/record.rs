@@ -260,6 +260,7 @@ impl ItemRecord {
             duration_us,
             last,
             error,
+            from: None,
         };
         let mut out = Vec::new();
         for v in &self.visits {
