@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Edge, Event, ItemId, Snapshot};
+use crate::{Edge, ItemDetail, ItemId, Snapshot};
 
 /// One batch of a reporting pipeline's news.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,10 +16,14 @@ pub struct ReportBatch {
     pub started_unix_ms: u64,
     /// The latest snapshot, when one was taken since the previous batch.
     pub snapshot: Option<Snapshot>,
-    /// Status changes, in the reporter's feed order.
-    pub events: Vec<Event>,
-    /// Events the reporter could not send since it started (its buffer was full while the
-    /// dashboard was unreachable): the dashboard shows them as lost.
+    /// The items that changed since the previous batch, each with its whole current
+    /// detail (status, visits, history, parents, annotations, captured data): a period's
+    /// news per item, not every event, so a fast pipeline costs its reporter per item and
+    /// period. Sending an item twice is harmless.
+    pub items: Vec<ItemDetail>,
+    /// Finished items whose end the reporter has not sent and no longer can (it sends at
+    /// most so many a period, and keeps the rest only while its tracker retains them):
+    /// their counts are in the snapshot, their rows are not on the dashboard.
     pub dropped: u64,
 }
 

@@ -2,19 +2,25 @@
 //!
 //! 1. The runtime bench's pipeline (3 stages × 4 workers of trivial tasks) over N items:
 //!    alone; reporting to a dashboard that is down; reporting to a sink that takes each
-//!    batch and answers at once (the reporter's own cost: reading the feed, encoding,
-//!    sending); and reporting to a standalone dashboard in this process (on its own
-//!    threads, as `flowdeck serve` runs it; on a 2-core machine it takes its share of the
-//!    cores). Items/s, best of 3.
-//! 2. Ingest: 4 such pipelines reporting to one standalone dashboard at once; events the
-//!    dashboard took per second, counted from the reporters' own `sent`.
+//!    batch and answers at once (the reporter's own cost: scanning, encoding, sending);
+//!    and reporting to a standalone dashboard in another process (this binary started
+//!    again as one; on a 2-core machine it takes its share of the cores). Items/s, best
+//!    of 3.
+//! 2. Ingest: 4 processes (this binary again), each running that pipeline over 100,000
+//!    items and reporting with batches of 20,000 items, to one standalone dashboard in a
+//!    fifth; the status changes the dashboard took per second, from the reporters' own
+//!    counts, over the time from their start to the last one's end.
 //!
 //! Settings by environment: REPORT_ITEMS (1000000).
 
 // A bench that cannot set up has nothing to measure: it stops with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use flowdeck_report::{Options, ReportTo};
 use flowdeck_runtime::{Line, Pipeline, Stage};
@@ -47,19 +53,15 @@ fn pipeline(name: &str) -> Pipeline<u64, u64> {
 
 /// Runs `n` items through a fresh pipeline, reporting to `to` when given: items/s, and
 /// the reporter's counts.
-async fn run(name: &str, n: u64, to: Option<&str>) -> (f64, Option<flowdeck_report::ReportStats>) {
+async fn run(
+    name: &str,
+    n: u64,
+    to: Option<&str>,
+    options: Options,
+) -> (f64, Option<flowdeck_report::ReportStats>) {
     let running = pipeline(name).start();
     let handle = running.handle.clone();
-    let reporter = to.map(|url| {
-        handle.report_to_with(
-            url,
-            TOKEN,
-            Options {
-                end_grace: Duration::from_secs(2),
-                ..Options::default()
-            },
-        )
-    });
+    let reporter = to.map(|url| handle.report_to_with(url, TOKEN, options));
     let outputs = running.outputs;
     let drain = tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
     let t = Instant::now();
@@ -92,8 +94,24 @@ async fn sink() -> String {
     url
 }
 
-/// A standalone dashboard on its own threads; its URL.
-async fn dashboard(dir: &tempfile::TempDir) -> (String, flowdeck_server::Serving) {
+/// A standalone dashboard: in a child process (this binary again, `BENCH_ROLE=dashboard`),
+/// which prints its URL and serves until killed.
+fn dashboard_process() -> (String, Child) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_ROLE", "dashboard")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    DASHBOARD_PID.store(child.id(), std::sync::atomic::Ordering::Relaxed);
+    (line.trim().to_owned(), child)
+}
+
+async fn serve_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
     let config = Config {
         addr: "127.0.0.1:0".parse().unwrap(),
         store: Some(flowdeck_store::StoreConfig::new(dir.path().join("runs.db"))),
@@ -104,36 +122,86 @@ async fn dashboard(dir: &tempfile::TempDir) -> (String, flowdeck_server::Serving
     };
     let placeholder = flowdeck_runtime::mirror("standalone".into(), vec![], vec![], 0).0;
     let serving = Dashboard::new(config).start(placeholder).await.unwrap();
-    (serving.url().to_owned(), serving)
+    println!("{}", serving.url());
+    std::future::pending::<()>().await;
+}
+
+/// A reporting process (`BENCH_ROLE=reporter`): one pipeline over `REPORT_ITEMS` items,
+/// reporting to `REPORT_URL` in batches of 20,000; prints its counts as
+/// `items events dropped`.
+async fn reporter_process() {
+    let url = std::env::var("REPORT_URL").unwrap();
+    let n = env("REPORT_ITEMS", 100_000);
+    let name = format!("ingest {}", std::process::id());
+    let options = Options {
+        max_items: 20_000,
+        end_grace: Duration::from_secs(60),
+        ..Options::default()
+    };
+    let (_, stats) = run(&name, n, Some(&url), options).await;
+    let s = stats.unwrap();
+    println!("{} {} {}", s.sent, s.events, s.dropped);
 }
 
 #[tokio::main]
 async fn main() {
+    match std::env::var("BENCH_ROLE").as_deref() {
+        Ok("dashboard") => return serve_dashboard().await,
+        Ok("reporter") => return reporter_process().await,
+        _ => {}
+    }
     let n = env("REPORT_ITEMS", 1_000_000);
-    let dir = tempfile::tempdir().unwrap();
-    let (url, _serving) = dashboard(&dir).await;
+    let (url, mut dashboard) = dashboard_process();
     let down = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
     let sink = sink().await;
+    if std::env::var("REPORT_PART").as_deref() != Ok("2") {
+        cost(n, &url, &down, &sink).await;
+    }
+    ingest(&url);
+    let _ = dashboard.kill();
+}
+
+/// CPU seconds a process has used (user and system), from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis: utime and stime are 14th and
+    // 15th of the whole line, 12th and 13th after it.
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|w| w.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+async fn cost(n: u64, url: &str, down: &str, sink: &str) {
     println!("1. {n} items, 3 stages x 4 workers of trivial tasks (best of 3)");
     let mut best = [0.0f64; 4];
     let mut last = [None, None, None, None];
-    // Variant by variant, the dashboard last: after a run it keeps working (its store
-    // writes what it took) and would slow whatever ran next.
-    let targets = [
-        None,
-        Some(down.as_str()),
-        Some(sink.as_str()),
-        Some(url.as_str()),
-    ];
-    for (i, to) in targets.into_iter().enumerate() {
-        for round in 0..3 {
-            let (rate, stats) = run(&format!("bench {round} {i}"), n, to).await;
-            best[i] = best[i].max(rate);
-            last[i] = stats;
-        }
+    // Round by round, so that the machine's drifts touch every variant alike; the
+    // dashboard last: after a run it keeps working (its store writes what it took) and
+    // would slow whatever ran next.
+    let targets = [None, Some(down), Some(sink), Some(url)];
+    let options = Options {
+        end_grace: Duration::from_secs(2),
+        ..Options::default()
+    };
+    let order = (0..3)
+        .flat_map(|round| (0..3).map(move |i| (round, i)))
+        .chain((0..3).map(|round| (round, 3)));
+    for (round, i) in order {
+        let (rate, stats) = run(
+            &format!("bench {round} {i}"),
+            n,
+            targets[i],
+            options.clone(),
+        )
+        .await;
+        best[i] = best[i].max(rate);
+        last[i] = stats;
     }
     println!("   alone:                        {:>9.0} items/s", best[0]);
     println!(
@@ -154,26 +222,47 @@ async fn main() {
         best[3] / best[0] * 100.0,
         last[3]
     );
+}
 
-    println!("2. 4 pipelines reporting at once, {} items each", n / 4);
+fn ingest(url: &str) {
+    let each = 100_000;
+    println!("2. 4 reporting processes, {each} items each, batches of 20,000 items");
     let t = Instant::now();
-    let runs: Vec<_> = (0..4)
-        .map(|i| {
-            let url = url.clone();
-            tokio::spawn(async move { run(&format!("ingest {i}"), n / 4, Some(&url)).await })
+    let children: Vec<Child> = (0..4)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .env("BENCH_ROLE", "reporter")
+                .env("REPORT_URL", url)
+                .env("REPORT_ITEMS", each.to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
         })
         .collect();
-    let mut sent = 0;
-    let mut dropped = 0;
-    for r in runs {
-        let (_, stats) = r.await.unwrap();
-        let stats = stats.unwrap();
-        sent += stats.sent;
-        dropped += stats.dropped;
+    let dashboard_cpu = cpu_secs(DASHBOARD_PID.load(std::sync::atomic::Ordering::Relaxed));
+    let (mut items, mut events, mut dropped) = (0u64, 0u64, 0u64);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let n: Vec<u64> = text
+            .split_whitespace()
+            .map(|w| w.parse().unwrap())
+            .collect();
+        items += n[0];
+        events += n[1];
+        dropped += n[2];
     }
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "   the dashboard took {sent} events in {secs:.1} s: {:.0} events/s ({dropped} dropped)",
-        sent as f64 / secs
+        "   the dashboard took {items} items ({events} status changes) in {secs:.1} s: {:.0} changes/s, {:.0} items/s ({dropped} dropped)",
+        events as f64 / secs,
+        items as f64 / secs
+    );
+    let used = cpu_secs(DASHBOARD_PID.load(std::sync::atomic::Ordering::Relaxed)) - dashboard_cpu;
+    println!(
+        "   the dashboard's process used {used:.1} CPU-seconds: {:.0} changes per CPU-second",
+        events as f64 / used
     );
 }
+
+static DASHBOARD_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -56,8 +56,8 @@ async fn main() -> std::process::ExitCode {
     }
     let stats = reporter.finished().await;
     println!(
-        "done: {} events sent in {} batches, {} dropped, {} controls applied",
-        stats.sent, stats.batches, stats.dropped, stats.commands
+        "done: {} items ({} events) sent in {} batches, {} dropped, {} controls applied",
+        stats.sent, stats.events, stats.batches, stats.dropped, stats.commands
     );
     std::process::ExitCode::SUCCESS
 }

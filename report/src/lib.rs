@@ -13,19 +13,22 @@
 //! ```
 //!
 //! How it keeps out of the pipeline's way:
-//! - it reads the pipeline's change feed, a broadcast: a reporter that falls behind skips
-//!   batches of the feed (counted as lost) instead of slowing any worker;
-//! - what it has not sent yet waits in a buffer of at most [`Options::max_buffer`] events;
-//!   past that, new events are counted as dropped and not kept, so a dashboard that is
-//!   down costs bounded memory;
-//! - it sends every [`Options::every`] (250 ms), in batches of at most
-//!   [`Options::max_batch`] events with the pipeline's latest snapshot, and after a failure
-//!   it waits twice as long each time, up to 5 s;
+//! - it does not read the change feed, which would cost the pipeline a copy of every event:
+//!   once a period ([`Options::every`], 250 ms) it asks the tracker which items changed
+//!   since the last time (`Tracker::changed_since`, a scan of the retained records) and
+//!   sends each one's current detail, once however often it changed, with the pipeline's
+//!   latest snapshot. So its cost is per item and period, on its own task;
+//! - it sends at most [`Options::max_items`] items a batch: failures first, then items
+//!   still in progress, then the newest finished ones. The rest wait for the next batch
+//!   while the tracker retains them; finished items that leave the tracker unsent are
+//!   counted as dropped (their counts are in the snapshot, their rows are not sent);
+//! - while the dashboard is down nothing piles up beyond the tracker's own retention, and
+//!   after a failure it waits twice as long each time, up to 5 s;
 //! - the dashboard answers each batch with the controls pressed on its pages (pause,
 //!   resume, scale, cancel, retry, drain, stop), which the reporter applies here.
 
 use std::{
-    collections::VecDeque,
+    collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -34,20 +37,20 @@ use std::{
 };
 
 use flowdeck_protocol::{
-    report::{Command, IngestReply, ReportBatch},
-    Event, PipelineState,
+    report::{Command, IngestReply},
+    Edge, ItemDetail, ItemId, ItemStatus, PipelineState, Snapshot,
 };
-use flowdeck_runtime::{FeedError, PipelineHandle};
+use flowdeck_runtime::{PipelineHandle, Tracker};
 
 /// How a reporter sends.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// How often a batch goes out.
     pub every: Duration,
-    /// Events a batch carries at most (the dashboard takes up to 50,000).
-    pub max_batch: usize,
-    /// Events kept while they cannot be sent; past this they are dropped and counted.
-    pub max_buffer: usize,
+    /// Items a batch carries at most (each with its whole detail, about 1 KB of JSON for
+    /// three stages). The default, 2,000 a quarter second, sends every item of a pipeline
+    /// of up to 8,000 items a second, and bounds what a faster one costs.
+    pub max_items: usize,
     /// The longest wait between tries while the dashboard does not answer.
     pub max_backoff: Duration,
     /// How long the reporter keeps trying to send the run's end once the pipeline has
@@ -59,8 +62,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             every: Duration::from_millis(250),
-            max_batch: 20_000,
-            max_buffer: 200_000,
+            max_items: 2_000,
             max_backoff: Duration::from_secs(5),
             end_grace: Duration::from_secs(30),
         }
@@ -70,12 +72,15 @@ impl Default for Options {
 /// What a reporter has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReportStats {
-    /// Events the dashboard took.
+    /// Item details the dashboard took (an item that changed in several periods counts
+    /// in each).
     pub sent: u64,
+    /// The status changes those details carried (their histories' events).
+    pub events: u64,
     /// Batches it took.
     pub batches: u64,
-    /// Events not sent: the buffer was full, or the reporter fell behind the feed (then a
-    /// whole feed batch counts as one).
+    /// Finished items whose end was never sent: more finished than it may send, or the
+    /// dashboard down, for longer than the tracker retained them.
     pub dropped: u64,
     /// Sends that failed (the dashboard down, slow, or refusing).
     pub failures: u64,
@@ -86,6 +91,7 @@ pub struct ReportStats {
 #[derive(Default)]
 struct Counters {
     sent: AtomicU64,
+    events: AtomicU64,
     batches: AtomicU64,
     dropped: AtomicU64,
     failures: AtomicU64,
@@ -103,6 +109,7 @@ impl Counters {
         let c = self;
         ReportStats {
             sent: c.sent.load(Ordering::Relaxed),
+            events: c.events.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             failures: c.failures.load(Ordering::Relaxed),
@@ -127,9 +134,8 @@ impl Reporter {
 /// `report_to` on a running pipeline's handle.
 pub trait ReportTo {
     /// Reports to the dashboard at `url` (such as `http://127.0.0.1:3000`) with its ingest
-    /// token, from now until the pipeline ends. Call it before feeding the pipeline: the
-    /// dashboard learns of items from their events, so an item that moved before the call
-    /// shows with only its later ones. Call within a tokio runtime.
+    /// token, from now until the pipeline ends: the items its tracker retains, then every
+    /// change. Call within a tokio runtime.
     fn report_to(&self, url: &str, token: &str) -> Reporter;
 
     /// The same with other [`Options`].
@@ -143,12 +149,8 @@ impl ReportTo for PipelineHandle {
 
     fn report_to_with(&self, url: &str, token: &str, options: Options) -> Reporter {
         let counters = Arc::new(Counters::default());
-        // Subscribed here, not in the task: items that flow before the task first runs
-        // would otherwise be missing their first events.
-        let feed = self.subscribe();
         let task = tokio::spawn(run(
             self.clone(),
-            feed,
             format!("{}/api/v1/ingest", url.trim_end_matches('/')),
             token.to_owned(),
             options,
@@ -158,27 +160,68 @@ impl ReportTo for PipelineHandle {
     }
 }
 
-/// What the sending loop keeps between batches.
-struct Pending {
-    events: VecDeque<Event>,
-    max: usize,
-}
+/// The items that changed and are not sent yet, with their status when last seen.
+#[derive(Default)]
+struct Unsent(HashMap<ItemId, ItemStatus>);
 
-impl Pending {
-    fn push(&mut self, batch: &[Event], counters: &Counters) {
-        let room = self.max.saturating_sub(self.events.len());
-        let kept = batch.len().min(room);
-        self.events.extend(batch[..kept].iter().cloned());
-        let dropped = (batch.len() - kept) as u64;
-        if dropped > 0 {
-            counters.dropped.fetch_add(dropped, Ordering::Relaxed);
+impl Unsent {
+    /// Adds what changed since the tracker's `cursor`-th event; forgets items the tracker
+    /// no longer retains (their detail is gone).
+    fn refresh(&mut self, tracker: &Tracker, cursor: u64) {
+        self.0.extend(tracker.changed_since(cursor));
+        if let Some((oldest, _)) = tracker.retained_ids() {
+            self.0.retain(|id, _| *id >= oldest);
         }
     }
+
+    /// Takes at most `n`: failures first (why an item failed is what a dashboard is for),
+    /// then items in progress (the live view), then the newest finished ones.
+    fn take(&mut self, n: usize) -> Vec<ItemId> {
+        let rank = |s: ItemStatus| match s {
+            ItemStatus::Failed => 0,
+            s if !s.is_terminal() => 1,
+            _ => 2,
+        };
+        let mut all: Vec<(u8, std::cmp::Reverse<ItemId>)> = self
+            .0
+            .iter()
+            .map(|(id, s)| (rank(*s), std::cmp::Reverse(*id)))
+            .collect();
+        if all.len() > n {
+            all.select_nth_unstable(n);
+            all.truncate(n);
+        }
+        let ids: Vec<ItemId> = all.into_iter().map(|(_, id)| id.0).collect();
+        for id in &ids {
+            self.0.remove(id);
+        }
+        ids
+    }
+
+    /// How many of them are finished (not dropped yet: they may still be sent).
+    fn finished(&self) -> u64 {
+        self.0.values().filter(|s| s.is_terminal()).count() as u64
+    }
+
+    /// Puts back what could not be sent.
+    fn put_back(&mut self, items: &[ItemDetail]) {
+        self.0.extend(items.iter().map(|d| (d.id, d.status)));
+    }
+}
+
+/// The details of `ids` still retained, a chunk at a time so the tracker is never held
+/// for long.
+fn details(tracker: &Tracker, ids: &[ItemId]) -> Vec<ItemDetail> {
+    ids.chunks(500).flat_map(|c| tracker.details(c)).collect()
+}
+
+/// Items that finished, by the snapshot's totals.
+fn finished(s: &Snapshot) -> u64 {
+    s.totals.completed + s.totals.failed + s.totals.cancelled
 }
 
 async fn run(
     handle: PipelineHandle,
-    mut feed: flowdeck_runtime::Feed,
     url: String,
     token: String,
     options: Options,
@@ -197,65 +240,54 @@ async fn run(
             return;
         }
     };
-    // The feed is read by a task of its own, so that it keeps up while a batch is on the
-    // wire: a reader that waited on the network would fall behind the broadcast.
-    let pending = Arc::new(parking_lot::Mutex::new(Pending {
-        events: VecDeque::new(),
-        max: options.max_buffer,
-    }));
-    let (ended_tx, ended_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn({
-        let (pending, counters, handle) = (pending.clone(), counters.clone(), handle.clone());
-        async move {
-            loop {
-                match feed.recv().await {
-                    Ok(batch) => pending.lock().push(&batch, &counters),
-                    Err(FeedError::Lagged(n)) => {
-                        counters.dropped.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(FeedError::Closed) => break,
-                }
-            }
-            // The run's end: the last snapshot must say so.
-            handle.wait().await;
-            ended_tx.send_replace(true);
-        }
-    });
-    let mut max_batch = options.max_batch.max(1);
+    let tracker = handle.tracker();
+    let (mut unsent, mut cursor, mut finished_sent) = (Unsent::default(), 0u64, 0u64);
+    let mut max_items = options.max_items.max(1);
     let mut wait = options.every;
     let mut ended: Option<tokio::time::Instant> = None;
     loop {
         // Until the next send, or the run's end, whichever comes first.
-        let mut end = ended_rx.clone();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = end.wait_for(|e| *e), if ended.is_none() => {}
+            _ = handle.wait(), if ended.is_none() => {}
         }
-        if ended.is_none() && *ended_rx.borrow() {
+        let done = matches!(
+            handle.state(),
+            PipelineState::Finished | PipelineState::Aborted
+        );
+        if ended.is_none() && done {
             ended = Some(tokio::time::Instant::now());
         }
-        let (n, events) = {
-            let p = pending.lock();
-            let n = p.events.len().min(max_batch);
-            (n, p.events.iter().take(n).cloned().collect::<Vec<_>>())
-        };
-        let batch = ReportBatch {
-            pipeline: handle.name().to_owned(),
-            stages: stages.clone(),
-            edges: edges.clone(),
+        // The position first, then the scan: a change during the scan is seen again next
+        // time rather than missed.
+        let seq = tracker.seq();
+        unsent.refresh(tracker, cursor);
+        cursor = seq;
+        let mut items = details(tracker, &unsent.take(max_items));
+        let (encoded, n) = encode_items(&items, ITEMS_BYTES);
+        // What did not fit goes next time.
+        unsent.put_back(&items.split_off(n));
+        let left = unsent.0.len();
+        // The run's end goes with the last of its items: a dashboard closes a run when
+        // told it finished.
+        let last = done && left == 0;
+        let snapshot = (!done || last).then(|| handle.snapshot());
+        let head = Head {
+            pipeline: handle.name(),
+            stages: &stages,
+            edges: &edges,
             started_unix_ms,
-            snapshot: Some(handle.snapshot()),
-            events,
+            snapshot: snapshot.as_ref(),
             dropped: counters.dropped.load(Ordering::Relaxed),
         };
-        match send(&http, &url, &token, &batch).await {
+        let body = body(&head, encoded);
+        match send(&http, &url, &token, body).await {
             Ok(reply) => {
-                let left = {
-                    let mut p = pending.lock();
-                    p.events.drain(..n);
-                    p.events.len()
-                };
-                counters.sent.fetch_add(n as u64, Ordering::Relaxed);
+                let n = items.len() as u64;
+                finished_sent += items.iter().filter(|d| d.status.is_terminal()).count() as u64;
+                counters.sent.fetch_add(n, Ordering::Relaxed);
+                let events: usize = items.iter().map(|d| d.history.len()).sum();
+                counters.events.fetch_add(events as u64, Ordering::Relaxed);
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters
                     .commands
@@ -263,32 +295,39 @@ async fn run(
                 for c in reply.commands {
                     apply(&handle, c).await;
                 }
-                wait = if left >= max_batch {
+                // Once finished, what is left goes at once: nothing runs any more.
+                wait = if done && left > 0 {
                     Duration::ZERO
                 } else {
                     options.every
                 };
-                let done = matches!(
-                    batch.snapshot.as_ref().map(|s| s.state),
-                    Some(PipelineState::Finished | PipelineState::Aborted)
-                );
-                if ended.is_some() && done && left == 0 {
+                if last {
                     return;
                 }
             }
-            Err(Failure::TooBig) => {
-                // A smaller batch next time, at once.
-                max_batch = (max_batch / 2).max(100);
-                wait = Duration::ZERO;
-            }
-            Err(Failure::Other(why)) => {
-                let failures = counters.failures.fetch_add(1, Ordering::Relaxed);
-                if failures == 0 {
-                    tracing::warn!("flowdeck report: {why}; retrying with backoff");
+            Err(failure) => {
+                unsent.put_back(&items);
+                match failure {
+                    // A smaller batch next time, at once.
+                    Failure::TooBig => {
+                        max_items = (max_items / 2).max(1);
+                        wait = Duration::ZERO;
+                    }
+                    Failure::Other(why) => {
+                        let failures = counters.failures.fetch_add(1, Ordering::Relaxed);
+                        if failures == 0 {
+                            tracing::warn!("flowdeck report: {why}; retrying with backoff");
+                        }
+                        wait = (wait * 2).clamp(options.every, options.max_backoff);
+                    }
                 }
-                wait = (wait * 2).clamp(options.every, options.max_backoff);
             }
         }
+        let finished_now = finished(&handle.snapshot());
+        counters.dropped.store(
+            finished_now.saturating_sub(finished_sent + unsent.finished()),
+            Ordering::Relaxed,
+        );
         if ended.is_some_and(|at| at.elapsed() > options.end_grace) {
             tracing::warn!("flowdeck report: the dashboard did not take the run's end; giving up");
             return;
@@ -301,16 +340,66 @@ enum Failure {
     Other(String),
 }
 
+/// The most bytes of item details a batch carries: half the dashboard's 8 MiB limit,
+/// leaving room for the snapshot. A batch is cut there whatever `max_items` allows, so
+/// large items (big captured data, many stages) never make batches the dashboard refuses.
+const ITEMS_BYTES: usize = 4 << 20;
+
+/// A batch's fields but its items, which [`body`] writes already encoded.
+#[derive(serde::Serialize)]
+struct Head<'a> {
+    pipeline: &'a str,
+    stages: &'a [String],
+    edges: &'a [Edge],
+    started_unix_ms: u64,
+    snapshot: Option<&'a Snapshot>,
+    dropped: u64,
+}
+
+/// The first items as a JSON list's contents, as many as fit in `max_bytes` (at least
+/// one); how many that is.
+fn encode_items(items: &[ItemDetail], max_bytes: usize) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    for (n, item) in items.iter().enumerate() {
+        let mark = out.len();
+        if n > 0 {
+            out.push(b',');
+        }
+        let fits = serde_json::to_writer(&mut out, item).is_ok() && out.len() <= max_bytes;
+        if !fits && n > 0 {
+            out.truncate(mark);
+            return (out, n);
+        }
+    }
+    (out, items.len())
+}
+
+/// The `ReportBatch` JSON: the head's fields with the encoded items (written by hand so
+/// the items are encoded once, as they are measured against the size limit).
+fn body(head: &Head, items: Vec<u8>) -> Vec<u8> {
+    let head = serde_json::to_vec(head).unwrap_or_else(|_| b"{}".to_vec());
+    let mut body = Vec::with_capacity(items.len() + head.len() + 16);
+    body.extend_from_slice(b"{\"items\":[");
+    body.extend_from_slice(&items);
+    body.extend_from_slice(b"]");
+    if head.len() > 2 {
+        body.push(b',');
+    }
+    body.extend_from_slice(&head[1..]);
+    body
+}
+
 async fn send(
     http: &reqwest::Client,
     url: &str,
     token: &str,
-    batch: &ReportBatch,
+    body: Vec<u8>,
 ) -> Result<IngestReply, Failure> {
     let res = http
         .post(url)
         .bearer_auth(token)
-        .json(batch)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
         .send()
         .await
         .map_err(|e| Failure::Other(format!("cannot reach {url}: {e}")))?;
@@ -352,5 +441,76 @@ async fn apply(handle: &PipelineHandle, c: Command) {
             ?c,
             "flowdeck report: a control from the dashboard failed: {e}"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capped_batch_takes_failures_then_items_in_progress_then_the_newest_finished() {
+        let mut unsent = Unsent::default();
+        let statuses = [
+            (1, ItemStatus::Completed),
+            (2, ItemStatus::Failed),
+            (3, ItemStatus::Running),
+            (4, ItemStatus::Completed),
+            (5, ItemStatus::Queued),
+            (6, ItemStatus::Failed),
+            (7, ItemStatus::Cancelled),
+        ];
+        unsent.0.extend(statuses);
+        let mut first = unsent.take(4);
+        first.sort_unstable();
+        assert_eq!(first, vec![2, 3, 5, 6]);
+        assert_eq!(unsent.take(1), vec![7], "the newest finished next");
+        assert_eq!(unsent.finished(), 2);
+        let mut rest = unsent.take(10);
+        rest.sort_unstable();
+        assert_eq!(rest, vec![1, 4]);
+        assert!(unsent.take(10).is_empty());
+    }
+
+    fn item(id: ItemId) -> ItemDetail {
+        ItemDetail {
+            id,
+            status: ItemStatus::Completed,
+            stage: 0,
+            created_us: 1,
+            updated_us: 2,
+            visits: Vec::new(),
+            parents: vec![id / 2],
+            error: None,
+            annotations: vec![("n".into(), flowdeck_protocol::Value::Int(7))],
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_cut_at_its_byte_budget_and_reads_back_as_a_report() {
+        let items: Vec<ItemDetail> = (0..100).map(item).collect();
+        let one = serde_json::to_vec(&items[0]).unwrap().len();
+        let (encoded, n) = encode_items(&items, one * 10 + 9);
+        assert_eq!(n, 10, "ten items and their commas fit");
+        let (_, all) = encode_items(&items, usize::MAX);
+        assert_eq!(all, 100);
+        let (_, at_least_one) = encode_items(&items, 1);
+        assert_eq!(at_least_one, 1, "a batch always carries something");
+        for snapshot in [None, Some(Snapshot::default())] {
+            let head = Head {
+                pipeline: "p",
+                stages: &["a".to_owned()],
+                edges: &[],
+                started_unix_ms: 5,
+                snapshot: snapshot.as_ref(),
+                dropped: 3,
+            };
+            let back: flowdeck_protocol::report::ReportBatch =
+                serde_json::from_slice(&body(&head, encoded.clone())).unwrap();
+            assert_eq!(back.items, items[..10].to_vec());
+            assert_eq!((back.pipeline.as_str(), back.dropped), ("p", 3));
+            assert_eq!(back.snapshot, snapshot);
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Reporting to a standalone dashboard over real HTTP: the reported run is listed with
 //! exact counts, served under its base and kept in the store; a control pressed on the
-//! dashboard reaches the reporting pipeline; bad reports get 401, 400 and 413 JSON; and a
-//! dashboard that is down costs the pipeline nothing but the events it drops, counted.
+//! dashboard reaches the reporting pipeline; bad reports get 401, 400 and 413 JSON; a
+//! reporter capped below its pipeline's pace sends failures first and counts what it
+//! drops; and a dashboard that is down costs the pipeline nothing but the items it drops,
+//! counted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -33,23 +35,44 @@ async fn standalone(db: &tempfile::TempDir) -> String {
     url
 }
 
-/// Two stages; every 10th item fails; `delay` of work per item.
+/// Two stages; every 10th item fails; `delay` of work per item; each item annotated.
 fn pipeline(name: &str, delay: Duration) -> Running<u64, u64> {
+    line(name, delay).build().unwrap().start()
+}
+
+fn line(name: &str, delay: Duration) -> Line<u64, u64> {
     Line::<u64>::new(name)
         .stage(Stage::map("parse", |n: u64, _cx| async move { Ok::<_, String>(n) }).workers(2))
         .stage(
-            Stage::map("work", move |n: u64, _cx| async move {
-                tokio::time::sleep(delay).await;
-                if n.is_multiple_of(10) {
-                    return Err(format!("no {n}"));
-                }
-                Ok(n)
-            })
+            Stage::map(
+                "work",
+                move |n: u64, cx: flowdeck_runtime::Ctx| async move {
+                    tokio::time::sleep(delay).await;
+                    cx.annotate("n", n);
+                    if n.is_multiple_of(10) {
+                        return Err(format!("no {n}"));
+                    }
+                    Ok(n)
+                },
+            )
             .workers(4),
         )
-        .build()
-        .unwrap()
-        .start()
+}
+
+/// Feeds `n` items through, waits for the end, then for the reporter to send it.
+async fn run_through(
+    running: Running<u64, u64>,
+    n: u64,
+    reporter: flowdeck_report::Reporter,
+) -> flowdeck_report::ReportStats {
+    let outputs = running.outputs;
+    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
+    running.input.send_all(0..n).await;
+    drop(running.input);
+    running.handle.wait().await;
+    tokio::time::timeout(Duration::from_secs(30), reporter.finished())
+        .await
+        .expect("the run's end was sent")
 }
 
 async fn get_json(url: String) -> Value {
@@ -81,14 +104,7 @@ async fn a_reported_run_is_listed_served_kept_and_controlled() {
     let running = pipeline("Nightly Import", Duration::ZERO);
     let handle = running.handle.clone();
     let reporter = handle.report_to(&base, TOKEN);
-    let outputs = running.outputs;
-    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
-    running.input.send_all(0..500).await;
-    drop(running.input);
-    handle.wait().await;
-    let stats = tokio::time::timeout(Duration::from_secs(20), reporter.finished())
-        .await
-        .expect("the run's end was sent");
+    let stats = run_through(running, 500, reporter).await;
     let totals = handle.snapshot().totals;
     assert_eq!((totals.completed, totals.failed), (450, 50));
     assert_eq!(stats.dropped, 0, "{stats:?}");
@@ -118,6 +134,12 @@ async fn a_reported_run_is_listed_served_kept_and_controlled() {
     assert_eq!(
         task["detail"]["history"].as_array().unwrap().len(),
         6,
+        "{task}"
+    );
+    // The item's data travels with it: its annotation.
+    assert_eq!(
+        task["detail"]["annotations"],
+        serde_json::json!([["n", 10]]),
         "{task}"
     );
     // Its overview (the base itself, with and without the slash) and its errors page.
@@ -201,7 +223,7 @@ async fn bad_reports_are_refused_with_json_naming_the_problem() {
     let url = format!("{base}/api/v1/ingest");
     let good = serde_json::json!({
         "pipeline": "p", "stages": ["a"], "edges": [], "started_unix_ms": 1,
-        "snapshot": null, "events": [], "dropped": 0
+        "snapshot": null, "items": [], "dropped": 0
     });
     let post = |token: Option<&str>, body: Vec<u8>| {
         let mut req = reqwest::Client::new()
@@ -230,12 +252,26 @@ async fn bad_reports_are_refused_with_json_naming_the_problem() {
         "{body}"
     );
     let mut bad = good.clone();
-    bad["events"] = serde_json::json!([{"seq": 1, "item": 1, "stage": 9, "worker": null,
-        "kind": "queued", "attempt": 1, "at_us": 5, "duration_us": null, "last": false, "error": null}]);
+    let item = serde_json::json!({"id": 1, "status": "queued", "stage": 9, "created_us": 5,
+        "updated_us": 5, "visits": [], "parents": [], "error": null, "annotations": [],
+        "history": []});
+    bad["items"] = serde_json::json!([item]);
     let (status, body) = post(Some(TOKEN), bytes(&bad)).await;
     assert_eq!(status, 400);
     assert!(
         body["message"].as_str().unwrap().contains("stage 9"),
+        "{body}"
+    );
+    let mut wrong = item.clone();
+    wrong["status"] = "done".into();
+    bad["items"] = serde_json::json!([wrong]);
+    let (status, body) = post(Some(TOKEN), bytes(&bad)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("items[0].status"),
         "{body}"
     );
     let mut bad = good.clone();
@@ -281,13 +317,17 @@ async fn a_dashboard_that_is_down_costs_the_pipeline_only_counted_drops() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let running = pipeline("offline", Duration::ZERO);
+    // Its tracker retains 1,000 items: what a down dashboard can still get later.
+    let running = line("offline", Duration::ZERO)
+        .retention(1_000)
+        .build()
+        .unwrap()
+        .start();
     let handle = running.handle.clone();
     let reporter = handle.report_to_with(
         &format!("http://127.0.0.1:{port}"),
         TOKEN,
         Options {
-            max_buffer: 1_000,
             end_grace: Duration::from_millis(500),
             ..Options::default()
         },
@@ -311,6 +351,56 @@ async fn a_dashboard_that_is_down_costs_the_pipeline_only_counted_drops() {
         .expect("the reporter gives up on the end after its grace");
     assert_eq!(stats.sent, 0, "{stats:?}");
     assert!(stats.failures > 0, "{stats:?}");
-    // 20,000 items make at least 80,000 events; at most 1,000 were kept.
-    assert!(stats.dropped >= 79_000, "{stats:?}");
+    // Of 20,000 finished items, the 1,000 retained were still sendable when it gave up.
+    assert_eq!(stats.dropped, 19_000, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reporter_slower_than_its_pipeline_sends_what_is_retained_and_counts_the_rest() {
+    let db = tempfile::tempdir().unwrap();
+    let base = standalone(&db).await;
+    // 5,000 items, far faster than 40 items a batch; the tracker retains the last 1,000.
+    let running = line("fast", Duration::ZERO)
+        .retention(1_000)
+        .build()
+        .unwrap()
+        .start();
+    let handle = running.handle.clone();
+    let reporter = handle.report_to_with(
+        &base,
+        TOKEN,
+        Options {
+            max_items: 40,
+            ..Options::default()
+        },
+    );
+    let stats = run_through(running, 5_000, reporter).await;
+    // What left the tracker before it was sent is counted, never silently lost.
+    assert!(
+        stats.dropped >= 3_000 && stats.dropped + stats.sent >= 5_000,
+        "{stats:?}"
+    );
+    // Counts are the pipeline's own, exact; the rows are those that were sent.
+    let row = &get_json(format!("{base}/api/v1/pipelines")).await[0];
+    assert_eq!(
+        (row["completed"].as_u64(), row["failed"].as_u64()),
+        (Some(4_500), Some(500)),
+        "{row}"
+    );
+    let (mut listed, mut cursor) = (0u64, String::new());
+    loop {
+        let page = get_json(format!("{base}/p/fast/api/v1/tasks?limit=1000{cursor}")).await;
+        listed += page["items"].as_array().unwrap().len() as u64;
+        match page["next_cursor"].as_u64() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert!(
+        listed >= 1_000 && listed <= stats.sent,
+        "{listed} {stats:?}"
+    );
+    // The newest item, finished and retained at the end, is there with its detail.
+    let task = get_json(format!("{base}/p/fast/api/v1/tasks/4999")).await;
+    assert_eq!(task["detail"]["status"], "completed", "{task}");
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use flowdeck_protocol::{
-    report::Command, Edge, Event, ItemId, PipelineState, Snapshot, StageIndex, StageSnapshot,
+    report::Command, Edge, ItemDetail, ItemId, PipelineState, Snapshot, StageIndex, StageSnapshot,
 };
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -15,7 +15,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::{
     error::ControlError,
-    events::{Batch, BatchSender, EventBuf, Extra, RawEvent},
+    events::{BatchSender, EventBuf},
     handle::PipelineHandle,
     node::{Env, StageRuntime},
     pipeline::Shared,
@@ -196,37 +196,11 @@ pub fn mirror(
 }
 
 impl Mirror {
-    /// Applies reported events, in the reporter's order. Each carries the status its item
-    /// left, as the reporting tracker counted it, so the counts by status stay exact even
-    /// where workers' batches reached that tracker out of order.
-    pub fn events(&self, events: &[Event]) {
-        if events.is_empty() {
-            return;
-        }
-        let raw = events
-            .iter()
-            .map(|e| RawEvent {
-                item: e.item,
-                at_us: e.at_us,
-                duration_us: e.duration_us.unwrap_or(0),
-                attempt: e.attempt,
-                stage: e.stage,
-                worker: e.worker,
-                kind: e.kind,
-                from: e.from,
-                last: e.last,
-                extra: e.error.clone().map(|error| {
-                    Box::new(Extra {
-                        error: Some(error),
-                        ..Extra::default()
-                    })
-                }),
-            })
-            .collect();
-        self.shared.tracker.apply(Batch {
-            events: raw,
-            notes: Vec::new(),
-        });
+    /// Takes reported items: each one's current detail, as the reporting tracker holds it.
+    /// The counts follow each item from its status here to its reported one, so they stay
+    /// exact whatever order items arrive in, and a detail sent twice changes nothing.
+    pub fn items(&self, items: Vec<ItemDetail>) {
+        self.shared.tracker.put(items);
     }
 
     /// Takes a reported snapshot as the pipeline's numbers (workers, queues, totals,

@@ -1,8 +1,8 @@
 //! `POST /api/v1/ingest`: pipelines in other processes report here (`report_to`), and the
 //! dashboard serves each as one of its pipelines, under `/p/{slug}/`.
 //!
-//! Each reporting pipeline is a runtime mirror (`flowdeck_runtime::mirror`): its events go
-//! into a tracker of its own and its snapshots stand for its workers, so its pages, API,
+//! Each reporting pipeline is a runtime mirror (`flowdeck_runtime::mirror`): its items'
+//! details go into a tracker of its own and its snapshots stand for its workers, so its pages, API,
 //! stream, run store records and row in the list are those of a pipeline of this process.
 //! A control pressed on its pages becomes a command, answered to its next batch.
 //!
@@ -28,12 +28,12 @@ use parking_lot::Mutex;
 
 use crate::{api::ApiError, state::AppState};
 
-/// The largest batch accepted: a reporter sends at most 20,000 events a batch, about 3 MB
-/// of JSON.
+/// The largest batch accepted: a reporter sends at most 2,000 items a batch by default,
+/// about 2 MB of JSON for three-stage items.
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
 
-/// Events a batch may carry.
-pub const MAX_EVENTS: usize = 50_000;
+/// Items a batch may carry.
+pub const MAX_ITEMS: usize = 20_000;
 
 /// The reporting pipelines' mirrors, by slug, with the run each mirrors.
 #[derive(Clone, Default)]
@@ -44,6 +44,26 @@ struct Reporter {
     started_unix_ms: u64,
     stages: Vec<String>,
     mirror: Mirror,
+    /// The reporter's count of finished items it could not send, when last logged.
+    dropped: u64,
+}
+
+/// Logs a reporter's count of items it could not send, the first time and each time it
+/// doubles: their counts are in its snapshot, their rows are not here, and whoever reads
+/// a task list should know why.
+fn note_dropped(state: &AppState, slug: &str, batch: &ReportBatch) {
+    let mut reporters = state.reporters.0.lock();
+    let Some(r) = reporters.get_mut(slug) else {
+        return;
+    };
+    if batch.dropped > r.dropped.saturating_mul(2) {
+        tracing::warn!(
+            pipeline = %batch.pipeline,
+            dropped = batch.dropped,
+            "a reporter could not send every finished item (more than it may send a period, or this dashboard was unreachable): counted, not listed"
+        );
+        r.dropped = batch.dropped;
+    }
 }
 
 /// The ingest route, with its own body limit (the API's is 64 KiB).
@@ -100,17 +120,22 @@ fn check(b: &ReportBatch) -> Result<(), String> {
     {
         return Err(format!("edge {e:?} names a stage past the {n} stages"));
     }
-    if b.events.len() > MAX_EVENTS {
+    if b.items.len() > MAX_ITEMS {
         return Err(format!(
-            "a batch carries at most {MAX_EVENTS} events, got {}",
-            b.events.len()
+            "a batch carries at most {MAX_ITEMS} items, got {}",
+            b.items.len()
         ));
     }
-    if let Some(e) = b.events.iter().find(|e| usize::from(e.stage) >= n) {
-        return Err(format!(
-            "event {} of item {} is at stage {}, past the {n} stages",
-            e.seq, e.item, e.stage
-        ));
+    for (i, d) in b.items.iter().enumerate() {
+        let stages = std::iter::once(d.stage)
+            .chain(d.visits.iter().map(|v| v.stage))
+            .chain(d.history.iter().map(|e| e.stage));
+        if let Some(s) = stages.into_iter().find(|s| usize::from(*s) >= n) {
+            return Err(format!(
+                "items[{i}] (item {}) names stage {s}, past the {n} stages",
+                d.id
+            ));
+        }
     }
     if let Some(s) = &b.snapshot {
         if s.stages.len() != n {
@@ -129,10 +154,21 @@ async fn ingest(
     body: Bytes,
 ) -> Result<Json<IngestReply>, ApiError> {
     authorized(&state, &headers)?;
-    // The path of what is wrong ("events[3].kind: unknown variant ..."), not only where.
-    let batch: ReportBatch =
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body))
-            .map_err(|e| ApiError::BadRequest(format!("the batch is not a report: {e}")))?;
+    // A good batch is read at full speed; a bad one again, for the path of what is wrong
+    // ("items[3].status: unknown variant ..."), not only where.
+    let batch: ReportBatch = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(plain) => {
+            let why = serde_path_to_error::deserialize::<_, ReportBatch>(
+                &mut serde_json::Deserializer::from_slice(&body),
+            )
+            .err()
+            .map_or_else(|| plain.to_string(), |e| e.to_string());
+            return Err(ApiError::BadRequest(format!(
+                "the batch is not a report: {why}"
+            )));
+        }
+    };
     check(&batch).map_err(ApiError::BadRequest)?;
     let slug = slug(&batch.pipeline);
     if state.pipelines.is_local(&slug) {
@@ -141,7 +177,8 @@ async fn ingest(
         )));
     }
     let mirror = mirror_for(&state, &slug, &batch);
-    mirror.events(&batch.events);
+    note_dropped(&state, &slug, &batch);
+    mirror.items(batch.items);
     if let Some(snapshot) = batch.snapshot {
         mirror.snapshot(snapshot);
     }
@@ -191,6 +228,7 @@ fn mirror_for(state: &AppState, slug: &str, batch: &ReportBatch) -> Mirror {
             started_unix_ms: batch.started_unix_ms,
             stages: batch.stages.clone(),
             mirror: mirror.clone(),
+            dropped: 0,
         },
     );
     tracing::info!(pipeline = %batch.pipeline, slug, "a pipeline reports");

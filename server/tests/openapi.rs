@@ -174,7 +174,7 @@ async fn every_documented_operation_answers_as_documented() {
                 .bearer_auth("openapi-test-ingest-token")
                 .json(&json!({
                     "pipeline": "reported", "stages": ["a"], "edges": [{"from": null, "to": 0}],
-                    "started_unix_ms": 1, "snapshot": null, "events": [], "dropped": 0
+                    "started_unix_ms": 1, "snapshot": null, "items": [], "dropped": 0
                 })),
             "post" => {
                 let body = if path.ends_with("/workers") {

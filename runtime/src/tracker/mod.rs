@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::events::{Batch, RawEvent};
-use record::Ring;
+use record::{ItemRecord, Ring};
 
 use flowdeck_protocol::RECENT_FAILURES;
 const FEED_CAPACITY: usize = 4_096;
@@ -192,7 +192,7 @@ impl Tracker {
         self.feed.write().take();
     }
 
-    pub(crate) fn apply(&self, batch: Batch) {
+    fn apply(&self, batch: Batch) {
         let callbacks = self.callbacks.read();
         let feed = self.feed.read();
         let watched = feed.as_ref().is_some_and(|f| f.receiver_count() > 0);
@@ -207,7 +207,7 @@ impl Tracker {
                 st.seq += 1;
                 let seq = st.seq;
                 st.count(e);
-                st.ring.apply(e);
+                st.ring.apply(e, seq);
                 if wanted {
                     out.push(to_event(seq, e));
                 }
@@ -222,9 +222,11 @@ impl Tracker {
                     }
                 }
             }
+            let seq = st.seq;
             for note in batch.notes {
                 if let Some(r) = st.ring.get_mut(note.item) {
                     r.annotate(note.key, note.value);
+                    r.touch(seq);
                 }
             }
             // After the notes: an item's annotations travel in the batch it finishes in.
@@ -257,6 +259,105 @@ impl Tracker {
         }
         if let (true, Some(feed)) = (watched, feed.as_ref()) {
             // A receiver may leave meanwhile: nobody watching is fine.
+            let _ = feed.send(out.into());
+        }
+    }
+
+    /// The retained items that changed after the tracker's `after`-th event, with their
+    /// status now, by id. This is how a reporter follows the pipeline without the change
+    /// feed: the feed costs the pipeline a copy of every event, a scan costs only the
+    /// reader, once a period. Walked in slices, letting go of the lock between them.
+    /// Take [`Tracker::seq`] before calling, and pass it next time.
+    pub fn changed_since(&self, after: u64) -> Vec<(ItemId, ItemStatus)> {
+        const SLICE: u64 = 4_096;
+        let mut found = Vec::new();
+        let Some((oldest, newest)) = self.state.lock().ring.id_range() else {
+            return found;
+        };
+        let mut low = oldest;
+        loop {
+            let high = low.saturating_add(SLICE - 1).min(newest);
+            {
+                let st = self.state.lock();
+                for id in low..=high {
+                    if let Some(r) = st.ring.get(id).filter(|r| r.changed() > after) {
+                        found.push((id, r.status()));
+                    }
+                }
+            }
+            if high == newest {
+                return found;
+            }
+            low = high + 1;
+        }
+    }
+
+    /// Puts items as another process's tracker reported them (a mirror's): each replaces
+    /// the item's record, the counts move from its status here to its reported one (an
+    /// item not seen before counts as submitted), a newly failed item enters the error
+    /// summary, a newly finished one goes to the sink, and the change feed gets one event
+    /// per item, so a hub refreshes its row. Putting the same detail twice changes nothing
+    /// but its record's stamp: a resent report is harmless.
+    pub fn put(&self, items: Vec<ItemDetail>) {
+        if items.is_empty() {
+            return;
+        }
+        let feed = self.feed.read();
+        let watched = feed.as_ref().is_some_and(|f| f.receiver_count() > 0);
+        let sink = self.sink.read().clone();
+        let (mut out, mut kept, mut skipped) = (Vec::new(), Vec::new(), 0u64);
+        {
+            let mut st = self.state.lock();
+            for d in items {
+                let before = st.ring.get(d.id).map(|r| r.status());
+                let e = RawEvent {
+                    item: d.id,
+                    at_us: d.updated_us,
+                    duration_us: 0,
+                    attempt: d.visits.last().map_or(0, |v| v.attempts),
+                    stage: d.stage,
+                    worker: d.visits.last().and_then(|v| v.worker),
+                    kind: entering(d.status),
+                    from: before,
+                    last: d.status == ItemStatus::Completed,
+                    extra: d.error.clone().map(|error| {
+                        Box::new(crate::events::Extra {
+                            error: Some(error),
+                            ..Default::default()
+                        })
+                    }),
+                };
+                let mut record = ItemRecord::from_detail(&d);
+                st.seq += 1;
+                let seq = st.seq;
+                record.touch(seq);
+                if !st.ring.put(record) {
+                    continue;
+                }
+                if before != Some(d.status) {
+                    st.count(&e);
+                    if d.status.is_terminal() && !before.is_some_and(ItemStatus::is_terminal) {
+                        match &sink {
+                            Some(sink) if sink.wants(d.status) => kept.push(d),
+                            Some(_) => skipped += 1,
+                            None => {}
+                        }
+                    }
+                }
+                if watched {
+                    out.push(to_event(seq, &e));
+                }
+            }
+        }
+        if let Some(sink) = &sink {
+            if !kept.is_empty() {
+                sink.finished(kept);
+            }
+            if skipped > 0 {
+                sink.skipped(skipped);
+            }
+        }
+        if let (false, Some(feed)) = (out.is_empty(), feed.as_ref()) {
             let _ = feed.send(out.into());
         }
     }
@@ -383,6 +484,11 @@ impl Tracker {
     }
 
     /// How many of the most recent items keep their detail (0 with tracking off).
+    /// The oldest and newest ids that may be retained; `None` before the first item.
+    pub fn retained_ids(&self) -> Option<(ItemId, ItemId)> {
+        self.state.lock().ring.id_range()
+    }
+
     pub fn retention(&self) -> usize {
         self.state.lock().ring.capacity()
     }
@@ -561,6 +667,18 @@ impl State {
             }
             _ => {}
         }
+    }
+}
+
+/// The kind of event that leaves an item in `status` (a reported item's latest change).
+fn entering(status: ItemStatus) -> EventKind {
+    match status {
+        ItemStatus::Queued => EventKind::Queued,
+        ItemStatus::Running => EventKind::Started,
+        ItemStatus::Retrying => EventKind::Retrying,
+        ItemStatus::Completed => EventKind::Completed,
+        ItemStatus::Failed => EventKind::Failed,
+        ItemStatus::Cancelled => EventKind::Cancelled,
     }
 }
 

@@ -66,6 +66,9 @@ pub(crate) struct ItemRecord {
     /// the newest of each per stage.
     #[allow(clippy::box_collection)]
     inputs: Option<Box<Vec<Kept>>>,
+    /// The tracker's sequence number when the record last changed: what a reporter asks
+    /// for (`Tracker::changed_since`) instead of reading every event.
+    changed: u64,
 }
 
 impl ItemRecord {
@@ -82,7 +85,73 @@ impl ItemRecord {
             annotations: None,
             retries: None,
             inputs: None,
+            changed: 0,
         }
+    }
+
+    /// A record as another process's tracker reported it (a mirror's): the visits, the
+    /// retries (from the history's `Retrying` events), parents, error, annotations and
+    /// captured data of the detail.
+    pub(crate) fn from_detail(d: &ItemDetail) -> Self {
+        let retries: Vec<Retry> = d
+            .history
+            .iter()
+            .filter(|e| e.kind == EventKind::Retrying)
+            .map(|e| Retry {
+                stage: e.stage,
+                worker: e.worker.unwrap_or(NO_WORKER),
+                attempt: e.attempt,
+                at_us: e.at_us,
+                duration_us: e.duration_us.unwrap_or(0),
+                error: e.error.clone(),
+            })
+            .collect();
+        let mut inputs = Vec::new();
+        for v in &d.visits {
+            for (preview, output) in [(&v.input, false), (&v.output, true)] {
+                if let Some(preview) = preview {
+                    inputs.push(Kept {
+                        stage: v.stage,
+                        output,
+                        preview: preview.clone(),
+                    });
+                }
+            }
+        }
+        ItemRecord {
+            id: d.id,
+            status: d.status,
+            stage: d.stage,
+            updated_us: d.updated_us,
+            created_us: d.created_us,
+            visits: d
+                .visits
+                .iter()
+                .map(|v| Visit {
+                    stage: v.stage,
+                    worker: v.worker.unwrap_or(NO_WORKER),
+                    attempts: v.attempts,
+                    queued_us: v.queued_us,
+                    started_us: v.started_us.unwrap_or(0),
+                    finished_us: v.finished_us.unwrap_or(0),
+                    outcome: v.outcome,
+                })
+                .collect(),
+            parents: d.parents.clone(),
+            error: d.error.clone().map(Box::new),
+            annotations: (!d.annotations.is_empty()).then(|| Box::new(d.annotations.clone())),
+            retries: (!retries.is_empty()).then(|| Box::new(retries)),
+            inputs: (!inputs.is_empty()).then(|| Box::new(inputs)),
+            changed: 0,
+        }
+    }
+
+    pub(crate) fn changed(&self) -> u64 {
+        self.changed
+    }
+
+    pub(crate) fn touch(&mut self, seq: u64) {
+        self.changed = seq;
     }
 
     /// The bytes its captured inputs take.
@@ -436,8 +505,9 @@ impl Ring {
         self.slots.get_mut(i)?.as_mut().filter(|r| r.id == id)
     }
 
-    /// Applies an event, creating the record if this is the newest item for its slot.
-    pub(crate) fn apply(&mut self, e: &RawEvent) {
+    /// Applies an event (the tracker's `seq`-th), creating the record if this is the
+    /// newest item for its slot.
+    pub(crate) fn apply(&mut self, e: &RawEvent, seq: u64) {
         if self.capacity == 0 {
             return;
         }
@@ -450,7 +520,10 @@ impl Ring {
         }
         let slot = &mut self.slots[i];
         match slot {
-            Some(r) if r.id == e.item => r.apply(e),
+            Some(r) if r.id == e.item => {
+                r.apply(e);
+                r.changed = seq;
+            }
             // An older item's record gives way; a late event for an evicted item does not
             // evict the newer one.
             Some(r) if r.id > e.item => return,
@@ -460,6 +533,7 @@ impl Ring {
                 }
                 let mut r = ItemRecord::new(e.item, e.at_us, e.stage, self.visits_hint);
                 r.apply(e);
+                r.changed = seq;
                 *slot = Some(r);
             }
         }
@@ -474,6 +548,36 @@ impl Ring {
                 self.input_bytes = self.input_bytes.saturating_add_signed(change);
             }
         }
+    }
+
+    /// Puts a whole record in its slot (a mirror's, from a reported detail), in place of
+    /// the item's earlier one or an older item's; its captured data counts against the
+    /// budget like any other (past it, the previews are left out and counted). Returns
+    /// whether it was kept: a record older than its slot's holder is not.
+    pub(crate) fn put(&mut self, mut r: ItemRecord) -> bool {
+        if self.capacity == 0 {
+            return false;
+        }
+        self.newest = Some(self.newest.map_or(r.id, |n| n.max(r.id)));
+        let i = self.index(r.id);
+        if i >= self.slots.len() {
+            let want = (i + 1).max(self.slots.len() * 2).min(self.capacity);
+            self.slots.resize_with(want, || None);
+        }
+        if self.slots[i].as_ref().is_some_and(|old| old.id > r.id) {
+            return false;
+        }
+        let old = self.slots[i].as_ref().map_or(0, ItemRecord::input_bytes);
+        let new = r.input_bytes();
+        if self.input_bytes - old + new > self.input_budget {
+            self.inputs_dropped += r.inputs.as_ref().map_or(0, |v| v.len() as u64);
+            r.inputs = None;
+            self.input_bytes -= old;
+        } else {
+            self.input_bytes = self.input_bytes - old + new;
+        }
+        self.slots[i] = Some(r);
+        true
     }
 
     /// The range of ids that may be retained, oldest first; `None` before the first item.
@@ -516,20 +620,20 @@ mod tests {
     fn captured_inputs_stay_within_the_budget_and_leave_with_their_items() {
         let mut ring = Ring::new(4, 1);
         ring.set_input_budget(10);
-        ring.apply(&failed(1, Some("aaaaaa")));
-        ring.apply(&failed(2, Some("bbbbbb")));
+        ring.apply(&failed(1, Some("aaaaaa")), 0);
+        ring.apply(&failed(2, Some("bbbbbb")), 0);
         assert_eq!(ring.input_bytes(), 6, "the second would pass 10 bytes");
         assert_eq!(ring.inputs_dropped, 1);
         assert_eq!(ring.get(2).unwrap().detail().visits[0].input, None);
         let kept = ring.get(1).unwrap().detail().visits[0].input.clone();
         assert_eq!(kept.unwrap().text, "aaaaaa");
         // Item 5 takes item 1's slot: its bytes are given back.
-        ring.apply(&failed(5, None));
+        ring.apply(&failed(5, None), 0);
         assert_eq!(ring.input_bytes(), 0);
-        ring.apply(&failed(6, Some("cccccccc")));
+        ring.apply(&failed(6, Some("cccccccc")), 0);
         assert_eq!(ring.input_bytes(), 8);
         // A stage's input kept again replaces the one before.
-        ring.apply(&failed(6, Some("dd")));
+        ring.apply(&failed(6, Some("dd")), 0);
         assert_eq!(ring.input_bytes(), 2);
     }
 }
