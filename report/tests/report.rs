@@ -40,6 +40,15 @@ fn pipeline(name: &str, delay: Duration) -> Running<u64, u64> {
     line(name, delay).build().unwrap().start()
 }
 
+/// The pipeline of [`pipeline`] with no delay, its tracker retaining 1,000 items.
+fn retaining_1000(name: &str) -> Running<u64, u64> {
+    line(name, Duration::ZERO)
+        .retention(1_000)
+        .build()
+        .unwrap()
+        .start()
+}
+
 fn line(name: &str, delay: Duration) -> Line<u64, u64> {
     Line::<u64>::new(name)
         .stage(Stage::map("parse", |n: u64, _cx| async move { Ok::<_, String>(n) }).workers(2))
@@ -318,11 +327,7 @@ async fn a_dashboard_that_is_down_costs_the_pipeline_only_counted_drops() {
         l.local_addr().unwrap().port()
     };
     // Its tracker retains 1,000 items: what a down dashboard can still get later.
-    let running = line("offline", Duration::ZERO)
-        .retention(1_000)
-        .build()
-        .unwrap()
-        .start();
+    let running = retaining_1000("offline");
     let handle = running.handle.clone();
     let reporter = handle.report_to_with(
         &format!("http://127.0.0.1:{port}"),
@@ -360,11 +365,7 @@ async fn a_reporter_slower_than_its_pipeline_sends_what_is_retained_and_counts_t
     let db = tempfile::tempdir().unwrap();
     let base = standalone(&db).await;
     // 5,000 items, far faster than 40 items a batch; the tracker retains the last 1,000.
-    let running = line("fast", Duration::ZERO)
-        .retention(1_000)
-        .build()
-        .unwrap()
-        .start();
+    let running = retaining_1000("fast");
     let handle = running.handle.clone();
     let reporter = handle.report_to_with(
         &base,
