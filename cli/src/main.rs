@@ -114,6 +114,10 @@ struct ServeArgs {
     /// dashboard takes no reports.
     #[arg(long, env = "FLOWDECK_INGEST_TOKEN", hide_env_values = true)]
     ingest_token: Option<String>,
+    /// Seconds a reporting pipeline may stay silent before its run is marked aborted, with
+    /// a warning saying why, 1 to 3600 [default: 15].
+    #[arg(long, env = "FLOWDECK_REPORTER_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    reporter_timeout_secs: Option<u64>,
     /// On SIGTERM or ctrl-c, seconds the pipeline may take to finish its queued items
     /// before the rest is cancelled, 0 to 3600 [default: 30].
     #[arg(long, env = "FLOWDECK_DRAIN_TIMEOUT_SECS")]
@@ -274,6 +278,7 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
             warnings: file.warnings,
             ingest_token: args.ingest_token.clone(),
             standalone: args.no_demo,
+            reporter_timeout: Duration::from_secs(args.reporter_timeout_secs.unwrap_or(15)),
             ..flowdeck_server::Config::default()
         },
         demo_rate,

@@ -198,8 +198,13 @@ impl Snapshot {
     /// queued) while their own output is not blocked. A stage that spends its time waiting
     /// for room downstream is a victim of the bottleneck, not the bottleneck, however long
     /// its queue. Ties go to the longer wait in the queue. `None` when no stage is
-    /// saturated: the pipeline keeps up with its input.
+    /// saturated: the pipeline keeps up with its input; and once the run has ended, when
+    /// nothing holds it back any more (its last busy ratios still describe its last
+    /// moments of work).
     pub fn bottleneck(&self) -> Option<usize> {
+        if matches!(self.state, PipelineState::Finished | PipelineState::Aborted) {
+            return None;
+        }
         self.stages
             .iter()
             .enumerate()
@@ -249,6 +254,23 @@ mod tests {
             stage("store", 0, 0.10, 0.0),
         ];
         assert_eq!(bottleneck(stages), Some(2));
+    }
+
+    #[test]
+    fn an_ended_run_has_no_bottleneck() {
+        for state in [PipelineState::Finished, PipelineState::Aborted] {
+            let s = Snapshot {
+                state,
+                stages: vec![stage("a", 0, 0.99, 0.0), stage("b", 0, 0.1, 0.0)],
+                ..Snapshot::default()
+            };
+            assert_eq!(s.bottleneck(), None, "{state:?}");
+        }
+        let running = Snapshot {
+            stages: vec![stage("a", 0, 0.99, 0.0)],
+            ..Snapshot::default()
+        };
+        assert_eq!(running.bottleneck(), Some(0));
     }
 
     #[test]

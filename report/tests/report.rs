@@ -17,6 +17,11 @@ const TOKEN: &str = "a-long-enough-ingest-token";
 
 /// A standalone dashboard (no pipeline of its own) on a free port; its base URL.
 async fn standalone(db: &tempfile::TempDir) -> String {
+    standalone_with(db, Duration::from_secs(15)).await
+}
+
+/// The same, marking a reporter lost after `reporter_timeout` of silence.
+async fn standalone_with(db: &tempfile::TempDir, reporter_timeout: Duration) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = Config {
         addr: listener.local_addr().unwrap(),
@@ -24,6 +29,7 @@ async fn standalone(db: &tempfile::TempDir) -> String {
         store: Some(flowdeck_store::StoreConfig::new(db.path().join("runs.db"))),
         ingest_token: Some(TOKEN.into()),
         standalone: true,
+        reporter_timeout,
         ..Config::default()
     };
     let placeholder = flowdeck_runtime::mirror("standalone".into(), vec![], vec![], 0).0;
@@ -404,4 +410,106 @@ async fn a_reporter_slower_than_its_pipeline_sends_what_is_retained_and_counts_t
     // The newest item, finished and retained at the end, is there with its detail.
     let task = get_json(format!("{base}/p/fast/api/v1/tasks/4999")).await;
     assert_eq!(task["detail"]["status"], "completed", "{task}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_reporter_is_marked_lost_and_its_return_is_a_new_run() {
+    let db = tempfile::tempdir().unwrap();
+    let base = standalone_with(&db, Duration::from_secs(1)).await;
+    // One batch by hand, as a process that then dies would have sent: running, one item
+    // queued.
+    use flowdeck_protocol::{
+        report::ReportBatch, Edge, ItemDetail, ItemStatus, PipelineState, Snapshot, StageSnapshot,
+        StageVisit, Totals,
+    };
+    let edges = vec![Edge { from: None, to: 0 }];
+    let batch = ReportBatch {
+        pipeline: "gone".into(),
+        stages: vec!["a".into()],
+        edges: edges.clone(),
+        started_unix_ms: 1_700_000_000_000,
+        snapshot: Some(Snapshot {
+            pipeline: "gone".into(),
+            state: PipelineState::Running,
+            uptime_ms: 500,
+            started_unix_ms: 1_700_000_000_000,
+            edges,
+            stages: vec![StageSnapshot {
+                name: "a".into(),
+                ..Default::default()
+            }],
+            totals: Totals {
+                submitted: 1,
+                queued: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+        items: vec![ItemDetail {
+            id: 0,
+            status: ItemStatus::Queued,
+            stage: 0,
+            created_us: 5,
+            updated_us: 5,
+            visits: vec![StageVisit {
+                stage: 0,
+                worker: None,
+                attempts: 0,
+                queued_us: 5,
+                started_us: None,
+                finished_us: None,
+                outcome: None,
+                input: None,
+                output: None,
+            }],
+            parents: vec![],
+            error: None,
+            annotations: vec![],
+            history: vec![],
+        }],
+        dropped: 0,
+    };
+    let post = || async {
+        let res = reqwest::Client::new()
+            .post(format!("{base}/api/v1/ingest"))
+            .bearer_auth(TOKEN)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    };
+    post().await;
+    let row = &get_json(format!("{base}/api/v1/pipelines")).await[0];
+    assert_eq!(row["state"], "running", "{row}");
+    // Silent past its timeout: aborted, with a warning that says why.
+    eventually("the silent run marked aborted", || {
+        let base = base.clone();
+        async move {
+            let row = &get_json(format!("{base}/api/v1/pipelines")).await[0];
+            row["state"] == "aborted" && row["warnings"] == 1
+        }
+    })
+    .await;
+    let warnings = get_json(format!("{base}/p/gone/api/v1/warnings")).await;
+    let text = warnings.to_string();
+    assert!(
+        text.contains("no report from this pipeline") && text.contains("1 items were in progress"),
+        "{warnings}"
+    );
+    eventually("its run kept as aborted", || {
+        let base = base.clone();
+        async move {
+            let runs = get_json(format!("{base}/api/v1/runs")).await;
+            runs.as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["pipeline"] == "gone" && r["state"] == "aborted")
+        }
+    })
+    .await;
+    // It comes back with the same run: a new run here, live again.
+    post().await;
+    let row = &get_json(format!("{base}/api/v1/pipelines")).await[0];
+    assert_eq!(row["state"], "running", "{row}");
 }

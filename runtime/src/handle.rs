@@ -205,6 +205,11 @@ impl PipelineHandle {
     /// The health warnings firing now and those that cleared (newest first); both empty
     /// when warnings are off.
     pub fn warnings(&self) -> (Vec<crate::warnings::Warning>, Vec<crate::warnings::Warning>) {
+        if let Some(reported) = &self.shared.reported {
+            // A mirror's are those its reporting process's snapshot carries.
+            let all = reported.lock().warnings.clone();
+            return all.into_iter().partition(|w| w.firing());
+        }
         match &self.shared.health {
             Some(engine) => {
                 let e = engine.lock();

@@ -218,6 +218,44 @@ impl Mirror {
         }
     }
 
+    /// Whether the mirrored run has not ended (finished, aborted or lost).
+    pub fn is_running(&self) -> bool {
+        !matches!(
+            *self.shared.state.borrow(),
+            PipelineState::Finished | PipelineState::Aborted
+        )
+    }
+
+    /// Ends the mirrored run as aborted because its reporter went silent: its last
+    /// snapshot with that state and a warning (`lost_items`) saying why and how many items
+    /// were in progress then, since their end will not be known here.
+    pub fn lost(&self, silent_for: std::time::Duration) {
+        let mut s = self.reported.lock().clone();
+        if matches!(s.state, PipelineState::Finished | PipelineState::Aborted) {
+            return;
+        }
+        let stats = self.shared.tracker.stats();
+        let open = stats.queued + stats.running + stats.retrying;
+        s.state = PipelineState::Aborted;
+        s.warnings.insert(
+            0,
+            flowdeck_protocol::Warning {
+                rule: flowdeck_protocol::Rule::LostItems,
+                stage: None,
+                worker: None,
+                items: Vec::new(),
+                message: format!(
+                    "no report from this pipeline's process for {} s: its run is marked aborted; {open} items were in progress here, their end is unknown",
+                    silent_for.as_secs()
+                ),
+                first_seen_ms: s.uptime_ms,
+                last_seen_ms: s.uptime_ms,
+                cleared_ms: None,
+            },
+        );
+        self.snapshot(s);
+    }
+
     /// The commands pressed since the last call, oldest first.
     pub fn take_commands(&self) -> Vec<Command> {
         std::mem::take(&mut *self.commands.queue.lock())

@@ -62,6 +62,11 @@ pub struct Config {
     /// --no-demo`): `/` is their list, and the pipeline handed to `serve` is a placeholder
     /// that is neither listed nor recorded.
     pub standalone: bool,
+    /// How long a reporting pipeline may stay silent before its run is marked aborted,
+    /// with a warning saying why: its process is gone, or cannot reach this dashboard.
+    /// A reporter sends every 250 ms, and while it cannot get through it waits at most
+    /// 5 s between tries, so 15 s is three missed tries.
+    pub reporter_timeout: Duration,
 }
 
 /// Log records kept for the Logs page and the API.
@@ -88,6 +93,7 @@ impl Default for Config {
             pipelines: Vec::new(),
             ingest_token: None,
             standalone: false,
+            reporter_timeout: Duration::from_secs(15),
         }
     }
 }

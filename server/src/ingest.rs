@@ -10,7 +10,11 @@
 //! user's: a reporter is a program, and one leaked reporter token cannot read or control
 //! anything. Without one configured the endpoint answers 401, saying so.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Bytes,
@@ -37,7 +41,11 @@ pub const MAX_ITEMS: usize = 20_000;
 
 /// The reporting pipelines' mirrors, by slug, with the run each mirrors.
 #[derive(Clone, Default)]
-pub struct Reporters(Arc<Mutex<HashMap<String, Reporter>>>);
+pub struct Reporters {
+    map: Arc<Mutex<HashMap<String, Reporter>>>,
+    /// Whether the watch for silent reporters runs (started with the first reporter).
+    watching: Arc<std::sync::atomic::AtomicBool>,
+}
 
 #[derive(Clone)]
 struct Reporter {
@@ -46,16 +54,56 @@ struct Reporter {
     mirror: Mirror,
     /// The reporter's count of finished items it could not send, when last logged.
     dropped: u64,
+    /// When its last batch came.
+    seen: Instant,
+    /// Marked aborted for its silence: a batch of the same run after that starts a new
+    /// run here (the old one's feed and store record are closed).
+    lost: bool,
+}
+
+impl Reporters {
+    /// Starts, once, the watch that marks a reporter's run aborted when it has sent
+    /// nothing for `timeout` (checked every second, or every `timeout` if shorter).
+    fn watch(&self, timeout: Duration) {
+        if self
+            .watching
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let map = Arc::downgrade(&self.map);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(timeout.min(Duration::from_secs(1)));
+            loop {
+                tick.tick().await;
+                // The dashboard is gone: nothing left to watch.
+                let Some(map) = map.upgrade() else { return };
+                for (slug, r) in map.lock().iter_mut() {
+                    let silent = r.seen.elapsed();
+                    if !r.lost && silent >= timeout && r.mirror.is_running() {
+                        tracing::warn!(
+                            slug,
+                            silent_s = silent.as_secs(),
+                            "a reporting pipeline went silent: its run is marked aborted"
+                        );
+                        r.mirror.lost(silent);
+                        r.lost = true;
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// Logs a reporter's count of items it could not send, the first time and each time it
 /// doubles: their counts are in its snapshot, their rows are not here, and whoever reads
 /// a task list should know why.
 fn note_dropped(state: &AppState, slug: &str, batch: &ReportBatch) {
-    let mut reporters = state.reporters.0.lock();
+    let mut reporters = state.reporters.map.lock();
     let Some(r) = reporters.get_mut(slug) else {
         return;
     };
+    r.seen = Instant::now();
     if batch.dropped > r.dropped.saturating_mul(2) {
         tracing::warn!(
             pipeline = %batch.pipeline,
@@ -190,10 +238,16 @@ async fn ingest(
 /// The mirror of the batch's run: the one already served, or a new one (a new pipeline,
 /// or a new run of it) put under its base.
 fn mirror_for(state: &AppState, slug: &str, batch: &ReportBatch) -> Mirror {
-    let mut reporters = state.reporters.0.lock();
+    let mut reporters = state.reporters.map.lock();
     if let Some(r) = reporters.get(slug) {
-        if r.started_unix_ms == batch.started_unix_ms && r.stages == batch.stages {
+        if r.started_unix_ms == batch.started_unix_ms && r.stages == batch.stages && !r.lost {
             return r.mirror.clone();
+        }
+        if r.lost {
+            tracing::info!(
+                slug,
+                "a silent reporter is back: its run goes on as a new one"
+            );
         }
     }
     let (handle, mirror) = flowdeck_runtime::mirror(
@@ -229,8 +283,11 @@ fn mirror_for(state: &AppState, slug: &str, batch: &ReportBatch) -> Mirror {
             stages: batch.stages.clone(),
             mirror: mirror.clone(),
             dropped: 0,
+            seen: Instant::now(),
+            lost: false,
         },
     );
+    state.reporters.watch(state.config.reporter_timeout);
     tracing::info!(pipeline = %batch.pipeline, slug, "a pipeline reports");
     mirror
 }

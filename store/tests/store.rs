@@ -534,9 +534,11 @@ fn every_snapshot_is_kept_for_replay_and_a_moment_reads_the_one_at_or_before_it(
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let run = store.begin_run(start("replayed"));
-    // A slow last stage, saturated from the 10th second: the bottleneck then, not before.
+    // A slow last stage, saturated from the 10th second: the bottleneck then, not before,
+    // and not once the run has ended.
     let at = |uptime_ms: u64, completed: u64, saturated: bool| {
         let mut s = snapshot(completed, 0);
+        s.state = PipelineState::Running;
         s.uptime_ms = uptime_ms;
         s.stages = ["parse", "store"]
             .iter()
@@ -555,12 +557,9 @@ fn every_snapshot_is_kept_for_replay_and_a_moment_reads_the_one_at_or_before_it(
     store.progress(run, at(5_000, 10, false), 1_700_000_005_000);
     store.progress(run, at(10_000, 30, true), 1_700_000_010_000);
     store.progress(run, at(15_000, 60, true), 1_700_000_015_000);
-    store.end_run(
-        run,
-        RunState::Finished,
-        at(17_500, 75, false),
-        1_700_000_017_500,
-    );
+    let mut end = at(17_500, 75, true);
+    end.state = PipelineState::Finished;
+    store.end_run(run, RunState::Finished, end, 1_700_000_017_500);
     store.flush();
 
     let timeline = store.timeline(run).unwrap();
