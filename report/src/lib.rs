@@ -53,6 +53,9 @@ pub struct Options {
     pub max_items: usize,
     /// The longest wait between tries while the dashboard does not answer.
     pub max_backoff: Duration,
+    /// How long one send may take before it counts as failed (a dashboard whose host
+    /// accepts connections and never answers).
+    pub timeout: Duration,
     /// How long the reporter keeps trying to send the run's end once the pipeline has
     /// finished, before it gives up (a dashboard gone for good must not hold the process).
     pub end_grace: Duration,
@@ -64,6 +67,7 @@ impl Default for Options {
             every: Duration::from_millis(250),
             max_items: 2_000,
             max_backoff: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
             end_grace: Duration::from_secs(30),
         }
     }
@@ -230,10 +234,7 @@ async fn run(
     let first = handle.snapshot();
     let (stages, edges) = (handle.stage_names().to_vec(), first.edges.clone());
     let started_unix_ms = first.started_unix_ms;
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
+    let http = match reqwest::Client::builder().timeout(options.timeout).build() {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!("flowdeck report: no HTTP client ({e}); not reporting");

@@ -328,42 +328,55 @@ async fn bad_reports_are_refused_with_json_naming_the_problem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dashboard_that_is_down_costs_the_pipeline_only_counted_drops() {
     // Nothing listens there: a port taken and released.
-    let port = {
+    let refused = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    // Its tracker retains 1,000 items: what a down dashboard can still get later.
-    let running = retaining_1000("offline");
-    let handle = running.handle.clone();
-    let reporter = handle.report_to_with(
-        &format!("http://127.0.0.1:{port}"),
-        TOKEN,
-        Options {
-            end_grace: Duration::from_millis(500),
-            ..Options::default()
-        },
-    );
-    let outputs = running.outputs;
-    let drained = tokio::spawn(async move {
-        let mut n = 0u64;
-        while outputs.recv().await.is_ok() {
-            n += 1;
+    // A host that takes connections and never answers: each send hangs until its timeout.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = hole.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            held.push(socket);
         }
-        n
     });
-    running.input.send_all(0..20_000).await;
-    drop(running.input);
-    tokio::time::timeout(Duration::from_secs(30), handle.wait())
-        .await
-        .expect("the pipeline finishes while its dashboard is down");
-    assert_eq!(drained.await.unwrap(), 18_000);
-    let stats = tokio::time::timeout(Duration::from_secs(10), reporter.finished())
-        .await
-        .expect("the reporter gives up on the end after its grace");
-    assert_eq!(stats.sent, 0, "{stats:?}");
-    assert!(stats.failures > 0, "{stats:?}");
-    // Of 20,000 finished items, the 1,000 retained were still sendable when it gave up.
-    assert_eq!(stats.dropped, 19_000, "{stats:?}");
+    for (name, port) in [("refused", refused), ("silent", silent)] {
+        // Its tracker retains 1,000 items: what a down dashboard can still get later.
+        let running = retaining_1000(name);
+        let handle = running.handle.clone();
+        let reporter = handle.report_to_with(
+            &format!("http://127.0.0.1:{port}"),
+            TOKEN,
+            Options {
+                timeout: Duration::from_millis(300),
+                max_backoff: Duration::from_millis(500),
+                end_grace: Duration::from_millis(500),
+                ..Options::default()
+            },
+        );
+        let outputs = running.outputs;
+        let drained = tokio::spawn(async move {
+            let mut n = 0u64;
+            while outputs.recv().await.is_ok() {
+                n += 1;
+            }
+            n
+        });
+        running.input.send_all(0..5_000).await;
+        drop(running.input);
+        tokio::time::timeout(Duration::from_secs(30), handle.wait())
+            .await
+            .expect("the pipeline finishes while its dashboard is down");
+        assert_eq!(drained.await.unwrap(), 4_500, "{name}");
+        let stats = tokio::time::timeout(Duration::from_secs(10), reporter.finished())
+            .await
+            .expect("the reporter gives up on the end after its grace");
+        assert_eq!(stats.sent, 0, "{name}: {stats:?}");
+        assert!(stats.failures > 0, "{name}: {stats:?}");
+        // Of 5,000 finished items, the 1,000 retained were still sendable when it gave up.
+        assert_eq!(stats.dropped, 4_000, "{name}: {stats:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
