@@ -56,11 +56,14 @@ impl StageQueue {
     }
 }
 
-/// The `Nats-Msg-Id` of what stage `stage` made of item `item` on attempt `attempt` of run
-/// `run`: the same however many times a crash makes the attempt run again, so JetStream
-/// keeps one copy.
-pub fn msg_id(run: &str, stage: u16, item: u64, attempt: u32) -> String {
-    format!("{run}.s{stage}.{item}.{attempt}")
+/// The `Nats-Msg-Id` of output `output` (0 for a map; the index for a flat map) that stage
+/// `stage` made of item `item` in run `run`. The same however many times the item is
+/// delivered: a worker that crashed after publishing and before acking leaves the item to
+/// be delivered again, and the second worker's outputs carry the same ids, so JetStream
+/// keeps one copy. (A JetStream delivery count in the id would defeat that; a retry after
+/// a failure publishes nothing before it succeeds, so it needs no number of its own.)
+pub fn msg_id(run: &str, stage: u16, item: u64, output: u32) -> String {
+    format!("{run}.s{stage}.{item}.{output}")
 }
 
 #[cfg(test)]
