@@ -328,12 +328,13 @@ impl Tracker {
                     }),
                 };
                 let mut record = ItemRecord::from_detail(&d);
-                st.seq += 1;
-                let seq = st.seq;
+                // Numbered only if kept: the feed's numbers have no gaps.
+                let seq = st.seq + 1;
                 record.touch(seq);
                 if !st.ring.put(record) {
                     continue;
                 }
+                st.seq = seq;
                 if before != Some(d.status) {
                     st.count(&e);
                     if d.status.is_terminal() && !before.is_some_and(ItemStatus::is_terminal) {
@@ -717,5 +718,44 @@ impl Feed {
             broadcast::error::RecvError::Lagged(n) => FeedError::Lagged(n),
             broadcast::error::RecvError::Closed => FeedError::Closed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(id: ItemId, status: ItemStatus) -> ItemDetail {
+        ItemDetail {
+            id,
+            status,
+            stage: 0,
+            created_us: id,
+            updated_us: id,
+            visits: Vec::new(),
+            parents: Vec::new(),
+            error: None,
+            annotations: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_put_older_than_its_slot_is_left_out_and_numbers_nothing() {
+        let tracker = Tracker::new(1, 2);
+        let _feed = tracker.subscribe();
+        tracker.put(vec![detail(5, ItemStatus::Running)]);
+        // Item 3 would take item 5's slot: older, so not kept, not counted, not numbered.
+        tracker.put(vec![detail(3, ItemStatus::Completed)]);
+        assert_eq!(tracker.seq(), 1);
+        assert_eq!(tracker.status(3), None);
+        let stats = tracker.stats();
+        assert_eq!((stats.submitted, stats.running, stats.completed), (1, 1, 0));
+        // The same item again, finished: it moves, and is numbered next.
+        tracker.put(vec![detail(5, ItemStatus::Completed)]);
+        assert_eq!(tracker.seq(), 2);
+        let stats = tracker.stats();
+        assert_eq!((stats.submitted, stats.running, stats.completed), (1, 0, 1));
+        assert_eq!(tracker.changed_since(1), vec![(5, ItemStatus::Completed)]);
     }
 }
