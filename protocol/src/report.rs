@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Edge, ItemDetail, ItemId, Snapshot};
 
+/// Items a batch may carry. Small enough that a batch of them fits the dashboard's 8 MiB
+/// body limit however plain its items, so that too many items is a 400 that says so, not
+/// a 413.
+pub const MAX_ITEMS: usize = 5_000;
+
 /// One batch of a reporting pipeline's news.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReportBatch {

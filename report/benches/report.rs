@@ -7,7 +7,7 @@
 //!    again as one; on a 2-core machine it takes its share of the cores). Items/s, best
 //!    of 3.
 //! 2. Ingest: 4 processes (this binary again), each running that pipeline over 100,000
-//!    items and reporting with batches of 20,000 items, to one standalone dashboard in a
+//!    items and reporting with batches of 5,000 items (the most), to one standalone dashboard in a
 //!    fifth; the status changes the dashboard took per second, from the reporters' own
 //!    counts, over the time from their start to the last one's end.
 //!
@@ -127,14 +127,14 @@ async fn serve_dashboard() {
 }
 
 /// A reporting process (`BENCH_ROLE=reporter`): one pipeline over `REPORT_ITEMS` items,
-/// reporting to `REPORT_URL` in batches of 20,000; prints its counts as
+/// reporting to `REPORT_URL` in batches of 5,000; prints its counts as
 /// `items events dropped`.
 async fn reporter_process() {
     let url = std::env::var("REPORT_URL").unwrap();
     let n = env("REPORT_ITEMS", 100_000);
     let name = format!("ingest {}", std::process::id());
     let options = Options {
-        max_items: 20_000,
+        max_items: 5_000,
         end_grace: Duration::from_secs(60),
         ..Options::default()
     };
@@ -226,7 +226,7 @@ async fn cost(n: u64, url: &str, down: &str, sink: &str) {
 
 fn ingest(url: &str) {
     let each = 100_000;
-    println!("2. 4 reporting processes, {each} items each, batches of 20,000 items");
+    println!("2. 4 reporting processes, {each} items each, batches of 5,000 items");
     let t = Instant::now();
     let children: Vec<Child> = (0..4)
         .map(|_| {

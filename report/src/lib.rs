@@ -48,7 +48,7 @@ pub struct Options {
     /// How often a batch goes out.
     pub every: Duration,
     /// Items a batch carries at most (each with its whole detail, about 1 KB of JSON for
-    /// three stages). The default, 2,000 a quarter second, sends every item of a pipeline
+    /// three stages), up to the dashboard's 5,000 (`report::MAX_ITEMS`). The default, 2,000 a quarter second, sends every item of a pipeline
     /// of up to 8,000 items a second, and bounds what a faster one costs.
     pub max_items: usize,
     /// The longest wait between tries while the dashboard does not answer.
@@ -243,7 +243,9 @@ async fn run(
     };
     let tracker = handle.tracker();
     let (mut unsent, mut cursor, mut finished_sent) = (Unsent::default(), 0u64, 0u64);
-    let mut max_items = options.max_items.max(1);
+    let mut max_items = options
+        .max_items
+        .clamp(1, flowdeck_protocol::report::MAX_ITEMS);
     let mut wait = options.every;
     let mut ended: Option<tokio::time::Instant> = None;
     loop {
@@ -259,8 +261,10 @@ async fn run(
         if ended.is_none() && done {
             ended = Some(tokio::time::Instant::now());
         }
-        // The position first, then the scan: a change during the scan is seen again next
-        // time rather than missed.
+        // The snapshot, then the position, then the scan: every item the snapshot counts as
+        // finished has finished by the scan (so the dropped count below is never too
+        // high), and a change during the scan is seen again next time rather than missed.
+        let latest = handle.snapshot();
         let seq = tracker.seq();
         unsent.refresh(tracker, cursor);
         cursor = seq;
@@ -272,16 +276,16 @@ async fn run(
         // The run's end goes with the last of its items: a dashboard closes a run when
         // told it finished.
         let last = done && left == 0;
-        let snapshot = (!done || last).then(|| handle.snapshot());
         let head = Head {
             pipeline: handle.name(),
             stages: &stages,
             edges: &edges,
             started_unix_ms,
-            snapshot: snapshot.as_ref(),
+            snapshot: (!done || last).then_some(&latest),
             dropped: counters.dropped.load(Ordering::Relaxed),
         };
         let body = body(&head, encoded);
+        let mut end_sent = false;
         match send(&http, &url, &token, body).await {
             Ok(reply) => {
                 let n = items.len() as u64;
@@ -302,9 +306,7 @@ async fn run(
                 } else {
                     options.every
                 };
-                if last {
-                    return;
-                }
+                end_sent = last;
             }
             Err(failure) => {
                 unsent.put_back(&items);
@@ -324,11 +326,13 @@ async fn run(
                 }
             }
         }
-        let finished_now = finished(&handle.snapshot());
         counters.dropped.store(
-            finished_now.saturating_sub(finished_sent + unsent.finished()),
+            finished(&latest).saturating_sub(finished_sent + unsent.finished()),
             Ordering::Relaxed,
         );
+        if end_sent {
+            return;
+        }
         if ended.is_some_and(|at| at.elapsed() > options.end_grace) {
             tracing::warn!("flowdeck report: the dashboard did not take the run's end; giving up");
             return;

@@ -25,7 +25,7 @@ use axum::{
 };
 use flowdeck_protocol::{
     pipelines::slug,
-    report::{IngestReply, ReportBatch},
+    report::{IngestReply, ReportBatch, MAX_ITEMS},
 };
 use flowdeck_runtime::Mirror;
 use parking_lot::Mutex;
@@ -35,9 +35,6 @@ use crate::{api::ApiError, state::AppState};
 /// The largest batch accepted: a reporter sends at most 2,000 items a batch by default,
 /// about 2 MB of JSON for three-stage items.
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
-
-/// Items a batch may carry.
-pub const MAX_ITEMS: usize = 20_000;
 
 /// The reporting pipelines' mirrors, by slug, with the run each mirrors.
 #[derive(Clone, Default)]
