@@ -53,6 +53,8 @@ pub(crate) struct ItemRecord {
     /// Orders concurrent updates: an event older than the last applied one does not
     /// change the status (batches from different workers can arrive out of order).
     updated_us: u64,
+    /// The step of the event that set the status, for ties on `updated_us`.
+    updated_step: (StageIndex, u32, u8),
     created_us: u64,
     visits: Vec<Visit>,
     parents: Vec<ItemId>,
@@ -78,6 +80,7 @@ impl ItemRecord {
             status: ItemStatus::Queued,
             stage,
             updated_us: at_us,
+            updated_step: (0, 0, 0),
             created_us: at_us,
             visits: Vec::with_capacity(visits_hint),
             parents: Vec::new(),
@@ -123,6 +126,7 @@ impl ItemRecord {
             status: d.status,
             stage: d.stage,
             updated_us: d.updated_us,
+            updated_step: (d.stage, 0, 0),
             created_us: d.created_us,
             visits: d
                 .visits
@@ -269,7 +273,13 @@ impl ItemRecord {
             }
         }
         let status = e.kind.status_after(e.last);
-        if e.at_us >= self.updated_us {
+        // Batches from different workers arrive in any order, and trivial tasks make
+        // several steps of one item within one microsecond: a tie on the time goes to the
+        // later step (stage, attempt, kind), so a late "completed at b" cannot take a
+        // completed item back to queued.
+        let step = step(e);
+        if (e.at_us, step) >= (self.updated_us, self.updated_step) {
+            self.updated_step = step;
             self.updated_us = e.at_us;
             // A stage's completion and the next stage's queueing share a timestamp: the
             // queueing names the stage the item is now at.
@@ -440,6 +450,17 @@ impl ItemRecord {
             history: self.history(),
         }
     }
+}
+
+/// Where an event falls in its item's life, for ordering events of one microsecond.
+fn step(e: &RawEvent) -> (StageIndex, u32, u8) {
+    let rank = match e.kind {
+        EventKind::Queued => 0,
+        EventKind::Started => 1,
+        EventKind::Retrying => 2,
+        EventKind::Completed | EventKind::Failed | EventKind::Cancelled => 3,
+    };
+    (e.stage, e.attempt, rank)
 }
 
 /// The ring of the most recent items' records.
@@ -614,6 +635,38 @@ mod tests {
                 ..Extra::default()
             })),
         }
+    }
+
+    fn event(kind: EventKind, stage: StageIndex, last: bool, from: ItemStatus) -> RawEvent {
+        RawEvent {
+            item: 1,
+            at_us: 100,
+            duration_us: 0,
+            attempt: 1,
+            stage,
+            worker: Some(0),
+            kind,
+            from: Some(from),
+            last,
+            extra: None,
+        }
+    }
+
+    #[test]
+    fn a_late_event_of_the_same_microsecond_does_not_take_an_item_back() {
+        let mut ring = Ring::new(4, 2);
+        // Stage 1's worker's batch arrives before stage 0's, all within one microsecond.
+        ring.apply(&event(EventKind::Started, 1, false, ItemStatus::Queued), 1);
+        ring.apply(
+            &event(EventKind::Completed, 1, true, ItemStatus::Running),
+            2,
+        );
+        ring.apply(
+            &event(EventKind::Completed, 0, false, ItemStatus::Running),
+            3,
+        );
+        let r = ring.get(1).unwrap();
+        assert_eq!((r.status(), r.stage()), (ItemStatus::Completed, 1));
     }
 
     #[test]
