@@ -238,12 +238,7 @@ impl Tracker {
             }
         }
         if let Some(sink) = &sink {
-            if !kept.is_empty() {
-                sink.finished(kept);
-            }
-            if skipped > 0 {
-                sink.skipped(skipped);
-            }
+            hand_over(sink.as_ref(), kept, skipped);
         }
         if !wanted || out.is_empty() {
             return;
@@ -351,12 +346,7 @@ impl Tracker {
             }
         }
         if let Some(sink) = &sink {
-            if !kept.is_empty() {
-                sink.finished(kept);
-            }
-            if skipped > 0 {
-                sink.skipped(skipped);
-            }
+            hand_over(sink.as_ref(), kept, skipped);
         }
         if let (false, Some(feed)) = (out.is_empty(), feed.as_ref()) {
             let _ = feed.send(out.into());
@@ -668,6 +658,16 @@ impl State {
             }
             _ => {}
         }
+    }
+}
+
+/// Gives a sink one batch's finished items, and the count of those it did not take.
+fn hand_over(sink: &dyn FinishedSink, kept: Vec<ItemDetail>, skipped: u64) {
+    if !kept.is_empty() {
+        sink.finished(kept);
+    }
+    if skipped > 0 {
+        sink.skipped(skipped);
     }
 }
 

@@ -532,13 +532,7 @@ impl Ring {
         if self.capacity == 0 {
             return;
         }
-        self.newest = Some(self.newest.map_or(e.item, |n| n.max(e.item)));
-        let i = self.index(e.item);
-        if i >= self.slots.len() {
-            // Grow lazily: a short run never pays for the whole retention.
-            let want = (i + 1).max(self.slots.len() * 2).min(self.capacity);
-            self.slots.resize_with(want, || None);
-        }
+        let i = self.slot_for(e.item);
         let slot = &mut self.slots[i];
         match slot {
             Some(r) if r.id == e.item => {
@@ -571,6 +565,18 @@ impl Ring {
         }
     }
 
+    /// The slot of `id`, which becomes the newest if it is; the ring grows to hold it
+    /// lazily, so a short run never pays for the whole retention.
+    fn slot_for(&mut self, id: ItemId) -> usize {
+        self.newest = Some(self.newest.map_or(id, |n| n.max(id)));
+        let i = self.index(id);
+        if i >= self.slots.len() {
+            let want = (i + 1).max(self.slots.len() * 2).min(self.capacity);
+            self.slots.resize_with(want, || None);
+        }
+        i
+    }
+
     /// Puts a whole record in its slot (a mirror's, from a reported detail), in place of
     /// the item's earlier one or an older item's; its captured data counts against the
     /// budget like any other (past it, the previews are left out and counted). Returns
@@ -579,12 +585,7 @@ impl Ring {
         if self.capacity == 0 {
             return false;
         }
-        self.newest = Some(self.newest.map_or(r.id, |n| n.max(r.id)));
-        let i = self.index(r.id);
-        if i >= self.slots.len() {
-            let want = (i + 1).max(self.slots.len() * 2).min(self.capacity);
-            self.slots.resize_with(want, || None);
-        }
+        let i = self.slot_for(r.id);
         if self.slots[i].as_ref().is_some_and(|old| old.id > r.id) {
             return false;
         }
