@@ -1,5 +1,6 @@
-//! A distributed stage's queue on JetStream: its work-queue stream, the durable pull
-//! consumer its workers share, and publishing an item into it under its message id.
+//! A distributed stage's queues on JetStream: the work-queue stream of its input with the
+//! durable pull consumer its workers share, the stream of the workers' replies with the
+//! driver's consumer, and publishing into either under a message id.
 
 use std::time::Duration;
 
@@ -19,7 +20,10 @@ pub struct QueueOptions {
     /// How long a worker may hold an item without acking it (or sending `Progress`) before
     /// it is delivered to another.
     pub ack_wait: Duration,
-    /// Deliveries an item gets at most: the retry policy's attempts.
+    /// Deliveries an item gets at most; -1 (the default): no limit on the server. The
+    /// workers end an item themselves (the retry policy's last attempt, or a poison item
+    /// delivered far more often than it had attempts), so that it always ends with a
+    /// reply: an item the server drops after `max_deliver` would be lost to the driver.
     pub max_deliver: i64,
     /// The waits before each redelivery of an item that was not acked (at most
     /// `max_deliver` of them); empty: `ack_wait` each time.
@@ -34,7 +38,7 @@ impl Default for QueueOptions {
     fn default() -> Self {
         QueueOptions {
             ack_wait: Duration::from_secs(30),
-            max_deliver: 5,
+            max_deliver: -1,
             backoff: Vec::new(),
             duplicate_window: Duration::from_secs(120),
             max_ack_pending: 1_000,
@@ -42,27 +46,38 @@ impl Default for QueueOptions {
     }
 }
 
-fn nats(e: impl std::fmt::Display) -> ClusterError {
+pub(crate) fn nats(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Nats(e.to_string())
 }
 
-/// Creates (or opens) the stage's work-queue stream and its workers' consumer.
+/// Creates (or opens) a work-queue stream on one subject, in file storage so that it
+/// outlives a restart of the server.
+async fn work_queue(
+    js: &jetstream::Context,
+    name: String,
+    subject: String,
+    o: &QueueOptions,
+) -> Result<stream::Stream, ClusterError> {
+    js.get_or_create_stream(stream::Config {
+        name,
+        subjects: vec![subject],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        duplicate_window: o.duplicate_window,
+        ..Default::default()
+    })
+    .await
+    .map_err(nats)
+}
+
+/// Creates (or opens) the stage's input stream and its workers' consumer. With `purge`,
+/// empties the stream first: a new run's driver drops what a run that died left behind.
 pub async fn stage_queue(
     js: &jetstream::Context,
     q: &StageQueue,
     o: &QueueOptions,
 ) -> Result<PullConsumer, ClusterError> {
-    let stream = js
-        .get_or_create_stream(stream::Config {
-            name: q.stream(),
-            subjects: vec![q.subject()],
-            retention: RetentionPolicy::WorkQueue,
-            storage: StorageType::File,
-            duplicate_window: o.duplicate_window,
-            ..Default::default()
-        })
-        .await
-        .map_err(nats)?;
+    let stream = work_queue(js, q.stream(), q.subject(), o).await?;
     stream
         .get_or_create_consumer(
             &q.consumer(),
@@ -80,18 +95,53 @@ pub async fn stage_queue(
         .map_err(nats)
 }
 
-/// Publishes an item into the stage's queue under `id` ([`crate::msg_id`]), waiting for
-/// the stream to have it. Answers whether it was a duplicate (already published under that
-/// id within the window, so dropped).
-pub async fn publish(
+/// Creates (or opens) the stream of the stage's replies and the driver's consumer of it.
+pub async fn replies_queue(
     js: &jetstream::Context,
     q: &StageQueue,
+    o: &QueueOptions,
+) -> Result<PullConsumer, ClusterError> {
+    let stream = work_queue(js, q.replies_stream(), q.replies_subject(), o).await?;
+    stream
+        .get_or_create_consumer(
+            &q.replies_consumer(),
+            pull::Config {
+                durable_name: Some(q.replies_consumer()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(nats)
+}
+
+/// Empties the stage's streams: what a driver does when its run starts, so that items and
+/// replies a dead run left behind are not taken for its own.
+pub async fn purge(js: &jetstream::Context, q: &StageQueue) -> Result<(), ClusterError> {
+    for name in [q.stream(), q.replies_stream()] {
+        js.get_stream(&name)
+            .await
+            .map_err(nats)?
+            .purge()
+            .await
+            .map_err(nats)?;
+    }
+    Ok(())
+}
+
+/// Publishes `payload` on `subject` under `id` ([`crate::msg_id`], [`crate::reply_id`]),
+/// waiting for the stream to have it. Answers whether it was a duplicate (already
+/// published under that id within the window, so dropped).
+pub async fn publish(
+    js: &jetstream::Context,
+    subject: String,
     id: &str,
     payload: Bytes,
 ) -> Result<bool, ClusterError> {
     let ack = js
         .send_publish(
-            q.subject(),
+            subject,
             PublishMessage::build().message_id(id).payload(payload),
         )
         .await

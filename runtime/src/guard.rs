@@ -10,12 +10,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// `AssertUnwindSafe` is sound here in the sense that matters: after a panic the runtime
 /// never reads state the closure was mutating, only the message, and the user's own state
 /// is the user's to guard (as with `std::thread::spawn`).
-pub(crate) fn call<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+pub fn call<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| message(p.as_ref()))
 }
 
 /// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
-pub(crate) fn message(payload: &(dyn std::any::Any + Send)) -> String {
+pub fn message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -168,6 +168,11 @@ impl PipelineHandle {
         Ok(())
     }
 
+    /// Whether the stage is paused: a cheap look, unlike a snapshot.
+    pub fn is_paused(&self, stage: &str) -> Result<bool, ControlError> {
+        Ok(self.stage(stage)?.is_paused())
+    }
+
     pub fn resume(&self, stage: &str) -> Result<(), ControlError> {
         self.stage(stage)?.set_paused(false);
         Ok(())
@@ -178,6 +183,42 @@ impl PipelineHandle {
     pub fn set_workers(&self, stage: &str, workers: usize) -> Result<(), ControlError> {
         self.stage(stage)?.clone().set_workers(workers);
         Ok(())
+    }
+
+    /// Records an item that came to stage `stage` from outside the pipeline and failed
+    /// before it could run: a message on a distributed stage's queue that no worker could
+    /// read (flowdeck-cluster). It gets a new id and shows as failed with `kind` and
+    /// `message`, like any failed item, with `input` (what arrived) on its page.
+    pub async fn record_failed(
+        &self,
+        stage: &str,
+        kind: &str,
+        message: impl Into<String>,
+        input: Option<flowdeck_protocol::Preview>,
+    ) -> Result<ItemId, ControlError> {
+        let stage = self.stage(stage)?.index();
+        let env = &self.shared.env;
+        let id = env.next_id();
+        let mut buf = crate::events::EventBuf::new(env.tracker());
+        buf.push(
+            crate::events::RawEvent {
+                item: id,
+                at_us: env.clock.now_us(),
+                duration_us: 0,
+                attempt: 0,
+                stage,
+                worker: None,
+                kind: flowdeck_protocol::EventKind::Failed,
+                from: None,
+                last: false,
+                extra: None,
+            }
+            .with_error(crate::error::runtime_error(kind, message))
+            .with_input(input),
+        )
+        .await;
+        buf.flush().await;
+        Ok(id)
     }
 
     /// Cancels an item: skipped if queued, interrupted if running or waiting to retry.

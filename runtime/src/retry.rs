@@ -100,7 +100,7 @@ impl<E> RetryPolicy<E> {
     /// Whether an attempt that failed with `err` (None: a timeout or panic) gets another.
     /// `Err` carries the message of a panic in the `retry_if` filter: the item then fails
     /// with it instead of being retried.
-    pub(crate) fn should_retry(&self, attempt: u32, err: Option<&E>) -> Result<bool, String> {
+    pub fn should_retry(&self, attempt: u32, err: Option<&E>) -> Result<bool, String> {
         if attempt >= self.max_attempts {
             return Ok(false);
         }
@@ -113,7 +113,7 @@ impl<E> RetryPolicy<E> {
 
     /// The wait before attempt `attempt + 1`: exponential in `attempt`, and with jitter a
     /// uniform pick between half and all of it.
-    pub(crate) fn delay(&self, attempt: u32) -> Duration {
+    pub fn delay(&self, attempt: u32) -> Duration {
         let exp = attempt.saturating_sub(1).min(31);
         let delay = self
             .base

@@ -70,7 +70,7 @@ where
 }
 
 /// Names the kind of a task error for the error summary (by default its type name).
-pub(crate) type Classify<E> = Arc<dyn Fn(&E) -> String + Send + Sync>;
+pub type Classify<E> = Arc<dyn Fn(&E) -> String + Send + Sync>;
 
 /// A stage declaration. Add it to a [`crate::Graph`] or a [`crate::Pipeline`] builder.
 ///
@@ -109,7 +109,7 @@ where
 {
     /// A stage whose task turns each input into one output, which keeps the input's id.
     pub fn map(name: impl Into<String>, f: F) -> Self {
-        Stage::with_task(name.into(), MapFn(f))
+        Stage::with_task(name, MapFn(f))
     }
 }
 
@@ -120,12 +120,29 @@ where
     /// A stage whose task turns each input into any number of outputs (none filters the
     /// item out). Each output is a new item whose provenance names the input.
     pub fn flat_map(name: impl Into<String>, f: F) -> Self {
-        Stage::with_task(name.into(), FlatMapFn(f))
+        Stage::with_task(name, FlatMapFn(f))
     }
 }
 
+/// A stage taken apart into its settings and its task ([`Stage::into_parts`]).
+pub struct StageParts<E> {
+    pub name: String,
+    pub workers: usize,
+    pub capacity: usize,
+    pub retry: RetryPolicy<E>,
+    pub timeout: Option<Duration>,
+    /// Attempts per second across the stage's workers; `None`: no limit.
+    pub rate_limit: Option<NonZeroU32>,
+    /// Names an error's kind for the error summary.
+    pub classify: Classify<E>,
+}
+
 impl<I, O, T: TaskFn<I, O>> Stage<I, O, T> {
-    fn with_task(name: String, task: T) -> Self {
+    /// A stage whose task is `task`, a [`TaskFn`] of its own rather than a closure: how a
+    /// crate that runs a task somewhere else (flowdeck-cluster's distributed stages) puts
+    /// its stand-in in the pipeline.
+    pub fn with_task(name: impl Into<String>, task: T) -> Self {
+        let name = name.into();
         let kind = short_type_name::<T::Error>();
         Stage {
             name,
@@ -145,6 +162,24 @@ impl<I, O, T: TaskFn<I, O>> Stage<I, O, T> {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The stage's settings and its task, for running the task somewhere else: a worker
+    /// process of a distributed stage applies the retry policy and timeout itself. What
+    /// only makes sense inside one process (captures, kept failed inputs) is left behind.
+    pub fn into_parts(self) -> (StageParts<T::Error>, T) {
+        (
+            StageParts {
+                name: self.name,
+                workers: self.workers,
+                capacity: self.capacity,
+                retry: self.retry,
+                timeout: self.timeout,
+                rate_limit: self.rate,
+                classify: self.classify,
+            },
+            self.task,
+        )
     }
 
     /// How many workers run this stage's task concurrently (default 1).

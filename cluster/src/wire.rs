@@ -1,0 +1,95 @@
+//! What travels on NATS, as JSON: a dispatched item ([`Envelope`]), a worker's answer
+//! ([`Reply`]), the driver's controls ([`ControlState`]) and a worker process's heartbeat
+//! ([`ProcessBeat`]).
+//!
+//! JSON, and not a compact binary format: a JetStream round trip costs tens of
+//! microseconds, so encoding hardly shows; JSON can be read with `nats sub` while
+//! debugging, published by a program in any language, and is what the dashboard already
+//! shows an item's data in.
+
+use serde::{Deserialize, Serialize};
+
+/// An item dispatched to a distributed stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// The driver's run: replies of another run are not this one's.
+    pub run: String,
+    /// The driver's number for this dispatch, which its reply names.
+    pub dispatch: u64,
+    /// The item's id in the driver's pipeline (its page, its provenance).
+    pub item: u64,
+    pub value: T,
+}
+
+/// A worker's answer to a dispatch: published (under [`crate::reply_id`]) before the item
+/// is acked or terminated, so that an item never ends without one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// `None` for a message that did not decode far enough to tell.
+    pub run: Option<String>,
+    pub dispatch: Option<u64>,
+    pub item: Option<u64>,
+    /// Which delivery of the item this was (1 for the first).
+    pub deliveries: i64,
+    /// The worker process: `host:pid`.
+    pub process: String,
+    pub outcome: Answer,
+}
+
+/// How a dispatch ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// The stage's outputs (one for a map, any number for a flat map).
+    Done(Vec<serde_json::Value>),
+    /// Failed for good: the retry policy's last attempt, an error it does not retry, or a
+    /// message that was not an item of this stage (`kind` "Decode").
+    Failed {
+        kind: String,
+        message: String,
+        /// The start of the message's body, when it did not decode.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<String>,
+    },
+}
+
+/// The driver's controls over its distributed stages, published when they change and
+/// every second, so a worker process that joins late learns them within a second.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ControlState {
+    pub run: String,
+    /// By distributed index.
+    pub paused: Vec<bool>,
+}
+
+/// A worker process's heartbeat, every [`crate::HEARTBEAT`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessBeat {
+    /// `host:pid`.
+    pub process: String,
+    pub host: String,
+    pub pid: u32,
+    /// The worker binary's version, as its builder set it.
+    pub version: String,
+    pub started_unix_ms: u64,
+    pub stages: Vec<StageBeat>,
+}
+
+/// One distributed stage in a worker process.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageBeat {
+    pub name: String,
+    pub workers: usize,
+    /// Workers running an item now.
+    pub busy: usize,
+    pub paused: bool,
+    /// Items this process answered: done, failed for good, sent back to retry.
+    pub done: u64,
+    pub failed: u64,
+    pub retried: u64,
+    /// Deliveries that were not the item's first (another process died or stalled with it).
+    pub redelivered: u64,
+    /// Replies JetStream dropped as duplicates of one already published: the work of a
+    /// redelivered item whose first worker had answered before it died.
+    pub duplicate_replies: u64,
+}
