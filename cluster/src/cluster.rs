@@ -10,12 +10,12 @@ use std::{
     collections::HashMap,
     future::Future,
     pin::Pin,
-    sync::{atomic::Ordering, Arc, OnceLock},
+    sync::{atomic::Ordering, Arc},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use async_nats::jetstream;
-use flowdeck_protocol::{PipelineState, Preview};
+use flowdeck_protocol::{PipelineState, Preview, ProcessSnapshot, ProcessStage};
 use flowdeck_runtime::{PipelineHandle, Stage, TaskFn};
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -27,10 +27,13 @@ use crate::{
     layout::{check_token, control_subject, processes_subject},
     queue::nats,
     stage_queue,
-    wire::{Answer, ControlState, ProcessBeat, Reply, StageBeat},
+    wire::{Answer, ControlState, Reply},
     worker::{Counters, Gate, WorkerStage},
     ClusterError, QueueOptions, StageQueue,
 };
+
+/// Connections made by this process: a run token is unique even for two in one millisecond.
+static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How often a worker process sends its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -79,12 +82,13 @@ pub(crate) struct Inner {
     /// The worker side of each distributed stage, for [`Cluster::serve`].
     serve: Mutex<Vec<Serve>>,
     pub counters: DriverCounters,
-    handle: OnceLock<PipelineHandle>,
+    /// The running pipeline, while it runs ([`Cluster::watch`]).
+    handle: Mutex<Option<PipelineHandle>>,
     processes: Mutex<HashMap<String, Seen>>,
 }
 
 struct Seen {
-    beat: ProcessBeat,
+    beat: ProcessSnapshot,
     at: Instant,
     lost: bool,
 }
@@ -100,7 +104,7 @@ impl Inner {
         else {
             return;
         };
-        let Some(handle) = self.handle.get().cloned() else {
+        let Some(handle) = self.handle.lock().clone() else {
             tracing::warn!("stage {stage}: {message}");
             return;
         };
@@ -138,16 +142,6 @@ pub struct ClusterStats {
     pub duplicate_replies: u64,
 }
 
-/// A worker process as its heartbeats show it.
-#[derive(Clone, Debug)]
-pub struct ProcessStatus {
-    pub beat: ProcessBeat,
-    /// Since its last heartbeat.
-    pub silent: Duration,
-    /// No heartbeat for [`LOST_AFTER`].
-    pub lost: bool,
-}
-
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -182,7 +176,10 @@ impl Cluster {
                 js: jetstream::new(client.clone()),
                 client,
                 pipeline: pipeline.to_owned(),
-                run: format!("r{started_unix_ms}-{pid}"),
+                run: format!(
+                    "r{started_unix_ms}-{pid}-{}",
+                    RUNS.fetch_add(1, Ordering::Relaxed)
+                ),
                 settings,
                 process: format!("{host}:{pid}"),
                 host,
@@ -190,7 +187,7 @@ impl Cluster {
                 names: Mutex::new(Vec::new()),
                 serve: Mutex::new(Vec::new()),
                 counters: DriverCounters::default(),
-                handle: OnceLock::new(),
+                handle: Mutex::new(None),
                 processes: Mutex::new(HashMap::new()),
             }),
         }
@@ -266,15 +263,15 @@ impl Cluster {
     /// silent one lost after [`LOST_AFTER`], and shows messages no worker could read as
     /// failed items. Ends with the run.
     pub fn watch(&self, handle: &PipelineHandle) {
-        let _ = self.inner.handle.set(handle.clone());
-        let inner = self.inner.clone();
-        let handle = handle.clone();
+        *self.inner.handle.lock() = Some(handle.clone());
+        let weak = Arc::downgrade(&self.inner);
+        let list = weak.clone();
+        handle.set_processes(move || list.upgrade().map(|i| i.processes()).unwrap_or_default());
+        let client = self.inner.client.clone();
+        let subject = processes_subject(&self.inner.pipeline);
+        let mut running = Some(handle.clone());
         tokio::spawn(async move {
-            let beats = inner
-                .client
-                .subscribe(processes_subject(&inner.pipeline))
-                .await;
-            let mut beats = match beats {
+            let mut beats = match client.subscribe(subject).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("cannot read worker heartbeats: {e}");
@@ -283,17 +280,26 @@ impl Cluster {
             };
             let mut tick = tokio::time::interval(CONTROL_EVERY);
             let mut last: Option<(ControlState, Instant)> = None;
+            // Heartbeats are read for as long as anyone holds the cluster or the
+            // pipeline's handle: a finished run's page still shows its processes.
             loop {
                 tokio::select! {
-                    m = beats.next() => match m {
-                        Some(m) => inner.heard(&m.payload),
-                        None => return,
+                    m = beats.next() => match (m, weak.upgrade()) {
+                        (Some(m), Some(inner)) => inner.heard(&m.payload),
+                        _ => return,
                     },
                     _ = tick.tick() => {
-                        if matches!(handle.state(), PipelineState::Finished | PipelineState::Aborted) {
-                            return;
+                        let Some(inner) = weak.upgrade() else { return };
+                        if let Some(handle) = &running {
+                            if matches!(handle.state(), PipelineState::Finished | PipelineState::Aborted) {
+                                // Let go of the pipeline: it holds the cluster, not the
+                                // other way round, once the run is over.
+                                running = None;
+                                inner.handle.lock().take();
+                            } else {
+                                inner.relay(handle, &mut last).await;
+                            }
                         }
-                        inner.relay(&handle, &mut last).await;
                         inner.mark_lost();
                     }
                 }
@@ -330,21 +336,11 @@ impl Cluster {
         Ok(Workers { stages, tasks })
     }
 
-    /// The worker processes that sent heartbeats since [`watch`](Self::watch) began.
-    pub fn processes(&self) -> Vec<ProcessStatus> {
-        let mut out: Vec<_> = self
-            .inner
-            .processes
-            .lock()
-            .values()
-            .map(|s| ProcessStatus {
-                beat: s.beat.clone(),
-                silent: s.at.elapsed(),
-                lost: s.at.elapsed() >= LOST_AFTER,
-            })
-            .collect();
-        out.sort_by(|a, b| a.beat.process.cmp(&b.beat.process));
-        out
+    /// The worker processes that sent heartbeats since [`watch`](Self::watch) began, as
+    /// their last heartbeat showed them, with how long ago that was and whether they are
+    /// lost (silent for [`LOST_AFTER`]). The pipeline's snapshots carry the same list.
+    pub fn processes(&self) -> Vec<ProcessSnapshot> {
+        self.inner.processes()
     }
 
     pub fn stats(&self) -> ClusterStats {
@@ -382,8 +378,26 @@ impl Cluster {
 pub const CONTROL_EVERY: Duration = Duration::from_millis(100);
 
 impl Inner {
+    fn processes(&self) -> Vec<ProcessSnapshot> {
+        let mut out: Vec<_> = self
+            .processes
+            .lock()
+            .values()
+            .map(|s| {
+                let silent = s.at.elapsed();
+                ProcessSnapshot {
+                    silent_ms: u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+                    lost: silent >= LOST_AFTER,
+                    ..s.beat.clone()
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.process.cmp(&b.process));
+        out
+    }
+
     fn heard(&self, payload: &[u8]) {
-        let Ok(beat) = serde_json::from_slice::<ProcessBeat>(payload) else {
+        let Ok(beat) = serde_json::from_slice::<ProcessSnapshot>(payload) else {
             return;
         };
         let mut p = self.processes.lock();
@@ -550,27 +564,28 @@ async fn heartbeat(inner: Arc<Inner>, stages: Arc<Vec<Served>>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
-        let beat = ProcessBeat {
+        let beat = ProcessSnapshot {
             process: inner.process.clone(),
             host: inner.host.clone(),
             pid,
             version: inner.settings.version.clone(),
             started_unix_ms: inner.started_unix_ms,
+            silent_ms: 0,
+            lost: false,
             stages: stages
                 .iter()
                 .map(|s| {
                     let snap = s.handle.snapshot();
-                    let workers = snap.stages.first().map(|st| &st.workers);
-                    let mut beat = StageBeat {
+                    let mut beat = ProcessStage {
                         name: s.name.clone(),
-                        workers: s.gate.target.load(Ordering::Acquire),
-                        busy: workers.map_or(0, |w| {
-                            w.iter()
-                                .filter(|w| w.state == flowdeck_protocol::WorkerState::Busy)
-                                .count()
-                        }),
                         paused: s.gate.paused.load(Ordering::Acquire),
-                        ..StageBeat::default()
+                        workers: snap
+                            .stages
+                            .into_iter()
+                            .next()
+                            .map(|st| st.workers)
+                            .unwrap_or_default(),
+                        ..ProcessStage::default()
                     };
                     s.counters.beat(&mut beat);
                     beat

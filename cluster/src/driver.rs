@@ -93,7 +93,7 @@ impl DriverStage {
                 let o = &self.inner.settings.queue;
                 let setup = async {
                     stage_queue(js, &self.queue, o).await?;
-                    let replies = replies_queue(js, &self.queue, o).await?;
+                    let replies = replies_queue(js, &self.queue, o, &self.inner.run).await?;
                     purge(js, &self.queue).await?;
                     Ok::<_, crate::ClusterError>(replies)
                 };

@@ -52,9 +52,7 @@ pub mod queue;
 pub mod wire;
 pub mod worker;
 
-pub use cluster::{
-    Cluster, ClusterStats, ProcessStatus, Settings, Workers, CONTROL_EVERY, HEARTBEAT, LOST_AFTER,
-};
+pub use cluster::{Cluster, ClusterStats, Settings, Workers, CONTROL_EVERY, HEARTBEAT, LOST_AFTER};
 pub use driver::{Remote, RemoteError};
 pub use layout::{msg_id, reply_id, StageQueue};
 pub use queue::{publish, purge, replies_queue, stage_queue, QueueOptions};

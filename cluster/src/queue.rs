@@ -11,6 +11,7 @@ use async_nats::jetstream::{
     stream::{self, RetentionPolicy, StorageType},
 };
 use bytes::Bytes;
+use futures::StreamExt;
 
 use crate::{ClusterError, StageQueue};
 
@@ -95,20 +96,35 @@ pub async fn stage_queue(
         .map_err(nats)
 }
 
-/// Creates (or opens) the stream of the stage's replies and the driver's consumer of it.
+/// Creates (or opens) the stream of the stage's replies, and a consumer of it for run
+/// `run` only. Consumers of earlier runs are deleted first: a driver of an earlier run
+/// still reading (the same program running its pipeline again) must not take this run's
+/// replies, and a work-queue stream allows one unfiltered consumer.
 pub async fn replies_queue(
     js: &jetstream::Context,
     q: &StageQueue,
     o: &QueueOptions,
+    run: &str,
 ) -> Result<PullConsumer, ClusterError> {
     let stream = work_queue(js, q.replies_stream(), q.replies_subject(), o).await?;
+    let mut names = stream.consumer_names();
+    let mut old = Vec::new();
+    while let Some(name) = names.next().await {
+        old.push(name.map_err(nats)?);
+    }
+    for name in old {
+        stream.delete_consumer(&name).await.map_err(nats)?;
+    }
+    let name = format!("{}-{run}", q.replies_consumer());
     stream
         .get_or_create_consumer(
-            &q.replies_consumer(),
+            &name,
             pull::Config {
-                durable_name: Some(q.replies_consumer()),
+                durable_name: Some(name.clone()),
                 ack_policy: AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(30),
+                // A driver that died leaves its consumer behind; the server drops it.
+                inactive_threshold: Duration::from_secs(3600),
                 ..Default::default()
             },
         )

@@ -1,6 +1,6 @@
 //! What travels on NATS, as JSON: a dispatched item ([`Envelope`]), a worker's answer
 //! ([`Reply`]), the driver's controls ([`ControlState`]) and a worker process's heartbeat
-//! ([`ProcessBeat`]).
+//! (the protocol's `ProcessSnapshot`, which the dashboard shows as it came).
 //!
 //! JSON, and not a compact binary format: a JetStream round trip costs tens of
 //! microseconds, so encoding hardly shows; JSON can be read with `nats sub` while
@@ -60,36 +60,4 @@ pub struct ControlState {
     pub run: String,
     /// By distributed index.
     pub paused: Vec<bool>,
-}
-
-/// A worker process's heartbeat, every [`crate::HEARTBEAT`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProcessBeat {
-    /// `host:pid`.
-    pub process: String,
-    pub host: String,
-    pub pid: u32,
-    /// The worker binary's version, as its builder set it.
-    pub version: String,
-    pub started_unix_ms: u64,
-    pub stages: Vec<StageBeat>,
-}
-
-/// One distributed stage in a worker process.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct StageBeat {
-    pub name: String,
-    pub workers: usize,
-    /// Workers running an item now.
-    pub busy: usize,
-    pub paused: bool,
-    /// Items this process answered: done, failed for good, sent back to retry.
-    pub done: u64,
-    pub failed: u64,
-    pub retried: u64,
-    /// Deliveries that were not the item's first (another process died or stalled with it).
-    pub redelivered: u64,
-    /// Replies JetStream dropped as duplicates of one already published: the work of a
-    /// redelivered item whose first worker had answered before it died.
-    pub duplicate_replies: u64,
 }

@@ -3,8 +3,8 @@
 //! The stage runs in a pipeline of its own here, of one stage, so that the runtime does
 //! what it does everywhere else: N workers, `set_workers`, pause, panics caught, a
 //! tracker and snapshots (which the heartbeats are made of). A puller fetches messages
-//! only for free workers, so no message waits in this process while its `ack_wait` runs
-//! out; each message becomes one item of that local pipeline, whose task is [`answer`]:
+//! only for free workers (and as many more: see `Gate::free`), so no message waits in this
+//! process while its `ack_wait` runs out; each message becomes one item of that local pipeline, whose task is `answer`:
 //! - decode the item (a message that does not decode is answered as failed, `Decode`,
 //!   and terminated: never a worker crash);
 //! - run the user's task with the stage's timeout, catching panics, and send `Progress`
@@ -28,6 +28,7 @@ use std::{
 };
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind, Message};
+use flowdeck_protocol::ProcessStage;
 use flowdeck_runtime::{guard, Ctx, Feeder, Line, RetryPolicy, Stage, TaskFn};
 use futures::{FutureExt, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
@@ -35,7 +36,7 @@ use tokio::sync::Notify;
 
 use crate::{
     publish, reply_id,
-    wire::{Answer, Envelope, Reply, StageBeat},
+    wire::{Answer, Envelope, Reply},
     QueueOptions, StageQueue,
 };
 
@@ -70,7 +71,7 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn beat(&self, beat: &mut StageBeat) {
+    pub(crate) fn beat(&self, beat: &mut ProcessStage) {
         beat.done = self.done.load(Ordering::Relaxed);
         beat.failed = self.failed.load(Ordering::Relaxed);
         beat.retried = self.retried.load(Ordering::Relaxed);
@@ -108,10 +109,12 @@ impl Gate {
         Arc::new(g)
     }
 
+    /// Messages the puller may fetch now: a process holds at most twice its workers'
+    /// count, those running and as many waiting or having their reply published. So a
+    /// worker that finishes finds its next item in hand (a fetch is a round trip), and no
+    /// message waits longer than about one item's time, far inside `ack_wait`.
     fn free(&self) -> usize {
-        self.target
-            .load(Ordering::Acquire)
-            .saturating_sub(self.held.load(Ordering::Acquire))
+        (2 * self.target.load(Ordering::Acquire)).saturating_sub(self.held.load(Ordering::Acquire))
     }
 
     pub(crate) fn poke(&self) {
@@ -174,7 +177,7 @@ where
                     async move { stage.answer(d, cx).await }
                 })
                 .workers(workers)
-                .queue(workers.max(1))
+                .queue(2 * workers.max(1))
                 // A kept input would hold its slot: retries by hand go through the driver.
                 .keep_failed(0),
             )
@@ -187,7 +190,7 @@ where
     }
 
     /// What one worker does with one delivery; `Err` marks the local item as failed.
-    async fn answer(&self, d: Delivery, cx: Ctx) -> Result<(), String> {
+    async fn answer(self: &Arc<Self>, d: Delivery, cx: Ctx) -> Result<(), String> {
         let msg = &*d.msg;
         let delivered = msg.info().map_or(1, |i| i.delivered);
         if delivered > 1 {
@@ -230,11 +233,19 @@ where
                 .collect::<Result<Vec<_>, _>>()
         }) {
             Ok(Ok(values)) => {
-                self.reply(msg, &id, &reply(Answer::Done(values))).await?;
-                // Confirmed by the server: an ack lost on the way would leave the item to
-                // be delivered again, which the reply's id makes harmless, but counted.
-                let _ = msg.double_ack().await;
-                bump(&self.counters.done);
+                let reply = reply(Answer::Done(values));
+                let (stage, d) = (self.clone(), d.clone());
+                // Two round trips to the server that need no worker: the worker goes on to
+                // its next item meanwhile (the delivery keeps its place in the gate).
+                tokio::spawn(async move {
+                    if stage.reply(&d.msg, &id, &reply).await.is_ok() {
+                        // Confirmed by the server: an ack lost on the way would leave the
+                        // item to be delivered again, which the reply's id makes harmless,
+                        // but counted.
+                        let _ = d.msg.double_ack().await;
+                        bump(&stage.counters.done);
+                    }
+                });
                 return Ok(());
             }
             Ok(Err(e)) => Failure::runtime("Encode", format!("an output does not encode: {e}")),

@@ -212,10 +212,31 @@ async fn pausing_a_distributed_stage_stops_every_worker_process_within_a_second(
         .unwrap();
     assert_eq!(report.outputs.len(), 400);
     assert!(!local.is_paused("square").unwrap());
-    // The driver saw the worker process's heartbeats.
+    // The driver saw the worker process's heartbeats; one within a second says all.
+    let t = Instant::now();
+    while driver.processes().first().map(|p| p.stages[0].done) != Some(400) {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            driver.processes()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let processes = driver.processes();
     assert_eq!(processes.len(), 1, "one process (this one): {processes:?}");
-    assert_eq!(processes[0].beat.stages[0].name, "square");
-    assert!(!processes[0].lost);
+    let p = &processes[0];
+    assert_eq!(p.process, format!("{}:{}", p.host, std::process::id()));
+    assert_eq!(
+        (p.stages[0].name.as_str(), p.stages[0].workers.len()),
+        ("square", 4)
+    );
+    assert!(!p.lost && p.silent_ms < 3_000, "{p:?}");
+    // So do the pipeline's snapshots: the workers page, the API and `flowdeck top`.
+    let shown = handle.snapshot().processes;
+    assert_eq!(shown.len(), 1);
+    assert_eq!(
+        (&shown[0].process, &shown[0].stages),
+        (&p.process, &p.stages)
+    );
     workers.stop().await;
 }

@@ -29,8 +29,8 @@ pub use item::{
     TaskDetail, RECENT_FAILURES,
 };
 pub use snapshot::{
-    Edge, Latency, PipelineState, Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState,
-    HELD_BACK, SATURATED,
+    Edge, Latency, PipelineState, ProcessSnapshot, ProcessStage, Snapshot, StageSnapshot, Totals,
+    WorkerSnapshot, WorkerState, HELD_BACK, SATURATED,
 };
 pub use warning::{Rule, Warning};
 

@@ -190,6 +190,46 @@ pub struct Snapshot {
     /// (newest first), so that a page shows a warning going away, not just vanishing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<crate::Warning>,
+    /// The worker processes of the pipeline's distributed stages (flowdeck-cluster), as
+    /// their heartbeats show them; empty for a pipeline in one process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessSnapshot>,
+}
+
+/// A worker process serving distributed stages: what its last heartbeat said, and how
+/// long ago that was. Also the heartbeat itself, as the process sends it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSnapshot {
+    /// `host:pid`.
+    pub process: String,
+    pub host: String,
+    pub pid: u32,
+    /// The worker program's version, as it reports it.
+    pub version: String,
+    pub started_unix_ms: u64,
+    /// Since its last heartbeat (0 in the heartbeat itself).
+    #[serde(default)]
+    pub silent_ms: u64,
+    /// Silent too long: its items go to other processes once their `ack_wait` runs out.
+    #[serde(default)]
+    pub lost: bool,
+    pub stages: Vec<ProcessStage>,
+}
+
+/// One distributed stage in one worker process.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessStage {
+    pub name: String,
+    pub paused: bool,
+    /// Items this process answered: done, failed for good, sent back to retry later.
+    pub done: u64,
+    pub failed: u64,
+    pub retried: u64,
+    /// Deliveries that were not an item's first (its first worker died or stalled).
+    pub redelivered: u64,
+    /// Replies dropped by JetStream as duplicates of one already published.
+    pub duplicate_replies: u64,
+    pub workers: Vec<WorkerSnapshot>,
 }
 
 impl Snapshot {

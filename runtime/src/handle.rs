@@ -168,6 +168,16 @@ impl PipelineHandle {
         Ok(())
     }
 
+    /// Makes snapshots list the worker processes `f` returns: flowdeck-cluster's driver
+    /// shows its distributed stages' processes this way, on the workers page, in the API
+    /// and in `flowdeck top`. A panic in `f` leaves the list empty.
+    pub fn set_processes(
+        &self,
+        f: impl Fn() -> Vec<flowdeck_protocol::ProcessSnapshot> + Send + Sync + 'static,
+    ) {
+        *self.shared.processes.lock() = Some(Arc::new(f));
+    }
+
     /// Whether the stage is paused: a cheap look, unlike a snapshot.
     pub fn is_paused(&self, stage: &str) -> Result<bool, ControlError> {
         Ok(self.stage(stage)?.is_paused())

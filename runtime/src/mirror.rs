@@ -183,6 +183,7 @@ pub fn mirror(
         health_final: watch::Sender::new(true),
         progress: Mutex::new(None),
         reported: Some(reported.clone()),
+        processes: Mutex::new(None),
     });
     let handle = PipelineHandle::new(shared.clone());
     (

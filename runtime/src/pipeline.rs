@@ -295,7 +295,14 @@ pub(crate) struct Shared {
     /// A mirrored pipeline's last reported snapshot, which stands for the workers'
     /// counters it has none of (`crate::mirror`); `None` for a pipeline that runs here.
     pub reported: Option<Arc<Mutex<Snapshot>>>,
+    /// Where snapshots get the worker processes of distributed stages from
+    /// ([`PipelineHandle::set_processes`]).
+    pub processes: Mutex<Option<ProcessesFn>>,
 }
+
+/// Lists a pipeline's worker processes for its snapshots.
+pub(crate) type ProcessesFn =
+    Arc<dyn Fn() -> Vec<flowdeck_protocol::ProcessSnapshot> + Send + Sync>;
 
 impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
     #[allow(clippy::too_many_arguments)]
@@ -392,6 +399,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             health_final: watch::Sender::new(health.is_none()),
             progress: Mutex::new(None),
             reported: None,
+            processes: Mutex::new(None),
         });
         let handle = PipelineHandle::new(shared.clone());
 

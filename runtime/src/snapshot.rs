@@ -47,6 +47,9 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
         let mut s = reported.lock().clone();
         s.seq = shared.tracker.seq();
         s.state = *shared.state.borrow();
+        if shared.processes.lock().is_some() {
+            s.processes = processes(shared);
+        }
         return s;
     }
     let now = Instant::now();
@@ -207,7 +210,15 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
             .as_ref()
             .map(|e| e.lock().shown())
             .unwrap_or_default(),
+        processes: processes(shared),
     }
+}
+
+/// The worker processes of distributed stages, when something lists them.
+fn processes(shared: &Shared) -> Vec<flowdeck_protocol::ProcessSnapshot> {
+    let list = shared.processes.lock().clone();
+    list.and_then(|f| crate::guard::call(|| f()).ok())
+        .unwrap_or_default()
 }
 
 /// Runs one [`Monitor`] for the life of the pipeline. Its methods are user code: a panic in
