@@ -479,3 +479,57 @@ async fn cors_is_off_unless_origins_are_configured() {
     let res = preflight(open, "https://elsewhere.example").await;
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_processes_show_in_the_api_and_on_the_workers_page() {
+    use flowdeck_protocol::{ProcessSnapshot, ProcessStage, WorkerSnapshot, WorkerState};
+    let running = pipeline(1000);
+    std::mem::forget(running.input);
+    let process = ProcessSnapshot {
+        process: "gpu-3:4242".into(),
+        host: "gpu-3".into(),
+        pid: 4242,
+        version: "1.2.3".into(),
+        started_unix_ms: 1_796_000_000_000,
+        silent_ms: 4_100,
+        lost: true,
+        stages: vec![ProcessStage {
+            name: "b".into(),
+            done: 17,
+            failed: 2,
+            redelivered: 5,
+            workers: vec![WorkerSnapshot {
+                id: 0,
+                state: WorkerState::Busy,
+                current_item: Some(42),
+                processed: 17,
+                ..WorkerSnapshot::default()
+            }],
+            ..ProcessStage::default()
+        }],
+    };
+    let shown = process.clone();
+    running.handle.set_processes(move || vec![shown.clone()]);
+    let base = serve(running.handle, 50, LogLimits::default()).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    let (status, body) = get(&format!("{base}/api/v1/processes")).await;
+    assert_eq!(status, 200);
+    let listed: Vec<ProcessSnapshot> = serde_json::from_value(body).unwrap();
+    assert_eq!(listed, vec![process]);
+
+    let page = reqwest::get(format!("{base}/workers"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for shown in [
+        "b on gpu-3:4242",
+        "v1.2.3 · heartbeat 4.1 s ago · 17 done, 2 failed, 5 redelivered",
+        ">lost<",
+        "#42",
+    ] {
+        assert!(page.contains(shown), "{shown:?} not on the workers page");
+    }
+}

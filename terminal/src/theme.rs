@@ -67,7 +67,7 @@ impl Theme {
     pub fn status(self, status: &str) -> Style {
         match status {
             "completed" | "live" | "running" | "finished" => self.ok(),
-            "failed" | "aborted" => self.bad(),
+            "failed" | "aborted" | "lost" => self.bad(),
             "retrying" | "blocked" | "paused" | "reconnecting" => self.warn(),
             "busy" => self.accent(),
             _ => self.muted(),

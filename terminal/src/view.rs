@@ -235,7 +235,16 @@ fn stages(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
     let t = app.theme;
     let snap = &state.snapshot;
     let bottleneck = snap.bottleneck();
-    let workers: usize = snap.stages.iter().map(|s| s.workers.len()).sum();
+    // A distributed stage's worker processes list their own workers after the stages'.
+    let remote = || {
+        snap.processes.iter().flat_map(|p| {
+            p.stages
+                .iter()
+                .flat_map(move |s| s.workers.iter().map(move |w| (p, s, w)))
+        })
+    };
+    let workers: usize =
+        snap.stages.iter().map(|s| s.workers.len()).sum::<usize>() + remote().count();
     let [top, bottom] = Layout::vertical([
         Constraint::Length(snap.stages.len() as u16 + 3),
         Constraint::Min(3),
@@ -324,6 +333,19 @@ fn stages(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
             ])
         })
     });
+    let rows = rows.chain(remote().map(|(p, s, w)| {
+        // A lost process's last heartbeat is not what its workers do now.
+        let state = if p.lost { "lost" } else { w.state.as_str() };
+        Row::new(vec![
+            Cell::from(format!("{}-{} @ {}", s.name, w.id, p.process)),
+            Cell::from(state).style(t.status(state)),
+            Cell::from(w.current_item.map(|i| format!("#{i}")).unwrap_or_default()),
+            Cell::from(count(w.processed)),
+            Cell::from(count(w.failed)),
+            Cell::from(format!("{:.0}%", w.busy_ratio * 100.0)),
+            Cell::from(format!("{:.0}%", w.blocked_ratio * 100.0)),
+        ])
+    }));
     f.render_widget(
         Table::new(
             rows,

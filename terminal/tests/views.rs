@@ -191,6 +191,44 @@ fn stages_list_every_stage_and_worker() {
 }
 
 #[test]
+fn a_distributed_stages_worker_processes_list_their_workers() {
+    let mut s = state();
+    let worker = |id, state| flowdeck_protocol::WorkerSnapshot {
+        id,
+        state,
+        current_item: Some(900 + u64::from(id)),
+        ..Default::default()
+    };
+    let process = |name: &str, lost| flowdeck_protocol::ProcessSnapshot {
+        process: name.into(),
+        lost,
+        stages: vec![flowdeck_protocol::ProcessStage {
+            name: "enrich".into(),
+            workers: vec![worker(0, WorkerState::Busy), worker(1, WorkerState::Idle)],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    s.snapshot.processes = vec![process("gpu-1:77", false), process("gpu-2:78", true)];
+    let mut app = App::new(Theme::Dark, Link::Live);
+    key(&mut app, &s, KeyCode::Char('2'));
+    let text = screen(&app, Some(&s));
+    assert!(text.contains("Workers (8)"), "{text}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} not shown: {text}"))
+            .to_owned()
+    };
+    assert!(line("enrich-0 @ gpu-1:77").contains("busy"));
+    assert!(line("enrich-1 @ gpu-1:77").contains("#901"));
+    assert!(
+        line("enrich-0 @ gpu-2:78").contains("lost"),
+        "a lost process"
+    );
+}
+
+#[test]
 fn filters_narrow_the_task_list_and_enter_opens_the_selected_task() {
     let s = state();
     let mut app = App::new(Theme::Dark, Link::Live);

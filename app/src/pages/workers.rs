@@ -1,6 +1,6 @@
 //! Workers `/workers`: every worker of every stage, what it is doing and how it has done.
 
-use flowdeck_protocol::{stream::LiveState, WorkerState};
+use flowdeck_protocol::{stream::LiveState, ProcessSnapshot, WorkerSnapshot, WorkerState};
 use leptos::prelude::*;
 
 use super::{Columns, LivePage};
@@ -71,7 +71,7 @@ fn ControlPanel() -> impl IntoView {
 }
 
 fn workers(state: &LiveState) -> impl IntoView {
-    state
+    let stages = state
         .snapshot
         .stages
         .iter()
@@ -86,42 +86,77 @@ fn workers(state: &LiveState) -> impl IntoView {
                         <span class="muted">{format!(" · {busy} of {} busy{}", stage.workers.len(), blocked.unwrap_or_default())}</span>
                         {stage.paused.then(|| view! { <span class="tag">"paused"</span> })}
                     </h2>
-                    <table class="grid">
-                        <Columns names=["Worker", "State", "Current item", "Processed", "Failed", "Busy", "Blocked"]/>
-                        <tbody>
-                            {stage
-                                .workers
-                                .iter()
-                                .map(|w| {
-                                    let name = w.state.as_str();
-                                    let ratio = (w.busy_ratio * 100.0).clamp(0.0, 100.0);
-                                    let blocked = (w.blocked_ratio * 100.0).clamp(0.0, 100.0);
-                                    view! {
-                                        <tr data-state=name>
-                                            <th scope="row">{format!("{}-{}", stage.name, w.id)}</th>
-                                            <td><span class="worker-state" data-state=name>{name}</span></td>
-                                            <td>
-                                                {w.current_item.map(|id| view! {
-                                                    <a href=crate::scope::href(&format!("/tasks/{id}"))>{format!("#{id}")}</a>
-                                                })}
-                                            </td>
-                                            <td>{format::count(w.processed)}</td>
-                                            <td>{format::count(w.failed)}</td>
-                                            <td>
-                                                <span class="bar" role="img" aria-label=format!("{ratio:.0}% busy")>
-                                                    <span style=format!("width:{ratio:.0}%")></span>
-                                                </span>
-                                                {format!(" {ratio:.0}%")}
-                                            </td>
-                                            <td>{format!("{blocked:.0}%")}</td>
-                                        </tr>
-                                    }
-                                })
-                                .collect_view()}
-                        </tbody>
-                    </table>
+                    {worker_table(&stage.name, &stage.workers)}
+                </section>
+            }
+        })
+        .collect_view();
+    view! { {stages} {processes(&state.snapshot.processes)} }
+}
+
+/// The worker processes of distributed stages, each with its own workers: which machine,
+/// which version, when it was last heard from, and whether it is lost.
+fn processes(list: &[ProcessSnapshot]) -> impl IntoView {
+    list.iter()
+        .flat_map(|p| p.stages.iter().map(move |st| (p, st)))
+        .map(|(p, st)| {
+            let heard = format!(
+                " · v{} · heartbeat {:.1} s ago · {} done, {} failed, {} redelivered",
+                p.version,
+                p.silent_ms as f64 / 1000.0,
+                format::count(st.done),
+                format::count(st.failed),
+                format::count(st.redelivered),
+            );
+            view! {
+                <section class="stage-workers process" data-process=p.process.clone()>
+                    <h2>
+                        {format!("{} on {}", st.name, p.process)}
+                        <span class="muted">{heard}</span>
+                        {p.lost.then(|| view! { <span class="tag">"lost"</span> })}
+                        {st.paused.then(|| view! { <span class="tag">"paused"</span> })}
+                    </h2>
+                    {worker_table(&st.name, &st.workers)}
                 </section>
             }
         })
         .collect_view()
+}
+
+fn worker_table(stage: &str, workers: &[WorkerSnapshot]) -> impl IntoView {
+    view! {
+        <table class="grid">
+            <Columns names=["Worker", "State", "Current item", "Processed", "Failed", "Busy", "Blocked"]/>
+            <tbody>
+                {workers
+                    .iter()
+                    .map(|w| {
+                        let name = w.state.as_str();
+                        let ratio = (w.busy_ratio * 100.0).clamp(0.0, 100.0);
+                        let blocked = (w.blocked_ratio * 100.0).clamp(0.0, 100.0);
+                        view! {
+                            <tr data-state=name>
+                                <th scope="row">{format!("{stage}-{}", w.id)}</th>
+                                <td><span class="worker-state" data-state=name>{name}</span></td>
+                                <td>
+                                    {w.current_item.map(|id| view! {
+                                        <a href=crate::scope::href(&format!("/tasks/{id}"))>{format!("#{id}")}</a>
+                                    })}
+                                </td>
+                                <td>{format::count(w.processed)}</td>
+                                <td>{format::count(w.failed)}</td>
+                                <td>
+                                    <span class="bar" role="img" aria-label=format!("{ratio:.0}% busy")>
+                                        <span style=format!("width:{ratio:.0}%")></span>
+                                    </span>
+                                    {format!(" {ratio:.0}%")}
+                                </td>
+                                <td>{format!("{blocked:.0}%")}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
 }

@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/summary", get(summary))
         .route("/stages", get(stages))
         .route("/workers", get(workers))
+        .route("/processes", get(processes))
         .route("/tasks", get(tasks))
         .route("/tasks/{id}", get(task))
         .route("/errors", get(errors))
@@ -295,6 +296,12 @@ async fn workers(State(state): State<AppState>) -> Json<Vec<Worker>> {
             })
             .collect(),
     )
+}
+
+/// The worker processes of distributed stages (flowdeck-cluster), as their heartbeats
+/// show them; empty for a pipeline in one process.
+async fn processes(State(state): State<AppState>) -> Json<Vec<flowdeck_protocol::ProcessSnapshot>> {
+    Json(state.hub.snapshot().processes)
 }
 
 /// `GET /api/v1/tasks` parameters.
