@@ -18,6 +18,8 @@ cargo fmt --all --check
 
 step "clippy (server side: ssr)"
 cargo clippy --workspace --exclude flowdeck-frontend --all-targets -- -D warnings
+step "clippy (the facade's cluster feature and its example)"
+cargo clippy -p flowdeck --features cluster --all-targets -- -D warnings
 step "clippy (browser side: hydrate, wasm32)"
 cargo clippy -p flowdeck-frontend -p flowdeck-app --features flowdeck-app/hydrate --target wasm32-unknown-unknown -- -D warnings
 

@@ -74,6 +74,8 @@ pub trait Backend: Send + Sync + 'static {
     /// How the run store is doing (degraded on a full disk, items shed under load); `None`
     /// without a store.
     fn store_status(&self) -> Option<StoreStatus>;
+    /// The worker processes of distributed stages, as their heartbeats show them.
+    fn processes(&self) -> Vec<flowdeck_protocol::ProcessSnapshot>;
 }
 
 /// A future the backend returns for work that may wait (a user's check or source).
@@ -242,6 +244,14 @@ pub async fn fetch_logs(filter: LogFilter) -> Result<Result<LogPage, String>, Se
 fn backend() -> Result<BackendRef, ServerFnError> {
     use_context::<BackendRef>()
         .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))
+}
+
+/// The worker processes of distributed stages, for the workers page. Asked for by that
+/// page rather than carried in every frame's snapshot to the browser: only it shows them,
+/// and their decoding stays out of the first load's wasm.
+#[server(endpoint = "processes", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_processes() -> Result<Vec<flowdeck_protocol::ProcessSnapshot>, ServerFnError> {
+    Ok(backend()?.0.processes())
 }
 
 /// The header's title, logo and custom pages.

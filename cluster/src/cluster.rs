@@ -132,7 +132,8 @@ pub struct ClusterStats {
     pub dispatched: u64,
     /// Replies matched to their dispatch.
     pub answered: u64,
-    /// Of those, items answered on a later delivery than their first.
+    /// Of those, items answered on a later delivery than their first: retried after a
+    /// failure, or their earlier worker died or stalled.
     pub redelivered: u64,
     /// Replies with no dispatch waiting: answered twice, only counted.
     pub unmatched: u64,
@@ -164,10 +165,21 @@ impl Cluster {
             .connect(url)
             .await
             .map_err(nats)?;
-        Ok(Self::with_client(client, pipeline, settings))
+        Ok(Self::new(client, pipeline, settings))
     }
 
-    fn with_client(client: async_nats::Client, pipeline: &str, settings: Settings) -> Self {
+    /// Like [`connect`](Self::connect), over a connection made by the caller: for TLS,
+    /// credentials, NKeys or any other `async_nats::ConnectOptions`.
+    pub fn with_client(
+        client: async_nats::Client,
+        pipeline: &str,
+        settings: Settings,
+    ) -> Result<Self, ClusterError> {
+        check_token(pipeline)?;
+        Ok(Self::new(client, pipeline, settings))
+    }
+
+    fn new(client: async_nats::Client, pipeline: &str, settings: Settings) -> Self {
         let host = gethostname::gethostname().to_string_lossy().into_owned();
         let pid = std::process::id();
         let started_unix_ms = unix_ms();

@@ -37,7 +37,9 @@
 //! ```
 //!
 //! Features: `dashboard` (on by default) is the web side; without it flowdeck is the
-//! runtime alone, with no web dependencies.
+//! runtime alone, with no web dependencies. `report` (on by default) reports to a
+//! dashboard in another process; `cluster` (off) runs stages' workers in other processes
+//! over NATS JetStream.
 
 pub use flowdeck_protocol as protocol;
 pub use flowdeck_runtime as runtime;
@@ -47,6 +49,10 @@ pub use flowdeck_runtime::{
     Pipeline, PipelineHandle, Report, RetryPolicy, Running, Stage, StageRef, Summary, Tracker,
 };
 
+/// Distributed stages, their workers in other processes and machines, on NATS JetStream:
+/// `cluster.distribute(stage)`. Feature `cluster`; see `docs/cluster.md`.
+#[cfg(feature = "cluster")]
+pub use flowdeck_cluster as cluster;
 #[cfg(feature = "dashboard")]
 mod run;
 /// Reporting to a standalone dashboard in another process: `handle.report_to(url, token)`.

@@ -191,8 +191,11 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<crate::Warning>,
     /// The worker processes of the pipeline's distributed stages (flowdeck-cluster), as
-    /// their heartbeats show them; empty for a pipeline in one process.
+    /// their heartbeats show them; empty for a pipeline in one process. Not read in the
+    /// browser, whose workers page asks for them itself (`fetch_processes`): the first
+    /// load's wasm then carries no code to decode them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
     pub processes: Vec<ProcessSnapshot>,
 }
 
@@ -225,7 +228,8 @@ pub struct ProcessStage {
     pub done: u64,
     pub failed: u64,
     pub retried: u64,
-    /// Deliveries that were not an item's first (its first worker died or stalled).
+    /// Deliveries that were not an item's first: a retry after a failure (`Nak`), or an
+    /// item whose earlier worker died or stalled.
     pub redelivered: u64,
     /// Replies dropped by JetStream as duplicates of one already published.
     pub duplicate_replies: u64,

@@ -368,6 +368,10 @@ impl Backend for HubBackend {
         self.audit.entries()
     }
 
+    fn processes(&self) -> Vec<flowdeck_protocol::ProcessSnapshot> {
+        self.hub.snapshot().processes
+    }
+
     fn theme(&self) -> Theme {
         self.theme
     }

@@ -1,5 +1,7 @@
 //! Workers `/workers`: every worker of every stage, what it is doing and how it has done.
 
+use std::time::Duration;
+
 use flowdeck_protocol::{stream::LiveState, ProcessSnapshot, WorkerSnapshot, WorkerState};
 use leptos::prelude::*;
 
@@ -7,7 +9,8 @@ use super::{Columns, LivePage};
 use crate::{
     control::{AuditLog, ControlError, StageControls},
     format,
-    live::use_live,
+    live::{fetch_processes, use_live},
+    widgets::poll::ticker,
 };
 
 #[component]
@@ -15,6 +18,7 @@ pub fn Workers() -> impl IntoView {
     view! {
         <ControlError/>
         <LivePage title="Workers" class="workers" content=workers/>
+        <Processes/>
         <ControlPanel/>
         <AuditLog/>
     }
@@ -91,12 +95,24 @@ fn workers(state: &LiveState) -> impl IntoView {
             }
         })
         .collect_view();
-    view! { {stages} {processes(&state.snapshot.processes)} }
+    view! { {stages} }
 }
 
 /// The worker processes of distributed stages, each with its own workers: which machine,
-/// which version, when it was last heard from, and whether it is lost.
-fn processes(list: &[ProcessSnapshot]) -> impl IntoView {
+/// which version, when it was last heard from, and whether it is lost. Asked for every
+/// second; nothing shows for a pipeline in one process.
+#[component]
+fn Processes() -> impl IntoView {
+    let tick = ticker(Duration::from_secs(1));
+    let list = Resource::new(move || tick.get(), |_| fetch_processes());
+    view! {
+        <Transition fallback=|| ()>
+            {move || list.get().and_then(Result::ok).map(|l| processes(&l))}
+        </Transition>
+    }
+}
+
+fn processes(list: &[ProcessSnapshot]) -> AnyView {
     list.iter()
         .flat_map(|p| p.stages.iter().map(move |st| (p, st)))
         .map(|(p, st)| {
@@ -121,6 +137,7 @@ fn processes(list: &[ProcessSnapshot]) -> impl IntoView {
             }
         })
         .collect_view()
+        .into_any()
 }
 
 fn worker_table(stage: &str, workers: &[WorkerSnapshot]) -> impl IntoView {
