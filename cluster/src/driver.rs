@@ -28,12 +28,12 @@ use flowdeck_runtime::{Ctx, TaskFn};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde::{de::DeserializeOwned, Serialize};
-use tokio::sync::{oneshot, OnceCell};
+use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use crate::{
     cluster::Inner,
     msg_id, publish, purge, replies_queue, stage_queue,
-    wire::{Answer, Envelope, Reply},
+    wire::{Answer, Envelope, Reply, RetryNotice},
     StageQueue,
 };
 
@@ -62,12 +62,18 @@ pub(crate) struct DriverCounters {
     pub malformed: AtomicU64,
 }
 
+/// A dispatch waiting for its reply, and told of its retries meanwhile.
+struct Waiting {
+    reply: oneshot::Sender<Reply>,
+    retries: mpsc::UnboundedSender<RetryNotice>,
+}
+
 /// One distributed stage, in the driver.
 pub(crate) struct DriverStage {
     pub name: String,
     pub queue: StageQueue,
     pub inner: Arc<Inner>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    pending: Mutex<HashMap<u64, Waiting>>,
     next: AtomicU64,
     ready: OnceCell<()>,
 }
@@ -101,7 +107,18 @@ impl DriverStage {
                     kind: "Cluster".into(),
                     message: format!("cannot set up stage {}'s streams: {e}", self.name),
                 })?;
+                let retries = self
+                    .inner
+                    .js
+                    .client()
+                    .subscribe(self.queue.retries_subject())
+                    .await
+                    .map_err(|e| RemoteError {
+                        kind: "Cluster".into(),
+                        message: format!("cannot follow stage {}'s retries: {e}", self.name),
+                    })?;
                 tokio::spawn(read_replies(Arc::downgrade(self), replies));
+                tokio::spawn(read_retries(Arc::downgrade(self), retries));
                 Ok(())
             })
             .await
@@ -115,12 +132,12 @@ impl DriverStage {
             (Some(run), Some(d)) if *run == self.inner.run => self.pending.lock().remove(&d),
             _ => None,
         };
-        if let Some(tx) = waiting {
+        if let Some(w) = waiting {
             c.answered.fetch_add(1, Ordering::Relaxed);
             if reply.deliveries > 1 {
                 c.redelivered.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = tx.send(reply);
+            let _ = w.reply.send(reply);
         } else if matches!(
             reply.outcome,
             Answer::Failed {
@@ -133,6 +150,22 @@ impl DriverStage {
             self.inner.record_malformed(&self.name, reply);
         } else {
             c.unmatched.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Passes the workers' retry notices to the dispatches they are about, until the stage is
+/// gone.
+async fn read_retries(stage: Weak<DriverStage>, mut notices: async_nats::Subscriber) {
+    while let Some(m) = notices.next().await {
+        let Some(s) = stage.upgrade() else { return };
+        let Ok(n) = serde_json::from_slice::<RetryNotice>(&m.payload) else {
+            continue;
+        };
+        if n.run == s.inner.run {
+            if let Some(w) = s.pending.lock().get(&n.dispatch) {
+                let _ = w.retries.send(n);
+            }
         }
     }
 }
@@ -182,12 +215,12 @@ async fn read_replies(stage: Weak<DriverStage>, consumer: PullConsumer) {
 }
 
 /// Forgets a dispatch whose wait was given up (the item was cancelled or the run aborted).
-struct Waiting<'a> {
+struct Forget<'a> {
     stage: &'a DriverStage,
     dispatch: u64,
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Forget<'_> {
     fn drop(&mut self) {
         self.stage.pending.lock().remove(&self.dispatch);
     }
@@ -232,9 +265,13 @@ where
                 message: format!("the item does not encode: {e}"),
             })?;
             drop(input);
-            let (tx, rx) = oneshot::channel();
-            stage.pending.lock().insert(dispatch, tx);
-            let _waiting = Waiting {
+            let (tx, mut rx) = oneshot::channel();
+            let (retries, mut retried) = mpsc::unbounded_channel();
+            stage
+                .pending
+                .lock()
+                .insert(dispatch, Waiting { reply: tx, retries });
+            let _forget = Forget {
                 stage: &stage,
                 dispatch,
             };
@@ -250,7 +287,14 @@ where
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
             inner.counters.dispatched.fetch_add(1, Ordering::Relaxed);
-            let reply = rx.await.map_err(|_| RemoteError {
+            // Each failed attempt a worker sends back shows on the item's page meanwhile.
+            let reply = loop {
+                tokio::select! {
+                    r = &mut rx => break r,
+                    Some(n) = retried.recv() => cx.retried(&n.kind, &n.message).await,
+                }
+            };
+            let reply = reply.map_err(|_| RemoteError {
                 kind: "Cluster".into(),
                 message: "the stage stopped before the item was answered".into(),
             })?;

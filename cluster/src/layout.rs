@@ -12,6 +12,7 @@
 //! | its workers' durable pull consumer | `d0-workers` |
 //! | the workers' replies, a work-queue stream | `flowdeck-docs-d0-out` on `flowdeck.docs.d0.out` |
 //! | the driver's consumer of the replies | `d0-driver` |
+//! | failed attempts sent back to retry, core NATS | `flowdeck.docs.d0.retries` |
 //! | controls (pause), core NATS | `flowdeck.docs.control` |
 //! | worker processes' heartbeats, core NATS | `flowdeck.docs.processes` |
 
@@ -81,6 +82,12 @@ impl StageQueue {
 
     pub fn replies_subject(&self) -> String {
         format!("flowdeck.{}.d{}.out", self.pipeline, self.stage)
+    }
+
+    /// Where workers announce a failed attempt they send back to be retried (core NATS):
+    /// the driver shows the item as retrying, with the error, at once.
+    pub fn retries_subject(&self) -> String {
+        format!("flowdeck.{}.d{}.retries", self.pipeline, self.stage)
     }
 
     /// The driver's durable consumer of the replies.

@@ -53,6 +53,18 @@ pub enum Answer {
     },
 }
 
+/// A worker's word that an attempt failed and the item goes back to be retried (`Nak`).
+/// Sent on core NATS, at most once: a lost one only hides a retry from the item's page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetryNotice {
+    pub run: String,
+    pub dispatch: u64,
+    /// Which delivery failed.
+    pub delivery: i64,
+    pub kind: String,
+    pub message: String,
+}
+
 /// The driver's controls over its distributed stages, published when they change and
 /// every second, so a worker process that joins late learns them within a second.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

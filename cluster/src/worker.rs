@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 
 use crate::{
     publish, reply_id,
-    wire::{Answer, Envelope, Reply},
+    wire::{Answer, Envelope, Reply, RetryNotice},
     QueueOptions, StageQueue,
 };
 
@@ -260,6 +260,20 @@ where
                 .ack_with(AckKind::Nak(Some(self.retry.delay(attempt))))
                 .await;
             bump(&self.counters.retried);
+            let notice = RetryNotice {
+                run: run.clone(),
+                dispatch,
+                delivery: delivered,
+                kind: failure.kind,
+                message: failure.message.clone(),
+            };
+            if let Ok(body) = serde_json::to_vec(&notice) {
+                let _ = self
+                    .js
+                    .client()
+                    .publish(self.queue.retries_subject(), body.into())
+                    .await;
+            }
             return Err(failure.message);
         }
         self.fail(msg, &id, reply, &failure.kind, failure.message)

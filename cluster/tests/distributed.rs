@@ -146,6 +146,46 @@ async fn a_distributed_stage_answers_retries_fails_and_refuses_bad_input_like_a_
     assert_eq!(annotation(203, "deliveries"), Some(Value::from(2u64)));
     assert_eq!(annotation(204, "deliveries"), None, "first time");
     assert!(matches!(annotation(204, "process"), Some(Value::Text(p)) if p.contains(':')));
+    // Each attempt a worker sent back to retry shows in the item's history, with its
+    // error, and the stage counts it: 10 flaky items once, 20 failing ones twice each.
+    let at_square = |id: u64| {
+        handle
+            .tracker()
+            .history(id)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.stage == 1)
+            .map(|e| {
+                let error = e.error.map(|x| x.message).unwrap_or_default();
+                (e.kind, e.attempt, error)
+            })
+            .collect::<Vec<_>>()
+    };
+    use flowdeck_protocol::EventKind::{Completed, Failed, Queued, Retrying, Started};
+    assert_eq!(
+        at_square(203),
+        vec![
+            (Queued, 0, String::new()),
+            (Started, 1, String::new()),
+            (Retrying, 1, "203: flaky".to_owned()),
+            (Started, 2, String::new()),
+            (Completed, 2, String::new()),
+        ]
+    );
+    let h = at_square(107);
+    assert_eq!(
+        h.iter().map(|(k, a, _)| (*k, *a)).collect::<Vec<_>>(),
+        vec![
+            (Queued, 0),
+            (Started, 1),
+            (Retrying, 1),
+            (Started, 2),
+            (Retrying, 2),
+            (Started, 3),
+            (Failed, 3)
+        ]
+    );
+    assert_eq!(handle.snapshot().stages[1].retried, 50);
     let failed = handle.tracker().item(113).unwrap();
     assert!(
         failed

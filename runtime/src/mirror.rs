@@ -182,6 +182,7 @@ pub fn mirror(
         health: None,
         health_final: watch::Sender::new(true),
         progress: Mutex::new(None),
+        monitors: Mutex::new(Vec::new()),
         reported: Some(reported.clone()),
         processes: Mutex::new(None),
     });

@@ -54,6 +54,11 @@ impl Env {
         self.next_id.load(Ordering::Relaxed)
     }
 
+    /// The tracker's input, not holding it open.
+    pub(crate) fn weak_tracker(&self) -> Option<WeakBatchSender> {
+        self.tracker.clone()
+    }
+
     /// A sender to the tracker, while it runs and tracking is on.
     pub(crate) fn tracker(&self) -> Option<BatchSender> {
         self.tracker.as_ref()?.upgrade()
@@ -191,10 +196,14 @@ where
 
     pub(crate) fn slot_arc(&self, index: u16) -> Arc<WorkerSlot> {
         let slots = self.slots.read();
-        slots
-            .get(usize::from(index))
-            .cloned()
-            .unwrap_or_else(|| Arc::new(WorkerSlot::new(index, self.name.clone(), self.env.clock)))
+        slots.get(usize::from(index)).cloned().unwrap_or_else(|| {
+            Arc::new(WorkerSlot::new(
+                index,
+                self.index,
+                self.name.clone(),
+                &self.env,
+            ))
+        })
     }
 
     pub(crate) fn keep_failed_input(&self, id: ItemId, value: I) {
@@ -301,8 +310,9 @@ where
                 let index = u16::try_from(slots.len()).unwrap_or(u16::MAX - 1);
                 slots.push(Arc::new(WorkerSlot::new(
                     index,
+                    self.index,
                     self.name.clone(),
-                    self.env.clock,
+                    &self.env,
                 )));
             }
         }

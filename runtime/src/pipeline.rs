@@ -292,6 +292,9 @@ pub(crate) struct Shared {
     pub health_final: watch::Sender<bool>,
     /// The progress display's task, which `Running::run` waits for.
     pub progress: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The monitors' tasks, which `Running::run` waits for too: their `on_finish` has run
+    /// when it returns.
+    pub monitors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// A mirrored pipeline's last reported snapshot, which stands for the workers'
     /// counters it has none of (`crate::mirror`); `None` for a pipeline that runs here.
     pub reported: Option<Arc<Mutex<Snapshot>>>,
@@ -398,6 +401,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             health: health.as_ref().map(|h| h.engine.clone()),
             health_final: watch::Sender::new(health.is_none()),
             progress: Mutex::new(None),
+            monitors: Mutex::new(Vec::new()),
             reported: None,
             processes: Mutex::new(None),
         });
@@ -438,7 +442,8 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         });
 
         for (monitor, every) in options.monitors {
-            tokio::spawn(crate::snapshot::drive(monitor, every, handle.clone()));
+            let task = tokio::spawn(crate::snapshot::drive(monitor, every, handle.clone()));
+            shared.monitors.lock().push(task);
         }
         if let Some(health) = health {
             tokio::spawn(health.watch(handle.clone()));
@@ -493,12 +498,13 @@ impl<In: Send + 'static, Out: Send + 'static> Running<In, Out> {
         };
         let ((), outputs) = futures::join!(feed, collect);
         handle.wait().await;
-        // The progress display's last lines are printed before the caller goes on (and
-        // perhaps exits).
+        // The progress display's last lines are printed, and the monitors have seen the
+        // end, before the caller goes on (and perhaps exits).
         let progress = handle.shared.progress.lock().take();
-        if let Some(p) = progress {
-            let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
-        }
+        let monitors = std::mem::take(&mut *handle.shared.monitors.lock());
+        let watchers = progress.into_iter().chain(monitors);
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(watchers)).await;
         Report {
             outputs,
             summary: handle.summary(),

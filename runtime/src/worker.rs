@@ -33,7 +33,13 @@ const NO_ITEM: u64 = u64::MAX;
 /// contend; snapshots read them at any time.
 pub(crate) struct WorkerSlot {
     pub index: u16,
+    stage: StageIndex,
     pub stage_name: Arc<str>,
+    /// For events a task records itself ([`Ctx::retried`]).
+    tracker: Option<crate::events::WeakBatchSender>,
+    /// Attempts the task reported as made elsewhere during the attempt under way
+    /// ([`Ctx::retried`]): the attempt's own number moves past them.
+    extra_attempts: std::sync::atomic::AtomicU32,
     state: AtomicU8,
     current: AtomicU64,
     pub processed: AtomicU64,
@@ -64,10 +70,19 @@ pub(crate) struct WorkerSlot {
 }
 
 impl WorkerSlot {
-    pub(crate) fn new(index: u16, stage_name: Arc<str>, clock: Clock) -> Self {
+    pub(crate) fn new(
+        index: u16,
+        stage: StageIndex,
+        stage_name: Arc<str>,
+        env: &crate::node::Env,
+    ) -> Self {
+        let clock = env.clock;
         WorkerSlot {
             index,
+            stage,
             stage_name,
+            tracker: env.weak_tracker(),
+            extra_attempts: std::sync::atomic::AtomicU32::new(0),
             state: AtomicU8::new(WorkerState::Idle as u8),
             current: AtomicU64::new(NO_ITEM),
             processed: AtomicU64::new(0),
@@ -188,6 +203,41 @@ impl Ctx {
 
     pub fn worker(&self) -> u16 {
         self.slot.index
+    }
+
+    /// Records that attempt [`attempt`](Self::attempt)` + n` of this item failed somewhere
+    /// else and is being retried there: for a task that hands its item to another system
+    /// which retries by itself (flowdeck-cluster's distributed stages, whose worker
+    /// processes retry with JetStream). The item shows as retrying with `kind` and
+    /// `message` in its history, at once, and the stage counts the retry; the attempt's
+    /// end is then numbered after these. The runtime's own retries need no call.
+    pub async fn retried(&self, kind: &str, message: &str) {
+        let slot = &self.slot;
+        let n = self.attempt + slot.extra_attempts.fetch_add(1, Ordering::AcqRel);
+        slot.retried.fetch_add(1, Ordering::Relaxed);
+        let tracker = slot.tracker.as_ref().and_then(|t| t.upgrade());
+        let mut buf = EventBuf::new(tracker);
+        if !buf.on() {
+            return;
+        }
+        let here = Subject {
+            item: self.item,
+            stage: slot.stage,
+            worker: Some(slot.index),
+        };
+        let now = slot.clock.now_us();
+        buf.push(
+            here.event(EventKind::Retrying, Some(ItemStatus::Running), now)
+                .attempt(n, 0)
+                .with_error(runtime_error(kind, message)),
+        )
+        .await;
+        buf.push(
+            here.event(EventKind::Started, Some(ItemStatus::Retrying), now)
+                .attempt(n + 1, 0),
+        )
+        .await;
+        buf.flush().await;
     }
 
     /// Attaches a key/value to the item (tokens used, model, bytes); it shows in the item's
@@ -394,6 +444,8 @@ async fn process<I, O, T>(
                 }
             }
         };
+        // Attempts the task said were made elsewhere meanwhile come before this one's end.
+        attempt += slot.extra_attempts.swap(0, Ordering::AcqRel);
         let finished = env.clock.now_us();
         let took = finished - started;
         WorkerSlot::add(&slot.busy_us, took);

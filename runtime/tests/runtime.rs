@@ -558,3 +558,50 @@ fn graphs_that_cannot_run_are_refused_with_a_reason() {
     g.input(a);
     assert_eq!(g.build().err(), Some(BuildError::NoWorkers("a".into())));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_a_task_reports_made_elsewhere_show_as_retries_in_order() {
+    use EventKind::{Completed, Queued, Retrying, Started};
+    // A task that hands its item to a system retrying by itself (as a distributed stage's
+    // does) and hears of two failed attempts before the third succeeds.
+    let report = Line::<u32>::new("elsewhere")
+        .stage(Stage::map(
+            "remote",
+            |n: u32, cx: flowdeck_runtime::Ctx| async move {
+                cx.retried("Timeout", "attempt 1 timed out").await;
+                cx.retried("Io", "attempt 2 lost its connection").await;
+                Ok::<_, String>(n)
+            },
+        ))
+        .build()
+        .unwrap()
+        .start();
+    let handle = report.handle.clone();
+    let report = report.run([7]).await;
+    assert_eq!(report.outputs, vec![7]);
+    let history: Vec<_> = handle
+        .tracker()
+        .history(0)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.attempt, e.error.map(|x| x.kind)))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            (Queued, 0, None),
+            (Started, 1, None),
+            (Retrying, 1, Some("Timeout".to_owned())),
+            (Started, 2, None),
+            (Retrying, 2, Some("Io".to_owned())),
+            (Started, 3, None),
+            (Completed, 3, None),
+        ]
+    );
+    let s = report.summary;
+    assert_eq!(s.snapshot.stages[0].retried, 2);
+    assert_eq!(
+        (s.stats.completed, s.stats.retrying, s.stats.running),
+        (1, 0, 0)
+    );
+}
