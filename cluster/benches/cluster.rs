@@ -4,9 +4,11 @@
 //! this machine's cores with the driver and the server.
 //!
 //! 1. Items/s through one distributed stage of W workers per process, with 1, 2 and 4
-//!    worker processes, for trivial work and 10 ms of work (a sleep, like waiting on a
-//!    model), against the same stage in one process with the same number of workers in
-//!    all. The ideal for 10 ms is workers × 100/s.
+//!    worker processes, for trivial work and 10 ms of work, against the same stage in one
+//!    process with the same number of workers in all. The ideal for 10 ms is workers ×
+//!    100/s. 10 ms twice: a wait on tokio's timer (like a network call; the timer counts in
+//!    whole milliseconds, so it takes 10 to 11), and a sleep of exactly 10 ms on a blocking
+//!    thread (like a synchronous call), which shows the cluster's own cost alone.
 //! 2. The JetStream path's overhead per item: one item at a time (`in_flight` 1) through a
 //!    trivial distributed stage, whose time per item is the round trip: dispatch, pull,
 //!    reply, ack, read the reply.
@@ -47,21 +49,74 @@ fn settings(in_flight: usize) -> Settings {
     }
 }
 
-fn stage(
-    work: Duration,
-    workers: usize,
-) -> Stage<u64, u64, impl flowdeck_runtime::TaskFn<u64, u64>> {
-    Stage::map("work", move |n: u64, _cx| async move {
-        if !work.is_zero() {
-            tokio::time::sleep(work).await;
+/// What each item costs the stage.
+#[derive(Clone, Copy, Debug)]
+enum Work {
+    Trivial,
+    /// `tokio::time::sleep`: a wait on the runtime's timer, which counts in whole
+    /// milliseconds, so 10 ms takes 10 to 11 (like waiting on a network call).
+    Timer(Duration),
+    /// `std::thread::sleep` on a blocking thread: as long as asked, to tens of µs (like a
+    /// synchronous call taken off the async threads).
+    Exact(Duration),
+}
+
+impl Work {
+    fn to_env(self) -> String {
+        match self {
+            Work::Trivial => "trivial".into(),
+            Work::Timer(d) => format!("timer:{}", d.as_millis()),
+            Work::Exact(d) => format!("exact:{}", d.as_millis()),
         }
+    }
+
+    fn from_env() -> Self {
+        let v = std::env::var("BENCH_WORK").unwrap_or_default();
+        let ms = |x: &str| Duration::from_millis(x.parse().unwrap());
+        match v.split_once(':') {
+            Some(("timer", x)) => Work::Timer(ms(x)),
+            Some(("exact", x)) => Work::Exact(ms(x)),
+            _ => Work::Trivial,
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Work::Trivial => "trivial".into(),
+            Work::Timer(d) => format!("{} ms timer", d.as_millis()),
+            Work::Exact(d) => format!("{} ms exact", d.as_millis()),
+        }
+    }
+
+    /// Items/s of `workers` doing nothing else.
+    fn ideal(self, workers: usize) -> Option<f64> {
+        match self {
+            Work::Trivial => None,
+            Work::Timer(d) | Work::Exact(d) => Some(workers as f64 / d.as_secs_f64()),
+        }
+    }
+
+    async fn run(self) {
+        match self {
+            Work::Trivial => {}
+            Work::Timer(d) => tokio::time::sleep(d).await,
+            Work::Exact(d) => {
+                let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
+            }
+        }
+    }
+}
+
+fn stage(work: Work, workers: usize) -> Stage<u64, u64, impl flowdeck_runtime::TaskFn<u64, u64>> {
+    Stage::map("work", move |n: u64, _cx| async move {
+        work.run().await;
         Ok::<_, String>(n.wrapping_add(1))
     })
     .workers(workers)
 }
 
 /// source → work → sink, `work` distributed when a cluster is given.
-fn pipeline(cluster: Option<&Cluster>, work: Duration, workers: usize) -> Pipeline<u64, u64> {
+fn pipeline(cluster: Option<&Cluster>, work: Work, workers: usize) -> Pipeline<u64, u64> {
     let line = Line::<u64>::new(PIPELINE).stage(Stage::map("source", |n: u64, _cx| async move {
         Ok::<_, String>(n)
     }));
@@ -78,7 +133,7 @@ fn pipeline(cluster: Option<&Cluster>, work: Duration, workers: usize) -> Pipeli
 
 fn worker_main() {
     let url = std::env::var("BENCH_NATS").unwrap();
-    let work = Duration::from_millis(env("BENCH_WORK_MS", 0));
+    let work = Work::from_env();
     let workers = env("CLUSTER_WORKERS", 8) as usize;
     runtime().block_on(async move {
         let cluster = Cluster::connect(&url, PIPELINE, settings(1)).await.unwrap();
@@ -106,14 +161,14 @@ impl Drop for Procs {
     }
 }
 
-fn start_workers(n: usize, url: &str, work: Duration) -> Procs {
+fn start_workers(n: usize, url: &str, work: Work) -> Procs {
     Procs(
         (0..n)
             .map(|_| {
                 Command::new(std::env::current_exe().unwrap())
                     .env("BENCH_ROLE", "worker")
                     .env("BENCH_NATS", url)
-                    .env("BENCH_WORK_MS", work.as_millis().to_string())
+                    .env("BENCH_WORK", work.to_env())
                     .stdout(Stdio::null())
                     .stderr(Stdio::inherit())
                     .spawn()
@@ -126,7 +181,7 @@ fn start_workers(n: usize, url: &str, work: Duration) -> Procs {
 /// Items/s of `n` items through the pipeline, after a warm-up of a few hundred; through
 /// the cluster at `url` with `in_flight` when given (a driver of its own each time: the
 /// worker processes serve the first distributed stage of the pipeline, d0).
-async fn measure(url: Option<(&str, usize)>, work: Duration, workers: usize, n: u64) -> f64 {
+async fn measure(url: Option<(&str, usize)>, work: Work, workers: usize, n: u64) -> f64 {
     let cluster = match url {
         Some((url, in_flight)) => Some(
             Cluster::connect(url, PIPELINE, settings(in_flight))
@@ -175,41 +230,36 @@ fn main() {
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
         println!(
-            "{:<8} {:>9} {:>12} {:>12} {:>14} {:>9}",
+            "{:<14} {:>9} {:>8} {:>12} {:>14} {:>9}",
             "work", "processes", "workers", "items/s", "in one process", "of ideal"
         );
-        for work in [Duration::ZERO, Duration::from_millis(10)] {
+        let ten = Duration::from_millis(10);
+        for work in [Work::Trivial, Work::Timer(ten), Work::Exact(ten)] {
             for procs in [1usize, 2, 4] {
                 let total = workers * procs;
-                let ideal = (total as f64) * 1000.0 / work.as_millis().max(1) as f64;
-                let n = if work.is_zero() {
-                    30_000
-                } else {
-                    (ideal as u64) * seconds
-                };
+                let ideal = work.ideal(total);
+                let n = ideal.map_or(30_000, |i| i as u64 * seconds);
                 let _workers = start_workers(procs, &server.url, work);
                 let at = Some((server.url.as_str(), total * 4));
                 // Let every process connect and pull before the clock starts.
                 let _ = measure(at, work, workers, 300).await;
                 let distributed = measure(at, work, workers, n).await;
                 let local = measure(None, work, total, n).await;
-                let of_ideal = if work.is_zero() {
-                    "-".to_owned()
-                } else {
-                    format!("{:.0}%", 100.0 * distributed / ideal)
-                };
+                let of_ideal = ideal.map_or("-".to_owned(), |i| {
+                    format!("{:.0}%", 100.0 * distributed / i)
+                });
                 println!(
-                    "{:<8} {procs:>9} {total:>12} {distributed:>12.0} {local:>14.0} {of_ideal:>9}",
-                    format!("{work:?}")
+                    "{:<14} {procs:>9} {total:>8} {distributed:>12.0} {local:>14.0} {of_ideal:>9}",
+                    work.label()
                 );
             }
         }
         // The round trip, one item at a time.
-        let _workers = start_workers(1, &server.url, Duration::ZERO);
+        let _workers = start_workers(1, &server.url, Work::Trivial);
         let at = Some((server.url.as_str(), 1));
-        let _ = measure(at, Duration::ZERO, 1, 200).await;
-        let per_s = measure(at, Duration::ZERO, 1, 3_000).await;
-        let local = measure(None, Duration::ZERO, 1, 3_000).await;
+        let _ = measure(at, Work::Trivial, 1, 200).await;
+        let per_s = measure(at, Work::Trivial, 1, 3_000).await;
+        let local = measure(None, Work::Trivial, 1, 3_000).await;
         println!(
             "one item at a time through a trivial stage: distributed {:.0} µs per item, in \
              one process {:.1} µs: the JetStream path adds {:.0} µs",
