@@ -28,6 +28,8 @@ cargo test --workspace --exclude flowdeck-frontend
 
 step "release build"
 scripts/build.sh
+step "the cluster example (facade feature cluster), for the browser tests"
+cargo build -p flowdeck --features cluster --example cluster
 
 step "the API against its OpenAPI document (schemathesis)"
 scripts/api-fuzz.sh
@@ -42,4 +44,5 @@ step "browser tests"
 # The progress and report examples were built by the cargo tests (target/debug/examples/).
 (cd end2end && FLOWDECK_BIN="$PWD/../target/release/flowdeck" STANDALONE_BIN="$PWD/../target/standalone" \
   PROGRESS_BIN="$PWD/../target/debug/examples/progress" REPORT_BIN="$PWD/../target/debug/examples/report" \
+  CLUSTER_BIN="$PWD/../target/debug/examples/cluster" NATS_SERVER="$PWD/../target/tools/nats/bin/nats-server" \
   node --test tests/)
