@@ -1,4 +1,5 @@
-//! [`Cluster`]: what a user's program holds. The same program runs in two roles:
+//! [`Cluster`]: what a user's program holds, and the driver's side of it (a worker
+//! process's is in `serve`). The same program runs in two roles:
 //! - the **driver** builds the pipeline with some stages handed to
 //!   [`Cluster::distribute`], runs it as usual, and calls [`Cluster::watch`] with its
 //!   handle so that pauses reach the worker processes and their heartbeats are read;
@@ -15,20 +16,20 @@ use std::{
 };
 
 use async_nats::jetstream;
-use flowdeck_protocol::{PipelineState, Preview, ProcessSnapshot, ProcessStage};
+use flowdeck_protocol::{PipelineState, Preview, ProcessSnapshot};
 use flowdeck_runtime::{PipelineHandle, Stage, TaskFn};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde::{de::DeserializeOwned, Serialize};
-use tokio::task::JoinHandle;
 
 use crate::{
     driver::{DriverCounters, DriverStage, Remote, RemoteError},
     layout::{check_token, control_subject, processes_subject},
     queue::nats,
+    serve::{heartbeat, obey, Served, Workers},
     stage_queue,
     wire::{Answer, ControlState, Reply},
-    worker::{Counters, Gate, WorkerStage},
+    worker::{Counters, WorkerStage},
     ClusterError, QueueOptions, StageQueue,
 };
 
@@ -68,15 +69,15 @@ type Serve = Box<
 
 pub(crate) struct Inner {
     pub js: jetstream::Context,
-    client: async_nats::Client,
-    pipeline: String,
+    pub(crate) client: async_nats::Client,
+    pub(crate) pipeline: String,
     /// This driver's run: message ids and replies carry it.
     pub run: String,
     pub settings: Settings,
     /// This process: `host:pid`.
-    process: String,
-    host: String,
-    started_unix_ms: u64,
+    pub(crate) process: String,
+    pub(crate) host: String,
+    pub(crate) started_unix_ms: u64,
     /// The distributed stages' names, by distributed index.
     names: Mutex<Vec<String>>,
     /// The worker side of each distributed stage, for [`Cluster::serve`].
@@ -465,150 +466,5 @@ impl Inner {
                 .await;
         }
         *last = Some((state, Instant::now()));
-    }
-}
-
-/// One distributed stage served by this process.
-struct Served {
-    index: u16,
-    name: String,
-    handle: PipelineHandle,
-    gate: Arc<Gate>,
-    counters: Arc<Counters>,
-}
-
-/// The distributed stages a worker process serves.
-pub struct Workers {
-    stages: Arc<Vec<Served>>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Workers {
-    /// The local pipeline running stage `stage` here: its snapshot, tracker and controls
-    /// (a dashboard of this process can serve it).
-    pub fn handle(&self, stage: &str) -> Option<&PipelineHandle> {
-        self.stages
-            .iter()
-            .find(|s| s.name == stage)
-            .map(|s| &s.handle)
-    }
-
-    /// How many of this process's workers run stage `stage`.
-    pub fn set_workers(&self, stage: &str, workers: usize) -> Result<(), ClusterError> {
-        let s = self
-            .stages
-            .iter()
-            .find(|s| s.name == stage)
-            .ok_or_else(|| ClusterError::Name(format!("no distributed stage {stage:?}")))?;
-        s.handle
-            .set_workers(stage, workers)
-            .map_err(|e| ClusterError::Name(e.to_string()))?;
-        s.gate.target.store(workers, Ordering::Release);
-        s.gate.poke();
-        Ok(())
-    }
-
-    /// Stops pulling, lets the items in hand finish and answers them, then returns.
-    pub async fn stop(self) {
-        for s in self.stages.iter() {
-            s.gate.stopping.store(true, Ordering::Release);
-            s.gate.poke();
-        }
-        for s in self.stages.iter() {
-            s.handle.wait().await;
-        }
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-
-    /// Serves until the process is asked to stop (Ctrl-C or SIGTERM), then stops as
-    /// [`stop`](Self::stop) does.
-    pub async fn run(self) {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        self.stop().await;
-    }
-}
-
-/// Applies the driver's pause states to this process's stages.
-async fn obey(mut control: async_nats::Subscriber, stages: Arc<Vec<Served>>) {
-    while let Some(m) = control.next().await {
-        let Ok(state) = serde_json::from_slice::<ControlState>(&m.payload) else {
-            continue;
-        };
-        for s in stages.iter() {
-            let paused = state
-                .paused
-                .get(usize::from(s.index))
-                .copied()
-                .unwrap_or(false);
-            if s.gate.paused.swap(paused, Ordering::AcqRel) != paused {
-                let _ = if paused {
-                    s.handle.pause(&s.name)
-                } else {
-                    s.handle.resume(&s.name)
-                };
-                s.gate.poke();
-            }
-        }
-    }
-}
-
-/// Sends this process's heartbeat every [`HEARTBEAT`].
-async fn heartbeat(inner: Arc<Inner>, stages: Arc<Vec<Served>>) {
-    let pid = std::process::id();
-    let mut tick = tokio::time::interval(HEARTBEAT);
-    loop {
-        tick.tick().await;
-        let beat = ProcessSnapshot {
-            process: inner.process.clone(),
-            host: inner.host.clone(),
-            pid,
-            version: inner.settings.version.clone(),
-            started_unix_ms: inner.started_unix_ms,
-            silent_ms: 0,
-            lost: false,
-            stages: stages
-                .iter()
-                .map(|s| {
-                    let snap = s.handle.snapshot();
-                    let mut beat = ProcessStage {
-                        name: s.name.clone(),
-                        paused: s.gate.paused.load(Ordering::Acquire),
-                        workers: snap
-                            .stages
-                            .into_iter()
-                            .next()
-                            .map(|st| st.workers)
-                            .unwrap_or_default(),
-                        ..ProcessStage::default()
-                    };
-                    s.counters.beat(&mut beat);
-                    beat
-                })
-                .collect(),
-        };
-        if let Ok(body) = serde_json::to_vec(&beat) {
-            let _ = inner
-                .client
-                .publish(processes_subject(&inner.pipeline), body.into())
-                .await;
-        }
     }
 }

@@ -49,13 +49,15 @@ mod cluster;
 pub mod driver;
 pub mod layout;
 pub mod queue;
+mod serve;
 pub mod wire;
 pub mod worker;
 
-pub use cluster::{Cluster, ClusterStats, Settings, Workers, CONTROL_EVERY, HEARTBEAT, LOST_AFTER};
+pub use cluster::{Cluster, ClusterStats, Settings, CONTROL_EVERY, HEARTBEAT, LOST_AFTER};
 pub use driver::{Remote, RemoteError};
 pub use layout::{msg_id, reply_id, StageQueue};
 pub use queue::{publish, purge, replies_queue, stage_queue, QueueOptions};
+pub use serve::Workers;
 
 /// What went wrong talking to NATS, or with a name given.
 #[derive(Debug, thiserror::Error)]
