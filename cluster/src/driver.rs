@@ -32,7 +32,9 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 
 use crate::{
     cluster::Inner,
-    msg_id, publish, purge, replies_queue, stage_queue,
+    msg_id, publish, purge,
+    queue::Fetcher,
+    replies_queue, stage_queue,
     wire::{Answer, Envelope, Reply, RetryNotice},
     StageQueue,
 };
@@ -172,29 +174,14 @@ async fn read_retries(stage: Weak<DriverStage>, mut notices: async_nats::Subscri
 
 /// Reads a stage's replies until the stage is gone.
 async fn read_replies(stage: Weak<DriverStage>, consumer: PullConsumer) {
-    let mut failing = false;
+    let mut replies = Fetcher::new(consumer, "read replies");
     loop {
         if stage.strong_count() == 0 {
             return;
         }
-        let batch = consumer
-            .fetch()
-            .max_messages(512)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                if !failing {
-                    tracing::warn!("cannot read replies from NATS ({e}); trying again");
-                    failing = true;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
+        let Some(mut batch) = replies.fetch(512).await else {
+            continue;
         };
-        failing = false;
         while let Some(Ok(msg)) = batch.next().await {
             let Some(s) = stage.upgrade() else { return };
             match serde_json::from_slice::<Reply>(&msg.payload) {

@@ -146,6 +146,50 @@ pub async fn purge(js: &jetstream::Context, q: &StageQueue) -> Result<(), Cluste
     Ok(())
 }
 
+/// A pull consumer read in batches that survives the server going away: each fetch asks
+/// for up to `max` messages for half a second; a failed fetch waits a quarter second, and
+/// the first of a run of failures is logged (`what` says which reader).
+pub(crate) struct Fetcher {
+    consumer: PullConsumer,
+    what: &'static str,
+    failing: bool,
+}
+
+impl Fetcher {
+    pub(crate) fn new(consumer: PullConsumer, what: &'static str) -> Self {
+        Fetcher {
+            consumer,
+            what,
+            failing: false,
+        }
+    }
+
+    /// The next batch, or `None` after a failed fetch (already waited for: call again).
+    pub(crate) async fn fetch(&mut self, max: usize) -> Option<pull::Batch> {
+        let batch = self
+            .consumer
+            .fetch()
+            .max_messages(max)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await;
+        match batch {
+            Ok(b) => {
+                self.failing = false;
+                Some(b)
+            }
+            Err(e) => {
+                if !self.failing {
+                    tracing::warn!("cannot {} from NATS ({e}); trying again", self.what);
+                    self.failing = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                None
+            }
+        }
+    }
+}
+
 /// Publishes `payload` on `subject` under `id` ([`crate::msg_id`], [`crate::reply_id`]),
 /// waiting for the stream to have it. Answers whether it was a duplicate (already
 /// published under that id within the window, so dropped).

@@ -35,7 +35,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::Notify;
 
 use crate::{
-    publish, reply_id,
+    publish,
+    queue::Fetcher,
+    reply_id,
     wire::{Answer, Envelope, Reply, RetryNotice},
     QueueOptions, StageQueue,
 };
@@ -398,31 +400,16 @@ where
 /// fetching while paused; ends when told to stop, dropping the feeder so the local
 /// pipeline drains.
 async fn pull(consumer: PullConsumer, feeder: Feeder<Delivery>, gate: Arc<Gate>) {
-    let mut failing = false;
+    let mut items = Fetcher::new(consumer, "pull");
     while !gate.stopping.load(Ordering::Acquire) {
         let free = gate.free();
         if gate.paused.load(Ordering::Acquire) || free == 0 {
             gate.wait().await;
             continue;
         }
-        let batch = consumer
-            .fetch()
-            .max_messages(free.min(FETCH_MAX))
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                if !failing {
-                    tracing::warn!("cannot pull from NATS ({e}); trying again");
-                    failing = true;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
+        let Some(mut batch) = items.fetch(free.min(FETCH_MAX)).await else {
+            continue;
         };
-        failing = false;
         while let Some(m) = batch.next().await {
             let Ok(msg) = m else { break };
             gate.held.fetch_add(1, Ordering::AcqRel);

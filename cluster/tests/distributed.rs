@@ -62,19 +62,29 @@ fn pipeline(cluster: &Cluster, work: Duration) -> Pipeline<u64, (u64, u64)> {
         .unwrap()
 }
 
+/// A server, a driver running the pipeline (watched), and its stage served by a second
+/// connection as a worker process would.
+async fn start(
+    work: Duration,
+) -> (
+    common::NatsServer,
+    Cluster,
+    flowdeck_runtime::Running<u64, (u64, u64)>,
+    flowdeck_cluster::Workers,
+) {
+    let server = nats_server().await;
+    let connect = || Cluster::connect(&server.url, "squares", settings());
+    let (driver, worker) = (connect().await.unwrap(), connect().await.unwrap());
+    let running = pipeline(&driver, work).start();
+    driver.watch(&running.handle);
+    let _served = pipeline(&worker, work);
+    let workers = worker.serve().await.unwrap();
+    (server, driver, running, workers)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_distributed_stage_answers_retries_fails_and_refuses_bad_input_like_a_local_one() {
-    let server = nats_server().await;
-    let driver = Cluster::connect(&server.url, "squares", settings())
-        .await
-        .unwrap();
-    let worker = Cluster::connect(&server.url, "squares", settings())
-        .await
-        .unwrap();
-    let running = pipeline(&driver, Duration::ZERO).start();
-    driver.watch(&running.handle);
-    let _served = pipeline(&worker, Duration::ZERO);
-    let workers = worker.serve().await.unwrap();
+    let (_server, driver, running, workers) = start(Duration::ZERO).await;
     let handle = running.handle.clone();
 
     let n = 1_000u64;
@@ -204,17 +214,7 @@ async fn a_distributed_stage_answers_retries_fails_and_refuses_bad_input_like_a_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pausing_a_distributed_stage_stops_every_worker_process_within_a_second() {
-    let server = nats_server().await;
-    let driver = Cluster::connect(&server.url, "squares", settings())
-        .await
-        .unwrap();
-    let worker = Cluster::connect(&server.url, "squares", settings())
-        .await
-        .unwrap();
-    let running = pipeline(&driver, Duration::from_millis(20)).start();
-    driver.watch(&running.handle);
-    let _served = pipeline(&worker, Duration::from_millis(20));
-    let workers = worker.serve().await.unwrap();
+    let (_server, driver, running, workers) = start(Duration::from_millis(20)).await;
     let local = workers.handle("square").unwrap().clone();
     let handle = running.handle.clone();
     let feed = tokio::spawn(running.run((0..400).map(|i| i * 100 + 1)));

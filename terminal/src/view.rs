@@ -319,33 +319,19 @@ fn stages(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
         .block(block("Stages", app)),
         top,
     );
-    let rows = snap.stages.iter().flat_map(|s| {
-        s.workers.iter().map(move |w| {
-            let state = w.state.as_str();
-            Row::new(vec![
-                Cell::from(format!("{}-{}", s.name, w.id)),
-                Cell::from(state).style(t.status(state)),
-                Cell::from(w.current_item.map(|i| format!("#{i}")).unwrap_or_default()),
-                Cell::from(count(w.processed)),
-                Cell::from(count(w.failed)),
-                Cell::from(format!("{:.0}%", w.busy_ratio * 100.0)),
-                Cell::from(format!("{:.0}%", w.blocked_ratio * 100.0)),
-            ])
+    let rows = snap
+        .stages
+        .iter()
+        .flat_map(|s| {
+            s.workers
+                .iter()
+                .map(move |w| worker_row(t, format!("{}-{}", s.name, w.id), w.state.as_str(), w))
         })
-    });
-    let rows = rows.chain(remote().map(|(p, s, w)| {
-        // A lost process's last heartbeat is not what its workers do now.
-        let state = if p.lost { "lost" } else { w.state.as_str() };
-        Row::new(vec![
-            Cell::from(format!("{}-{} @ {}", s.name, w.id, p.process)),
-            Cell::from(state).style(t.status(state)),
-            Cell::from(w.current_item.map(|i| format!("#{i}")).unwrap_or_default()),
-            Cell::from(count(w.processed)),
-            Cell::from(count(w.failed)),
-            Cell::from(format!("{:.0}%", w.busy_ratio * 100.0)),
-            Cell::from(format!("{:.0}%", w.blocked_ratio * 100.0)),
-        ])
-    }));
+        .chain(remote().map(|(p, s, w)| {
+            // A lost process's last heartbeat is not what its workers do now.
+            let state = if p.lost { "lost" } else { w.state.as_str() };
+            worker_row(t, format!("{}-{} @ {}", s.name, w.id, p.process), state, w)
+        }));
     f.render_widget(
         Table::new(
             rows,
@@ -374,6 +360,24 @@ fn stages(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
         .block(block(&format!("Workers ({workers})"), app)),
         bottom,
     );
+}
+
+/// One worker's row of the workers table, under `name`, shown as `state`.
+fn worker_row<'a>(
+    t: crate::theme::Theme,
+    name: String,
+    state: &'a str,
+    w: &flowdeck_protocol::WorkerSnapshot,
+) -> Row<'a> {
+    Row::new(vec![
+        Cell::from(name),
+        Cell::from(state).style(t.status(state)),
+        Cell::from(w.current_item.map(|i| format!("#{i}")).unwrap_or_default()),
+        Cell::from(count(w.processed)),
+        Cell::from(count(w.failed)),
+        Cell::from(format!("{:.0}%", w.busy_ratio * 100.0)),
+        Cell::from(format!("{:.0}%", w.blocked_ratio * 100.0)),
+    ])
 }
 
 /// Microseconds as the most readable unit.
