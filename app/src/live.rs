@@ -26,8 +26,9 @@ use leptos::prelude::*;
 pub trait Backend: Send + Sync + 'static {
     /// The current picture, with only the newest `items` items.
     fn view(&self, items: usize) -> Full;
-    /// One item's detail and provenance, while it is retained.
-    fn task(&self, id: ItemId) -> Option<TaskDetail>;
+    /// One item's detail and provenance: while the pipeline retains it, or as the run
+    /// store kept it when it finished (`TaskDetail::from_store`).
+    fn task(&self, id: ItemId) -> BoxFuture<Result<Option<TaskDetail>, String>>;
     /// Who sent the request being served: whether they may control, and the CSRF token
     /// their control requests repeat.
     fn viewer(&self) -> Viewer;
@@ -312,7 +313,7 @@ pub async fn fetch_checks(names: Vec<String>) -> Result<Vec<CheckResult>, Server
 #[server(endpoint = "task", input = leptos::server_fn::codec::GetUrl)]
 pub async fn fetch_task(id: ItemId) -> Result<Option<TaskDetail>, ServerFnError> {
     let backend = backend()?;
-    Ok(backend.0.task(id))
+    backend.0.task(id).await.map_err(ServerFnError::new)
 }
 
 /// The run store's runs and its state.

@@ -150,4 +150,28 @@ async fn a_killed_run_keeps_what_finished_and_shows_as_interrupted() {
         page["total"].as_u64().unwrap() >= failed.len() as u64,
         "{page}"
     );
+
+    // The killed run's totals agree with its own task list (its last snapshot, up to 5 s
+    // older than its last items, would not), and say that they were recounted; so do the
+    // pipelines' counts and replay's end.
+    let kept = |status: &'static str| {
+        let url = url.clone();
+        async move {
+            let (_, page) = get(format!(
+                "{url}/api/v1/runs/{run}/tasks?status={status}&limit=1"
+            ))
+            .await;
+            page["total"].as_u64().unwrap()
+        }
+    };
+    let (completed, failed) = (kept("completed").await, kept("failed").await);
+    assert!(completed > 0, "{old}");
+    assert_eq!(old["totals"]["completed"], completed, "{old}");
+    assert_eq!(old["totals"]["failed"], failed, "{old}");
+    assert_eq!(old["recounted"], true, "{old}");
+    assert_eq!(new_run["recounted"], false, "{new_run}");
+    let (_, timeline) = get(format!("{url}/api/v1/runs/{run}/timeline")).await;
+    let end = timeline["points"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(end["totals"]["completed"], completed, "{timeline}");
+    assert_eq!(end["totals"]["failed"], failed, "{timeline}");
 }

@@ -39,6 +39,10 @@ test('a warning appears on the overview while a stage starves, and clears once i
   await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
   assert.equal(await page.getByTestId('no-warnings').count(), 1, 'a quiet demo has no warning');
   assert.equal(await page.getByTestId('warnings-badge').count(), 0);
+  // One verdict: with no warning, the health line is ok (the demo's failures are a figure
+  // on it, not a second rule saying "warn").
+  assert.equal(await page.getByTestId('health').getAttribute('data-level'), 'ok',
+    await page.getByTestId('health').textContent());
 
   assert.equal((await post('/api/v1/stages/enrich/pause')).status, 200);
   const warning = page.locator('li.warning[data-rule="starved_stage"][data-stage="enrich"]');

@@ -180,6 +180,12 @@ pub struct TaskDetail {
     /// its input, so that it can be retried (it keeps the newest `keep_failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// The live pipeline no longer retains the item (newer ones took its slot in the
+    /// retention ring), so this is the copy the run store kept when it finished: links into
+    /// the live run (from the errors page, a warning, a log line, `flowdeck top`) keep
+    /// working, and the page says where the detail came from.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_store: bool,
 }
 
 #[cfg(test)]

@@ -47,12 +47,18 @@ pub struct RunInfo {
     pub started_ms: u64,
     /// When it ended; for a running run, `None`.
     pub ended_ms: Option<u64>,
-    /// The counts at the last snapshot the store has.
+    /// The counts at the last snapshot the store has; for an interrupted run, recounted
+    /// from its kept items when it was found (see `recounted`).
     pub totals: Totals,
     /// Items kept in the store.
     pub stored: u64,
     /// Finished items the store shed under load (counted, not kept).
     pub not_stored: u64,
+    /// The totals were recounted from the items the store kept, at the start after the
+    /// process that ran it died: its last snapshot was older than its last items. Items
+    /// in progress at that moment count in `submitted` only.
+    #[serde(default)]
+    pub recounted: bool,
 }
 
 /// A run with what its pages show: its stages and edges, and its last snapshot.

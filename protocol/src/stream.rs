@@ -261,18 +261,19 @@ impl LiveState {
         }
     }
 
-    /// The pipeline's health in one word and why: `fail` when the run was aborted;
-    /// `warn` while a health warning fires (named first: it names the culprit), items
-    /// fail, or a stage's oldest queued item has waited more than five seconds; `ok`
-    /// otherwise. The Overview shows it, and the built-in `pipeline` health
-    /// check answers it.
+    /// The pipeline's health in one word and why, decided by one rule set: `fail` when the
+    /// run was aborted, `warn` while a health warning fires (the first one named: it names
+    /// the culprit), `ok` otherwise. The warnings engine waits out a grace period before a
+    /// warning fires, so a page never says "warn" while its Warnings section says there
+    /// are none. Figures that are not verdicts (items failing now, the bottleneck's lag)
+    /// follow `ok` as plain facts. The Overview, `flowdeck top` and the built-in `pipeline`
+    /// health check all show this.
     pub fn health(&self) -> (crate::page::Health, String) {
         use crate::{format, page::Health, PipelineState};
         let s = &self.snapshot;
         if s.state == PipelineState::Aborted {
             return (Health::Fail, "the pipeline was aborted".into());
         }
-        // The warnings engine's verdict first: it names the culprit.
         let mut firing = s.warnings.iter().filter(|w| w.firing());
         if let Some(w) = firing.next() {
             let more = firing.count();
@@ -291,26 +292,21 @@ impl LiveState {
                 format!("{}{place}{more}", w.rule.title().to_lowercase()),
             );
         }
+        let mut facts = vec!["no health warnings".to_owned()];
         let failing = self.history.back().map_or(0.0, |p| p.failed_rate);
         if failing > 0.0 {
-            return (
-                Health::Warn,
-                format!("items are failing ({})", format::rate(failing)),
-            );
+            facts.push(format!("{} failing", format::rate(failing)));
         }
         if let Some(stage) = s.bottleneck().and_then(|b| s.stages.get(b)) {
             if stage.oldest_queued_ms > 5_000 {
-                return (
-                    Health::Warn,
-                    format!(
-                        "{} is falling behind ({} lag)",
-                        stage.name,
-                        format::millis(stage.oldest_queued_ms)
-                    ),
-                );
+                facts.push(format!(
+                    "{} waits {} to start",
+                    stage.name,
+                    format::millis(stage.oldest_queued_ms)
+                ));
             }
         }
-        (Health::Ok, "all stages keep up".into())
+        (Health::Ok, facts.join(" · "))
     }
 
     /// Retained items in one status.
@@ -352,6 +348,39 @@ mod tests {
         // Counts follow: 1 was dropped, 2 moved to completed, 4 arrived.
         assert_eq!(s.count(ItemStatus::Queued), 2);
         assert_eq!(s.count(ItemStatus::Completed), 1);
+    }
+
+    /// One verdict per page: items failing with no warning firing is a figure, not a
+    /// warning (the overview said "warn: items are failing" beside "No health warnings").
+    #[test]
+    fn health_is_the_warnings_engines_verdict_and_failures_are_a_figure() {
+        use crate::{page::Health, warning::Rule, Warning};
+        let mut s = LiveState::from_full(full(1, 10, 1..=3));
+        s.history.push_back(Point {
+            failed_rate: 16.0,
+            ..Point::default()
+        });
+        let (level, reason) = s.health();
+        assert_eq!(level, Health::Ok, "{reason}");
+        assert!(reason.contains("no health warnings"), "{reason}");
+        assert!(reason.contains("16.0/s failing"), "{reason}");
+
+        let warning = |cleared_ms| Warning {
+            rule: Rule::RetryStorm,
+            stage: Some("enrich".into()),
+            worker: None,
+            items: vec![],
+            message: "a storm".into(),
+            first_seen_ms: 1,
+            last_seen_ms: 2,
+            cleared_ms,
+        };
+        s.snapshot.warnings = vec![warning(Some(3))];
+        assert_eq!(s.health().0, Health::Ok, "a cleared warning is no verdict");
+        s.snapshot.warnings = vec![warning(None)];
+        let (level, reason) = s.health();
+        assert_eq!(level, Health::Warn);
+        assert!(reason.contains("at enrich"), "{reason}");
     }
 
     #[test]

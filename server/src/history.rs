@@ -219,7 +219,37 @@ pub fn run_task(store: &Store, id: RunId, item: ItemId) -> Result<Option<TaskDet
         started_unix_ms: run.info.started_ms,
         now_ms,
         retryable: None,
+        from_store: false,
     }))
+}
+
+/// One item of the live run: the tracker's detail while it retains the item, else the copy
+/// the store kept when it finished. The tracker keeps the newest `retention` items, while
+/// links into the live run (the errors page, a warning, a log line, `flowdeck top`) outlive
+/// that; `from_store` tells the page where the detail came from. `None` when neither has it.
+pub async fn live_task(
+    hub: &crate::Hub,
+    store: Option<(Store, RunId)>,
+    item: ItemId,
+) -> Result<Option<TaskDetail>, String> {
+    if let Some(task) = hub.task(item) {
+        return Ok(Some(task));
+    }
+    let Some((store, run)) = store else {
+        return Ok(None);
+    };
+    let pipeline = hub.pipeline().clone();
+    tokio::task::spawn_blocking(move || {
+        let Some(mut task) = run_task(&store, run, item).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        task.now_ms = pipeline.clock().1;
+        task.retryable = pipeline.can_retry(item);
+        task.from_store = true;
+        Ok(Some(task))
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// The minutes (Unix seconds, each a minute's start) a run spans: to its end, or to now

@@ -163,6 +163,7 @@ impl Hub {
             started_unix_ms,
             now_ms,
             retryable: pipeline.can_retry(id),
+            from_store: false,
         })
     }
 

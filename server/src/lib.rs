@@ -352,8 +352,9 @@ impl Backend for HubBackend {
         })
     }
 
-    fn task(&self, id: ItemId) -> Option<TaskDetail> {
-        self.hub.task(id)
+    fn task(&self, id: ItemId) -> BoxFuture<Result<Option<TaskDetail>, String>> {
+        let (hub, store) = (self.hub.clone(), self.store.clone());
+        Box::pin(async move { history::live_task(&hub, store, id).await })
     }
 
     fn viewer(&self) -> Viewer {

@@ -236,3 +236,63 @@ async fn a_finished_run_replays_from_its_kept_snapshots() {
         );
     }
 }
+
+/// Links into the live run outlive the tracker's retention ring: an item that left it is
+/// read from the store, in the API and on its page, which say where it came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_item_that_left_the_ring_is_read_from_the_store() {
+    let db = tempfile::tempdir().unwrap();
+    let config = Config {
+        store: Some(flowdeck_store::StoreConfig::new(db.path().join("runs.db"))),
+        ..Config::default()
+    };
+    // The tracker retains 100 items: the first failures leave it long before the end.
+    let running = pipeline(100);
+    let handle = running.handle.clone();
+    let base = serve_with_store(handle.clone(), config).await;
+    let outputs = running.outputs;
+    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
+    running.input.send_all(0..2_000).await;
+    drop(running.input);
+    handle.wait().await;
+
+    // The oldest failure the store kept (its commits follow the run within a window).
+    let mut failed = Value::Null;
+    for _ in 0..100 {
+        failed = get_json(format!(
+            "{base}/api/v1/runs/1/tasks?status=failed&sort=oldest&limit=1"
+        ))
+        .await;
+        if failed["total"].as_u64().unwrap_or(0) >= handle.snapshot().totals.failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = failed["items"][0]["id"].as_u64().expect("a failure");
+    assert!(
+        handle.tracker().item(id).is_none(),
+        "item {id} is still retained: the test proves nothing"
+    );
+
+    let res = reqwest::get(format!("{base}/api/v1/tasks/{id}")).await.unwrap();
+    assert_eq!(res.status(), 200, "the live run's item {id} answers 404");
+    let task: Value = res.json().await.unwrap();
+    assert_eq!(task["from_store"], true, "{task}");
+    assert_eq!(task["detail"]["status"], "failed", "{task}");
+    assert!(task["detail"]["error"]["message"].is_string(), "{task}");
+    // A retained one says nothing of the store.
+    let newest = handle.snapshot().totals.submitted;
+    let task = get_json(format!("{base}/api/v1/tasks/{}", newest - 1)).await;
+    assert!(task.get("from_store").is_none(), "{task}");
+
+    let res = reqwest::get(format!("{base}/tasks/{id}")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(page.contains(r#"data-testid="task-from-store""#), "{page}");
+    assert!(page.contains(&format!("Task #{id}")));
+    // An id nobody kept is still a 404 naming why.
+    let res = reqwest::get(format!("{base}/api/v1/tasks/9999999")).await.unwrap();
+    assert_eq!(res.status(), 404);
+    let err: Value = res.json().await.unwrap();
+    assert!(err["message"].as_str().unwrap().contains("run store"), "{err}");
+}

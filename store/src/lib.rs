@@ -230,7 +230,7 @@ impl Store {
             let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
             conn.pragma_update(None, "max_page_count", (bytes as i64 / page).max(1))?;
         }
-        read::mark_interrupted(&conn)?;
+        read::mark_interrupted(&mut conn)?;
         let next_run = read::next_run_id(&conn)?;
         let stats = Arc::new(StoreStats::default());
         let (tx, rx) = crossbeam_channel::bounded(config.queue.max(16));

@@ -63,18 +63,85 @@ pub struct ItemQuery {
     pub at_us: Option<u64>,
 }
 
-pub(crate) fn mark_interrupted(conn: &Connection) -> Result<(), StoreError> {
-    let n = conn.execute(
-        "UPDATE runs SET state = 'interrupted', ended_ms = seen_ms WHERE state = 'running'",
-        [],
-    )?;
-    if n > 0 {
+/// Marks the runs a dead process left "running" as interrupted, ended when the store last
+/// heard of them, and recounts their totals from the items the store kept.
+///
+/// A run's totals are those of its last snapshot (one every 5 s), while its finished items
+/// are committed every 100 ms: after a `kill -9` the snapshot is seconds behind the items,
+/// and the runs list, the pipelines' counts and replay's end would disagree with the run's
+/// own task list. The kept items (and the completed ones shed under load, counted in
+/// `not_stored`) are the truth; items still in progress at the crash are gone with the
+/// process, so they are in `submitted` only. The run's last snapshot and a closing point of
+/// its timeline carry the recounted totals, and `recounted` says that they were.
+pub(crate) fn mark_interrupted(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let runs: Vec<(RunId, String, i64, i64, Option<String>, i64)> = {
+        let mut st = tx.prepare(
+            "SELECT id, pipeline, started_ms, seen_ms, snapshot, not_stored FROM runs
+             WHERE state = 'running'",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (run, pipeline, started_ms, seen_ms, snapshot, not_stored) in &runs {
+        let kept = counts(&tx, *run, None, None)?;
+        let mut snapshot: Snapshot = snapshot
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_else(|| Snapshot {
+                pipeline: pipeline.clone(),
+                ..Snapshot::default()
+            });
+        recount(&mut snapshot, &kept, (*not_stored).max(0) as u64);
+        snapshot.uptime_ms = snapshot
+            .uptime_ms
+            .max(seen_ms.saturating_sub(*started_ms).max(0) as u64);
+        let text = serde_json::to_string(&snapshot).unwrap_or_else(|_| "null".to_owned());
+        tx.execute(
+            "UPDATE runs SET state = 'interrupted', ended_ms = seen_ms, snapshot = ?2, recounted = 1
+             WHERE id = ?1",
+            params![run, text],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO snapshots (run, at_ms, totals, snapshot) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                run,
+                snapshot.uptime_ms as i64,
+                serde_json::to_string(&snapshot.totals).unwrap_or_default(),
+                text
+            ],
+        )?;
+    }
+    tx.commit()?;
+    if !runs.is_empty() {
         tracing::warn!(
-            runs = n,
-            "runs left running by a process that ended are marked interrupted"
+            runs = runs.len(),
+            "runs left running by a process that ended are marked interrupted, their totals recounted from the items kept"
         );
     }
     Ok(())
+}
+
+/// An interrupted run's snapshot, its totals counted from the items kept (`kept`, and
+/// `shed` completed ones counted but not kept). Nothing is queued or running any more: the
+/// items in progress at the crash stay in `submitted`, so `submitted` less the finished
+/// items is what the crash took.
+fn recount(snapshot: &mut Snapshot, kept: &StatusCounts, shed: u64) {
+    let t = &mut snapshot.totals;
+    t.completed = kept.completed + shed;
+    t.failed = kept.failed;
+    t.cancelled = kept.cancelled;
+    t.submitted = t.submitted.max(t.completed + t.failed + t.cancelled);
+    t.queued = 0;
+    t.running = 0;
+    t.throughput = 0.0;
+    snapshot.eta_ms = None;
+    for stage in &mut snapshot.stages {
+        stage.queued = 0;
+        stage.in_flight = 0;
+    }
 }
 
 pub(crate) fn next_run_id(conn: &Connection) -> Result<RunId, StoreError> {
@@ -91,7 +158,7 @@ pub(crate) fn status(s: &str) -> ItemStatus {
 
 const RUN_COLUMNS: &str =
     "r.id, r.pipeline, r.state, r.started_ms, r.ended_ms, r.snapshot, r.not_stored,
-    (SELECT COALESCE(SUM(n), 0) FROM item_counts i WHERE i.run = r.id)";
+    (SELECT COALESCE(SUM(n), 0) FROM item_counts i WHERE i.run = r.id), r.recounted";
 
 fn run_info(r: &rusqlite::Row) -> rusqlite::Result<(RunInfo, Option<Snapshot>)> {
     let snapshot: Option<String> = r.get(5)?;
@@ -107,6 +174,7 @@ fn run_info(r: &rusqlite::Row) -> rusqlite::Result<(RunInfo, Option<Snapshot>)> 
             totals: snapshot.as_ref().map(|s| s.totals).unwrap_or_default(),
             not_stored: r.get::<_, i64>(6)? as u64,
             stored: r.get::<_, i64>(7)? as u64,
+            recounted: r.get::<_, i64>(8)? != 0,
         },
         snapshot,
     ))
@@ -431,7 +499,7 @@ impl Store {
                 .query_row(
                     &format!("SELECT {RUN_COLUMNS}, r.graph FROM runs r WHERE r.id = ?1"),
                     [id],
-                    |r| Ok((run_info(r)?, r.get::<_, String>(8)?)),
+                    |r| Ok((run_info(r)?, r.get::<_, String>(9)?)),
                 )
                 .optional()?;
             Ok(row.map(|((info, snapshot), graph)| {

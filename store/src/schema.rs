@@ -8,10 +8,10 @@ use crate::StoreError;
 
 /// The version this build writes. A file at a higher version was written by a newer
 /// flowdeck and is refused rather than misread.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     r#"
 CREATE TABLE runs (
     id           INTEGER PRIMARY KEY,
@@ -138,6 +138,11 @@ CREATE TABLE snapshots (
     snapshot TEXT    NOT NULL,
     PRIMARY KEY (run, at_ms)
 ) WITHOUT ROWID;
+"#,
+    r#"
+-- 5: an interrupted run's totals are recounted from its kept items when it is found (its
+-- last snapshot was up to 5 s older than its last committed items); this says they were.
+ALTER TABLE runs ADD COLUMN recounted INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 

@@ -110,6 +110,7 @@ fn items_come_back_filtered_sorted_and_counted_exactly() {
     assert_eq!(runs[0].state, RunState::Finished);
     assert_eq!(runs[0].stored, 1000);
     assert_eq!(runs[0].totals.failed, 100);
+    assert!(!runs[0].recounted, "a finished run keeps its own totals");
 
     let failed = store
         .items(
@@ -266,7 +267,8 @@ fn what_was_committed_survives_and_a_run_left_running_is_interrupted() {
         for id in 1..=500 {
             store.keep_item(run, item(id));
         }
-        store.progress(run, snapshot(450, 50), 1_700_000_030_000);
+        // The last snapshot is older than the items: 200 of them finished after it.
+        store.progress(run, snapshot(270, 30), 1_700_000_030_000);
         store.flush();
         // No end_run: the process ends here with its run unfinished (`kill -9` on the
         // real binary is in cli/tests/crash.rs).
@@ -279,6 +281,23 @@ fn what_was_committed_survives_and_a_run_left_running_is_interrupted() {
     assert_eq!(info.state, RunState::Interrupted);
     assert!(info.ended_ms.is_some(), "ended when it was last heard of");
     assert_eq!(info.stored, 500);
+    // Its totals are recounted from the kept items (450 completed, 50 failed), not left
+    // at the last snapshot's 270 and 30, and say so; the runs list, the pipelines' counts
+    // and replay's end all read them.
+    assert!(info.recounted);
+    assert_eq!(
+        (info.totals.completed, info.totals.failed, info.totals.submitted),
+        (450, 50, 500)
+    );
+    assert_eq!((info.totals.queued, info.totals.running), (0, 0));
+    let end = store.timeline(run).unwrap().pop().unwrap();
+    assert_eq!((end.totals.completed, end.totals.failed), (450, 50));
+    let counted = store.pipeline_runs(0, &[]).unwrap();
+    assert_eq!((counted["crashy"].completed, counted["crashy"].failed), (450, 50));
+    assert_eq!(
+        store.run(run).unwrap().unwrap().snapshot.unwrap().totals.completed,
+        450
+    );
     assert_eq!(
         store.item(run, 40).unwrap().unwrap().error.unwrap().kind,
         "Timeout"
@@ -502,12 +521,13 @@ fn a_version_1_file_is_migrated_and_its_items_counted() {
         store.flush();
         run
     };
-    // Back to what version 1 had: no counts, the old indexes, no warnings, no snapshots.
+    // Back to what version 1 had: no counts, the old indexes, no warnings, no snapshots,
+    // no recount mark.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TABLE item_counts; DROP TABLE warnings; DROP TABLE snapshots;
          DROP INDEX items_error; DROP INDEX items_attempts;
-         DROP INDEX items_updated;
+         DROP INDEX items_updated; ALTER TABLE runs DROP COLUMN recounted;
          CREATE INDEX items_error ON items (run, error_kind) WHERE error_kind IS NOT NULL;
          PRAGMA user_version = 1;",
     )

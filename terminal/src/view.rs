@@ -558,6 +558,12 @@ fn task(f: &mut Frame, area: Rect, app: &App, d: &TaskDetail) {
             format::millis(d.now_ms.saturating_sub(item.updated_us / 1000)),
         )),
     ])];
+    if d.from_store {
+        lines.push(Line::styled(
+            "No longer in the live view's memory: the copy the run store kept when it finished",
+            t.muted(),
+        ));
+    }
     if let Some(e) = &item.error {
         lines.push(Line::from(vec![
             Span::styled(

@@ -313,6 +313,7 @@ fn a_task_shows_its_stages_error_and_provenance_and_esc_goes_back() {
         started_unix_ms: 0,
         now_ms: 100,
         retryable: None,
+        from_store: false,
     }));
     let text = screen(&app, Some(&s));
     assert!(text.contains("Task #50 failed at enrich"), "{text}");

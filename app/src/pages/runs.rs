@@ -90,7 +90,15 @@ fn RunList(runs: Vec<RunInfo>, store: StoreStatus) -> impl IntoView {
                             <td><span class="state" data-state=state>{state}</span></td>
                             <td>{format::clock(r.started_ms)}</td>
                             <td>{span(&r)}</td>
-                            <td>{format::count(r.totals.completed)}</td>
+                            <td>
+                                {format::count(r.totals.completed)}
+                                {r.recounted.then(|| view! {
+                                    <span class="muted" data-testid="recounted"
+                                        title="Counted from the items the store kept, when the run was found interrupted">
+                                        " (recounted)"
+                                    </span>
+                                })}
+                            </td>
                             <td>{format::count(r.totals.failed)}</td>
                             <td>{format::count(r.stored)}</td>
                             <td>{format::count(r.not_stored)}</td>
@@ -116,6 +124,18 @@ fn RunNav(id: i64, info: RunInfo) -> impl IntoView {
             <span class="state" data-state=state data-testid="run-state">{state}</span>
             {format!(" · started {} UTC · took {}", format::clock(info.started_ms), span(&info))}
             {(info.not_stored > 0).then(|| format!(" · {} items not kept", format::count(info.not_stored)))}
+            {info.recounted.then(|| {
+                let t = info.totals;
+                let lost = t.submitted.saturating_sub(t.completed + t.failed + t.cancelled);
+                view! {
+                    <span data-testid="recounted">
+                        {format!(
+                            " · totals recounted from the kept items when it was found interrupted{}",
+                            if lost > 0 { format!("; {} items were in progress when it stopped", format::count(lost)) } else { String::new() },
+                        )}
+                    </span>
+                }
+            })}
         </p>
     }
 }

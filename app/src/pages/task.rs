@@ -132,6 +132,7 @@ pub(crate) fn Detail(d: TaskDetail) -> impl IntoView {
         started_unix_ms: epoch,
         now_ms: now,
         retryable,
+        from_store,
     } = d;
     let stage = move |i: u16| {
         stage_names
@@ -201,6 +202,12 @@ pub(crate) fn Detail(d: TaskDetail) -> impl IntoView {
                 .then(|| view! { <crate::control::TaskControls id=detail.id status=detail.status retryable/> })}
         </div>
         <crate::control::ControlError/>
+        {from_store.then(|| view! {
+            <p class="muted" data-testid="task-from-store">
+                "This item has left the live view's memory (it keeps the most recent items), so \
+                 this is the copy the run store kept when it finished."
+            </p>
+        })}
         {use_context::<super::TaskBase>()
             .is_none_or(|b| b.0.is_empty())
             .then(|| view! { <crate::widgets::ItemWarnings id=detail.id/> })}

@@ -386,9 +386,17 @@ async fn task(
 ) -> Result<Json<TaskDetail>, ApiError> {
     let id: ItemId = grammar::task_id(&id)
         .ok_or_else(|| ApiError::BadRequest(format!("task id must be a number, got {id:?}")))?;
-    state.hub.task(id).map(Json).ok_or_else(|| {
+    let task = crate::history::live_task(&state.hub, state.store.clone(), id)
+        .await
+        .map_err(ApiError::Unavailable)?;
+    task.map(Json).ok_or_else(|| {
+        let kept = if state.store.is_some() {
+            ", and the run store has not kept it (it keeps finished items)"
+        } else {
+            ""
+        };
         ApiError::NotFound(format!(
-            "task {id} is not retained (the server keeps the {} most recent items)",
+            "task {id} is not retained (the server keeps the {} most recent items){kept}",
             state.hub.pipeline().tracker().retention()
         ))
     })
