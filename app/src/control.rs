@@ -184,7 +184,7 @@ pub(crate) fn AuditLog() -> impl IntoView {
     let ControlStatus(_, sent) = expect_context::<ControlStatus>();
     let entries = Resource::new(
         move || (sent.get(), live.received.get() / 20),
-        |_| crate::live::fetch_audit(),
+        |_| crate::fetch::fetch_audit(),
     );
     view! {
         <section class="audit">

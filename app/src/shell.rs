@@ -7,7 +7,7 @@ use leptos_router::{
     path, Lazy, SsrMode,
 };
 
-use crate::{live, pages};
+use crate::{badges, live, pages};
 
 /// The pages in the navigation, in order: (path, title). The API lists them too.
 pub const PAGES: &[(&str, &str)] = &[
@@ -76,7 +76,7 @@ pub fn App() -> impl IntoView {
     live::provide();
     crate::control::provide();
     crate::theme::provide();
-    let site = Resource::new(|| (), |_| live::fetch_site());
+    let site = Resource::new(|| (), |_| crate::fetch::fetch_site());
     let title = move || {
         site.get()
             .and_then(Result::ok)
@@ -119,11 +119,11 @@ pub fn App() -> impl IntoView {
                         })}
                     </Suspense>
                 </nav>
-                <live::ConnectionBadge/>
+                <badges::ConnectionBadge/>
                 <crate::widgets::WarningsBadge/>
-                <live::StoreBadge/>
+                <badges::StoreBadge/>
                 <crate::theme::ThemeToggle/>
-                <live::Account/>
+                <badges::Account/>
             </header>
             <main>
                 <Routes fallback=pages::NotFound>

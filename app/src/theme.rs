@@ -68,6 +68,11 @@ impl FromStr for Theme {
     }
 }
 
+/// The theme for browsers that have not chosen one, as the server is configured: provided
+/// as context for every render.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerDefault(pub Theme);
+
 /// The theme of the page being rendered: the browser's cookie, else the server's default.
 pub fn current() -> Theme {
     #[cfg(feature = "ssr")]
@@ -79,7 +84,7 @@ pub fn current() -> Theme {
                 .filter_map(|v| v.to_str().ok())
                 .find_map(Theme::from_cookies)
         });
-        let default = use_context::<crate::BackendRef>().map_or(Theme::System, |b| b.0.theme());
+        let default = use_context::<ServerDefault>().map_or(Theme::System, |d| d.0);
         cookie.unwrap_or(default)
     }
     #[cfg(not(feature = "ssr"))]

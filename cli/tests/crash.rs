@@ -171,7 +171,12 @@ async fn a_killed_run_keeps_what_finished_and_shows_as_interrupted() {
     assert_eq!(old["recounted"], true, "{old}");
     assert_eq!(new_run["recounted"], false, "{new_run}");
     let (_, timeline) = get(format!("{url}/api/v1/runs/{run}/timeline")).await;
-    let end = timeline["points"].as_array().unwrap().last().unwrap().clone();
+    let end = timeline["points"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(end["totals"]["completed"], completed, "{timeline}");
     assert_eq!(end["totals"]["failed"], failed, "{timeline}");
 }

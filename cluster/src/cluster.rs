@@ -26,7 +26,7 @@ use crate::{
     driver::{DriverCounters, DriverStage, Remote, RemoteError},
     layout::{check_token, control_subject, processes_subject},
     queue::nats,
-    serve::{heartbeat, obey, Served, Workers},
+    serve::{heartbeat, obey, Served, WorkerProcess},
     stage_queue,
     wire::{Answer, ControlState, Reply},
     worker::{Counters, WorkerStage},
@@ -321,8 +321,8 @@ impl Cluster {
     }
 
     /// In a worker process: starts every distributed stage's workers. They pull until
-    /// [`Workers::stop`]; pauses come from the driver.
-    pub async fn serve(&self) -> Result<Workers, ClusterError> {
+    /// [`WorkerProcess::stop`]; pauses come from the driver.
+    pub async fn serve(&self) -> Result<WorkerProcess, ClusterError> {
         let makers = std::mem::take(&mut *self.inner.serve.lock());
         if makers.is_empty() {
             return Err(ClusterError::Name(
@@ -346,7 +346,7 @@ impl Cluster {
             tokio::spawn(obey(control, stages.clone())),
             tokio::spawn(heartbeat(self.inner.clone(), stages.clone())),
         ];
-        Ok(Workers { stages, tasks })
+        Ok(WorkerProcess { stages, tasks })
     }
 
     /// The worker processes that sent heartbeats since [`watch`](Self::watch) began, as

@@ -57,7 +57,14 @@ pub use cluster::{Cluster, ClusterStats, Settings, CONTROL_EVERY, HEARTBEAT, LOS
 pub use driver::{Remote, RemoteError};
 pub use layout::{msg_id, reply_id, StageQueue};
 pub use queue::{publish, purge, replies_queue, stage_queue, QueueOptions};
-pub use serve::Workers;
+pub use serve::WorkerProcess;
+
+/// The old name of [`WorkerProcess`], which also meant a stage's workers elsewhere.
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed WorkerProcess: the stages a worker process serves"
+)]
+pub type Workers = WorkerProcess;
 
 /// What went wrong talking to NATS, or with a name given.
 #[derive(Debug, thiserror::Error)]

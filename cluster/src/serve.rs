@@ -1,4 +1,4 @@
-//! A worker process's side: [`Workers`], the distributed stages it serves (started by
+//! A worker process's side: [`WorkerProcess`], the distributed stages it serves (started by
 //! [`crate::Cluster::serve`]), with the driver's pauses applied as they come and a
 //! heartbeat sent every [`HEARTBEAT`].
 
@@ -27,12 +27,12 @@ pub(crate) struct Served {
 }
 
 /// The distributed stages a worker process serves.
-pub struct Workers {
+pub struct WorkerProcess {
     pub(crate) stages: Arc<Vec<Served>>,
     pub(crate) tasks: Vec<JoinHandle<()>>,
 }
 
-impl Workers {
+impl WorkerProcess {
     /// The local pipeline running stage `stage` here: its snapshot, tracker and controls
     /// (a dashboard of this process can serve it).
     pub fn handle(&self, stage: &str) -> Option<&PipelineHandle> {

@@ -70,7 +70,7 @@ async fn start(
     common::NatsServer,
     Cluster,
     flowdeck_runtime::Running<u64, (u64, u64)>,
-    flowdeck_cluster::Workers,
+    flowdeck_cluster::WorkerProcess,
 ) {
     let server = nats_server().await;
     let connect = || Cluster::connect(&server.url, "squares", settings());

@@ -43,6 +43,7 @@
 
 pub use flowdeck_protocol as protocol;
 pub use flowdeck_runtime as runtime;
+#[cfg(feature = "progress")]
 pub use flowdeck_runtime::progress::{LogWriter, Progress};
 pub use flowdeck_runtime::{
     BuildError, Capture, Closed, ControlError, Ctx, Feeder, Graph, LatencyHistogram, Line, Monitor,
@@ -76,6 +77,8 @@ pub use run::RunWithDashboard;
 
 /// What a pipeline program names: `use flowdeck::prelude::*`.
 pub mod prelude {
+    #[cfg(feature = "progress")]
+    pub use crate::Progress;
     #[cfg(feature = "report")]
     pub use crate::ReportTo;
     #[cfg(feature = "dashboard")]
@@ -84,7 +87,7 @@ pub mod prelude {
         Page, RunWithDashboard, Source, Status, Table, HOUR, MINUTE,
     };
     pub use crate::{
-        Capture, Ctx, Graph, Line, Monitor, Pipeline, PipelineHandle, Progress, Report,
-        RetryPolicy, Running, Stage,
+        Capture, Ctx, Graph, Line, Monitor, Pipeline, PipelineHandle, Report, RetryPolicy, Running,
+        Stage,
     };
 }

@@ -84,6 +84,56 @@ pub struct Ancestor {
     pub retained: bool,
 }
 
+/// The most ancestors a provenance lists: a fan-in of fan-outs can name thousands, and
+/// a task page (or a store read per ancestor) must stay quick.
+pub const MAX_ANCESTORS: usize = 1_000;
+
+/// What a provenance walk needs of an item: its parents and the stages it passed through.
+pub type Lineage = (Vec<ItemId>, Vec<StageIndex>);
+
+/// The provenance of `id`: the item itself, then its parents, theirs and so on, breadth
+/// first (nearest first), each once, at most [`MAX_ANCESTORS`]. `lookup` tells an item's
+/// parents and the stages it passed through, or `None` when its detail is no longer kept
+/// (it is listed, not retained, and the walk stops there). The tracker walks its ring with
+/// it, the run store its rows.
+pub fn provenance<E>(
+    id: ItemId,
+    mut lookup: impl FnMut(ItemId) -> Result<Option<Lineage>, E>,
+) -> Result<Vec<Ancestor>, E> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut queue = std::collections::VecDeque::from([(id, 0u32)]);
+    while let Some((id, depth)) = queue.pop_front() {
+        if out.len() >= MAX_ANCESTORS {
+            break;
+        }
+        if !seen.insert(id) {
+            continue;
+        }
+        let ancestor = match lookup(id)? {
+            Some((parents, stages)) => {
+                queue.extend(parents.iter().map(|p| (*p, depth + 1)));
+                Ancestor {
+                    id,
+                    depth,
+                    parents,
+                    stages,
+                    retained: true,
+                }
+            }
+            None => Ancestor {
+                id,
+                depth,
+                parents: Vec::new(),
+                stages: Vec::new(),
+                retained: false,
+            },
+        };
+        out.push(ancestor);
+    }
+    Ok(out)
+}
+
 /// A failed item as the error summary lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailedItem {
@@ -191,6 +241,39 @@ pub struct TaskDetail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provenance_walks_nearest_first_once_each_and_stops_at_the_cap() {
+        // 7 has parents 5 and 6, both made from 4; 5's detail is gone.
+        let parents = |id: ItemId| -> Result<Option<Lineage>, ()> {
+            Ok(match id {
+                7 => Some((vec![5, 6], vec![2])),
+                6 => Some((vec![4], vec![1])),
+                4 => Some((vec![], vec![0])),
+                _ => None,
+            })
+        };
+        let chain = provenance(7, parents).unwrap();
+        let ids: Vec<(ItemId, u32, bool)> =
+            chain.iter().map(|a| (a.id, a.depth, a.retained)).collect();
+        assert_eq!(
+            ids,
+            [(7, 0, true), (5, 1, false), (6, 1, true), (4, 2, true)]
+        );
+        // A line of 5,000 ancestors lists the nearest MAX_ANCESTORS.
+        let line = provenance(5_000, |id| {
+            Ok::<_, ()>(Some((
+                (id > 0).then(|| id - 1).into_iter().collect(),
+                vec![],
+            )))
+        })
+        .unwrap();
+        assert_eq!(line.len(), MAX_ANCESTORS);
+        assert_eq!(
+            line.last().map(|a| a.id),
+            Some(5_000 - MAX_ANCESTORS as u64 + 1)
+        );
+    }
 
     fn failure(id: ItemId, kind: &str) -> FailedItem {
         FailedItem {

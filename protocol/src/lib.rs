@@ -25,8 +25,8 @@ mod warning;
 pub use audit::AuditEntry;
 pub use event::{ErrorInfo, Event, EventKind, ItemStatus, Value};
 pub use item::{
-    Ancestor, ErrorSummary, ErrorsDelta, FailedItem, ItemDetail, ItemSummary, Preview, StageVisit,
-    TaskDetail, RECENT_FAILURES,
+    provenance, Ancestor, ErrorSummary, ErrorsDelta, FailedItem, ItemDetail, ItemSummary, Preview,
+    StageVisit, TaskDetail, MAX_ANCESTORS, RECENT_FAILURES,
 };
 pub use snapshot::{
     Edge, Latency, PipelineState, ProcessSnapshot, ProcessStage, Snapshot, StageSnapshot, Totals,

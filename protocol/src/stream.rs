@@ -136,6 +136,9 @@ impl Frame {
 }
 
 pub const FULL_EVENT: &str = "full";
+/// The path a pipeline's stream is served on (under its base, `/p/{slug}`, on a dashboard
+/// of several): browsers, `flowdeck top` and the server name it here.
+pub const EVENTS_PATH: &str = "/api/events";
 pub const DELTA_EVENT: &str = "delta";
 
 /// A delta that does not follow the state it was applied to: the client must resync.

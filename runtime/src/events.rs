@@ -89,6 +89,45 @@ impl RawEvent {
     }
 }
 
+/// What an event is about: an item at a stage, in a worker's hands.
+#[derive(Clone, Copy)]
+pub(crate) struct Subject {
+    pub item: ItemId,
+    pub stage: StageIndex,
+    pub worker: Option<u16>,
+}
+
+impl Subject {
+    /// An event of `kind` at `at_us`, moving the item on from `from` (`None`: a new item).
+    pub(crate) fn event(self, kind: EventKind, from: Option<ItemStatus>, at_us: u64) -> RawEvent {
+        RawEvent {
+            item: self.item,
+            at_us,
+            duration_us: 0,
+            attempt: 0,
+            stage: self.stage,
+            worker: self.worker,
+            kind,
+            from,
+            last: false,
+            extra: None,
+        }
+    }
+}
+
+impl RawEvent {
+    pub(crate) fn attempt(mut self, attempt: u32, duration_us: u64) -> Self {
+        self.attempt = attempt;
+        self.duration_us = duration_us;
+        self
+    }
+
+    pub(crate) fn last(mut self) -> Self {
+        self.last = true;
+        self
+    }
+}
+
 /// An annotation a worker attached to an item.
 #[derive(Debug)]
 pub(crate) struct Note {

@@ -8,9 +8,10 @@ use flowdeck_protocol::{Edge, Event, StageIndex};
 use crate::{
     error::BuildError,
     node::{Env, StageNode, StageRuntime},
-    pipeline::{Monitor, Options, Pipeline},
+    pipeline::{Options, Pipeline},
     port::{Envelope, Filter, Port, Route},
     stage::{Stage, TaskFn},
+    watch::Monitor,
 };
 
 /// A stage in a [`Graph`]: the handle edges are drawn with. `I` and `O` are the stage's
@@ -270,6 +271,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
     /// Shows the run's progress in the terminal: `Progress::compact()` (a bar),
     /// `detailed()` (per stage) or `full()` (and the failures). Plain lines when standard
     /// error is not a terminal.
+    #[cfg(feature = "progress")]
     pub fn progress(&mut self, p: crate::progress::Progress) -> &mut Self {
         self.options.progress = Some(p);
         self
@@ -468,6 +470,7 @@ impl<In: Send + 'static, Cur: Send + 'static> Line<In, Cur> {
     }
 
     /// See [`Graph::progress`].
+    #[cfg(feature = "progress")]
     pub fn progress(mut self, p: crate::progress::Progress) -> Self {
         self.graph.progress(p);
         self

@@ -1,13 +1,13 @@
 //! The control handle of a running pipeline: queries, snapshots and control actions.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use flowdeck_protocol::{ItemId, ItemStatus, PipelineState, Snapshot, StageIndex};
+use flowdeck_protocol::{ErrorSummary, ItemId, ItemStatus, PipelineState, Snapshot, StageIndex};
 
 use crate::{
     error::ControlError,
-    pipeline::{Shared, Summary},
-    tracker::{Feed, Tracker},
+    shared::Shared,
+    tracker::{Feed, Stats, Tracker},
 };
 
 /// A stage's attempt durations since the start: how many were below each bound.
@@ -20,6 +20,16 @@ pub struct LatencyHistogram {
     pub count: u64,
     /// Their total duration in µs.
     pub sum_us: u64,
+}
+
+/// The state of a pipeline after it finished.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub snapshot: Snapshot,
+    /// Exact counts by status and stage (all zero with tracking off).
+    pub stats: Stats,
+    pub errors: ErrorSummary,
+    pub elapsed: Duration,
 }
 
 /// Controls a running pipeline. Cheap to clone; every clone controls the same pipeline.
@@ -210,19 +220,17 @@ impl PipelineHandle {
         let env = &self.shared.env;
         let id = env.next_id();
         let mut buf = crate::events::EventBuf::new(env.tracker());
+        let here = crate::events::Subject {
+            item: id,
+            stage,
+            worker: None,
+        };
         buf.push(
-            crate::events::RawEvent {
-                item: id,
-                at_us: env.clock.now_us(),
-                duration_us: 0,
-                attempt: 0,
-                stage,
-                worker: None,
-                kind: flowdeck_protocol::EventKind::Failed,
-                from: None,
-                last: false,
-                extra: None,
-            }
+            here.event(
+                flowdeck_protocol::EventKind::Failed,
+                None,
+                env.clock.now_us(),
+            )
             .with_error(crate::error::runtime_error(kind, message))
             .with_input(input),
         )
@@ -268,12 +276,6 @@ impl PipelineHandle {
             }
             None => (Vec::new(), Vec::new()),
         }
-    }
-
-    /// Shows this running pipeline's progress in the terminal until it ends (what
-    /// `Line::progress` does from the start).
-    pub fn show_progress(&self, p: crate::progress::Progress) {
-        tokio::spawn(p.watch(self.clone()));
     }
 
     /// Waits until the run has ended and its warnings have had their last check: what fired

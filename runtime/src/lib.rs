@@ -44,22 +44,29 @@ mod mirror;
 mod node;
 mod pipeline;
 mod port;
+/// The terminal progress display (`Line::progress`): feature `progress`, on in the
+/// `flowdeck` facade by default, so that the engine alone draws nothing and needs no
+/// terminal crates.
+#[cfg(feature = "progress")]
 pub mod progress;
 mod retry;
+mod shared;
 mod snapshot;
 mod stage;
 mod tracker;
 pub mod warnings;
+mod watch;
 mod worker;
 
 pub use capture::{Capture, DEFAULT_MASK, MASKED};
 pub use error::{BuildError, Closed, ControlError};
 pub use flowdeck_protocol as protocol;
 pub use graph::{Graph, Line, StageRef};
-pub use handle::{LatencyHistogram, PipelineHandle};
+pub use handle::{LatencyHistogram, PipelineHandle, Summary};
 pub use mirror::{mirror, Mirror};
-pub use pipeline::{Feeder, Monitor, Pipeline, Report, Running, Summary};
+pub use pipeline::{Feeder, Pipeline, Report, Running};
 pub use retry::RetryPolicy;
 pub use stage::{Classify, FlatMapFn, MapFn, Stage, StageParts, TaskFn};
 pub use tracker::{Feed, FeedError, FinishedSink, StageCounts, Stats, Tracker};
+pub use watch::Monitor;
 pub use worker::Ctx;

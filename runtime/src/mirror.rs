@@ -18,8 +18,7 @@ use crate::{
     events::{BatchSender, EventBuf},
     handle::PipelineHandle,
     node::{Env, StageRuntime},
-    pipeline::Shared,
-    snapshot::Rates,
+    shared::{Previous, Shared},
     tracker::Tracker,
     worker::WorkerSlot,
 };
@@ -177,7 +176,7 @@ pub fn mirror(
         stages,
         close_input: Box::new(close),
         state,
-        rates: Mutex::new(Rates::default()),
+        rates: Mutex::new(Previous::default()),
         expected: Mutex::new(None),
         health: None,
         health_final: watch::Sender::new(true),

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use crate::{
     clock::Clock,
     error::ControlError,
-    events::{BatchSender, EventBuf, RawEvent, WeakBatchSender},
+    events::{BatchSender, EventBuf, Subject, WeakBatchSender},
     port::{Envelope, Port},
     retry::RetryPolicy,
     stage::{Stage, TaskFn},
@@ -362,19 +362,13 @@ where
             let value = value.ok_or(ControlError::InputGone(id))?;
             let tx = tx.ok_or(ControlError::Finished)?;
             let mut buf = EventBuf::new(tracker);
-            buf.push(RawEvent {
+            let here = Subject {
                 item: id,
-                at_us: now,
-                duration_us: 0,
-                attempt: 0,
                 stage,
                 worker: None,
-                kind: EventKind::Queued,
-                from: Some(ItemStatus::Failed),
-                last: false,
-                extra: None,
-            })
-            .await;
+            };
+            buf.push(here.event(EventKind::Queued, Some(ItemStatus::Failed), now))
+                .await;
             buf.flush().await;
             tx.send(Envelope {
                 id,
@@ -395,19 +389,14 @@ where
             let mut n = 0;
             while let Ok(e) = self.input.try_recv() {
                 n += 1;
-                buf.push(RawEvent {
+                let here = Subject {
                     item: e.id,
-                    at_us: self.env.clock.now_us(),
-                    duration_us: 0,
-                    attempt: 0,
                     stage: self.index,
                     worker: None,
-                    kind: EventKind::Cancelled,
-                    from: Some(ItemStatus::Queued),
-                    last: false,
-                    extra: None,
-                })
-                .await;
+                };
+                let at = self.env.clock.now_us();
+                buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), at))
+                    .await;
             }
             n
         })

@@ -3,19 +3,20 @@
 
 use std::{any::Any, sync::Arc, time::Duration};
 
-use flowdeck_protocol::{Edge, ErrorSummary, EventKind, ItemId, PipelineState, Snapshot};
+use flowdeck_protocol::{Edge, EventKind, ItemId, PipelineState};
 use futures::StreamExt;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
     error::Closed,
-    events::{EventBuf, RawEvent},
-    handle::PipelineHandle,
+    events::{EventBuf, Subject},
+    handle::{PipelineHandle, Summary},
     node::{Env, StageRuntime},
     port::{Origin, Port, Sent},
-    snapshot::Rates,
-    tracker::{Stats, Tracker},
+    shared::{Previous, Shared},
+    tracker::Tracker,
+    watch::{drive, Monitor, WarningWatch},
 };
 
 type Callback = Box<dyn Fn(&flowdeck_protocol::Event) + Send + Sync>;
@@ -28,43 +29,6 @@ type Part = (
     Box<dyn Any + Send>,
 );
 
-/// Watches a pipeline: called with a fresh snapshot at start, every interval, and at the end.
-/// The hook for a terminal progress bar, a log line, or a custom exporter. (Not the web
-/// dashboard: that is `flowdeck::Monitor`, which serves a pipeline.)
-///
-/// ```
-/// use std::{sync::{Arc, Mutex}, time::Duration};
-/// use flowdeck_runtime::{protocol::Snapshot, Monitor, Line, Stage};
-///
-/// struct Progress(Arc<Mutex<Vec<u64>>>);
-/// impl Monitor for Progress {
-///     fn on_update(&mut self, s: &Snapshot) {
-///         self.0.lock().unwrap().push(s.totals.completed);
-///     }
-///     fn on_finish(&mut self, s: &Snapshot) {
-///         self.0.lock().unwrap().push(s.totals.completed);
-///     }
-/// }
-///
-/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let seen = Arc::new(Mutex::new(Vec::new()));
-/// let report = Line::<u32>::new("progress")
-///     .stage(Stage::map("work", |n: u32, _cx| async move { Ok::<_, String>(n) }))
-///     .monitor(Progress(seen.clone()), Duration::from_millis(10))
-///     .build()
-///     .unwrap()
-///     .run(0..100)
-///     .await;
-/// assert_eq!(report.outputs.len(), 100);
-/// assert_eq!(seen.lock().unwrap().last(), Some(&100)); // on_finish saw everything
-/// # });
-/// ```
-pub trait Monitor: Send + 'static {
-    fn on_start(&mut self, _snapshot: &Snapshot) {}
-    fn on_update(&mut self, snapshot: &Snapshot);
-    fn on_finish(&mut self, _snapshot: &Snapshot) {}
-}
-
 pub(crate) struct Options {
     pub tracking: bool,
     pub retention: usize,
@@ -74,6 +38,7 @@ pub(crate) struct Options {
     pub warnings: Option<crate::warnings::Thresholds>,
     pub on_warning: Vec<crate::warnings::WarningCallback>,
     /// The terminal progress display, if asked for.
+    #[cfg(feature = "progress")]
     pub progress: Option<crate::progress::Progress>,
 }
 
@@ -86,6 +51,7 @@ impl Default for Options {
             monitors: Vec::new(),
             warnings: Some(Default::default()),
             on_warning: Vec::new(),
+            #[cfg(feature = "progress")]
             progress: None,
         }
     }
@@ -108,16 +74,6 @@ pub struct Report<Out> {
     /// The outputs of the stages marked as outputs, in the order they finished.
     pub outputs: Vec<Out>,
     pub summary: Summary,
-}
-
-/// The state of a pipeline after it finished.
-#[derive(Clone, Debug)]
-pub struct Summary {
-    pub snapshot: Snapshot,
-    /// Exact counts by status and stage (all zero with tracking off).
-    pub stats: Stats,
-    pub errors: ErrorSummary,
-    pub elapsed: Duration,
 }
 
 /// A started pipeline: its control handle, its input and its outputs.
@@ -222,20 +178,14 @@ impl<In: Send + 'static> Feeder<In> {
                 // An input filter panicked: the item enters and fails at once, at the
                 // stage the first input edge leads to.
                 let stage = port.routes.first().map_or(0, |r| r.to);
+                let here = Subject {
+                    item: id,
+                    stage,
+                    worker: None,
+                };
                 buf.push(
-                    RawEvent {
-                        item: id,
-                        at_us: now,
-                        duration_us: 0,
-                        attempt: 0,
-                        stage,
-                        worker: None,
-                        kind: EventKind::Failed,
-                        from: None,
-                        last: false,
-                        extra: None,
-                    }
-                    .with_error(crate::error::runtime_error("Panic", msg)),
+                    here.event(EventKind::Failed, None, now)
+                        .with_error(crate::error::runtime_error("Panic", msg)),
                 )
                 .await;
                 return Ok(id);
@@ -248,19 +198,13 @@ impl<In: Send + 'static> Feeder<In> {
             Sent::Stage => Ok(id),
             // No input edge took it: it is done as soon as it arrives.
             Sent::Out => {
-                buf.push(RawEvent {
+                let here = Subject {
                     item: id,
-                    at_us: now,
-                    duration_us: 0,
-                    attempt: 0,
                     stage: 0,
                     worker: None,
-                    kind: EventKind::Completed,
-                    from: None,
-                    last: true,
-                    extra: None,
-                })
-                .await;
+                };
+                buf.push(here.event(EventKind::Completed, None, now).last())
+                    .await;
                 Ok(id)
             }
             Sent::Closed => Err(Closed),
@@ -272,40 +216,6 @@ impl<In: Send + 'static> Feeder<In> {
         self.source.close();
     }
 }
-
-/// The state every handle shares.
-pub(crate) struct Shared {
-    pub name: String,
-    pub stage_names: Vec<String>,
-    pub edges: Vec<Edge>,
-    pub env: Arc<Env>,
-    pub tracker: Arc<Tracker>,
-    pub tracking: bool,
-    pub stages: Vec<Arc<dyn StageRuntime>>,
-    pub close_input: Box<dyn Fn() + Send + Sync>,
-    pub state: watch::Sender<PipelineState>,
-    pub rates: Mutex<Rates>,
-    pub expected: Mutex<Option<u64>>,
-    pub health: Option<Arc<parking_lot::Mutex<crate::warnings::Engine>>>,
-    /// Turns true once the health monitor has checked the finished run (or at once when
-    /// warnings are off): what a run store waits for before writing the run's warnings.
-    pub health_final: watch::Sender<bool>,
-    /// The progress display's task, which `Running::run` waits for.
-    pub progress: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// The monitors' tasks, which `Running::run` waits for too: their `on_finish` has run
-    /// when it returns.
-    pub monitors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// A mirrored pipeline's last reported snapshot, which stands for the workers'
-    /// counters it has none of (`crate::mirror`); `None` for a pipeline that runs here.
-    pub reported: Option<Arc<Mutex<Snapshot>>>,
-    /// Where snapshots get the worker processes of distributed stages from
-    /// ([`PipelineHandle::set_processes`]).
-    pub processes: Mutex<Option<ProcessesFn>>,
-}
-
-/// Lists a pipeline's worker processes for its snapshots.
-pub(crate) type ProcessesFn =
-    Arc<dyn Fn() -> Vec<flowdeck_protocol::ProcessSnapshot> + Send + Sync>;
 
 impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
     #[allow(clippy::too_many_arguments)]
@@ -382,7 +292,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         });
         let close_source = source.clone();
         let (state, _) = watch::channel(PipelineState::Running);
-        let health = options.warnings.map(|t| crate::warnings::Health {
+        let health = options.warnings.map(|t| WarningWatch {
             engine: Arc::new(parking_lot::Mutex::new(crate::warnings::Engine::new(t))),
             callbacks: options.on_warning,
         });
@@ -396,7 +306,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             stages,
             close_input: Box::new(move || close_source.close()),
             state,
-            rates: Mutex::new(Rates::default()),
+            rates: Mutex::new(Previous::default()),
             expected: Mutex::new(None),
             health: health.as_ref().map(|h| h.engine.clone()),
             health_final: watch::Sender::new(health.is_none()),
@@ -442,12 +352,13 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         });
 
         for (monitor, every) in options.monitors {
-            let task = tokio::spawn(crate::snapshot::drive(monitor, every, handle.clone()));
+            let task = tokio::spawn(drive(monitor, every, handle.clone()));
             shared.monitors.lock().push(task);
         }
         if let Some(health) = health {
             tokio::spawn(health.watch(handle.clone()));
         }
+        #[cfg(feature = "progress")]
         if let Some(progress) = options.progress {
             *shared.progress.lock() = Some(tokio::spawn(progress.watch(handle.clone())));
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use flowdeck_protocol::{EventKind, ItemId, ItemStatus, StageIndex};
 
 use crate::{
-    events::{EventBuf, RawEvent},
+    events::{EventBuf, Subject},
     guard,
     worker::WorkerSlot,
 };
@@ -113,25 +113,17 @@ impl<T> Port<T> {
             return Sent::Out;
         };
         if buf.on() {
-            let event = RawEvent {
+            let here = Subject {
                 item: id,
-                at_us: now_us,
-                duration_us: 0,
-                attempt: 0,
                 stage: route.to,
                 worker: None,
-                kind: EventKind::Queued,
-                from: None,
-                last: false,
-                extra: None,
             };
             let event = match origin {
-                Origin::Input => event,
-                Origin::Moved => RawEvent {
-                    from: Some(ItemStatus::Queued),
-                    ..event
-                },
-                Origin::Child(parent) => event.with_parents(vec![parent]),
+                Origin::Input => here.event(EventKind::Queued, None, now_us),
+                Origin::Moved => here.event(EventKind::Queued, Some(ItemStatus::Queued), now_us),
+                Origin::Child(parent) => here
+                    .event(EventKind::Queued, None, now_us)
+                    .with_parents(vec![parent]),
             };
             buf.push(event).await;
         }
@@ -149,19 +141,13 @@ impl<T> Port<T> {
         };
         if sent.is_err() {
             // The next stage was aborted: nothing will take the item.
-            buf.push(RawEvent {
+            let here = Subject {
                 item: id,
-                at_us: now_us,
-                duration_us: 0,
-                attempt: 0,
                 stage: route.to,
                 worker: None,
-                kind: EventKind::Cancelled,
-                from: Some(ItemStatus::Queued),
-                last: false,
-                extra: None,
-            })
-            .await;
+            };
+            buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), now_us))
+                .await;
             return Sent::Closed;
         }
         Sent::Stage

@@ -18,7 +18,15 @@ use flowdeck_protocol::{format, ErrorSummary, PipelineState, Snapshot};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
-use crate::PipelineHandle;
+use crate::{watch::every_until_end, PipelineHandle};
+
+impl PipelineHandle {
+    /// Shows this running pipeline's progress in the terminal until it ends (what
+    /// `Line::progress` does from the start).
+    pub fn show_progress(&self, p: Progress) {
+        tokio::spawn(p.watch(self.clone()));
+    }
+}
 
 /// How much is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +109,7 @@ impl Progress {
             Box::new(Plain { view: self.view, w })
         };
         let every = if tty { self.every } else { self.plain_every };
-        crate::snapshot::every_until_end(&handle, every, || {
+        every_until_end(&handle, every, || {
             let s = handle.snapshot();
             out.update(&s, &errors(&handle, &s, self.view));
         })

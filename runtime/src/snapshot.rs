@@ -6,40 +6,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flowdeck_protocol::{
-    Latency, PipelineState, Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState,
-};
+use flowdeck_protocol::{Latency, Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState};
 
 use crate::{
     clock::micros,
-    handle::PipelineHandle,
     histogram::Counts,
-    pipeline::{Monitor, Shared},
+    shared::{Shared, StagePrev},
 };
 
 /// Rates and percentiles are measured over windows of at least this.
 const MIN_WINDOW: Duration = Duration::from_millis(100);
-
-#[derive(Default, Clone)]
-struct StagePrev {
-    done: u64,
-    hist: Counts,
-    busy_us: Vec<u64>,
-    busy_ratio: Vec<f64>,
-    blocked_us: Vec<u64>,
-    blocked_ratio: Vec<f64>,
-    throughput: f64,
-    latency: Latency,
-}
-
-/// What the previous snapshot saw, to turn counters into rates.
-#[derive(Default)]
-pub(crate) struct Rates {
-    at: Option<Instant>,
-    left: u64,
-    throughput: f64,
-    stages: Vec<StagePrev>,
-}
 
 pub(crate) fn take(shared: &Shared) -> Snapshot {
     if let Some(reported) = &shared.reported {
@@ -219,45 +195,4 @@ fn processes(shared: &Shared) -> Vec<flowdeck_protocol::ProcessSnapshot> {
     let list = shared.processes.lock().clone();
     list.and_then(|f| crate::guard::call(|| f()).ok())
         .unwrap_or_default()
-}
-
-/// Runs one [`Monitor`] for the life of the pipeline. Its methods are user code: a panic in
-/// one is logged and the monitor keeps being called.
-pub(crate) async fn drive(mut monitor: Box<dyn Monitor>, every: Duration, handle: PipelineHandle) {
-    let mut call = |f: &mut dyn FnMut(&mut dyn Monitor)| {
-        if let Err(m) = crate::guard::call(|| f(monitor.as_mut())) {
-            tracing::error!("a pipeline monitor panicked: {m}");
-        }
-    };
-    call(&mut |m| m.on_start(&handle.snapshot()));
-    every_until_end(&handle, every.max(Duration::from_millis(10)), || {
-        call(&mut |m| m.on_update(&handle.snapshot()))
-    })
-    .await;
-    let last = handle.snapshot();
-    debug_assert!(matches!(
-        last.state,
-        PipelineState::Finished | PipelineState::Aborted
-    ));
-    call(&mut |m| m.on_finish(&last));
-}
-
-/// Calls `on_tick` every `every` (the first at once; missed ticks are skipped) until the
-/// pipeline ends: the loop of every watcher that follows a run (monitors, the health
-/// warnings, the progress display), each of which then looks once more at the end.
-pub(crate) async fn every_until_end(
-    handle: &PipelineHandle,
-    every: Duration,
-    mut on_tick: impl FnMut(),
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let done = handle.wait();
-    tokio::pin!(done);
-    loop {
-        tokio::select! {
-            _ = &mut done => break,
-            _ = tick.tick() => on_tick(),
-        }
-    }
 }

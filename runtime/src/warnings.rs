@@ -1,5 +1,5 @@
-//! Health warnings that name the culprit: the rules, and the monitor that runs them on a
-//! pipeline once a second.
+//! Health warnings that name the culprit: the rules and the engine that applies them to a
+//! pipeline's snapshots (`crate::watch` runs it once a second on a running pipeline).
 //!
 //! The engine is fed a snapshot at a time with the time it was taken, and keeps no clock
 //! of its own, so tests drive it with made-up times and take no wall time. Each rule finds
@@ -11,103 +11,14 @@
 //! users to ignore all of them: every rule here waits, and asks for a clear signal.
 //! docs/warnings.md lists each rule with its threshold and the reason for it.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::collections::{HashMap, VecDeque};
 
 use flowdeck_protocol::{ItemId, PipelineState, Snapshot, WorkerState, HELD_BACK};
 pub use flowdeck_protocol::{Rule, Warning};
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-
-use crate::PipelineHandle;
 
 /// A user's `on_warning`: called once when a warning fires and once when it clears.
 pub(crate) type WarningCallback = Box<dyn Fn(&Change) + Send + Sync>;
-
-/// The engine run on the pipeline's snapshots once a second: it logs each firing at WARN
-/// and each clearing at INFO, once, calls the `on_warning` callbacks, and leaves the state
-/// where [`crate::PipelineHandle::warnings`] and the snapshots read it.
-pub(crate) struct Health {
-    pub engine: Arc<Mutex<Engine>>,
-    pub callbacks: Vec<WarningCallback>,
-}
-
-/// How often the health monitor checks, and how often the probe measures the runtime's
-/// scheduling delay (a sleep that wakes late was ready and not run).
-const CHECK_EVERY: Duration = Duration::from_secs(1);
-const PROBE_EVERY: Duration = Duration::from_millis(50);
-
-impl Health {
-    /// Checks the pipeline every second until it ends, then once more on its last state.
-    /// Times come from tokio's clock, so a test with paused time runs the rules in no
-    /// wall time.
-    pub(crate) async fn watch(mut self, handle: PipelineHandle) {
-        let start = tokio::time::Instant::now();
-        let late = Arc::new(AtomicU64::new(0));
-        let probe = tokio::spawn(probe(late.clone()));
-        crate::snapshot::every_until_end(&handle, CHECK_EVERY, || {
-            self.check(&handle, start, late.swap(0, Ordering::Relaxed))
-        })
-        .await;
-        probe.abort();
-        self.check(&handle, start, late.swap(0, Ordering::Relaxed));
-        handle.shared.health_final.send_replace(true);
-    }
-
-    fn check(&mut self, handle: &PipelineHandle, start: tokio::time::Instant, late_ms: u64) {
-        let snap = handle.snapshot();
-        let signals = Signals {
-            late_ms,
-            failures_by_kind: handle.tracker().errors_by_kind(),
-        };
-        let at_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let changes = self.engine.lock().observe(at_ms, &snap, &signals);
-        for c in &changes {
-            match c {
-                Change::Fired(w) => tracing::warn!(
-                    rule = w.rule.name(),
-                    stage = w.stage.as_deref().unwrap_or(""),
-                    "{}",
-                    w.message
-                ),
-                Change::Cleared(w) => tracing::info!(
-                    rule = w.rule.name(),
-                    stage = w.stage.as_deref().unwrap_or(""),
-                    "cleared: {}",
-                    w.message
-                ),
-            }
-            for f in &self.callbacks {
-                if let Err(m) = crate::guard::call(|| f(c)) {
-                    tracing::error!("an on_warning callback panicked: {m}");
-                }
-            }
-        }
-    }
-}
-
-/// Measures how late the runtime runs a task that is ready: it sleeps [`PROBE_EVERY`] and
-/// keeps the worst overshoot until the monitor takes it. A thread blocked by a task (a
-/// blocking call, heavy CPU without `spawn_blocking`) shows here as a late wake-up. This
-/// needs no `tokio_unstable` build, where tokio's scheduling-delay metrics (and
-/// tokio-metrics' runtime monitor) do.
-async fn probe(late: Arc<AtomicU64>) {
-    loop {
-        let before = tokio::time::Instant::now();
-        tokio::time::sleep(PROBE_EVERY).await;
-        let over = before.elapsed().saturating_sub(PROBE_EVERY);
-        late.fetch_max(
-            u64::try_from(over.as_millis()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-    }
-}
 
 /// What a check knows besides the snapshot.
 #[derive(Clone, Debug, Default)]

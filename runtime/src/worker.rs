@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     clock::Clock,
     error::{error_info, runtime_error},
-    events::{EventBuf, Note, RawEvent},
+    events::{EventBuf, Note, Subject},
     guard,
     histogram::AtomicHistogram,
     node::StageNode,
@@ -689,43 +689,4 @@ struct Done {
     attempt: u32,
     took: u64,
     input: Option<flowdeck_protocol::Preview>,
-}
-
-/// What an event is about: an item at a stage, in a worker's hands.
-#[derive(Clone, Copy)]
-struct Subject {
-    item: ItemId,
-    stage: StageIndex,
-    worker: Option<u16>,
-}
-
-impl Subject {
-    /// An event of `kind` at `at_us`, moving the item on from `from` (`None`: a new item).
-    fn event(self, kind: EventKind, from: Option<ItemStatus>, at_us: u64) -> RawEvent {
-        RawEvent {
-            item: self.item,
-            at_us,
-            duration_us: 0,
-            attempt: 0,
-            stage: self.stage,
-            worker: self.worker,
-            kind,
-            from,
-            last: false,
-            extra: None,
-        }
-    }
-}
-
-impl RawEvent {
-    fn attempt(mut self, attempt: u32, duration_us: u64) -> Self {
-        self.attempt = attempt;
-        self.duration_us = duration_us;
-        self
-    }
-
-    fn last(mut self) -> Self {
-        self.last = true;
-        self
-    }
 }

@@ -11,8 +11,6 @@ use axum::{
 };
 use serde::Deserialize;
 
-use crate::state::AppState;
-
 /// The colours a palette may set, as the built-in stylesheet names them.
 pub const COLOURS: [&str; 9] = [
     "bg", "panel", "border", "text", "muted", "accent", "ok", "warn", "bad",
@@ -130,8 +128,8 @@ pub fn palette_css(palette: &BTreeMap<String, Colour>) -> Result<String, String>
 }
 
 /// `GET /custom.css`.
-pub async fn css(State(state): State<AppState>) -> Response {
-    match &state.branding.css {
+pub async fn css(State(branding): State<Arc<Branding>>) -> Response {
+    match &branding.css {
         Some(css) => (
             [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
             css.to_string(),
@@ -142,8 +140,8 @@ pub async fn css(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /logo`.
-pub async fn logo(State(state): State<AppState>) -> Response {
-    match &state.branding.logo {
+pub async fn logo(State(branding): State<Arc<Branding>>) -> Response {
+    match &branding.logo {
         Some((bytes, kind)) => {
             let mut r = bytes.to_vec().into_response();
             r.headers_mut()

@@ -16,27 +16,18 @@
 
 use std::{
     collections::{HashSet, VecDeque},
-    convert::Infallible,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use axum::{
-    extract::State,
-    http::HeaderMap,
-    response::sse::{Event, KeepAlive, Sse},
-};
 use flowdeck_protocol::{
     stream::{Delta, Full, ItemRow, LiveState, Point, DELTA_EVENT, FULL_EVENT},
     ItemId, Snapshot, TaskDetail,
 };
 use flowdeck_runtime::{FeedError, PipelineHandle};
-use futures::Stream;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::watch;
-
-use crate::state::AppState;
 
 /// How much of the past the hub keeps for reconnecting clients.
 #[derive(Clone, Copy, Debug)]
@@ -190,7 +181,10 @@ impl Hub {
     }
 
     /// The frames a client that last applied `last_seen` needs, from now on.
-    pub fn frames(&self, last_seen: Option<u64>) -> impl Stream<Item = Arc<Published>> + use<> {
+    pub fn frames(
+        &self,
+        last_seen: Option<u64>,
+    ) -> impl futures::Stream<Item = Arc<Published>> + use<> {
         let hub = self.clone();
         futures::stream::unfold((hub, last_seen), |(mut hub, cursor)| async move {
             loop {
@@ -289,7 +283,7 @@ async fn publisher(
     let mut oldest: Option<u64> = None;
     let mut feed_open = true;
     let mut resync = false;
-    let mut rates = Rates::new(&shared.mirror.read().snapshot);
+    let mut rates = RatePoints::new(&shared.mirror.read().snapshot);
     loop {
         tokio::select! {
             biased;
@@ -321,7 +315,7 @@ async fn publisher(
             oldest = None;
             let mut state = initial_state(&pipeline, id);
             state.history = shared.mirror.read().history.clone();
-            rates = Rates::new(&state.snapshot);
+            rates = RatePoints::new(&state.snapshot);
             let p = publish_full(&state);
             shared.log.write().push(p.clone());
             *shared.mirror.write() = state;
@@ -358,16 +352,16 @@ async fn publisher(
 }
 
 /// Turns successive snapshots into rate points.
-struct Rates {
+struct RatePoints {
     at: Instant,
     submitted: u64,
     left: u64,
     failed: u64,
 }
 
-impl Rates {
+impl RatePoints {
     fn new(s: &Snapshot) -> Self {
-        Rates {
+        RatePoints {
             at: Instant::now(),
             submitted: s.totals.submitted,
             left: left(s),
@@ -387,49 +381,13 @@ impl Rates {
             queued: s.totals.queued,
             running: s.totals.running,
         };
-        *self = Rates::new(s);
+        *self = RatePoints::new(s);
         point
     }
 }
 
 fn left(s: &Snapshot) -> u64 {
     s.totals.completed + s.totals.failed + s.totals.cancelled
-}
-
-/// The SSE message id a reconnecting browser sends back.
-fn last_event_id(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get("last-event-id")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// `GET /api/events`: the live stream. A full frame first (or, with `Last-Event-ID`, the
-/// frames missed), then a delta every refresh; keep-alive comments keep proxies from
-/// closing an idle connection.
-pub async fn events(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    use futures::StreamExt;
-    let mut shutdown = state.shutdown.subscribe();
-    let stream = state
-        .hub
-        .frames(last_event_id(&headers))
-        .map(|p| {
-            Ok(Event::default()
-                .event(p.event)
-                .id(p.id.to_string())
-                .data(&*p.json))
-        })
-        // A server shutting down waits for open connections; a stream never ends alone.
-        .take_until(async move {
-            let _ = shutdown.wait_for(|&stop| stop).await;
-        });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 #[cfg(test)]
@@ -469,15 +427,5 @@ mod tests {
         );
         assert_eq!(log.bytes, 95);
         assert!(log.get(16).is_none());
-    }
-
-    #[test]
-    fn last_event_id_ignores_garbage() {
-        let mut h = HeaderMap::new();
-        assert_eq!(last_event_id(&h), None);
-        h.insert("last-event-id", "42".parse().unwrap());
-        assert_eq!(last_event_id(&h), Some(42));
-        h.insert("last-event-id", "forty".parse().unwrap());
-        assert_eq!(last_event_id(&h), None);
     }
 }

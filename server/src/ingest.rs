@@ -10,12 +10,6 @@
 //! user's: a reporter is a program, and one leaked reporter token cannot read or control
 //! anything. Without one configured the endpoint answers 401, saying so.
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, Instant},
-};
-
 use axum::{
     body::Bytes,
     extract::State,
@@ -28,88 +22,12 @@ use flowdeck_protocol::{
     report::{IngestReply, ReportBatch, MAX_ITEMS},
 };
 use flowdeck_runtime::Mirror;
-use parking_lot::Mutex;
 
-use crate::{api::ApiError, state::AppState};
+use crate::{error::ApiError, state::AppState, REPORTED_RETENTION};
 
 /// The largest batch accepted: a reporter sends at most 2,000 items a batch by default,
 /// about 2 MB of JSON for three-stage items.
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
-
-/// The reporting pipelines' mirrors, by slug, with the run each mirrors.
-#[derive(Clone, Default)]
-pub struct Reporters {
-    map: Arc<Mutex<HashMap<String, Reporter>>>,
-    /// Whether the watch for silent reporters runs (started with the first reporter).
-    watching: Arc<std::sync::atomic::AtomicBool>,
-}
-
-#[derive(Clone)]
-struct Reporter {
-    started_unix_ms: u64,
-    stages: Vec<String>,
-    mirror: Mirror,
-    /// The reporter's count of finished items it could not send, when last logged.
-    dropped: u64,
-    /// When its last batch came.
-    seen: Instant,
-    /// Marked aborted for its silence: a batch of the same run after that starts a new
-    /// run here (the old one's feed and store record are closed).
-    lost: bool,
-}
-
-impl Reporters {
-    /// Starts, once, the watch that marks a reporter's run aborted when it has sent
-    /// nothing for `timeout` (checked every second, or every `timeout` if shorter).
-    fn watch(&self, timeout: Duration) {
-        if self
-            .watching
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            return;
-        }
-        let map = Arc::downgrade(&self.map);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(timeout.min(Duration::from_secs(1)));
-            loop {
-                tick.tick().await;
-                // The dashboard is gone: nothing left to watch.
-                let Some(map) = map.upgrade() else { return };
-                for (slug, r) in map.lock().iter_mut() {
-                    let silent = r.seen.elapsed();
-                    if !r.lost && silent >= timeout && r.mirror.is_running() {
-                        tracing::warn!(
-                            slug,
-                            silent_s = silent.as_secs(),
-                            "a reporting pipeline went silent: its run is marked aborted"
-                        );
-                        r.mirror.lost(silent);
-                        r.lost = true;
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// Logs a reporter's count of items it could not send, the first time and each time it
-/// doubles: their counts are in its snapshot, their rows are not here, and whoever reads
-/// a task list should know why.
-fn note_dropped(state: &AppState, slug: &str, batch: &ReportBatch) {
-    let mut reporters = state.reporters.map.lock();
-    let Some(r) = reporters.get_mut(slug) else {
-        return;
-    };
-    r.seen = Instant::now();
-    if batch.dropped > r.dropped.saturating_mul(2) {
-        tracing::warn!(
-            pipeline = %batch.pipeline,
-            dropped = batch.dropped,
-            "a reporter could not send every finished item (more than it may send a period, or this dashboard was unreachable): counted, not listed"
-        );
-        r.dropped = batch.dropped;
-    }
-}
 
 /// The ingest route, with its own body limit (the API's is 64 KiB).
 pub(crate) fn router() -> Router<AppState> {
@@ -222,7 +140,7 @@ async fn ingest(
         )));
     }
     let mirror = mirror_for(&state, &slug, &batch);
-    note_dropped(&state, &slug, &batch);
+    state.reporters.heard(&slug, &batch.pipeline, batch.dropped);
     mirror.items(batch.items);
     if let Some(snapshot) = batch.snapshot {
         mirror.snapshot(snapshot);
@@ -235,56 +153,40 @@ async fn ingest(
 /// The mirror of the batch's run: the one already served, or a new one (a new pipeline,
 /// or a new run of it) put under its base.
 fn mirror_for(state: &AppState, slug: &str, batch: &ReportBatch) -> Mirror {
-    let mut reporters = state.reporters.map.lock();
-    if let Some(r) = reporters.get(slug) {
-        if r.started_unix_ms == batch.started_unix_ms && r.stages == batch.stages && !r.lost {
-            return r.mirror.clone();
-        }
-        if r.lost {
-            tracing::info!(
-                slug,
-                "a silent reporter is back: its run goes on as a new one"
+    let timeout = state.config.reporter_timeout;
+    state
+        .reporters
+        .mirror(slug, batch.started_unix_ms, &batch.stages, timeout, || {
+            let (handle, mirror) = flowdeck_runtime::mirror(
+                batch.pipeline.clone(),
+                batch.stages.clone(),
+                batch.edges.clone(),
+                REPORTED_RETENTION,
             );
-        }
-    }
-    let (handle, mirror) = flowdeck_runtime::mirror(
-        batch.pipeline.clone(),
-        batch.stages.clone(),
-        batch.edges.clone(),
-        crate::REPORTED_RETENTION,
-    );
-    // Its run starts when the reporter's did, before anything reads it. Not with the
-    // batch's snapshot: a run shorter than a batch arrives finished, and a mirror told so
-    // before its hub subscribes would end its feed with nobody having read the events.
-    mirror.snapshot(flowdeck_protocol::Snapshot {
-        pipeline: batch.pipeline.clone(),
-        state: flowdeck_protocol::PipelineState::Running,
-        started_unix_ms: batch.started_unix_ms,
-        edges: batch.edges.clone(),
-        stages: batch
-            .stages
-            .iter()
-            .map(|name| flowdeck_protocol::StageSnapshot {
-                name: name.clone(),
+            // Its run starts when the reporter's did, before anything reads it. Not with
+            // the batch's snapshot: a run shorter than a batch arrives finished, and a
+            // mirror told so before its hub subscribes would end its feed with nobody
+            // having read the events.
+            mirror.snapshot(flowdeck_protocol::Snapshot {
+                pipeline: batch.pipeline.clone(),
+                state: flowdeck_protocol::PipelineState::Running,
+                started_unix_ms: batch.started_unix_ms,
+                edges: batch.edges.clone(),
+                stages: batch
+                    .stages
+                    .iter()
+                    .map(|name| flowdeck_protocol::StageSnapshot {
+                        name: name.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    });
-    let scope = crate::sibling_state(state, handle, slug);
-    state.pipelines.put_reported(slug, &scope);
-    reporters.insert(
-        slug.to_owned(),
-        Reporter {
-            started_unix_ms: batch.started_unix_ms,
-            stages: batch.stages.clone(),
-            mirror: mirror.clone(),
-            dropped: 0,
-            seen: Instant::now(),
-            lost: false,
-        },
-    );
-    state.reporters.watch(state.config.reporter_timeout);
-    tracing::info!(pipeline = %batch.pipeline, slug, "a pipeline reports");
-    mirror
+            });
+            let scope = state.sibling(handle, slug);
+            state
+                .pipelines
+                .put_reported(scope.entry(slug), crate::scopes::scope(scope));
+            tracing::info!(pipeline = %batch.pipeline, slug, "a pipeline reports");
+            mirror
+        })
 }

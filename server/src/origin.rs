@@ -18,7 +18,15 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{api::ApiError, state::AppState};
+use crate::error::ApiError;
+
+/// What the guard checks requests against: the hosts answered and the origins allowed to
+/// change state. Made from the dashboard's state; the guard needs nothing else of it.
+#[derive(Clone)]
+pub struct Guard {
+    pub hosts: std::sync::Arc<AllowedHosts>,
+    pub cors_origins: std::sync::Arc<[String]>,
+}
 
 /// The hosts a server answers besides loopback names and IP addresses.
 #[derive(Clone, Debug, Default)]
@@ -94,7 +102,7 @@ fn same_origin(origin: &str, host: &str) -> bool {
 }
 
 /// The layer: refuses unknown Hosts (403), and cross-site state-changing requests (403).
-pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn layer(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     let headers = req.headers();
     let host = headers
         .get(header::HOST)
@@ -102,7 +110,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .or_else(|| req.uri().authority().map(|a| a.as_str()));
     // A request without a Host (HTTP/1.0 from a script) cannot come from a rebound page.
     if let Some(host) = host {
-        if !state.allowed_hosts.allows(host) {
+        if !guard.hosts.allows(host) {
             tracing::warn!(host, "refused a request for an unknown host");
             return ApiError::Forbidden(format!(
                 "this server does not answer for host {host:?}: it answers loopback names, \
@@ -121,7 +129,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             // No Origin: not sent by a browser page (browsers send it on every POST).
             None => !cross_site,
             Some(o) => {
-                host.is_some_and(|h| same_origin(o, h)) || state.cors_origins.iter().any(|c| c == o)
+                host.is_some_and(|h| same_origin(o, h)) || guard.cors_origins.iter().any(|c| c == o)
             }
         };
         if !allowed {

@@ -1,7 +1,7 @@
 //! Recording a run into the run store, for as long as the dashboard serves it: the run's
 //! start, every item that finishes (handed over by the tracker, shed under load by the
 //! store's policy), its snapshot every few seconds, its end; each minute's metric rollups;
-//! log records at warn and above; and the audit log (through [`crate::api::Audit`]).
+//! log records at warn and above; and the audit log (through [`crate::audit::Audit`]).
 //! Everything here runs beside the pipeline and never holds it up.
 
 use std::{sync::Arc, time::Duration};

@@ -1,42 +1,21 @@
-//! Several pipelines in one dashboard: the registry of them, their list (`/pipelines` and
-//! `/api/v1/pipelines`), and the routes that put each one's pages and API under its own
-//! base, `/p/{slug}`.
-//!
-//! Each pipeline has a state of its own ([`AppState`]: its hub, its metrics, its run in the
-//! store), so every page, API endpoint and stream under its base is today's, reading its
-//! own state. The first pipeline also answers at the root, as a dashboard of one does; only
-//! `/` differs, which sends a browser to the list.
+//! Several pipelines in one dashboard: the registry of them (those of this process and
+//! those that report to it), their list's rows, and how their paths are named (each one's
+//! pages under its base, `/p/{slug}`). The routes are in `scopes`.
 
 use std::{collections::HashMap, sync::Arc};
 
+use axum::Router;
 use parking_lot::RwLock;
-use tower::ServiceExt;
 
-use axum::{
-    body::Body,
-    extract::{OriginalUri, Request, State},
-    http::HeaderMap,
-    response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
-};
-use flowdeck_protocol::{
-    pipelines::{is_slug, slug, PipelineQuery, PipelineRow, PipelineSort, Window},
-    PipelineState,
-};
+use flowdeck_protocol::pipelines::{is_slug, slug, PipelineQuery, PipelineRow};
 use flowdeck_runtime::PipelineHandle;
 use flowdeck_store::{RunId, Store, StoreError};
-use serde::Deserialize;
 
-use crate::{
-    api::{self, ApiError},
-    hub::{self, Hub},
-    state::AppState,
-};
+use crate::hub::Hub;
 
-/// One pipeline as the list reads it.
+/// One pipeline as the list reads it: its slug, its hub and its live run in the store.
 #[derive(Clone)]
-struct Entry {
+pub struct Entry {
     slug: String,
     name: String,
     hub: Hub,
@@ -44,12 +23,12 @@ struct Entry {
 }
 
 impl Entry {
-    fn of(slug: &str, state: &AppState) -> Self {
+    pub fn new(slug: &str, hub: &Hub, run: Option<RunId>) -> Self {
         Entry {
             slug: slug.to_owned(),
-            name: state.hub.pipeline().name().to_owned(),
-            hub: state.hub.clone(),
-            run: state.store.as_ref().map(|(_, run)| *run),
+            name: hub.pipeline().name().to_owned(),
+            hub: hub.clone(),
+            run,
         }
     }
 }
@@ -70,9 +49,8 @@ pub struct Pipelines {
 }
 
 impl Pipelines {
-    /// The registry of `states`, each with its slug.
-    pub(crate) fn new(states: &[(String, AppState)], store: Option<Store>) -> Self {
-        let entries = states.iter().map(|(slug, s)| Entry::of(slug, s)).collect();
+    /// The registry of `entries`, in order.
+    pub(crate) fn new(entries: Vec<Entry>, store: Option<Store>) -> Self {
         Pipelines {
             entries: Arc::new(RwLock::new(entries)),
             reported: Arc::default(),
@@ -110,10 +88,10 @@ impl Pipelines {
             && !self.reported.read().contains_key(slug)
     }
 
-    /// Serves a reporting pipeline's `state` under `/p/{slug}/`: a new one, or a new run
-    /// of one (which replaces the previous run's routes and row).
-    pub(crate) fn put_reported(&self, slug: &str, state: &AppState) {
-        let entry = Entry::of(slug, state);
+    /// Serves a reporting pipeline under `/p/{slug}/` with its `routes`: a new one, or a
+    /// new run of one (which replaces the previous run's routes and row).
+    pub(crate) fn put_reported(&self, entry: Entry, routes: Router) {
+        let slug = entry.slug.clone();
         {
             let mut entries = self.entries.write();
             match entries.iter_mut().find(|e| e.slug == slug) {
@@ -121,9 +99,17 @@ impl Pipelines {
                 None => entries.push(entry),
             }
         }
-        self.reported
-            .write()
-            .insert(slug.to_owned(), scope(state.clone()));
+        self.reported.write().insert(slug, routes);
+    }
+
+    /// The routes of the pipeline reporting at `slug`.
+    pub(crate) fn reported(&self, slug: &str) -> Option<Router> {
+        self.reported.read().get(slug).cloned()
+    }
+
+    /// Whether this registry lists nothing: a dashboard of one pipeline (not standalone).
+    pub(crate) fn is_single(&self) -> bool {
+        self.entries.read().is_empty() && !self.standalone
     }
 
     /// The list's rows now, read off the runtime's threads: what the API and the page
@@ -179,72 +165,6 @@ impl Pipelines {
     }
 }
 
-/// `GET /api/v1/pipelines` parameters.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// The runs counted: the live one, or those started in the last hour, day or week.
-    window: Option<Window>,
-    sort: Option<PipelineSort>,
-    /// `asc` or `desc`; by default names ascend and numbers descend.
-    order: Option<Order>,
-    state: Option<PipelineState>,
-    /// Part of a name or slug.
-    q: Option<String>,
-    /// Only pipelines with at least this many failures in the window.
-    min_failed: Option<u64>,
-    /// `true`: only pipelines with warnings firing.
-    warning: Option<bool>,
-}
-
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-enum Order {
-    Asc,
-    Desc,
-}
-
-impl ListQuery {
-    fn query(self) -> PipelineQuery {
-        let sort = self.sort.unwrap_or_default();
-        PipelineQuery {
-            window: self.window.unwrap_or_default(),
-            sort,
-            desc: self
-                .order
-                .map_or(sort.largest_first(), |o| o == Order::Desc),
-            state: self.state,
-            text: self.q.unwrap_or_default(),
-            min_failed: self.min_failed,
-            warning: self.warning.unwrap_or(false),
-        }
-    }
-}
-
-/// The list, for scripts: the same rows the list page shows.
-pub(crate) async fn list(
-    State(state): State<AppState>,
-    api::Strict(q): api::Strict<ListQuery>,
-) -> Result<Json<Vec<PipelineRow>>, ApiError> {
-    all(&state)
-        .read(q.query())
-        .await
-        .map(Json)
-        .map_err(ApiError::Unavailable)
-}
-
-/// The registry, or this dashboard's one pipeline as a list of one.
-pub(crate) fn all(state: &AppState) -> Pipelines {
-    if state.pipelines.entries.read().is_empty() && !state.pipelines.standalone {
-        Pipelines::new(
-            &[(slug(state.hub.pipeline().name()), state.clone())],
-            state.store.as_ref().map(|(s, _)| s.clone()),
-        )
-    } else {
-        state.pipelines.clone()
-    }
-}
-
 /// `path` without the `/p/{slug}` base it is under, if any: what it is to the pipeline.
 pub(crate) fn unscoped(path: &str) -> &str {
     let Some(rest) = path.strip_prefix("/p/") else {
@@ -280,97 +200,4 @@ pub(crate) fn slugs(
         out.push(s);
     }
     Ok(out)
-}
-
-/// Everything under one pipeline's base (`/p/{slug}`, nested there): its pages, API,
-/// stream and server functions, each on its own state.
-pub(crate) fn scope(state: AppState) -> Router {
-    Router::new()
-        .route("/api/events", get(hub::events))
-        .route("/api/{*rest}", axum::routing::any(server_fn))
-        .merge(api::router())
-        .fallback(page)
-        .with_state(state)
-}
-
-/// A server function of this pipeline's pages (the browser sends them under the base).
-async fn server_fn(State(state): State<AppState>, req: Request<Body>) -> Response {
-    let known =
-        leptos::server_fn::axum::server_fn_paths().any(|(path, _)| path == req.uri().path());
-    if !known {
-        return ApiError::NotFound("no such API endpoint".into()).into_response();
-    }
-    leptos_axum::handle_server_fns_with_context(crate::page_context(&state), req)
-        .await
-        .into_response()
-}
-
-/// A page of this pipeline (or one of its site files), rendered at its whole address: the
-/// app's router takes the base off itself, as the browser's does.
-async fn page(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    mut req: Request<Body>,
-) -> Response {
-    *req.uri_mut() = uri;
-    crate::fallback(State(state), headers, req).await
-}
-
-/// `/` of a dashboard of several pipelines: their list.
-pub(crate) async fn home(req: Request<Body>, next: axum::middleware::Next) -> Response {
-    if req.uri().path() == "/" {
-        return axum::response::Redirect::temporary("/pipelines").into_response();
-    }
-    next.run(req).await
-}
-
-/// `/p/{slug}/...` of a pipeline that reports to this dashboard: its routes, found now
-/// (the pipelines of this process are nested at startup and never get here).
-pub(crate) async fn dispatch(
-    State(state): State<AppState>,
-    axum::extract::Path(params): axum::extract::Path<HashMap<String, String>>,
-    req: Request<Body>,
-) -> Response {
-    let slug = params.get("slug").cloned().unwrap_or_default();
-    let Some(router) = state.pipelines.reported.read().get(&slug).cloned() else {
-        return ApiError::NotFound(format!("no pipeline at /p/{slug}/")).into_response();
-    };
-    // What nesting does: the pipeline's routes see the path below its base. The request
-    // is made anew, so that this route's path parameters do not reach the pipeline's
-    // routes; what the layers above found (who asks, from where) goes along.
-    let (parts, body) = req.into_parts();
-    let rest = unscoped(parts.uri.path()).to_owned();
-    let query = parts
-        .uri
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let mut inner = Request::new(body);
-    *inner.method_mut() = parts.method;
-    *inner.headers_mut() = parts.headers;
-    *inner.version_mut() = parts.version;
-    *inner.uri_mut() = format!("{rest}{query}")
-        .parse()
-        .unwrap_or(parts.uri.clone());
-    let ext = inner.extensions_mut();
-    ext.insert(OriginalUri(
-        parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or(parts.uri.clone(), |o| o.0.clone()),
-    ));
-    if let Some(who) = parts.extensions.get::<crate::auth::Principal>() {
-        ext.insert(who.clone());
-    }
-    if let Some(from) = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        ext.insert(*from);
-    }
-    match router.oneshot(inner).await {
-        Ok(res) => res,
-        Err(never) => match never {},
-    }
 }

@@ -11,7 +11,10 @@ use flowdeck_runtime::{
     LatencyHistogram,
 };
 
-use crate::state::AppState;
+use crate::{
+    process::{process, Process},
+    state::AppState,
+};
 
 /// The text format's content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -25,36 +28,6 @@ pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
     );
     user_metrics(&mut text, &state.metrics);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
-}
-
-/// What the process uses, read from /proc where there is one.
-#[derive(Default)]
-pub struct Process {
-    pub resident_bytes: Option<u64>,
-    pub cpu_seconds: Option<f64>,
-}
-
-pub fn process() -> Process {
-    let page = 4096u64;
-    let ticks = 100.0; // USER_HZ on Linux
-    let resident_bytes = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * page);
-    let cpu_seconds = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which may hold spaces) start after its ')'.
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let utime: f64 = f.get(11)?.parse().ok()?;
-            let stime: f64 = f.get(12)?.parse().ok()?;
-            Some((utime + stime) / ticks)
-        });
-    Process {
-        resident_bytes,
-        cpu_seconds,
-    }
 }
 
 /// A per-stage family: its name, type, help, and the value it reads from a stage.

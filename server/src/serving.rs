@@ -20,32 +20,48 @@ use std::{
 use flowdeck_runtime::PipelineHandle;
 use tokio::sync::{oneshot, watch};
 
-use crate::{console, dashboard, router, state_with, Config};
+use crate::{console, pages::Pages, router, state::AppState, Config};
+
+/// Why the dashboard did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    /// A page is wrong; the message names it and the widget.
+    #[error("{0}")]
+    Page(String),
+    #[error("cannot serve on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// The run store cannot be used; the message names the file and the fix.
+    #[error("{0}")]
+    Store(#[from] flowdeck_store::StoreError),
+}
 
 /// Binds `config.addr` and serves until ctrl-c or SIGTERM, then shuts down gracefully:
 /// the pipeline takes no more input and finishes what it holds (aborting what is left
 /// after `config.drain_timeout`, or at a second signal) while the dashboard keeps showing
 /// it; then the live streams end and the server stops.
 pub async fn serve(config: Config, pipeline: PipelineHandle) -> std::io::Result<()> {
-    run(config, dashboard::Pages::default(), pipeline)
+    run(config, Pages::default(), pipeline)
         .await
         .map_err(|e| match e {
-            dashboard::DashboardError::Bind { source, .. } => source,
+            DashboardError::Bind { source, .. } => source,
             other => std::io::Error::other(other.to_string()),
         })
 }
 
 pub(crate) async fn run(
     config: Config,
-    pages: dashboard::Pages,
+    pages: Pages,
     pipeline: PipelineHandle,
-) -> Result<(), dashboard::DashboardError> {
+) -> Result<(), DashboardError> {
     let addr = config.addr;
     start(config, pages, pipeline, true)
         .await?
         .finished()
         .await
-        .map_err(|source| dashboard::DashboardError::Bind { addr, source })
+        .map_err(|source| DashboardError::Bind { addr, source })
 }
 
 /// Threads of the dashboard's own runtime.
@@ -103,12 +119,12 @@ impl Serving {
 /// embeds it).
 pub(crate) async fn start(
     config: Config,
-    pages: dashboard::Pages,
+    pages: Pages,
     pipeline: PipelineHandle,
     signals: bool,
-) -> Result<Serving, dashboard::DashboardError> {
+) -> Result<Serving, DashboardError> {
     let addr = config.addr;
-    let bind = |source| dashboard::DashboardError::Bind { addr, source };
+    let bind = |source| DashboardError::Bind { addr, source };
     let store = open_store(&config)?;
     let (listening_tx, listening) = oneshot::channel();
     let (done_tx, done) = oneshot::channel();
@@ -164,7 +180,7 @@ pub(crate) async fn start(
 #[allow(clippy::too_many_arguments)]
 async fn serve_here(
     config: Config,
-    pages: dashboard::Pages,
+    pages: Pages,
     pipeline: PipelineHandle,
     store: Option<flowdeck_store::Store>,
     signals: bool,
@@ -189,7 +205,7 @@ async fn serve_here(
         }
     };
     install_defaults(&config, &console);
-    let state = state_with(&config, pages, pipeline.clone(), store);
+    let state = AppState::build(&config, pages, pipeline.clone(), store);
     // Each pipeline's end is waited for (below), the first's and the others'.
     let recorded: Vec<_> = std::iter::once(&state)
         .chain(state.scopes.iter().skip(1).map(|(_, s)| s))
@@ -256,15 +272,13 @@ async fn serve_here(
 const RECORD_WAIT: Duration = Duration::from_secs(5);
 
 /// Opens the run store the config names, if it names one.
-pub(crate) fn open_store(
-    config: &Config,
-) -> Result<Option<flowdeck_store::Store>, dashboard::DashboardError> {
+pub(crate) fn open_store(config: &Config) -> Result<Option<flowdeck_store::Store>, DashboardError> {
     config
         .store
         .clone()
         .map(flowdeck_store::Store::open)
         .transpose()
-        .map_err(dashboard::DashboardError::Store)
+        .map_err(DashboardError::Store)
 }
 
 /// Resolves once [`Serving::stop`] is called. A dropped handle never resolves it: the

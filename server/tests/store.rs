@@ -274,7 +274,9 @@ async fn a_live_item_that_left_the_ring_is_read_from_the_store() {
         "item {id} is still retained: the test proves nothing"
     );
 
-    let res = reqwest::get(format!("{base}/api/v1/tasks/{id}")).await.unwrap();
+    let res = reqwest::get(format!("{base}/api/v1/tasks/{id}"))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "the live run's item {id} answers 404");
     let task: Value = res.json().await.unwrap();
     assert_eq!(task["from_store"], true, "{task}");
@@ -291,8 +293,13 @@ async fn a_live_item_that_left_the_ring_is_read_from_the_store() {
     assert!(page.contains(r#"data-testid="task-from-store""#), "{page}");
     assert!(page.contains(&format!("Task #{id}")));
     // An id nobody kept is still a 404 naming why.
-    let res = reqwest::get(format!("{base}/api/v1/tasks/9999999")).await.unwrap();
+    let res = reqwest::get(format!("{base}/api/v1/tasks/9999999"))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     let err: Value = res.json().await.unwrap();
-    assert!(err["message"].as_str().unwrap().contains("run store"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("run store"),
+        "{err}"
+    );
 }

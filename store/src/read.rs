@@ -81,7 +81,14 @@ pub(crate) fn mark_interrupted(conn: &mut Connection) -> Result<(), StoreError> 
              WHERE state = 'running'",
         )?;
         let rows = st.query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })?;
         rows.collect::<Result<_, _>>()?
     };
@@ -757,38 +764,13 @@ impl Store {
 
     /// The item and its ancestors, nearest first, as far as the store kept them.
     pub fn provenance(&self, run: RunId, id: ItemId) -> Result<Vec<Ancestor>, StoreError> {
-        let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut queue = std::collections::VecDeque::from([(id, 0u32)]);
-        while let Some((id, depth)) = queue.pop_front() {
-            if !seen.insert(id) || out.len() >= 1_000 {
-                continue;
-            }
-            match self.item(run, id)? {
-                Some(d) => {
-                    for p in &d.parents {
-                        queue.push_back((*p, depth + 1));
-                    }
-                    let mut stages: Vec<u16> = d.visits.iter().map(|v| v.stage).collect();
-                    stages.dedup();
-                    out.push(Ancestor {
-                        id,
-                        depth,
-                        parents: d.parents,
-                        stages,
-                        retained: true,
-                    });
-                }
-                None => out.push(Ancestor {
-                    id,
-                    depth,
-                    parents: Vec::new(),
-                    stages: Vec::new(),
-                    retained: false,
-                }),
-            }
-        }
-        Ok(out)
+        flowdeck_protocol::provenance(id, |id| {
+            Ok(self.item(run, id)?.map(|d| {
+                let mut stages: Vec<u16> = d.visits.iter().map(|v| v.stage).collect();
+                stages.dedup();
+                (d.parents, stages)
+            }))
+        })
     }
 
     /// A run's error summary, counted by SQLite over the items kept.

@@ -286,16 +286,30 @@ fn what_was_committed_survives_and_a_run_left_running_is_interrupted() {
     // and replay's end all read them.
     assert!(info.recounted);
     assert_eq!(
-        (info.totals.completed, info.totals.failed, info.totals.submitted),
+        (
+            info.totals.completed,
+            info.totals.failed,
+            info.totals.submitted
+        ),
         (450, 50, 500)
     );
     assert_eq!((info.totals.queued, info.totals.running), (0, 0));
     let end = store.timeline(run).unwrap().pop().unwrap();
     assert_eq!((end.totals.completed, end.totals.failed), (450, 50));
     let counted = store.pipeline_runs(0, &[]).unwrap();
-    assert_eq!((counted["crashy"].completed, counted["crashy"].failed), (450, 50));
     assert_eq!(
-        store.run(run).unwrap().unwrap().snapshot.unwrap().totals.completed,
+        (counted["crashy"].completed, counted["crashy"].failed),
+        (450, 50)
+    );
+    assert_eq!(
+        store
+            .run(run)
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .unwrap()
+            .totals
+            .completed,
         450
     );
     assert_eq!(

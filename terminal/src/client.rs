@@ -131,7 +131,7 @@ impl Client {
         last: &mut Option<u64>,
     ) -> Result<(), String> {
         let mut req = self
-            .get("/api/events")
+            .get(flowdeck_protocol::stream::EVENTS_PATH)
             .header("accept", "text/event-stream");
         if let Some(id) = *last {
             req = req.header("last-event-id", id.to_string());

@@ -2,7 +2,11 @@
 //! key hints, and the help. Each function draws from the [`App`] and the [`LiveState`] it
 //! is handed, so tests draw into ratatui's `TestBackend` and read the text.
 
-use flowdeck_protocol::{format, stream::LiveState, ItemStatus, TaskDetail, WorkerState};
+use flowdeck_protocol::{
+    format::{self, count, micros, uptime},
+    stream::LiveState,
+    ItemStatus, TaskDetail, WorkerState,
+};
 use ratatui::{
     layout::{Constraint, Layout, Rect},
     style::{Modifier, Style},
@@ -116,31 +120,6 @@ fn footer_line(app: &App) -> String {
         Tab::Errors => "↑↓ select · Enter open · Tab next · ? help · q quit".to_owned(),
         _ => "1-4 or Tab: pages · ? help · q quit".to_owned(),
     }
-}
-
-/// `1h 02m`, `3m 05s`, `12s`.
-fn uptime(ms: u64) -> String {
-    let s = ms / 1000;
-    if s >= 3600 {
-        format!("{}h {:02}m", s / 3600, s / 60 % 60)
-    } else if s >= 60 {
-        format!("{}m {:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// `1,234,567`.
-fn count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn overview(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
@@ -378,15 +357,6 @@ fn worker_row<'a>(
         Cell::from(format!("{:.0}%", w.busy_ratio * 100.0)),
         Cell::from(format!("{:.0}%", w.blocked_ratio * 100.0)),
     ])
-}
-
-/// Microseconds as the most readable unit.
-fn micros(us: u64) -> String {
-    if us >= 1_000 {
-        format::millis(us / 1_000)
-    } else {
-        format!("{us} µs")
-    }
 }
 
 /// The `visible` rows of a list around the app's selection, scrolled so that the selection

@@ -5,7 +5,7 @@ use flowdeck_protocol::page::GRID_COLUMNS;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::{live::fetch_page, widgets::PlacedWidget};
+use crate::{fetch::fetch_page, widgets::PlacedWidget};
 
 #[component]
 pub fn Custom() -> impl IntoView {

@@ -8,7 +8,7 @@ use flowdeck_protocol::{
 };
 use leptos::prelude::*;
 
-use crate::{live::fetch_metric_list, widgets::ChartView};
+use crate::{fetch::fetch_metric_list, widgets::ChartView};
 
 /// The ranges offered: (label, seconds).
 const RANGES: [(&str, u64); 6] = [

@@ -2,6 +2,7 @@
 
 mod custom;
 mod errors;
+mod filters;
 mod lazy;
 mod logs;
 mod metrics;
@@ -16,6 +17,7 @@ mod workers;
 
 pub(crate) use custom::Custom;
 pub(crate) use errors::Errors;
+pub(crate) use filters::FilterBar;
 pub(crate) use lazy::*;
 pub(crate) use logs::Logs;
 pub(crate) use metrics::Metrics;

@@ -13,7 +13,7 @@ use flowdeck_protocol::{
 use leptos::prelude::*;
 
 use super::runs::answered;
-use crate::{format, live::fetch_pipelines, widgets::poll::ticker};
+use crate::{fetch::fetch_pipelines, format, widgets::poll::ticker};
 
 /// The column headings: (label, the sort they choose).
 const COLUMNS: [(&str, PipelineSort); 11] = [

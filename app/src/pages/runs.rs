@@ -16,8 +16,8 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use super::{Columns, TaskBase};
 use crate::scope::href;
 use crate::{
+    fetch::{fetch_run_task, fetch_run_tasks, fetch_run_timeline, fetch_run_view, fetch_runs},
     format,
-    live::{fetch_run_task, fetch_run_tasks, fetch_run_timeline, fetch_run_view, fetch_runs},
 };
 
 /// The run id in the path.
@@ -337,13 +337,13 @@ pub fn RunTasks() -> impl IntoView {
     // "In progress" has items only at a replayed moment: the store keeps finished items.
     let tabs = move || {
         let mut tabs = vec![
-            ("All", None),
-            ("Completed", Some(ItemStatus::Completed)),
-            ("Failed", Some(ItemStatus::Failed)),
-            ("Cancelled", Some(ItemStatus::Cancelled)),
+            (None, "All"),
+            (Some(ItemStatus::Completed), "Completed"),
+            (Some(ItemStatus::Failed), "Failed"),
+            (Some(ItemStatus::Cancelled), "Cancelled"),
         ];
         if at.get().is_some() {
-            tabs.push(("In progress", Some(ItemStatus::Running)));
+            tabs.push((Some(ItemStatus::Running), "In progress"));
         }
         tabs
     };
@@ -370,46 +370,27 @@ pub fn RunTasks() -> impl IntoView {
             // The counts and the stage names come from resources: read inside a Transition,
             // so the server renders them and hydration finds what it rendered.
             <Transition fallback=|| ()>
-                <div class="filters">
-                    <div role="tablist" aria-label="Status">
-                        {move || tabs().into_iter().map(|(label, s)| {
-                            let count = move || page.get().and_then(|r| r.ok()).and_then(|r| r.ok()).map(|p| {
-                                let c = p.counts;
-                                format::count(match s {
-                                    None => c.all,
-                                    Some(ItemStatus::Completed) => c.completed,
-                                    Some(ItemStatus::Failed) => c.failed,
-                                    Some(ItemStatus::Cancelled) => c.cancelled,
-                                    _ => c.in_progress,
-                                })
-                            });
-                            view! {
-                                <button
-                                    role="tab"
-                                    class="tab"
-                                    aria-selected=move || (status.get() == s).to_string()
-                                    data-testid=format!("tab-{}", label.to_lowercase().replace(' ', "-"))
-                                    on:click=move |_| { status.set(s); reset(); }
-                                >
-                                    {label} " " <span class="count">{count}</span>
-                                </button>
-                            }
-                        }).collect_view()}
-                    </div>
-                    <label>
-                        "Stage "
-                        <select data-testid="stage-filter" on:change=move |ev| { stage.set(event_target_value(&ev).parse().ok()); reset(); }>
-                            <option value="">"all"</option>
-                            {move || stages().into_iter().enumerate().map(|(i, name)| view! {
-                                <option value=i.to_string()>{name}</option>
-                            }).collect_view()}
-                        </select>
-                    </label>
-                    <label>
-                        "Search "
-                        <input type="search" placeholder="id or error" data-testid="text-filter"
-                            on:change=move |ev| { text.set(event_target_value(&ev)); reset(); }/>
-                    </label>
+                <super::FilterBar
+                    tabs=Signal::derive(tabs)
+                    selected=status
+                    count=Callback::new(move |s: Option<ItemStatus>| {
+                        page.get().and_then(|r| r.ok()).and_then(|r| r.ok()).map(|p| {
+                            let c = p.counts;
+                            format::count(match s {
+                                None => c.all,
+                                Some(ItemStatus::Completed) => c.completed,
+                                Some(ItemStatus::Failed) => c.failed,
+                                Some(ItemStatus::Cancelled) => c.cancelled,
+                                _ => c.in_progress,
+                            })
+                        }).unwrap_or_default()
+                    })
+                    stages=Signal::derive(stages)
+                    stage
+                    text
+                    placeholder="id or error"
+                    on_change=Callback::new(move |()| reset())
+                >
                     <label>
                         "Sort "
                         <select data-testid="sort" on:change=move |ev| {
@@ -427,7 +408,7 @@ pub fn RunTasks() -> impl IntoView {
                             <option value="attempts">"most attempts"</option>
                         </select>
                     </label>
-                </div>
+                </super::FilterBar>
             </Transition>
             <Transition fallback=|| view! { <p class="muted">"Loading the tasks…"</p> }>
                 {move || page.get().map(|r| answered(r, move |p| {

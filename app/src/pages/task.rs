@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use super::Columns;
-use crate::{format, live::fetch_task};
+use crate::{fetch::fetch_task, format};
 
 /// Previews longer than this many lines start folded.
 const OPEN_LINES: usize = 12;

@@ -170,51 +170,24 @@ pub fn Tasks() -> impl IntoView {
     view! {
         <section class="tasks">
             <div class="page-head"><h1>"Tasks"</h1></div>
-            <div class="filters">
-                <div role="tablist" aria-label="Status">
-                    {Tab::ALL
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &t)| view! {
-                            <button
-                                role="tab"
-                                class="tab"
-                                aria-selected=move || (tab.get() == t).to_string()
-                                data-testid=format!("tab-{}", t.label().to_lowercase())
-                                on:click=move |_| { tab.set(t); scroll.set(0.0); }
-                            >
-                                {t.label()} " "
-                                <span class="count">{move || format::count(counts.get()[i] as u64)}</span>
-                            </button>
-                        })
-                        .collect_view()}
-                </div>
-                <label>
-                    "Stage "
-                    <select
-                        data-testid="stage-filter"
-                        on:change=move |ev| stage.set(event_target_value(&ev).parse().ok())
-                    >
-                        <option value="">"all"</option>
-                        {move || stages.get().into_iter().enumerate().map(|(i, name)| view! {
-                            <option value=i.to_string()>{name}</option>
-                        }).collect_view()}
-                    </select>
-                </label>
-                <label>
-                    "Search "
-                    <input
-                        type="search"
-                        placeholder="id, stage or error"
-                        data-testid="text-filter"
-                        prop:value=move || text.get()
-                        on:input=move |ev| { text.set(event_target_value(&ev)); scroll.set(0.0); }
-                    />
-                </label>
+            <super::FilterBar
+                tabs=Signal::stored(Tab::ALL.iter().map(|&t| (t, t.label())).collect::<Vec<_>>())
+                selected=tab
+                count=Callback::new(move |t: Tab| {
+                    let i = Tab::ALL.iter().position(|&x| x == t).unwrap_or_default();
+                    format::count(counts.get()[i] as u64)
+                })
+                stages=stages
+                stage
+                text
+                placeholder="id, stage or error"
+                live_search=true
+                on_change=Callback::new(move |()| scroll.set(0.0))
+            >
                 <span class="muted" data-testid="match-count">
                     {move || format!("{} items", format::count(total() as u64))}
                 </span>
-            </div>
+            </super::FilterBar>
             <div class="vhead" role="presentation">
                 <span>"Item"</span><span>"Status"</span><span>"Stage"</span>
                 <span>"Attempts"</span><span>"Updated (UTC)"</span><span>"Error"</span>

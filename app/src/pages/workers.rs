@@ -8,8 +8,9 @@ use leptos::prelude::*;
 use super::{Columns, LivePage};
 use crate::{
     control::{AuditLog, ControlError, StageControls},
+    fetch::fetch_processes,
     format,
-    live::{fetch_processes, use_live},
+    live::use_live,
     widgets::poll::ticker,
 };
 

@@ -17,7 +17,7 @@ use super::{
     poll::{settle, ticker, CHART_POINTS},
     series::legend_names,
 };
-use crate::live::fetch_series;
+use crate::fetch::fetch_series;
 
 /// Colours a chart cycles through (CSS variables `--series-1` and on).
 const COLOURS: usize = 6;

@@ -11,7 +11,7 @@ use flowdeck_protocol::{
 };
 use leptos::prelude::*;
 
-use crate::{format, live::fetch_logs};
+use crate::{fetch::fetch_logs, format};
 
 /// Lines the view may show.
 const MAX_LINES: [usize; 5] = [50, 100, 200, 500, 1000];

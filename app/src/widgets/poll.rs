@@ -10,7 +10,7 @@ use flowdeck_protocol::{
 };
 use leptos::prelude::*;
 
-use crate::live::fetch_series;
+use crate::fetch::fetch_series;
 
 /// A signal that counts up every `period` while the component lives.
 pub(crate) fn ticker(period: Duration) -> RwSignal<u64> {

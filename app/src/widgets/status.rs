@@ -7,7 +7,7 @@ use flowdeck_protocol::page::StatusSpec;
 use leptos::prelude::*;
 
 use super::poll::ticker;
-use crate::live::fetch_checks;
+use crate::fetch::fetch_checks;
 
 #[component]
 pub(crate) fn StatusWidget(spec: StatusSpec) -> impl IntoView {

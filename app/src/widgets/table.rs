@@ -8,7 +8,7 @@ use flowdeck_protocol::page::{TableData, TableSpec, BUILTIN_SOURCES};
 use leptos::prelude::*;
 
 use super::poll::ticker;
-use crate::live::{fetch_table, use_live};
+use crate::{fetch::fetch_table, live::use_live};
 
 #[component]
 pub(crate) fn TableWidget(spec: TableSpec) -> impl IntoView {

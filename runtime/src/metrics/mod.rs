@@ -40,7 +40,7 @@ use sketch::Sketch;
 pub const MAX_SERIES: usize = 10_000;
 
 /// One series: its current second and its rings.
-pub struct Series {
+pub struct SeriesRings {
     kind: Kind,
     current: Mutex<Current>,
     rings: Mutex<Vec<Ring>>,
@@ -59,9 +59,9 @@ struct Current {
     all_time: Option<Box<cumulative::Cumulative>>,
 }
 
-impl Series {
+impl SeriesRings {
     fn new(kind: Kind) -> Self {
-        Series {
+        SeriesRings {
             kind,
             current: Mutex::new(Current::default()),
             rings: Mutex::new(RESOLUTIONS.iter().map(|&(w, c)| Ring::new(w, c)).collect()),
@@ -182,7 +182,7 @@ impl Series {
 
 #[derive(Default)]
 struct Inner {
-    series: RwLock<BTreeMap<SeriesKey, Arc<Series>>>,
+    series: RwLock<BTreeMap<SeriesKey, Arc<SeriesRings>>>,
     descriptions: RwLock<BTreeMap<String, String>>,
     /// The last second filed; reads count "now" from it.
     now: Mutex<u64>,
@@ -207,7 +207,7 @@ impl MetricsStore {
 
     /// The series for `key`, made on first use. A name already used with another kind
     /// keeps its first kind. `None` past [`MAX_SERIES`].
-    pub fn series(&self, key: SeriesKey, kind: Kind) -> Option<Arc<Series>> {
+    pub fn series(&self, key: SeriesKey, kind: Kind) -> Option<Arc<SeriesRings>> {
         if let Some(s) = self.0.series.read().get(&key) {
             return Some(s.clone());
         }
@@ -224,7 +224,7 @@ impl MetricsStore {
         }
         Some(
             map.entry(key)
-                .or_insert_with(|| Arc::new(Series::new(kind)))
+                .or_insert_with(|| Arc::new(SeriesRings::new(kind)))
                 .clone(),
         )
     }
@@ -254,7 +254,7 @@ impl MetricsStore {
 
     /// Files the second that just ended for every series.
     pub fn tick_at(&self, second: u64) {
-        let all: Vec<Arc<Series>> = self.0.series.read().values().cloned().collect();
+        let all: Vec<Arc<SeriesRings>> = self.0.series.read().values().cloned().collect();
         for s in all {
             s.tick(second);
         }
@@ -332,7 +332,7 @@ impl MetricsStore {
     }
 
     /// Every series with its latest value, for an exporter.
-    pub fn current(&self) -> Vec<(SeriesInfo, Arc<Series>)> {
+    pub fn current(&self) -> Vec<(SeriesInfo, Arc<SeriesRings>)> {
         let descriptions = self.0.descriptions.read();
         self.0
             .series
@@ -393,7 +393,7 @@ impl std::fmt::Debug for MetricsStore {
 
 /// A handle to one series; does nothing when the store refused the series.
 #[derive(Clone)]
-pub struct Handle(Option<Arc<Series>>);
+pub struct Handle(Option<Arc<SeriesRings>>);
 
 impl Handle {
     pub fn increment(&self, n: u64) {

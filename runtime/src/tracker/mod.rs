@@ -9,7 +9,7 @@
 mod record;
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     sync::Arc,
 };
 
@@ -305,23 +305,20 @@ impl Tracker {
             let mut st = self.state.lock();
             for d in items {
                 let before = st.ring.get(d.id).map(|r| r.status());
-                let e = RawEvent {
+                let here = crate::events::Subject {
                     item: d.id,
-                    at_us: d.updated_us,
-                    duration_us: 0,
-                    attempt: d.visits.last().map_or(0, |v| v.attempts),
                     stage: d.stage,
                     worker: d.visits.last().and_then(|v| v.worker),
-                    kind: entering(d.status),
-                    from: before,
-                    last: d.status == ItemStatus::Completed,
-                    extra: d.error.clone().map(|error| {
-                        Box::new(crate::events::Extra {
-                            error: Some(error),
-                            ..Default::default()
-                        })
-                    }),
                 };
+                let mut e = here
+                    .event(entering(d.status), before, d.updated_us)
+                    .attempt(d.visits.last().map_or(0, |v| v.attempts), 0);
+                if d.status == ItemStatus::Completed {
+                    e = e.last();
+                }
+                if let Some(error) = d.error.clone() {
+                    e = e.with_error(error);
+                }
                 let mut record = ItemRecord::from_detail(&d);
                 // Numbered only if kept: the feed's numbers have no gaps.
                 let seq = st.seq + 1;
@@ -559,36 +556,15 @@ impl Tracker {
     /// `retained: false`.
     pub fn provenance(&self, id: ItemId) -> Vec<Ancestor> {
         let st = self.state.lock();
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut queue = VecDeque::from([(id, 0u32)]);
-        while let Some((id, depth)) = queue.pop_front() {
-            if !seen.insert(id) {
-                continue;
-            }
-            match st.ring.get(id) {
-                Some(r) => {
-                    for p in r.parents() {
-                        queue.push_back((*p, depth + 1));
-                    }
-                    out.push(Ancestor {
-                        id,
-                        depth,
-                        parents: r.parents().to_vec(),
-                        stages: r.stages(),
-                        retained: true,
-                    });
-                }
-                None => out.push(Ancestor {
-                    id,
-                    depth,
-                    parents: Vec::new(),
-                    stages: Vec::new(),
-                    retained: false,
-                }),
-            }
+        let walked = flowdeck_protocol::provenance(id, |id| {
+            Ok::<_, std::convert::Infallible>(
+                st.ring.get(id).map(|r| (r.parents().to_vec(), r.stages())),
+            )
+        });
+        match walked {
+            Ok(chain) => chain,
+            Err(never) => match never {},
         }
-        out
     }
 
     /// Items that failed for good, so far: a cheap way to tell whether the error summary

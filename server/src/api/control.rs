@@ -6,12 +6,7 @@
 //! be tricked into controlling the pipeline (the defence against cross-site requests while
 //! sessions are off). Readonly mode answers 403 to all of them.
 
-use std::{
-    collections::VecDeque,
-    future::Future,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::future::Future;
 
 use axum::{
     extract::{rejection::JsonRejection, FromRequestParts, Path, State},
@@ -20,10 +15,8 @@ use axum::{
     Json, Router,
 };
 use flowdeck_app::Viewer;
-pub use flowdeck_protocol::AuditEntry;
-use flowdeck_protocol::ItemId;
+use flowdeck_protocol::{AuditEntry, ItemId};
 use flowdeck_runtime::ControlError;
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
@@ -34,53 +27,6 @@ use crate::{
 
 /// The most workers one stage may be given from the API.
 pub const MAX_WORKERS: usize = 1024;
-/// Entries the audit log keeps (the oldest go first).
-const AUDIT_ENTRIES: usize = 1000;
-
-/// The bounded log of control actions, newest last; also kept in the run store, when
-/// there is one.
-#[derive(Clone, Default)]
-pub struct Audit(
-    Arc<Mutex<VecDeque<AuditEntry>>>,
-    Option<flowdeck_store::Store>,
-);
-
-impl Audit {
-    pub fn new(store: Option<flowdeck_store::Store>) -> Self {
-        Audit(Arc::default(), store)
-    }
-
-    fn record(&self, user: &str, action: &str, target: &str, outcome: &Result<(), ApiError>) {
-        let at_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let outcome = match outcome {
-            Ok(()) => "ok".to_owned(),
-            Err(e) => e.to_string(),
-        };
-        tracing::info!(user, action, target, %outcome, "control");
-        let entry = AuditEntry {
-            at_unix_ms,
-            user: user.to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            outcome,
-        };
-        if let Some(store) = &self.1 {
-            store.audit(entry.clone());
-        }
-        let mut log = self.0.lock();
-        if log.len() == AUDIT_ENTRIES {
-            log.pop_front();
-        }
-        log.push_back(entry);
-    }
-
-    pub fn entries(&self) -> Vec<AuditEntry> {
-        self.0.lock().iter().cloned().collect()
-    }
-}
-
 /// The control routes, nested under `/api/v1`.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -199,7 +145,11 @@ where
     } else {
         target.to_owned()
     };
-    state.audit.record(who.label(), action, &target, &outcome);
+    let said = match &outcome {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    state.audit.record(who.label(), action, &target, said);
     outcome.map(|()| Json(Done { ok: true }))
 }
 

@@ -7,9 +7,9 @@
 //! problem, an unknown id a 404.
 
 mod control;
-mod error;
 pub mod grammar;
 mod observe;
+mod pipelines;
 mod query;
 mod runs;
 
@@ -24,8 +24,8 @@ use flowdeck_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use control::{viewer, Audit, AuditEntry};
-pub use error::{json_errors, ApiError};
+pub use crate::error::{json_errors, ApiError};
+pub use control::viewer;
 pub use observe::{read_series, ReadError};
 pub(crate) use query::Strict;
 
@@ -49,7 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/pages/{slug}", get(page))
         .route("/sources/{name}", get(source))
         .route("/checks", get(checks))
-        .route("/pipelines", get(crate::pipelines::list))
+        .route("/pipelines", get(pipelines::list))
         .route(
             "/{*rest}",
             get(|| async { ApiError::NotFound("no such API endpoint".into()) }),
@@ -187,22 +187,23 @@ async fn openapi(State(state): State<AppState>) -> Result<Json<serde_json::Value
     Ok(Json(doc))
 }
 
+/// What `/healthz` and `/readyz` answer.
 #[derive(Serialize)]
-struct Health {
+struct Probe {
     status: &'static str,
     pipeline: PipelineState,
 }
 
 /// Liveness: answers while the process serves.
-async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
+async fn healthz(State(state): State<AppState>) -> Json<Probe> {
+    Json(Probe {
         status: "ok",
         pipeline: state.hub.pipeline().state(),
     })
 }
 
 /// Readiness: 200 while the pipeline takes work, 503 once it drains, finishes or aborts.
-async fn readyz(State(state): State<AppState>) -> (axum::http::StatusCode, Json<Health>) {
+async fn readyz(State(state): State<AppState>) -> (axum::http::StatusCode, Json<Probe>) {
     let pipeline = state.hub.pipeline().state();
     let ready = pipeline == PipelineState::Running;
     let code = if ready {
@@ -211,7 +212,7 @@ async fn readyz(State(state): State<AppState>) -> (axum::http::StatusCode, Json<
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
     let status = if ready { "ready" } else { "not_ready" };
-    (code, Json(Health { status, pipeline }))
+    (code, Json(Probe { status, pipeline }))
 }
 
 #[derive(Serialize)]

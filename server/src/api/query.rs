@@ -4,7 +4,7 @@
 use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// A query string deserialized into `T` (which should deny unknown fields).
 pub struct Strict<T>(pub T);

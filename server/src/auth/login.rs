@@ -14,8 +14,7 @@ use axum::{
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 
-use super::{cookie, landing, secret, Auth, COOKIE};
-use crate::state::AppState;
+use super::{cookie, landing, secret, Auth, SignIn, COOKIE};
 
 /// Login attempts per client address. Keyed by address, not by user name, so that a
 /// stranger cannot lock an admin out by failing on purpose.
@@ -63,11 +62,11 @@ pub struct LoginForm {
 
 /// `POST /login`: a form with `username`, `password` and `next`.
 pub async fn submit(
-    State(state): State<AppState>,
+    State(sign_in): State<SignIn>,
     req_parts: axum::http::request::Parts,
     form_data: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let Some(auth) = state.auth.clone() else {
+    let Some(auth) = sign_in.clone() else {
         return Redirect::to("/").into_response();
     };
     let Ok(Form(f)) = form_data else {
@@ -129,8 +128,8 @@ pub struct LogoutForm {
 }
 
 /// `POST /logout`: a form carrying the session's CSRF token.
-pub async fn logout(State(state): State<AppState>, req: Request) -> Response {
-    let Some(auth) = state.auth.clone() else {
+pub async fn logout(State(sign_in): State<SignIn>, req: Request) -> Response {
+    let Some(auth) = sign_in else {
         return Redirect::to("/").into_response();
     };
     let session = cookie(&req, COOKIE).map(str::to_owned);
@@ -150,7 +149,7 @@ pub async fn logout(State(state): State<AppState>, req: Request) -> Response {
             );
             response
         }
-        _ => crate::api::ApiError::Forbidden(
+        _ => crate::error::ApiError::Forbidden(
             "logout needs the session's CSRF token in the form field csrf".into(),
         )
         .into_response(),

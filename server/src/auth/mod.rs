@@ -28,7 +28,13 @@ pub use config::{AuthConfig, ConfigError, TokenConfig, UserConfig};
 pub use secret::{hash_password, new_token, token_digest};
 use sessions::Sessions;
 
-use crate::{api::ApiError, state::AppState};
+use crate::pipelines::unscoped;
+
+use crate::error::ApiError;
+
+/// What sign-in reads from the dashboard's state: its users, tokens and sessions, or
+/// `None` when sign-in is off.
+pub type SignIn = Option<std::sync::Arc<Auth>>;
 
 /// What a user may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -179,35 +185,34 @@ fn public(path: &str) -> bool {
 }
 
 /// The auth layer: finds the principal, refuses what it may not do, and hands it on.
-pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let Some(auth) = state.auth.as_deref() else {
+pub async fn layer(State(sign_in): State<SignIn>, mut req: Request, next: Next) -> Response {
+    let Some(auth) = sign_in.as_deref() else {
         req.extensions_mut().insert(Principal::open());
         return next.run(req).await;
     };
     let path = req.uri().path();
-    if public(crate::pipelines::unscoped(path)) {
+    if public(unscoped(path)) {
         return next.run(req).await;
     }
-    let principal = match auth.identify(&req) {
-        Ok(Some(p)) => p,
-        Ok(None) if crate::pipelines::unscoped(path).starts_with("/api/") => {
-            return ApiError::Unauthorized(
+    let principal =
+        match auth.identify(&req) {
+            Ok(Some(p)) => p,
+            Ok(None) if unscoped(path).starts_with("/api/") => return ApiError::Unauthorized(
                 "sign in first: send a session cookie from /login or Authorization: Bearer <token>"
                     .into(),
             )
-            .into_response()
-        }
-        Ok(None) => {
-            let next_path = req
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned();
-            let query = serde_urlencoded::to_string([("next", next_path)]).unwrap_or_default();
-            return Redirect::to(&format!("/login?{query}")).into_response();
-        }
-        Err(e) => return e.into_response(),
-    };
+            .into_response(),
+            Ok(None) => {
+                let next_path = req
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                let query = serde_urlencoded::to_string([("next", next_path)]).unwrap_or_default();
+                return Redirect::to(&format!("/login?{query}")).into_response();
+            }
+            Err(e) => return e.into_response(),
+        };
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // The logout form carries its token in the body; its handler checks it.
     if changes_state && path != "/logout" {
@@ -229,8 +234,12 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     next.run(req).await
 }
 
-/// `/login` and `/logout`.
-pub fn router() -> Router<AppState> {
+/// `/login` and `/logout`, on any state that gives sign-in its part.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    SignIn: axum::extract::FromRef<S>,
+{
     Router::new()
         .route("/login", get(login::page).post(login::submit))
         .route("/logout", post(login::logout))

@@ -21,7 +21,6 @@
 //! widget that does not fit the grid stops startup with a message naming the page and the
 //! widget, rather than leaving a blank widget for someone to notice.
 
-mod registry;
 mod widgets;
 
 use std::{collections::BTreeSet, future::Future, sync::Arc};
@@ -32,11 +31,12 @@ use flowdeck_protocol::{
 };
 use flowdeck_runtime::PipelineHandle;
 
+pub use crate::pages::{Outcome, Pages};
+pub use crate::serving::DashboardError;
 pub use flowdeck_protocol::{
     metrics::Agg,
     page::{Cell, Health, TableData},
 };
-pub use registry::{Outcome, Pages};
 pub use widgets::{
     builtin, Chart, Check, Gauge, Log, Metric, Page, Series, Source, Spanned, Status, Table, HOUR,
     MINUTE,
@@ -44,27 +44,11 @@ pub use widgets::{
 
 use crate::{Config, Serving};
 
-/// Why the dashboard did not start.
-#[derive(Debug, thiserror::Error)]
-pub enum DashboardError {
-    /// A page is wrong; the message names it and the widget.
-    #[error("{0}")]
-    Page(String),
-    #[error("cannot serve on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-    /// The run store cannot be used; the message names the file and the fix.
-    #[error("{0}")]
-    Store(#[from] flowdeck_store::StoreError),
-}
-
 /// A dashboard being put together; [`Dashboard::serve`] checks it and runs it.
 pub struct Dashboard {
     config: Config,
     pages: Vec<PageSpec>,
-    registry: registry::Builder,
+    registry: crate::pages::Builder,
 }
 
 impl Dashboard {
@@ -72,7 +56,7 @@ impl Dashboard {
         Dashboard {
             config,
             pages: Vec::new(),
-            registry: registry::Builder::default(),
+            registry: crate::pages::Builder::default(),
         }
     }
 
@@ -132,7 +116,7 @@ impl Dashboard {
     }
 
     /// Registers a health check: `check` runs each time a Status widget showing it
-    /// refreshes; one that takes longer than [`registry::CHECK_TIMEOUT`] fails.
+    /// refreshes; one that takes longer than [`crate::pages::CHECK_TIMEOUT`] fails.
     pub fn check<F, Fut>(&mut self, name: &str, check: F) -> Check
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -264,7 +248,7 @@ impl Dashboard {
         self.check_pages(&pipeline)?;
         let pages = self.registry.finish(self.pages);
         let store = crate::serving::open_store(&self.config)?;
-        Ok(crate::state_with(&self.config, pages, pipeline, store))
+        Ok(crate::AppState::build(&self.config, pages, pipeline, store))
     }
 }
 
