@@ -16,6 +16,9 @@ scripts/check-site.sh --self-test
 step "format"
 cargo fmt --all --check
 
+step "no module imports back up (server, app, protocol)"
+python3 scripts/check-cycles.py server/src app/src protocol/src
+
 step "clippy (server side: ssr)"
 cargo clippy --workspace --exclude flowdeck-frontend --all-targets -- -D warnings
 step "clippy (the facade's cluster feature and its example)"
