@@ -119,7 +119,7 @@ pub(crate) fn TaskControls(
     let (action, label) = match status {
         S::Failed if retryable == Some(false) => return None,
         S::Failed => ("retry", "Retry"),
-        S::Queued | S::Running | S::Retrying => ("cancel", "Cancel"),
+        S::Queued | S::Running | S::Retrying | S::Waiting => ("cancel", "Cancel"),
         S::Completed | S::Cancelled => return None,
     };
     let path = format!("/api/v1/tasks/{id}/{action}");

@@ -15,17 +15,20 @@ pub enum ItemStatus {
     Completed,
     Failed,
     Cancelled,
+    /// Its stage asked a person and waits for the answer, holding no worker.
+    Waiting,
 }
 
 impl ItemStatus {
     /// Every status, in the order a dashboard lists them.
-    pub const ALL: [ItemStatus; 6] = [
+    pub const ALL: [ItemStatus; 7] = [
         ItemStatus::Queued,
         ItemStatus::Running,
         ItemStatus::Retrying,
         ItemStatus::Completed,
         ItemStatus::Failed,
         ItemStatus::Cancelled,
+        ItemStatus::Waiting,
     ];
 
     /// The lower-case name used on the wire and in URLs.
@@ -37,6 +40,7 @@ impl ItemStatus {
             ItemStatus::Completed => "completed",
             ItemStatus::Failed => "failed",
             ItemStatus::Cancelled => "cancelled",
+            ItemStatus::Waiting => "waiting",
         }
     }
 
@@ -78,6 +82,12 @@ pub enum EventKind {
     Failed,
     /// Cancelled by the control handle, or dropped by an abort.
     Cancelled,
+    /// The attempt asked a person and waits for the answer; its worker goes on with
+    /// other items.
+    Waiting,
+    /// The answer came (or the default was taken, or the question closed): the attempt
+    /// goes on.
+    Answered,
 }
 
 impl EventKind {
@@ -92,6 +102,8 @@ impl EventKind {
             EventKind::Completed => ItemStatus::Queued,
             EventKind::Failed => ItemStatus::Failed,
             EventKind::Cancelled => ItemStatus::Cancelled,
+            EventKind::Waiting => ItemStatus::Waiting,
+            EventKind::Answered => ItemStatus::Running,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod metrics;
 pub mod page;
 pub mod pipelines;
+pub mod question;
 pub mod report;
 pub mod runs;
 mod snapshot;

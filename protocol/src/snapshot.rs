@@ -122,6 +122,12 @@ pub struct StageSnapshot {
     #[serde(default)]
     pub blocked_ratio: f64,
     pub workers: Vec<WorkerSnapshot>,
+    /// Its items waiting for a person's answer, holding no worker, and how many may wait
+    /// at once (`Stage::max_waiting`; past it, askers wait for a place, on their worker).
+    #[serde(default)]
+    pub waiting: u64,
+    #[serde(default)]
+    pub max_waiting: u64,
 }
 
 /// A stage counts as saturated when its workers are busy this share of the time...
@@ -167,6 +173,10 @@ pub struct Totals {
     pub retried: u64,
     /// Items that left the pipeline per second over the last interval.
     pub throughput: f64,
+    /// Items waiting for a person's answer (their stage asked a question), holding no
+    /// worker.
+    #[serde(default)]
+    pub waiting: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -168,7 +168,7 @@ pub struct LiveState {
     pub errors: ErrorSummary,
     /// Retained items per status, indexed like [`ItemStatus::ALL`], kept as rows change
     /// so that a page showing them does not count 100,000 items every frame.
-    counts: [usize; 6],
+    counts: [usize; 7],
 }
 
 fn slot(s: ItemStatus) -> usize {
@@ -184,7 +184,7 @@ impl LiveState {
             items: full.items.into_iter().map(|r| (r.id(), r)).collect(),
             history: full.history.into_iter().collect(),
             errors: full.errors,
-            counts: [0; 6],
+            counts: [0; 7],
         };
         for row in state.items.values() {
             state.counts[slot(row.status())] += 1;

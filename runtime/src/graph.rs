@@ -287,6 +287,17 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         self
     }
 
+    /// Calls `f` when a stage asks a person a question and when the question closes
+    /// (answered, defaulted, timed out or cancelled): for a notification of your own. A
+    /// panic in `f` is logged and costs nothing else.
+    pub fn on_question(
+        &mut self,
+        f: impl Fn(&crate::ask::QuestionChange) + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.options.on_question.push(Box::new(f));
+        self
+    }
+
     /// Checks the graph and makes it a pipeline, ready to start.
     pub fn build(self) -> Result<Pipeline<In, Out>, BuildError> {
         self.validate()?;
@@ -482,6 +493,15 @@ impl<In: Send + 'static, Cur: Send + 'static> Line<In, Cur> {
         f: impl Fn(&crate::warnings::Change) + Send + Sync + 'static,
     ) -> Self {
         self.graph.on_warning(f);
+        self
+    }
+
+    /// See [`Graph::on_question`].
+    pub fn on_question(
+        mut self,
+        f: impl Fn(&crate::ask::QuestionChange) + Send + Sync + 'static,
+    ) -> Self {
+        self.graph.on_question(f);
         self
     }
 

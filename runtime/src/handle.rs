@@ -357,11 +357,24 @@ impl PipelineHandle {
     /// Closes the input and lets every queued item finish. [`wait`](Self::wait) tells when.
     pub fn drain(&self) {
         (self.shared.close_input)();
+        // A question could wait for hours: the items waiting for people are cancelled.
+        for s in &self.shared.stages {
+            s.cancel_waiting();
+        }
+    }
+
+    /// The questions this pipeline's stages ask people ([`crate::Ctx::ask`]): the pending
+    /// ones, the most recent closed ones, and [`Questions::answer`](crate::ask::Questions::answer).
+    pub fn questions(&self) -> &crate::ask::Questions {
+        &self.shared.env.questions
     }
 
     /// Stops at once: running attempts are interrupted and queued items are cancelled.
     pub fn abort(&self) {
         self.shared.env.abort.cancel();
+        for s in &self.shared.stages {
+            s.cancel_waiting();
+        }
         for s in &self.shared.stages {
             s.close_input();
         }

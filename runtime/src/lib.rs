@@ -30,6 +30,7 @@
 //! # });
 //! ```
 
+pub mod ask;
 mod capture;
 mod clock;
 mod error;
@@ -58,6 +59,7 @@ pub mod warnings;
 mod watch;
 mod worker;
 
+pub use ask::{Answer, Question, Unanswered};
 pub use capture::{Capture, DEFAULT_MASK, MASKED};
 pub use error::{BuildError, Closed, ControlError};
 pub use flowdeck_protocol as protocol;

@@ -123,6 +123,14 @@ impl StageRuntime for MirrorStage {
     fn drain_cancelled<'a>(&'a self, _buf: &'a mut EventBuf) -> BoxFuture<'a, u64> {
         Box::pin(async { 0 })
     }
+    fn waiting(&self) -> usize {
+        self.with(|s| s.waiting as usize).unwrap_or(0)
+    }
+    fn max_waiting(&self) -> usize {
+        self.with(|s| s.max_waiting as usize).unwrap_or(0)
+    }
+    // The reporting process cancels its own when it drains.
+    fn cancel_waiting(&self) {}
 }
 
 /// A pipeline named `name` with these stages and edges, run elsewhere: the handle reads
@@ -141,7 +149,7 @@ pub fn mirror(
         edges: edges.clone(),
         ..Snapshot::default()
     }));
-    let env = Arc::new(Env::new(None));
+    let env = Arc::new(Env::new(None, &name));
     let stages: Vec<Arc<dyn StageRuntime>> = stage_names
         .iter()
         .enumerate()

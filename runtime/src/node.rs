@@ -17,6 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::{
+    ask::{Parked, Questions, StageAsking},
     clock::Clock,
     error::ControlError,
     events::{BatchSender, EventBuf, Subject, WeakBatchSender},
@@ -33,16 +34,20 @@ pub(crate) struct Env {
     tracker: Option<WeakBatchSender>,
     pub tasks: tokio_util::task::TaskTracker,
     pub abort: tokio_util::sync::CancellationToken,
+    /// The questions its stages ask people.
+    pub questions: Arc<Questions>,
 }
 
 impl Env {
-    pub(crate) fn new(tracker: Option<WeakBatchSender>) -> Self {
+    pub(crate) fn new(tracker: Option<WeakBatchSender>, pipeline: &str) -> Self {
+        let clock = Clock::new();
         Env {
-            clock: Clock::new(),
+            clock,
             next_id: AtomicU64::new(0),
             tracker,
             tasks: tokio_util::task::TaskTracker::new(),
             abort: tokio_util::sync::CancellationToken::new(),
+            questions: Arc::new(Questions::new(pipeline.to_owned(), clock)),
         }
     }
 
@@ -141,11 +146,21 @@ pub(crate) struct StageNode<I, O, T: TaskFn<I, O>> {
     pub capture_output: Option<crate::capture::Capturer<O>>,
     pub capacity: usize,
     pub last_dequeued_enqueue_us: AtomicU64,
+    /// What the stage's tasks ask people with (shared with its worker slots).
+    asking: Arc<StageAsking>,
+    /// Attempts parked while they wait for a person, by item, to cancel them.
+    parked: Mutex<HashMap<ItemId, Arc<Parked>>>,
+    /// Parked attempts not yet taken back by a worker: the workers stay while any are
+    /// out, even after the input closed, to settle them.
+    waiting: AtomicUsize,
+    /// Parked attempts that ended, for the next free worker to settle.
+    resumed_tx: async_channel::Sender<worker::Resumed<I, T::Outputs, T::Error>>,
+    pub resumed_rx: async_channel::Receiver<worker::Resumed<I, T::Outputs, T::Error>>,
 }
 
 impl<I, O, T> StageNode<I, O, T>
 where
-    I: Clone + Send + 'static,
+    I: Clone + Send + Sync + 'static,
     O: Send + 'static,
     T: TaskFn<I, O>,
 {
@@ -158,6 +173,14 @@ where
         port: Port<O>,
     ) -> Arc<Self> {
         let name: Arc<str> = stage.name.into();
+        let (resumed_tx, resumed_rx) = async_channel::unbounded();
+        let asking = Arc::new(StageAsking {
+            stage: index,
+            stage_name: name.clone(),
+            places: Arc::new(tokio::sync::Semaphore::new(stage.max_waiting.max(1))),
+            max_waiting: stage.max_waiting.max(1),
+            questions: env.questions.clone(),
+        });
         Arc::new(StageNode {
             index,
             name,
@@ -183,7 +206,58 @@ where
             capture_output: stage.capture_output,
             capacity: stage.capacity,
             last_dequeued_enqueue_us: AtomicU64::new(0),
+            asking,
+            parked: Mutex::new(HashMap::new()),
+            waiting: AtomicUsize::new(0),
+            resumed_tx,
+            resumed_rx,
         })
+    }
+
+    /// Parked attempts not yet taken back by a worker.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Notes the attempt on `id` as parked (waiting for a person) as `p`.
+    pub(crate) fn park(&self, id: ItemId, p: Arc<Parked>) {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        self.parked.lock().insert(id, p);
+    }
+
+    /// The parked attempt on `id` has ended: it can no longer be cancelled as parked.
+    pub(crate) fn unpark(&self, id: ItemId) {
+        self.parked.lock().remove(&id);
+    }
+
+    /// Gives a parked attempt's outcome to the stage's workers.
+    pub(crate) fn hand_back(&self, r: worker::Resumed<I, T::Outputs, T::Error>) {
+        // Unbounded, and never closed while the stage lives: at most one per parked attempt.
+        let _ = self.resumed_tx.try_send(r);
+    }
+
+    /// A worker took a parked attempt back (or it ended with the pipeline's abort). The
+    /// last one wakes the workers that stay only for such attempts.
+    pub(crate) fn taken_back(&self) {
+        if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.ctl.changed.notify_waiters();
+        }
+    }
+
+    /// Starts a new worker on `slot`, whose worker was parked with an attempt that asked a
+    /// person. The slot stays taken (`running`): it passes from one task to the other.
+    pub(crate) fn replace_worker(self: Arc<Self>, slot: Arc<WorkerSlot>) {
+        let abort = self.env.abort.clone();
+        let env = self.env.clone();
+        env.tasks.spawn(worker::run(self, slot, abort));
+    }
+
+    /// Cancels every parked attempt (the pipeline drains or stops).
+    pub(crate) fn cancel_parked(&self) {
+        let parked: Vec<Arc<Parked>> = self.parked.lock().values().cloned().collect();
+        for p in parked {
+            p.cancel();
+        }
     }
 
     pub(crate) fn port(&self) -> Option<Arc<Port<O>>> {
@@ -192,18 +266,6 @@ where
 
     pub(crate) fn release_port(&self) {
         self.port.lock().take();
-    }
-
-    pub(crate) fn slot_arc(&self, index: u16) -> Arc<WorkerSlot> {
-        let slots = self.slots.read();
-        slots.get(usize::from(index)).cloned().unwrap_or_else(|| {
-            Arc::new(WorkerSlot::new(
-                index,
-                self.index,
-                self.name.clone(),
-                &self.env,
-            ))
-        })
     }
 
     pub(crate) fn keep_failed_input(&self, id: ItemId, value: I) {
@@ -251,6 +313,11 @@ pub(crate) trait StageRuntime: Send + Sync {
     fn close_input(&self);
     /// Empties the queue after an abort, recording each item as cancelled.
     fn drain_cancelled<'a>(&'a self, buf: &'a mut EventBuf) -> BoxFuture<'a, u64>;
+    /// Items waiting for a person's answer, and how many may wait at once.
+    fn waiting(&self) -> usize;
+    fn max_waiting(&self) -> usize;
+    /// Cancels the attempts waiting for a person (the pipeline drains or stops).
+    fn cancel_waiting(&self);
 }
 
 impl<I, O, T> StageRuntime for StageNode<I, O, T>
@@ -310,8 +377,7 @@ where
                 let index = u16::try_from(slots.len()).unwrap_or(u16::MAX - 1);
                 slots.push(Arc::new(WorkerSlot::new(
                     index,
-                    self.index,
-                    self.name.clone(),
+                    self.asking.clone(),
                     &self.env,
                 )));
             }
@@ -330,6 +396,10 @@ where
 
     fn cancel(&self, id: ItemId, queued_here: bool) -> bool {
         if self.slots.read().iter().any(|s| s.cancel_if_running(id)) {
+            return true;
+        }
+        if let Some(p) = self.parked.lock().get(&id).cloned() {
+            p.cancel();
             return true;
         }
         if queued_here {
@@ -382,6 +452,18 @@ where
 
     fn close_input(&self) {
         self.input.close();
+    }
+
+    fn waiting(&self) -> usize {
+        self.parked.lock().len()
+    }
+
+    fn max_waiting(&self) -> usize {
+        self.asking.max_waiting
+    }
+
+    fn cancel_waiting(&self) {
+        self.cancel_parked();
     }
 
     fn drain_cancelled<'a>(&'a self, buf: &'a mut EventBuf) -> BoxFuture<'a, u64> {

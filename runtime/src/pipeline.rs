@@ -37,6 +37,7 @@ pub(crate) struct Options {
     /// The health warnings' thresholds; `None` turns them off.
     pub warnings: Option<crate::warnings::Thresholds>,
     pub on_warning: Vec<crate::warnings::WarningCallback>,
+    pub on_question: Vec<crate::ask::QuestionCallback>,
     /// The terminal progress display, if asked for.
     #[cfg(feature = "progress")]
     pub progress: Option<crate::progress::Progress>,
@@ -51,6 +52,7 @@ impl Default for Options {
             monitors: Vec::new(),
             warnings: Some(Default::default()),
             on_warning: Vec::new(),
+            on_question: Vec::new(),
             #[cfg(feature = "progress")]
             progress: None,
         }
@@ -263,7 +265,10 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         } else {
             (None, None)
         };
-        let env = Arc::new(Env::new(tx.as_ref().map(|t| t.downgrade())));
+        let env = Arc::new(Env::new(tx.as_ref().map(|t| t.downgrade()), &name));
+        for f in options.on_question {
+            env.questions.on_change(f);
+        }
         let retention = if options.tracking {
             options.retention
         } else {

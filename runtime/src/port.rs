@@ -14,6 +14,7 @@ use crate::{
 };
 
 /// An item in a stage's queue.
+#[derive(Clone)]
 pub(crate) struct Envelope<T> {
     pub id: ItemId,
     pub value: T,

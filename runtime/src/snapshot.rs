@@ -41,6 +41,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
     let mut stages = Vec::with_capacity(shared.stages.len());
     let (mut left, mut failed, mut cancelled, mut retried, mut queued, mut running) =
         (0, 0, 0, 0, 0, 0);
+    let mut waiting = 0;
     for (stage, prev) in shared.stages.iter().zip(rates.stages.iter_mut()) {
         let slots = stage.slots();
         let mut hist = Counts::default();
@@ -51,6 +52,8 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
             capacity: stage.capacity(),
             queued: stage.queued() as u64,
             oldest_queued_ms: stage.oldest_queued_us(now_us) / 1000,
+            waiting: stage.waiting() as u64,
+            max_waiting: stage.max_waiting() as u64,
             ..StageSnapshot::default()
         };
         // Totals sum over every slot the stage ever had, so scaling down never makes them
@@ -130,6 +133,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
         retried += s.retried;
         queued += s.queued;
         running += s.in_flight;
+        waiting += s.waiting;
         stages.push(s);
     }
     if refresh {
@@ -151,6 +155,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
             cancelled: st.cancelled,
             retried,
             throughput: rates.throughput,
+            waiting: st.waiting,
         }
     } else {
         Totals {
@@ -162,6 +167,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
             cancelled,
             retried,
             throughput: rates.throughput,
+            waiting,
         }
     };
     let expected = *shared.expected.lock();

@@ -97,6 +97,7 @@ pub struct Stage<I, O, T: TaskFn<I, O>> {
     pub(crate) rate: Option<NonZeroU32>,
     pub(crate) classify: Classify<T::Error>,
     pub(crate) keep_failed: usize,
+    pub(crate) max_waiting: usize,
     pub(crate) capture: Option<Capturer<I>>,
     pub(crate) capture_output: Option<Capturer<O>>,
     pub(crate) task: T,
@@ -153,6 +154,7 @@ impl<I, O, T: TaskFn<I, O>> Stage<I, O, T> {
             rate: None,
             classify: Arc::new(move |_| kind.clone()),
             keep_failed: 10_000,
+            max_waiting: crate::ask::MAX_WAITING,
             capture: None,
             capture_output: None,
             task,
@@ -219,6 +221,15 @@ impl<I, O, T: TaskFn<I, O>> Stage<I, O, T> {
     /// type name; an enum error usually wants its variant instead.
     pub fn classify(mut self, f: impl Fn(&T::Error) -> String + Send + Sync + 'static) -> Self {
         self.classify = Arc::new(f);
+        self
+    }
+
+    /// How many of the stage's items may wait for a person's answer at once
+    /// ([`Ctx::ask`](crate::Ctx::ask); default 1,000). A waiting item holds no worker but
+    /// keeps its task's state in memory; past the cap, an asker waits for a place on its
+    /// worker.
+    pub fn max_waiting(mut self, n: usize) -> Self {
+        self.max_waiting = n.max(1);
         self
     }
 

@@ -6,9 +6,10 @@ use std::{
     pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
     task::{Context, Poll},
+    time::Duration,
 };
 
 use flowdeck_protocol::{EventKind, ItemId, ItemStatus, StageIndex, Value, WorkerState};
@@ -17,6 +18,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    ask::{Answer, Parked, Question, StageAsking, Unanswered},
     clock::Clock,
     error::{error_info, runtime_error},
     events::{EventBuf, Note, Subject},
@@ -67,20 +69,22 @@ pub(crate) struct WorkerSlot {
     cancel_waker: AtomicWaker,
     notes: Mutex<Vec<Note>>,
     has_notes: AtomicBool,
+    /// What the stage's tasks ask people with.
+    asking: Arc<StageAsking>,
+    /// Set (with `park_request`) when the attempt running here asked a person: the worker
+    /// parks with it and hands the slot on.
+    park_flag: AtomicBool,
+    park_request: Mutex<Option<Arc<Parked>>>,
+    park_waker: AtomicWaker,
 }
 
 impl WorkerSlot {
-    pub(crate) fn new(
-        index: u16,
-        stage: StageIndex,
-        stage_name: Arc<str>,
-        env: &crate::node::Env,
-    ) -> Self {
+    pub(crate) fn new(index: u16, asking: Arc<StageAsking>, env: &crate::node::Env) -> Self {
         let clock = env.clock;
         WorkerSlot {
             index,
-            stage,
-            stage_name,
+            stage: asking.stage,
+            stage_name: asking.stage_name.clone(),
             tracker: env.weak_tracker(),
             extra_attempts: std::sync::atomic::AtomicU32::new(0),
             state: AtomicU8::new(WorkerState::Idle as u8),
@@ -101,6 +105,10 @@ impl WorkerSlot {
             cancel_waker: AtomicWaker::new(),
             notes: Mutex::new(Vec::new()),
             has_notes: AtomicBool::new(false),
+            asking,
+            park_flag: AtomicBool::new(false),
+            park_request: Mutex::new(None),
+            park_waker: AtomicWaker::new(),
         }
     }
 
@@ -184,6 +192,8 @@ pub struct Ctx {
     item: ItemId,
     attempt: u32,
     slot: Arc<WorkerSlot>,
+    /// Set when the attempt first asks a person: it is then parked, off its worker.
+    parked: OnceLock<Arc<Parked>>,
 }
 
 impl Ctx {
@@ -240,6 +250,86 @@ impl Ctx {
         buf.flush().await;
     }
 
+    /// Asks a person `question` about this item and waits for the answer: a choice among
+    /// its options, with its form's fields (`Question::form`). The item shows as
+    /// **waiting** everywhere a status shows, and its worker goes on with other items
+    /// meanwhile: the attempt is parked until the answer comes, then goes on as it would
+    /// have. A stage lets at most `Stage::max_waiting` items wait at once (1,000 by
+    /// default); past that an asker waits for a place, holding its worker.
+    ///
+    /// The answer is the first valid one given on the dashboard, in `flowdeck top`, over
+    /// the API or with `PipelineHandle::answer`; at the question's deadline its default
+    /// is taken, or, without a default, this returns [`Unanswered::TimedOut`] and the item
+    /// fails with a `TimedOut` error (not retried). Cancelling the item, or draining or
+    /// stopping the pipeline, returns [`Unanswered::Cancelled`] and the item is cancelled.
+    /// Time spent waiting does not count against the stage's timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowdeck_runtime::{Line, Question, Stage};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let running = Line::<u32>::new("review")
+    ///     .stage(Stage::map("approve", |n: u32, cx| async move {
+    ///         let q = Question::new(format!("Keep {n}?"))
+    ///             .options(["keep", "drop"])
+    ///             .default_after(Duration::from_secs(600), "drop");
+    ///         let answer = cx.ask(q).await?;
+    ///         Ok::<_, String>((n, answer.choice))
+    ///     }))
+    ///     .build()
+    ///     .unwrap()
+    ///     .start();
+    /// let handle = running.handle.clone();
+    /// running.input.send(7).await.unwrap();
+    /// // Someone answers (here the program; usually a person on the dashboard).
+    /// let q = loop {
+    ///     if let Some(q) = handle.questions().pending().pop() { break q; }
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// };
+    /// let reply = flowdeck_runtime::ask::Reply { choice: "keep".into(), data: Default::default() };
+    /// handle.questions().answer(q.id, &reply, Some("alice")).unwrap();
+    /// assert_eq!(running.outputs.recv().await.unwrap(), (7, "keep".to_owned()));
+    /// # });
+    /// ```
+    pub async fn ask<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        question: Question<T>,
+    ) -> Result<Answer<T>, Unanswered> {
+        if let Some(problem) = question.problem() {
+            return Err(Unanswered::Invalid(problem));
+        }
+        let asking = &self.slot.asking;
+        let parked = match self.parked.get() {
+            Some(p) => p.clone(),
+            None => {
+                // A place among the stage's waiting items, taken on the worker: past the
+                // cap, askers queue here.
+                let place = asking
+                    .places
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Unanswered::Cancelled)?;
+                let p = Arc::new(Parked::new(self.item, place));
+                let _ = self.parked.set(p.clone());
+                *self.slot.park_request.lock() = Some(p.clone());
+                self.slot.park_flag.store(true, Ordering::Release);
+                self.slot.park_waker.wake();
+                p
+            }
+        };
+        crate::ask::ask(
+            asking,
+            &parked,
+            self.slot.clock,
+            self.slot.tracker.clone(),
+            self.attempt,
+            question,
+        )
+        .await
+    }
+
     /// Attaches a key/value to the item (tokens used, model, bytes); it shows in the item's
     /// details. A later value for the same key replaces the earlier one.
     pub fn annotate(&self, key: impl Into<String>, value: impl Into<Value>) {
@@ -253,12 +343,28 @@ impl Ctx {
 }
 
 /// How one attempt ended.
-enum Outcome<T, E> {
+pub(crate) enum Outcome<T, E> {
     Done(T),
     Error(E),
     Timeout,
     Panic(String),
     Cancelled,
+    /// The task asked a person and nobody answered by the deadline: the item fails with
+    /// `TimedOut`, and is not retried.
+    Unanswered(Unanswered),
+}
+
+/// An attempt that was parked while it waited for a person, ended: what the worker that
+/// takes it back needs to settle it (route its outputs, retry it or fail it).
+pub(crate) struct Resumed<I, T, E> {
+    envelope: Envelope<I>,
+    outcome: Outcome<T, E>,
+    /// The status the item leaves: running, or still waiting when the attempt was
+    /// cancelled while its question waited.
+    from: ItemStatus,
+    attempt: u32,
+    /// How long the attempt ran, time spent waiting for answers left out.
+    took: u64,
 }
 
 /// Resolves to `true` once the slot's current attempt is cancelled.
@@ -279,12 +385,78 @@ impl std::future::Future for CancelSignal<'_> {
     }
 }
 
+/// Resolves once the attempt running on the slot has asked a person ([`Ctx::ask`]), with
+/// what it asked as.
+struct ParkSignal<'a>(&'a WorkerSlot);
+
+impl std::future::Future for ParkSignal<'_> {
+    type Output = Arc<Parked>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Arc<Parked>> {
+        let take = |slot: &WorkerSlot| {
+            if slot.park_flag.swap(false, Ordering::AcqRel) {
+                slot.park_request.lock().take()
+            } else {
+                None
+            }
+        };
+        if let Some(p) = take(self.0) {
+            return Poll::Ready(p);
+        }
+        self.0.park_waker.register(cx.waker());
+        match take(self.0) {
+            Some(p) => Poll::Ready(p),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Resolves once the attempt parked as `parked` is cancelled; never without one.
+async fn parked_cancelled(parked: &OnceLock<Arc<Parked>>) {
+    match parked.get() {
+        Some(p) => p.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when an attempt started at `started` has run `limit`, time spent waiting for a
+/// person (the attempt `parked`, once it asked) left out; never without a limit.
+async fn attempt_timer(
+    limit: Option<Duration>,
+    started: tokio::time::Instant,
+    parked: &OnceLock<Arc<Parked>>,
+) {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    let mut deadline = started + limit;
+    loop {
+        tokio::time::sleep_until(deadline).await;
+        let Some(p) = parked.get() else { return };
+        let resumed = p.resumed.notified();
+        if p.is_waiting() {
+            resumed.await;
+        }
+        deadline = started + limit + p.waited();
+        if deadline <= tokio::time::Instant::now() && !p.is_waiting() {
+            return;
+        }
+    }
+}
+
+/// Whether the worker goes on after an item, or its task was parked with an attempt that
+/// asked a person (the slot then belongs to a new worker).
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Next,
+    Parked,
+}
+
 pub(crate) async fn run<I, O, T>(
     node: Arc<StageNode<I, O, T>>,
     slot: Arc<WorkerSlot>,
     abort: CancellationToken,
 ) where
-    I: Clone + Send + 'static,
+    I: Clone + Send + Sync + 'static,
     O: Send + 'static,
     T: TaskFn<I, O>,
 {
@@ -317,13 +489,21 @@ pub(crate) async fn run<I, O, T>(
             slot.set_state(WorkerState::Idle);
             continue;
         }
+        // An attempt that waited for a person comes back before new items.
+        if let Ok(r) = node.resumed_rx.try_recv() {
+            resume(&node, &slot, &port, &mut buf, r, &abort).await;
+            continue;
+        }
         let envelope = match node.input.try_recv() {
             Ok(e) => e,
-            Err(async_channel::TryRecvError::Closed) => {
+            Err(async_channel::TryRecvError::Closed) if node.waiting() == 0 => {
                 input_closed = true;
                 break;
             }
-            Err(async_channel::TryRecvError::Empty) => {
+            Err(e) => {
+                // Empty, or closed with attempts still waiting for a person: this worker
+                // stays to settle them when they come back.
+                let closed = e == async_channel::TryRecvError::Closed;
                 buf.flush().await;
                 slot.take_notes(&mut buf);
                 buf.flush().await;
@@ -333,14 +513,24 @@ pub(crate) async fn run<I, O, T>(
                     biased;
                     _ = abort.cancelled() => break,
                     _ = changed => continue,
-                    r = node.input.recv() => match r {
+                    r = node.resumed_rx.recv() => {
+                        if let Ok(r) = r {
+                            resume(&node, &slot, &port, &mut buf, r, &abort).await;
+                        }
+                        continue;
+                    }
+                    r = node.input.recv(), if !closed => match r {
                         Ok(e) => e,
-                        Err(_) => { input_closed = true; break; }
+                        Err(_) => continue,
                     },
                 }
             }
         };
-        process(&node, &slot, &port, &mut buf, envelope, &abort).await;
+        if process(&node, &slot, &port, &mut buf, envelope, &abort).await == Flow::Parked {
+            // This task now only waited for its item's answer and handed the attempt
+            // back; the slot is another worker's.
+            return;
+        }
     }
     slot.current.store(NO_ITEM, Ordering::Relaxed);
     slot.set_state(WorkerState::Stopped);
@@ -354,32 +544,46 @@ pub(crate) async fn run<I, O, T>(
     }
 }
 
+/// What a worker does next with an item: run an attempt, or settle one that ended (run
+/// here, or parked while it waited for a person and handed back).
+enum Step<T, E> {
+    Attempt {
+        attempt: u32,
+        from: ItemStatus,
+    },
+    Settle {
+        outcome: Outcome<T, E>,
+        from: ItemStatus,
+        attempt: u32,
+        finished: u64,
+        took: u64,
+    },
+}
+
 async fn process<I, O, T>(
-    node: &StageNode<I, O, T>,
-    slot: &WorkerSlot,
+    node: &Arc<StageNode<I, O, T>>,
+    slot: &Arc<WorkerSlot>,
     port: &crate::port::Port<O>,
     buf: &mut EventBuf,
     envelope: Envelope<I>,
     abort: &CancellationToken,
-) where
-    I: Clone + Send + 'static,
+) -> Flow
+where
+    I: Clone + Send + Sync + 'static,
     O: Send + 'static,
     T: TaskFn<I, O>,
 {
     let env = &node.env;
-    let ctl = &node.ctl;
     let id = envelope.id;
-    let stage = node.index;
-    let worker = Some(slot.index);
     let here = Subject {
         item: id,
-        stage,
-        worker,
+        stage: node.index,
+        worker: Some(slot.index),
     };
     node.last_dequeued_enqueue_us
         .store(envelope.enqueued_us, Ordering::Relaxed);
 
-    if ctl.take_cancelled(id) {
+    if node.ctl.take_cancelled(id) {
         WorkerSlot::add(&slot.cancelled, 1);
         buf.push(here.event(
             EventKind::Cancelled,
@@ -387,72 +591,85 @@ async fn process<I, O, T>(
             env.clock.now_us(),
         ))
         .await;
-        return;
+        return Flow::Next;
     }
+    let first = Step::Attempt {
+        attempt: 1,
+        from: ItemStatus::Queued,
+    };
+    handle(node, slot, port, buf, envelope, abort, first).await
+}
 
+/// Settles an attempt that was parked while it waited for a person and has ended.
+async fn resume<I, O, T>(
+    node: &Arc<StageNode<I, O, T>>,
+    slot: &Arc<WorkerSlot>,
+    port: &crate::port::Port<O>,
+    buf: &mut EventBuf,
+    r: Resumed<I, T::Outputs, T::Error>,
+    abort: &CancellationToken,
+) where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    node.taken_back();
+    slot.latency.record(r.took);
+    let step = Step::Settle {
+        outcome: r.outcome,
+        from: r.from,
+        attempt: r.attempt,
+        finished: node.env.clock.now_us(),
+        took: r.took,
+    };
+    // A settled attempt never parks: only an attempt being run can.
+    let _ = handle(node, slot, port, buf, r.envelope, abort, step).await;
+}
+
+/// Runs the item's attempts from `step` until it completes, fails for good, is cancelled,
+/// or its attempt is parked.
+async fn handle<I, O, T>(
+    node: &Arc<StageNode<I, O, T>>,
+    slot: &Arc<WorkerSlot>,
+    port: &crate::port::Port<O>,
+    buf: &mut EventBuf,
+    envelope: Envelope<I>,
+    abort: &CancellationToken,
+    mut step: Step<T::Outputs, T::Error>,
+) -> Flow
+where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    let env = &node.env;
+    let id = envelope.id;
+    let here = Subject {
+        item: id,
+        stage: node.index,
+        worker: Some(slot.index),
+    };
     slot.current.store(id, Ordering::Release);
     slot.cancel_current.store(false, Ordering::Release);
     slot.set_state(WorkerState::Busy);
-    let mut attempt = 1;
-    let mut from = ItemStatus::Queued;
     loop {
-        if let Some(limiter) = &node.limiter {
-            if limiter.check().is_err() {
-                // Waiting for the rate limit: show what happened so far meanwhile.
-                buf.flush().await;
-                limiter.until_ready().await;
-            }
-        }
-        let started = env.clock.now_us();
-        if buf.on() {
-            buf.push(
-                here.event(EventKind::Started, Some(from), started)
-                    .attempt(attempt, 0),
-            )
-            .await;
-        }
-        slot.attempt_since.store(started + 1, Ordering::Release);
-        let cx = Ctx {
-            item: id,
-            attempt,
-            slot: node.slot_arc(slot.index),
-        };
-        // The task is user code twice over: the closure's synchronous part runs here, its
-        // future below. A panic in either fails the attempt, never the worker.
-        let outcome = match guard::call(|| node.task.call(envelope.value.clone(), cx)) {
-            Err(msg) => Outcome::Panic(msg),
-            Ok(fut) => {
-                let fut = AssertUnwindSafe(fut).catch_unwind();
-                let (flush, clock) = (&mut *buf, &env.clock);
-                tokio::select! {
-                    biased;
-                    _ = CancelSignal(slot) => Outcome::Cancelled,
-                    _ = abort.cancelled() => Outcome::Cancelled,
-                    r = async {
-                        match node.timeout {
-                            Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
-                            None => Some(fut.await),
-                        }
-                    } => match r {
-                        None => Outcome::Timeout,
-                        Some(Err(payload)) => Outcome::Panic(guard::message(payload.as_ref())),
-                        Some(Ok(Err(e))) => Outcome::Error(e),
-                        Some(Ok(Ok(outs))) => Outcome::Done(outs),
-                    },
-                    // Polled only once the attempt turned out to take a while.
-                    never = flush.flush_when_due(clock) => match never {},
+        let (outcome, left, attempt, finished, took) = match step {
+            Step::Settle {
+                outcome,
+                from,
+                attempt,
+                finished,
+                took,
+            } => (outcome, from, attempt, finished, took),
+            Step::Attempt { attempt, from } => {
+                match run_attempt(node, slot, buf, &envelope, abort, attempt, from).await {
+                    Some((outcome, attempt, finished, took)) => {
+                        (outcome, ItemStatus::Running, attempt, finished, took)
+                    }
+                    None => return Flow::Parked,
                 }
             }
         };
-        // Attempts the task said were made elsewhere meanwhile come before this one's end.
-        attempt += slot.extra_attempts.swap(0, Ordering::AcqRel);
-        let finished = env.clock.now_us();
-        let took = finished - started;
-        WorkerSlot::add(&slot.busy_us, took);
-        slot.attempt_since.store(0, Ordering::Release);
-        slot.latency.record(took);
-        slot.take_notes(buf);
-
         let (error, user_err) = match outcome {
             Outcome::Done(outs) => {
                 let input = if buf.on() {
@@ -478,7 +695,7 @@ async fn process<I, O, T>(
             Outcome::Cancelled => {
                 WorkerSlot::add(&slot.cancelled, 1);
                 buf.push(
-                    here.event(EventKind::Cancelled, Some(ItemStatus::Running), finished)
+                    here.event(EventKind::Cancelled, Some(left), finished)
                         .attempt(attempt, took),
                 )
                 .await;
@@ -502,6 +719,22 @@ async fn process<I, O, T>(
                 )
             }
             Outcome::Panic(msg) => (runtime_error("Panic", msg), None),
+            Outcome::Unanswered(why) => {
+                // Asking again would wait for nobody again: it fails here.
+                fail(
+                    node,
+                    slot,
+                    buf,
+                    &envelope,
+                    here,
+                    finished,
+                    attempt,
+                    took,
+                    runtime_error("TimedOut", why.to_string()),
+                )
+                .await;
+                break;
+            }
         };
         let (retry, error) = match node.retry.should_retry(attempt, user_err.as_ref()) {
             Ok(retry) => (retry, error),
@@ -537,26 +770,221 @@ async fn process<I, O, T>(
                 .await;
                 break;
             }
-            attempt += 1;
-            from = ItemStatus::Retrying;
+            step = Step::Attempt {
+                attempt: attempt + 1,
+                from: ItemStatus::Retrying,
+            };
             continue;
         }
-        WorkerSlot::add(&slot.failed, 1);
-        let input = match &node.capture {
-            Some(c) if buf.on() => c.preview(&envelope.value),
-            _ => None,
-        };
-        node.keep_failed_input(id, envelope.value.clone());
-        buf.push(
-            here.event(EventKind::Failed, Some(ItemStatus::Running), finished)
-                .attempt(attempt, took)
-                .with_error(error)
-                .with_input(input),
+        fail(
+            node, slot, buf, &envelope, here, finished, attempt, took, error,
         )
         .await;
         break;
     }
     slot.current.store(NO_ITEM, Ordering::Release);
+    Flow::Next
+}
+
+/// Records the item as failed for good with `error`, keeping its input for a retry.
+#[allow(clippy::too_many_arguments)]
+async fn fail<I, O, T>(
+    node: &StageNode<I, O, T>,
+    slot: &WorkerSlot,
+    buf: &mut EventBuf,
+    envelope: &Envelope<I>,
+    here: Subject,
+    finished: u64,
+    attempt: u32,
+    took: u64,
+    error: flowdeck_protocol::ErrorInfo,
+) where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    WorkerSlot::add(&slot.failed, 1);
+    let input = match &node.capture {
+        Some(c) if buf.on() => c.preview(&envelope.value),
+        _ => None,
+    };
+    node.keep_failed_input(envelope.id, envelope.value.clone());
+    buf.push(
+        here.event(EventKind::Failed, Some(ItemStatus::Running), finished)
+            .attempt(attempt, took)
+            .with_error(error)
+            .with_input(input),
+    )
+    .await;
+}
+
+/// Runs attempt `attempt` of the item and returns how it ended, its number (moved past
+/// any the task reported as made elsewhere), when it ended and how long it ran. `None`
+/// when the task asked a person: this task was parked with the attempt, gave the slot to
+/// a new worker, waited for the attempt to end and handed its outcome back to the stage.
+async fn run_attempt<I, O, T>(
+    node: &Arc<StageNode<I, O, T>>,
+    slot: &Arc<WorkerSlot>,
+    buf: &mut EventBuf,
+    envelope: &Envelope<I>,
+    abort: &CancellationToken,
+    mut attempt: u32,
+    from: ItemStatus,
+) -> Option<(Outcome<T::Outputs, T::Error>, u32, u64, u64)>
+where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    let env = &node.env;
+    let id = envelope.id;
+    let here = Subject {
+        item: id,
+        stage: node.index,
+        worker: Some(slot.index),
+    };
+    if let Some(limiter) = &node.limiter {
+        if limiter.check().is_err() {
+            // Waiting for the rate limit: show what happened so far meanwhile.
+            buf.flush().await;
+            limiter.until_ready().await;
+        }
+    }
+    let started = env.clock.now_us();
+    if buf.on() {
+        buf.push(
+            here.event(EventKind::Started, Some(from), started)
+                .attempt(attempt, 0),
+        )
+        .await;
+    }
+    slot.attempt_since.store(started + 1, Ordering::Release);
+    let cx = Ctx {
+        item: id,
+        attempt,
+        slot: slot.clone(),
+        parked: OnceLock::new(),
+    };
+    // Set once the task asks a person and this task is parked with the attempt.
+    let parked: OnceLock<Arc<Parked>> = OnceLock::new();
+    // The task is user code twice over: the closure's synchronous part runs here, its
+    // future below. A panic in either fails the attempt, never the worker.
+    let outcome = match guard::call(|| node.task.call(envelope.value.clone(), cx)) {
+        Err(msg) => Outcome::Panic(msg),
+        Ok(fut) => {
+            let fut = AssertUnwindSafe(fut).catch_unwind();
+            let mut fut = std::pin::pin!(fut);
+            let clock = &env.clock;
+            let timer = attempt_timer(node.timeout, tokio::time::Instant::now(), &parked);
+            let mut timer = std::pin::pin!(timer);
+            loop {
+                let away = parked.get().is_some();
+                tokio::select! {
+                    biased;
+                    _ = CancelSignal(slot), if !away => break Outcome::Cancelled,
+                    _ = parked_cancelled(&parked) => break Outcome::Cancelled,
+                    _ = abort.cancelled() => break Outcome::Cancelled,
+                    r = &mut fut => break match r {
+                        Err(payload) => Outcome::Panic(guard::message(payload.as_ref())),
+                        Ok(Err(e)) => Outcome::Error(e),
+                        Ok(Ok(outs)) => Outcome::Done(outs),
+                    },
+                    _ = &mut timer => break Outcome::Timeout,
+                    p = ParkSignal(slot), if !away => {
+                        park(node, slot, buf, id, started, p.clone()).await;
+                        let _ = parked.set(p);
+                    }
+                    // Polled only once the attempt turned out to take a while.
+                    never = buf.flush_when_due(clock), if !away => match never {},
+                }
+            }
+        }
+    };
+    // Asked, but the attempt ended before this worker was parked with it: the request
+    // is stale, and its place goes back.
+    let asked = parked.get().cloned().or_else(|| {
+        slot.park_flag.store(false, Ordering::Release);
+        slot.park_request.lock().take()
+    });
+    let outcome = match (
+        outcome,
+        asked.as_ref().and_then(|p| p.unanswered.lock().clone()),
+    ) {
+        (Outcome::Error(_), Some(why @ Unanswered::TimedOut { .. })) => Outcome::Unanswered(why),
+        (_, Some(Unanswered::Cancelled)) => Outcome::Cancelled,
+        (outcome, _) => outcome,
+    };
+    let finished = env.clock.now_us();
+    let Some(p) = parked.into_inner() else {
+        // Attempts the task said were made elsewhere meanwhile come before this one's end.
+        attempt += slot.extra_attempts.swap(0, Ordering::AcqRel);
+        let took = finished - started;
+        WorkerSlot::add(&slot.busy_us, took);
+        slot.attempt_since.store(0, Ordering::Release);
+        slot.latency.record(took);
+        slot.take_notes(buf);
+        if let Some(p) = asked {
+            p.release();
+        }
+        return Some((outcome, attempt, finished, took));
+    };
+    // Parked: hand the outcome back to the stage, whose next free worker settles it.
+    let waited = u64::try_from(p.waited().as_micros()).unwrap_or(u64::MAX);
+    let took = (finished - started).saturating_sub(waited);
+    // Cancelled while its question waited: the item leaves the waiting status.
+    let from = if p.is_waiting() {
+        ItemStatus::Waiting
+    } else {
+        ItemStatus::Running
+    };
+    node.unpark(id);
+    p.release();
+    if abort.is_cancelled() {
+        // The workers are gone: record the end here.
+        buf.push(
+            here.event(EventKind::Cancelled, Some(from), finished)
+                .attempt(attempt, took),
+        )
+        .await;
+        buf.flush().await;
+        node.taken_back();
+        return None;
+    }
+    buf.flush().await;
+    node.hand_back(Resumed {
+        envelope: envelope.clone(),
+        outcome,
+        from,
+        attempt,
+        took,
+    });
+    None
+}
+
+/// Parks the attempt running on `slot` as `p` (it asked a person): records the time it
+/// ran so far, lets go of the slot, and starts a new worker on it. From then on the
+/// calling task only drives the attempt.
+async fn park<I, O, T>(
+    node: &Arc<StageNode<I, O, T>>,
+    slot: &Arc<WorkerSlot>,
+    buf: &mut EventBuf,
+    id: ItemId,
+    started: u64,
+    p: Arc<Parked>,
+) where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    let now = node.env.clock.now_us();
+    WorkerSlot::add(&slot.busy_us, now.saturating_sub(started));
+    slot.attempt_since.store(0, Ordering::Release);
+    slot.take_notes(buf);
+    buf.flush().await;
+    slot.current.store(NO_ITEM, Ordering::Release);
+    slot.set_state(WorkerState::Idle);
+    node.park(id, p);
+    node.clone().replace_worker(slot.clone());
 }
 
 /// Passes a finished attempt's outputs on and records where the item went. `Err` means a

@@ -59,6 +59,8 @@ pub struct Stats {
     pub completed: u64,
     pub failed: u64,
     pub cancelled: u64,
+    /// Waiting for a person's answer.
+    pub waiting: u64,
     pub by_stage: Vec<StageCounts>,
 }
 
@@ -71,6 +73,7 @@ impl Stats {
             ItemStatus::Completed => self.completed,
             ItemStatus::Failed => self.failed,
             ItemStatus::Cancelled => self.cancelled,
+            ItemStatus::Waiting => self.waiting,
         }
     }
 }
@@ -79,7 +82,7 @@ struct State {
     seq: u64,
     /// Items per status, indexed like `ItemStatus::ALL`. Signed: a batch from one worker
     /// can move an item out of a status before another's batch has moved it in.
-    counts: [i64; 6],
+    counts: [i64; 7],
     submitted: u64,
     stages: Vec<StageCounts>,
     ring: Ring,
@@ -163,7 +166,7 @@ impl Tracker {
         Arc::new(Tracker {
             state: Mutex::new(State {
                 seq: 0,
-                counts: [0; 6],
+                counts: [0; 7],
                 submitted: 0,
                 stages: vec![StageCounts::default(); stage_count],
                 ring: Ring::new(retention, stage_count),
@@ -429,6 +432,7 @@ impl Tracker {
             completed: c(ItemStatus::Completed),
             failed: c(ItemStatus::Failed),
             cancelled: c(ItemStatus::Cancelled),
+            waiting: c(ItemStatus::Waiting),
             by_stage: st.stages.clone(),
         }
     }
@@ -656,6 +660,7 @@ fn entering(status: ItemStatus) -> EventKind {
         ItemStatus::Completed => EventKind::Completed,
         ItemStatus::Failed => EventKind::Failed,
         ItemStatus::Cancelled => EventKind::Cancelled,
+        ItemStatus::Waiting => EventKind::Waiting,
     }
 }
 

@@ -37,7 +37,10 @@ struct Kept {
     preview: Preview,
 }
 
-struct Retry {
+/// A step of an item's attempts that its visit does not hold: a retry (with the error
+/// that caused it), or a wait for a person's answer and the answer's arrival.
+struct Step {
+    kind: EventKind,
     stage: StageIndex,
     worker: u16,
     attempt: u32,
@@ -63,7 +66,7 @@ pub(crate) struct ItemRecord {
     #[allow(clippy::box_collection)]
     annotations: Option<Box<Vec<(String, Value)>>>,
     #[allow(clippy::box_collection)]
-    retries: Option<Box<Vec<Retry>>>,
+    steps: Option<Box<Vec<Step>>>,
     /// Captured inputs and outputs by stage (`Stage::capture`, `Stage::capture_output`),
     /// the newest of each per stage.
     #[allow(clippy::box_collection)]
@@ -86,21 +89,27 @@ impl ItemRecord {
             parents: Vec::new(),
             error: None,
             annotations: None,
-            retries: None,
+            steps: None,
             inputs: None,
             changed: 0,
         }
     }
 
     /// A record as another process's tracker reported it (a mirror's): the visits, the
-    /// retries (from the history's `Retrying` events), parents, error, annotations and
+    /// retries and waits (from the history's events), parents, error, annotations and
     /// captured data of the detail.
     pub(crate) fn from_detail(d: &ItemDetail) -> Self {
-        let retries: Vec<Retry> = d
+        let steps: Vec<Step> = d
             .history
             .iter()
-            .filter(|e| e.kind == EventKind::Retrying)
-            .map(|e| Retry {
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Retrying | EventKind::Waiting | EventKind::Answered
+                )
+            })
+            .map(|e| Step {
+                kind: e.kind,
                 stage: e.stage,
                 worker: e.worker.unwrap_or(NO_WORKER),
                 attempt: e.attempt,
@@ -144,7 +153,7 @@ impl ItemRecord {
             parents: d.parents.clone(),
             error: d.error.clone().map(Box::new),
             annotations: (!d.annotations.is_empty()).then(|| Box::new(d.annotations.clone())),
-            retries: (!retries.is_empty()).then(|| Box::new(retries)),
+            steps: (!steps.is_empty()).then(|| Box::new(steps)),
             inputs: (!inputs.is_empty()).then(|| Box::new(inputs)),
             changed: 0,
         }
@@ -242,17 +251,16 @@ impl ItemRecord {
                 v.worker = worker;
                 v.attempts = v.attempts.max(e.attempt);
             }
-            EventKind::Retrying => {
-                self.retries
-                    .get_or_insert_with(Default::default)
-                    .push(Retry {
-                        stage: e.stage,
-                        worker,
-                        attempt: e.attempt,
-                        at_us: e.at_us,
-                        duration_us: e.duration_us,
-                        error: e.error().cloned(),
-                    });
+            EventKind::Retrying | EventKind::Waiting | EventKind::Answered => {
+                self.steps.get_or_insert_with(Default::default).push(Step {
+                    kind: e.kind,
+                    stage: e.stage,
+                    worker,
+                    attempt: e.attempt,
+                    at_us: e.at_us,
+                    duration_us: e.duration_us,
+                    error: e.error().cloned(),
+                });
             }
             EventKind::Completed | EventKind::Failed | EventKind::Cancelled => {
                 let status = e.kind.status_after(e.last);
@@ -325,7 +333,7 @@ impl ItemRecord {
         }
     }
 
-    /// The item's status changes rebuilt from its visits and retries, oldest first.
+    /// The item's status changes rebuilt from its visits, retries and waits, oldest first.
     pub(crate) fn history(&self) -> Vec<Event> {
         let worker = |w: u16| (w != NO_WORKER).then_some(w);
         let ev = |kind, stage, w, attempt, at_us, duration_us, last, error| Event {
@@ -366,11 +374,17 @@ impl ItemRecord {
                 ));
             }
             for r in self
-                .retries
+                .steps
                 .iter()
                 .flat_map(|r| r.iter())
                 .filter(|r| r.stage == v.stage)
             {
+                if r.kind != EventKind::Retrying {
+                    out.push(ev(
+                        r.kind, r.stage, r.worker, r.attempt, r.at_us, None, false, None,
+                    ));
+                    continue;
+                }
                 out.push(ev(
                     EventKind::Retrying,
                     r.stage,
@@ -457,8 +471,10 @@ fn step(e: &RawEvent) -> (StageIndex, u32, u8) {
     let rank = match e.kind {
         EventKind::Queued => 0,
         EventKind::Started => 1,
-        EventKind::Retrying => 2,
-        EventKind::Completed | EventKind::Failed | EventKind::Cancelled => 3,
+        EventKind::Waiting => 2,
+        EventKind::Answered => 3,
+        EventKind::Retrying => 4,
+        EventKind::Completed | EventKind::Failed | EventKind::Cancelled => 5,
     };
     (e.stage, e.attempt, rank)
 }
