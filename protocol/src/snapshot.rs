@@ -192,6 +192,13 @@ pub struct Snapshot {
     pub totals: Totals,
     pub stages: Vec<StageSnapshot>,
     pub edges: Vec<Edge>,
+    /// Questions waiting for a person (the top bar's count), and how many times the
+    /// pipeline's questions changed (asked or closed): a page that lists them reads them
+    /// again when this moves.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub questions_pending: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub questions_seq: u64,
     /// How many items the run was given, when known.
     pub expected: Option<u64>,
     /// Estimated time to finish, when `expected` is known and work is moving.
@@ -347,4 +354,8 @@ mod tests {
         paused.paused = true;
         assert_eq!(bottleneck(vec![stage("a", 0, 0.1, 0.8), paused]), Some(1));
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

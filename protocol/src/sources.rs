@@ -145,6 +145,7 @@ mod tests {
             ],
             history: vec![],
             errors: Default::default(),
+            questions: vec![],
         });
         for name in BUILTIN_SOURCES {
             let t = builtin(&state, name).unwrap();

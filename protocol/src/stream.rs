@@ -91,7 +91,17 @@ pub struct Full {
     pub items: Vec<ItemRow>,
     pub history: Vec<Point>,
     pub errors: ErrorSummary,
+    /// The pipeline's questions for people: the pending ones, then the most recent closed
+    /// ones ([`QUESTIONS_KEPT`]). Not read in the browser, whose pages ask for them
+    /// (`snapshot.questions_seq` says when): the first load's wasm carries no code to
+    /// decode them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    pub questions: Vec<crate::question::QuestionInfo>,
 }
+
+/// Closed questions a client keeps besides the pending ones.
+pub const QUESTIONS_KEPT: usize = 100;
 
 /// What changed between frame `id - 1` and frame `id`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -108,6 +118,11 @@ pub struct Delta {
     /// how late the frame is, at worst. Pages measure their lag from it.
     #[serde(default)]
     pub oldest_change_us: Option<u64>,
+    /// Questions asked and closed since the last frame, in order (not read in the browser;
+    /// see [`Full::questions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    pub questions: Vec<crate::question::QuestionChange>,
 }
 
 /// One stream message. The SSE event name is [`Frame::event`]; the SSE id is [`Frame::id`].
@@ -166,6 +181,9 @@ pub struct LiveState {
     pub items: BTreeMap<ItemId, ItemRow>,
     pub history: VecDeque<Point>,
     pub errors: ErrorSummary,
+    /// Questions by id: every pending one, and the [`QUESTIONS_KEPT`] most recent closed
+    /// ones (empty in the browser, which asks for them).
+    pub questions: BTreeMap<crate::question::QuestionId, crate::question::QuestionInfo>,
     /// Retained items per status, indexed like [`ItemStatus::ALL`], kept as rows change
     /// so that a page showing them does not count 100,000 items every frame.
     counts: [usize; 7],
@@ -184,6 +202,7 @@ impl LiveState {
             items: full.items.into_iter().map(|r| (r.id(), r)).collect(),
             history: full.history.into_iter().collect(),
             errors: full.errors,
+            questions: full.questions.into_iter().map(|q| (q.id, q)).collect(),
             counts: [0; 7],
         };
         for row in state.items.values() {
@@ -230,8 +249,20 @@ impl LiveState {
         if let Some(errors) = delta.errors {
             self.errors.apply(errors);
         }
+        for change in delta.questions {
+            let q = match change {
+                crate::question::QuestionChange::Asked(q)
+                | crate::question::QuestionChange::Closed(q) => q,
+            };
+            self.questions.insert(q.id, q);
+        }
         self.trim();
         Ok(())
+    }
+
+    /// The pending questions, oldest first.
+    pub fn pending_questions(&self) -> impl Iterator<Item = &crate::question::QuestionInfo> {
+        self.questions.values().filter(|q| q.state.is_pending())
     }
 
     /// The state as a full frame, for a client that connects now.
@@ -243,6 +274,7 @@ impl LiveState {
             items: self.items.values().cloned().collect(),
             history: self.history.iter().copied().collect(),
             errors: self.errors.clone(),
+            questions: self.questions.values().cloned().collect(),
         }
     }
 
@@ -261,6 +293,20 @@ impl LiveState {
         }
         while self.history.len() > HISTORY_POINTS {
             self.history.pop_front();
+        }
+        // Closed questions beyond the most recent QUESTIONS_KEPT go, oldest first.
+        let closed = self.questions.values().filter(|q| !q.state.is_pending()).count();
+        if closed > QUESTIONS_KEPT {
+            let old: Vec<_> = self
+                .questions
+                .values()
+                .filter(|q| !q.state.is_pending())
+                .map(|q| q.id)
+                .take(closed - QUESTIONS_KEPT)
+                .collect();
+            for id in old {
+                self.questions.remove(&id);
+            }
         }
     }
 

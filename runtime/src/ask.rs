@@ -261,6 +261,10 @@ pub struct Questions {
     next: AtomicU64,
     book: Mutex<Book>,
     callbacks: RwLock<Vec<QuestionCallback>>,
+    /// Changes so far (asked or closed), for pages that list them.
+    seq: AtomicU64,
+    /// Every change, for the dashboard's stream and its run store.
+    feed: tokio::sync::broadcast::Sender<QuestionChange>,
 }
 
 impl Questions {
@@ -271,6 +275,8 @@ impl Questions {
             next: AtomicU64::new(1),
             book: Mutex::default(),
             callbacks: RwLock::default(),
+            seq: AtomicU64::new(0),
+            feed: tokio::sync::broadcast::Sender::new(1024),
         }
     }
 
@@ -282,7 +288,20 @@ impl Questions {
         self.clock.started_unix_ms() + crate::clock::micros(self.clock.elapsed()) / 1000
     }
 
+    /// How many times the questions changed (asked or closed).
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Every change from now on: questions asked and closed. A receiver that falls more
+    /// than 1,024 changes behind is told it lagged, and reads [`Questions::pending`] again.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<QuestionChange> {
+        self.feed.subscribe()
+    }
+
     fn tell(&self, change: QuestionChange) {
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        let _ = self.feed.send(change.clone());
         for f in self.callbacks.read().iter() {
             if let Err(m) = crate::guard::call(|| f(&change)) {
                 tracing::error!("an on_question callback panicked: {m}");

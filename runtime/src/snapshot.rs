@@ -23,6 +23,9 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
         let mut s = reported.lock().clone();
         s.seq = shared.tracker.seq();
         s.state = *shared.state.borrow();
+        // Its questions are those relayed here (answered on this dashboard).
+        s.questions_pending = shared.env.questions.pending_count() as u64;
+        s.questions_seq = shared.env.questions.seq();
         if shared.processes.lock().is_some() {
             s.processes = processes(shared);
         }
@@ -185,6 +188,8 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
         totals,
         stages,
         edges: shared.edges.clone(),
+        questions_pending: shared.env.questions.pending_count() as u64,
+        questions_seq: shared.env.questions.seq(),
         expected,
         eta_ms,
         warnings: shared

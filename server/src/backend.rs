@@ -56,6 +56,8 @@ impl Backend for HubBackend {
             items: s.items.values().rev().take(items).rev().cloned().collect(),
             history: s.recent_history(FIRST_PAINT_POINTS).collect(),
             errors: s.errors.clone(),
+            // The browser does not read them: its pages ask for them.
+            questions: Vec::new(),
         })
     }
 

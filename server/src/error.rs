@@ -29,18 +29,25 @@ pub enum ApiError {
     /// Something the request depends on failed: a user's table source or check.
     #[error("{0}")]
     Unavailable(String),
+    /// One field of the body is wrong: a 400 whose body names it (`field`).
+    #[error("{message}")]
+    BadField { field: String, message: String },
 }
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = match &self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::BadRequest(_) | ApiError::BadField { .. } => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -52,6 +59,10 @@ impl IntoResponse for ApiError {
             Json(ErrorBody {
                 error,
                 message: self.to_string(),
+                field: match self {
+                    ApiError::BadField { field, .. } => Some(field),
+                    _ => None,
+                },
             }),
         )
             .into_response()
@@ -117,6 +128,7 @@ pub async fn json_errors(
     let body = serde_json::to_vec(&ErrorBody {
         error: slug(status),
         message,
+        field: None,
     })
     .unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);

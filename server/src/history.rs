@@ -66,6 +66,7 @@ pub fn run_view(store: &Store, id: RunId, at: Option<u64>) -> Result<Option<RunV
             items: Vec::new(),
             history,
             errors,
+            questions: Vec::new(),
         },
         run,
     }))

@@ -243,7 +243,21 @@ fn initial_state(pipeline: &PipelineHandle, id: u64) -> LiveState {
         items,
         history: Vec::new(),
         errors: tracker.errors(),
+        questions: questions_now(pipeline),
     })
+}
+
+/// The pipeline's questions for a full frame: the pending ones, then the most recent
+/// closed ones, as a client keeps them.
+fn questions_now(pipeline: &PipelineHandle) -> Vec<flowdeck_protocol::question::QuestionInfo> {
+    let q = pipeline.questions();
+    let mut all = q.pending();
+    all.extend(
+        q.closed()
+            .into_iter()
+            .take(flowdeck_protocol::stream::QUESTIONS_KEPT),
+    );
+    all
 }
 
 fn publish_full(state: &LiveState) -> Arc<Published> {
@@ -284,10 +298,22 @@ async fn publisher(
     let mut feed_open = true;
     let mut resync = false;
     let mut rates = RatePoints::new(&shared.mirror.read().snapshot);
+    let mut asked = pipeline.questions().subscribe();
+    let mut questions = Vec::new();
+    let mut asked_open = true;
     loop {
         tokio::select! {
             biased;
             _ = tick.tick() => {}
+            change = asked.recv(), if asked_open => {
+                match change {
+                    Ok(change) => questions.push(change),
+                    // Changes were skipped: a full frame brings the questions as they are.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => resync = true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => asked_open = false,
+                }
+                continue;
+            }
             batch = feed.recv(), if feed_open => {
                 match batch {
                     Ok(events) => {
@@ -312,6 +338,7 @@ async fn publisher(
         let published = if resync {
             resync = false;
             touched.clear();
+            questions.clear();
             oldest = None;
             let mut state = initial_state(&pipeline, id);
             state.history = shared.mirror.read().history.clone();
@@ -339,6 +366,7 @@ async fn publisher(
                 items,
                 errors,
                 oldest_change_us: oldest.take(),
+                questions: std::mem::take(&mut questions),
             };
             let p = publish(id, DELTA_EVENT, &delta);
             shared.log.write().push(p.clone());

@@ -33,6 +33,7 @@ mod persist;
 pub mod pipelines;
 mod process;
 pub mod prometheus;
+mod questions;
 mod reporters;
 mod scopes;
 mod serving;

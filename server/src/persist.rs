@@ -92,6 +92,7 @@ pub(crate) fn record(
     // the writer's next window (a few milliseconds, once, at startup).
     store.flush();
     let (ended, recorded) = tokio::sync::watch::channel(false);
+    tokio::spawn(keep_questions(store.clone(), pipeline.clone(), run));
     tokio::spawn(follow_run(
         store.clone(),
         pipeline.clone(),
@@ -106,6 +107,43 @@ pub(crate) fn record(
         tokio::spawn(keep_warnings(store.clone(), logs.clone()));
     }
     (run, recorded)
+}
+
+/// Writes the run's questions as they are asked and closed: first those it has now, then
+/// each change. A lag (over a thousand changes at once) writes them all again.
+async fn keep_questions(store: Store, pipeline: PipelineHandle, run: RunId) {
+    use tokio::sync::broadcast::error::RecvError;
+    let questions = pipeline.questions();
+    let mut changes = questions.subscribe();
+    let write_all = |store: &Store| {
+        let questions = pipeline.questions();
+        for q in questions.pending().into_iter().chain(questions.closed()) {
+            store.keep_question(run, q);
+        }
+    };
+    write_all(&store);
+    let done = pipeline.wait();
+    tokio::pin!(done);
+    loop {
+        let change = tokio::select! {
+            c = changes.recv() => c,
+            _ = &mut done => break,
+        };
+        match change {
+            Ok(c) => {
+                let store = store.clone();
+                let q = c.question().clone();
+                // The writer's queue may be full for a moment: wait for room off the runtime.
+                let _ = tokio::task::spawn_blocking(move || store.keep_question(run, q)).await;
+            }
+            Err(RecvError::Lagged(_)) => write_all(&store),
+            Err(RecvError::Closed) => break,
+        }
+    }
+    // The run's end closed what still waited: written as it closed.
+    while let Ok(c) = changes.try_recv() {
+        store.keep_question(run, c.question().clone());
+    }
 }
 
 pub(crate) fn now_ms() -> u64 {

@@ -151,7 +151,7 @@ pub fn render(s: &Snapshot, latency: &[LatencyHistogram], p: &Process) -> String
     o.family(
         "flowdeck_items",
         "gauge",
-        "Items in the pipeline now, queued or running.",
+        "Items in the pipeline now: queued, running, or waiting for a person's answer.",
     );
     o.sample(
         "flowdeck_items",
@@ -163,6 +163,17 @@ pub fn render(s: &Snapshot, latency: &[LatencyHistogram], p: &Process) -> String
         &[("pipeline", &s.pipeline), ("state", "running")],
         t.running as f64,
     );
+    o.sample(
+        "flowdeck_items",
+        &[("pipeline", &s.pipeline), ("state", "waiting")],
+        t.waiting as f64,
+    );
+    o.family(
+        "flowdeck_questions_pending",
+        "gauge",
+        "Questions the pipeline's stages asked that wait for a person.",
+    );
+    o.sample("flowdeck_questions_pending", &pl, s.questions_pending as f64);
     o.family(
         "flowdeck_retries_total",
         "counter",
@@ -171,7 +182,7 @@ pub fn render(s: &Snapshot, latency: &[LatencyHistogram], p: &Process) -> String
     o.sample("flowdeck_retries_total", &pl, t.retried as f64);
 
     // One family per stage measure: (name, type, help, value).
-    let per_stage: [Family; 10] = [
+    let per_stage: [Family; 11] = [
         (
             "flowdeck_stage_queued",
             "gauge",
@@ -189,6 +200,12 @@ pub fn render(s: &Snapshot, latency: &[LatencyHistogram], p: &Process) -> String
             "gauge",
             "Items the stage's workers are running.",
             |st| st.in_flight as f64,
+        ),
+        (
+            "flowdeck_stage_waiting",
+            "gauge",
+            "The stage's items waiting for a person's answer, holding no worker.",
+            |st| st.waiting as f64,
         ),
         (
             "flowdeck_stage_completed_total",

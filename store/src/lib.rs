@@ -45,8 +45,8 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
 pub use read::{
-    ItemPage, ItemQuery, ItemSort, MetricPoint, Moment, PipelineRuns, RunInfo, RunQuery, RunState,
-    StoredRun, Timeline, TimelinePoint,
+    ItemPage, ItemQuery, ItemSort, MetricPoint, Moment, PipelineRuns, QuestionsIn, RunInfo,
+    RunQuery, RunState, StoredRun, Timeline, TimelinePoint,
 };
 pub use retention::Retention;
 pub use schema::VERSION as SCHEMA_VERSION;
@@ -358,6 +358,15 @@ impl Store {
     /// A control action. Waits for room: the audit log is not shed.
     pub fn audit(&self, entry: AuditEntry) {
         let _ = self.0.tx.send(writer::Write::Audit(entry));
+    }
+
+    /// A question of `run` as its latest change left it (asked, or closed). Waits for
+    /// room: questions are not shed.
+    pub fn keep_question(&self, run: RunId, info: flowdeck_protocol::question::QuestionInfo) {
+        let _ = self.0.tx.send(writer::Write::Question {
+            run,
+            info: Box::new(info),
+        });
     }
 
     /// Applies the retention now (the writer also does every minute), on a connection of

@@ -5,7 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flowdeck_protocol::{
-    logs::LogRecord, runs::StatusCounts, Ancestor, AuditEntry, Edge, ErrorInfo, ErrorSummary,
+    logs::LogRecord, question::QuestionInfo, runs::StatusCounts, Ancestor, AuditEntry, Edge, ErrorInfo, ErrorSummary,
     FailedItem, ItemDetail, ItemId, ItemStatus, ItemSummary, Snapshot, RECENT_FAILURES,
 };
 use rusqlite::{params, params_from_iter, types::Value as Sql, Connection, OptionalExtension};
@@ -120,6 +120,24 @@ pub(crate) fn mark_interrupted(conn: &mut Connection) -> Result<(), StoreError> 
                 text
             ],
         )?;
+        // Its questions died with it: nobody can answer them any more.
+        let pending: Vec<(i64, String)> = {
+            let mut st = tx.prepare(
+                "SELECT id, info FROM questions WHERE run = ?1 AND state = 'pending'",
+            )?;
+            let rows = st.query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, info) in pending {
+            let Ok(mut q) = serde_json::from_str::<QuestionInfo>(&info) else {
+                continue;
+            };
+            q.state = flowdeck_protocol::question::QuestionState::Cancelled;
+            tx.execute(
+                "UPDATE questions SET state = 'cancelled', info = ?3 WHERE run = ?1 AND id = ?2",
+                params![run, id, serde_json::to_string(&q).unwrap_or_default()],
+            )?;
+        }
     }
     tx.commit()?;
     if !runs.is_empty() {
@@ -149,6 +167,16 @@ fn recount(snapshot: &mut Snapshot, kept: &StatusCounts, shed: u64) {
         stage.queued = 0;
         stage.in_flight = 0;
     }
+}
+
+/// Which of a run's questions a list holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuestionsIn {
+    Pending,
+    /// Closed with an answer: a person's or the default.
+    Answered,
+    /// Closed in any way.
+    Closed,
 }
 
 pub(crate) fn next_run_id(conn: &Connection) -> Result<RunId, StoreError> {
@@ -770,6 +798,67 @@ impl Store {
                 stages.dedup();
                 (d.parents, stages)
             }))
+        })
+    }
+
+    /// A run's questions, pending first (oldest first), then closed ones (newest first):
+    /// those in `state` when given (`None`: all), about `item` when given; with how many
+    /// match in all.
+    pub fn questions(
+        &self,
+        run: RunId,
+        state: Option<QuestionsIn>,
+        item: Option<ItemId>,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<QuestionInfo>), StoreError> {
+        self.read(|c| {
+            let mut filter = String::from("run = ?1");
+            match state {
+                None => {}
+                Some(QuestionsIn::Pending) => filter += " AND state = 'pending'",
+                Some(QuestionsIn::Answered) => filter += " AND state IN ('answered', 'defaulted')",
+                Some(QuestionsIn::Closed) => filter += " AND state <> 'pending'",
+            }
+            if item.is_some() {
+                filter += " AND item = ?2";
+            }
+            let item = item.map_or(-1, |i| i as i64);
+            let total: i64 = c.query_row(
+                &format!("SELECT COUNT(*) FROM questions WHERE {filter} AND ?2 = ?2"),
+                params![run, item],
+                |r| r.get(0),
+            )?;
+            let mut st = c.prepare(&format!(
+                "SELECT info FROM questions WHERE {filter} AND ?2 = ?2
+                 ORDER BY state <> 'pending', CASE WHEN state = 'pending' THEN id ELSE -id END
+                 LIMIT ?3 OFFSET ?4"
+            ))?;
+            let rows = st.query_map(
+                params![run, item, limit as i64, clamped(offset)],
+                |r| r.get::<_, String>(0),
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                if let Ok(q) = serde_json::from_str(&row?) {
+                    out.push(q);
+                }
+            }
+            Ok((total.max(0) as u64, out))
+        })
+    }
+
+    /// One of a run's questions.
+    pub fn question(&self, run: RunId, id: u64) -> Result<Option<QuestionInfo>, StoreError> {
+        self.read(|c| {
+            let info: Option<String> = c
+                .query_row(
+                    "SELECT info FROM questions WHERE run = ?1 AND id = ?2",
+                    params![run, id as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(info.and_then(|i| serde_json::from_str(&i).ok()))
         })
     }
 

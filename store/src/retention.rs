@@ -54,6 +54,7 @@ fn delete_run(conn: &mut Connection, run: i64) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM item_counts WHERE run = ?1", [run])?;
     conn.execute("DELETE FROM warnings WHERE run = ?1", [run])?;
     conn.execute("DELETE FROM snapshots WHERE run = ?1", [run])?;
+    conn.execute("DELETE FROM questions WHERE run = ?1", [run])?;
     conn.execute("DELETE FROM runs WHERE id = ?1", [run])?;
     Ok(())
 }

@@ -8,10 +8,10 @@ use crate::StoreError;
 
 /// The version this build writes. A file at a higher version was written by a newer
 /// flowdeck and is refused rather than misread.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     r#"
 CREATE TABLE runs (
     id           INTEGER PRIMARY KEY,
@@ -143,6 +143,23 @@ CREATE TABLE snapshots (
 -- 5: an interrupted run's totals are recounted from its kept items when it is found (its
 -- last snapshot was up to 5 s older than its last committed items); this says they were.
 ALTER TABLE runs ADD COLUMN recounted INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+-- 6: the questions a run's stages asked people, pending and closed, each as its latest
+-- change left it (a pending one is written again when it closes).
+CREATE TABLE questions (
+    run      INTEGER NOT NULL,
+    id       INTEGER NOT NULL,
+    item     INTEGER NOT NULL,
+    -- pending, answered, defaulted, timed_out or cancelled
+    state    TEXT    NOT NULL,
+    asked_ms INTEGER NOT NULL,
+    -- JSON: the QuestionInfo
+    info     TEXT    NOT NULL,
+    PRIMARY KEY (run, id)
+) WITHOUT ROWID;
+CREATE INDEX questions_state ON questions (run, state, id);
+CREATE INDEX questions_item ON questions (run, item);
 "#,
 ];
 

@@ -45,6 +45,10 @@ pub(crate) enum Write {
     },
     Logs(Vec<LogRecord>),
     Audit(AuditEntry),
+    Question {
+        run: RunId,
+        info: Box<flowdeck_protocol::question::QuestionInfo>,
+    },
     /// Answered once everything before it is committed.
     Flush(Sender<()>),
     Stop,
@@ -162,7 +166,11 @@ const MAX_REST: Duration = Duration::from_millis(300);
 fn essential(w: &Write) -> bool {
     matches!(
         w,
-        Write::Begin { .. } | Write::Progress { .. } | Write::End { .. } | Write::Audit(_)
+        Write::Begin { .. }
+            | Write::Progress { .. }
+            | Write::End { .. }
+            | Write::Audit(_)
+            | Write::Question { .. }
     )
 }
 
@@ -396,6 +404,20 @@ fn apply(tx: &Transaction, w: &Write, counted: &mut Counted) -> Result<(), rusql
                 "INSERT INTO audit (at_ms, user, action, target, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![a.at_unix_ms as i64, a.user, a.action, a.target, a.outcome])?;
+        }
+        Write::Question { run, info } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO questions (run, id, item, state, asked_ms, info)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                run,
+                info.id as i64,
+                info.item as i64,
+                info.state.as_str(),
+                info.asked_unix_ms as i64,
+                json(&**info)
+            ])?;
         }
         Write::Flush(_) | Write::Stop => {}
     }

@@ -100,6 +100,7 @@ impl Client {
             items: page.items.iter().map(Into::into).collect(),
             history: Vec::new(),
             errors,
+            questions: Vec::new(),
         }))
     }
 

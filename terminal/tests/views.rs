@@ -110,6 +110,7 @@ fn state() -> LiveState {
                 },
             }],
         },
+        questions: vec![],
     })
 }
 

@@ -11,6 +11,7 @@ pub mod grammar;
 mod observe;
 mod pipelines;
 mod query;
+mod questions;
 mod runs;
 
 use axum::{
@@ -55,6 +56,7 @@ pub fn router() -> Router<AppState> {
             get(|| async { ApiError::NotFound("no such API endpoint".into()) }),
         )
         .merge(control::router())
+        .merge(questions::router())
         .merge(runs::router());
     Router::new()
         .nest("/api/v1", v1)
@@ -226,6 +228,8 @@ struct Summary {
     throughput: f64,
     /// Health warnings firing now.
     warnings: usize,
+    /// Questions waiting for a person's answer.
+    questions: u64,
 }
 
 #[derive(Serialize)]
@@ -242,6 +246,8 @@ struct WorkerCounts {
 struct TaskCounts {
     queued: u64,
     active: u64,
+    /// Waiting for a person's answer, holding no worker.
+    waiting: u64,
     completed: u64,
     failed: u64,
     cancelled: u64,
@@ -263,12 +269,14 @@ async fn summary(State(state): State<AppState>) -> Json<Summary> {
         tasks: TaskCounts {
             queued: s.totals.queued,
             active: s.totals.running,
+            waiting: s.totals.waiting,
             completed: s.totals.completed,
             failed: s.totals.failed,
             cancelled: s.totals.cancelled,
         },
         throughput: s.totals.throughput,
         warnings: s.warnings.iter().filter(|w| w.firing()).count(),
+        questions: s.questions_pending,
     })
 }
 
