@@ -67,6 +67,11 @@ pub trait Backend: Send + Sync + 'static {
     fn store_status(&self) -> Option<StoreStatus>;
     /// The worker processes of distributed stages, as their heartbeats show them.
     fn processes(&self) -> Vec<flowdeck_protocol::ProcessSnapshot>;
+    /// A page of questions people are asked: the live run's, or a stored run's.
+    fn questions(
+        &self,
+        query: flowdeck_protocol::question::QuestionQuery,
+    ) -> BoxFuture<Result<flowdeck_protocol::question::QuestionPage, String>>;
 }
 
 /// A future the backend returns for work that may wait (a user's check or source).

@@ -79,3 +79,26 @@ pub fn Account() -> impl IntoView {
         </Suspense>
     }
 }
+
+/// How many questions wait for a person, linking to them; nothing while none do. Counted
+/// by the pipeline and carried in every frame's snapshot, so it counts up live.
+#[component]
+pub fn QuestionsBadge() -> impl IntoView {
+    let live = use_live();
+    let pending = move || {
+        live.with(|s| s.snapshot.questions_pending)
+            .unwrap_or_default()
+    };
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let n = pending();
+                (n > 0).then(|| view! {
+                    <a class="badge" data-state="question" href=crate::scope::href("/questions") data-testid="questions-badge">
+                        {if n == 1 { "1 question".to_owned() } else { format!("{} questions", crate::format::count(n)) }}
+                    </a>
+                })
+            }}
+        </Suspense>
+    }
+}

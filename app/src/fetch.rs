@@ -178,3 +178,11 @@ pub async fn fetch_run_task(
 ) -> Result<Result<Option<TaskDetail>, String>, ServerFnError> {
     Ok(backend()?.0.run_task(id, item).await)
 }
+
+/// A page of questions for people: the Questions page's, or one item's.
+#[server(endpoint = "questions", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_questions(
+    query: flowdeck_protocol::question::QuestionQuery,
+) -> Result<Result<flowdeck_protocol::question::QuestionPage, String>, ServerFnError> {
+    Ok(backend()?.0.questions(query).await)
+}

@@ -14,6 +14,7 @@ pub const PAGES: &[(&str, &str)] = &[
     ("/", "Overview"),
     ("/workers", "Workers"),
     ("/tasks", "Tasks"),
+    ("/questions", "Questions"),
     ("/errors", "Errors"),
     ("/streaming", "Streaming"),
     ("/metrics", "Metrics"),
@@ -121,6 +122,7 @@ pub fn App() -> impl IntoView {
                 </nav>
                 <badges::ConnectionBadge/>
                 <crate::widgets::WarningsBadge/>
+                <badges::QuestionsBadge/>
                 <badges::StoreBadge/>
                 <crate::theme::ThemeToggle/>
                 <badges::Account/>
@@ -132,6 +134,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/workers") view={Lazy::<pages::WorkersRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/tasks") view={Lazy::<pages::TasksRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/tasks/:id") view={Lazy::<pages::TaskRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/questions") view={Lazy::<pages::QuestionsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/errors") view={Lazy::<pages::ErrorsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/streaming") view={Lazy::<pages::StreamingRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/logs") view={Lazy::<pages::LogsRoute>::new()} ssr=SsrMode::Async/>

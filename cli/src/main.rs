@@ -55,6 +55,27 @@ enum Command {
     /// tasks (filter by status, stage and text), errors, and any task's detail and
     /// provenance. Press ? for the keys.
     Top(TopArgs),
+    /// Answer a question a stage asked (the Questions page lists them, with their ids):
+    /// `flowdeck answer URL ID CHOICE [--data JSON]`. Prints the question as it closed;
+    /// exits 1 with the server's reason (the field it names, who answered first) when
+    /// the answer is refused.
+    Answer(AnswerArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct AnswerArgs {
+    /// The dashboard's address.
+    url: String,
+    /// The question's id.
+    id: u64,
+    /// One of the question's options (`submit` for a question with only a form).
+    choice: String,
+    /// The form's fields as a JSON object: `--data '{"title": "Fixed", "score": 4}'`.
+    #[arg(long, value_name = "JSON")]
+    data: Option<String>,
+    /// An API token, for a dashboard with sign-in (flowdeck new-token makes one).
+    #[arg(long, env = "FLOWDECK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -405,6 +426,9 @@ async fn main() -> ExitCode {
     if let Some(Command::Top(args)) = cli.command {
         return top(args).await;
     }
+    if let Some(Command::Answer(args)) = cli.command {
+        return answer(args).await;
+    }
     // Logs go into the buffer the Logs page reads and, when asked, to the terminal through
     // the console's writer, which never blocks; `metrics` calls go into the store the
     // charts read.
@@ -441,7 +465,58 @@ async fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args, metrics, logs, console).await,
         Some(Command::HashPassword) => hash_password(),
         Some(Command::NewToken) => new_token(),
-        Some(Command::Top(_)) => unreachable!("handled before logging is set up"),
+        Some(Command::Top(_) | Command::Answer(_)) => {
+            unreachable!("handled before logging is set up")
+        }
+    }
+}
+
+/// `flowdeck answer`: one answer from a script, over the API.
+async fn answer(args: AnswerArgs) -> ExitCode {
+    let data = match args
+        .data
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
+        None => serde_json::Value::Null,
+        Some(Ok(v)) if v.is_object() => v,
+        Some(Ok(_)) => {
+            eprintln!("flowdeck answer: --data must be a JSON object of the form's fields");
+            return ExitCode::from(2);
+        }
+        Some(Err(e)) => {
+            eprintln!("flowdeck answer: --data is not JSON: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = match flowdeck_terminal::client::Client::new(&args.url, args.token) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flowdeck answer: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let reply = flowdeck_protocol::question::Reply {
+        choice: args.choice,
+        data,
+    };
+    match client.answer(args.id, &reply).await {
+        Ok(q) => {
+            let by = q
+                .answer
+                .as_ref()
+                .and_then(|a| a.by.clone())
+                .unwrap_or_else(|| "anonymous".into());
+            println!(
+                "question {} (item #{}, {}) answered \"{}\" by {by}",
+                q.id, q.item, q.title, reply.choice
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flowdeck answer: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -215,6 +215,56 @@ impl std::fmt::Display for AnswerProblem {
     }
 }
 
+/// Which questions a list holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Which {
+    /// Pending and closed.
+    #[default]
+    All,
+    Pending,
+    /// Closed with an answer: a person's, or the default taken at the deadline.
+    Answered,
+    /// Closed in any way: answered, defaulted, timed out, cancelled.
+    Closed,
+}
+
+impl Which {
+    pub fn admits(self, q: &QuestionInfo) -> bool {
+        match self {
+            Which::All => true,
+            Which::Pending => q.state.is_pending(),
+            Which::Answered => {
+                matches!(q.state, QuestionState::Answered | QuestionState::Defaulted)
+            }
+            Which::Closed => !q.state.is_pending(),
+        }
+    }
+}
+
+/// A page of questions: pending first (oldest first), then closed ones (newest first).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuestionPage {
+    /// How many match in all.
+    pub total: u64,
+    /// How many are pending, whatever the filter.
+    pub pending: u64,
+    pub questions: Vec<QuestionInfo>,
+}
+
+/// What a page of questions holds: which, about which item, and where it starts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuestionQuery {
+    #[serde(default)]
+    pub which: Which,
+    pub item: Option<ItemId>,
+    #[serde(default)]
+    pub offset: u64,
+    /// A stored run's questions, from the run store; `None`: the live run's.
+    #[serde(default)]
+    pub run: Option<i64>,
+}
+
 /// A change to a pipeline's questions, for the stream and for `on_question`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
@@ -240,7 +290,7 @@ pub fn check_reply(
     fields: &[Field],
     reply: &Reply,
 ) -> Result<(), AnswerProblem> {
-    if !options.iter().any(|o| *o == reply.choice) {
+    if !options.contains(&reply.choice) {
         return Err(AnswerProblem::BadChoice {
             choice: reply.choice.clone(),
             options: options.to_vec(),

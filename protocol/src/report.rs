@@ -30,23 +30,49 @@ pub struct ReportBatch {
     /// most so many a period, and keeps the rest only while its tracker retains them):
     /// their counts are in the snapshot, their rows are not on the dashboard.
     pub dropped: u64,
+    /// Questions the pipeline's stages asked people, and their closings, since the
+    /// previous batch (all pending ones when the dashboard asked for them again): the
+    /// dashboard shows them and sends answers back as [`Command::Answer`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub questions: Vec<crate::question::QuestionChange>,
 }
 
 /// A control action for a reporting pipeline, pressed on the dashboard.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Command {
-    Pause { stage: String },
-    Resume { stage: String },
-    Scale { stage: String, workers: usize },
-    Cancel { item: ItemId },
-    Retry { item: ItemId },
+    Pause {
+        stage: String,
+    },
+    Resume {
+        stage: String,
+    },
+    Scale {
+        stage: String,
+        workers: usize,
+    },
+    Cancel {
+        item: ItemId,
+    },
+    Retry {
+        item: ItemId,
+    },
     Drain,
     Stop,
+    /// A question answered on the dashboard (checked there against its options and form).
+    Answer {
+        question: crate::question::QuestionId,
+        reply: crate::question::Reply,
+        by: Option<String>,
+    },
 }
 
 /// The dashboard's answer to a batch: what to do.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct IngestReply {
     pub commands: Vec<Command>,
+    /// The dashboard does not know this run's questions (it has just met the run, or it
+    /// restarted): the next batch carries every pending one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resend_questions: bool,
 }

@@ -295,7 +295,11 @@ impl LiveState {
             self.history.pop_front();
         }
         // Closed questions beyond the most recent QUESTIONS_KEPT go, oldest first.
-        let closed = self.questions.values().filter(|q| !q.state.is_pending()).count();
+        let closed = self
+            .questions
+            .values()
+            .filter(|q| !q.state.is_pending())
+            .count();
         if closed > QUESTIONS_KEPT {
             let old: Vec<_> = self
                 .questions

@@ -37,6 +37,7 @@ use std::{
 };
 
 use flowdeck_protocol::{
+    question::QuestionChange,
     report::{Command, IngestReply},
     Edge, ItemDetail, ItemId, ItemStatus, PipelineState, Snapshot,
 };
@@ -248,6 +249,10 @@ async fn run(
         .clamp(1, flowdeck_protocol::report::MAX_ITEMS);
     let mut wait = options.every;
     let mut ended: Option<tokio::time::Instant> = None;
+    // Questions asked and closed here, for the dashboard; all pending ones at first, and
+    // again whenever the dashboard says it does not know them (it restarted).
+    let mut asked = handle.questions().subscribe();
+    let mut questions: Vec<QuestionChange> = pending_now(&handle);
     loop {
         // Until the next send, or the run's end, whichever comes first.
         tokio::select! {
@@ -265,6 +270,7 @@ async fn run(
         // finished has finished by the scan (so the dropped count below is never too
         // high), and a change during the scan is seen again next time rather than missed.
         let latest = handle.snapshot();
+        collect_questions(&handle, &mut asked, &mut questions);
         let seq = tracker.seq();
         unsent.refresh(tracker, cursor);
         cursor = seq;
@@ -283,6 +289,7 @@ async fn run(
             started_unix_ms,
             snapshot: (!done || last).then_some(&latest),
             dropped: counters.dropped.load(Ordering::Relaxed),
+            questions: &questions,
         };
         let body = body(&head, encoded);
         let mut end_sent = false;
@@ -297,6 +304,10 @@ async fn run(
                 counters
                     .commands
                     .fetch_add(reply.commands.len() as u64, Ordering::Relaxed);
+                questions.clear();
+                if reply.resend_questions {
+                    questions = pending_now(&handle);
+                }
                 for c in reply.commands {
                     apply(&handle, c).await;
                 }
@@ -359,6 +370,39 @@ struct Head<'a> {
     started_unix_ms: u64,
     snapshot: Option<&'a Snapshot>,
     dropped: u64,
+    #[serde(skip_serializing_if = "<[QuestionChange]>::is_empty")]
+    questions: &'a [QuestionChange],
+}
+
+/// Every pending question of the pipeline, as asked.
+fn pending_now(handle: &PipelineHandle) -> Vec<QuestionChange> {
+    handle
+        .questions()
+        .pending()
+        .into_iter()
+        .map(QuestionChange::Asked)
+        .collect()
+}
+
+/// Adds the question changes since the last batch to `out`. Past a lag (over a thousand
+/// changes between two batches), the pending ones are sent whole, and closings the
+/// dashboard missed reach it when its own copies are answered (refused as closed here).
+fn collect_questions(
+    handle: &PipelineHandle,
+    asked: &mut tokio::sync::broadcast::Receiver<QuestionChange>,
+    out: &mut Vec<QuestionChange>,
+) {
+    use tokio::sync::broadcast::error::TryRecvError;
+    loop {
+        match asked.try_recv() {
+            Ok(c) => out.push(c),
+            Err(TryRecvError::Lagged(_)) => {
+                out.retain(|c| !matches!(c, QuestionChange::Asked(_)));
+                out.extend(pending_now(handle));
+            }
+            Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+        }
+    }
 }
 
 /// The first items as a JSON list's contents, as many as fit in `max_bytes` (at least
@@ -439,6 +483,15 @@ async fn apply(handle: &PipelineHandle, c: Command) {
             handle.abort();
             Ok(())
         }
+        Command::Answer {
+            question,
+            reply,
+            by,
+        } => handle
+            .questions()
+            .answer(*question, reply, by.as_deref())
+            .map(drop)
+            .map_err(|e| e.to_string()),
     };
     match done {
         Ok(()) => tracing::info!(?c, "flowdeck report: applied a control from the dashboard"),

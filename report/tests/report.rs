@@ -322,7 +322,13 @@ async fn bad_reports_are_refused_with_json_naming_the_problem() {
     assert_eq!(list, serde_json::json!([]));
     let (status, body) = post(Some(TOKEN), bytes(&good)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body, serde_json::json!({"commands": []}));
+    // A run met now: the dashboard asks for its pending questions.
+    assert_eq!(
+        body,
+        serde_json::json!({"commands": [], "resend_questions": true})
+    );
+    let (_, body) = post(Some(TOKEN), bytes(&good)).await;
+    assert_eq!(body, serde_json::json!({"commands": []}), "only once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,6 +487,7 @@ async fn a_silent_reporter_is_marked_lost_and_its_return_is_a_new_run() {
             history: vec![],
         }],
         dropped: 0,
+        questions: vec![],
     };
     let post = || async {
         let res = reqwest::Client::new()
@@ -525,4 +532,143 @@ async fn a_silent_reporter_is_marked_lost_and_its_return_is_a_new_run() {
     post().await;
     let row = &get_json(format!("{base}/api/v1/pipelines")).await[0];
     assert_eq!(row["state"], "running", "{row}");
+}
+
+/// The pending questions of the pipeline reporting as `review`, once there are `n`.
+async fn pending_questions(base: &str, n: u64) -> Value {
+    for _ in 0..400 {
+        let res = reqwest::get(format!("{base}/p/review/api/v1/questions?state=pending")).await;
+        if let Ok(r) = res {
+            if r.status().is_success() {
+                let page: Value = r.json().await.unwrap();
+                if page["total"] == n {
+                    return page;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never {n} questions pending on the dashboard");
+}
+
+/// A standalone dashboard on `listener` that stops when `stop` turns true; `db` keeps its
+/// runs.
+async fn standalone_on(
+    listener: tokio::net::TcpListener,
+    db: &std::path::Path,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let config = Config {
+        addr: listener.local_addr().unwrap(),
+        refresh: Duration::from_millis(50),
+        store: Some(flowdeck_store::StoreConfig::new(db.join("runs.db"))),
+        ingest_token: Some(TOKEN.into()),
+        standalone: true,
+        ..Config::default()
+    };
+    let placeholder = flowdeck_runtime::mirror("standalone".into(), vec![], vec![], 0).0;
+    let state = Dashboard::new(config).state(placeholder).unwrap();
+    let app = flowdeck_server::router(state)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move {
+        let mut stop = stop;
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+    })
+}
+
+/// Questions asked in a reporting process are answered on the standalone dashboard, and
+/// the answer reaches the asking item; the dashboard restarted while one waits shows it
+/// again (the reporter sends its pending questions to a dashboard that does not know
+/// them), and it is still answerable there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reporting_process_asks_and_a_restarted_dashboard_still_answers() {
+    use flowdeck_runtime::Question;
+    let (first_db, second_db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let first = standalone_on(listener, first_db.path(), stopped).await;
+
+    let running = Line::<u64>::new("review")
+        .stage(Stage::map(
+            "approve",
+            |n: u64, cx: flowdeck_runtime::Ctx| async move {
+                let a = cx
+                    .ask(
+                        Question::new(format!("Keep {n}?"))
+                            .body("*Really?*")
+                            .options(["keep", "drop"]),
+                    )
+                    .await?;
+                Ok::<_, String>(format!("{n}:{}", a.choice))
+            },
+        ))
+        .build()
+        .unwrap()
+        .start();
+    let handle = running.handle.clone();
+    let _reporter = handle.report_to_with(
+        &base,
+        TOKEN,
+        Options {
+            every: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+            ..Options::default()
+        },
+    );
+    running.input.send_all([1, 2]).await;
+    let pending = pending_questions(&base, 2).await;
+    // By what they ask: "Keep 1?" is about the item made of 1.
+    let by_item = |page: &Value, n: u64| {
+        page["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["title"] == format!("Keep {n}?"))
+            .unwrap()
+            .clone()
+    };
+    // The body is rendered by the dashboard, from the reporter's Markdown.
+    assert!(by_item(&pending, 1)["body_html"]
+        .as_str()
+        .unwrap()
+        .contains("<em>Really?</em>"));
+    let answer = |base: String, id: u64, choice: &'static str| async move {
+        reqwest::Client::new()
+            .post(format!("{base}/p/review/api/v1/questions/{id}/answer"))
+            .json(&serde_json::json!({ "choice": choice }))
+            .send()
+            .await
+            .unwrap()
+    };
+    let q1 = by_item(&pending, 1)["id"].as_u64().unwrap();
+    let res = answer(base.clone(), q1, "keep").await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let out = tokio::time::timeout(Duration::from_secs(20), running.outputs.recv())
+        .await
+        .expect("the answer reached the reporting process")
+        .unwrap();
+    assert_eq!(out, "1:keep");
+
+    // The dashboard restarts (a new process: nothing kept in memory) on the same address.
+    stop.send_replace(true);
+    first.await.unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let (_stop_second, stopped) = tokio::sync::watch::channel(false);
+    let _second = standalone_on(listener, second_db.path(), stopped).await;
+    let again = pending_questions(&base, 1).await;
+    let q2 = by_item(&again, 2)["id"].as_u64().unwrap();
+    let res = answer(base.clone(), q2, "drop").await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let out = tokio::time::timeout(Duration::from_secs(20), running.outputs.recv())
+        .await
+        .expect("the answer given after the restart reached the item")
+        .unwrap();
+    assert_eq!(out, "2:drop");
+    assert_eq!(handle.questions().closed().len(), 2);
 }

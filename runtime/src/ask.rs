@@ -479,13 +479,19 @@ impl Questions {
     }
 
     /// Puts a relayed question's closing as the asking process reports it (answered
-    /// elsewhere, defaulted, timed out, cancelled); nothing if it is not pending here.
+    /// elsewhere, defaulted, timed out, cancelled): the asker's word is the last, so it
+    /// replaces a closing recorded here (an answer here that lost a race with the
+    /// deadline there).
     pub(crate) fn closed_elsewhere(&self, info: QuestionInfo) {
         let mut book = self.book.lock();
-        if book.pending.remove(&info.id).is_none() {
-            return;
+        let was_pending = book.pending.remove(&info.id).is_some();
+        let known = book.closed.iter().position(|q| q.id == info.id);
+        match known {
+            Some(i) if book.closed[i] == info => return,
+            Some(i) => book.closed[i] = info.clone(),
+            None if was_pending => keep_closed(&mut book, info.clone()),
+            None => return,
         }
-        keep_closed(&mut book, info.clone());
         drop(book);
         self.tell(QuestionChange::Closed(info));
     }

@@ -265,6 +265,35 @@ impl Mirror {
         self.snapshot(s);
     }
 
+    /// Takes the reporting process's question changes: a question asked there is
+    /// answerable here (an answer, checked here, goes back as a [`Command::Answer`] with
+    /// the asker's numbering), and its closing there closes it here, as it closed.
+    pub fn questions(&self, changes: Vec<flowdeck_protocol::question::QuestionChange>) {
+        use flowdeck_protocol::question::QuestionChange;
+        let questions = &self.shared.env.questions;
+        for change in changes {
+            match change {
+                QuestionChange::Asked(info) => {
+                    if questions.get(info.id).is_some_and(|q| q.state.is_pending()) {
+                        continue;
+                    }
+                    let commands = self.commands.clone();
+                    let relay = move |question: u64,
+                                      reply: &flowdeck_protocol::question::Reply,
+                                      by: Option<&str>| {
+                        commands.push(Command::Answer {
+                            question,
+                            reply: reply.clone(),
+                            by: by.map(str::to_owned),
+                        });
+                    };
+                    questions.open(info, crate::ask::Responder::Relayed(Arc::new(relay)), None);
+                }
+                QuestionChange::Closed(info) => questions.closed_elsewhere(info),
+            }
+        }
+    }
+
     /// The commands pressed since the last call, oldest first.
     pub fn take_commands(&self) -> Vec<Command> {
         std::mem::take(&mut *self.commands.queue.lock())

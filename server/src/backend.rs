@@ -47,6 +47,9 @@ pub(crate) struct HubBackend {
 /// Rate points a server-rendered page carries (a minute at the default refresh).
 const FIRST_PAINT_POINTS: usize = 240;
 
+/// Questions a page lists at once (the Questions page pages through the rest).
+const QUESTIONS_PER_PAGE: usize = 50;
+
 impl Backend for HubBackend {
     fn view(&self, items: usize) -> Full {
         self.hub.with_state(|s| Full {
@@ -179,6 +182,51 @@ impl Backend for HubBackend {
             read.await?
                 .ok_or_else(|| format!("The store has no run {id}."))?
         })
+    }
+
+    fn questions(
+        &self,
+        query: flowdeck_protocol::question::QuestionQuery,
+    ) -> BoxFuture<Result<flowdeck_protocol::question::QuestionPage, String>> {
+        let offset = query.offset.min(1_000_000) as usize;
+        match query.run {
+            None => {
+                let page = crate::questions::page(
+                    self.hub.pipeline(),
+                    query.which,
+                    query.item,
+                    offset,
+                    QUESTIONS_PER_PAGE,
+                );
+                Box::pin(async move { Ok(page) })
+            }
+            Some(run) => self.stored(move |store, _| {
+                let which = match query.which {
+                    flowdeck_protocol::question::Which::All => None,
+                    flowdeck_protocol::question::Which::Pending => {
+                        Some(flowdeck_store::QuestionsIn::Pending)
+                    }
+                    flowdeck_protocol::question::Which::Answered => {
+                        Some(flowdeck_store::QuestionsIn::Answered)
+                    }
+                    flowdeck_protocol::question::Which::Closed => {
+                        Some(flowdeck_store::QuestionsIn::Closed)
+                    }
+                };
+                let (total, questions) =
+                    store.questions(run, which, query.item, offset as u64, QUESTIONS_PER_PAGE)?;
+                let (pending, _) =
+                    store.questions(run, Some(flowdeck_store::QuestionsIn::Pending), None, 0, 0)?;
+                Ok(flowdeck_protocol::question::QuestionPage {
+                    total,
+                    pending,
+                    questions: questions
+                        .into_iter()
+                        .map(crate::questions::for_page)
+                        .collect(),
+                })
+            }),
+        }
     }
 
     fn store_status(&self) -> Option<StoreStatus> {

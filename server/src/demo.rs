@@ -2,9 +2,15 @@
 //! parsed, enriched by a simulated model call (latency, token counts, random failures and
 //! retries) and stored, continuously, so every page of the dashboard has something to show.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
-use flowdeck_runtime::{Capture, Ctx, Line, PipelineHandle, RetryPolicy, Stage};
+use flowdeck_runtime::{Capture, Ctx, Line, PipelineHandle, Question, RetryPolicy, Stage};
 
 use crate::dashboard::{
     builtin, Agg, Chart, Check, Dashboard, Gauge, Log, Metric, Outcome, Page, Source, Status,
@@ -81,6 +87,18 @@ impl DemoError {
 const SOURCES: [&str; 4] = ["rss", "s3", "crawler", "upload"];
 const LABELS: [&str; 5] = ["news", "finance", "sports", "science", "other"];
 
+/// Records a demo pipeline sends to a reviewer at once, at most.
+const REVIEWS: usize = 100;
+
+/// Counts a review done when dropped (answered, defaulted or cancelled).
+struct Decrement(Arc<AtomicUsize>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A simulated wait between `from_ms` and `to_ms`, times `scale` (0 skips the wait).
 async fn pause(from_ms: u64, to_ms: u64, scale: f64) {
     let ms = rand::rng().random_range(from_ms..=to_ms) as f64 * scale;
@@ -102,6 +120,7 @@ pub const NAME: &str = "document-enrichment";
 /// The demo under another name: a dashboard of several pipelines serves several of them.
 pub fn start_named(name: &str, rate: u32, latency: f64) -> PipelineHandle {
     let scale = latency.max(0.0);
+    let reviews = Arc::new(AtomicUsize::new(0));
     let running = Line::<Document>::new(name)
         .stage(
             Stage::map("ingest", move |doc: Document, cx: Ctx| async move {
@@ -199,17 +218,40 @@ pub fn start_named(name: &str, rate: u32, latency: f64) -> PipelineHandle {
             .capture(capture()),
         )
         .stage(
-            Stage::map("store", move |e: Enriched, cx: Ctx| async move {
-                pause(2, 10, scale).await;
-                if rand::rng().random_range(0..100) == 0 {
-                    tracing::warn!(
-                        source = format!("store-{}", cx.worker()),
-                        "the store rejected a record"
-                    );
-                    return Err(DemoError::StoreRejected);
+            Stage::map("store", move |e: Enriched, cx: Ctx| {
+                let reviews = reviews.clone();
+                async move {
+                    pause(2, 10, scale).await;
+                    // One record in 300 goes to a reviewer first; nobody answering within two
+                    // minutes publishes it. The item waits without holding one of the two workers.
+                    // At most REVIEWS wait at once, whatever the demo's rate.
+                    let reviewing = reviews.load(Ordering::Relaxed) < REVIEWS;
+                    if reviewing && rand::rng().random_range(0..300) == 0 {
+                        reviews.fetch_add(1, Ordering::Relaxed);
+                        let _done = Decrement(reviews.clone());
+                        let question = Question::new(format!("Publish “{}”?", e.title))
+                            .body(format!(
+                                "The model labelled this record **{}**: {} words, {} tokens.\n\n\
+                             Publish it, or hold it back for a closer look?",
+                                e.label, e.words, e.tokens
+                            ))
+                            .options(["publish", "hold"])
+                            .default_after(Duration::from_secs(120), "publish");
+                        // Cancelled (the demo stopped) or not askable: stored as it is.
+                        if let Ok(answer) = cx.ask(question).await {
+                            cx.annotate("review", answer.choice.as_str());
+                        }
+                    }
+                    if rand::rng().random_range(0..100) == 0 {
+                        tracing::warn!(
+                            source = format!("store-{}", cx.worker()),
+                            "the store rejected a record"
+                        );
+                        return Err(DemoError::StoreRejected);
+                    }
+                    cx.annotate("label", e.label);
+                    Ok((e.words, e.tokens))
                 }
-                cx.annotate("label", e.label);
-                Ok((e.words, e.tokens))
             })
             .workers(2)
             .queue(64)

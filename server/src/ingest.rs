@@ -100,6 +100,26 @@ fn check(b: &ReportBatch) -> Result<(), String> {
             ));
         }
     }
+    if b.questions.len() > 10_000 {
+        return Err(format!(
+            "a batch carries at most 10000 question changes, got {}",
+            b.questions.len()
+        ));
+    }
+    for (i, c) in b.questions.iter().enumerate() {
+        let q = c.question();
+        if usize::from(q.stage) >= n {
+            return Err(format!(
+                "questions[{i}] (question {}) names stage {}, past the {n} stages",
+                q.id, q.stage
+            ));
+        }
+        if q.id == 0 || q.title.trim().is_empty() || q.options.is_empty() {
+            return Err(format!(
+                "questions[{i}] needs an id above 0, a title and at least one option"
+            ));
+        }
+    }
     if let Some(s) = &b.snapshot {
         if s.stages.len() != n {
             return Err(format!(
@@ -139,54 +159,62 @@ async fn ingest(
             "/p/{slug}/ is a pipeline of the dashboard's own process; report under another name"
         )));
     }
-    let mirror = mirror_for(&state, &slug, &batch);
+    let (mirror, new) = mirror_for(&state, &slug, &batch);
     state.reporters.heard(&slug, &batch.pipeline, batch.dropped);
     mirror.items(batch.items);
+    mirror.questions(batch.questions);
     if let Some(snapshot) = batch.snapshot {
         mirror.snapshot(snapshot);
     }
     Ok(Json(IngestReply {
         commands: mirror.take_commands(),
+        // A run met now (a new one, or after this dashboard restarted) may have questions
+        // pending from before: its next batch brings them all.
+        resend_questions: new,
     }))
 }
 
 /// The mirror of the batch's run: the one already served, or a new one (a new pipeline,
-/// or a new run of it) put under its base.
-fn mirror_for(state: &AppState, slug: &str, batch: &ReportBatch) -> Mirror {
+/// or a new run of it) put under its base; and whether it is new.
+fn mirror_for(state: &AppState, slug: &str, batch: &ReportBatch) -> (Mirror, bool) {
     let timeout = state.config.reporter_timeout;
-    state
-        .reporters
-        .mirror(slug, batch.started_unix_ms, &batch.stages, timeout, || {
-            let (handle, mirror) = flowdeck_runtime::mirror(
-                batch.pipeline.clone(),
-                batch.stages.clone(),
-                batch.edges.clone(),
-                REPORTED_RETENTION,
-            );
-            // Its run starts when the reporter's did, before anything reads it. Not with
-            // the batch's snapshot: a run shorter than a batch arrives finished, and a
-            // mirror told so before its hub subscribes would end its feed with nobody
-            // having read the events.
-            mirror.snapshot(flowdeck_protocol::Snapshot {
-                pipeline: batch.pipeline.clone(),
-                state: flowdeck_protocol::PipelineState::Running,
-                started_unix_ms: batch.started_unix_ms,
-                edges: batch.edges.clone(),
-                stages: batch
-                    .stages
-                    .iter()
-                    .map(|name| flowdeck_protocol::StageSnapshot {
-                        name: name.clone(),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
+    let mut new = false;
+    let mirror =
+        state
+            .reporters
+            .mirror(slug, batch.started_unix_ms, &batch.stages, timeout, || {
+                new = true;
+                let (handle, mirror) = flowdeck_runtime::mirror(
+                    batch.pipeline.clone(),
+                    batch.stages.clone(),
+                    batch.edges.clone(),
+                    REPORTED_RETENTION,
+                );
+                // Its run starts when the reporter's did, before anything reads it. Not with
+                // the batch's snapshot: a run shorter than a batch arrives finished, and a
+                // mirror told so before its hub subscribes would end its feed with nobody
+                // having read the events.
+                mirror.snapshot(flowdeck_protocol::Snapshot {
+                    pipeline: batch.pipeline.clone(),
+                    state: flowdeck_protocol::PipelineState::Running,
+                    started_unix_ms: batch.started_unix_ms,
+                    edges: batch.edges.clone(),
+                    stages: batch
+                        .stages
+                        .iter()
+                        .map(|name| flowdeck_protocol::StageSnapshot {
+                            name: name.clone(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                });
+                let scope = state.sibling(handle, slug);
+                state
+                    .pipelines
+                    .put_reported(scope.entry(slug), crate::scopes::scope(scope));
+                tracing::info!(pipeline = %batch.pipeline, slug, "a pipeline reports");
+                mirror
             });
-            let scope = state.sibling(handle, slug);
-            state
-                .pipelines
-                .put_reported(scope.entry(slug), crate::scopes::scope(scope));
-            tracing::info!(pipeline = %batch.pipeline, slug, "a pipeline reports");
-            mirror
-        })
+    (mirror, new)
 }

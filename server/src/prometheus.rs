@@ -173,7 +173,11 @@ pub fn render(s: &Snapshot, latency: &[LatencyHistogram], p: &Process) -> String
         "gauge",
         "Questions the pipeline's stages asked that wait for a person.",
     );
-    o.sample("flowdeck_questions_pending", &pl, s.questions_pending as f64);
+    o.sample(
+        "flowdeck_questions_pending",
+        &pl,
+        s.questions_pending as f64,
+    );
     o.family(
         "flowdeck_retries_total",
         "counter",

@@ -1,7 +1,7 @@
 //! Questions as the dashboard serves them: the Markdown body rendered for pages, who may
 //! answer, and an answer taken (checked by the pipeline's registry) with its audit entry.
 
-use flowdeck_protocol::question::{AnswerProblem, QuestionInfo, Reply};
+use flowdeck_protocol::question::{AnswerProblem, QuestionInfo, QuestionPage, Reply, Which};
 use flowdeck_runtime::PipelineHandle;
 use pulldown_cmark::{Event, Options, Parser};
 
@@ -16,11 +16,14 @@ use crate::{
 /// allowlist: formatting, lists, tables, code and links to http(s) and mail, nothing that
 /// runs or loads.
 pub fn render(markdown: &str) -> String {
-    let parser = Parser::new_ext(markdown, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH)
-        .map(|e| match e {
-            Event::Html(t) | Event::InlineHtml(t) => Event::Text(t),
-            other => other,
-        });
+    let parser = Parser::new_ext(
+        markdown,
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
+    )
+    .map(|e| match e {
+        Event::Html(t) | Event::InlineHtml(t) => Event::Text(t),
+        other => other,
+    });
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, parser);
     ammonia::Builder::default()
@@ -35,6 +38,41 @@ pub fn render(markdown: &str) -> String {
 pub fn for_page(mut q: QuestionInfo) -> QuestionInfo {
     q.body_html = Some(render(&q.body));
     q
+}
+
+/// A page of the live run's questions: pending first (oldest first), then the closed ones
+/// kept (newest first), those `which` admits about `item`, their bodies rendered.
+pub fn page(
+    pipeline: &PipelineHandle,
+    which: Which,
+    item: Option<u64>,
+    offset: usize,
+    limit: usize,
+) -> QuestionPage {
+    let registry = pipeline.questions();
+    let pending = registry.pending();
+    let pending_count = pending.len() as u64;
+    let keep = |q: &QuestionInfo| which.admits(q) && item.is_none_or(|i| q.item == i);
+    // Most pages ask for the pending ones: the closed ones are read only past them.
+    let matching: Vec<QuestionInfo> = if which == Which::Pending {
+        pending.into_iter().filter(keep).collect()
+    } else {
+        pending
+            .into_iter()
+            .chain(registry.closed())
+            .filter(keep)
+            .collect()
+    };
+    QuestionPage {
+        total: matching.len() as u64,
+        pending: pending_count,
+        questions: matching
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(for_page)
+            .collect(),
+    }
 }
 
 /// Why `who` may not answer `q`, if they may not: a readonly dashboard, a viewer, or

@@ -59,10 +59,26 @@ struct Server {
     handle: PipelineHandle,
 }
 
-async fn server() -> (Server, flowdeck_runtime::Running<u32, (u32, String, Option<String>)>) {
-    let tokens = [("ada", Role::Admin), ("bob", Role::Admin), ("vic", Role::Viewer)].map(|(name, role)| {
+async fn server() -> (
+    Server,
+    flowdeck_runtime::Running<u32, (u32, String, Option<String>)>,
+) {
+    let tokens = [
+        ("ada", Role::Admin),
+        ("bob", Role::Admin),
+        ("vic", Role::Viewer),
+    ]
+    .map(|(name, role)| {
         let (token, sha256) = new_token();
-        (token, TokenConfig { name: name.into(), sha256, role }, name)
+        (
+            token,
+            TokenConfig {
+                name: name.into(),
+                sha256,
+                role,
+            },
+            name,
+        )
     });
     let auth = Auth::new(AuthConfig {
         users: vec![],
@@ -145,7 +161,10 @@ async fn questions_are_listed_answered_once_and_refused_with_reasons() {
     assert_eq!(form["fields"][1]["type"], "integer");
     let html = form["body_html"].as_str().unwrap();
     assert!(html.contains("<strong>Summary</strong>"), "{html}");
-    assert!(!html.contains("<script") && !html.contains("javascript:"), "{html}");
+    assert!(
+        !html.contains("<script") && !html.contains("javascript:"),
+        "{html}"
+    );
     assert_eq!(named["assignees"], json!(["ada", "ops"]));
 
     // The summary counts them (from the stream's next frame); the items are waiting.
@@ -163,13 +182,42 @@ async fn questions_are_listed_answered_once_and_refused_with_reasons() {
     assert_eq!(waiting["items"].as_array().unwrap().len(), 2, "{waiting}");
 
     // Refusals: each leaves the question open.
-    let (code, err) = s.answer("ada", fid, json!({"choice": "maybe", "data": {}})).await;
-    assert_eq!((code, err["field"].as_str()), (400, Some("choice")), "{err}");
-    let (code, err) = s.answer("ada", fid, json!({"choice": "publish", "data": {"title": "T", "score": 9}})).await;
-    assert_eq!((code, err["field"].as_str()), (400, Some("data.score")), "{err}");
-    assert!(err["message"].as_str().unwrap().contains("at most 5"), "{err}");
-    let (code, err) = s.answer("ada", fid, json!({"choice": "publish", "data": {"score": 2}})).await;
-    assert_eq!((code, err["field"].as_str()), (400, Some("data.title")), "{err}");
+    let (code, err) = s
+        .answer("ada", fid, json!({"choice": "maybe", "data": {}}))
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (400, Some("choice")),
+        "{err}"
+    );
+    let (code, err) = s
+        .answer(
+            "ada",
+            fid,
+            json!({"choice": "publish", "data": {"title": "T", "score": 9}}),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (400, Some("data.score")),
+        "{err}"
+    );
+    assert!(
+        err["message"].as_str().unwrap().contains("at most 5"),
+        "{err}"
+    );
+    let (code, err) = s
+        .answer(
+            "ada",
+            fid,
+            json!({"choice": "publish", "data": {"score": 2}}),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (400, Some("data.title")),
+        "{err}"
+    );
     let (code, err) = s.answer("vic", fid, json!({"choice": "publish"})).await;
     assert_eq!(code, 403, "a viewer: {err}");
     let (code, err) = s.answer("bob", nid, json!({"choice": "publish"})).await;
@@ -182,19 +230,40 @@ async fn questions_are_listed_answered_once_and_refused_with_reasons() {
     assert_eq!(s.handle.questions().pending_count(), 2, "still open");
 
     // The first valid answer wins and reaches the item; the second is a 409 naming it.
-    let (code, q) = s.answer("bob", fid, json!({"choice": "publish", "data": {"title": "Fixed", "score": 4}})).await;
+    let (code, q) = s
+        .answer(
+            "bob",
+            fid,
+            json!({"choice": "publish", "data": {"title": "Fixed", "score": 4}}),
+        )
+        .await;
     assert_eq!(code, 200, "{q}");
-    assert_eq!((q["state"].as_str(), q["answer"]["by"].as_str()), (Some("answered"), Some("bob")));
-    let (code, err) = s.answer("ada", fid, json!({"choice": "rewrite", "data": {"title": "X", "score": 1}})).await;
+    assert_eq!(
+        (q["state"].as_str(), q["answer"]["by"].as_str()),
+        (Some("answered"), Some("bob"))
+    );
+    let (code, err) = s
+        .answer(
+            "ada",
+            fid,
+            json!({"choice": "rewrite", "data": {"title": "X", "score": 1}}),
+        )
+        .await;
     assert_eq!(code, 409, "{err}");
     assert!(err["message"].as_str().unwrap().contains("by bob"), "{err}");
     let (code, _) = s.answer("ada", nid, json!({"choice": "rewrite"})).await;
     assert_eq!(code, 200);
-    let mut outs = vec![running.outputs.recv().await.unwrap(), running.outputs.recv().await.unwrap()];
+    let mut outs = vec![
+        running.outputs.recv().await.unwrap(),
+        running.outputs.recv().await.unwrap(),
+    ];
     outs.sort();
     assert_eq!(
         outs,
-        [(1, "publish".to_owned(), Some("Fixed".to_owned())), (11, "rewrite".to_owned(), None)]
+        [
+            (1, "publish".to_owned(), Some("Fixed".to_owned())),
+            (11, "rewrite".to_owned(), None)
+        ]
     );
 
     let (_, page) = s.get("/api/v1/questions?state=answered").await;
@@ -208,11 +277,27 @@ async fn questions_are_listed_answered_once_and_refused_with_reasons() {
         .unwrap()
         .iter()
         .filter(|e| e["action"] == "answer")
-        .map(|e| (e["user"].as_str().unwrap().to_owned(), e["outcome"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["user"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert!(answers.contains(&("bob".into(), "ok: publish".into())), "{answers:?}");
-    assert!(answers.iter().any(|(u, o)| u == "vic" && o.contains("viewer")), "{answers:?}");
-    assert_eq!(answers.iter().filter(|(_, o)| o.starts_with("ok")).count(), 2);
+    assert!(
+        answers.contains(&("bob".into(), "ok: publish".into())),
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|(u, o)| u == "vic" && o.contains("viewer")),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|(_, o)| o.starts_with("ok")).count(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,8 +318,12 @@ async fn the_stream_carries_questions_and_prometheus_the_waiting_items() {
     let asked = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(Ok(e)) = events.next().await {
             let frame: flowdeck_protocol::stream::Frame = match e.event.as_str() {
-                "full" => flowdeck_protocol::stream::Frame::Full(serde_json::from_str(&e.data).unwrap()),
-                _ => flowdeck_protocol::stream::Frame::Delta(serde_json::from_str(&e.data).unwrap()),
+                "full" => {
+                    flowdeck_protocol::stream::Frame::Full(serde_json::from_str(&e.data).unwrap())
+                }
+                _ => {
+                    flowdeck_protocol::stream::Frame::Delta(serde_json::from_str(&e.data).unwrap())
+                }
             };
             let st = state.get_or_insert_with(Default::default);
             st.apply(frame).unwrap();
@@ -259,7 +348,13 @@ async fn the_stream_carries_questions_and_prometheus_the_waiting_items() {
         .text()
         .await
         .unwrap();
-    assert!(text.contains(r#"flowdeck_items{pipeline="review",state="waiting"} 1"#), "{text}");
-    assert!(text.contains(r#"flowdeck_questions_pending{pipeline="review"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"flowdeck_items{pipeline="review",state="waiting"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"flowdeck_questions_pending{pipeline="review"} 1"#),
+        "{text}"
+    );
     common::promtool::promtool(&text).unwrap();
 }

@@ -5,8 +5,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flowdeck_protocol::{
-    logs::LogRecord, question::QuestionInfo, runs::StatusCounts, Ancestor, AuditEntry, Edge, ErrorInfo, ErrorSummary,
-    FailedItem, ItemDetail, ItemId, ItemStatus, ItemSummary, Snapshot, RECENT_FAILURES,
+    logs::LogRecord, question::QuestionInfo, runs::StatusCounts, Ancestor, AuditEntry, Edge,
+    ErrorInfo, ErrorSummary, FailedItem, ItemDetail, ItemId, ItemStatus, ItemSummary, Snapshot,
+    RECENT_FAILURES,
 };
 use rusqlite::{params, params_from_iter, types::Value as Sql, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -122,9 +123,8 @@ pub(crate) fn mark_interrupted(conn: &mut Connection) -> Result<(), StoreError> 
         )?;
         // Its questions died with it: nobody can answer them any more.
         let pending: Vec<(i64, String)> = {
-            let mut st = tx.prepare(
-                "SELECT id, info FROM questions WHERE run = ?1 AND state = 'pending'",
-            )?;
+            let mut st =
+                tx.prepare("SELECT id, info FROM questions WHERE run = ?1 AND state = 'pending'")?;
             let rows = st.query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -834,10 +834,9 @@ impl Store {
                  ORDER BY state <> 'pending', CASE WHEN state = 'pending' THEN id ELSE -id END
                  LIMIT ?3 OFFSET ?4"
             ))?;
-            let rows = st.query_map(
-                params![run, item, limit as i64, clamped(offset)],
-                |r| r.get::<_, String>(0),
-            )?;
+            let rows = st.query_map(params![run, item, limit as i64, clamped(offset)], |r| {
+                r.get::<_, String>(0)
+            })?;
             let mut out = Vec::new();
             for row in rows {
                 if let Ok(q) = serde_json::from_str(&row?) {

@@ -3,7 +3,11 @@
 //! views and keys are tested over a made-up [`LiveState`].
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use flowdeck_protocol::{stream::LiveState, ItemId, ItemStatus, TaskDetail};
+use flowdeck_protocol::{
+    question::{FieldKind, QuestionId, QuestionInfo, Reply},
+    stream::LiveState,
+    ItemId, ItemStatus, TaskDetail,
+};
 
 use crate::theme::Theme;
 
@@ -13,10 +17,17 @@ pub enum Tab {
     Stages,
     Tasks,
     Errors,
+    Questions,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Overview, Tab::Stages, Tab::Tasks, Tab::Errors];
+    pub const ALL: [Tab; 5] = [
+        Tab::Overview,
+        Tab::Stages,
+        Tab::Tasks,
+        Tab::Errors,
+        Tab::Questions,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -24,6 +35,81 @@ impl Tab {
             Tab::Stages => "Stages",
             Tab::Tasks => "Tasks",
             Tab::Errors => "Errors",
+            Tab::Questions => "Questions",
+        }
+    }
+}
+
+/// A question being answered: the option chosen, the form's fields as typed, the field
+/// being typed into, and the server's last refusal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answering {
+    pub question: QuestionInfo,
+    pub choice: usize,
+    pub values: Vec<String>,
+    pub field: usize,
+    /// The server's last word: why it refused, or that it took the answer.
+    pub said: Option<Result<String, String>>,
+}
+
+impl Answering {
+    fn new(question: QuestionInfo) -> Self {
+        let values = vec![String::new(); question.fields.len()];
+        Answering {
+            question,
+            choice: 0,
+            values,
+            field: 0,
+            said: None,
+        }
+    }
+
+    /// The reply as typed: each field read as its kind takes it (a list is split at
+    /// commas, a yes/no is a boolean); what does not parse goes as text, for the server
+    /// to name.
+    pub fn reply(&self) -> Reply {
+        let choice = self
+            .question
+            .options
+            .get(self.choice)
+            .cloned()
+            .unwrap_or_default();
+        if self.question.fields.is_empty() {
+            return Reply {
+                choice,
+                data: serde_json::Value::Null,
+            };
+        }
+        let mut data = serde_json::Map::new();
+        for (f, v) in self.question.fields.iter().zip(&self.values) {
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            let text = || serde_json::Value::String(v.to_owned());
+            let value = match &f.kind {
+                FieldKind::Integer { .. } => v.parse::<i64>().map_or_else(|_| text(), Into::into),
+                FieldKind::Number { .. } => v
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or_else(text, serde_json::Value::Number),
+                FieldKind::Boolean => match v.to_lowercase().as_str() {
+                    "y" | "yes" | "true" | "1" => true.into(),
+                    "n" | "no" | "false" | "0" => false.into(),
+                    _ => text(),
+                },
+                FieldKind::List => v
+                    .split(',')
+                    .map(|s| serde_json::Value::String(s.trim().to_owned()))
+                    .collect(),
+                _ => text(),
+            };
+            data.insert(f.name.clone(), value);
+        }
+        Reply {
+            choice,
+            data: serde_json::Value::Object(data),
         }
     }
 }
@@ -40,9 +126,10 @@ pub enum Link {
 }
 
 /// What a key asks of the network.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     OpenTask(ItemId),
+    Answer(QuestionId, Reply),
     Quit,
 }
 
@@ -63,6 +150,8 @@ pub struct App {
     pub selected: usize,
     /// The task shown over the tabs, once loaded; `Err` says why it is not.
     pub task: Option<Result<TaskDetail, String>>,
+    /// The question open for an answer, over the tabs.
+    pub answering: Option<Answering>,
     pub help: bool,
 }
 
@@ -78,8 +167,67 @@ impl App {
             editing: false,
             selected: 0,
             task: None,
+            answering: None,
             help: false,
         }
+    }
+
+    /// The questions the Questions tab lists: pending ones (oldest first), then the
+    /// closed ones kept (newest first).
+    pub fn questions<'a>(&self, state: &'a LiveState) -> Vec<&'a QuestionInfo> {
+        let mut pending: Vec<&QuestionInfo> = state.pending_questions().collect();
+        let mut closed: Vec<&QuestionInfo> = state
+            .questions
+            .values()
+            .filter(|q| !q.state.is_pending())
+            .collect();
+        closed.reverse();
+        pending.append(&mut closed);
+        pending
+    }
+
+    /// Keys while a question is open: ←→ choose an option, ↑↓ move between fields, type
+    /// into a field, Enter answers, Esc closes.
+    fn on_answer_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let a = self.answering.as_mut()?;
+        let fields = a.question.fields.len();
+        match key.code {
+            KeyCode::Esc => self.answering = None,
+            KeyCode::Left => a.choice = a.choice.saturating_sub(1),
+            KeyCode::Right => {
+                if a.choice + 1 < a.question.options.len() {
+                    a.choice += 1;
+                }
+            }
+            KeyCode::Up => a.field = a.field.saturating_sub(1),
+            KeyCode::Down | KeyCode::Tab => {
+                if a.field + 1 < fields {
+                    a.field += 1;
+                }
+            }
+            KeyCode::Backspace => {
+                if let Some(v) = a.values.get_mut(a.field) {
+                    v.pop();
+                }
+            }
+            KeyCode::Char(c) if fields > 0 => {
+                if let Some(v) = a.values.get_mut(a.field) {
+                    v.push(c);
+                }
+            }
+            // Without a form, a digit picks an option.
+            KeyCode::Char(c @ '1'..='9') => {
+                let i = usize::from(c as u8 - b'1');
+                if i < a.question.options.len() {
+                    a.choice = i;
+                }
+            }
+            KeyCode::Enter if a.question.state.is_pending() => {
+                return Some(Action::Answer(a.question.id, a.reply()));
+            }
+            _ => {}
+        }
+        None
     }
 
     /// The retained items the task list shows, newest first, with the filters applied.
@@ -121,6 +269,9 @@ impl App {
             self.help = false;
             return None;
         }
+        if self.answering.is_some() {
+            return self.on_answer_key(key);
+        }
         if self.task.is_some() {
             match key.code {
                 KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => self.task = None,
@@ -135,7 +286,7 @@ impl App {
             KeyCode::Char('?') => self.help = true,
             KeyCode::Tab | KeyCode::Right => self.switch(1),
             KeyCode::BackTab | KeyCode::Left => self.switch(Tab::ALL.len() - 1),
-            KeyCode::Char(c @ '1'..='4') => {
+            KeyCode::Char(c @ '1'..='5') => {
                 self.tab = Tab::ALL[usize::from(c as u8 - b'1')];
                 self.selected = 0;
             }
@@ -169,6 +320,11 @@ impl App {
                 self.text.clear();
                 self.selected = 0;
             }
+            KeyCode::Enter if self.tab == Tab::Questions => {
+                let q =
+                    state.and_then(|s| self.questions(s).get(self.selected).map(|q| (*q).clone()));
+                self.answering = q.map(Answering::new);
+            }
             KeyCode::Enter => return self.selected_item(state).map(Action::OpenTask),
             _ => {}
         }
@@ -186,6 +342,7 @@ impl App {
         match self.tab {
             Tab::Tasks => self.tasks(state).count(),
             Tab::Errors => state.errors.recent.len(),
+            Tab::Questions => self.questions(state).len(),
             _ => 0,
         }
     }

@@ -69,6 +69,39 @@ impl Client {
         res.json().await.map_err(|e| format!("{path}: {e}"))
     }
 
+    /// Answers question `id` with `reply`: the question as it closed, or the server's
+    /// reason for refusing (the field it names, who answered first).
+    pub async fn answer(
+        &self,
+        id: flowdeck_protocol::question::QuestionId,
+        reply: &flowdeck_protocol::question::Reply,
+    ) -> Result<flowdeck_protocol::question::QuestionInfo, String> {
+        let req = self
+            .http
+            .post(format!("{}/api/v1/questions/{id}/answer", self.base))
+            .json(reply)
+            .timeout(Duration::from_secs(10));
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let res = req
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {}: {e}", self.base))?;
+        let status = res.status();
+        if !status.is_success() {
+            let body = res.text().await.unwrap_or_default();
+            // The server's message says what to fix (the field, who answered first).
+            let said = serde_json::from_str::<serde_json::Value>(&body).ok();
+            return Err(match said.as_ref().and_then(|v| v["message"].as_str()) {
+                Some(message) if status.as_u16() != 401 => format!("refused ({status}): {message}"),
+                _ => explain(status, &body),
+            });
+        }
+        res.json().await.map_err(|e| e.to_string())
+    }
+
     /// One task, live or (with `run`) from a stored run.
     pub async fn task(&self, id: ItemId, run: Option<i64>) -> Result<TaskDetail, String> {
         match run {

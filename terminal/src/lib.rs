@@ -87,6 +87,8 @@ async fn ui(
     };
     // The task open (or being opened) and when it was last asked for.
     let mut open: Option<(u64, Instant)> = None;
+    // Answers are sent off the screen's loop too.
+    let (answer_tx, mut answer_rx) = tokio::sync::mpsc::channel(4);
     loop {
         app.link = link.borrow().clone();
         terminal
@@ -100,6 +102,11 @@ async fn ui(
                         read_task(id);
                         open = Some((id, Instant::now()));
                     }
+                }
+            }
+            Some((id, said)) = answer_rx.recv() => {
+                if let Some(a) = app.answering.as_mut().filter(|a| a.question.id == id) {
+                    a.said = Some(said);
                 }
             }
             Some((id, detail)) = task_rx.recv() => {
@@ -120,6 +127,16 @@ async fn ui(
                         Some(Action::OpenTask(id)) => {
                             read_task(id);
                             open = Some((id, Instant::now()));
+                        }
+                        Some(Action::Answer(id, reply)) => {
+                            let (client, tx) = (client.clone(), answer_tx.clone());
+                            tokio::spawn(async move {
+                                let said = client.answer(id, &reply).await.map(|q| {
+                                    let choice = q.answer.map(|a| a.choice).unwrap_or_default();
+                                    format!("Answered “{choice}”: the item goes on.")
+                                });
+                                let _ = tx.send((id, said)).await;
+                            });
                         }
                         None => {}
                     }

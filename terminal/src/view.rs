@@ -40,6 +40,7 @@ pub fn draw(f: &mut Frame, app: &App, state: Option<&LiveState>) {
         tabs,
     );
     match (state, &app.task) {
+        _ if app.answering.is_some() => answering(f, body, app),
         (_, Some(Ok(detail))) => task(f, body, app, detail),
         (_, Some(Err(why))) => f.render_widget(
             Paragraph::new(why.as_str())
@@ -56,6 +57,7 @@ pub fn draw(f: &mut Frame, app: &App, state: Option<&LiveState>) {
             Tab::Stages => stages(f, body, app, state),
             Tab::Tasks => tasks(f, body, app, state),
             Tab::Errors => errors(f, body, app, state),
+            Tab::Questions => questions(f, body, app, state),
         },
     }
     f.render_widget(
@@ -95,6 +97,14 @@ fn header_line<'a>(app: &App, state: Option<&LiveState>) -> Line<'a> {
         };
         spans.push(Span::raw(" · "));
         spans.push(Span::styled(format!("{level}: {reason}"), style));
+        match snap.questions_pending {
+            0 => {}
+            1 => spans.push(Span::styled(" · 1 question waits", t.accent())),
+            n => spans.push(Span::styled(
+                format!(" · {} questions wait", count(n)),
+                t.accent(),
+            )),
+        }
     }
     let (link, style) = match &app.link {
         Link::Connecting => ("connecting".to_owned(), t.muted()),
@@ -112,13 +122,17 @@ fn footer_line(app: &App) -> String {
     if app.editing {
         return format!("filter: {}▏  (Enter or Esc to finish)", app.text);
     }
+    if app.answering.is_some() {
+        return "←→ option · ↑↓ field · type into the field · Enter answer · Esc back".to_owned();
+    }
     if app.task.is_some() {
         return "Esc back · ? help · q quit".to_owned();
     }
     match app.tab {
         Tab::Tasks => "↑↓ select · Enter open · / text · s status · g stage · c clear · Tab next · ? help · q quit".to_owned(),
         Tab::Errors => "↑↓ select · Enter open · Tab next · ? help · q quit".to_owned(),
-        _ => "1-4 or Tab: pages · ? help · q quit".to_owned(),
+        Tab::Questions => "↑↓ select · Enter answer · Tab next · ? help · q quit".to_owned(),
+        _ => "1-5 or Tab: pages · ? help · q quit".to_owned(),
     }
 }
 
@@ -620,7 +634,7 @@ fn task(f: &mut Frame, area: Rect, app: &App, d: &TaskDetail) {
 }
 
 const HELP: &[(&str, &str)] = &[
-    ("1 2 3 4", "Overview, Stages, Tasks, Errors"),
+    ("1 2 3 4 5", "Overview, Stages, Tasks, Errors, Questions"),
     ("Tab / Shift-Tab", "next / previous page"),
     ("↑ ↓  j k", "select a row (Tasks, Errors)"),
     ("PgUp PgDn Home", "move faster"),
@@ -628,7 +642,11 @@ const HELP: &[(&str, &str)] = &[
         "Enter",
         "open the selected task: stages, error, provenance, history",
     ),
-    ("Esc", "back from a task"),
+    ("Esc", "back from a task or a question"),
+    (
+        "Enter (Questions)",
+        "answer: ←→ option, ↑↓ field, type, Enter",
+    ),
     ("/", "filter tasks by id (#42) or error kind"),
     ("s", "cycle the status filter"),
     ("g", "cycle the stage filter"),
@@ -636,6 +654,114 @@ const HELP: &[(&str, &str)] = &[
     ("?", "this help (any key closes it)"),
     ("q  Ctrl-C", "quit"),
 ];
+
+fn questions(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
+    let t = app.theme;
+    let list = app.questions(state);
+    let pending = list.iter().filter(|q| q.state.is_pending()).count();
+    let visible = usize::from(area.height.saturating_sub(3));
+    let rows = selectable(app, list.into_iter(), visible, |q| {
+        let state = q.state.as_str();
+        let answer = q
+            .answer
+            .as_ref()
+            .map(|a| format!("{} ({})", a.choice, a.by.as_deref().unwrap_or("default")))
+            .unwrap_or_default();
+        Row::new(vec![
+            Cell::from(format!("#{}", q.id)),
+            Cell::from(state).style(if q.state.is_pending() {
+                t.accent()
+            } else {
+                t.muted()
+            }),
+            Cell::from(format!("{} #{}", q.stage_name, q.item)),
+            Cell::from(q.title.clone()),
+            Cell::from(answer),
+        ])
+    });
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(7),
+                Constraint::Length(10),
+                Constraint::Length(18),
+                Constraint::Min(20),
+                Constraint::Length(24),
+            ],
+        )
+        .header(Row::new(["Id", "State", "Item", "Question", "Answer"]).style(t.muted()))
+        .block(block(&format!("Questions · {pending} pending"), app)),
+        area,
+    );
+}
+
+/// An open question: what it asks (its Markdown as written), its options with the chosen
+/// one marked, its form's fields with what was typed, and the server's last word.
+fn answering(f: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let Some(a) = &app.answering else { return };
+    let q = &a.question;
+    let mut lines = vec![
+        Line::styled(q.title.clone(), t.title()),
+        Line::styled(
+            format!(
+                "{} · {} · item #{} · {}",
+                q.pipeline,
+                q.stage_name,
+                q.item,
+                q.state.as_str()
+            ),
+            t.muted(),
+        ),
+        Line::raw(""),
+    ];
+    lines.extend(q.body.lines().map(|l| Line::raw(l.to_owned())));
+    lines.push(Line::raw(""));
+    if !q.fields.is_empty() {
+        for (i, (field, value)) in q.fields.iter().zip(&a.values).enumerate() {
+            let marker = if i == a.field { "▸ " } else { "  " };
+            lines.push(Line::from(vec![
+                Span::raw(marker),
+                Span::styled(
+                    format!(
+                        "{}{}: ",
+                        field.label,
+                        if field.required { " *" } else { "" }
+                    ),
+                    t.title(),
+                ),
+                Span::raw(value.clone()),
+                Span::raw(if i == a.field { "▏" } else { "" }),
+            ]));
+        }
+        lines.push(Line::raw(""));
+    }
+    let mut options = vec![Span::raw("Answer: ")];
+    for (i, o) in q.options.iter().enumerate() {
+        let style = if i == a.choice {
+            t.accent().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::new()
+        };
+        options.push(Span::styled(format!(" {} {o} ", i + 1), style));
+        options.push(Span::raw(" "));
+    }
+    lines.push(Line::from(options));
+    if let Some(said) = &a.said {
+        lines.push(Line::raw(""));
+        lines.push(match said {
+            Ok(m) => Line::styled(m.clone(), t.ok()),
+            Err(m) => Line::styled(m.clone(), t.bad()),
+        });
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(&format!("Question #{}", q.id), app)),
+        area,
+    );
+}
 
 fn help(f: &mut Frame, app: &App) {
     let area = f.area();

@@ -68,6 +68,17 @@ impl LazyRoute for TaskRoute {
     }
 }
 
+doc_route!(QuestionsRoute, "questions");
+#[lazy_route]
+impl LazyRoute for QuestionsRoute {
+    fn data() -> Self {
+        Self
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <Questions/> }.into_any()
+    }
+}
+
 doc_route!(ErrorsRoute, "errors");
 #[lazy_route]
 impl LazyRoute for ErrorsRoute {

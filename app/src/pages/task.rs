@@ -192,6 +192,9 @@ pub(crate) fn Detail(d: TaskDetail) -> impl IntoView {
         })
         .collect_view();
     let annotations = detail.annotations.clone();
+    // A stored run's task page reads the run's questions from the store.
+    let stored_run: Option<i64> = use_context::<super::TaskBase>()
+        .and_then(|b| b.0.strip_prefix("/runs/").and_then(|r| r.parse().ok()));
     let inputs = inputs(&detail, &stage);
     view! {
         <div class="page-head">
@@ -202,6 +205,7 @@ pub(crate) fn Detail(d: TaskDetail) -> impl IntoView {
                 .then(|| view! { <crate::control::TaskControls id=detail.id status=detail.status retryable/> })}
         </div>
         <crate::control::ControlError/>
+        <super::ItemQuestions item=detail.id run=stored_run/>
         {from_store.then(|| view! {
             <p class="muted" data-testid="task-from-store">
                 "This item has left the live view's memory (it keeps the most recent items), so \

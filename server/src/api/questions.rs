@@ -12,8 +12,8 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use flowdeck_protocol::question::{QuestionInfo, QuestionState, Reply};
-use serde::{Deserialize, Serialize};
+use flowdeck_protocol::question::{QuestionInfo, QuestionPage, Reply, Which};
+use serde::Deserialize;
 
 use super::{control::Actor, grammar, query::Strict, ApiError, MAX_PAGE};
 use crate::{questions, state::AppState};
@@ -23,20 +23,6 @@ pub fn router() -> Router<AppState> {
         .route("/questions", get(list))
         .route("/questions/{id}", get(one))
         .route("/questions/{id}/answer", post(answer))
-}
-
-/// Which questions a list holds.
-#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Which {
-    /// Pending and closed.
-    #[default]
-    All,
-    Pending,
-    /// Closed with an answer: a person's, or the default taken at the deadline.
-    Answered,
-    /// Closed in any way: answered, defaulted, timed out, cancelled.
-    Closed,
 }
 
 /// `GET /api/v1/questions` parameters.
@@ -50,15 +36,6 @@ pub struct ListQuery {
     limit: Option<usize>,
     /// Questions to skip, at most 1,000,000.
     offset: Option<usize>,
-}
-
-#[derive(Serialize)]
-struct QuestionPage {
-    /// How many match in all.
-    total: usize,
-    /// Those pending (whatever the filter): the top bar's count.
-    pending: usize,
-    questions: Vec<QuestionInfo>,
 }
 
 async fn list(
@@ -78,37 +55,13 @@ async fn list(
         )));
     }
     let which = q.state.unwrap_or_default();
-    let registry = state.hub.pipeline().questions();
-    let pending = registry.pending();
-    let pending_count = pending.len();
-    let keep = |x: &QuestionInfo| {
-        q.item.is_none_or(|item| x.item == item)
-            && match which {
-                Which::All => true,
-                Which::Pending => x.state.is_pending(),
-                Which::Answered => {
-                    matches!(x.state, QuestionState::Answered | QuestionState::Defaulted)
-                }
-                Which::Closed => !x.state.is_pending(),
-            }
-    };
-    let all: Vec<QuestionInfo> = pending
-        .into_iter()
-        .chain(registry.closed())
-        .filter(keep)
-        .collect();
-    let total = all.len();
-    let questions = all
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(questions::for_page)
-        .collect();
-    Ok(Json(QuestionPage {
-        total,
-        pending: pending_count,
-        questions,
-    }))
+    Ok(Json(crate::questions::page(
+        state.hub.pipeline(),
+        which,
+        q.item,
+        offset,
+        limit,
+    )))
 }
 
 fn question_id(raw: &str) -> Result<u64, ApiError> {
@@ -146,7 +99,12 @@ async fn answer(
     // Who may answer is checked before the body, as for every control.
     if let Some(q) = state.hub.pipeline().questions().get(id) {
         if let Some(no) = questions::refusal(state.readonly, &who, &q) {
-            state.audit.record(who.label(), "answer", &format!("question {id}"), no.to_string());
+            state.audit.record(
+                who.label(),
+                "answer",
+                &format!("question {id}"),
+                no.to_string(),
+            );
             return Err(no);
         }
     }
@@ -156,6 +114,13 @@ async fn answer(
         ),
         other => ApiError::BadRequest(format!("bad JSON body: {}", other.body_text())),
     })?;
-    questions::answer(state.hub.pipeline(), &state.audit, state.readonly, &who, id, &reply)
-        .map(|q| Json(questions::for_page(q)))
+    questions::answer(
+        state.hub.pipeline(),
+        &state.audit,
+        state.readonly,
+        &who,
+        id,
+        &reply,
+    )
+    .map(|q| Json(questions::for_page(q)))
 }
