@@ -235,6 +235,8 @@ impl Cluster {
             Box::pin(async move {
                 let consumer = stage_queue(&inner.js, &worker_queue, &inner.settings.queue).await?;
                 let counters = Arc::new(Counters::default());
+                let dispatches = crate::worker::Dispatches::default();
+                let relay_queue = worker_queue.clone();
                 let stage = Arc::new(WorkerStage {
                     queue: worker_queue,
                     task,
@@ -245,17 +247,26 @@ impl Cluster {
                     options: inner.settings.queue.clone(),
                     process: inner.process.clone(),
                     counters: counters.clone(),
+                    dispatches: dispatches.clone(),
                     _types: std::marker::PhantomData,
                 });
                 let (handle, gate) = stage
                     .start(consumer, name.clone(), workers)
                     .map_err(ClusterError::Name)?;
+                let relay = tokio::spawn(crate::worker::relay_questions(
+                    inner.client.clone(),
+                    relay_queue,
+                    inner.process.clone(),
+                    handle.clone(),
+                    dispatches,
+                ));
                 Ok(Served {
                     index,
                     name,
                     handle,
                     gate,
                     counters,
+                    relay,
                 })
             }) as Pin<Box<dyn Future<Output = _> + Send>>
         });

@@ -35,7 +35,7 @@ use crate::{
     msg_id, publish, purge,
     queue::Fetcher,
     replies_queue, stage_queue,
-    wire::{Answer, Envelope, Reply, RetryNotice},
+    wire::{Answer, AnswerCommand, Envelope, QuestionNotice, Reply, RetryNotice},
     StageQueue,
 };
 
@@ -64,10 +64,11 @@ pub(crate) struct DriverCounters {
     pub malformed: AtomicU64,
 }
 
-/// A dispatch waiting for its reply, and told of its retries meanwhile.
+/// A dispatch waiting for its reply, and told of its retries and questions meanwhile.
 struct Waiting {
     reply: oneshot::Sender<Reply>,
     retries: mpsc::UnboundedSender<RetryNotice>,
+    questions: mpsc::UnboundedSender<QuestionNotice>,
 }
 
 /// One distributed stage, in the driver.
@@ -119,8 +120,19 @@ impl DriverStage {
                         kind: "Cluster".into(),
                         message: format!("cannot follow stage {}'s retries: {e}", self.name),
                     })?;
+                let questions = self
+                    .inner
+                    .js
+                    .client()
+                    .subscribe(self.queue.questions_subject())
+                    .await
+                    .map_err(|e| RemoteError {
+                        kind: "Cluster".into(),
+                        message: format!("cannot follow stage {}'s questions: {e}", self.name),
+                    })?;
                 tokio::spawn(read_replies(Arc::downgrade(self), replies));
                 tokio::spawn(read_retries(Arc::downgrade(self), retries));
+                tokio::spawn(read_questions(Arc::downgrade(self), questions));
                 Ok(())
             })
             .await
@@ -172,6 +184,22 @@ async fn read_retries(stage: Weak<DriverStage>, mut notices: async_nats::Subscri
     }
 }
 
+/// Passes the questions worker processes ask (and their closings) to the dispatches they
+/// are about, until the stage is gone.
+async fn read_questions(stage: Weak<DriverStage>, mut notices: async_nats::Subscriber) {
+    while let Some(m) = notices.next().await {
+        let Some(s) = stage.upgrade() else { return };
+        let Ok(n) = serde_json::from_slice::<QuestionNotice>(&m.payload) else {
+            continue;
+        };
+        if n.run == s.inner.run {
+            if let Some(w) = s.pending.lock().get(&n.dispatch) {
+                let _ = w.questions.send(n);
+            }
+        }
+    }
+}
+
 /// Reads a stage's replies until the stage is gone.
 async fn read_replies(stage: Weak<DriverStage>, consumer: PullConsumer) {
     let mut replies = Fetcher::new(consumer, "read replies");
@@ -196,6 +224,69 @@ async fn read_replies(stage: Weak<DriverStage>, consumer: PullConsumer) {
                     );
                     let _ = msg.ack_with(AckKind::Term).await;
                 }
+            }
+        }
+    }
+}
+
+/// Shows a worker process's question about the dispatched item as the item's, with its
+/// answers going back to that process; or closes it as it closed there. `relayed` maps
+/// each (process, question id there) to this dashboard's id.
+async fn relay(
+    stage: &Arc<DriverStage>,
+    cx: &Ctx,
+    n: QuestionNotice,
+    relayed: &mut HashMap<(String, u64), u64>,
+) {
+    use flowdeck_protocol::question::{QuestionChange, QuestionState};
+    match n.change {
+        QuestionChange::Asked(q) => {
+            if relayed.contains_key(&(n.process.clone(), q.id)) {
+                return;
+            }
+            // Asked by another process: the item was delivered again (the one that asked
+            // first died or stalled), whose questions nobody can answer any more.
+            let stale: Vec<((String, u64), u64)> = relayed
+                .iter()
+                .filter(|((p, _), _)| *p != n.process)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            for (key, here) in stale {
+                relayed.remove(&key);
+                if let Some(mut old) = cx.questions_here(here) {
+                    if old.state.is_pending() {
+                        old.state = QuestionState::Cancelled;
+                        cx.relayed_closed(here, old).await;
+                    }
+                }
+            }
+            let there = q.id;
+            let (client, subject) = (
+                stage.inner.js.client().clone(),
+                stage.queue.answers_subject(&n.process),
+            );
+            let send = move |question: u64,
+                             reply: &flowdeck_protocol::question::Reply,
+                             by: Option<&str>| {
+                let answer = AnswerCommand {
+                    question,
+                    reply: reply.clone(),
+                    by: by.map(str::to_owned),
+                };
+                if let Ok(body) = serde_json::to_vec(&answer) {
+                    let (client, subject) = (client.clone(), subject.clone());
+                    tokio::spawn(async move {
+                        let _ = client.publish(subject, body.into()).await;
+                    });
+                }
+            };
+            if let Ok(here) = cx.relay_question(q, Arc::new(send)).await {
+                relayed.insert((n.process, there), here);
+            }
+        }
+        QuestionChange::Closed(q) => {
+            if let Some(here) = relayed.get(&(n.process, q.id)) {
+                cx.relayed_closed(*here, q).await;
             }
         }
     }
@@ -254,10 +345,15 @@ where
             drop(input);
             let (tx, mut rx) = oneshot::channel();
             let (retries, mut retried) = mpsc::unbounded_channel();
-            stage
-                .pending
-                .lock()
-                .insert(dispatch, Waiting { reply: tx, retries });
+            let (questions, mut asked) = mpsc::unbounded_channel();
+            stage.pending.lock().insert(
+                dispatch,
+                Waiting {
+                    reply: tx,
+                    retries,
+                    questions,
+                },
+            );
             let _forget = Forget {
                 stage: &stage,
                 dispatch,
@@ -274,11 +370,15 @@ where
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
             inner.counters.dispatched.fetch_add(1, Ordering::Relaxed);
-            // Each failed attempt a worker sends back shows on the item's page meanwhile.
+            // Each failed attempt a worker sends back shows on the item's page meanwhile,
+            // and each question its task asks is the item's here: listed and answered on
+            // this dashboard, the item waiting (this attempt parked, holding no worker).
+            let mut relayed: HashMap<(String, u64), u64> = HashMap::new();
             let reply = loop {
                 tokio::select! {
                     r = &mut rx => break r,
                     Some(n) = retried.recv() => cx.retried(&n.kind, &n.message).await,
+                    Some(n) = asked.recv() => relay(&stage, &cx, n, &mut relayed).await,
                 }
             };
             let reply = reply.map_err(|_| RemoteError {

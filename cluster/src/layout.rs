@@ -90,6 +90,26 @@ impl StageQueue {
         format!("flowdeck.{}.d{}.retries", self.pipeline, self.stage)
     }
 
+    /// Where worker processes tell of the questions their tasks ask (core NATS).
+    pub fn questions_subject(&self) -> String {
+        format!("flowdeck.{}.d{}.questions", self.pipeline, self.stage)
+    }
+
+    /// Where the answers to one worker process's questions go (core NATS).
+    pub fn answers_subject(&self, process: &str) -> String {
+        let token: String = process
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("flowdeck.{}.d{}.answers.{token}", self.pipeline, self.stage)
+    }
+
     /// The driver's durable consumer of the replies.
     pub fn replies_consumer(&self) -> String {
         format!("d{}-driver", self.stage)

@@ -24,6 +24,8 @@ pub(crate) struct Served {
     pub handle: PipelineHandle,
     pub gate: Arc<Gate>,
     pub counters: Arc<Counters>,
+    /// Relays the questions its tasks ask to the driver, and the answers back.
+    pub relay: JoinHandle<()>,
 }
 
 /// The distributed stages a worker process serves.
@@ -68,6 +70,9 @@ impl WorkerProcess {
         }
         for t in &self.tasks {
             t.abort();
+        }
+        for s in self.stages.iter() {
+            s.relay.abort();
         }
     }
 

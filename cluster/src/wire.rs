@@ -1,5 +1,6 @@
 //! What travels on NATS, as JSON: a dispatched item ([`Envelope`]), a worker's answer
-//! ([`Reply`]), the driver's controls ([`ControlState`]) and a worker process's heartbeat
+//! ([`Reply`]), questions for people and their answers ([`QuestionNotice`],
+//! [`AnswerCommand`]), the driver's controls ([`ControlState`]) and a worker process's heartbeat
 //! (the protocol's `ProcessSnapshot`, which the dashboard shows as it came).
 //!
 //! JSON, and not a compact binary format: a JetStream round trip costs tens of
@@ -63,6 +64,29 @@ pub struct RetryNotice {
     pub delivery: i64,
     pub kind: String,
     pub message: String,
+}
+
+/// A question a worker process's task asked about a dispatched item, or its closing there:
+/// the driver shows it on its dashboard as the item's, and sends answers back as
+/// [`AnswerCommand`]s. Sent on core NATS each time it changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuestionNotice {
+    pub run: String,
+    pub dispatch: u64,
+    /// The worker process: its answers go to its own subject.
+    pub process: String,
+    /// The question as the process's registry has it (its numbering, the driver's item).
+    pub change: flowdeck_protocol::question::QuestionChange,
+}
+
+/// An answer given on the driver's dashboard to a worker process's question (checked
+/// there against its options and form), for that process to take.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnswerCommand {
+    /// The question's id in the worker process.
+    pub question: u64,
+    pub reply: flowdeck_protocol::question::Reply,
+    pub by: Option<String>,
 }
 
 /// The driver's controls over its distributed stages, published when they change and

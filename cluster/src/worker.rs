@@ -59,8 +59,15 @@ pub(crate) struct WorkerStage<I, O, T: TaskFn<I, O>> {
     pub options: QueueOptions,
     pub process: String,
     pub counters: Arc<Counters>,
+    /// The dispatch each local item is running, for its questions' notices.
+    pub dispatches: Dispatches,
     pub _types: std::marker::PhantomData<fn(I) -> O>,
 }
+
+/// The local items in hand, each with the dispatch it runs: (run, dispatch, the driver's
+/// item).
+pub(crate) type Dispatches =
+    Arc<parking_lot::Mutex<std::collections::HashMap<u64, (String, u64, u64)>>>;
 
 /// What a process's workers did with a stage's items, for its heartbeats.
 #[derive(Default)]
@@ -218,6 +225,10 @@ where
         };
         let id = reply_id(&run, self.queue.stage(), dispatch);
         let attempt = u32::try_from(delivered).unwrap_or(u32::MAX);
+        let local = cx.item();
+        self.dispatches
+            .lock()
+            .insert(local, (run.clone(), dispatch, item));
         let result = if attempt > self.retry.max_attempts().saturating_add(POISON_SLACK) {
             Err(Failure::runtime(
                 "Lost",
@@ -229,6 +240,7 @@ where
         } else {
             with_progress(msg, self.options.ack_wait, self.attempt(value, cx)).await
         };
+        self.dispatches.lock().remove(&local);
         let failure = match result.map(|outs| {
             outs.into_iter()
                 .map(serde_json::to_value)
@@ -434,6 +446,63 @@ async fn with_progress<T>(msg: &Message, ack_wait: Duration, work: impl Future<O
         tokio::select! {
             out = &mut work => return out,
             _ = tick.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
+        }
+    }
+}
+
+/// Tells the driver of the questions this process's tasks ask about the items of `queue`
+/// (and their closings), with the dispatch each is about, and takes the answers given on
+/// its dashboard. Ends with the local pipeline.
+pub(crate) async fn relay_questions(
+    client: async_nats::Client,
+    queue: StageQueue,
+    process: String,
+    local: flowdeck_runtime::PipelineHandle,
+    dispatches: Dispatches,
+) {
+    use flowdeck_protocol::question::QuestionChange;
+    use tokio::sync::broadcast::error::RecvError;
+    let mut changes = local.questions().subscribe();
+    let mut answers = match client.subscribe(queue.answers_subject(&process)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(
+                "questions of stage {} cannot be answered from the driver: {e}",
+                queue.stage()
+            );
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            change = changes.recv() => {
+                let change = match change {
+                    Ok(c) => c,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                let mut q = change.question().clone();
+                let Some((run, dispatch, item)) = dispatches.lock().get(&q.item).cloned() else {
+                    continue;
+                };
+                q.item = item;
+                let change = match change {
+                    QuestionChange::Asked(_) => QuestionChange::Asked(q),
+                    QuestionChange::Closed(_) => QuestionChange::Closed(q),
+                };
+                let notice = crate::wire::QuestionNotice { run, dispatch, process: process.clone(), change };
+                if let Ok(body) = serde_json::to_vec(&notice) {
+                    let _ = client.publish(queue.questions_subject(), body.into()).await;
+                }
+            }
+            Some(m) = answers.next() => {
+                let Ok(a) = serde_json::from_slice::<crate::wire::AnswerCommand>(&m.payload) else {
+                    continue;
+                };
+                if let Err(e) = local.questions().answer(a.question, &a.reply, a.by.as_deref()) {
+                    tracing::info!("an answer from the driver was not taken: {e}");
+                }
+            }
         }
     }
 }

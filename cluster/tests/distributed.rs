@@ -280,3 +280,102 @@ async fn pausing_a_distributed_stage_stops_every_worker_process_within_a_second(
     );
     workers.stop().await;
 }
+
+/// A distributed stage's task asks a person: the question is shown on the driver's
+/// dashboard as the driver's item's (waiting, holding no driver worker), an answer given
+/// there reaches the worker process's task, and the item goes on with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distributed_stages_question_is_answered_on_the_drivers_dashboard() {
+    use flowdeck_runtime::{
+        ask::{QuestionState, Reply},
+        Question,
+    };
+    let server = nats_server().await;
+    let connect = || Cluster::connect(&server.url, "review", settings());
+    let (driver, worker) = (connect().await.unwrap(), connect().await.unwrap());
+    let pipeline = |cluster: &Cluster| {
+        Line::<u64>::new("review")
+            .stage(
+                cluster.distribute(
+                    Stage::map("approve", |n: u64, cx| async move {
+                        let a = cx
+                            .ask(Question::new(format!("Keep {n}?")).options(["keep", "drop"]))
+                            .await?;
+                        Ok::<_, String>(format!("{n}:{}:{}", a.choice, a.by.unwrap_or_default()))
+                    })
+                    .workers(1),
+                ),
+            )
+            .build()
+            .unwrap()
+    };
+    let running = pipeline(&driver).start();
+    driver.watch(&running.handle);
+    let _served = pipeline(&worker);
+    let _workers = worker.serve().await.unwrap();
+    let handle = running.handle.clone();
+    running.input.send_all([5, 6]).await;
+
+    // Both wait at once: neither holds the driver's one worker nor the process's.
+    let t = Instant::now();
+    let asked = loop {
+        let p = handle.questions().pending();
+        if p.len() == 2 {
+            break p;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{p:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let q = asked.iter().find(|q| q.title == "Keep 5?").unwrap();
+    assert_eq!(q.stage_name, "approve");
+    assert_eq!(handle.tracker().status(q.item), Some(ItemStatus::Waiting));
+    let reply = Reply {
+        choice: "keep".into(),
+        data: serde_json::Value::Null,
+    };
+    assert!(handle
+        .questions()
+        .answer(
+            q.id,
+            &Reply {
+                choice: "maybe".into(),
+                ..reply.clone()
+            },
+            None
+        )
+        .is_err());
+    handle
+        .questions()
+        .answer(q.id, &reply, Some("ada"))
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), running.outputs.recv())
+        .await
+        .expect("the answer reached the worker process")
+        .unwrap();
+    assert_eq!(out, "5:keep:ada");
+    // Its closing there came back: answered, the item running on.
+    let t = Instant::now();
+    while handle.questions().get(q.id).unwrap().state != QuestionState::Answered
+        || handle.questions().pending_count() != 1
+    {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let other = handle.questions().pending().remove(0);
+    handle
+        .questions()
+        .answer(
+            other.id,
+            &Reply {
+                choice: "drop".into(),
+                ..reply
+            },
+            Some("bob"),
+        )
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), running.outputs.recv())
+        .await
+        .expect("the second answer reached the worker process")
+        .unwrap();
+    assert_eq!(out, "6:drop:bob");
+}

@@ -754,6 +754,53 @@ pub(crate) async fn ask<T: DeserializeOwned + Send + 'static>(
     }
 }
 
+/// Opens a question asked elsewhere about `parked`'s item, whose answers go to `relay`,
+/// and records the item waiting for it; its closing there comes to [`relayed_closed`].
+pub(crate) async fn relay(
+    asking: &StageAsking,
+    parked: &Parked,
+    clock: Clock,
+    events: Option<crate::events::WeakBatchSender>,
+    attempt: u32,
+    mut question: QuestionInfo,
+    relay: Arc<dyn Fn(QuestionId, &Reply, Option<&str>) + Send + Sync>,
+) -> QuestionId {
+    question.state = QuestionState::Pending;
+    question.answer = None;
+    let id = asking
+        .questions
+        .open(question, Responder::Relayed(relay), None);
+    record(&events, parked.item, asking.stage, attempt, clock, true).await;
+    parked.begin_wait(&asking.questions, id);
+    id
+}
+
+/// Closes the question relayed here as `id` as `closing` says it closed where it was
+/// asked, and records the item's wait over.
+pub(crate) async fn relayed_closed(
+    asking: &StageAsking,
+    parked: &Parked,
+    clock: Clock,
+    events: Option<crate::events::WeakBatchSender>,
+    attempt: u32,
+    id: QuestionId,
+    mut closing: QuestionInfo,
+) {
+    let Some(here) = asking.questions.get(id) else {
+        return;
+    };
+    closing.id = id;
+    closing.item = here.item;
+    closing.stage = here.stage;
+    closing.stage_name = here.stage_name;
+    closing.pipeline = here.pipeline;
+    asking.questions.closed_elsewhere(closing);
+    if parked.is_waiting() {
+        parked.end_wait();
+        record(&events, parked.item, asking.stage, attempt, clock, false).await;
+    }
+}
+
 /// Records the item starting (`waiting`) or ending a wait for a person.
 async fn record(
     events: &Option<crate::events::WeakBatchSender>,

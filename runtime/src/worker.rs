@@ -299,28 +299,11 @@ impl Ctx {
         if let Some(problem) = question.problem() {
             return Err(Unanswered::Invalid(problem));
         }
-        let asking = &self.slot.asking;
-        let parked = match self.parked.get() {
-            Some(p) => p.clone(),
-            None => {
-                // A place among the stage's waiting items, taken on the worker: past the
-                // cap, askers queue here.
-                let place = asking
-                    .places
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| Unanswered::Cancelled)?;
-                let p = Arc::new(Parked::new(self.item, place));
-                let _ = self.parked.set(p.clone());
-                *self.slot.park_request.lock() = Some(p.clone());
-                self.slot.park_flag.store(true, Ordering::Release);
-                self.slot.park_waker.wake();
-                p
-            }
-        };
+        // A place among the stage's waiting items is taken on the worker: past the cap,
+        // askers queue there.
+        let parked = self.park().await?;
         crate::ask::ask(
-            asking,
+            &self.slot.asking,
             &parked,
             self.slot.clock,
             self.slot.tracker.clone(),
@@ -328,6 +311,86 @@ impl Ctx {
             question,
         )
         .await
+    }
+
+    /// Shows a question asked about this item somewhere else (by a worker process of a
+    /// distributed stage) as this item's: it is listed and answered here, and an answer
+    /// (checked here against its options and form) goes to `relay` with the question's
+    /// id there. The item waits, as with [`ask`](Self::ask), holding no worker; tell its
+    /// closing there with [`relayed_closed`](Self::relayed_closed). Returns its id here.
+    pub async fn relay_question(
+        &self,
+        mut question: crate::ask::QuestionInfo,
+        relay: Arc<dyn Fn(crate::ask::QuestionId, &crate::ask::Reply, Option<&str>) + Send + Sync>,
+    ) -> Result<crate::ask::QuestionId, Unanswered> {
+        let there = question.id;
+        let parked = self.park().await?;
+        let asking = &self.slot.asking;
+        question.id = 0;
+        question.item = self.item;
+        question.stage = asking.stage;
+        question.stage_name = asking.stage_name.to_string();
+        let relay = move |_here: crate::ask::QuestionId,
+                          reply: &crate::ask::Reply,
+                          by: Option<&str>| { relay(there, reply, by) };
+        Ok(crate::ask::relay(
+            asking,
+            &parked,
+            self.slot.clock,
+            self.slot.tracker.clone(),
+            self.attempt,
+            question,
+            Arc::new(relay),
+        )
+        .await)
+    }
+
+    /// Closes the question relayed here as `id` as it closed where it was asked
+    /// (answered, defaulted, timed out, cancelled): the item goes on.
+    pub async fn relayed_closed(
+        &self,
+        id: crate::ask::QuestionId,
+        closing: crate::ask::QuestionInfo,
+    ) {
+        if let Some(parked) = self.parked.get() {
+            crate::ask::relayed_closed(
+                &self.slot.asking,
+                parked,
+                self.slot.clock,
+                self.slot.tracker.clone(),
+                self.attempt,
+                id,
+                closing,
+            )
+            .await;
+        }
+    }
+
+    /// Question `id` of this item's pipeline as it stands (pending or closed).
+    pub fn questions_here(&self, id: crate::ask::QuestionId) -> Option<crate::ask::QuestionInfo> {
+        self.slot.asking.questions.get(id)
+    }
+
+    /// The attempt parked off its worker, parking it (after waiting for a place among the
+    /// stage's waiting items, on the worker) the first time.
+    async fn park(&self) -> Result<Arc<Parked>, Unanswered> {
+        if let Some(p) = self.parked.get() {
+            return Ok(p.clone());
+        }
+        let place = self
+            .slot
+            .asking
+            .places
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Unanswered::Cancelled)?;
+        let p = Arc::new(Parked::new(self.item, place));
+        let _ = self.parked.set(p.clone());
+        *self.slot.park_request.lock() = Some(p.clone());
+        self.slot.park_flag.store(true, Ordering::Release);
+        self.slot.park_waker.wake();
+        Ok(p)
     }
 
     /// Attaches a key/value to the item (tokens used, model, bytes); it shows in the item's
