@@ -123,6 +123,14 @@ struct ServeArgs {
     /// 90,000 events a second).
     #[arg(long, env = "FLOWDECK_DEMO_LATENCY")]
     demo_latency: Option<f64>,
+    /// One demo record in this many goes to a reviewer (the Questions page) before it is
+    /// stored; 0 asks about none [default: 300].
+    #[arg(long, env = "FLOWDECK_DEMO_REVIEW_EVERY")]
+    demo_review_every: Option<u32>,
+    /// Seconds a demo review waits for an answer before the record is published, 1 to
+    /// 86400 [default: 120].
+    #[arg(long, env = "FLOWDECK_DEMO_REVIEW_AFTER_SECS")]
+    demo_review_after_secs: Option<u64>,
     /// How many demo pipelines to serve, 1 to 100 [default: 1]: with more than one, `/`
     /// lists them and each has its pages under `/p/{name}/`.
     #[arg(long, env = "FLOWDECK_DEMO_PIPELINES")]
@@ -182,6 +190,7 @@ struct Serve {
     demo_rate: u32,
     demo_latency: f64,
     demo_pipelines: u32,
+    demo_review: flowdeck_server::demo::Review,
     /// The config file's pages and the series they may name.
     pages: Vec<flowdeck_protocol::page::PageSpec>,
     declared: Vec<(String, flowdeck_protocol::metrics::Kind)>,
@@ -225,6 +234,15 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
         100.0,
     )?;
     let demo_pipelines = in_range("demo_pipelines", args.demo_pipelines.unwrap_or(1), 1, 100)?;
+    let demo_review = flowdeck_server::demo::Review {
+        every: args.demo_review_every.unwrap_or(300),
+        after: Duration::from_secs(in_range(
+            "demo_review_after_secs",
+            args.demo_review_after_secs.unwrap_or(120),
+            1,
+            86_400,
+        )?),
+    };
     if args.no_demo && args.ingest_token.is_none() {
         return Err("--no-demo serves the pipelines that report here: give it --ingest-token (or FLOWDECK_INGEST_TOKEN) for them to send".into());
     }
@@ -305,6 +323,7 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
         demo_rate,
         demo_latency,
         demo_pipelines,
+        demo_review,
         pages: file.pages,
         declared: file.metrics.unwrap_or_default().into_iter().collect(),
     })
@@ -339,16 +358,22 @@ async fn serve(
         // Nothing of its own to serve: a placeholder the server neither lists nor records.
         flowdeck_runtime::mirror("standalone".into(), Vec::new(), Vec::new(), 0).0
     } else {
-        flowdeck_server::demo::start(s.demo_rate, s.demo_latency)
+        flowdeck_server::demo::start_with(
+            flowdeck_server::demo::NAME,
+            s.demo_rate,
+            s.demo_latency,
+            s.demo_review,
+        )
     };
     let demo_pipelines = if standalone { 1 } else { s.demo_pipelines };
     let mut dash = Dashboard::new(s.config);
     for n in 2..=demo_pipelines {
         let name = format!("{} {n}", flowdeck_server::demo::NAME);
-        dash = dash.pipeline(flowdeck_server::demo::start_named(
+        dash = dash.pipeline(flowdeck_server::demo::start_with(
             &name,
             s.demo_rate,
             s.demo_latency,
+            s.demo_review,
         ));
     }
     for (name, kind) in &s.declared {

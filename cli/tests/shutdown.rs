@@ -1,4 +1,5 @@
-//! SIGTERM on the real binary: the pipeline drains (no item is cancelled), the open live
+//! SIGTERM on the real binary: the pipeline drains (no queued item is cancelled; items
+//! waiting for a person are, and questions asked during the drain too), the open live
 //! stream ends instead of holding the server up, and the process exits 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(unix)]
@@ -14,7 +15,7 @@ use futures::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_pipeline_ends_streams_and_exits() {
-    // -vv: the info lines say what the shutdown did.
+    // -vv: the info lines say what the shutdown did. No reviews: nothing is cancelled.
     let (mut child, lines, url) = spawn(&[
         "--port",
         "0",
@@ -22,6 +23,8 @@ async fn sigterm_drains_the_pipeline_ends_streams_and_exits() {
         "400",
         "--demo-latency",
         "0.3",
+        "--demo-review-every",
+        "0",
         "--drain-timeout-secs",
         "60",
         "-vv",
@@ -60,6 +63,71 @@ async fn sigterm_drains_the_pipeline_ends_streams_and_exits() {
     assert!(stopped.contains("state=Finished"), "{stopped}");
     assert!(stopped.contains("cancelled=0"), "{stopped}");
     assert!(log.iter().any(|l| l.contains("draining the pipeline")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_do_not_hold_a_drain() {
+    // One record in ten asks a reviewer, who never answers (the default comes after an
+    // hour): the drain cancels those waiting and those asked while it runs, and finishes.
+    let (mut child, lines, url) = spawn(&[
+        "--port",
+        "0",
+        "--demo-rate",
+        "400",
+        "--demo-review-every",
+        "10",
+        "--demo-review-after-secs",
+        "3600",
+        "--drain-timeout-secs",
+        "600",
+        "-vv",
+    ]);
+    let pending = || async {
+        let v: serde_json::Value = reqwest::get(format!("{url}/api/v1/summary"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["questions"].as_u64().unwrap()
+    };
+    let asked = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let n = pending().await;
+            if n >= 3 {
+                break n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("no questions asked");
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let log: Vec<String> = lines.try_iter().collect();
+    let stopped = log
+        .iter()
+        .find(|l| l.contains("pipeline stopped"))
+        .unwrap_or_else(|| panic!("no 'pipeline stopped' line in:\n{}", log.join("\n")));
+    // Drained, not aborted at the drain's deadline.
+    assert!(stopped.contains("state=Finished"), "{stopped}");
+    let cancelled: u64 = stopped
+        .split("cancelled=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stopped}"));
+    assert!(
+        cancelled >= asked,
+        "{asked} waited, {cancelled} cancelled: {stopped}"
+    );
 }
 
 /// The binary with its stdout read line by line, and the dashboard's URL.

@@ -126,6 +126,47 @@ test('flowdeck top uses an API token for a dashboard with sign-in', async () => 
   }
 });
 
+test('flowdeck top answers a question from its Questions tab, and flowdeck answer from a script', async () => {
+  const asking = await startServer(['--refresh-ms', '100', '--demo-review-every', '60', '--demo-review-after-secs', '300']);
+  try {
+    tmux('new-session', '-d', '-s', 'ask', '-x', '160', '-y', '48', `${bin} top ${asking.url}; sleep 600`);
+    await eventually(() => /\d+ questions? wait/.test(screen('ask')), 30_000, 'the pending count in the header');
+    keys('ask', '5');
+    await eventually(() => /Questions · \d+ pending/.test(screen('ask')), 5_000, 'the Questions tab');
+    await eventually(() => /#\d+\s+pending/.test(screen('ask')), 10_000, 'a pending question');
+    keys('ask', 'Enter');
+    await eventually(() => screen('ask').includes('Answer:'), 5_000, 'the question open');
+    const id = Number(screen('ask').match(/Question #(\d+)/)[1]);
+    // The note is the first field: type into it, choose "hold", answer.
+    for (const c of 'from tmux') keys('ask', c);
+    keys('ask', 'Right');
+    keys('ask', 'Enter');
+    await eventually(() => screen('ask').includes('Answered “hold”'), 10_000, 'the answer taken');
+    const q = await (await fetch(`${asking.url}/api/v1/questions/${id}`)).json();
+    assert.equal(q.state, 'answered');
+    assert.equal(q.answer.choice, 'hold');
+    assert.equal(q.answer.data.note, 'from tmux');
+    // A second answer to it is refused, and says who answered.
+    const again = spawnSync(bin, ['answer', asking.url, String(id), 'publish'], { encoding: 'utf8' });
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /already answered by anonymous/);
+    // Another one, from a script.
+    const other = await eventually(async () => {
+      const page = await (await fetch(`${asking.url}/api/v1/questions?state=pending`)).json();
+      return page.questions.find((x) => x.id !== id);
+    }, 30_000, 'another pending question');
+    const ok = spawnSync(bin, ['answer', asking.url, String(other.id), 'publish', '--data', '{"tags": ["x"]}'], { encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, new RegExp(`question ${other.id} .* answered "publish"`));
+    const bad = spawnSync(bin, ['answer', asking.url, '999999', 'publish'], { encoding: 'utf8' });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /no question 999999/);
+  } finally {
+    try { tmux('kill-session', '-t', 'ask'); } catch { /* gone */ }
+    await asking.stop();
+  }
+});
+
 test('flowdeck top refuses to draw when its output is not a terminal', () => {
   const r = spawnSync(bin, ['top', server.url], { encoding: 'utf8' });
   assert.equal(r.status, 2);

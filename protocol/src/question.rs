@@ -141,8 +141,9 @@ pub struct QuestionInfo {
     /// When the default is taken or the item fails, if ever.
     pub deadline_unix_ms: Option<u64>,
     pub state: QuestionState,
+    /// Boxed: a pending question (of thousands, perhaps) has none yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer: Option<AnswerInfo>,
+    pub answer: Option<Box<AnswerInfo>>,
 }
 
 impl QuestionInfo {
@@ -199,7 +200,7 @@ impl std::fmt::Display for AnswerProblem {
             } => write!(
                 f,
                 "question {id} was already answered by {} at {} (Unix ms)",
-                by.as_deref().unwrap_or("someone"),
+                by.as_deref().unwrap_or("anonymous"),
                 at_unix_ms.unwrap_or_default()
             ),
             AnswerProblem::Closed { id, state, .. } => {

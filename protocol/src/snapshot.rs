@@ -280,6 +280,10 @@ impl Snapshot {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,8 +358,4 @@ mod tests {
         paused.paused = true;
         assert_eq!(bottleneck(vec![stage("a", 0, 0.1, 0.8), paused]), Some(1));
     }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }

@@ -563,6 +563,7 @@ mod tests {
                 started_unix_ms: 5,
                 snapshot: snapshot.as_ref(),
                 dropped: 3,
+                questions: &[],
             };
             let back: flowdeck_protocol::report::ReportBatch =
                 serde_json::from_slice(&body(&head, encoded.clone())).unwrap();

@@ -1,8 +1,8 @@
 //! Asking a person: a stage's task calls [`Ctx::ask`](crate::Ctx::ask) with a [`Question`]
 //! and waits for the answer, while its worker goes on with other items.
 //!
-//! The attempt that asks is parked: its worker hands its slot to a new worker and keeps
-//! driving the attempt alone, as a task of its own that costs no worker. When the attempt
+//! The attempt that asks is parked: its future (boxed for this, per attempt) moves to a
+//! small task of its own and its worker goes on with the next item. When the attempt
 //! ends, its outcome goes back to the stage, where the next free worker routes its outputs
 //! or retries it as it would any attempt's. A stage caps how many of its items may wait at
 //! once (`Stage::max_waiting`); past the cap, an asker waits for a place on its worker.
@@ -13,7 +13,7 @@
 //! takes the default or fails the item.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     marker::PhantomData,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -222,8 +222,12 @@ impl From<Unanswered> for String {
 /// How a question closed, as its asker hears it.
 #[derive(Debug)]
 pub(crate) enum Closing {
-    Answered(AnswerInfo),
-    TimedOut,
+    /// Boxed: the channel that brings it keeps room for it from the moment it is asked.
+    Answered(Box<AnswerInfo>),
+    /// With the question's title, for the item's error.
+    TimedOut {
+        title: String,
+    },
     Cancelled,
 }
 
@@ -232,8 +236,11 @@ pub(crate) enum Closing {
 pub(crate) enum Responder {
     Local(oneshot::Sender<Closing>),
     /// Answers are passed on with the question's id in the asking process.
-    Relayed(Arc<dyn Fn(QuestionId, &Reply, Option<&str>) + Send + Sync>),
+    Relayed(Relay),
 }
+
+/// Where a relayed question's answers go: with its id here, the reply and who gave it.
+pub type Relay = Arc<dyn Fn(QuestionId, &Reply, Option<&str>) + Send + Sync>;
 
 /// A user's `on_question`: called when a question is asked and when it closes.
 pub(crate) type QuestionCallback = Box<dyn Fn(&QuestionChange) + Send + Sync>;
@@ -245,11 +252,16 @@ struct Open {
     info: QuestionInfo,
     responder: Responder,
     check: Option<DataCheck>,
+    /// When its deadline passes (the default is taken, or it times out), if ever.
+    expires: Option<tokio::time::Instant>,
 }
 
 #[derive(Default)]
 struct Book {
-    pending: BTreeMap<QuestionId, Open>,
+    /// Boxed: the map's nodes keep room for entries they do not hold yet.
+    pending: BTreeMap<QuestionId, Box<Open>>,
+    /// The pending questions' deadlines, soonest first.
+    deadlines: BTreeSet<(tokio::time::Instant, QuestionId)>,
     /// The most recent closed ones, oldest first.
     closed: VecDeque<QuestionInfo>,
 }
@@ -265,6 +277,19 @@ pub struct Questions {
     seq: AtomicU64,
     /// Every change, for the dashboard's stream and its run store.
     feed: tokio::sync::broadcast::Sender<QuestionChange>,
+    /// Wakes the task that expires questions at their deadlines (one per registry, rather
+    /// than a timer in every waiting item): a sooner deadline, or the registry is gone.
+    sweep: Arc<Notify>,
+    sweeping: AtomicBool,
+    /// Set when the pipeline drains or stops: a question asked from then on is cancelled
+    /// at once, as the waiting ones were, or a drain would wait for people.
+    refusing: AtomicBool,
+}
+
+impl Drop for Questions {
+    fn drop(&mut self) {
+        self.sweep.notify_one();
+    }
 }
 
 impl Questions {
@@ -277,6 +302,9 @@ impl Questions {
             callbacks: RwLock::default(),
             seq: AtomicU64::new(0),
             feed: tokio::sync::broadcast::Sender::new(1024),
+            sweep: Arc::new(Notify::new()),
+            sweeping: AtomicBool::new(false),
+            refusing: AtomicBool::new(false),
         }
     }
 
@@ -310,12 +338,14 @@ impl Questions {
     }
 
     /// Opens a question; its id comes from `id` when the question was asked in another
-    /// process (a relay keeps the asker's numbering), else the next of this pipeline.
+    /// process (a relay keeps the asker's numbering), else the next of this pipeline. It
+    /// expires `after` from now (its default taken, or timed out) if that is given.
     pub(crate) fn open(
-        &self,
+        self: &Arc<Self>,
         mut info: QuestionInfo,
         responder: Responder,
         check: Option<DataCheck>,
+        after: Option<Duration>,
     ) -> QuestionId {
         if info.id == 0 {
             info.id = self.next.fetch_add(1, Ordering::Relaxed);
@@ -329,16 +359,54 @@ impl Questions {
         info.pipeline.clone_from(&self.pipeline);
         let id = info.id;
         let change = QuestionChange::Asked(info.clone());
-        self.book.lock().pending.insert(
+        let expires = after.map(|after| tokio::time::Instant::now() + after);
+        let mut book = self.book.lock();
+        if let Some(at) = expires {
+            let soonest = book.deadlines.first().is_none_or(|&(first, _)| at < first);
+            book.deadlines.insert((at, id));
+            if soonest {
+                self.sweep.notify_one();
+            }
+        }
+        let local = matches!(responder, Responder::Local(_));
+        book.pending.insert(
             id,
-            Open {
+            Box::new(Open {
                 info,
                 responder,
                 check,
-            },
+                expires,
+            }),
         );
+        // Read under the lock that `refuse_new` sets it under: either this question is
+        // among those it cancels, or it sees the flag here.
+        let refused = local && self.refusing.load(Ordering::Acquire);
+        drop(book);
+        if expires.is_some() && !self.sweeping.swap(true, Ordering::AcqRel) {
+            tokio::spawn(sweep(Arc::downgrade(self), self.sweep.clone()));
+        }
         self.tell(change);
+        if refused {
+            self.cancel(id);
+        }
         id
+    }
+
+    /// Cancels every question asked in this process that waits, and any asked from now
+    /// on (the pipeline drains or stops). Relayed ones are the asking process's to close.
+    pub(crate) fn refuse_new(&self) {
+        let waiting: Vec<QuestionId> = {
+            let book = self.book.lock();
+            self.refusing.store(true, Ordering::Release);
+            book.pending
+                .iter()
+                .filter(|(_, o)| matches!(o.responder, Responder::Local(_)))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for id in waiting {
+            self.cancel(id);
+        }
     }
 
     /// The pending questions, oldest first.
@@ -410,7 +478,7 @@ impl Questions {
             Some(answer.clone()),
             |r| match r {
                 Responder::Local(tx) => {
-                    let _ = tx.send(Closing::Answered(answer.clone()));
+                    let _ = tx.send(Closing::Answered(Box::new(answer.clone())));
                 }
                 Responder::Relayed(f) => f(id, reply, by),
             },
@@ -447,16 +515,19 @@ impl Questions {
                     Some(answer.clone()),
                     |r| {
                         if let Responder::Local(tx) = r {
-                            let _ = tx.send(Closing::Answered(answer.clone()));
+                            let _ = tx.send(Closing::Answered(Box::new(answer.clone())));
                         }
                     },
                 )
             }
-            None => self.close(&mut book, id, QuestionState::TimedOut, None, |r| {
-                if let Responder::Local(tx) = r {
-                    let _ = tx.send(Closing::TimedOut);
-                }
-            }),
+            None => {
+                let title = open.info.title.clone();
+                self.close(&mut book, id, QuestionState::TimedOut, None, |r| {
+                    if let Responder::Local(tx) = r {
+                        let _ = tx.send(Closing::TimedOut { title });
+                    }
+                })
+            }
         };
         drop(book);
         if let Some(info) = info {
@@ -484,7 +555,11 @@ impl Questions {
     /// deadline there).
     pub(crate) fn closed_elsewhere(&self, info: QuestionInfo) {
         let mut book = self.book.lock();
-        let was_pending = book.pending.remove(&info.id).is_some();
+        let was = book.pending.remove(&info.id);
+        if let Some(at) = was.as_ref().and_then(|o| o.expires) {
+            book.deadlines.remove(&(at, info.id));
+        }
+        let was_pending = was.is_some();
         let known = book.closed.iter().position(|q| q.id == info.id);
         match known {
             Some(i) if book.closed[i] == info => return,
@@ -505,12 +580,60 @@ impl Questions {
         respond: impl FnOnce(Responder),
     ) -> Option<QuestionInfo> {
         let open = book.pending.remove(&id)?;
-        let mut info = open.info;
+        if let Some(at) = open.expires {
+            book.deadlines.remove(&(at, id));
+        }
+        let Open {
+            mut info,
+            responder,
+            ..
+        } = *open;
         info.state = state;
-        info.answer = answer;
-        respond(open.responder);
+        info.answer = answer.map(Box::new);
+        respond(responder);
         keep_closed(book, info.clone());
         Some(info)
+    }
+}
+
+/// Expires the questions of `questions` as their deadlines pass, until the registry is
+/// dropped.
+async fn sweep(questions: std::sync::Weak<Questions>, wake: Arc<Notify>) {
+    loop {
+        let woken = wake.notified();
+        let mut woken = std::pin::pin!(woken);
+        woken.as_mut().enable();
+        let next = {
+            let Some(questions) = questions.upgrade() else {
+                return;
+            };
+            let now = tokio::time::Instant::now();
+            let mut due = Vec::new();
+            {
+                let mut book = questions.book.lock();
+                while let Some(&(at, id)) = book.deadlines.first() {
+                    if at > now {
+                        break;
+                    }
+                    book.deadlines.pop_first();
+                    due.push(id);
+                }
+            }
+            for id in due {
+                questions.expire(id);
+            }
+            let next = questions.book.lock().deadlines.first().map(|&(at, _)| at);
+            next
+        };
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = woken => {}
+                }
+            }
+            None => woken.await,
+        }
     }
 }
 
@@ -543,19 +666,17 @@ pub(crate) struct StageAsking {
     pub questions: Arc<Questions>,
 }
 
-/// An attempt that asked a person. Its worker handed its slot to a new worker and drives
-/// the attempt alone from then on; the stage keeps this to cancel it, and the attempt's
-/// timer reads it so that time spent waiting for a person does not count against the
-/// stage's timeout.
+/// An attempt that asked a person, driven on a task of its own from then on, off its
+/// worker. The stage keeps this to cancel it, and that task reads it so that time spent
+/// waiting for a person does not count against the stage's timeout.
 pub(crate) struct Parked {
     pub item: ItemId,
     /// Since when a question waits (tokio's clock, as the attempt's timer), and the time
     /// spent waiting for answers before it.
     wait: Mutex<(Option<tokio::time::Instant>, Duration)>,
-    /// Wakes the attempt's timer when a wait ends.
-    pub resumed: Notify,
     /// How the last question closed without an answer, which decides the attempt's outcome.
-    pub unanswered: Mutex<Option<Unanswered>>,
+    /// Boxed: most questions are answered.
+    pub unanswered: Mutex<Option<Box<Unanswered>>>,
     cancelled: AtomicBool,
     cancel_waker: AtomicWaker,
     /// The question waiting now, so that cancelling the item closes it at once.
@@ -571,7 +692,6 @@ impl Parked {
             place: Mutex::new(Some(place)),
             item,
             wait: Mutex::new((None, Duration::ZERO)),
-            resumed: Notify::new(),
             unanswered: Mutex::new(None),
             cancelled: AtomicBool::new(false),
             cancel_waker: AtomicWaker::new(),
@@ -600,8 +720,6 @@ impl Parked {
         if let Some(since) = wait.0.take() {
             wait.1 += since.elapsed();
         }
-        drop(wait);
-        self.resumed.notify_waiters();
     }
 
     /// Cancels the parked attempt: its question closes as cancelled, and the attempt
@@ -661,34 +779,112 @@ impl Drop for CloseOnDrop {
     }
 }
 
-/// Asks `q` about `item` at the stage of `asking`, as the attempt `parked` (which holds a
-/// place among the stage's waiting items): opens the question, records the wait on the
-/// item, and waits for the answer, the deadline or a cancellation.
-pub(crate) async fn ask<T: DeserializeOwned + Send + 'static>(
+/// Asks `q` about the item of `cx` (unless it has a `problem`): parks the attempt (after
+/// waiting for a place among the stage's waiting items), opens the question, records the
+/// wait on the item, and waits for the answer, the deadline or a cancellation.
+// Written out: see the comment inside.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn ask<T: DeserializeOwned + Send + 'static>(
+    cx: &crate::Ctx,
+    q: Box<Question<T>>,
+) -> impl std::future::Future<Output = Result<Answer<T>, Unanswered>> + Send + '_ {
+    // An `async` block, not an `async fn`, whose arguments would be kept twice.
+    async move {
+        // A place among the stage's waiting items is taken on the worker: past the cap,
+        // askers queue there.
+        let parked = cx.park().await?;
+        let (asking, _, _) = cx.asking();
+        // Only what the wait needs is kept across it: the question itself is the registry's.
+        let after = q.default.as_ref().map(|(d, _)| *d).or(q.deadline);
+        let with_form = !q.fields.is_empty();
+        let (rx, id) = open(asking, parked.item, *q, after);
+        let mut guard = CloseOnDrop {
+            questions: asking.questions.clone(),
+            id,
+            armed: true,
+        };
+        let mark = |waiting| {
+            let (asking, clock, events) = cx.asking();
+            record(
+                &events,
+                parked.item,
+                asking.stage,
+                cx.attempt(),
+                clock,
+                waiting,
+            )
+        };
+        mark(true).await;
+        parked.begin_wait(&asking.questions, id);
+        // The registry closes it at its deadline.
+        let closing = rx.await.unwrap_or(Closing::Cancelled);
+        guard.armed = false;
+        parked.end_wait();
+        mark(false).await;
+        match closing {
+            Closing::Answered(a) => {
+                let a = *a;
+                let data = match (&a.data, with_form) {
+                    (serde_json::Value::Null, _) | (_, false) => None,
+                    (data, true) => serde_json::from_value::<T>(data.clone()).ok(),
+                };
+                Ok(Answer {
+                    choice: a.choice,
+                    data,
+                    by: a.by,
+                    at_unix_ms: a.at_unix_ms,
+                    timed_out: a.timed_out,
+                })
+            }
+            Closing::TimedOut { title } => {
+                let e = Unanswered::TimedOut {
+                    question: title,
+                    after: after.unwrap_or_default(),
+                };
+                *parked.unanswered.lock() = Some(Box::new(e.clone()));
+                Err(e)
+            }
+            Closing::Cancelled => {
+                *parked.unanswered.lock() = Some(Box::new(Unanswered::Cancelled));
+                Err(Unanswered::Cancelled)
+            }
+        }
+    }
+}
+
+/// Opens `q` about `item` in the stage's registry, its answer to come on the receiver;
+/// returns that and its id.
+fn open<T: DeserializeOwned + Send + 'static>(
     asking: &StageAsking,
-    parked: &Parked,
-    clock: Clock,
-    events: Option<crate::events::WeakBatchSender>,
-    attempt: u32,
+    item: ItemId,
     q: Question<T>,
-) -> Result<Answer<T>, Unanswered> {
-    let after = q.default.as_ref().map(|(d, _)| *d).or(q.deadline);
+    after: Option<Duration>,
+) -> (oneshot::Receiver<Closing>, QuestionId) {
+    let options = q.choices();
+    let Question {
+        title,
+        body,
+        fields,
+        default,
+        assignees,
+        ..
+    } = q;
     let info = QuestionInfo {
         id: 0,
         pipeline: String::new(),
-        item: parked.item,
+        item,
         stage: asking.stage,
         stage_name: asking.stage_name.to_string(),
-        title: q.title.clone(),
-        body: q.body.clone(),
+        title,
+        body,
         body_html: None,
-        options: q.choices(),
-        fields: q.fields.clone(),
-        default: q.default.as_ref().map(|(after, choice)| DefaultChoice {
-            choice: choice.clone(),
+        options,
+        fields,
+        default: default.map(|(after, choice)| DefaultChoice {
+            choice,
             after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
         }),
-        assignees: q.assignees.clone(),
+        assignees,
         asked_unix_ms: 0,
         deadline_unix_ms: after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         state: QuestionState::Pending,
@@ -699,59 +895,11 @@ pub(crate) async fn ask<T: DeserializeOwned + Send + 'static>(
             .map(drop)
             .map_err(|e| e.to_string())
     });
-    let (tx, mut rx) = oneshot::channel();
+    let (tx, rx) = oneshot::channel();
     let id = asking
         .questions
-        .open(info, Responder::Local(tx), Some(check));
-    let mut guard = CloseOnDrop {
-        questions: asking.questions.clone(),
-        id,
-        armed: true,
-    };
-    record(&events, parked.item, asking.stage, attempt, clock, true).await;
-    parked.begin_wait(&asking.questions, id);
-    let closing = match after {
-        Some(after) => {
-            tokio::select! {
-                r = &mut rx => r.unwrap_or(Closing::Cancelled),
-                _ = tokio::time::sleep(after) => {
-                    asking.questions.expire(id);
-                    rx.await.unwrap_or(Closing::Cancelled)
-                }
-            }
-        }
-        None => rx.await.unwrap_or(Closing::Cancelled),
-    };
-    guard.armed = false;
-    parked.end_wait();
-    record(&events, parked.item, asking.stage, attempt, clock, false).await;
-    match closing {
-        Closing::Answered(a) => {
-            let data = match (&a.data, q.fields.is_empty()) {
-                (serde_json::Value::Null, _) | (_, true) => None,
-                (data, false) => serde_json::from_value::<T>(data.clone()).ok(),
-            };
-            Ok(Answer {
-                choice: a.choice,
-                data,
-                by: a.by,
-                at_unix_ms: a.at_unix_ms,
-                timed_out: a.timed_out,
-            })
-        }
-        Closing::TimedOut => {
-            let e = Unanswered::TimedOut {
-                question: q.title,
-                after: after.unwrap_or_default(),
-            };
-            *parked.unanswered.lock() = Some(e.clone());
-            Err(e)
-        }
-        Closing::Cancelled => {
-            *parked.unanswered.lock() = Some(Unanswered::Cancelled);
-            Err(Unanswered::Cancelled)
-        }
-    }
+        .open(info, Responder::Local(tx), Some(check), after);
+    (rx, id)
 }
 
 /// Opens a question asked elsewhere about `parked`'s item, whose answers go to `relay`,
@@ -763,13 +911,13 @@ pub(crate) async fn relay(
     events: Option<crate::events::WeakBatchSender>,
     attempt: u32,
     mut question: QuestionInfo,
-    relay: Arc<dyn Fn(QuestionId, &Reply, Option<&str>) + Send + Sync>,
+    relay: Relay,
 ) -> QuestionId {
     question.state = QuestionState::Pending;
     question.answer = None;
     let id = asking
         .questions
-        .open(question, Responder::Relayed(relay), None);
+        .open(question, Responder::Relayed(relay), None, None);
     record(&events, parked.item, asking.stage, attempt, clock, true).await;
     parked.begin_wait(&asking.questions, id);
     id
@@ -801,25 +949,18 @@ pub(crate) async fn relayed_closed(
     }
 }
 
-/// Records the item starting (`waiting`) or ending a wait for a person.
-async fn record(
+/// Records the item starting (`waiting`) or ending a wait for a person. Boxed: a waiting
+/// item's task keeps no room for it.
+fn record(
     events: &Option<crate::events::WeakBatchSender>,
     item: ItemId,
     stage: StageIndex,
     attempt: u32,
     clock: Clock,
     waiting: bool,
-) {
+) -> futures::future::BoxFuture<'static, ()> {
     let tracker = events.as_ref().and_then(|t| t.upgrade());
-    let mut buf = crate::events::EventBuf::new(tracker);
-    if !buf.on() {
-        return;
-    }
-    let here = crate::events::Subject {
-        item,
-        stage,
-        worker: None,
-    };
+    let buf = crate::events::EventBuf::new(tracker);
     let (kind, from) = if waiting {
         (
             flowdeck_protocol::EventKind::Waiting,
@@ -831,12 +972,15 @@ async fn record(
             flowdeck_protocol::ItemStatus::Waiting,
         )
     };
-    buf.push(
-        here.event(kind, Some(from), clock.now_us())
-            .attempt(attempt, 0),
-    )
-    .await;
-    buf.flush().await;
+    let here = crate::events::Subject {
+        item,
+        stage,
+        worker: None,
+    };
+    let event = here
+        .event(kind, Some(from), clock.now_us())
+        .attempt(attempt, 0);
+    Box::pin(buf.send_one(event))
 }
 
 /// The form fields of a JSON Schema's top-level object: its properties in order, each
@@ -1071,12 +1215,12 @@ mod tests {
 
     #[test]
     fn the_first_valid_answer_wins_and_a_bad_one_leaves_it_open() {
-        let qs = Questions::new("docs".into(), Clock::new());
+        let qs = Arc::new(Questions::new("docs".into(), Clock::new()));
         let changes = Arc::new(Mutex::new(Vec::new()));
         let seen = changes.clone();
         qs.on_change(Box::new(move |c| seen.lock().push(c.clone())));
         let (tx, mut rx) = oneshot::channel();
-        let id = qs.open(info(), Responder::Local(tx), None);
+        let id = qs.open(info(), Responder::Local(tx), None, None);
         assert_eq!(qs.pending_count(), 1);
         let bad = Reply {
             choice: "maybe".into(),
@@ -1116,23 +1260,23 @@ mod tests {
 
     #[test]
     fn a_deadline_takes_the_default_or_times_out() {
-        let qs = Questions::new("docs".into(), Clock::new());
+        let qs = Arc::new(Questions::new("docs".into(), Clock::new()));
         let mut with_default = info();
         with_default.default = Some(DefaultChoice {
             choice: "drop".into(),
             after_ms: 10,
         });
         let (tx, mut rx) = oneshot::channel();
-        let id = qs.open(with_default, Responder::Local(tx), None);
+        let id = qs.open(with_default, Responder::Local(tx), None, None);
         qs.expire(id);
         assert!(
             matches!(rx.try_recv(), Ok(Closing::Answered(a)) if a.timed_out && a.by.is_none() && a.choice == "drop")
         );
         assert_eq!(qs.get(id).unwrap().state, QuestionState::Defaulted);
         let (tx, mut rx) = oneshot::channel();
-        let id = qs.open(info(), Responder::Local(tx), None);
+        let id = qs.open(info(), Responder::Local(tx), None, None);
         qs.expire(id);
-        assert!(matches!(rx.try_recv(), Ok(Closing::TimedOut)));
+        assert!(matches!(rx.try_recv(), Ok(Closing::TimedOut { .. })));
         assert_eq!(qs.get(id).unwrap().state, QuestionState::TimedOut);
     }
 }

@@ -224,6 +224,13 @@ impl EventBuf {
         }
     }
 
+    /// Sends `event` alone, for a buffer used once.
+    pub(crate) async fn send_one(mut self, event: RawEvent) {
+        let Some(tx) = self.tx.take() else { return };
+        self.batch.events.push(event);
+        let _ = tx.send(mem::take(&mut self.batch)).await;
+    }
+
     /// Sends what is buffered if the tracker has room for it now; otherwise keeps it.
     fn try_flush(&mut self) {
         let Some(tx) = &self.tx else { return };

@@ -357,7 +357,9 @@ impl PipelineHandle {
     /// Closes the input and lets every queued item finish. [`wait`](Self::wait) tells when.
     pub fn drain(&self) {
         (self.shared.close_input)();
-        // A question could wait for hours: the items waiting for people are cancelled.
+        // A question could wait for hours: the items waiting for people are cancelled,
+        // and so is any asked from now on.
+        self.shared.env.questions.refuse_new();
         for s in &self.shared.stages {
             s.cancel_waiting();
         }
@@ -372,6 +374,7 @@ impl PipelineHandle {
     /// Stops at once: running attempts are interrupted and queued items are cancelled.
     pub fn abort(&self) {
         self.shared.env.abort.cancel();
+        self.shared.env.questions.refuse_new();
         for s in &self.shared.stages {
             s.cancel_waiting();
         }

@@ -287,7 +287,12 @@ impl Mirror {
                             by: by.map(str::to_owned),
                         });
                     };
-                    questions.open(info, crate::ask::Responder::Relayed(Arc::new(relay)), None);
+                    questions.open(
+                        info,
+                        crate::ask::Responder::Relayed(Arc::new(relay)),
+                        None,
+                        None,
+                    );
                 }
                 QuestionChange::Closed(info) => questions.closed_elsewhere(info),
             }

@@ -244,14 +244,6 @@ where
         }
     }
 
-    /// Starts a new worker on `slot`, whose worker was parked with an attempt that asked a
-    /// person. The slot stays taken (`running`): it passes from one task to the other.
-    pub(crate) fn replace_worker(self: Arc<Self>, slot: Arc<WorkerSlot>) {
-        let abort = self.env.abort.clone();
-        let env = self.env.clone();
-        env.tasks.spawn(worker::run(self, slot, abort));
-    }
-
     /// Cancels every parked attempt (the pipeline drains or stops).
     pub(crate) fn cancel_parked(&self) {
         let parked: Vec<Arc<Parked>> = self.parked.lock().values().cloned().collect();

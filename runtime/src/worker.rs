@@ -2,6 +2,7 @@
 //! stage's timeout, retry and rate limit, catches panics, and passes outputs on.
 
 use std::{
+    future::Future,
     panic::AssertUnwindSafe,
     pin::Pin,
     sync::{
@@ -292,25 +293,18 @@ impl Ctx {
     /// assert_eq!(running.outputs.recv().await.unwrap(), (7, "keep".to_owned()));
     /// # });
     /// ```
-    pub async fn ask<T: serde::de::DeserializeOwned + Send + 'static>(
+    pub fn ask<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         question: Question<T>,
-    ) -> Result<Answer<T>, Unanswered> {
-        if let Some(problem) = question.problem() {
-            return Err(Unanswered::Invalid(problem));
-        }
-        // A place among the stage's waiting items is taken on the worker: past the cap,
-        // askers queue there.
-        let parked = self.park().await?;
-        crate::ask::ask(
-            &self.slot.asking,
-            &parked,
-            self.slot.clock,
-            self.slot.tracker.clone(),
-            self.attempt,
-            question,
-        )
-        .await
+    ) -> impl Future<Output = Result<Answer<T>, Unanswered>> + Send + '_ {
+        // Boxed, the question too: a waiting item's task keeps a pointer, not the
+        // asking's state, and nested futures do not each keep room for the question
+        // (docs/questions.md has the bytes).
+        let asking: futures::future::BoxFuture<'_, _> = match question.problem() {
+            Some(problem) => Box::pin(std::future::ready(Err(Unanswered::Invalid(problem)))),
+            None => Box::pin(crate::ask::ask(self, Box::new(question))),
+        };
+        asking
     }
 
     /// Shows a question asked about this item somewhere else (by a worker process of a
@@ -321,7 +315,7 @@ impl Ctx {
     pub async fn relay_question(
         &self,
         mut question: crate::ask::QuestionInfo,
-        relay: Arc<dyn Fn(crate::ask::QuestionId, &crate::ask::Reply, Option<&str>) + Send + Sync>,
+        relay: crate::ask::Relay,
     ) -> Result<crate::ask::QuestionId, Unanswered> {
         let there = question.id;
         let parked = self.park().await?;
@@ -371,9 +365,18 @@ impl Ctx {
         self.slot.asking.questions.get(id)
     }
 
+    /// What the stage needs to ask, the run's clock, and where the item's events go.
+    pub(crate) fn asking(&self) -> (&StageAsking, Clock, Option<crate::events::WeakBatchSender>) {
+        (
+            &self.slot.asking,
+            self.slot.clock,
+            self.slot.tracker.clone(),
+        )
+    }
+
     /// The attempt parked off its worker, parking it (after waiting for a place among the
     /// stage's waiting items, on the worker) the first time.
-    async fn park(&self) -> Result<Arc<Parked>, Unanswered> {
+    pub(crate) async fn park(&self) -> Result<Arc<Parked>, Unanswered> {
         if let Some(p) = self.parked.get() {
             return Ok(p.clone());
         }
@@ -433,7 +436,7 @@ pub(crate) struct Resumed<I, T, E> {
 /// Resolves to `true` once the slot's current attempt is cancelled.
 struct CancelSignal<'a>(&'a WorkerSlot);
 
-impl std::future::Future for CancelSignal<'_> {
+impl Future for CancelSignal<'_> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.0.cancel_current.load(Ordering::Acquire) {
@@ -452,7 +455,7 @@ impl std::future::Future for CancelSignal<'_> {
 /// what it asked as.
 struct ParkSignal<'a>(&'a WorkerSlot);
 
-impl std::future::Future for ParkSignal<'_> {
+impl Future for ParkSignal<'_> {
     type Output = Arc<Parked>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Arc<Parked>> {
         let take = |slot: &WorkerSlot| {
@@ -473,45 +476,13 @@ impl std::future::Future for ParkSignal<'_> {
     }
 }
 
-/// Resolves once the attempt parked as `parked` is cancelled; never without one.
-async fn parked_cancelled(parked: &OnceLock<Arc<Parked>>) {
-    match parked.get() {
-        Some(p) => p.cancelled().await,
+/// Resolves when an attempt has run `limit` on its worker; never without a limit. (Once
+/// it asks a person, [`WaitParked`] times it, leaving the time waiting out.)
+async fn attempt_timer(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
         None => std::future::pending().await,
     }
-}
-
-/// Resolves when an attempt started at `started` has run `limit`, time spent waiting for a
-/// person (the attempt `parked`, once it asked) left out; never without a limit.
-async fn attempt_timer(
-    limit: Option<Duration>,
-    started: tokio::time::Instant,
-    parked: &OnceLock<Arc<Parked>>,
-) {
-    let Some(limit) = limit else {
-        return std::future::pending().await;
-    };
-    let mut deadline = started + limit;
-    loop {
-        tokio::time::sleep_until(deadline).await;
-        let Some(p) = parked.get() else { return };
-        let resumed = p.resumed.notified();
-        if p.is_waiting() {
-            resumed.await;
-        }
-        deadline = started + limit + p.waited();
-        if deadline <= tokio::time::Instant::now() && !p.is_waiting() {
-            return;
-        }
-    }
-}
-
-/// Whether the worker goes on after an item, or its task was parked with an attempt that
-/// asked a person (the slot then belongs to a new worker).
-#[derive(PartialEq, Eq)]
-enum Flow {
-    Next,
-    Parked,
 }
 
 pub(crate) async fn run<I, O, T>(
@@ -589,11 +560,7 @@ pub(crate) async fn run<I, O, T>(
                 }
             }
         };
-        if process(&node, &slot, &port, &mut buf, envelope, &abort).await == Flow::Parked {
-            // This task now only waited for its item's answer and handed the attempt
-            // back; the slot is another worker's.
-            return;
-        }
+        process(&node, &slot, &port, &mut buf, envelope, &abort).await;
     }
     slot.current.store(NO_ITEM, Ordering::Relaxed);
     slot.set_state(WorkerState::Stopped);
@@ -630,8 +597,7 @@ async fn process<I, O, T>(
     buf: &mut EventBuf,
     envelope: Envelope<I>,
     abort: &CancellationToken,
-) -> Flow
-where
+) where
     I: Clone + Send + Sync + 'static,
     O: Send + 'static,
     T: TaskFn<I, O>,
@@ -654,13 +620,13 @@ where
             env.clock.now_us(),
         ))
         .await;
-        return Flow::Next;
+        return;
     }
     let first = Step::Attempt {
         attempt: 1,
         from: ItemStatus::Queued,
     };
-    handle(node, slot, port, buf, envelope, abort, first).await
+    handle(node, slot, port, buf, envelope, abort, first).await;
 }
 
 /// Settles an attempt that was parked while it waited for a person and has ended.
@@ -685,12 +651,11 @@ async fn resume<I, O, T>(
         finished: node.env.clock.now_us(),
         took: r.took,
     };
-    // A settled attempt never parks: only an attempt being run can.
-    let _ = handle(node, slot, port, buf, r.envelope, abort, step).await;
+    handle(node, slot, port, buf, r.envelope, abort, step).await;
 }
 
 /// Runs the item's attempts from `step` until it completes, fails for good, is cancelled,
-/// or its attempt is parked.
+/// or its attempt is parked (the item then leaves this worker).
 async fn handle<I, O, T>(
     node: &Arc<StageNode<I, O, T>>,
     slot: &Arc<WorkerSlot>,
@@ -699,8 +664,7 @@ async fn handle<I, O, T>(
     envelope: Envelope<I>,
     abort: &CancellationToken,
     mut step: Step<T::Outputs, T::Error>,
-) -> Flow
-where
+) where
     I: Clone + Send + Sync + 'static,
     O: Send + 'static,
     T: TaskFn<I, O>,
@@ -729,7 +693,8 @@ where
                     Some((outcome, attempt, finished, took)) => {
                         (outcome, ItemStatus::Running, attempt, finished, took)
                     }
-                    None => return Flow::Parked,
+                    // Parked: the item is no longer this worker's.
+                    None => return,
                 }
             }
         };
@@ -846,7 +811,6 @@ where
         break;
     }
     slot.current.store(NO_ITEM, Ordering::Release);
-    Flow::Next
 }
 
 /// Records the item as failed for good with `error`, keeping its input for a retry.
@@ -883,8 +847,8 @@ async fn fail<I, O, T>(
 
 /// Runs attempt `attempt` of the item and returns how it ended, its number (moved past
 /// any the task reported as made elsewhere), when it ended and how long it ran. `None`
-/// when the task asked a person: this task was parked with the attempt, gave the slot to
-/// a new worker, waited for the attempt to end and handed its outcome back to the stage.
+/// when the task asked a person: the attempt was parked on a task of its own
+/// ([`wait_parked`]), which hands its outcome back to the stage, and this worker goes on.
 async fn run_attempt<I, O, T>(
     node: &Arc<StageNode<I, O, T>>,
     slot: &Arc<WorkerSlot>,
@@ -928,112 +892,249 @@ where
         slot: slot.clone(),
         parked: OnceLock::new(),
     };
-    // Set once the task asks a person and this task is parked with the attempt.
-    let parked: OnceLock<Arc<Parked>> = OnceLock::new();
     // The task is user code twice over: the closure's synchronous part runs here, its
     // future below. A panic in either fails the attempt, never the worker.
     let outcome = match guard::call(|| node.task.call(envelope.value.clone(), cx)) {
         Err(msg) => Outcome::Panic(msg),
         Ok(fut) => {
-            let fut = AssertUnwindSafe(fut).catch_unwind();
-            let mut fut = std::pin::pin!(fut);
+            // Boxed so that an attempt that asks a person can move to a task of its own
+            // and leave this worker free: one allocation per attempt, within the noise of
+            // the throughput bench (docs/questions.md).
+            let mut fut: Attempt<I, O, T> = Box::pin(AssertUnwindSafe(fut).catch_unwind());
             let clock = &env.clock;
-            let timer = attempt_timer(node.timeout, tokio::time::Instant::now(), &parked);
+            let since = tokio::time::Instant::now();
+            let timer = attempt_timer(node.timeout);
             let mut timer = std::pin::pin!(timer);
-            loop {
-                let away = parked.get().is_some();
-                tokio::select! {
-                    biased;
-                    _ = CancelSignal(slot), if !away => break Outcome::Cancelled,
-                    _ = parked_cancelled(&parked) => break Outcome::Cancelled,
-                    _ = abort.cancelled() => break Outcome::Cancelled,
-                    r = &mut fut => break match r {
-                        Err(payload) => Outcome::Panic(guard::message(payload.as_ref())),
-                        Ok(Err(e)) => Outcome::Error(e),
-                        Ok(Ok(outs)) => Outcome::Done(outs),
-                    },
-                    _ = &mut timer => break Outcome::Timeout,
-                    p = ParkSignal(slot), if !away => {
-                        park(node, slot, buf, id, started, p.clone()).await;
-                        let _ = parked.set(p);
-                    }
-                    // Polled only once the attempt turned out to take a while.
-                    never = buf.flush_when_due(clock), if !away => match never {},
+            tokio::select! {
+                biased;
+                _ = CancelSignal(slot) => Outcome::Cancelled,
+                _ = abort.cancelled() => Outcome::Cancelled,
+                r = &mut fut => ended(r),
+                p = ParkSignal(slot) => {
+                    park(node, slot, buf, id, started, &p).await;
+                    let waiter = Waiter {
+                        node: node.clone(),
+                        envelope: envelope.clone(),
+                        parked: p,
+                        since,
+                        started,
+                        attempt,
+                        worker: slot.index,
+                    };
+                    env.tasks.spawn(WaitParked::new(waiter, fut));
+                    return None;
                 }
+                _ = &mut timer => Outcome::Timeout,
+                // Polled only once the attempt turned out to take a while.
+                never = buf.flush_when_due(clock) => match never {},
             }
         }
     };
-    // Asked, but the attempt ended before this worker was parked with it: the request
-    // is stale, and its place goes back.
-    let asked = parked.get().cloned().or_else(|| {
-        slot.park_flag.store(false, Ordering::Release);
-        slot.park_request.lock().take()
-    });
-    let outcome = match (
-        outcome,
-        asked.as_ref().and_then(|p| p.unanswered.lock().clone()),
-    ) {
+    // Asked, but the attempt ended before this worker parked it: the request is stale,
+    // and its place goes back.
+    slot.park_flag.store(false, Ordering::Release);
+    let asked = slot.park_request.lock().take();
+    let outcome = unanswered(outcome, asked.as_deref());
+    if let Some(p) = asked {
+        p.release();
+    }
+    let finished = env.clock.now_us();
+    // Attempts the task said were made elsewhere meanwhile come before this one's end.
+    attempt += slot.extra_attempts.swap(0, Ordering::AcqRel);
+    let took = finished - started;
+    WorkerSlot::add(&slot.busy_us, took);
+    slot.attempt_since.store(0, Ordering::Release);
+    slot.latency.record(took);
+    slot.take_notes(buf);
+    Some((outcome, attempt, finished, took))
+}
+
+/// A task's attempt future, boxed: see [`run_attempt`].
+type Attempt<I, O, T> = Pin<
+    Box<
+        dyn Future<
+                Output = std::thread::Result<
+                    Result<<T as TaskFn<I, O>>::Outputs, <T as TaskFn<I, O>>::Error>,
+                >,
+            > + Send,
+    >,
+>;
+
+/// How an attempt's future ended.
+fn ended<T, E>(r: std::thread::Result<Result<T, E>>) -> Outcome<T, E> {
+    match r {
+        Err(payload) => Outcome::Panic(guard::message(payload.as_ref())),
+        Ok(Err(e)) => Outcome::Error(e),
+        Ok(Ok(outs)) => Outcome::Done(outs),
+    }
+}
+
+/// The outcome of an attempt that asked a person as `asked`: an error after a question
+/// that timed out is that time-out, and any end after a cancelled one is a cancellation.
+fn unanswered<T, E>(outcome: Outcome<T, E>, asked: Option<&Parked>) -> Outcome<T, E> {
+    let why = asked.and_then(|p| p.unanswered.lock().as_deref().cloned());
+    match (outcome, why) {
         (Outcome::Error(_), Some(why @ Unanswered::TimedOut { .. })) => Outcome::Unanswered(why),
         (_, Some(Unanswered::Cancelled)) => Outcome::Cancelled,
         (outcome, _) => outcome,
-    };
-    let finished = env.clock.now_us();
-    let Some(p) = parked.into_inner() else {
-        // Attempts the task said were made elsewhere meanwhile come before this one's end.
-        attempt += slot.extra_attempts.swap(0, Ordering::AcqRel);
-        let took = finished - started;
-        WorkerSlot::add(&slot.busy_us, took);
-        slot.attempt_since.store(0, Ordering::Release);
-        slot.latency.record(took);
-        slot.take_notes(buf);
-        if let Some(p) = asked {
-            p.release();
+    }
+}
+
+/// The task of an attempt that asked a person: drives it, off its worker, until it ends,
+/// then hands its outcome back to the stage, whose next free worker settles it. Written
+/// out rather than `async`, to stay small: a waiting item costs this task, its attempt's
+/// future and its question, not a worker (docs/questions.md has the bytes).
+struct WaitParked<I, O, T: TaskFn<I, O>> {
+    /// Taken when the attempt ends.
+    waiter: Option<Waiter<I, O, T>>,
+    fut: Option<Attempt<I, O, T>>,
+    /// The stage's timeout, set while no question waits; none without a timeout.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// A parked attempt: its stage, item and number, and when it started, on the run's clock
+/// and on tokio's (for its timeout).
+struct Waiter<I, O, T: TaskFn<I, O>> {
+    node: Arc<StageNode<I, O, T>>,
+    envelope: Envelope<I>,
+    parked: Arc<Parked>,
+    since: tokio::time::Instant,
+    started: u64,
+    attempt: u32,
+    worker: u16,
+}
+
+// Nothing in it is ever pinned in place: the attempt's future and the timer are boxed.
+impl<I, O, T: TaskFn<I, O>> Unpin for WaitParked<I, O, T> {}
+
+impl<I, O, T> WaitParked<I, O, T>
+where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    fn new(w: Waiter<I, O, T>, fut: Attempt<I, O, T>) -> Self {
+        if w.node.env.abort.is_cancelled() {
+            // Stopped after the stage cancelled its parked attempts, before this one was.
+            w.parked.cancel();
         }
-        return Some((outcome, attempt, finished, took));
-    };
-    // Parked: hand the outcome back to the stage, whose next free worker settles it.
-    let waited = u64::try_from(p.waited().as_micros()).unwrap_or(u64::MAX);
-    let took = (finished - started).saturating_sub(waited);
+        let timer = w
+            .node
+            .timeout
+            .map(|_| Box::pin(tokio::time::sleep_until(w.since)));
+        WaitParked {
+            waiter: Some(w),
+            fut: Some(fut),
+            timer,
+        }
+    }
+
+    /// How the attempt ended, if it did.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<T::Outputs, T::Error>> {
+        let (Some(w), Some(fut)) = (&self.waiter, &mut self.fut) else {
+            return Poll::Pending;
+        };
+        // A stop cancels the stage's parked attempts, this one with them.
+        if Pin::new(&mut w.parked.cancelled()).poll(cx).is_ready() {
+            return Poll::Ready(Outcome::Cancelled);
+        }
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return Poll::Ready(ended(r));
+        }
+        // Time spent waiting for a person does not count: the timer runs only while no
+        // question waits, and the answer's arrival polls this again.
+        if let (Some(timer), Some(limit)) = (&mut self.timer, w.node.timeout) {
+            if !w.parked.is_waiting() {
+                let deadline = w.since + limit + w.parked.waited();
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Outcome::Timeout);
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<I, O, T> Future for WaitParked<I, O, T>
+where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Poll::Ready(outcome) = this.poll_end(cx) else {
+            return Poll::Pending;
+        };
+        this.fut = None;
+        this.timer = None;
+        if let Some(w) = this.waiter.take() {
+            settle_parked(w, outcome);
+        }
+        Poll::Ready(())
+    }
+}
+
+/// Hands the outcome of the parked attempt of `w` back to the stage; after a stop (no
+/// worker will take it), records its end on a task of its own.
+fn settle_parked<I, O, T>(w: Waiter<I, O, T>, outcome: Outcome<T::Outputs, T::Error>)
+where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    let outcome = unanswered(outcome, Some(&w.parked));
+    let finished = w.node.env.clock.now_us();
+    let waited = u64::try_from(w.parked.waited().as_micros()).unwrap_or(u64::MAX);
+    let took = (finished - w.started).saturating_sub(waited);
     // Cancelled while its question waited: the item leaves the waiting status.
-    let from = if p.is_waiting() {
+    let from = if w.parked.is_waiting() {
         ItemStatus::Waiting
     } else {
         ItemStatus::Running
     };
-    node.unpark(id);
-    p.release();
-    if abort.is_cancelled() {
-        // The workers are gone: record the end here.
-        buf.push(
-            here.event(EventKind::Cancelled, Some(from), finished)
-                .attempt(attempt, took),
-        )
-        .await;
-        buf.flush().await;
-        node.taken_back();
-        return None;
+    w.node.unpark(w.envelope.id);
+    w.parked.release();
+    if w.node.env.abort.is_cancelled() {
+        let here = Subject {
+            item: w.envelope.id,
+            stage: w.node.index,
+            worker: Some(w.worker),
+        };
+        let event = here
+            .event(EventKind::Cancelled, Some(from), finished)
+            .attempt(w.attempt, took);
+        let node = w.node;
+        let env = node.env.clone();
+        env.tasks.spawn(async move {
+            EventBuf::new(node.env.tracker()).send_one(event).await;
+            node.taken_back();
+        });
+        return;
     }
-    buf.flush().await;
-    node.hand_back(Resumed {
-        envelope: envelope.clone(),
+    w.node.hand_back(Resumed {
+        envelope: w.envelope,
         outcome,
         from,
-        attempt,
+        attempt: w.attempt,
         took,
     });
-    None
 }
 
 /// Parks the attempt running on `slot` as `p` (it asked a person): records the time it
-/// ran so far, lets go of the slot, and starts a new worker on it. From then on the
-/// calling task only drives the attempt.
+/// ran so far and lets go of the slot, whose worker goes on with other items.
 async fn park<I, O, T>(
     node: &Arc<StageNode<I, O, T>>,
     slot: &Arc<WorkerSlot>,
     buf: &mut EventBuf,
     id: ItemId,
     started: u64,
-    p: Arc<Parked>,
+    p: &Arc<Parked>,
 ) where
     I: Clone + Send + Sync + 'static,
     O: Send + 'static,
@@ -1043,11 +1144,10 @@ async fn park<I, O, T>(
     WorkerSlot::add(&slot.busy_us, now.saturating_sub(started));
     slot.attempt_since.store(0, Ordering::Release);
     slot.take_notes(buf);
+    // The item's wait shows before the worker's next item.
     buf.flush().await;
     slot.current.store(NO_ITEM, Ordering::Release);
-    slot.set_state(WorkerState::Idle);
-    node.park(id, p);
-    node.clone().replace_worker(slot.clone());
+    node.park(id, p.clone());
 }
 
 /// Passes a finished attempt's outputs on and records where the item went. `Err` means a

@@ -263,6 +263,57 @@ async fn cancel_and_drain_close_waiting_questions_and_cancel_their_items() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_question_asked_during_a_drain_is_cancelled_at_once() {
+    // Items still running (or queued) when the drain starts ask only after it: their
+    // questions would otherwise hold the drain until someone answers.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let closed = Arc::new(Mutex::new(Vec::new()));
+    let seen = closed.clone();
+    let running = Line::<u32>::new("review")
+        .stage(
+            Stage::map("approve", move |n: u32, cx| {
+                let gate = held.clone();
+                async move {
+                    drop(gate.acquire().await);
+                    cx.ask(Question::new("ok?").options(["yes"]))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(n)
+                }
+            })
+            .workers(2),
+        )
+        .on_question(move |c| {
+            if let QuestionChange::Closed(q) = c {
+                seen.lock().unwrap().push((q.item, q.state));
+            }
+        })
+        .build()
+        .unwrap()
+        .start();
+    let h = running.handle.clone();
+    running.input.send_all(0..4).await;
+    until(&h, "two running, two queued", |s| {
+        s.totals.running == 2 && s.totals.queued == 2
+    })
+    .await;
+    h.drain();
+    gate.add_permits(4);
+    tokio::time::timeout(Duration::from_secs(60), h.wait())
+        .await
+        .expect("the drain waited for answers");
+    let t = h.snapshot().totals;
+    assert_eq!(
+        (t.cancelled, t.waiting, t.completed, t.failed),
+        (4, 0, 0, 0)
+    );
+    let mut states = closed.lock().unwrap().clone();
+    states.sort_by_key(|(item, _)| *item);
+    assert_eq!(states, [0, 1, 2, 3].map(|i| (i, QuestionState::Cancelled)));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stage_caps_its_waiting_items_and_askers_past_it_hold_their_worker() {
     let running = Line::<u32>::new("capped")
         .stage(
@@ -415,4 +466,52 @@ async fn a_stopped_pipeline_cancels_its_waiting_items() {
         .closed()
         .iter()
         .all(|q| q.state == QuestionState::Cancelled));
+}
+
+/// The throughput check, in pipeline time (time is paused, so the machine's speed does not
+/// enter): a 4-worker stage whose items take 10 ms keeps its pace on 400 items while 1,000
+/// others wait for people. Were waiting items to hold workers, nothing would move.
+#[tokio::test(start_paused = true)]
+async fn a_thousand_waiting_items_leave_the_stage_its_throughput() {
+    async fn pace(waiting: u32) -> Duration {
+        let running = Line::<u32>::new("pace")
+            .stage(
+                Stage::map("work", |n: u32, cx| async move {
+                    if n >= 1_000_000 {
+                        cx.ask(Question::new("later").options(["ok"])).await?;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Ok::<_, String>(n)
+                })
+                .workers(4),
+            )
+            .build()
+            .unwrap()
+            .start();
+        let h = running.handle.clone();
+        running
+            .input
+            .send_all((0..waiting).map(|i| 1_000_000 + i))
+            .await;
+        if waiting > 0 {
+            pending(&h, waiting as usize).await;
+        }
+        let start = tokio::time::Instant::now();
+        running.input.send_all(0..400).await;
+        for _ in 0..400 {
+            running.outputs.recv().await.unwrap();
+        }
+        let took = start.elapsed();
+        assert_eq!(h.snapshot().totals.waiting, u64::from(waiting));
+        h.abort();
+        took
+    }
+    let (alone, beside) = (pace(0).await, pace(1_000).await);
+    let kept = alone.as_secs_f64() / beside.as_secs_f64();
+    assert!(
+        kept >= 0.9,
+        "kept {:.0}% of the throughput ({alone:?} alone, {beside:?} beside 1,000 waiting)",
+        kept * 100.0
+    );
 }

@@ -111,7 +111,7 @@ async fn pause(from_ms: u64, to_ms: u64, scale: f64) {
 /// `latency` scales the simulated work (1.0 is realistic; 0.0 makes every task instant,
 /// which is how the benchmark pushes tens of thousands of events a second through it).
 pub fn start(rate: u32, latency: f64) -> PipelineHandle {
-    start_named(NAME, rate, latency)
+    start_with(NAME, rate, latency, Review::default())
 }
 
 /// The demo pipeline's name.
@@ -119,6 +119,40 @@ pub const NAME: &str = "document-enrichment";
 
 /// The demo under another name: a dashboard of several pipelines serves several of them.
 pub fn start_named(name: &str, rate: u32, latency: f64) -> PipelineHandle {
+    start_with(name, rate, latency, Review::default())
+}
+
+/// How the demo asks a reviewer about a record before storing it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Review {
+    /// One record in `every` is reviewed; 0 reviews none.
+    pub every: u32,
+    /// Nobody answering within this publishes the record.
+    pub after: Duration,
+}
+
+impl Default for Review {
+    fn default() -> Self {
+        Review {
+            every: 300,
+            after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What a reviewer may add to a record: the demo's question's form.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct ReviewNote {
+    /// A note for whoever reads the record later.
+    #[schemars(extend("format" = "textarea"))]
+    note: Option<String>,
+    /// Topics to file it under.
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// The demo with reviews as `review` says.
+pub fn start_with(name: &str, rate: u32, latency: f64, review: Review) -> PipelineHandle {
     let scale = latency.max(0.0);
     let reviews = Arc::new(AtomicUsize::new(0));
     let running = Line::<Document>::new(name)
@@ -223,10 +257,10 @@ pub fn start_named(name: &str, rate: u32, latency: f64) -> PipelineHandle {
                 async move {
                     pause(2, 10, scale).await;
                     // One record in 300 goes to a reviewer first; nobody answering within two
-                    // minutes publishes it. The item waits without holding one of the two workers.
-                    // At most REVIEWS wait at once, whatever the demo's rate.
-                    let reviewing = reviews.load(Ordering::Relaxed) < REVIEWS;
-                    if reviewing && rand::rng().random_range(0..300) == 0 {
+                    // minutes publishes it. The item waits without holding one of the two
+                    // workers. At most REVIEWS wait at once, whatever the demo's rate.
+                    let reviewing = review.every > 0 && reviews.load(Ordering::Relaxed) < REVIEWS;
+                    if reviewing && rand::rng().random_range(0..review.every) == 0 {
                         reviews.fetch_add(1, Ordering::Relaxed);
                         let _done = Decrement(reviews.clone());
                         let question = Question::new(format!("Publish “{}”?", e.title))
@@ -236,10 +270,19 @@ pub fn start_named(name: &str, rate: u32, latency: f64) -> PipelineHandle {
                                 e.label, e.words, e.tokens
                             ))
                             .options(["publish", "hold"])
-                            .default_after(Duration::from_secs(120), "publish");
+                            .form::<ReviewNote>()
+                            .default_after(review.after, "publish");
                         // Cancelled (the demo stopped) or not askable: stored as it is.
                         if let Ok(answer) = cx.ask(question).await {
                             cx.annotate("review", answer.choice.as_str());
+                            if let Some(n) = answer.data {
+                                if let Some(note) = n.note.filter(|n| !n.trim().is_empty()) {
+                                    cx.annotate("review_note", note);
+                                }
+                                if !n.tags.is_empty() {
+                                    cx.annotate("review_tags", n.tags.join(", "));
+                                }
+                            }
                         }
                     }
                     if rand::rng().random_range(0..100) == 0 {

@@ -194,17 +194,9 @@ impl App {
         match key.code {
             KeyCode::Esc => self.answering = None,
             KeyCode::Left => a.choice = a.choice.saturating_sub(1),
-            KeyCode::Right => {
-                if a.choice + 1 < a.question.options.len() {
-                    a.choice += 1;
-                }
-            }
+            KeyCode::Right => a.choice = (a.choice + 1).min(a.question.options.len().max(1) - 1),
             KeyCode::Up => a.field = a.field.saturating_sub(1),
-            KeyCode::Down | KeyCode::Tab => {
-                if a.field + 1 < fields {
-                    a.field += 1;
-                }
-            }
+            KeyCode::Down | KeyCode::Tab => a.field = (a.field + 1).min(fields.max(1) - 1),
             KeyCode::Backspace => {
                 if let Some(v) = a.values.get_mut(a.field) {
                     v.pop();

@@ -40,6 +40,7 @@ pub(crate) fn summary(state: &LiveState) -> impl IntoView + use<> {
         ("Submitted", format::count(totals.submitted)),
         ("Queued", format::count(totals.queued)),
         ("Running", format::count(totals.running)),
+        ("Waiting", format::count(totals.waiting)),
         ("Completed", format::count(totals.completed)),
         ("Failed", format::count(totals.failed)),
         ("Throughput", format::rate(totals.throughput)),

@@ -229,12 +229,83 @@ fn time_left(deadline_unix_ms: Option<u64>) -> impl Fn() -> Option<String> + Cop
 #[component]
 pub(crate) fn QuestionCard(q: QuestionInfo, #[prop(optional)] readonly: bool) -> impl IntoView {
     let live = use_live();
-    let viewer = live.viewer();
-    let may_answer = !readonly
-        && q.state.is_pending()
-        && viewer.can_control
-        && q.assigned_to(viewer.name.as_deref(), &viewer.role);
     let state = q.state.as_str();
+    let id = q.id;
+    let left = time_left(q.deadline_unix_ms);
+    let default = q.default.clone();
+    // Who may answer is known once the server has said who is looking.
+    let may_answer = {
+        let q = q.clone();
+        move || {
+            let viewer = live.viewer();
+            !readonly
+                && q.state.is_pending()
+                && viewer.can_control
+                && q.assigned_to(viewer.name.as_deref(), &viewer.role)
+        }
+    };
+    let form = {
+        let (q, may_answer) = (q.clone(), may_answer.clone());
+        move || may_answer().then(|| view! { <AnswerForm q=q.clone()/> })
+    };
+    let refused = {
+        let pending = q.state.is_pending();
+        move || {
+            (pending && !readonly && !may_answer()).then(|| {
+                view! {
+                    <p class="muted">"You may not answer this question."</p>
+                }
+            })
+        }
+    };
+    let answer = q.answer.clone();
+    view! {
+        <li class="question" data-state=state data-question=id.to_string() data-item=q.item.to_string() data-testid="question">
+            <h3>{q.title.clone()}</h3>
+            <p class="muted question-meta">
+                {format!("{} · {} · ", q.pipeline, q.stage_name)}
+                <a href=super::task_href(q.item)>{format!("item #{}", q.item)}</a>
+                {format!(" · asked {} UTC", format::clock(q.asked_unix_ms))}
+                {(!q.assignees.is_empty()).then(|| format!(" · for {}", q.assignees.join(", ")))}
+                {q.state.is_pending().then(|| view! {
+                    {move || left().map(|l| view! {
+                        " · " <span data-testid="countdown">{format!("{l} left")}</span>
+                    })}
+                    {default.clone().map(|d| format!(" · then “{}”", d.choice))}
+                })}
+            </p>
+            <div class="question-body" inner_html=q.body_html.clone().unwrap_or_default()></div>
+            {form}
+            {refused}
+            {answer.map(|a| {
+                let who = match (&a.by, q.state) {
+                    (_, QuestionState::Defaulted) => "the default, nobody answered in time".to_owned(),
+                    (Some(by), _) => format!("by {by}"),
+                    (None, _) => "anonymously".to_owned(),
+                };
+                let data = (!a.data.is_null()).then(|| serde_json::to_string_pretty(&a.data).unwrap_or_default());
+                view! {
+                    <p data-testid="answer-given">
+                        <strong>{a.choice.clone()}</strong>
+                        {format!(" · {who} · {} UTC", format::clock(a.at_unix_ms))}
+                    </p>
+                    {data.map(|d| view! { <pre class="json"><code>{d}</code></pre> })}
+                }
+            })}
+            {matches!(q.state, QuestionState::TimedOut | QuestionState::Cancelled).then(|| view! {
+                <p class="muted" data-testid="answer-given">
+                    {if q.state == QuestionState::TimedOut { "Nobody answered in time: the item failed." } else { "Cancelled with its item." }}
+                </p>
+            })}
+        </li>
+    }
+}
+
+/// The options and form of a pending question, for someone who may answer it: the fields
+/// as its kinds take them, checked before sending, and the server's refusal shown by the
+/// field it names.
+#[component]
+fn AnswerForm(q: QuestionInfo) -> impl IntoView {
     let id = q.id;
     let entries: Vec<RwSignal<Entry>> = q
         .fields
@@ -243,8 +314,6 @@ pub(crate) fn QuestionCard(q: QuestionInfo, #[prop(optional)] readonly: bool) ->
         .collect();
     let refusal = RwSignal::new(None::<Refusal>);
     let sending = RwSignal::new(false);
-    let left = time_left(q.deadline_unix_ms);
-    let default = q.default.clone();
     let answer_with = {
         let (fields, options, entries) = (q.fields.clone(), q.options.clone(), entries.clone());
         move |choice: String| {
@@ -335,66 +404,21 @@ pub(crate) fn QuestionCard(q: QuestionInfo, #[prop(optional)] readonly: bool) ->
             }
         })
         .collect_view();
-    let answer = q.answer.clone();
     view! {
-        <li class="question" data-state=state data-question=id.to_string() data-item=q.item.to_string() data-testid="question">
-            <h3>{q.title.clone()}</h3>
-            <p class="muted question-meta">
-                {format!("{} · {} · ", q.pipeline, q.stage_name)}
-                <a href=super::task_href(q.item)>{format!("item #{}", q.item)}</a>
-                {format!(" · asked {} UTC", format::clock(q.asked_unix_ms))}
-                {(!q.assignees.is_empty()).then(|| format!(" · for {}", q.assignees.join(", ")))}
-                {q.state.is_pending().then(|| view! {
-                    {move || left().map(|l| view! {
-                        " · " <span data-testid="countdown">{format!("{l} left")}</span>
-                    })}
-                    {default.clone().map(|d| format!(" · then “{}”", d.choice))}
-                })}
+        <div class="question-form">
+            {fields}
+            <p class="options">
+                {q.options.iter().map(|o| {
+                    let (o, answer_with) = (o.clone(), answer_with.clone());
+                    view! {
+                        <button class="btn" data-testid="answer" data-choice=o.clone() disabled=move || sending.get()
+                            on:click=move |_| answer_with(o.clone())>{o.clone()}</button>
+                    }
+                }).collect_view()}
             </p>
-            <div class="question-body" inner_html=q.body_html.clone().unwrap_or_default()></div>
-            {may_answer.then(|| {
-                let answer_with = answer_with.clone();
-                view! {
-                    <div class="question-form">
-                        {fields}
-                        <p class="options">
-                            {q.options.iter().map(|o| {
-                                let (o, answer_with) = (o.clone(), answer_with.clone());
-                                view! {
-                                    <button class="btn" data-testid="answer" data-choice=o.clone() disabled=move || sending.get()
-                                        on:click=move |_| answer_with(o.clone())>{o.clone()}</button>
-                                }
-                            }).collect_view()}
-                        </p>
-                        {move || refusal.get().filter(|r| !r.field.as_deref().is_some_and(|f| f.starts_with("data."))).map(|r| view! {
-                            <p class="error" role="alert" data-testid="answer-error">{r.message}</p>
-                        })}
-                    </div>
-                }
+            {move || refusal.get().filter(|r| !r.field.as_deref().is_some_and(|f| f.starts_with("data."))).map(|r| view! {
+                <p class="error" role="alert" data-testid="answer-error">{r.message}</p>
             })}
-            {(q.state.is_pending() && !may_answer && !readonly).then(|| view! {
-                <p class="muted">"You may not answer this question."</p>
-            })}
-            {answer.map(|a| {
-                let who = match (&a.by, q.state) {
-                    (_, QuestionState::Defaulted) => "the default, nobody answered in time".to_owned(),
-                    (Some(by), _) => format!("by {by}"),
-                    (None, _) => "anonymously".to_owned(),
-                };
-                let data = (!a.data.is_null()).then(|| serde_json::to_string_pretty(&a.data).unwrap_or_default());
-                view! {
-                    <p data-testid="answer-given">
-                        <strong>{a.choice.clone()}</strong>
-                        {format!(" · {who} · {} UTC", format::clock(a.at_unix_ms))}
-                    </p>
-                    {data.map(|d| view! { <pre class="json"><code>{d}</code></pre> })}
-                }
-            })}
-            {matches!(q.state, QuestionState::TimedOut | QuestionState::Cancelled).then(|| view! {
-                <p class="muted" data-testid="answer-given">
-                    {if q.state == QuestionState::TimedOut { "Nobody answered in time: the item failed." } else { "Cancelled with its item." }}
-                </p>
-            })}
-        </li>
+        </div>
     }
 }

@@ -21,15 +21,17 @@ enum Tab {
     All,
     Queued,
     Active,
+    Waiting,
     Completed,
     Failed,
 }
 
 impl Tab {
-    const ALL: [Tab; 5] = [
+    const ALL: [Tab; 6] = [
         Tab::All,
         Tab::Queued,
         Tab::Active,
+        Tab::Waiting,
         Tab::Completed,
         Tab::Failed,
     ];
@@ -39,6 +41,7 @@ impl Tab {
             Tab::All => "All",
             Tab::Queued => "Queued",
             Tab::Active => "Active",
+            Tab::Waiting => "Waiting",
             Tab::Completed => "Completed",
             Tab::Failed => "Failed",
         }
@@ -49,6 +52,7 @@ impl Tab {
             Tab::All => true,
             Tab::Queued => s == ItemStatus::Queued,
             Tab::Active => matches!(s, ItemStatus::Running | ItemStatus::Retrying),
+            Tab::Waiting => s == ItemStatus::Waiting,
             Tab::Completed => s == ItemStatus::Completed,
             Tab::Failed => matches!(s, ItemStatus::Failed | ItemStatus::Cancelled),
         }

@@ -46,7 +46,8 @@ struct Step {
     attempt: u32,
     at_us: u64,
     duration_us: u64,
-    error: Option<ErrorInfo>,
+    /// Boxed: waits have none, and a step is kept per wait of every waiting item.
+    error: Option<Box<ErrorInfo>>,
 }
 
 pub(crate) struct ItemRecord {
@@ -115,7 +116,7 @@ impl ItemRecord {
                 attempt: e.attempt,
                 at_us: e.at_us,
                 duration_us: e.duration_us.unwrap_or(0),
-                error: e.error.clone(),
+                error: e.error.clone().map(Box::new),
             })
             .collect();
         let mut inputs = Vec::new();
@@ -252,14 +253,17 @@ impl ItemRecord {
                 v.attempts = v.attempts.max(e.attempt);
             }
             EventKind::Retrying | EventKind::Waiting | EventKind::Answered => {
-                self.steps.get_or_insert_with(Default::default).push(Step {
+                let steps = self.steps.get_or_insert_with(Default::default);
+                // An item has few steps, and many items may wait at once: no room to spare.
+                steps.reserve_exact(1);
+                steps.push(Step {
                     kind: e.kind,
                     stage: e.stage,
                     worker,
                     attempt: e.attempt,
                     at_us: e.at_us,
                     duration_us: e.duration_us,
-                    error: e.error().cloned(),
+                    error: e.error().cloned().map(Box::new),
                 });
             }
             EventKind::Completed | EventKind::Failed | EventKind::Cancelled => {
@@ -393,7 +397,7 @@ impl ItemRecord {
                     r.at_us,
                     Some(r.duration_us),
                     false,
-                    r.error.clone(),
+                    r.error.as_deref().cloned(),
                 ));
                 out.push(ev(
                     EventKind::Started,
