@@ -144,8 +144,7 @@ mod tests {
                 ItemRow(2, ItemStatus::Failed, 0, 3, 6, Some("Timeout".into())),
             ],
             history: vec![],
-            errors: Default::default(),
-            questions: vec![],
+            ..Full::default()
         });
         for name in BUILTIN_SOURCES {
             let t = builtin(&state, name).unwrap();

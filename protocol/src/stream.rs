@@ -92,11 +92,11 @@ pub struct Full {
     pub history: Vec<Point>,
     pub errors: ErrorSummary,
     /// The pipeline's questions for people: the pending ones, then the most recent closed
-    /// ones ([`QUESTIONS_KEPT`]). Not read in the browser, whose pages ask for them
+    /// ones ([`QUESTIONS_KEPT`]). Not in the browser's build, whose pages ask for them
     /// (`snapshot.questions_seq` says when): the first load's wasm carries no code to
-    /// decode them.
+    /// decode, keep or drop them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    #[cfg(not(target_arch = "wasm32"))]
     pub questions: Vec<crate::question::QuestionInfo>,
 }
 
@@ -121,7 +121,7 @@ pub struct Delta {
     /// Questions asked and closed since the last frame, in order (not read in the browser;
     /// see [`Full::questions`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    #[cfg(not(target_arch = "wasm32"))]
     pub questions: Vec<crate::question::QuestionChange>,
 }
 
@@ -182,7 +182,8 @@ pub struct LiveState {
     pub history: VecDeque<Point>,
     pub errors: ErrorSummary,
     /// Questions by id: every pending one, and the [`QUESTIONS_KEPT`] most recent closed
-    /// ones (empty in the browser, which asks for them).
+    /// ones (not in the browser's build, which asks for them).
+    #[cfg(not(target_arch = "wasm32"))]
     pub questions: BTreeMap<crate::question::QuestionId, crate::question::QuestionInfo>,
     /// Retained items per status, indexed like [`ItemStatus::ALL`], kept as rows change
     /// so that a page showing them does not count 100,000 items every frame.
@@ -202,6 +203,7 @@ impl LiveState {
             items: full.items.into_iter().map(|r| (r.id(), r)).collect(),
             history: full.history.into_iter().collect(),
             errors: full.errors,
+            #[cfg(not(target_arch = "wasm32"))]
             questions: full.questions.into_iter().map(|q| (q.id, q)).collect(),
             counts: [0; 7],
         };
@@ -249,6 +251,7 @@ impl LiveState {
         if let Some(errors) = delta.errors {
             self.errors.apply(errors);
         }
+        #[cfg(not(target_arch = "wasm32"))]
         for change in delta.questions {
             let q = match change {
                 crate::question::QuestionChange::Asked(q)
@@ -261,6 +264,7 @@ impl LiveState {
     }
 
     /// The pending questions, oldest first.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn pending_questions(&self) -> impl Iterator<Item = &crate::question::QuestionInfo> {
         self.questions.values().filter(|q| q.state.is_pending())
     }
@@ -274,6 +278,7 @@ impl LiveState {
             items: self.items.values().cloned().collect(),
             history: self.history.iter().copied().collect(),
             errors: self.errors.clone(),
+            #[cfg(not(target_arch = "wasm32"))]
             questions: self.questions.values().cloned().collect(),
         }
     }
@@ -295,6 +300,12 @@ impl LiveState {
             self.history.pop_front();
         }
         // Closed questions beyond the most recent QUESTIONS_KEPT go, oldest first.
+        #[cfg(not(target_arch = "wasm32"))]
+        self.trim_questions();
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn trim_questions(&mut self) {
         let closed = self
             .questions
             .values()

@@ -69,7 +69,7 @@ pub fn Questions() -> impl IntoView {
                                     <button class="btn" data-testid="questions-next" disabled=from + PER_PAGE >= total
                                         on:click=move |_| offset.update(|o| *o += PER_PAGE)>"Later"</button>
                                 </p>
-                            })}
+                            }.into_any())}
                         }
                         .into_any()
                     }
@@ -227,7 +227,7 @@ fn time_left(deadline_unix_ms: Option<u64>) -> impl Fn() -> Option<String> + Cop
 /// One question: what was asked, about which item, how long is left, and either its
 /// options and form (pending, for those who may answer) or its answer.
 #[component]
-pub(crate) fn QuestionCard(q: QuestionInfo, #[prop(optional)] readonly: bool) -> impl IntoView {
+pub(crate) fn QuestionCard(q: QuestionInfo, #[prop(optional)] readonly: bool) -> AnyView {
     let live = use_live();
     let state = q.state.as_str();
     let id = q.id;
@@ -258,47 +258,64 @@ pub(crate) fn QuestionCard(q: QuestionInfo, #[prop(optional)] readonly: bool) ->
             })
         }
     };
-    let answer = q.answer.clone();
+    // The card and each of its parts are erased (`into_any`): as one type, the page runs past
+    // the compiler's query depth in the browser build.
+    let meta = view! {
+        <p class="muted question-meta">
+            {format!("{} · {} · ", q.pipeline, q.stage_name)}
+            <a href=super::task_href(q.item)>{format!("item #{}", q.item)}</a>
+            {format!(" · asked {} UTC", format::clock(q.asked_unix_ms))}
+            {(!q.assignees.is_empty()).then(|| format!(" · for {}", q.assignees.join(", ")))}
+            {q.state.is_pending().then(|| view! {
+                {move || left().map(|l| view! {
+                    " · " <span data-testid="countdown">{format!("{l} left")}</span>
+                })}
+                {default.clone().map(|d| format!(" · then “{}”", d.choice))}
+            })}
+        </p>
+    }
+    .into_any();
+    let given = q.answer.clone().map(|a| {
+        let who = match (&a.by, q.state) {
+            (_, QuestionState::Defaulted) => "the default, nobody answered in time".to_owned(),
+            (Some(by), _) => format!("by {by}"),
+            (None, _) => "anonymously".to_owned(),
+        };
+        let data =
+            (!a.data.is_null()).then(|| serde_json::to_string_pretty(&a.data).unwrap_or_default());
+        view! {
+            <p data-testid="answer-given">
+                <strong>{a.choice.clone()}</strong>
+                {format!(" · {who} · {} UTC", format::clock(a.at_unix_ms))}
+            </p>
+            {data.map(|d| view! { <pre class="json"><code>{d}</code></pre> })}
+        }
+        .into_any()
+    });
+    let closed = matches!(q.state, QuestionState::TimedOut | QuestionState::Cancelled).then(|| {
+        view! {
+            <p class="muted" data-testid="answer-given">
+                {if q.state == QuestionState::TimedOut {
+                    "Nobody answered in time: the item failed."
+                } else {
+                    "Cancelled with its item."
+                }}
+            </p>
+        }
+        .into_any()
+    });
     view! {
         <li class="question" data-state=state data-question=id.to_string() data-item=q.item.to_string() data-testid="question">
             <h3>{q.title.clone()}</h3>
-            <p class="muted question-meta">
-                {format!("{} · {} · ", q.pipeline, q.stage_name)}
-                <a href=super::task_href(q.item)>{format!("item #{}", q.item)}</a>
-                {format!(" · asked {} UTC", format::clock(q.asked_unix_ms))}
-                {(!q.assignees.is_empty()).then(|| format!(" · for {}", q.assignees.join(", ")))}
-                {q.state.is_pending().then(|| view! {
-                    {move || left().map(|l| view! {
-                        " · " <span data-testid="countdown">{format!("{l} left")}</span>
-                    })}
-                    {default.clone().map(|d| format!(" · then “{}”", d.choice))}
-                })}
-            </p>
+            {meta}
             <div class="question-body" inner_html=q.body_html.clone().unwrap_or_default()></div>
             {form}
             {refused}
-            {answer.map(|a| {
-                let who = match (&a.by, q.state) {
-                    (_, QuestionState::Defaulted) => "the default, nobody answered in time".to_owned(),
-                    (Some(by), _) => format!("by {by}"),
-                    (None, _) => "anonymously".to_owned(),
-                };
-                let data = (!a.data.is_null()).then(|| serde_json::to_string_pretty(&a.data).unwrap_or_default());
-                view! {
-                    <p data-testid="answer-given">
-                        <strong>{a.choice.clone()}</strong>
-                        {format!(" · {who} · {} UTC", format::clock(a.at_unix_ms))}
-                    </p>
-                    {data.map(|d| view! { <pre class="json"><code>{d}</code></pre> })}
-                }
-            })}
-            {matches!(q.state, QuestionState::TimedOut | QuestionState::Cancelled).then(|| view! {
-                <p class="muted" data-testid="answer-given">
-                    {if q.state == QuestionState::TimedOut { "Nobody answered in time: the item failed." } else { "Cancelled with its item." }}
-                </p>
-            })}
+            {given}
+            {closed}
         </li>
     }
+    .into_any()
 }
 
 /// The options and form of a pending question, for someone who may answer it: the fields
