@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{pipeline, serve_state};
+use common::{pipeline_asking, serve_state};
 use flowdeck_server::{
     dashboard::{Dashboard, Page, Source, Table},
     Config,
@@ -85,7 +85,9 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_answers_as_documented() {
-    let running = pipeline(10_000);
+    // Item 77 waits for a person at the first stage, so that the questions' endpoints have
+    // a question to show and answer.
+    let running = pipeline_asking(10_000, Some(77));
     let handle = running.handle.clone();
     // A dashboard with one custom page, so that its spec can be asked for.
     // And a run store, so that the runs' endpoints answer.
@@ -125,6 +127,12 @@ async fn every_documented_operation_answers_as_documented() {
     )[0]
     .id;
 
+    let question = loop {
+        if let Some(q) = handle.questions().pending().first() {
+            break q.id;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let mut called = 0;
     // Reads first, then control (stop last: it ends the pipeline).
     let mut ops: Vec<(String, String, Value)> = Vec::new();
@@ -145,6 +153,11 @@ async fn every_documented_operation_answers_as_documented() {
             queued
         } else {
             done
+        };
+        let id = if path.starts_with("/api/v1/questions/") {
+            question
+        } else {
+            id
         };
         // The live run is the store's first.
         let id = if path.starts_with("/api/v1/runs/") {
@@ -179,6 +192,8 @@ async fn every_documented_operation_answers_as_documented() {
             "post" => {
                 let body = if path.ends_with("/workers") {
                     json!({"workers": 2})
+                } else if path.ends_with("/answer") {
+                    json!({"choice": "yes"})
                 } else {
                     json!({})
                 };

@@ -49,10 +49,21 @@ pub async fn serve_with_store(handle: PipelineHandle, config: Config) -> String 
 
 /// Three stages with random latency, some failures and retries.
 pub fn pipeline(retention: usize) -> Running<u64, u64> {
-    let stage = |name: &'static str, fail_every: u64| {
+    pipeline_asking(retention, None)
+}
+
+/// [`pipeline`], whose first stage asks a person about item `ask` (`yes` or `no`), when
+/// given.
+pub fn pipeline_asking(retention: usize, ask: Option<u64>) -> Running<u64, u64> {
+    let stage = move |name: &'static str, fail_every: u64| {
         Stage::map(name, move |n: u64, cx: flowdeck_runtime::Ctx| async move {
             let wait = rand::rng().random_range(0..300);
             tokio::time::sleep(Duration::from_micros(wait)).await;
+            if Some(n) == ask && name == "a" && cx.attempt() == 1 {
+                let q =
+                    flowdeck_runtime::Question::new(format!("Keep {n}?")).options(["yes", "no"]);
+                cx.ask(q).await.map_err(|e| e.to_string())?;
+            }
             if n.is_multiple_of(fail_every) && cx.attempt() == 1 {
                 return Err(format!("flaky {n}"));
             }
