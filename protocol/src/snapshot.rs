@@ -157,6 +157,10 @@ impl StageSnapshot {
 pub struct Edge {
     pub from: Option<u16>,
     pub to: u16,
+    /// A broadcast edge: every output of `from` goes here as a copy, besides the routing
+    /// edges' choice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub broadcast: bool,
 }
 
 /// Counts over the whole pipeline. Items are counted once, wherever they are.

@@ -441,7 +441,11 @@ async fn a_silent_reporter_is_marked_lost_and_its_return_is_a_new_run() {
         report::ReportBatch, Edge, ItemDetail, ItemStatus, PipelineState, Snapshot, StageSnapshot,
         StageVisit, Totals,
     };
-    let edges = vec![Edge { from: None, to: 0 }];
+    let edges = vec![Edge {
+        from: None,
+        to: 0,
+        broadcast: false,
+    }];
     let batch = ReportBatch {
         pipeline: "gone".into(),
         stages: vec!["a".into()],

@@ -87,10 +87,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
             name: name.into(),
             decls: Vec::new(),
             edges: Vec::new(),
-            input: Port {
-                routes: Vec::new(),
-                sink: None,
-            },
+            input: Port::empty(),
             sink: async_channel::bounded(1024),
             options: Options::default(),
         }
@@ -109,16 +106,13 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
             name: stage.name.clone(),
             workers: stage.workers,
             capacity: stage.capacity,
-            port: Box::new(Port::<O> {
-                routes: Vec::new(),
-                sink: None,
-            }),
+            port: Box::new(Port::<O>::empty()),
             queue: Box::new(queue),
             build: Box::new(move |env, port, queue| {
-                let port = port.downcast::<Port<O>>().map(|p| *p).unwrap_or(Port {
-                    routes: Vec::new(),
-                    sink: None,
-                });
+                let port = port
+                    .downcast::<Port<O>>()
+                    .map(|p| *p)
+                    .unwrap_or_else(|_| Port::empty());
                 let (tx, rx) = match queue.downcast::<(
                     async_channel::Sender<Envelope<I>>,
                     async_channel::Receiver<Envelope<I>>,
@@ -156,6 +150,17 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         to: StageIndex,
         filter: Option<Filter<T>>,
     ) {
+        self.add_route(from, to, filter, None);
+    }
+
+    /// Adds an edge; `copy` makes it a broadcast edge (see [`Graph::broadcast`]).
+    fn add_route<T: Send + 'static>(
+        &mut self,
+        from: Option<StageIndex>,
+        to: StageIndex,
+        filter: Option<Filter<T>>,
+        copy: Option<fn(&T) -> T>,
+    ) {
         let Some(tx) = self.sender::<T>(to) else {
             return;
         };
@@ -168,8 +173,19 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
                 .and_then(|d| d.port.downcast_mut::<Port<T>>()),
         };
         if let Some(port) = port {
-            port.routes.push(route);
-            self.edges.push(Edge { from, to });
+            let broadcast = copy.is_some();
+            match copy {
+                Some(copy) => {
+                    port.copies.push(route);
+                    port.copy = Some(copy);
+                }
+                None => port.routes.push(route),
+            }
+            self.edges.push(Edge {
+                from,
+                to,
+                broadcast,
+            });
         }
     }
 
@@ -209,6 +225,43 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         filter: impl Fn(&T) -> bool + Send + Sync + 'static,
     ) -> &mut Self {
         self.route::<T>(Some(from.index), to.index, Some(Arc::new(filter)));
+        self
+    }
+
+    /// A broadcast edge: every output of `from` also goes to `to`, as a copy, whatever the
+    /// routing edges (`connect`, `connect_if`) do with it. Draw one per stage of the group:
+    /// `g.broadcast(fetch, embed).broadcast(fetch, summarize)` gives each document to both.
+    /// Each copy is a new item whose parent is the item copied, so the provenance of what
+    /// `embed` and `summarize` make leads back to the same document; the item itself goes
+    /// where the routing edges send it, or leaves the pipeline when none takes it (and
+    /// `from` is an output), or is done.
+    ///
+    /// ```
+    /// use flowdeck_runtime::{Graph, Stage};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut g = Graph::<u32, String>::new("documents");
+    /// let fetch = g.add(Stage::map("fetch", |n: u32, _cx| async move { Ok::<_, String>(n) }));
+    /// let embed = g.add(Stage::map("embed", |n: u32, _cx| async move { Ok::<_, String>(format!("embedded {n}")) }));
+    /// let summarize = g.add(Stage::map("summarize", |n: u32, _cx| async move { Ok::<_, String>(format!("summary of {n}")) }));
+    /// g.input(fetch);
+    /// g.broadcast(fetch, embed).broadcast(fetch, summarize);
+    /// g.output(embed).output(summarize);
+    ///
+    /// let report = g.build().unwrap().run(1..=2).await;
+    /// let mut out = report.outputs;
+    /// out.sort();
+    /// assert_eq!(out, ["embedded 1", "embedded 2", "summary of 1", "summary of 2"]);
+    /// // Two documents, and two copies of each.
+    /// assert_eq!(report.summary.snapshot.totals.submitted, 6);
+    /// # });
+    /// ```
+    pub fn broadcast<A, T: Clone + Send + 'static, B>(
+        &mut self,
+        from: StageRef<A, T>,
+        to: StageRef<T, B>,
+    ) -> &mut Self {
+        self.add_route::<T>(Some(from.index), to.index, None, Some(T::clone));
         self
     }
 

@@ -1,7 +1,8 @@
 //! Where a stage's outputs go: the first route whose filter accepts the value, else the
 //! pipeline's output, else nowhere (the item is done). The pipeline's input is a port too.
-//! Only the first accepting route gets the value: routing picks one next stage, it does
-//! not copy an item to several.
+//! Only the first accepting route gets the value: routing picks one next stage. Besides
+//! that, a stage's broadcast edges ([`Port::copies`]) each get a copy of every output, as
+//! a new item whose parent is the one copied.
 
 use std::sync::Arc;
 
@@ -31,6 +32,10 @@ pub(crate) struct Route<T> {
 
 pub(crate) struct Port<T> {
     pub routes: Vec<Route<T>>,
+    /// The broadcast edges: every output goes to each of these too, as a copy (made by
+    /// `copy`, set with the first of them; the type is `Clone` there, not here).
+    pub copies: Vec<Route<T>>,
+    pub copy: Option<fn(&T) -> T>,
     /// The pipeline's output, when this stage is marked as one.
     pub sink: Option<async_channel::Sender<T>>,
 }
@@ -62,6 +67,8 @@ pub(crate) enum Origin {
 pub(crate) enum Target {
     /// The route at this index.
     Route(usize),
+    /// The broadcast edge at this index ([`Port::copies`]).
+    Copy(usize),
     /// No edge takes it: it leaves the pipeline.
     Out,
 }
@@ -101,16 +108,21 @@ impl<T> Port<T> {
         buf: &mut EventBuf,
         slot: Option<&WorkerSlot>,
     ) -> Sent {
-        let Target::Route(i) = target else {
-            if let Some(sink) = &self.sink {
-                // A dropped receiver means nobody wants outputs any more: the item is done.
-                if let Err(async_channel::TrySendError::Full(value)) = sink.try_send(value) {
-                    let _ = wait_for_room(sink, value, buf, slot).await;
+        let route = match target {
+            Target::Route(i) => self.routes.get(i),
+            Target::Copy(i) => self.copies.get(i),
+            Target::Out => {
+                if let Some(sink) = &self.sink {
+                    // A dropped receiver means nobody wants outputs any more: the item is
+                    // done.
+                    if let Err(async_channel::TrySendError::Full(value)) = sink.try_send(value) {
+                        let _ = wait_for_room(sink, value, buf, slot).await;
+                    }
                 }
+                return Sent::Out;
             }
-            return Sent::Out;
         };
-        let Some(route) = self.routes.get(i) else {
+        let Some(route) = route else {
             return Sent::Out;
         };
         if buf.on() {
@@ -152,6 +164,30 @@ impl<T> Port<T> {
             return Sent::Closed;
         }
         Sent::Stage
+    }
+}
+
+impl<T> Port<T> {
+    /// A port with no edges yet.
+    pub(crate) fn empty() -> Self {
+        Port {
+            routes: Vec::new(),
+            copies: Vec::new(),
+            copy: None,
+            sink: None,
+        }
+    }
+
+    /// Copies of `value` for the broadcast edges, each with where it goes: none when the
+    /// stage has no broadcast edge (the common case costs one branch).
+    #[inline]
+    pub(crate) fn copies_of(&self, value: &T) -> Vec<(Target, T)> {
+        match self.copy {
+            Some(copy) if !self.copies.is_empty() => (0..self.copies.len())
+                .map(|i| (Target::Copy(i), copy(value)))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 }
 

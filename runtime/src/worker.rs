@@ -1214,11 +1214,12 @@ where
             };
             let origin = Origin::Child(id);
             let output = output_preview(&node.capture_output, child, &out, buf);
-            if port
+            let copies = port.copies_of(&out);
+            let sent = port
                 .send(child, out, target, origin, finished, buf, Some(slot))
-                .await
-                == Sent::Out
-            {
+                .await;
+            send_copies(node, slot, port, buf, child, copies, finished).await;
+            if sent == Sent::Out {
                 // Born and done at once: counted as submitted and completed.
                 WorkerSlot::add(&slot.exited, 1);
                 buf.push(
@@ -1249,6 +1250,7 @@ where
         .with_output(output);
     completed.last = target == Target::Out;
     buf.push(completed).await;
+    let copies = port.copies_of(&out);
     match port
         .send(id, out, target, Origin::Moved, finished, buf, Some(slot))
         .await
@@ -1257,7 +1259,41 @@ where
         Sent::Closed => WorkerSlot::add(&slot.cancelled, 1),
         Sent::Stage => {}
     }
+    send_copies(node, slot, port, buf, id, copies, finished).await;
     Ok(())
+}
+
+/// Sends the copies of an output of item `parent` down the stage's broadcast edges, each
+/// as a new item naming `parent` as its parent.
+async fn send_copies<I, O, T>(
+    node: &StageNode<I, O, T>,
+    slot: &WorkerSlot,
+    port: &crate::port::Port<O>,
+    buf: &mut EventBuf,
+    parent: ItemId,
+    copies: Vec<(Target, O)>,
+    finished: u64,
+) where
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    for (target, value) in copies {
+        let child = node.env.next_id();
+        let sent = port
+            .send(
+                child,
+                value,
+                target,
+                Origin::Child(parent),
+                finished,
+                buf,
+                Some(slot),
+            )
+            .await;
+        if sent == Sent::Closed {
+            WorkerSlot::add(&slot.cancelled, 1);
+        }
+    }
 }
 
 /// The preview of output `out` of item `id`, if the stage captures outputs, samples this

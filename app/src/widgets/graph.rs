@@ -67,8 +67,10 @@ pub(crate) fn PipelineGraph(snapshot: Snapshot) -> impl IntoView {
                 .stages
                 .get(usize::from(e.to))
                 .map_or(0, |s| s.queued);
+            let broadcast = e.broadcast;
             Some(view! {
-                <g class="edge">
+                <g class="edge" class:broadcast=broadcast>
+                    {broadcast.then(|| view! { <title>"broadcast: every output is copied here"</title> })}
                     <line x1=fx y1=fy x2=x2 y2=y2 marker-end="url(#arrow)"/>
                     <text x=(fx + x2) / 2.0 y=(fy + y2) / 2.0 - 5.0 text-anchor="middle">
                         {format!("q {}", crate::format::count(queued))}
@@ -149,7 +151,11 @@ mod tests {
     #[test]
     fn columns_follow_the_longest_path() {
         // 0 -> 1 -> 3, 0 -> 2 -> 3, and 0 -> 3 directly.
-        let edge = |from: Option<u16>, to| Edge { from, to };
+        let edge = |from: Option<u16>, to| Edge {
+            from,
+            to,
+            broadcast: false,
+        };
         let snap = Snapshot {
             stages: vec![StageSnapshot::default(); 4],
             edges: vec![
