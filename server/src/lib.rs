@@ -52,7 +52,7 @@ use axum::{
 };
 use flowdeck_app::{shell, App};
 use flowdeck_protocol::stream::EVENTS_PATH;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tower_http::{limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer};
 
 pub use audit::{Audit, AuditEntry};
@@ -63,9 +63,19 @@ pub use hub::Hub;
 pub use serving::{serve, DashboardError, Serving};
 pub use state::{state, AppState, REPORTED_RETENTION};
 
+/// The app's routes, generated once per process. Leptos generates them by running the app
+/// with a process-wide flag set, and a resource first polled while it is set stays pending
+/// for good (leptos-rs/leptos#4773): a second dashboard built in this process while the
+/// first renders a page would leave that page hanging until the deadline
+/// (`server/tests/many_servers.rs`).
+fn routes() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole app as a router: pages, server functions, the SSE stream and static files.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = routes();
     let ctx = backend::page_context(&state);
     let app = Router::new()
         .route(EVENTS_PATH, get(events::events))
