@@ -452,9 +452,16 @@ impl Questions {
             return Err(closed_problem(&book, id));
         };
         check_reply(&open.info.options, &open.info.fields, reply)?;
+        // No data for a form is the form left empty: accepted when none of its fields is
+        // required (check_reply said which one is), and typed as the empty form.
+        let data = match (&reply.data, open.info.fields.is_empty()) {
+            (_, true) => serde_json::Value::Null,
+            (serde_json::Value::Null, false) => serde_json::Value::Object(Default::default()),
+            (data, false) => data.clone(),
+        };
         if let Some(check) = &open.check {
             if !open.info.fields.is_empty() {
-                check(&reply.data).map_err(|why| AnswerProblem::BadField {
+                check(&data).map_err(|why| AnswerProblem::BadField {
                     field: "data".into(),
                     why,
                 })?;
@@ -462,11 +469,7 @@ impl Questions {
         }
         let answer = AnswerInfo {
             choice: reply.choice.clone(),
-            data: if open.info.fields.is_empty() {
-                serde_json::Value::Null
-            } else {
-                reply.data.clone()
-            },
+            data,
             by: by.map(str::to_owned),
             at_unix_ms: self.now_unix_ms(),
             timed_out: false,

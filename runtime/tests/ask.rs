@@ -449,6 +449,63 @@ async fn a_form_answer_is_checked_and_typed() {
     );
 }
 
+/// No data for a form is the form left empty: refused, naming the field, when a field is
+/// required; accepted and typed as the empty form when none is.
+#[tokio::test(start_paused = true)]
+async fn no_data_is_the_form_left_empty() {
+    #[derive(serde::Deserialize, schemars::JsonSchema, Debug, PartialEq)]
+    struct Note {
+        note: Option<String>,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+    #[derive(serde::Deserialize, schemars::JsonSchema, Debug, PartialEq)]
+    struct Title {
+        title: String,
+    }
+    let running = Line::<u32>::new("empty forms")
+        .stage(Stage::map("note", |n: u32, cx| async move {
+            let data = if n == 0 {
+                let a = cx.ask(Question::new("Note?").form::<Note>()).await?;
+                format!("{:?}", a.data)
+            } else {
+                let a = cx.ask(Question::new("Title?").form::<Title>()).await?;
+                format!("{:?}", a.data)
+            };
+            Ok::<_, String>(data)
+        }))
+        .build()
+        .unwrap()
+        .start();
+    let h = running.handle.clone();
+    running.input.send_all([0, 1]).await;
+    let qs = pending(&h, 2).await;
+    let reply = Reply {
+        choice: "submit".into(),
+        data: serde_json::Value::Null,
+    };
+    let (note, title) = match qs[0].title.as_str() {
+        "Note?" => (&qs[0], &qs[1]),
+        _ => (&qs[1], &qs[0]),
+    };
+    match h.questions().answer(title.id, &reply, None) {
+        Err(flowdeck_runtime::ask::AnswerProblem::BadField { field, .. }) => {
+            assert_eq!(field, "title")
+        }
+        other => panic!("{other:?}"),
+    }
+    h.questions().answer(note.id, &reply, None).unwrap();
+    assert_eq!(
+        running.outputs.recv().await.unwrap(),
+        "Some(Note { note: None, tags: [] })"
+    );
+    assert_eq!(
+        h.questions().pending_count(),
+        1,
+        "the refused one stays open"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_stopped_pipeline_cancels_its_waiting_items() {
     let running = review(|q| q);
