@@ -16,7 +16,7 @@ use futures::StreamExt;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_pipeline_ends_streams_and_exits() {
     // -vv: the info lines say what the shutdown did. No reviews: nothing is cancelled.
-    let (mut child, lines, url) = spawn(&[
+    let (child, lines, url) = spawn(&[
         "--port",
         "0",
         "--demo-rate",
@@ -51,15 +51,7 @@ async fn sigterm_drains_the_pipeline_ends_streams_and_exits() {
     })
     .await;
     assert!(ended.is_ok(), "the live stream did not end");
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(status.success(), "{status}");
-    let log: Vec<String> = lines.try_iter().collect();
-    let stopped = log
-        .iter()
-        .find(|l| l.contains("pipeline stopped"))
-        .unwrap_or_else(|| panic!("no 'pipeline stopped' line in:\n{}", log.join("\n")));
+    let (stopped, log) = exit(child, lines).await;
     assert!(stopped.contains("state=Finished"), "{stopped}");
     assert!(stopped.contains("cancelled=0"), "{stopped}");
     assert!(log.iter().any(|l| l.contains("draining the pipeline")));
@@ -69,7 +61,7 @@ async fn sigterm_drains_the_pipeline_ends_streams_and_exits() {
 async fn questions_do_not_hold_a_drain() {
     // One record in ten asks a reviewer, who never answers (the default comes after an
     // hour): the drain cancels those waiting and those asked while it runs, and finishes.
-    let (mut child, lines, url) = spawn(&[
+    let (child, lines, url) = spawn(&[
         "--port",
         "0",
         "--demo-rate",
@@ -107,15 +99,7 @@ async fn questions_do_not_hold_a_drain() {
         .status()
         .unwrap()
         .success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(status.success(), "{status}");
-    let log: Vec<String> = lines.try_iter().collect();
-    let stopped = log
-        .iter()
-        .find(|l| l.contains("pipeline stopped"))
-        .unwrap_or_else(|| panic!("no 'pipeline stopped' line in:\n{}", log.join("\n")));
+    let (stopped, _) = exit(child, lines).await;
     // Drained, not aborted at the drain's deadline.
     assert!(stopped.contains("state=Finished"), "{stopped}");
     let cancelled: u64 = stopped
@@ -128,6 +112,25 @@ async fn questions_do_not_hold_a_drain() {
         cancelled >= asked,
         "{asked} waited, {cancelled} cancelled: {stopped}"
     );
+}
+
+/// Waits for the binary to exit, which must be a success; returns its "pipeline stopped"
+/// line and everything it printed.
+async fn exit(
+    mut child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+) -> (String, Vec<String>) {
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let log: Vec<String> = lines.try_iter().collect();
+    let stopped = log
+        .iter()
+        .find(|l| l.contains("pipeline stopped"))
+        .unwrap_or_else(|| panic!("no 'pipeline stopped' line in:\n{}", log.join("\n")))
+        .clone();
+    (stopped, log)
 }
 
 /// The binary with its stdout read line by line, and the dashboard's URL.

@@ -20,16 +20,9 @@ use flowdeck_runtime::{Line, Running, Stage};
 use flowdeck_server::{dashboard::Dashboard, Config};
 use flowdeck_store::{RunStart, RunState, Store, StoreConfig};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+use common::{env, pct};
 
 fn name(i: u64) -> String {
     format!("pipeline {i:03}")

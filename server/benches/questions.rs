@@ -22,16 +22,9 @@ use std::time::{Duration, Instant};
 use flowdeck_runtime::{Line, Question, Stage};
 use flowdeck_server::{dashboard::Dashboard, Config};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+use common::{env, pct};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

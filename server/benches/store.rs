@@ -21,12 +21,9 @@ use flowdeck_protocol::{ItemDetail, ItemStatus, StageVisit};
 use flowdeck_runtime::{FinishedSink, Line, Pipeline, Stage};
 use flowdeck_store::{ItemQuery, ItemSort, RunStart, RunState, Store, StoreConfig};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+
+use common::{env, pct};
 
 /// What the server's recorder does: ask, keep, count what is shed.
 struct Sink(Store, i64);
@@ -150,10 +147,6 @@ fn item(id: u64) -> ItemDetail {
         )],
         history: vec![],
     }
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main]
