@@ -46,8 +46,9 @@ pub use flowdeck_runtime as runtime;
 #[cfg(feature = "progress")]
 pub use flowdeck_runtime::progress::{LogWriter, Progress};
 pub use flowdeck_runtime::{
-    BuildError, Capture, Closed, ControlError, Ctx, Feeder, Graph, LatencyHistogram, Line, Monitor,
-    Pipeline, PipelineHandle, Report, RetryPolicy, Running, Stage, StageRef, Summary, Tracker,
+    BuildError, Capture, Closed, ControlError, Ctx, Feeder, Graph, JoinStats, Joined, Joined2,
+    LatencyHistogram, Line, Missing, Monitor, Partial, Pipeline, PipelineHandle, Report,
+    RetryPolicy, Running, Stage, StageRef, Summary, Tracker, Why,
 };
 
 /// Distributed stages, their workers in other processes and machines, on NATS JetStream:
@@ -87,7 +88,7 @@ pub mod prelude {
         Page, RunWithDashboard, Source, Status, Table, HOUR, MINUTE,
     };
     pub use crate::{
-        Capture, Ctx, Graph, Line, Monitor, Pipeline, PipelineHandle, Report, RetryPolicy, Running,
-        Stage,
+        Capture, Ctx, Graph, Joined, Joined2, Line, Monitor, Partial, Pipeline, PipelineHandle,
+        Report, RetryPolicy, Running, Stage,
     };
 }

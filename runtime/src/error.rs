@@ -23,6 +23,11 @@ pub enum BuildError {
     NoWorkers(String),
     #[error("stage `{0}` needs a queue capacity of at least 1")]
     NoCapacity(String),
+    #[error(
+        "join `{join}` groups its parts by `{origin}`, but items can reach it without passing \
+         `{origin}`: every path to a join must go through its origin"
+    )]
+    JoinAround { join: String, origin: String },
 }
 
 /// Why a control action was refused.

@@ -7,9 +7,10 @@ use flowdeck_protocol::{Edge, Event, StageIndex};
 
 use crate::{
     error::BuildError,
+    join::{Begin, Collector, Deposit, Gather, Gathered, Join, JoinFn},
     node::{Env, StageNode, StageRuntime},
     pipeline::{Options, Pipeline},
-    port::{Envelope, Filter, Port, Route},
+    port::{Dest, Envelope, Filter, Port, Route},
     stage::{Stage, TaskFn},
     watch::Monitor,
 };
@@ -18,6 +19,8 @@ use crate::{
 /// input and output types.
 pub struct StageRef<I, O> {
     index: StageIndex,
+    /// Which of a join's kinds of parts edges to it carry (0 for other stages).
+    port: u8,
     _types: PhantomData<fn(I) -> O>,
 }
 
@@ -29,14 +32,40 @@ impl<I, O> Clone for StageRef<I, O> {
 impl<I, O> Copy for StageRef<I, O> {}
 
 impl<I, O> StageRef<I, O> {
+    pub(crate) fn new(index: StageIndex, port: u8) -> Self {
+        StageRef {
+            index,
+            port,
+            _types: PhantomData,
+        }
+    }
+
     pub fn index(&self) -> StageIndex {
         self.index
     }
+
+    /// The stage and port an edge to it leads to.
+    fn at(&self) -> (StageIndex, u8) {
+        (self.index, self.port)
+    }
 }
 
-type Build = Box<
-    dyn FnOnce(Arc<Env>, Box<dyn Any + Send>, Box<dyn Any + Send>) -> Arc<dyn StageRuntime> + Send,
+pub(crate) type Build = Box<
+    dyn FnOnce(Arc<Env>, Box<dyn Any + Send>, Box<dyn Any + Send>, Joins) -> Arc<dyn StageRuntime>
+        + Send,
 >;
+
+/// Starts a join with its pipeline; gives what reports its groups.
+type StartJoin = Box<dyn FnOnce(&Arc<Env>) -> JoinStatsFn + Send>;
+type JoinStatsFn = Box<dyn Fn() -> crate::join::JoinStats + Send + Sync>;
+
+/// What joins add to a stage's declaration.
+pub(crate) struct Joins {
+    /// `Vec<Arc<dyn Begin<I>>>`: the joins this stage is the origin of.
+    origins: Box<dyn Any + Send>,
+    /// Their queues, held open by this stage's port.
+    keep: Vec<Box<dyn Any + Send + Sync>>,
+}
 
 struct Decl {
     name: String,
@@ -46,6 +75,11 @@ struct Decl {
     port: Box<dyn Any + Send>,
     /// `(Sender<Envelope<I>>, Receiver<Envelope<I>>)`, the stage's queue.
     queue: Box<dyn Any + Send>,
+    joins: Joins,
+    /// A join's arrival points, one per kind of part: `Arc<dyn Deposit<X>>`.
+    deposits: Vec<Box<dyn Any + Send>>,
+    /// A join's origin stage.
+    join_of: Option<StageIndex>,
     build: Build,
 }
 
@@ -100,19 +134,90 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         O: Send + 'static,
         T: TaskFn<I, O>,
     {
-        let index = StageIndex::try_from(self.decls.len()).unwrap_or(StageIndex::MAX);
+        let index = self.next_index();
+        let decl = Self::decl(index, stage, None, Vec::new(), None);
+        self.decls.push(decl);
+        StageRef::new(index, 0)
+    }
+
+    /// Adds a join ([`Stage::join`]); draw the edges of its parts to the returned handle
+    /// (one per kind of part: a pair for [`crate::Joined2`]).
+    pub fn add_join<K, J, O, F>(&mut self, join: Join<K, J::Part, O, JoinFn<F, J>>) -> J::Refs<O>
+    where
+        K: Clone + Send + Sync + 'static,
+        J: Gather,
+        O: Send + 'static,
+        JoinFn<F, J>: TaskFn<Gathered<K, J::Part>, O>,
+    {
+        let index = self.next_index();
+        let Join {
+            stage,
+            origin,
+            timeout,
+        } = join;
+        let queue = async_channel::bounded::<Envelope<Gathered<K, J::Part>>>(stage.capacity.max(1));
+        let collector =
+            Collector::<K, J::Part>::new(index, &stage.name, timeout, queue.0.downgrade());
+        if let Some(d) = self.decls.get_mut(usize::from(origin)) {
+            if let Some(origins) = d.joins.origins.downcast_mut::<Vec<Arc<dyn Begin<K>>>>() {
+                origins.push(Arc::new(collector.clone()));
+            }
+            d.joins.keep.push(Box::new(queue.0.clone()));
+        }
+        let deposits = J::ports(&collector);
+        let started: StartJoin = Box::new(move |env: &Arc<Env>| {
+            collector.start(env.clone());
+            let stats: JoinStatsFn = Box::new(move || collector.stats());
+            stats
+        });
+        let mut decl = Self::decl(index, stage, Some(started), deposits, Some(origin));
+        decl.queue = Box::new(queue);
+        self.decls.push(decl);
+        J::refs(index)
+    }
+
+    fn next_index(&self) -> StageIndex {
+        StageIndex::try_from(self.decls.len()).unwrap_or(StageIndex::MAX)
+    }
+
+    /// A stage's declaration: its queue, its port for the edges to fill, and how it is
+    /// built at start.
+    fn decl<I, O, T>(
+        index: StageIndex,
+        stage: Stage<I, O, T>,
+        started: Option<StartJoin>,
+        deposits: Vec<Box<dyn Any + Send>>,
+        join_of: Option<StageIndex>,
+    ) -> Decl
+    where
+        I: Clone + Send + Sync + 'static,
+        O: Send + 'static,
+        T: TaskFn<I, O>,
+    {
         let queue = async_channel::bounded::<Envelope<I>>(stage.capacity.max(1));
-        let decl = Decl {
+        Decl {
             name: stage.name.clone(),
             workers: stage.workers,
             capacity: stage.capacity,
             port: Box::new(Port::<O>::empty()),
             queue: Box::new(queue),
-            build: Box::new(move |env, port, queue| {
-                let port = port
+            joins: Joins {
+                origins: Box::new(Vec::<Arc<dyn Begin<I>>>::new()),
+                keep: Vec::new(),
+            },
+            deposits,
+            join_of,
+            build: Box::new(move |env, port, queue, joins| {
+                let mut port = port
                     .downcast::<Port<O>>()
                     .map(|p| *p)
                     .unwrap_or_else(|_| Port::empty());
+                port.keep = joins.keep;
+                let origins = joins
+                    .origins
+                    .downcast::<Vec<Arc<dyn Begin<I>>>>()
+                    .map(|o| *o)
+                    .unwrap_or_default();
                 let (tx, rx) = match queue.downcast::<(
                     async_channel::Sender<Envelope<I>>,
                     async_channel::Receiver<Envelope<I>>,
@@ -122,32 +227,31 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
                 };
                 let weak = tx.downgrade();
                 drop(tx);
-                StageNode::new(index, stage, env, rx, weak, port)
+                let stats = started.map(|f| f(&env));
+                StageNode::new(index, stage, env, rx, weak, port, origins, stats)
             }),
-        };
-        self.decls.push(decl);
-        StageRef {
-            index,
-            _types: PhantomData,
         }
     }
 
-    fn sender<T: Send + 'static>(
-        &self,
-        to: StageIndex,
-    ) -> Option<async_channel::Sender<Envelope<T>>> {
+    /// Where an edge of `T`s to port `port` of stage `to` leads.
+    fn dest<T: Send + 'static>(&self, to: StageIndex, port: u8) -> Option<Dest<T>> {
         let decl = self.decls.get(usize::from(to))?;
+        if decl.join_of.is_some() {
+            let deposit = decl.deposits.get(usize::from(port))?;
+            let deposit = deposit.downcast_ref::<Arc<dyn Deposit<T>>>()?;
+            return Some(Dest::Join(deposit.clone()));
+        }
         let (tx, _) = decl.queue.downcast_ref::<(
             async_channel::Sender<Envelope<T>>,
             async_channel::Receiver<Envelope<T>>,
         )>()?;
-        Some(tx.clone())
+        Some(Dest::Queue(tx.clone()))
     }
 
     fn route<T: Send + 'static>(
         &mut self,
         from: Option<StageIndex>,
-        to: StageIndex,
+        to: (StageIndex, u8),
         filter: Option<Filter<T>>,
     ) {
         self.add_route(from, to, filter, None);
@@ -157,14 +261,14 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
     fn add_route<T: Send + 'static>(
         &mut self,
         from: Option<StageIndex>,
-        to: StageIndex,
+        (to, port): (StageIndex, u8),
         filter: Option<Filter<T>>,
         copy: Option<fn(&T) -> T>,
     ) {
-        let Some(tx) = self.sender::<T>(to) else {
+        let Some(dest) = self.dest::<T>(to, port) else {
             return;
         };
-        let route = Route { to, tx, filter };
+        let route = Route { to, dest, filter };
         let port = match from {
             None => (&mut self.input as &mut dyn Any).downcast_mut::<Port<T>>(),
             Some(i) => self
@@ -191,7 +295,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
 
     /// Feeds the pipeline's input to `stage`.
     pub fn input<O>(&mut self, stage: StageRef<In, O>) -> &mut Self {
-        self.route::<In>(None, stage.index, None);
+        self.route::<In>(None, stage.at(), None);
         self
     }
 
@@ -202,7 +306,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         stage: StageRef<In, O>,
         filter: impl Fn(&In) -> bool + Send + Sync + 'static,
     ) -> &mut Self {
-        self.route::<In>(None, stage.index, Some(Arc::new(filter)));
+        self.route::<In>(None, stage.at(), Some(Arc::new(filter)));
         self
     }
 
@@ -212,7 +316,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         from: StageRef<A, T>,
         to: StageRef<T, B>,
     ) -> &mut Self {
-        self.route::<T>(Some(from.index), to.index, None);
+        self.route::<T>(Some(from.index), to.at(), None);
         self
     }
 
@@ -224,7 +328,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         to: StageRef<T, B>,
         filter: impl Fn(&T) -> bool + Send + Sync + 'static,
     ) -> &mut Self {
-        self.route::<T>(Some(from.index), to.index, Some(Arc::new(filter)));
+        self.route::<T>(Some(from.index), to.at(), Some(Arc::new(filter)));
         self
     }
 
@@ -261,7 +365,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         from: StageRef<A, T>,
         to: StageRef<T, B>,
     ) -> &mut Self {
-        self.add_route::<T>(Some(from.index), to.index, None, Some(T::clone));
+        self.add_route::<T>(Some(from.index), to.at(), None, Some(T::clone));
         self
     }
 
@@ -366,7 +470,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         let workers: Vec<usize> = decls.iter().map(|d| d.workers).collect();
         let mut parts = Vec::with_capacity(decls.len());
         for d in decls {
-            parts.push((d.build, d.port, d.queue));
+            parts.push((d.build, d.port, d.queue, d.joins));
         }
         Ok(Pipeline::assemble(
             name, names, workers, edges, input, sink, options, parts,
@@ -408,6 +512,29 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         }
         if let Some(i) = reached.iter().position(|r| !r) {
             return Err(BuildError::Unreachable(self.decls[i].name.clone()));
+        }
+        // A join's parts must all descend from its origin: no path may reach the join
+        // around it.
+        for (j, d) in self.decls.iter().enumerate() {
+            let Some(origin) = d.join_of else { continue };
+            let origin = usize::from(origin);
+            let mut seen = vec![false; n];
+            let mut stack: Vec<usize> = next(None).collect();
+            while let Some(i) = stack.pop() {
+                if i != origin && !std::mem::replace(&mut seen[i], true) {
+                    stack.extend(next(Some(i as u16)));
+                }
+            }
+            if seen[j] || origin == j {
+                return Err(BuildError::JoinAround {
+                    join: d.name.clone(),
+                    origin: self
+                        .decls
+                        .get(origin)
+                        .map(|o| o.name.clone())
+                        .unwrap_or_default(),
+                });
+            }
         }
         // Depth-first colouring: a grey node met again closes a cycle. A cycle would never
         // drain, since each stage holds its successors' queues open.
@@ -485,7 +612,7 @@ impl<In: Send + 'static, Cur: Send + 'static> Line<In, Cur> {
         T: TaskFn<Cur, O>,
     {
         let next = self.graph.add(stage);
-        self.graph.route::<Cur>(self.last, next.index, None);
+        self.graph.route::<Cur>(self.last, next.at(), None);
         Line {
             graph: self.graph,
             last: Some(next.index),

@@ -172,6 +172,12 @@ impl PipelineHandle {
         self.stage(name).map(|s| s.index())
     }
 
+    /// A join stage's groups: how many wait, the oldest's age, parts arrived of expected,
+    /// fired, timed out and late. `None` for a stage that is no join.
+    pub fn join_stats(&self, stage: &str) -> Result<Option<crate::JoinStats>, ControlError> {
+        Ok(self.stage(stage)?.join_stats())
+    }
+
     /// Stops the stage's workers from taking new items; running attempts finish.
     pub fn pause(&self, stage: &str) -> Result<(), ControlError> {
         self.stage(stage)?.set_paused(true);

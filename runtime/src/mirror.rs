@@ -131,6 +131,10 @@ impl StageRuntime for MirrorStage {
     }
     // The reporting process cancels its own when it drains.
     fn cancel_waiting(&self) {}
+
+    fn join_stats(&self) -> Option<crate::join::JoinStats> {
+        None
+    }
 }
 
 /// A pipeline named `name` with these stages and edges, run elsewhere: the handle reads

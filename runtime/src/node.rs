@@ -140,6 +140,11 @@ pub(crate) struct StageNode<I, O, T: TaskFn<I, O>> {
     port: Mutex<Option<Arc<Port<O>>>>,
     slots: RwLock<Vec<Arc<WorkerSlot>>>,
     failed: Mutex<FailedInputs<I>>,
+    /// The joins this stage is the origin of: each makes a group for every item that
+    /// completes here.
+    pub origins: Vec<Arc<dyn crate::join::Begin<I>>>,
+    /// What a join stage reports of its groups.
+    pub join_stats: Option<Box<dyn Fn() -> crate::join::JoinStats + Send + Sync>>,
     /// Previews of inputs for the item's page, when the stage asked for them.
     pub capture: Option<crate::capture::Capturer<I>>,
     /// Previews of a sample of the outputs, when the stage asked for them.
@@ -164,6 +169,7 @@ where
     O: Send + 'static,
     T: TaskFn<I, O>,
 {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         index: StageIndex,
         stage: Stage<I, O, T>,
@@ -171,6 +177,8 @@ where
         input: async_channel::Receiver<Envelope<I>>,
         input_tx: async_channel::WeakSender<Envelope<I>>,
         port: Port<O>,
+        origins: Vec<Arc<dyn crate::join::Begin<I>>>,
+        join_stats: Option<Box<dyn Fn() -> crate::join::JoinStats + Send + Sync>>,
     ) -> Arc<Self> {
         let name: Arc<str> = stage.name.into();
         let (resumed_tx, resumed_rx) = async_channel::unbounded();
@@ -202,6 +210,8 @@ where
                 order: VecDeque::new(),
                 values: HashMap::new(),
             }),
+            origins,
+            join_stats,
             capture: stage.capture,
             capture_output: stage.capture_output,
             capacity: stage.capacity,
@@ -310,6 +320,8 @@ pub(crate) trait StageRuntime: Send + Sync {
     fn max_waiting(&self) -> usize;
     /// Cancels the attempts waiting for a person (the pipeline drains or stops).
     fn cancel_waiting(&self);
+    /// A join stage's groups; `None` for other stages.
+    fn join_stats(&self) -> Option<crate::join::JoinStats>;
 }
 
 impl<I, O, T> StageRuntime for StageNode<I, O, T>
@@ -432,10 +444,12 @@ where
             buf.push(here.event(EventKind::Queued, Some(ItemStatus::Failed), now))
                 .await;
             buf.flush().await;
+            // Its groups let it go when it failed: it comes back on its own.
             tx.send(Envelope {
                 id,
                 value,
                 enqueued_us: now,
+                groups: Default::default(),
             })
             .await
             .map_err(|_| ControlError::Finished)
@@ -458,6 +472,10 @@ where
         self.cancel_parked();
     }
 
+    fn join_stats(&self) -> Option<crate::join::JoinStats> {
+        self.join_stats.as_ref().map(|f| f())
+    }
+
     fn drain_cancelled<'a>(&'a self, buf: &'a mut EventBuf) -> BoxFuture<'a, u64> {
         Box::pin(async move {
             let mut n = 0;
@@ -471,6 +489,8 @@ where
                 let at = self.env.clock.now_us();
                 buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), at))
                     .await;
+                let end = || crate::group::End::Missing(crate::group::Why::Cancelled);
+                e.groups.end(e.id, end, at, buf, None).await;
             }
             n
         })

@@ -21,12 +21,10 @@ use crate::{
 
 type Callback = Box<dyn Fn(&flowdeck_protocol::Event) + Send + Sync>;
 type Part = (
-    Box<
-        dyn FnOnce(Arc<Env>, Box<dyn Any + Send>, Box<dyn Any + Send>) -> Arc<dyn StageRuntime>
-            + Send,
-    >,
+    crate::graph::Build,
     Box<dyn Any + Send>,
     Box<dyn Any + Send>,
+    crate::graph::Joins,
 );
 
 pub(crate) struct Options {
@@ -194,7 +192,16 @@ impl<In: Send + 'static> Feeder<In> {
             }
         };
         match port
-            .send(id, item, target, Origin::Input, now, buf, None)
+            .send(
+                id,
+                item,
+                Default::default(),
+                target,
+                Origin::Input,
+                now,
+                buf,
+                None,
+            )
             .await
         {
             Sent::Stage => Ok(id),
@@ -280,7 +287,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         }
         let stages: Vec<Arc<dyn StageRuntime>> = parts
             .into_iter()
-            .map(|(build, port, queue)| build(env.clone(), port, queue))
+            .map(|(build, port, queue, joins)| build(env.clone(), port, queue, joins))
             .collect();
         let (sink_tx, outputs) = sink;
         // Only the stages' ports may hold the output queue open from here on.

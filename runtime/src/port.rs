@@ -10,7 +10,9 @@ use flowdeck_protocol::{EventKind, ItemId, ItemStatus, StageIndex};
 
 use crate::{
     events::{EventBuf, Subject},
+    group::{End, Groups, Why},
     guard,
+    join::{Arrival, Deposit},
     worker::WorkerSlot,
 };
 
@@ -20,14 +22,23 @@ pub(crate) struct Envelope<T> {
     pub id: ItemId,
     pub value: T,
     pub enqueued_us: u64,
+    /// The joins' groups it counts in (none outside a join's reach).
+    pub groups: Groups,
 }
 
 pub(crate) type Filter<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
 
 pub(crate) struct Route<T> {
     pub to: StageIndex,
-    pub tx: async_channel::Sender<Envelope<T>>,
+    pub dest: Dest<T>,
     pub filter: Option<Filter<T>>,
+}
+
+/// What an edge leads to: a stage's queue, or a join, which takes the value into its
+/// group at once.
+pub(crate) enum Dest<T> {
+    Queue(async_channel::Sender<Envelope<T>>),
+    Join(Arc<dyn Deposit<T>>),
 }
 
 pub(crate) struct Port<T> {
@@ -38,6 +49,9 @@ pub(crate) struct Port<T> {
     pub copy: Option<fn(&T) -> T>,
     /// The pipeline's output, when this stage is marked as one.
     pub sink: Option<async_channel::Sender<T>>,
+    /// The queues of the joins this stage is the origin of: held open while the stage
+    /// may still make groups.
+    pub keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Where a value went.
@@ -102,6 +116,7 @@ impl<T> Port<T> {
         &self,
         id: ItemId,
         value: T,
+        groups: Groups,
         target: Target,
         origin: Origin,
         now_us: u64,
@@ -125,6 +140,20 @@ impl<T> Port<T> {
         let Some(route) = route else {
             return Sent::Out;
         };
+        let tx = match &route.dest {
+            Dest::Queue(tx) => tx,
+            Dest::Join(join) => {
+                let part = Arrival {
+                    id,
+                    value,
+                    groups,
+                    origin,
+                    now: now_us,
+                };
+                join.arrive(part, buf, slot).await;
+                return Sent::Stage;
+            }
+        };
         if buf.on() {
             let here = Subject {
                 item: id,
@@ -140,16 +169,19 @@ impl<T> Port<T> {
             };
             buf.push(event).await;
         }
+        // Kept to tell the groups, should the item be refused.
+        let ends = groups.clone();
         let envelope = Envelope {
             id,
             value,
             enqueued_us: now_us,
+            groups,
         };
-        let sent = match route.tx.try_send(envelope) {
+        let sent = match tx.try_send(envelope) {
             Ok(()) => Ok(()),
             Err(async_channel::TrySendError::Closed(_)) => Err(()),
             Err(async_channel::TrySendError::Full(envelope)) => {
-                wait_for_room(&route.tx, envelope, buf, slot).await
+                wait_for_room(tx, envelope, buf, slot).await
             }
         };
         if sent.is_err() {
@@ -160,6 +192,8 @@ impl<T> Port<T> {
                 worker: None,
             };
             buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), now_us))
+                .await;
+            ends.end(id, || End::Missing(Why::Cancelled), now_us, buf, slot)
                 .await;
             return Sent::Closed;
         }
@@ -175,6 +209,7 @@ impl<T> Port<T> {
             copies: Vec::new(),
             copy: None,
             sink: None,
+            keep: Vec::new(),
         }
     }
 
@@ -194,7 +229,7 @@ impl<T> Port<T> {
 /// The slow path of a send, once the queue turned out full: flushes the buffered events,
 /// marks the worker blocked on downstream, and waits for room. (The hot path is a
 /// `try_send` in place, with no future to build.)
-async fn wait_for_room<V>(
+pub(crate) async fn wait_for_room<V>(
     tx: &async_channel::Sender<V>,
     value: V,
     buf: &mut EventBuf,

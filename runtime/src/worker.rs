@@ -23,6 +23,7 @@ use crate::{
     clock::Clock,
     error::{error_info, runtime_error},
     events::{EventBuf, Note, Subject},
+    group::{End, Groups, Why},
     guard,
     histogram::AtomicHistogram,
     node::StageNode,
@@ -614,12 +615,11 @@ async fn process<I, O, T>(
 
     if node.ctl.take_cancelled(id) {
         WorkerSlot::add(&slot.cancelled, 1);
-        buf.push(here.event(
-            EventKind::Cancelled,
-            Some(ItemStatus::Queued),
-            env.clock.now_us(),
-        ))
-        .await;
+        let now = env.clock.now_us();
+        buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), now))
+            .await;
+        let groups = &envelope.groups;
+        groups.end(id, cancel_end, now, buf, Some(slot)).await;
         return;
     }
     let first = Step::Attempt {
@@ -714,7 +714,7 @@ async fn handle<I, O, T>(
                     took,
                     input,
                 };
-                match finish(node, slot, port, buf, id, outs, at).await {
+                match finish(node, slot, port, buf, &envelope, outs, at).await {
                     Ok(()) => break,
                     // A routing filter panicked: the item fails here, like any task error.
                     Err(msg) => (runtime_error("Panic", msg), None),
@@ -727,6 +727,8 @@ async fn handle<I, O, T>(
                         .attempt(attempt, took),
                 )
                 .await;
+                let groups = &envelope.groups;
+                groups.end(id, cancel_end, finished, buf, Some(slot)).await;
                 break;
             }
             Outcome::Error(e) => {
@@ -787,15 +789,14 @@ async fn handle<I, O, T>(
             };
             if cancelled {
                 WorkerSlot::add(&slot.cancelled, 1);
+                let now = env.clock.now_us();
                 buf.push(
-                    here.event(
-                        EventKind::Cancelled,
-                        Some(ItemStatus::Retrying),
-                        env.clock.now_us(),
-                    )
-                    .attempt(attempt, 0),
+                    here.event(EventKind::Cancelled, Some(ItemStatus::Retrying), now)
+                        .attempt(attempt, 0),
                 )
                 .await;
+                let groups = &envelope.groups;
+                groups.end(id, cancel_end, now, buf, Some(slot)).await;
                 break;
             }
             step = Step::Attempt {
@@ -836,6 +837,8 @@ async fn fail<I, O, T>(
         _ => None,
     };
     node.keep_failed_input(envelope.id, envelope.value.clone());
+    let groups = &envelope.groups;
+    let why = (!groups.is_empty()).then(|| error.clone());
     buf.push(
         here.event(EventKind::Failed, Some(ItemStatus::Running), finished)
             .attempt(attempt, took)
@@ -843,6 +846,17 @@ async fn fail<I, O, T>(
             .with_input(input),
     )
     .await;
+    if let Some(error) = why {
+        let end = || End::Missing(Why::Failed { error });
+        groups
+            .end(envelope.id, end, finished, buf, Some(slot))
+            .await;
+    }
+}
+
+/// How a cancelled member leaves its groups.
+fn cancel_end() -> End {
+    End::Missing(Why::Cancelled)
 }
 
 /// Runs attempt `attempt` of the item and returns how it ended, its number (moved past
@@ -1111,8 +1125,13 @@ where
             .attempt(w.attempt, took);
         let node = w.node;
         let env = node.env.clone();
+        let groups = w.envelope.groups;
+        let id = w.envelope.id;
         env.tasks.spawn(async move {
-            EventBuf::new(node.env.tracker()).send_one(event).await;
+            let mut buf = EventBuf::new(node.env.tracker());
+            buf.push(event).await;
+            groups.end(id, cancel_end, finished, &mut buf, None).await;
+            buf.flush().await;
             node.taken_back();
         });
         return;
@@ -1153,16 +1172,22 @@ async fn park<I, O, T>(
 /// Passes a finished attempt's outputs on and records where the item went. `Err` means a
 /// routing filter panicked on the output: nothing was recorded or sent, and the caller
 /// fails the item with the message.
+///
+/// The item's groups follow it: a fan-out's children and a broadcast's copies join them
+/// before anything is sent (so no group can fire early), and an output that leaves the
+/// pipeline leaves them. At a join's origin stage, each of its joins makes the item's
+/// group here.
 async fn finish<I, O, T>(
     node: &StageNode<I, O, T>,
     slot: &WorkerSlot,
     port: &crate::port::Port<O>,
     buf: &mut EventBuf,
-    id: ItemId,
+    envelope: &Envelope<I>,
     outs: T::Outputs,
     done: Done,
 ) -> Result<(), String>
 where
+    I: Clone + Send + Sync + 'static,
     O: Send + 'static,
     T: TaskFn<I, O>,
 {
@@ -1172,6 +1197,7 @@ where
         took,
         input,
     } = done;
+    let id = envelope.id;
     let stage = node.index;
     let worker = Some(slot.index);
     let here = Subject {
@@ -1179,7 +1205,13 @@ where
         stage,
         worker,
     };
+    let routed_elsewhere = || {
+        End::Missing(Why::RoutedElsewhere {
+            stage: node.name.to_string(),
+        })
+    };
     if T::FAN_OUT {
+        let (groups, made) = begin_groups(node, envelope, finished);
         // The input is done; each output is a new item that names it as its parent.
         WorkerSlot::add(&slot.processed, 1);
         buf.push(
@@ -1190,8 +1222,11 @@ where
         )
         .await;
         WorkerSlot::add(&slot.exited, 1);
+        let mut children = 0usize;
         for out in outs {
+            children += 1;
             let child = node.env.next_id();
+            groups.spawned(id, child);
             let child_here = Subject {
                 item: child,
                 stage,
@@ -1202,23 +1237,38 @@ where
                 Err(msg) => {
                     // Born and failed at once: its routing panicked.
                     WorkerSlot::add(&slot.failed, 1);
+                    let error = runtime_error("Panic", msg);
+                    let why = (!groups.is_empty()).then(|| error.clone());
                     buf.push(
                         child_here
                             .event(EventKind::Failed, None, finished)
                             .with_parents(vec![id])
-                            .with_error(runtime_error("Panic", msg)),
+                            .with_error(error),
                     )
                     .await;
+                    if let Some(error) = why {
+                        let end = || End::Missing(Why::Failed { error });
+                        groups.end(child, end, finished, buf, Some(slot)).await;
+                    }
                     continue;
                 }
             };
             let origin = Origin::Child(id);
             let output = output_preview(&node.capture_output, child, &out, buf);
-            let copies = port.copies_of(&out);
+            let copies = copies_of(node, port, &groups, child, &out);
             let sent = port
-                .send(child, out, target, origin, finished, buf, Some(slot))
+                .send(
+                    child,
+                    out,
+                    groups.clone(),
+                    target,
+                    origin,
+                    finished,
+                    buf,
+                    Some(slot),
+                )
                 .await;
-            send_copies(node, slot, port, buf, child, copies, finished).await;
+            send_copies(slot, port, buf, child, &groups, copies, finished).await;
             if sent == Sent::Out {
                 // Born and done at once: counted as submitted and completed.
                 WorkerSlot::add(&slot.exited, 1);
@@ -1230,15 +1280,43 @@ where
                         .with_output(output),
                 )
                 .await;
+                groups
+                    .end(child, routed_elsewhere, finished, buf, Some(slot))
+                    .await;
             }
+        }
+        // The input is replaced by its outputs; none at all filters it out of the groups
+        // it came with (a group made here is just empty).
+        let outer = &envelope.groups;
+        if children == 0 && !outer.is_empty() {
+            let end = || {
+                End::Missing(Why::FilteredOut {
+                    stage: node.name.to_string(),
+                })
+            };
+            outer.end(id, end, finished, buf, Some(slot)).await;
+            made.end(id, || End::Replaced, finished, buf, Some(slot))
+                .await;
+        } else {
+            groups
+                .end(id, || End::Replaced, finished, buf, Some(slot))
+                .await;
         }
         return Ok(());
     }
     let Some(out) = outs.into_iter().next() else {
         WorkerSlot::add(&slot.processed, 1);
+        let groups = &envelope.groups;
+        let end = || {
+            End::Missing(Why::FilteredOut {
+                stage: node.name.to_string(),
+            })
+        };
+        groups.end(id, end, finished, buf, Some(slot)).await;
         return Ok(());
     };
     let target = port.target(&out)?;
+    let (groups, _) = begin_groups(node, envelope, finished);
     WorkerSlot::add(&slot.processed, 1);
     // Record the completion first, so the tracker sees the item leave this stage before it
     // shows up queued at the next one.
@@ -1250,41 +1328,102 @@ where
         .with_output(output);
     completed.last = target == Target::Out;
     buf.push(completed).await;
-    let copies = port.copies_of(&out);
-    match port
-        .send(id, out, target, Origin::Moved, finished, buf, Some(slot))
-        .await
-    {
-        Sent::Out => WorkerSlot::add(&slot.exited, 1),
+    let copies = copies_of(node, port, &groups, id, &out);
+    let sent = port
+        .send(
+            id,
+            out,
+            groups.clone(),
+            target,
+            Origin::Moved,
+            finished,
+            buf,
+            Some(slot),
+        )
+        .await;
+    match sent {
+        Sent::Out => {
+            WorkerSlot::add(&slot.exited, 1);
+            groups
+                .end(id, routed_elsewhere, finished, buf, Some(slot))
+                .await;
+        }
         Sent::Closed => WorkerSlot::add(&slot.cancelled, 1),
         Sent::Stage => {}
     }
-    send_copies(node, slot, port, buf, id, copies, finished).await;
+    send_copies(slot, port, buf, id, &groups, copies, finished).await;
     Ok(())
+}
+
+/// The groups of the outputs of the item in `envelope`: its own, and, at the origin stage
+/// of joins, the groups made for it here (also returned alone).
+fn begin_groups<I, O, T>(
+    node: &StageNode<I, O, T>,
+    envelope: &Envelope<I>,
+    now: u64,
+) -> (Groups, Groups)
+where
+    I: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    if node.origins.is_empty() {
+        return (envelope.groups.clone(), Groups::default());
+    }
+    let made: Vec<_> = node
+        .origins
+        .iter()
+        .map(|o| o.begin(envelope.id, &envelope.value, &envelope.groups, now))
+        .collect();
+    (
+        envelope.groups.with(made.clone()),
+        Groups::default().with(made),
+    )
+}
+
+/// The copies of output `out` of item `parent` for the broadcast edges, each with its new
+/// id, already members of `groups`.
+fn copies_of<I, O, T>(
+    node: &StageNode<I, O, T>,
+    port: &crate::port::Port<O>,
+    groups: &Groups,
+    parent: ItemId,
+    out: &O,
+) -> Vec<(Target, O, ItemId)>
+where
+    O: Send + 'static,
+    T: TaskFn<I, O>,
+{
+    port.copies_of(out)
+        .into_iter()
+        .map(|(target, value)| {
+            let child = node.env.next_id();
+            groups.spawned(parent, child);
+            (target, value, child)
+        })
+        .collect()
 }
 
 /// Sends the copies of an output of item `parent` down the stage's broadcast edges, each
 /// as a new item naming `parent` as its parent.
-async fn send_copies<I, O, T>(
-    node: &StageNode<I, O, T>,
+async fn send_copies<O: Send + 'static>(
     slot: &WorkerSlot,
     port: &crate::port::Port<O>,
     buf: &mut EventBuf,
     parent: ItemId,
-    copies: Vec<(Target, O)>,
+    groups: &Groups,
+    copies: Vec<(Target, O, ItemId)>,
     finished: u64,
-) where
-    O: Send + 'static,
-    T: TaskFn<I, O>,
-{
-    for (target, value) in copies {
-        let child = node.env.next_id();
+) {
+    for (target, value, child) in copies {
+        let origin = Origin::Child(parent);
         let sent = port
             .send(
                 child,
                 value,
+                groups.clone(),
                 target,
-                Origin::Child(parent),
+                origin,
                 finished,
                 buf,
                 Some(slot),
