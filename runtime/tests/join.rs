@@ -2,11 +2,14 @@
 //! stage, when every part has arrived or ended elsewhere, with an account of each part.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::{sync::Arc, time::Duration};
 
+use common::why;
 use flowdeck_runtime::{
     protocol::ItemStatus, BuildError, Graph, Joined, Joined2, Partial, PipelineHandle, RetryPolicy,
-    Stage, TaskFn, Why,
+    Stage, TaskFn,
 };
 use tokio::sync::watch;
 
@@ -30,22 +33,11 @@ struct Seen {
     complete: bool,
 }
 
-fn kind(why: &Why) -> String {
-    match why {
-        Why::Failed { error } => format!("failed:{}", error.kind),
-        Why::Cancelled => "cancelled".into(),
-        Why::FilteredOut { stage } => format!("filtered:{stage}"),
-        Why::RoutedElsewhere { stage } => format!("routed:{stage}"),
-        Why::TimedOut => "timed out".into(),
-        _ => "other".into(),
-    }
-}
-
 fn seen(doc: String, j: Joined<String>) -> Seen {
     Seen {
         doc,
         parts: j.parts,
-        missing: j.missing.iter().map(|m| kind(&m.why)).collect(),
+        missing: j.missing.iter().map(|m| why(&m.why)).collect(),
         complete: j.complete,
     }
 }
