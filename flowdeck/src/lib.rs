@@ -46,7 +46,7 @@ pub use flowdeck_runtime as runtime;
 #[cfg(feature = "progress")]
 pub use flowdeck_runtime::progress::{LogWriter, Progress};
 pub use flowdeck_runtime::{
-    BuildError, Capture, Closed, ControlError, Ctx, Feeder, Graph, JoinStats, Joined, Joined2,
+    BuildError, Capture, Closed, ControlError, Ctx, Feeder, Graph, Joined, Joined2,
     LatencyHistogram, Line, Missing, Monitor, Partial, Pipeline, PipelineHandle, Report,
     RetryPolicy, Running, Stage, StageRef, Summary, Tracker, Why,
 };

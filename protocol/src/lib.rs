@@ -30,8 +30,8 @@ pub use item::{
     StageVisit, TaskDetail, MAX_ANCESTORS, RECENT_FAILURES,
 };
 pub use snapshot::{
-    Edge, Latency, PipelineState, ProcessSnapshot, ProcessStage, Snapshot, StageSnapshot, Totals,
-    WorkerSnapshot, WorkerState, HELD_BACK, SATURATED,
+    Edge, JoinSnapshot, Latency, OldestGroup, PipelineState, ProcessSnapshot, ProcessStage,
+    Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState, HELD_BACK, SATURATED,
 };
 pub use warning::{Rule, Warning};
 

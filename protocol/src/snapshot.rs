@@ -128,6 +128,51 @@ pub struct StageSnapshot {
     pub waiting: u64,
     #[serde(default)]
     pub max_waiting: u64,
+    /// A join stage's groups; `None` for other stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<JoinSnapshot>,
+}
+
+/// A join stage's groups (`Stage::join`): what it waits for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinSnapshot {
+    /// The stage whose items it groups by (its origin).
+    pub of: u16,
+    /// Groups waiting for parts, and how long the oldest has waited.
+    pub waiting: u64,
+    pub oldest_ms: u64,
+    /// Parts arrived, and parts expected (arrived and still under way), over the waiting
+    /// groups.
+    pub arrived: u64,
+    pub expected: u64,
+    /// What the pages do not show, left out of the browser's build (it carries no code
+    /// to decode them): the groups fired, those fired by their timeout, parts that came
+    /// after their group fired, the 99th percentile of the time groups take to fill, and
+    /// the oldest waiting group.
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    #[serde(default)]
+    pub fired: u64,
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    #[serde(default)]
+    pub timed_out: u64,
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    #[serde(default)]
+    pub late: u64,
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    #[serde(default)]
+    pub fill_p99_ms: u64,
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<OldestGroup>,
+}
+
+/// The oldest group a join waits for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OldestGroup {
+    /// The item of the origin stage its parts descend from.
+    pub origin: u64,
+    pub arrived: u64,
+    pub expected: u64,
 }
 
 /// A stage counts as saturated when its workers are busy this share of the time...

@@ -27,10 +27,12 @@ pub enum Rule {
     LostItems,
     /// The async runtime runs ready tasks late: something blocks its threads.
     BlockedRuntime,
+    /// A join's group waiting far longer than groups take to fill.
+    SlowGroup,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 8] = [
         Rule::StuckItem,
         Rule::StalledWorker,
         Rule::StarvedStage,
@@ -38,6 +40,7 @@ impl Rule {
         Rule::GrowingQueue,
         Rule::LostItems,
         Rule::BlockedRuntime,
+        Rule::SlowGroup,
     ];
 
     /// The name the wire, the config file, the log and Prometheus use.
@@ -50,6 +53,7 @@ impl Rule {
             Rule::GrowingQueue => "growing_queue",
             Rule::LostItems => "lost_items",
             Rule::BlockedRuntime => "blocked_runtime",
+            Rule::SlowGroup => "slow_group",
         }
     }
 
@@ -68,6 +72,7 @@ impl Rule {
             Rule::GrowingQueue => "Growing queue",
             Rule::LostItems => "Lost items",
             Rule::BlockedRuntime => "Blocked runtime",
+            Rule::SlowGroup => "Slow group",
         }
     }
 }

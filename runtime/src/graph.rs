@@ -7,7 +7,7 @@ use flowdeck_protocol::{Edge, Event, StageIndex};
 
 use crate::{
     error::BuildError,
-    join::{Begin, Collector, Deposit, Gather, Gathered, Join, JoinFn},
+    join::{Begin, Collector, Deposit, Gather, Gathered, Join, JoinFn, JoinHooks},
     node::{Env, StageNode, StageRuntime},
     pipeline::{Options, Pipeline},
     port::{Dest, Envelope, Filter, Port, Route},
@@ -56,8 +56,7 @@ pub(crate) type Build = Box<
 >;
 
 /// Starts a join with its pipeline; gives what reports its groups.
-type StartJoin = Box<dyn FnOnce(&Arc<Env>) -> JoinStatsFn + Send>;
-type JoinStatsFn = Box<dyn Fn() -> crate::join::JoinStats + Send + Sync>;
+type StartJoin = Box<dyn FnOnce(&Arc<Env>) -> JoinHooks + Send>;
 
 /// What joins add to a stage's declaration.
 pub(crate) struct Joins {
@@ -157,7 +156,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         } = join;
         let queue = async_channel::bounded::<Envelope<Gathered<K, J::Part>>>(stage.capacity.max(1));
         let collector =
-            Collector::<K, J::Part>::new(index, &stage.name, timeout, queue.0.downgrade());
+            Collector::<K, J::Part>::new(index, origin, &stage.name, timeout, queue.0.downgrade());
         if let Some(d) = self.decls.get_mut(usize::from(origin)) {
             if let Some(origins) = d.joins.origins.downcast_mut::<Vec<Arc<dyn Begin<K>>>>() {
                 origins.push(Arc::new(collector.clone()));
@@ -167,8 +166,11 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         let deposits = J::ports(&collector);
         let started: StartJoin = Box::new(move |env: &Arc<Env>| {
             collector.start(env.clone());
-            let stats: JoinStatsFn = Box::new(move || collector.stats());
-            stats
+            let c = collector.clone();
+            JoinHooks {
+                stats: Box::new(move || c.stats()),
+                group_of: Box::new(move |id| collector.group_of(id)),
+            }
         });
         let mut decl = Self::decl(index, stage, Some(started), deposits, Some(origin));
         decl.queue = Box::new(queue);

@@ -174,8 +174,17 @@ impl PipelineHandle {
 
     /// A join stage's groups: how many wait, the oldest's age, parts arrived of expected,
     /// fired, timed out and late. `None` for a stage that is no join.
-    pub fn join_stats(&self, stage: &str) -> Result<Option<crate::JoinStats>, ControlError> {
+    pub fn join_stats(
+        &self,
+        stage: &str,
+    ) -> Result<Option<flowdeck_protocol::JoinSnapshot>, ControlError> {
         Ok(self.stage(stage)?.join_stats())
+    }
+
+    /// Which join group item `id` is a part of, in words (the join, the origin item, the
+    /// parts arrived of expected), while the group waits.
+    pub fn group_of(&self, id: ItemId) -> Option<String> {
+        self.shared.stages.iter().find_map(|s| s.group_of(id))
     }
 
     /// Stops the stage's workers from taking new items; running attempts finish.

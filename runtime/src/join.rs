@@ -22,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use flowdeck_protocol::{EventKind, ItemId, ItemStatus, StageIndex};
+use flowdeck_protocol::{EventKind, ItemId, ItemStatus, JoinSnapshot, OldestGroup, StageIndex};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
@@ -281,6 +281,12 @@ impl<K, P, O, T: TaskFn<Gathered<K, P>, O>> Join<K, P, O, T> {
 /// Groups by when they were made, held weakly: a fired group is let go.
 type Pending<K, P> = VecDeque<(u64, Weak<JoinGroup<K, P>>)>;
 
+/// What the rest of the runtime asks a join stage.
+pub(crate) struct JoinHooks {
+    pub stats: Box<dyn Fn() -> JoinSnapshot + Send + Sync>,
+    pub group_of: Box<dyn Fn(ItemId) -> Option<String> + Send + Sync>,
+}
+
 /// Where a member sorts in its group: its path of fan-out positions from the origin.
 type Rank = Vec<u32>;
 
@@ -288,6 +294,10 @@ type Rank = Vec<u32>;
 /// counts them for the dashboard.
 pub(crate) struct Collector<K, P> {
     stage: StageIndex,
+    /// The origin stage.
+    of: StageIndex,
+    /// How long groups took to fill (made to fired).
+    fill: crate::histogram::AtomicHistogram,
     name: Arc<str>,
     timeout: Option<(Duration, Partial)>,
     queue: async_channel::WeakSender<Envelope<Gathered<K, P>>>,
@@ -312,24 +322,6 @@ pub(crate) struct JoinCounts {
     timed_out: AtomicU64,
 }
 
-/// What a join stage reports of its groups.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct JoinStats {
-    /// Groups waiting for parts.
-    pub waiting: u64,
-    /// How long the oldest waiting group has waited, in µs.
-    pub oldest_us: u64,
-    /// Parts arrived, and parts expected (arrived and still under way), over the waiting
-    /// groups.
-    pub arrived: u64,
-    pub expected: u64,
-    /// Groups fired so far, and how many of them by their timeout.
-    pub fired: u64,
-    pub timed_out: u64,
-    /// Parts that arrived after their group fired.
-    pub late: u64,
-}
-
 impl<K, P> Drop for Collector<K, P> {
     fn drop(&mut self) {
         self.gone.cancel();
@@ -343,12 +335,15 @@ where
 {
     pub(crate) fn new(
         stage: StageIndex,
+        of: StageIndex,
         name: &str,
         timeout: Option<(Duration, Partial)>,
         queue: async_channel::WeakSender<Envelope<Gathered<K, P>>>,
     ) -> Arc<Self> {
         Arc::new(Collector {
             stage,
+            of,
+            fill: crate::histogram::AtomicHistogram::new(),
             name: name.into(),
             timeout,
             queue,
@@ -422,19 +417,19 @@ where
     }
 
     /// The waiting groups, as the dashboard shows them.
-    pub(crate) fn stats(&self) -> JoinStats {
+    pub(crate) fn stats(&self) -> JoinSnapshot {
         let now = self.now_us();
-        let oldest_us = {
+        let oldest = {
             let mut pending = self.pending.lock();
             loop {
                 match pending.front() {
-                    Some((made, g)) if g.upgrade().is_some_and(|g| !g.is_fired()) => {
-                        break now.saturating_sub(*made);
-                    }
-                    Some(_) => {
-                        pending.pop_front();
-                    }
-                    None => break 0,
+                    Some((made, g)) => match g.upgrade().and_then(|g| g.waiting()) {
+                        Some(o) => break Some((now.saturating_sub(*made), o)),
+                        None => {
+                            pending.pop_front();
+                        }
+                    },
+                    None => break None,
                 }
             }
         };
@@ -442,15 +437,42 @@ where
         let made = c.made.load(Ordering::Acquire);
         let fired = c.fired.load(Ordering::Acquire);
         let arrived = c.arrived.load(Ordering::Acquire);
-        JoinStats {
+        let mut fill = crate::histogram::Counts::default();
+        self.fill.add_to(&mut fill);
+        JoinSnapshot {
+            of: self.of,
             waiting: made.saturating_sub(fired),
-            oldest_us,
+            oldest_ms: oldest.as_ref().map_or(0, |(age, _)| age / 1000),
             arrived,
             expected: arrived + c.live.load(Ordering::Acquire),
             fired,
             timed_out: c.timed_out.load(Ordering::Acquire),
             late: c.late.load(Ordering::Acquire),
+            fill_p99_ms: if fill.total() == 0 {
+                0
+            } else {
+                fill.quantile(0.99) / 1000
+            },
+            oldest: oldest.map(|(_, o)| o),
         }
+    }
+
+    /// Which waiting group item `id` is a part of, as a warning names it.
+    pub(crate) fn group_of(&self, id: ItemId) -> Option<String> {
+        let pending: Vec<_> = self.pending.lock().iter().map(|(_, g)| g.clone()).collect();
+        pending.iter().filter_map(Weak::upgrade).find_map(|g| {
+            let st = g.state.lock();
+            let member = !st.fired && st.live.iter().any(|(m, _, _)| *m == id);
+            member.then(|| {
+                format!(
+                    "a part of the group of item #{} at join {} ({} of {} parts arrived)",
+                    g.origin,
+                    self.name,
+                    st.arrived.len(),
+                    st.arrived.len() + st.live.len()
+                )
+            })
+        })
     }
 
     /// Makes the group of `origin` (input `value`), which just completed at the origin
@@ -466,6 +488,7 @@ where
         let joined = self.env.get().map_or(u64::MAX, |e| e.next_id());
         let group = Arc::new(JoinGroup {
             origin,
+            made_us: now,
             joined,
             collector: self.clone(),
             state: Mutex::new(GroupState {
@@ -665,6 +688,8 @@ where
 /// One group: the members under way, the parts arrived, and those missing.
 struct JoinGroup<K, P> {
     origin: ItemId,
+    /// When it was made, on the run's clock.
+    made_us: u64,
     /// The joined item's id, reserved when the group was made.
     joined: ItemId,
     collector: Arc<Collector<K, P>>,
@@ -702,6 +727,16 @@ where
         self.state.lock().fired
     }
 
+    /// The group as the dashboard shows it, while it waits.
+    fn waiting(&self) -> Option<OldestGroup> {
+        let st = self.state.lock();
+        (!st.fired).then(|| OldestGroup {
+            origin: self.origin,
+            arrived: st.arrived.len() as u64,
+            expected: (st.arrived.len() + st.live.len()) as u64,
+        })
+    }
+
     /// Takes part `id` if the group still waits: `Some` with the firing it completed, if
     /// it was the last; `None` when it came too late.
     fn take_part(&self, id: ItemId, value: P) -> Option<Option<Fire>> {
@@ -724,6 +759,7 @@ where
             return None;
         }
         st.fired = true;
+        self.collector.fill.record(now.saturating_sub(self.made_us));
         let c = &self.collector.counts;
         c.fired.fetch_add(1, Ordering::AcqRel);
         c.arrived

@@ -132,7 +132,11 @@ impl StageRuntime for MirrorStage {
     // The reporting process cancels its own when it drains.
     fn cancel_waiting(&self) {}
 
-    fn join_stats(&self) -> Option<crate::join::JoinStats> {
+    fn join_stats(&self) -> Option<flowdeck_protocol::JoinSnapshot> {
+        None
+    }
+
+    fn group_of(&self, _id: flowdeck_protocol::ItemId) -> Option<String> {
         None
     }
 }

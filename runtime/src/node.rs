@@ -143,8 +143,8 @@ pub(crate) struct StageNode<I, O, T: TaskFn<I, O>> {
     /// The joins this stage is the origin of: each makes a group for every item that
     /// completes here.
     pub origins: Vec<Arc<dyn crate::join::Begin<I>>>,
-    /// What a join stage reports of its groups.
-    pub join_stats: Option<Box<dyn Fn() -> crate::join::JoinStats + Send + Sync>>,
+    /// What a join stage answers of its groups.
+    pub join: Option<crate::join::JoinHooks>,
     /// Previews of inputs for the item's page, when the stage asked for them.
     pub capture: Option<crate::capture::Capturer<I>>,
     /// Previews of a sample of the outputs, when the stage asked for them.
@@ -178,7 +178,7 @@ where
         input_tx: async_channel::WeakSender<Envelope<I>>,
         port: Port<O>,
         origins: Vec<Arc<dyn crate::join::Begin<I>>>,
-        join_stats: Option<Box<dyn Fn() -> crate::join::JoinStats + Send + Sync>>,
+        join: Option<crate::join::JoinHooks>,
     ) -> Arc<Self> {
         let name: Arc<str> = stage.name.into();
         let (resumed_tx, resumed_rx) = async_channel::unbounded();
@@ -211,7 +211,7 @@ where
                 values: HashMap::new(),
             }),
             origins,
-            join_stats,
+            join,
             capture: stage.capture,
             capture_output: stage.capture_output,
             capacity: stage.capacity,
@@ -321,7 +321,9 @@ pub(crate) trait StageRuntime: Send + Sync {
     /// Cancels the attempts waiting for a person (the pipeline drains or stops).
     fn cancel_waiting(&self);
     /// A join stage's groups; `None` for other stages.
-    fn join_stats(&self) -> Option<crate::join::JoinStats>;
+    fn join_stats(&self) -> Option<flowdeck_protocol::JoinSnapshot>;
+    /// Which of a join stage's waiting groups item `id` is a part of, in words.
+    fn group_of(&self, id: ItemId) -> Option<String>;
 }
 
 impl<I, O, T> StageRuntime for StageNode<I, O, T>
@@ -472,8 +474,12 @@ where
         self.cancel_parked();
     }
 
-    fn join_stats(&self) -> Option<crate::join::JoinStats> {
-        self.join_stats.as_ref().map(|f| f())
+    fn join_stats(&self) -> Option<flowdeck_protocol::JoinSnapshot> {
+        self.join.as_ref().map(|j| (j.stats)())
+    }
+
+    fn group_of(&self, id: ItemId) -> Option<String> {
+        self.join.as_ref().and_then(|j| (j.group_of)(id))
     }
 
     fn drain_cancelled<'a>(&'a self, buf: &'a mut EventBuf) -> BoxFuture<'a, u64> {

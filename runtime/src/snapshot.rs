@@ -57,6 +57,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
             oldest_queued_ms: stage.oldest_queued_us(now_us) / 1000,
             waiting: stage.waiting() as u64,
             max_waiting: stage.max_waiting() as u64,
+            join: stage.join_stats(),
             ..StageSnapshot::default()
         };
         // Totals sum over every slot the stage ever had, so scaling down never makes them

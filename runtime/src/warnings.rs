@@ -27,6 +27,18 @@ pub struct Signals {
     pub late_ms: u64,
     /// Items failed for good so far, by error kind.
     pub failures_by_kind: Vec<(String, u64)>,
+    /// Which join group an item is a part of, in words: a stuck item names its group.
+    pub group_of: Option<GroupOf>,
+}
+
+/// Finds the join group of an item ([`crate::PipelineHandle::group_of`]).
+#[derive(Clone)]
+pub struct GroupOf(pub std::sync::Arc<dyn Fn(ItemId) -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for GroupOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupOf")
+    }
 }
 
 /// When a rule fires and clears, and the numbers it compares with. Set from Rust
@@ -273,7 +285,10 @@ impl Engine {
                 .collect();
         }
         if t.enabled(Rule::StuckItem) || t.enabled(Rule::StalledWorker) {
-            self.items_in_flight(at_ms, snap, &mut found);
+            self.items_in_flight(at_ms, snap, signals, &mut found);
+        }
+        if t.enabled(Rule::SlowGroup) {
+            slow_groups(&t, snap, &mut found);
         }
         if t.enabled(Rule::StarvedStage) {
             starved_stages(snap, &mut found);
@@ -333,7 +348,13 @@ impl Engine {
 
     /// Stuck items and stalled workers: what each busy worker has been on, and for how
     /// long, as seen across snapshots.
-    fn items_in_flight(&mut self, at_ms: u64, snap: &Snapshot, found: &mut HashMap<Key, Finding>) {
+    fn items_in_flight(
+        &mut self,
+        at_ms: u64,
+        snap: &Snapshot,
+        signals: &Signals,
+        found: &mut HashMap<Key, Finding>,
+    ) {
         let t = &self.thresholds;
         let mut seen = HashMap::new();
         for (i, s) in snap.stages.iter().enumerate() {
@@ -351,11 +372,18 @@ impl Engine {
                 let p99_ms = s.latency.p99_us / 1000;
                 let limit = ((p99_ms as f64 * t.stuck_factor) as u64).max(t.stuck_floor_ms);
                 if t.enabled(Rule::StuckItem) && running > limit {
+                    // Inside a join's group, the item holds the whole group back.
+                    let group = signals
+                        .group_of
+                        .as_ref()
+                        .and_then(|g| (g.0)(item))
+                        .map(|g| format!("; it is {g}"))
+                        .unwrap_or_default();
                     found.insert(
                         (Rule::StuckItem, Some(i), Some(w.id)),
                         Finding {
                             message: format!(
-                                "item #{item} has been running at {}-{} for {} s, over {} s ({} × the stage's p99 of {} ms, at least {} s)",
+                                "item #{item} has been running at {}-{} for {} s, over {} s ({} × the stage's p99 of {} ms, at least {} s){group}",
                                 s.name,
                                 w.id,
                                 running / 1000,
@@ -622,6 +650,39 @@ impl Engine {
     }
 }
 
+/// Join groups waiting far longer than the join's groups take to fill: `stuck_factor` ×
+/// the p99 of their fill times, and at least `stuck_floor_ms`. Names the oldest group (its
+/// origin item) and how many of its parts arrived.
+fn slow_groups(t: &Thresholds, snap: &Snapshot, found: &mut HashMap<Key, Finding>) {
+    for (i, s) in snap.stages.iter().enumerate() {
+        let Some(j) = &s.join else { continue };
+        let Some(oldest) = &j.oldest else { continue };
+        let limit = ((j.fill_p99_ms as f64 * t.stuck_factor) as u64).max(t.stuck_floor_ms);
+        if j.oldest_ms <= limit {
+            continue;
+        }
+        found.insert(
+            (Rule::SlowGroup, Some(i), None),
+            Finding {
+                message: format!(
+                    "the group of item #{} at join {} has waited {} s, over {} s ({} × the p99 of {} ms groups take to fill, at least {} s): {} of {} parts arrived",
+                    oldest.origin,
+                    s.name,
+                    j.oldest_ms / 1000,
+                    limit / 1000,
+                    t.stuck_factor,
+                    j.fill_p99_ms,
+                    t.stuck_floor_ms / 1000,
+                    oldest.arrived,
+                    oldest.expected
+                ),
+                items: vec![oldest.origin],
+                since_ms: None,
+            },
+        );
+    }
+}
+
 /// Starved stages: work queued and nothing taking it (every worker paused, or none left),
 /// or workers mostly idle with work queued while the stage before waits for room in this
 /// stage's queue. The second cannot happen while workers pull as they should, which is
@@ -741,6 +802,70 @@ mod tests {
         assert!(matches!(&c[..], [Change::Cleared(w)] if w.cleared_ms == Some(80_000)));
         assert!(e.current().is_empty());
         assert_eq!(e.recent()[0].first_seen_ms, 10_000);
+    }
+
+    /// A join's group waiting past 3 × the p99 of fill times (at least the floor) fires,
+    /// naming the group's origin item and its parts; a stuck item inside a group names
+    /// the group.
+    #[test]
+    fn a_slow_group_names_the_group_and_a_stuck_part_its_group() {
+        let mut e = Engine::new(Thresholds::default());
+        let join = |oldest_ms| {
+            let mut s = stage("assemble");
+            s.join = Some(flowdeck_protocol::JoinSnapshot {
+                of: 0,
+                waiting: 4,
+                oldest_ms,
+                fill_p99_ms: 5_000,
+                oldest: Some(flowdeck_protocol::OldestGroup {
+                    origin: 17,
+                    arrived: 9,
+                    expected: 10,
+                }),
+                ..Default::default()
+            });
+            snap(vec![stage("split"), s])
+        };
+        // 3 × 5 s = 15 s: a group at 14 s is within what groups take.
+        assert!(observe(&mut e, 0, &join(14_000)).is_empty());
+        assert!(observe(&mut e, 20_000, &join(14_000)).is_empty());
+        let mut all = Vec::new();
+        for t in (25_000..=60_000).step_by(5_000) {
+            all.extend(fired(&observe(&mut e, t, &join(16_000 + t))));
+        }
+        assert_eq!(all, [(Rule::SlowGroup, Some("assemble".into()))]);
+        let w = &e.current()[0];
+        assert_eq!(w.items, [17]);
+        assert!(
+            w.message.contains("item #17") && w.message.contains("9 of 10 parts"),
+            "{}",
+            w.message
+        );
+
+        let mut e = Engine::new(Thresholds::default());
+        let mut s = stage("work");
+        s.workers[0] = WorkerSnapshot {
+            id: 0,
+            state: WorkerState::Busy,
+            current_item: Some(42),
+            ..Default::default()
+        };
+        let signals = Signals {
+            group_of: Some(GroupOf(std::sync::Arc::new(|id| {
+                (id == 42).then(|| "a part of the group of item #7 at join assemble".to_owned())
+            }))),
+            ..Default::default()
+        };
+        for t in (0..=30_000).step_by(5_000) {
+            e.observe(t, &snap(vec![s.clone()]), &signals);
+        }
+        let w = &e.current()[0];
+        assert_eq!(w.rule, Rule::StuckItem);
+        assert!(
+            w.message.contains("group of item #7 at join assemble"),
+            "{}",
+            w.message
+        );
     }
 
     #[test]

@@ -129,9 +129,13 @@ impl WarningWatch {
 
     fn check(&mut self, handle: &PipelineHandle, start: tokio::time::Instant, late_ms: u64) {
         let snap = handle.snapshot();
+        let h = handle.clone();
         let signals = Signals {
             late_ms,
             failures_by_kind: handle.tracker().errors_by_kind(),
+            group_of: Some(crate::warnings::GroupOf(std::sync::Arc::new(move |id| {
+                h.group_of(id)
+            }))),
         };
         let at_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let changes = self.engine.lock().observe(at_ms, &snap, &signals);

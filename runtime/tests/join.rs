@@ -316,14 +316,20 @@ async fn a_stuck_part_times_out_and_arrives_late() {
     let mut waited = None;
     until(|| {
         let s = h.join_stats("assemble").unwrap().unwrap();
+        let fired = s.fired == 1;
         if s.waiting == 1 && s.arrived == 2 {
             waited = Some(s);
         }
-        waited.is_some() || s.fired == 1
+        waited.is_some() || fired
     })
     .await;
     if let Some(s) = waited {
         assert_eq!(s.expected, 3);
+        // The oldest group is named by its origin item, with its parts.
+        let oldest = s.oldest.unwrap();
+        assert_eq!((oldest.arrived, oldest.expected), (2, 3));
+        assert_eq!(h.tracker().item(oldest.origin).unwrap().stage, 0);
+        assert_eq!(h.snapshot().stages[2].join.as_ref().map(|j| j.of), Some(0));
     }
     let out = outputs.recv().await.unwrap();
     assert_eq!(

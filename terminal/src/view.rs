@@ -252,6 +252,15 @@ fn stages(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
         if s.paused {
             name.push_str(" (paused)");
         }
+        if let Some(j) = &s.join {
+            // A join: the groups it waits for, and their parts arrived of expected.
+            name.push_str(&format!(
+                " ⋈ {} groups {}/{}",
+                count(j.waiting),
+                count(j.arrived),
+                count(j.expected)
+            ));
+        }
         Row::new(vec![
             Cell::from(name).style(if bottleneck == Some(i) {
                 t.warn()

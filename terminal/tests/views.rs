@@ -191,6 +191,29 @@ fn stages_list_every_stage_and_worker() {
     assert!(text.contains("Workers (4)"));
 }
 
+/// A join stage's row shows the groups it waits for and their parts arrived of expected.
+#[test]
+fn a_join_stage_shows_its_waiting_groups() {
+    let mut s = state();
+    let mut join = stage("assemble", 0.1, 0);
+    join.join = Some(flowdeck_protocol::JoinSnapshot {
+        of: 0,
+        waiting: 12,
+        oldest_ms: 3_000,
+        arrived: 87,
+        expected: 120,
+        ..Default::default()
+    });
+    s.snapshot.stages.push(join);
+    let mut app = App::new(Theme::Dark, Link::Live);
+    key(&mut app, &s, KeyCode::Char('2'));
+    let text = screen(&app, Some(&s));
+    assert!(
+        text.contains("assemble ⋈ 12 groups 87/120"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_distributed_stages_worker_processes_list_their_workers() {
     let mut s = state();

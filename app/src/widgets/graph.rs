@@ -96,8 +96,8 @@ pub(crate) fn PipelineGraph(snapshot: Snapshot) -> impl IntoView {
             let n = warned.len();
             let warned_any = n > 0;
             view! {
-                <g class="node" class:bottleneck=hot class:warned=warned_any data-stage=stage.name.clone()
-                    data-warnings=n>
+                <g class="node" class:bottleneck=hot class:warned=warned_any class:join=stage.join.is_some()
+                    data-stage=stage.name.clone() data-warnings=n>
                     {(n > 0).then(|| view! { <title>{warned.join("\n")}</title> })}
                     <rect x=x y=y width=NODE_W height=NODE_H rx="8"/>
                     {(n > 0).then(|| view! {
@@ -113,7 +113,17 @@ pub(crate) fn PipelineGraph(snapshot: Snapshot) -> impl IntoView {
                         {format!("{} · {} busy", crate::format::rate(stage.throughput), stage.in_flight)}
                     </text>
                     <text x=x + 10.0 y=y + 52.0 class="node-stat">
-                        {format!("{} failed", crate::format::count(stage.failed))}
+                        {match &stage.join {
+                            // A join: the groups it waits for, and their parts arrived of
+                            // expected.
+                            Some(j) => format!(
+                                "⋈ {} groups · {}/{}",
+                                crate::format::count(j.waiting),
+                                crate::format::count(j.arrived),
+                                crate::format::count(j.expected)
+                            ),
+                            None => format!("{} failed", crate::format::count(stage.failed)),
+                        }}
                     </text>
                 </g>
             }
