@@ -17,7 +17,7 @@ use std::{
 
 use common::{nats_server, NatsServer};
 use flowdeck_cluster::{Cluster, ClusterStats, QueueOptions, Settings};
-use flowdeck_runtime::{Line, Pipeline, Stage};
+use flowdeck_runtime::{Graph, Joined, Line, Pipeline, Stage};
 use rand::Rng;
 
 const PIPELINE: &str = "chaos";
@@ -55,6 +55,41 @@ fn pipeline(cluster: &Cluster, work: Duration) -> Pipeline<u64, (u64, u64)> {
         .unwrap()
 }
 
+const JOINED: &str = "chaos-join";
+const PARTS: u64 = 5;
+
+/// document n → parts 5n..5n+5 → square (distributed) → joined back: (n, the squares in
+/// order, whether every part arrived).
+fn joined(cluster: &Cluster) -> Pipeline<u64, (u64, Vec<u64>, bool)> {
+    let mut g = Graph::<u64, (u64, Vec<u64>, bool)>::new(JOINED);
+    let split = g.add(
+        Stage::flat_map("split", |n: u64, _cx| async move {
+            Ok::<_, String>((0..PARTS).map(move |i| n * PARTS + i))
+        })
+        .workers(2),
+    );
+    let square = g.add(
+        cluster.distribute(
+            Stage::map(
+                "square",
+                |n: u64, _cx| async move { Ok::<_, String>(n * n) },
+            )
+            .workers(16),
+        ),
+    );
+    let join = g.add_join(
+        Stage::join("join", |n: u64, j: Joined<u64>, _cx| async move {
+            Ok::<_, String>((n, j.parts, j.complete))
+        })
+        .of(split),
+    );
+    g.input(split)
+        .connect(split, square)
+        .connect(square, join)
+        .output(join);
+    g.build().unwrap()
+}
+
 /// A worker process: serves the distributed stage until killed. The chaos tests start
 /// it; on its own it does nothing.
 #[test]
@@ -71,6 +106,14 @@ fn worker_process() {
         .build()
         .unwrap()
         .block_on(async move {
+            if std::env::var("CHAOS_JOIN").is_ok() {
+                let cluster = Cluster::connect(&url, JOINED, settings(ack_wait))
+                    .await
+                    .unwrap();
+                let _pipeline = joined(&cluster);
+                cluster.serve().await.unwrap().run().await;
+                return;
+            }
             let cluster = Cluster::connect(&url, PIPELINE, settings(ack_wait))
                 .await
                 .unwrap();
@@ -87,11 +130,24 @@ struct Workers {
 
 impl Workers {
     fn start(n: usize, server: &NatsServer, work: Duration, ack_wait: Duration) -> Self {
-        let env = vec![
+        Self::start_with(n, server, work, ack_wait, false)
+    }
+
+    fn start_with(
+        n: usize,
+        server: &NatsServer,
+        work: Duration,
+        ack_wait: Duration,
+        join: bool,
+    ) -> Self {
+        let mut env = vec![
             ("CHAOS_NATS", server.url.clone()),
             ("CHAOS_WORK_MS", work.as_millis().to_string()),
             ("CHAOS_ACK_WAIT_MS", ack_wait.as_millis().to_string()),
         ];
+        if join {
+            env.push(("CHAOS_JOIN", "1".to_owned()));
+        }
         let mut w = Workers {
             children: Vec::new(),
             env,
@@ -323,4 +379,44 @@ async fn chaos_a_stalled_process_has_its_items_taken_by_others_and_its_late_acks
         "the stalled process's items went to the other"
     );
     drop(workers);
+}
+
+/// A distributed stage between a fan-out and its join, one worker process killed with
+/// SIGKILL mid-run: the parts it held are redelivered to the other, and every group fires
+/// once, complete, with its parts in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_a_worker_killed_between_a_fan_out_and_its_join_loses_no_part() {
+    let server = nats_server().await;
+    let ack_wait = Duration::from_secs(2);
+    let mut workers = Workers::start_with(2, &server, Duration::ZERO, ack_wait, true);
+    let driver = Cluster::connect(&server.url, JOINED, settings(ack_wait))
+        .await
+        .unwrap();
+    let running = joined(&driver).start();
+    driver.watch(&running.handle);
+    let handle = running.handle.clone();
+    let docs = 10_000u64;
+    let run = tokio::spawn(running.run(0..docs));
+    // Killed once parts are moving (the documents complete at the split first; each
+    // makes 5 parts and, joined, one more item), while many groups wait for theirs.
+    completed_at_least(&handle, docs * 3).await;
+    workers
+        .kill_and_restart(0, Duration::from_millis(200))
+        .await;
+    let report = run.await.unwrap();
+    let mut seen = HashMap::new();
+    for (n, parts, complete) in report.outputs {
+        let want: Vec<u64> = (0..PARTS).map(|i| (n * PARTS + i).pow(2)).collect();
+        assert_eq!((&parts, complete), (&want, true), "document {n}");
+        assert!(seen.insert(n, ()).is_none(), "document {n} joined twice");
+    }
+    assert_eq!(seen.len() as u64, docs);
+    let j = handle.join_stats("join").unwrap().unwrap();
+    assert_eq!((j.waiting, j.fired, j.late), (0, docs, 0));
+    let s = driver.stats();
+    println!(
+        "join chaos: {docs} documents x {PARTS} parts; redelivered {}, in {:?}",
+        s.redelivered, report.summary.elapsed
+    );
+    assert!(s.redelivered > 0, "the kill took no part in hand");
 }
