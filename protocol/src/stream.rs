@@ -353,7 +353,7 @@ impl LiveState {
             };
             return (
                 Health::Warn,
-                format!("{}{place}{more}", w.rule.title().to_lowercase()),
+                format!("{}{place}{more}", w.rule.title().to_ascii_lowercase()),
             );
         }
         let mut facts = vec!["no health warnings".to_owned()];

@@ -372,6 +372,10 @@ where
                         _ = every.tick() => {}
                     }
                     let Some(c) = weak.upgrade() else { break };
+                    // Its queue closed: no group waits, and none will be made.
+                    if c.queue.upgrade().is_none() {
+                        break;
+                    }
                     c.sweep().await;
                 }
             });

@@ -137,7 +137,9 @@ fn act(
             Ok(p)
         }
     })
-    .workers(3)
+    // More workers than parts can be stuck at once: a stuck part holds its worker, and
+    // the others must not wait behind it past their group's timeout.
+    .workers(128)
     .retry(RetryPolicy::attempts(2).backoff(Duration::ZERO, Duration::ZERO))
 }
 

@@ -208,10 +208,7 @@ fn a_join_stage_shows_its_waiting_groups() {
     let mut app = App::new(Theme::Dark, Link::Live);
     key(&mut app, &s, KeyCode::Char('2'));
     let text = screen(&app, Some(&s));
-    assert!(
-        text.contains("assemble ⋈ 12 groups 87/120"),
-        "{text}"
-    );
+    assert!(text.contains("assemble ⋈ 12 groups 87/120"), "{text}");
 }
 
 #[test]

@@ -45,13 +45,14 @@ pub(crate) fn summary(state: &LiveState) -> impl IntoView + use<> {
         ("Failed", format::count(totals.failed)),
         ("Throughput", format::rate(totals.throughput)),
     ];
-    let state = format!("{:?}", snapshot.state).to_lowercase();
+    // Its wire name, not `Debug` lower-cased: no Unicode case tables in the first load.
+    let state = snapshot.state.as_str();
     let stage_names: Vec<String> = snapshot.stages.iter().map(|s| s.name.clone()).collect();
     view! {
         <p class="pipeline-line">
             <strong data-testid="pipeline-name">{snapshot.pipeline.clone()}</strong>
             " is "
-            <span class="state" data-state=state.clone()>{state.clone()}</span>
+            <span class="state" data-state=state>{state}</span>
             " · up " {format::uptime(snapshot.uptime_ms)} " · "
             <span class="health" data-level=level data-testid="health">{level} ": " {reason}</span>
         </p>
@@ -59,7 +60,7 @@ pub(crate) fn summary(state: &LiveState) -> impl IntoView + use<> {
             {cards
                 .into_iter()
                 .map(|(label, value)| {
-                    let id = label.to_lowercase();
+                    let id = label.to_ascii_lowercase();
                     view! {
                         <div class="card" data-testid=format!("total-{id}")>
                             <div class="card-label">{label}</div>
