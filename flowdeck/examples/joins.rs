@@ -37,9 +37,13 @@ fn pipeline() -> Result<Pipeline<u64, String>, BuildError> {
     }));
     let ocr = g.add(
         Stage::map("ocr", |page: Page, _cx| async move {
-            let slow = if page.doc % 5 == 0 { 1_500 } else { 20 };
+            let slow = if page.doc.is_multiple_of(5) {
+                1_500
+            } else {
+                20
+            };
             tokio::time::sleep(Duration::from_millis(slow)).await;
-            if (page.doc * 4 + u64::from(page.number)) % 37 == 0 {
+            if (page.doc * 4 + u64::from(page.number)).is_multiple_of(37) {
                 return Err(format!(
                     "page {} of {} is unreadable",
                     page.number, page.doc

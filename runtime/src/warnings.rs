@@ -294,7 +294,7 @@ impl Engine {
             starved_stages(snap, &mut found);
         }
         if t.enabled(Rule::RetryStorm) {
-            self.retry_storms(snap, &mut found);
+            self.retry_storms(snap, signals, &mut found);
         }
         if t.enabled(Rule::GrowingQueue) {
             self.growing_queues(snap, &mut found);
@@ -430,7 +430,7 @@ impl Engine {
             .find(|s| newest.saturating_sub(s.at_ms) <= window_ms)
     }
 
-    fn retry_storms(&self, snap: &Snapshot, found: &mut HashMap<Key, Finding>) {
+    fn retry_storms(&self, snap: &Snapshot, signals: &Signals, found: &mut HashMap<Key, Finding>) {
         let t = &self.thresholds;
         let (Some(from), Some(to)) = (self.window_start(t.storm_window_ms), self.samples.back())
         else {
@@ -478,6 +478,7 @@ impl Engine {
             } else {
                 continue;
             };
+            let message = message + &storm_groups(s, signals);
             found.insert((Rule::RetryStorm, Some(i), None), Finding::new(message));
         }
     }
@@ -648,6 +649,36 @@ impl Engine {
         }
         changes
     }
+}
+
+/// The join groups a storming stage's items under way belong to, for its message: how
+/// many of them are parts of waiting groups, and the group most of them are in.
+fn storm_groups(s: &flowdeck_protocol::StageSnapshot, signals: &Signals) -> String {
+    let Some(group_of) = &signals.group_of else {
+        return String::new();
+    };
+    let items: Vec<ItemId> = s
+        .workers
+        .iter()
+        .filter(|w| w.state == WorkerState::Busy)
+        .filter_map(|w| w.current_item)
+        .collect();
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for g in items.iter().filter_map(|&id| (group_of.0)(id)) {
+        match groups.iter_mut().find(|(name, _)| *name == g) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((g, 1)),
+        }
+    }
+    let parts: usize = groups.iter().map(|(_, n)| n).sum();
+    let Some((most, n)) = groups.iter().max_by_key(|(_, n)| *n) else {
+        return String::new();
+    };
+    let most = most.strip_prefix("a part of ").unwrap_or(most);
+    format!(
+        "; {parts} of its {} items under way are parts of waiting join groups, {n} of them of {most}",
+        items.len()
+    )
 }
 
 /// Join groups waiting far longer than the join's groups take to fill: `stuck_factor` ×
@@ -863,6 +894,53 @@ mod tests {
         assert_eq!(w.rule, Rule::StuckItem);
         assert!(
             w.message.contains("group of item #7 at join assemble"),
+            "{}",
+            w.message
+        );
+    }
+
+    /// A retry storm at a stage whose items under way are parts of a join's groups names
+    /// the group most of them are in.
+    #[test]
+    fn a_retry_storm_names_the_group_its_items_are_in() {
+        let mut e = Engine::new(Thresholds::default());
+        let at = |retried: u64| {
+            let mut s = stage("ocr");
+            s.retried = retried;
+            s.workers = (0..3)
+                .map(|id| WorkerSnapshot {
+                    id,
+                    state: WorkerState::Busy,
+                    current_item: Some(40 + u64::from(id)),
+                    ..Default::default()
+                })
+                .collect();
+            snap(vec![s])
+        };
+        let signals = Signals {
+            group_of: Some(GroupOf(std::sync::Arc::new(|id| {
+                (id != 42).then(|| "a part of the group of item #7 at join assemble".to_owned())
+            }))),
+            ..Default::default()
+        };
+        for (t, retried) in [
+            (0, 0),
+            (30_000, 20),
+            (60_000, 40),
+            (70_000, 60),
+            (90_000, 80),
+        ] {
+            e.observe(t, &at(retried), &signals);
+        }
+        let w = e
+            .current()
+            .into_iter()
+            .find(|w| w.rule == Rule::RetryStorm)
+            .unwrap();
+        assert!(
+            w.message.contains(
+                "2 of its 3 items under way are parts of waiting join groups, 2 of them of the group of item #7 at join assemble"
+            ),
             "{}",
             w.message
         );

@@ -522,3 +522,32 @@ async fn an_abort_ends_every_group() {
     let t = h.snapshot().totals;
     assert_eq!(t.queued + t.running, 0, "{t:?}");
 }
+
+/// A paused join stage holds its fired groups in its queue (they wait there, not lost);
+/// resumed and scaled, it runs each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_and_scaled_join_runs_each_group_once() {
+    let work = Stage::map("work", |w: String, _cx| async move { Ok::<_, String>(w) });
+    let g = docs(work, None);
+    let running = g.build().unwrap().start();
+    let h = running.handle.clone();
+    h.pause("assemble").unwrap();
+    for n in 0..20 {
+        running.input.send(format!("d{n} a b")).await.unwrap();
+    }
+    running.input.close();
+    // Every group fires into the paused stage's queue; none runs.
+    until(|| h.join_stats("assemble").unwrap().unwrap().fired == 20).await;
+    assert_eq!(h.snapshot().stages[2].queued, 20);
+    assert!(running.outputs.is_empty());
+    h.set_workers("assemble", 3).unwrap();
+    h.resume("assemble").unwrap();
+    let mut docs = Vec::new();
+    while let Ok(s) = running.outputs.recv().await {
+        assert_eq!(s.parts[1..], ["a", "b"]);
+        docs.push(s.doc);
+    }
+    docs.sort();
+    docs.dedup();
+    assert_eq!(docs.len(), 20);
+}

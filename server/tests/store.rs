@@ -303,3 +303,94 @@ async fn a_live_item_that_left_the_ring_is_read_from_the_store() {
         "{err}"
     );
 }
+
+/// A join's items in the run store: a joined item keeps every part as a parent, and the
+/// stored run's provenance walks them back to the document; the kept snapshots keep the
+/// join's groups for replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_items_parts_and_its_join_are_kept_for_the_stored_run() {
+    use flowdeck_runtime::{Graph, Joined, Stage};
+    let db = tempfile::tempdir().unwrap();
+    let config = Config {
+        store: Some(flowdeck_store::StoreConfig::new(db.path().join("runs.db"))),
+        ..Config::default()
+    };
+    let mut g = Graph::<u64, u64>::new("joins");
+    let split = g.add(Stage::flat_map("split", |n: u64, _cx| async move {
+        Ok::<_, String>([n * 10, n * 10 + 1, n * 10 + 2])
+    }));
+    let work =
+        g.add(Stage::map("work", |n: u64, _cx| async move { Ok::<_, String>(n + 1) }).workers(2));
+    let join = g.add_join(
+        Stage::join("join", |_n: u64, j: Joined<u64>, _cx| async move {
+            Ok::<_, String>(j.parts.iter().sum::<u64>())
+        })
+        .of(split),
+    );
+    g.input(split)
+        .connect(split, work)
+        .connect(work, join)
+        .output(join);
+    let running = g.build().unwrap().start();
+    let handle = running.handle.clone();
+    let base = serve_with_store(handle.clone(), config).await;
+    let outputs = running.outputs;
+    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
+    running.input.send_all(0..50).await;
+    drop(running.input);
+    handle.wait().await;
+
+    // A joined item: completed at the join (where its parts ended too), three parents.
+    let mut task = Value::Null;
+    'wait: for _ in 0..100 {
+        let done = get_json(format!(
+            "{base}/api/v1/runs/1/tasks?status=completed&limit=1000"
+        ))
+        .await;
+        let at_join = done["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["stage"] == 2);
+        for id in at_join.filter_map(|i| i["id"].as_u64()) {
+            let t = get_json(format!("{base}/api/v1/runs/1/tasks/{id}")).await;
+            if t["detail"]["parents"]
+                .as_array()
+                .is_some_and(|p| p.len() == 3)
+            {
+                task = t;
+                break 'wait;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let parents: Vec<u64> = task["detail"]["parents"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no joined item with 3 parents in the store: {task}"))
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    let chain = task["provenance"].as_array().unwrap();
+    let at = |depth: u64| -> Vec<u64> {
+        let mut ids: Vec<u64> = chain
+            .iter()
+            .filter(|a| a["depth"] == depth)
+            .map(|a| a["id"].as_u64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let mut want = parents.clone();
+    want.sort_unstable();
+    assert_eq!(at(1), want, "{task}");
+    assert_eq!(at(2).len(), 1, "the document they came from: {task}");
+
+    // The last kept snapshot has the join, every group fired.
+    let end = get_json(format!("{base}/api/v1/runs/1/at?ms={}", u64::MAX)).await;
+    let j = &end["snapshot"]["stages"][2]["join"];
+    assert_eq!(
+        (j["of"].as_u64(), j["waiting"].as_u64(), j["fired"].as_u64()),
+        (Some(0), Some(0), Some(50)),
+        "{end}"
+    );
+}
