@@ -47,8 +47,10 @@ test('the graph draws the broadcast edge dashed and the join with its waiting gr
   assert.match(await node.getAttribute('class'), /\bjoin\b/);
   // Live: the node says how many groups wait and their parts arrived of expected.
   await eventually(async () => {
-    const m = (await node.textContent()).match(/⋈ (\d+) groups · (\d+)\/(\d+)/);
-    return m && Number(m[1]) > 0 && Number(m[2]) <= Number(m[3]);
+    const text = await node.textContent();
+    const m = text.match(/⋈ (\d+) groups · (\d+)\/(\d+)/);
+    // And how long the oldest group has waited.
+    return m && Number(m[1]) > 0 && Number(m[2]) <= Number(m[3]) && /oldest \d/.test(text);
   }, 15_000, 'waiting groups on the join node');
   assert.doesNotMatch(await graph.locator('.node[data-stage="ocr"]').textContent(), /⋈/);
   assert.deepEqual(errors, []);

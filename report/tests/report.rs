@@ -676,3 +676,66 @@ async fn a_reporting_process_asks_and_a_restarted_dashboard_still_answers() {
     assert_eq!(out, "2:drop");
     assert_eq!(handle.questions().closed().len(), 2);
 }
+
+/// A reporting process whose pipeline joins: the standalone dashboard shows the join's
+/// groups and a joined item with every part as a parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_join_shows_its_groups_and_its_parts() {
+    use flowdeck_runtime::{Graph, Joined};
+    let db = tempfile::tempdir().unwrap();
+    let base = standalone(&db).await;
+    let mut g = Graph::<u64, u64>::new("joined");
+    let split = g.add(Stage::flat_map("split", |n: u64, _cx| async move {
+        Ok::<_, String>([n * 10, n * 10 + 1])
+    }));
+    let join = g.add_join(
+        Stage::join("join", |_n: u64, j: Joined<u64>, _cx| async move {
+            Ok::<_, String>(j.parts.iter().sum::<u64>())
+        })
+        .of(split),
+    );
+    g.input(split).connect(split, join).output(join);
+    let running = g.build().unwrap().start();
+    let handle = running.handle.clone();
+    let reporter = handle.report_to(&base, TOKEN);
+    run_through(running, 100, reporter).await;
+
+    // The stream's view follows within a refresh: every group fired, of the split.
+    eventually("the join's groups, all fired", || {
+        let base = base.clone();
+        async move {
+            let stages = get_json(format!("{base}/p/joined/api/v1/stages")).await;
+            let j = &stages[1]["join"];
+            j["of"] == 0 && j["fired"] == 100 && j["waiting"] == 0
+        }
+    })
+    .await;
+    let done = get_json(format!(
+        "{base}/p/joined/api/v1/tasks?status=completed&stage=join&limit=1000"
+    ))
+    .await;
+    let mut joined = None;
+    for id in done["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_u64())
+    {
+        let t = get_json(format!("{base}/p/joined/api/v1/tasks/{id}")).await;
+        if t["detail"]["parents"]
+            .as_array()
+            .is_some_and(|p| p.len() == 2)
+        {
+            joined = Some(t);
+            break;
+        }
+    }
+    let t = joined.expect("a joined item with its two parts");
+    let depth1 = t["provenance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["depth"] == 1)
+        .count();
+    assert_eq!(depth1, 2, "{t}");
+}

@@ -133,7 +133,7 @@ impl StageRuntime for MirrorStage {
     fn cancel_waiting(&self) {}
 
     fn join_stats(&self) -> Option<flowdeck_protocol::JoinSnapshot> {
-        None
+        self.with(|s| s.join.clone()).flatten()
     }
 
     fn group_of(&self, _id: flowdeck_protocol::ItemId) -> Option<String> {

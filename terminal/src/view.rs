@@ -285,7 +285,11 @@ fn stages(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
                 micros(s.latency.p50_us),
                 micros(s.latency.p99_us)
             )),
-            Cell::from(format::millis(s.oldest_queued_ms)),
+            // A join's lag is its oldest waiting group's, when that is older.
+            Cell::from(format::millis(
+                s.oldest_queued_ms
+                    .max(s.join.as_ref().map_or(0, |j| j.oldest_ms)),
+            )),
         ])
     });
     let header = Row::new([

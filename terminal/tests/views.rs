@@ -209,6 +209,9 @@ fn a_join_stage_shows_its_waiting_groups() {
     key(&mut app, &s, KeyCode::Char('2'));
     let text = screen(&app, Some(&s));
     assert!(text.contains("assemble ⋈ 12 groups 87/120"), "{text}");
+    // Its lag is the oldest group's wait.
+    let row = text.lines().find(|l| l.contains("assemble ⋈")).unwrap();
+    assert!(row.contains("3.0 s") || row.contains("3 s"), "{row}");
 }
 
 #[test]

@@ -110,12 +110,19 @@ pub(crate) fn PipelineGraph(snapshot: Snapshot) -> impl IntoView {
                         {stage.name.clone()} {hot.then_some(" ⚠")}
                     </text>
                     <text x=x + 10.0 y=y + 38.0 class="node-stat">
-                        {format!("{} · {} busy", crate::format::rate(stage.throughput), stage.in_flight)}
+                        {match &stage.join {
+                            Some(j) => format!(
+                                "{} · oldest {}",
+                                crate::format::rate(stage.throughput),
+                                crate::format::millis(j.oldest_ms)
+                            ),
+                            None => format!("{} · {} busy", crate::format::rate(stage.throughput), stage.in_flight),
+                        }}
                     </text>
                     <text x=x + 10.0 y=y + 52.0 class="node-stat">
                         {match &stage.join {
                             // A join: the groups it waits for, and their parts arrived of
-                            // expected.
+                            // expected (the line above says how long the oldest waited).
                             Some(j) => format!(
                                 "⋈ {} groups · {}/{}",
                                 crate::format::count(j.waiting),
