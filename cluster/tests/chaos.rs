@@ -58,9 +58,9 @@ fn pipeline(cluster: &Cluster, work: Duration) -> Pipeline<u64, (u64, u64)> {
 const JOINED: &str = "chaos-join";
 const PARTS: u64 = 5;
 
-/// document n → parts 5n..5n+5 → square (distributed) → joined back: (n, the squares in
-/// order, whether every part arrived).
-fn joined(cluster: &Cluster) -> Pipeline<u64, (u64, Vec<u64>, bool)> {
+/// document n → parts 5n..5n+5 → square (distributed, `work` per part) → joined back:
+/// (n, the squares in order, whether every part arrived).
+fn joined(cluster: &Cluster, work: Duration) -> Pipeline<u64, (u64, Vec<u64>, bool)> {
     let mut g = Graph::<u64, (u64, Vec<u64>, bool)>::new(JOINED);
     let split = g.add(
         Stage::flat_map("split", |n: u64, _cx| async move {
@@ -70,10 +70,10 @@ fn joined(cluster: &Cluster) -> Pipeline<u64, (u64, Vec<u64>, bool)> {
     );
     let square = g.add(
         cluster.distribute(
-            Stage::map(
-                "square",
-                |n: u64, _cx| async move { Ok::<_, String>(n * n) },
-            )
+            Stage::map("square", move |n: u64, _cx| async move {
+                tokio::time::sleep(work).await;
+                Ok::<_, String>(n * n)
+            })
             .workers(16),
         ),
     );
@@ -110,7 +110,7 @@ fn worker_process() {
                 let cluster = Cluster::connect(&url, JOINED, settings(ack_wait))
                     .await
                     .unwrap();
-                let _pipeline = joined(&cluster);
+                let _pipeline = joined(&cluster, work);
                 cluster.serve().await.unwrap().run().await;
                 return;
             }
@@ -388,11 +388,13 @@ async fn chaos_a_stalled_process_has_its_items_taken_by_others_and_its_late_acks
 async fn chaos_a_worker_killed_between_a_fan_out_and_its_join_loses_no_part() {
     let server = nats_server().await;
     let ack_wait = Duration::from_secs(2);
-    let mut workers = Workers::start_with(2, &server, Duration::ZERO, ack_wait, true);
+    // Parts take 5 ms each, so a worker process always holds some when it is killed.
+    let work = Duration::from_millis(5);
+    let mut workers = Workers::start_with(2, &server, work, ack_wait, true);
     let driver = Cluster::connect(&server.url, JOINED, settings(ack_wait))
         .await
         .unwrap();
-    let running = joined(&driver).start();
+    let running = joined(&driver, work).start();
     driver.watch(&running.handle);
     let handle = running.handle.clone();
     let docs = 10_000u64;

@@ -83,15 +83,17 @@ pub struct Joined2<A, B> {
 
 /// A part of a [`Joined2`], as the group keeps it.
 #[doc(hidden)]
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(untagged)]
 pub enum Either2<A, B> {
     A(A),
     B(B),
 }
 
 /// A group as the join stage's input: the origin's own input, and the group's parts.
-/// Not built by hand: a join stage makes it.
-#[derive(Clone)]
+/// Not built by hand: a join stage makes it. `Serialize` when its types are, so a join
+/// stage can `capture` its input like any stage (the item's page then shows the group).
+#[derive(Clone, serde::Serialize)]
 pub struct Gathered<K, P> {
     value: K,
     origin: ItemId,

@@ -551,3 +551,38 @@ async fn a_paused_and_scaled_join_runs_each_group_once() {
     docs.dedup();
     assert_eq!(docs.len(), 20);
 }
+
+/// A join stage captures its input like any stage: the origin's input and the group, as
+/// the joined item's page shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_captures_its_group_as_its_input() {
+    let mut g = Graph::<String, String>::new("docs");
+    let split = g.add(split());
+    let join = g.add_join(
+        Stage::join(
+            "assemble",
+            |doc: String, j: Joined<String>, _cx| async move {
+                Ok::<_, String>(format!("{doc}: {}", j.parts.join("+")))
+            },
+        )
+        .capture(flowdeck_runtime::Capture::failures().sample(1.0))
+        .of(split),
+    );
+    g.input(split).connect(split, join).output(join);
+    let running = g.build().unwrap().start();
+    let h = running.handle.clone();
+    let report = running.run(["alpha beta".to_owned()]).await;
+    assert_eq!(report.outputs, ["alpha beta: alpha+beta"]);
+    let stage = h.stage_index("assemble").unwrap();
+    let joined = h
+        .tracker()
+        .items(Some(ItemStatus::Completed), Some(stage), 100)
+        .into_iter()
+        .filter_map(|s| h.tracker().item(s.id))
+        .find(|d| d.parents.len() == 2)
+        .unwrap();
+    let input = joined.visits.iter().find_map(|v| v.input.clone()).unwrap();
+    for part in ["alpha beta", "\"alpha\"", "\"beta\""] {
+        assert!(input.text.contains(part), "{part} in {}", input.text);
+    }
+}
