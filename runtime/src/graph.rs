@@ -134,7 +134,8 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         T: TaskFn<I, O>,
     {
         let index = self.next_index();
-        let decl = Self::decl(index, stage, None, Vec::new(), None);
+        let queue = async_channel::bounded::<Envelope<I>>(stage.capacity.max(1));
+        let decl = Self::decl(index, stage, queue, None, Vec::new(), None);
         self.decls.push(decl);
         StageRef::new(index, 0)
     }
@@ -172,8 +173,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
                 group_of: Box::new(move |id| collector.group_of(id)),
             }
         });
-        let mut decl = Self::decl(index, stage, Some(started), deposits, Some(origin));
-        decl.queue = Box::new(queue);
+        let decl = Self::decl(index, stage, queue, Some(started), deposits, Some(origin));
         self.decls.push(decl);
         J::refs(index)
     }
@@ -187,6 +187,10 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
     fn decl<I, O, T>(
         index: StageIndex,
         stage: Stage<I, O, T>,
+        queue: (
+            async_channel::Sender<Envelope<I>>,
+            async_channel::Receiver<Envelope<I>>,
+        ),
         started: Option<StartJoin>,
         deposits: Vec<Box<dyn Any + Send>>,
         join_of: Option<StageIndex>,
@@ -196,7 +200,6 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         O: Send + 'static,
         T: TaskFn<I, O>,
     {
-        let queue = async_channel::bounded::<Envelope<I>>(stage.capacity.max(1));
         Decl {
             name: stage.name.clone(),
             workers: stage.workers,

@@ -54,6 +54,13 @@ pub(crate) enum End {
     Replaced,
 }
 
+impl End {
+    /// A member cancelled (from the dashboard, the API, a drain, a stop, a refused send).
+    pub(crate) fn cancelled() -> End {
+        End::Missing(Why::Cancelled)
+    }
+}
+
 /// A group, whatever the types of its join.
 pub(crate) trait Group: Send + Sync {
     /// `child` becomes a member, made from member `parent` (it sorts after it).
@@ -122,12 +129,16 @@ impl Groups {
         if self.is_empty() {
             return;
         }
-        let end = end();
-        let fires: Vec<Fire> = self
-            .iter()
-            .filter_map(|g| g.ended(item, &end, now_us))
-            .collect();
+        let fires = self.ended(item, &end(), now_us);
         settle(fires, buf, slot).await;
+    }
+
+    /// Member `item` ended elsewhere: tells each of its groups, and returns those that
+    /// fired, for the caller to deliver.
+    pub(crate) fn ended(&self, item: ItemId, end: &End, now_us: u64) -> Vec<Fire> {
+        self.iter()
+            .filter_map(|g| g.ended(item, end, now_us))
+            .collect()
     }
 }
 

@@ -398,16 +398,11 @@ where
         let expired: Vec<Arc<JoinGroup<K, P>>> = {
             let mut pending = self.pending.lock();
             let mut expired = Vec::new();
-            while let Some((made, g)) = pending.front() {
-                match g.upgrade() {
-                    Some(g) if !g.is_fired() => {
-                        if now.saturating_sub(*made) < limit_us {
-                            break;
-                        }
-                        expired.push(g);
-                    }
-                    _ => {}
+            while let Some((made, g)) = oldest_waiting(&mut pending) {
+                if now.saturating_sub(made) < limit_us {
+                    break;
                 }
+                expired.push(g);
                 pending.pop_front();
             }
             expired
@@ -425,20 +420,8 @@ where
     /// The waiting groups, as the dashboard shows them.
     pub(crate) fn stats(&self) -> JoinSnapshot {
         let now = self.now_us();
-        let oldest = {
-            let mut pending = self.pending.lock();
-            loop {
-                match pending.front() {
-                    Some((made, g)) => match g.upgrade().and_then(|g| g.waiting()) {
-                        Some(o) => break Some((now.saturating_sub(*made), o)),
-                        None => {
-                            pending.pop_front();
-                        }
-                    },
-                    None => break None,
-                }
-            }
-        };
+        let oldest = oldest_waiting(&mut self.pending.lock())
+            .and_then(|(made, g)| Some((now.saturating_sub(made), g.waiting()?)));
         let c = &self.counts;
         let made = c.made.load(Ordering::Acquire);
         let fired = c.fired.load(Ordering::Acquire);
@@ -513,12 +496,7 @@ where
         self.counts.live.fetch_add(1, Ordering::AcqRel);
         let mut pending = self.pending.lock();
         // Let go of fired groups at the front while at it: memory stays flat.
-        while pending
-            .front()
-            .is_some_and(|(_, g)| g.upgrade().is_none_or(|g| g.is_fired()))
-        {
-            pending.pop_front();
-        }
+        oldest_waiting(&mut pending);
         pending.push_back((now, Arc::downgrade(&group)));
         group
     }
@@ -604,6 +582,24 @@ where
         }
         settle(fires, buf, slot).await;
     }
+}
+
+/// The oldest group still waiting, with when it was made; lets go of the fired (and
+/// dropped) groups before it.
+fn oldest_waiting<K, P>(pending: &mut Pending<K, P>) -> Option<(u64, Arc<JoinGroup<K, P>>)>
+where
+    K: Clone + Send + Sync + 'static,
+    P: Clone + Send + Sync + 'static,
+{
+    while let Some((made, g)) = pending.front() {
+        match g.upgrade() {
+            Some(g) if !g.is_fired() => return Some((*made, g)),
+            _ => {
+                pending.pop_front();
+            }
+        }
+    }
+    None
 }
 
 /// Whether two group handles are the same group.
@@ -923,7 +919,7 @@ where
                         .with_error(error.clone()),
                 )
                 .await;
-                return ended_now(&outer, joined, End::Missing(Why::Failed { error }), at);
+                return outer.ended(joined, &End::Missing(Why::Failed { error }), at);
             }
             if buf.on() {
                 buf.push(
@@ -954,15 +950,7 @@ where
             // The join was stopped: nothing will take the joined item.
             buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), at))
                 .await;
-            ended_now(&outer, joined, End::Missing(Why::Cancelled), at)
+            outer.ended(joined, &End::cancelled(), at)
         })
     }
-}
-
-/// Ends `item` in `groups` and returns what fired.
-fn ended_now(groups: &Groups, item: ItemId, end: End, at: u64) -> Vec<Fire> {
-    groups
-        .iter()
-        .filter_map(|g| g.ended(item, &end, at))
-        .collect()
 }

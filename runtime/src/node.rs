@@ -495,7 +495,7 @@ where
                 let at = self.env.clock.now_us();
                 buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), at))
                     .await;
-                let end = || crate::group::End::Missing(crate::group::Why::Cancelled);
+                let end = crate::group::End::cancelled;
                 e.groups.end(e.id, end, at, buf, None).await;
             }
             n

@@ -10,7 +10,7 @@ use flowdeck_protocol::{EventKind, ItemId, ItemStatus, StageIndex};
 
 use crate::{
     events::{EventBuf, Subject},
-    group::{End, Groups, Why},
+    group::{End, Groups},
     guard,
     join::{Arrival, Deposit},
     worker::WorkerSlot,
@@ -193,8 +193,7 @@ impl<T> Port<T> {
             };
             buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), now_us))
                 .await;
-            ends.end(id, || End::Missing(Why::Cancelled), now_us, buf, slot)
-                .await;
+            ends.end(id, End::cancelled, now_us, buf, slot).await;
             return Sent::Closed;
         }
         Sent::Stage

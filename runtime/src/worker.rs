@@ -619,7 +619,7 @@ async fn process<I, O, T>(
         buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), now))
             .await;
         let groups = &envelope.groups;
-        groups.end(id, cancel_end, now, buf, Some(slot)).await;
+        groups.end(id, End::cancelled, now, buf, Some(slot)).await;
         return;
     }
     let first = Step::Attempt {
@@ -728,7 +728,9 @@ async fn handle<I, O, T>(
                 )
                 .await;
                 let groups = &envelope.groups;
-                groups.end(id, cancel_end, finished, buf, Some(slot)).await;
+                groups
+                    .end(id, End::cancelled, finished, buf, Some(slot))
+                    .await;
                 break;
             }
             Outcome::Error(e) => {
@@ -796,7 +798,7 @@ async fn handle<I, O, T>(
                 )
                 .await;
                 let groups = &envelope.groups;
-                groups.end(id, cancel_end, now, buf, Some(slot)).await;
+                groups.end(id, End::cancelled, now, buf, Some(slot)).await;
                 break;
             }
             step = Step::Attempt {
@@ -852,11 +854,6 @@ async fn fail<I, O, T>(
             .end(envelope.id, end, finished, buf, Some(slot))
             .await;
     }
-}
-
-/// How a cancelled member leaves its groups.
-fn cancel_end() -> End {
-    End::Missing(Why::Cancelled)
 }
 
 /// Runs attempt `attempt` of the item and returns how it ended, its number (moved past
@@ -1130,7 +1127,9 @@ where
         env.tasks.spawn(async move {
             let mut buf = EventBuf::new(node.env.tracker());
             buf.push(event).await;
-            groups.end(id, cancel_end, finished, &mut buf, None).await;
+            groups
+                .end(id, End::cancelled, finished, &mut buf, None)
+                .await;
             buf.flush().await;
             node.taken_back();
         });
@@ -1207,6 +1206,11 @@ where
     };
     let routed_elsewhere = || {
         End::Missing(Why::RoutedElsewhere {
+            stage: node.name.to_string(),
+        })
+    };
+    let filtered_out = || {
+        End::Missing(Why::FilteredOut {
             stage: node.name.to_string(),
         })
     };
@@ -1289,12 +1293,7 @@ where
         // it came with (a group made here is just empty).
         let outer = &envelope.groups;
         if children == 0 && !outer.is_empty() {
-            let end = || {
-                End::Missing(Why::FilteredOut {
-                    stage: node.name.to_string(),
-                })
-            };
-            outer.end(id, end, finished, buf, Some(slot)).await;
+            outer.end(id, filtered_out, finished, buf, Some(slot)).await;
             made.end(id, || End::Replaced, finished, buf, Some(slot))
                 .await;
         } else {
@@ -1307,12 +1306,9 @@ where
     let Some(out) = outs.into_iter().next() else {
         WorkerSlot::add(&slot.processed, 1);
         let groups = &envelope.groups;
-        let end = || {
-            End::Missing(Why::FilteredOut {
-                stage: node.name.to_string(),
-            })
-        };
-        groups.end(id, end, finished, buf, Some(slot)).await;
+        groups
+            .end(id, filtered_out, finished, buf, Some(slot))
+            .await;
         return Ok(());
     };
     let target = port.target(&out)?;
