@@ -128,9 +128,11 @@ pub(crate) async fn obey(mut control: async_nats::Subscriber, stages: Arc<Vec<Se
 pub(crate) async fn heartbeat(inner: Arc<Inner>, stages: Arc<Vec<Served>>) {
     let pid = std::process::id();
     let mut tick = tokio::time::interval(HEARTBEAT);
+    let mut sampler = flowdeck_runtime::resources::Sampler::new();
     loop {
         tick.tick().await;
         let beat = ProcessSnapshot {
+            resources: Some(sampler.sample()),
             process: inner.process.clone(),
             host: inner.host.clone(),
             pid,

@@ -17,6 +17,7 @@ pub mod page;
 pub mod pipelines;
 pub mod question;
 pub mod report;
+pub mod resources;
 pub mod runs;
 mod snapshot;
 pub mod sources;
@@ -33,6 +34,7 @@ pub use snapshot::{
     Edge, JoinSnapshot, Latency, OldestGroup, PipelineState, ProcessSnapshot, ProcessStage,
     Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState, HELD_BACK, SATURATED,
 };
+pub use resources::Resources;
 pub use warning::{Rule, Warning};
 
 /// An item's id: unique within one pipeline run, allocated in increasing order.

@@ -263,6 +263,10 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(target_arch = "wasm32", serde(skip))]
     pub processes: Vec<ProcessSnapshot>,
+    /// What the pipeline's process uses (CPU, memory, threads, its runtime), as last
+    /// sampled: by the dashboard serving it, or by a reporting process with its batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<crate::Resources>,
 }
 
 /// A worker process serving distributed stages: what its last heartbeat said, and how
@@ -283,6 +287,10 @@ pub struct ProcessSnapshot {
     #[serde(default)]
     pub lost: bool,
     pub stages: Vec<ProcessStage>,
+    /// Its CPU, memory and runtime, as of its last heartbeat (absent from a process of an
+    /// older version).
+    #[serde(default)]
+    pub resources: Option<crate::Resources>,
 }
 
 /// One distributed stage in one worker process.

@@ -253,6 +253,8 @@ async fn run(
     // again whenever the dashboard says it does not know them (it restarted).
     let mut asked = handle.questions().subscribe();
     let mut questions: Vec<QuestionChange> = pending_now(&handle);
+    // This process's CPU and memory go with each snapshot, for the dashboard to show.
+    let mut resources = flowdeck_runtime::resources::Sampler::new();
     loop {
         // Until the next send, or the run's end, whichever comes first.
         tokio::select! {
@@ -269,6 +271,7 @@ async fn run(
         // The snapshot, then the position, then the scan: every item the snapshot counts as
         // finished has finished by the scan (so the dropped count below is never too
         // high), and a change during the scan is seen again next time rather than missed.
+        handle.set_resources(resources.sample());
         let latest = handle.snapshot();
         collect_questions(&handle, &mut asked, &mut questions);
         let seq = tracker.seq();

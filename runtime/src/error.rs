@@ -45,6 +45,14 @@ pub enum ControlError {
     Finished,
     #[error("item {0} has already finished")]
     AlreadyDone(ItemId),
+    #[error("stage `{stage}` has no worker {worker} (it has {workers})")]
+    UnknownWorker {
+        stage: String,
+        worker: u16,
+        workers: usize,
+    },
+    #[error("worker {worker} of stage `{stage}` runs no attempt now, so there is nothing to restart")]
+    WorkerIdle { stage: String, worker: u16 },
 }
 
 /// The pipeline stopped taking input before an item could be fed.

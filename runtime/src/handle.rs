@@ -203,6 +203,13 @@ impl PipelineHandle {
         *self.shared.processes.lock() = Some(Arc::new(f));
     }
 
+    /// Makes snapshots carry `r`, what the process uses: the dashboard serving the
+    /// pipeline samples it every second ([`crate::resources::Sampler`]), as does a
+    /// reporting process, so that the overview, the API and `flowdeck top` show it.
+    pub fn set_resources(&self, r: flowdeck_protocol::Resources) {
+        *self.shared.resources.lock() = Some(r);
+    }
+
     /// Whether the stage is paused: a cheap look, unlike a snapshot.
     pub fn is_paused(&self, stage: &str) -> Result<bool, ControlError> {
         Ok(self.stage(stage)?.is_paused())
@@ -252,6 +259,30 @@ impl PipelineHandle {
         .await;
         buf.flush().await;
         Ok(id)
+    }
+
+    /// Restarts worker `worker` of `stage` (numbered from 0, as snapshots number them):
+    /// its attempt under way is dropped and fails with "restarted by `by`", which the
+    /// stage's retry policy handles like any failure (it counts as an attempt), and the
+    /// worker goes on with its next item. For a worker stuck on an attempt that never
+    /// ends. Returns the item whose attempt was dropped.
+    pub fn restart_worker(&self, stage: &str, worker: u16, by: &str) -> Result<ItemId, ControlError> {
+        let slots = self.stage(stage)?.slots();
+        let slot = slots
+            .get(usize::from(worker))
+            .filter(|s| s.running.load(std::sync::atomic::Ordering::Acquire))
+            .ok_or_else(|| ControlError::UnknownWorker {
+                stage: stage.to_owned(),
+                worker,
+                workers: slots
+                    .iter()
+                    .filter(|s| s.running.load(std::sync::atomic::Ordering::Acquire))
+                    .count(),
+            })?;
+        slot.restart(by).ok_or_else(|| ControlError::WorkerIdle {
+            stage: stage.to_owned(),
+            worker,
+        })
     }
 
     /// Cancels an item: skipped if queued, interrupted if running or waiting to retry.

@@ -52,6 +52,7 @@ mod port;
 /// terminal crates.
 #[cfg(feature = "progress")]
 pub mod progress;
+pub mod resources;
 mod retry;
 mod shared;
 mod snapshot;

@@ -200,6 +200,7 @@ pub fn mirror(
         monitors: Mutex::new(Vec::new()),
         reported: Some(reported.clone()),
         processes: Mutex::new(None),
+        resources: Mutex::new(None),
     });
     let handle = PipelineHandle::new(shared.clone());
     (

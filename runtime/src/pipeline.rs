@@ -326,6 +326,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             monitors: Mutex::new(Vec::new()),
             reported: None,
             processes: Mutex::new(None),
+            resources: Mutex::new(None),
         });
         let handle = PipelineHandle::new(shared.clone());
 

@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     /// Where snapshots get the worker processes of distributed stages from
     /// ([`PipelineHandle::set_processes`]).
     pub processes: Mutex<Option<ProcessesFn>>,
+    /// The process's resources as last sampled ([`PipelineHandle::set_resources`]).
+    pub resources: Mutex<Option<flowdeck_protocol::Resources>>,
 }
 
 /// Lists a pipeline's worker processes for its snapshots.

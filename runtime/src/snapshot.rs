@@ -199,6 +199,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
             .map(|e| e.lock().shown())
             .unwrap_or_default(),
         processes: processes(shared),
+        resources: shared.resources.lock().clone(),
     }
 }
 

@@ -69,6 +69,10 @@ pub(crate) struct WorkerSlot {
     pub running: AtomicBool,
     cancel_current: AtomicBool,
     cancel_waker: AtomicWaker,
+    /// Who asked to restart the worker, while the request waits for the attempt under way
+    /// to notice it ([`WorkerSlot::restart`]); woken through `cancel_waker`.
+    restart_by: Mutex<Option<Arc<str>>>,
+    restart_flag: AtomicBool,
     notes: Mutex<Vec<Note>>,
     has_notes: AtomicBool,
     /// What the stage's tasks ask people with.
@@ -105,6 +109,8 @@ impl WorkerSlot {
             running: AtomicBool::new(false),
             cancel_current: AtomicBool::new(false),
             cancel_waker: AtomicWaker::new(),
+            restart_by: Mutex::new(None),
+            restart_flag: AtomicBool::new(false),
             notes: Mutex::new(Vec::new()),
             has_notes: AtomicBool::new(false),
             asking,
@@ -143,6 +149,22 @@ impl WorkerSlot {
         self.cancel_current.store(true, Ordering::Release);
         self.cancel_waker.wake();
         true
+    }
+
+    /// Aborts the attempt under way, which then fails with "restarted by `by`" and goes
+    /// to the stage's retry policy like any failed attempt; the worker goes on. Returns
+    /// the item, or `None` when the worker runs no attempt (idle, blocked, backing off).
+    /// An attempt that blocks its thread (no `.await`) cannot be interrupted: only
+    /// futures can be dropped.
+    pub(crate) fn restart(&self, by: &str) -> Option<ItemId> {
+        if self.attempt_since.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let item = self.current()?;
+        *self.restart_by.lock() = Some(Arc::from(by));
+        self.restart_flag.store(true, Ordering::Release);
+        self.cancel_waker.wake();
+        Some(item)
     }
 
     /// Busy and blocked time up to `now_us`, counting the attempt or wait under way, so a
@@ -416,6 +438,9 @@ pub(crate) enum Outcome<T, E> {
     Timeout,
     Panic(String),
     Cancelled,
+    /// Someone restarted the worker during the attempt: it fails with who did, and the
+    /// retry policy decides what follows.
+    Restarted(Arc<str>),
     /// The task asked a person and nobody answered by the deadline: the item fails with
     /// `TimedOut`, and is not retried.
     Unanswered(Unanswered),
@@ -449,6 +474,27 @@ impl Future for CancelSignal<'_> {
         } else {
             Poll::Pending
         }
+    }
+}
+
+/// Resolves, with who asked, once someone restarts the slot's worker.
+struct RestartSignal<'a>(&'a WorkerSlot);
+
+impl Future for RestartSignal<'_> {
+    type Output = Arc<str>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Arc<str>> {
+        let take = || {
+            self.0
+                .restart_flag
+                .swap(false, Ordering::AcqRel)
+                .then(|| self.0.restart_by.lock().take())
+                .map(|by| by.unwrap_or_else(|| Arc::from("someone")))
+        };
+        if let Some(by) = take() {
+            return Poll::Ready(by);
+        }
+        self.0.cancel_waker.register(cx.waker());
+        take().map_or(Poll::Pending, Poll::Ready)
     }
 }
 
@@ -751,6 +797,10 @@ async fn handle<I, O, T>(
                 )
             }
             Outcome::Panic(msg) => (runtime_error("Panic", msg), None),
+            Outcome::Restarted(by) => (
+                runtime_error("Restarted", format!("restarted by {by}")),
+                None,
+            ),
             Outcome::Unanswered(why) => {
                 // Asking again would wait for nobody again: it fails here.
                 fail(
@@ -896,6 +946,8 @@ where
         )
         .await;
     }
+    // A restart asked for an attempt that ended meanwhile is not this one's.
+    slot.restart_flag.store(false, Ordering::Release);
     slot.attempt_since.store(started + 1, Ordering::Release);
     let cx = Ctx {
         item: id,
@@ -920,6 +972,7 @@ where
                 biased;
                 _ = CancelSignal(slot) => Outcome::Cancelled,
                 _ = abort.cancelled() => Outcome::Cancelled,
+                by = RestartSignal(slot) => Outcome::Restarted(by),
                 r = &mut fut => ended(r),
                 p = ParkSignal(slot) => {
                     park(node, slot, buf, id, started, &p).await;

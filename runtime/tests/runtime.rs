@@ -211,6 +211,75 @@ async fn cancel_a_queued_and_a_running_item() {
     assert!(running.outputs.try_recv().is_err());
 }
 
+/// Waits (on a loaded machine, as long as it takes) until `f` holds.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..6000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("waited 30 s for {what}");
+}
+
+#[tokio::test]
+async fn restarting_a_hung_worker_retries_its_item_and_frees_it() {
+    // The first attempt of item 0 never ends; every other attempt is quick.
+    let running = Line::<u32>::new("restart")
+        .stage(
+            Stage::map("hang", |n: u32, cx: flowdeck_runtime::Ctx| async move {
+                if n == 0 && cx.attempt() == 1 {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, String>(n)
+            })
+            .workers(1)
+            .retry(fast_retry(3)),
+        )
+        .build()
+        .unwrap()
+        .start();
+    let h = running.handle.clone();
+    assert!(matches!(
+        h.restart_worker("hang", 0, "alice"),
+        Err(ControlError::WorkerIdle { .. })
+    ));
+    assert!(matches!(
+        h.restart_worker("hang", 3, "alice"),
+        Err(ControlError::UnknownWorker { workers: 1, .. })
+    ));
+    assert!(matches!(
+        h.restart_worker("nope", 0, "alice"),
+        Err(ControlError::UnknownStage(_))
+    ));
+    let hung = running.input.send(0).await.unwrap();
+    let next = running.input.send(1).await.unwrap();
+    until("the hung item to run", || {
+        h.tracker().status(hung) == Some(ItemStatus::Running)
+    })
+    .await;
+    // Held: the next item waits behind it.
+    assert_eq!(h.tracker().status(next), Some(ItemStatus::Queued));
+    assert_eq!(h.restart_worker("hang", 0, "alice"), Ok(hung));
+    drop(running.input);
+    h.wait().await;
+    assert_eq!(h.tracker().status(hung), Some(ItemStatus::Completed));
+    assert_eq!(h.tracker().status(next), Some(ItemStatus::Completed));
+    let history = h.tracker().history(hung).unwrap();
+    let retry = history
+        .iter()
+        .find(|e| e.kind == EventKind::Retrying)
+        .expect("the restarted attempt is retried");
+    let error = retry.error.as_ref().unwrap();
+    assert_eq!(
+        (error.kind.as_str(), error.message.as_str(), retry.attempt),
+        ("Restarted", "restarted by alice", 1)
+    );
+    let done = history.iter().find(|e| e.kind == EventKind::Completed).unwrap();
+    assert_eq!(done.attempt, 2);
+    assert_eq!(h.snapshot().stages[0].retried, 1);
+}
+
 #[tokio::test]
 async fn pause_holds_items_and_resume_lets_them_through() {
     let running = Line::<u32>::new("pause")

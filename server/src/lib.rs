@@ -31,7 +31,6 @@ pub mod origin;
 mod pages;
 mod persist;
 pub mod pipelines;
-mod process;
 pub mod prometheus;
 mod questions;
 mod reporters;

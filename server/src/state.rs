@@ -24,7 +24,6 @@ use crate::{
     pages::Pages,
     persist,
     pipelines::{self, Entry, Pipelines},
-    process::process,
     reporters::Reporters,
 };
 
@@ -41,6 +40,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Time series: the pipeline's, the process's and the user's (`metrics::counter!`...).
     pub metrics: MetricsStore,
+    /// The process's resource use as last sampled (every second).
+    pub resources: Arc<parking_lot::Mutex<flowdeck_protocol::Resources>>,
     /// Recent log records captured from `tracing`.
     pub logs: LogBuffer,
     /// The theme for browsers that have not chosen one.
@@ -171,7 +172,8 @@ impl AppState {
         } else {
             MetricsStore::new()
         };
-        let metrics = sample(metrics, pipeline.clone());
+        let resources = Arc::default();
+        let metrics = sample(metrics, pipeline.clone(), Arc::clone(&resources));
         if let Some(t) = &config.warnings {
             if let Err(e) = pipeline.set_warning_thresholds(t.clone()) {
                 tracing::warn!("the [warnings] settings were not applied: {e}");
@@ -193,6 +195,7 @@ impl AppState {
             auth: config.auth.clone(),
             shutdown: tokio::sync::watch::Sender::new(false),
             metrics,
+            resources,
             logs: config.logs.clone(),
             theme: config.theme,
             cors: cors::layer(&config.cors_origins).unwrap_or_else(|e| {
@@ -259,33 +262,27 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
 }
 
 /// Fills `metrics` once a second with the pipeline's per-stage series and the process's
-/// memory and CPU, then files the second into the store's rings. One loop does both, so
-/// that each filed second holds exactly one sample: with two timers of different phase
-/// some seconds would get two samples and others none, and a counter's rate would read as
-/// a saw-tooth.
-fn sample(metrics: MetricsStore, pipeline: PipelineHandle) -> MetricsStore {
+/// resources (also kept in `last` for `/prometheus`), then files the second into the
+/// store's rings. One loop does both, so that each filed second holds exactly one sample:
+/// with two timers of different phase some seconds would get two samples and others none,
+/// and a counter's rate would read as a saw-tooth.
+fn sample(
+    metrics: MetricsStore,
+    pipeline: PipelineHandle,
+    last: Arc<parking_lot::Mutex<flowdeck_protocol::Resources>>,
+) -> MetricsStore {
     let store = metrics.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut last_cpu: Option<f64> = None;
+        let mut sampler = flowdeck_runtime::resources::Sampler::new();
         loop {
             every.tick().await;
             store.record_snapshot(&pipeline.snapshot());
-            let p = process();
-            if let Some(bytes) = p.resident_bytes {
-                store
-                    .gauge("process_resident_memory_bytes", &[])
-                    .set(bytes as f64);
-            }
-            if let Some(cpu) = p.cpu_seconds {
-                if let Some(before) = last_cpu {
-                    store
-                        .gauge("process_cpu_ratio", &[])
-                        .set((cpu - before).max(0.0));
-                }
-                last_cpu = Some(cpu);
-            }
+            let r = sampler.sample();
+            crate::prometheus::record_resources(&store, &r);
+            pipeline.set_resources(r.clone());
+            *last.lock() = r;
             store.tick();
         }
     });

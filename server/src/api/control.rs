@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/stages/{name}/pause", post(pause))
         .route("/stages/{name}/resume", post(resume))
         .route("/stages/{name}/workers", post(scale))
+        .route("/stages/{name}/workers/{worker}/restart", post(restart))
         .route("/tasks/{id}/retry", post(retry))
         .route("/tasks/{id}/cancel", post(cancel))
         .route("/pipeline/drain", post(drain))
@@ -155,7 +156,9 @@ where
 
 fn control(e: ControlError) -> ApiError {
     match e {
-        ControlError::UnknownStage(_) | ControlError::UnknownItem(_) => {
+        ControlError::UnknownStage(_)
+        | ControlError::UnknownItem(_)
+        | ControlError::UnknownWorker { .. } => {
             ApiError::NotFound(e.to_string())
         }
         _ => ApiError::Conflict(e.to_string()),
@@ -216,6 +219,31 @@ async fn scale(
                 )))
             },
         )
+    })
+    .await
+}
+
+/// Restarts a worker stuck on an attempt: the attempt fails with "restarted by {who}" and
+/// the stage's retry policy takes it from there.
+async fn restart(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path((name, worker)): Path<(String, String)>,
+    json: Result<Json<Empty>, JsonRejection>,
+) -> Reply {
+    let by = actor.0.label().to_owned();
+    let target = format!("{name} worker {worker}");
+    act(&s, actor, "restart", &target, body(json), |_| async {
+        let n: u16 = worker.parse().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "worker must be a number from 0, as the workers page numbers them, got {worker:?}"
+            ))
+        })?;
+        s.hub
+            .pipeline()
+            .restart_worker(&name, n, &by)
+            .map(|_| ())
+            .map_err(control)
     })
     .await
 }

@@ -253,7 +253,7 @@ impl Dashboard {
 }
 
 /// Series the server records for every dashboard, whether or not they have a value yet.
-pub const BUILTIN_SERIES: [&str; 9] = [
+pub const BUILTIN_SERIES: [&str; 17] = [
     "flowdeck_items_total",
     "flowdeck_stage_throughput",
     "flowdeck_stage_queued",
@@ -263,6 +263,14 @@ pub const BUILTIN_SERIES: [&str; 9] = [
     "flowdeck_stage_latency_p99_seconds",
     "process_resident_memory_bytes",
     "process_cpu_ratio",
+    "flowdeck_process_cpu_ratio",
+    "flowdeck_process_resident_memory_bytes",
+    "flowdeck_process_threads",
+    "flowdeck_process_open_files",
+    "flowdeck_runtime_workers",
+    "flowdeck_runtime_busy_ratio",
+    "flowdeck_runtime_global_queue_depth",
+    "flowdeck_runtime_tasks",
 ];
 
 fn series_exists(s: &SeriesRef, known: &BTreeSet<String>, stages: &[String]) -> Result<(), String> {

@@ -102,12 +102,32 @@ pub mod builtin {
 
     /// The process's resident memory in bytes.
     pub fn memory() -> Series {
-        Series::builtin("process_resident_memory_bytes", &[], Kind::Gauge)
+        Series::builtin("flowdeck_process_resident_memory_bytes", &[], Kind::Gauge)
     }
 
     /// The process's CPU use: CPU seconds per second (1.0 is one core).
     pub fn cpu() -> Series {
-        Series::builtin("process_cpu_ratio", &[], Kind::Gauge)
+        Series::builtin("flowdeck_process_cpu_ratio", &[], Kind::Gauge)
+    }
+
+    /// Threads of the process.
+    pub fn threads() -> Series {
+        Series::builtin("flowdeck_process_threads", &[], Kind::Gauge)
+    }
+
+    /// Open file descriptors of the process (Linux only).
+    pub fn open_files() -> Series {
+        Series::builtin("flowdeck_process_open_files", &[], Kind::Gauge)
+    }
+
+    /// Share of the last second the tokio runtime's workers were busy, 0 to 1.
+    pub fn runtime_busy() -> Series {
+        Series::builtin("flowdeck_runtime_busy_ratio", &[], Kind::Gauge)
+    }
+
+    /// Tasks waiting in the tokio runtime's global queue.
+    pub fn runtime_queue() -> Series {
+        Series::builtin("flowdeck_runtime_global_queue_depth", &[], Kind::Gauge)
     }
 
     /// A stage's completions per second.
