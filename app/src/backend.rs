@@ -40,6 +40,13 @@ pub trait Backend: Send + Sync + 'static {
     fn table(&self, source: String) -> BoxFuture<Result<TableData, String>>;
     /// The named health checks' outcomes, run now.
     fn checks(&self, names: Vec<String>) -> BoxFuture<Vec<CheckResult>>;
+    /// A custom widget's content (made at most once per its refresh); `None` for a page
+    /// or widget there is not.
+    fn widget(
+        &self,
+        slug: String,
+        id: String,
+    ) -> BoxFuture<Option<flowdeck_protocol::page::WidgetData>>;
     /// The runs the run store keeps, newest first, and how the store is doing; `Err` says
     /// why there are none (no store).
     fn runs(&self) -> BoxFuture<Result<(Vec<RunInfo>, StoreStatus), String>>;

@@ -111,6 +111,16 @@ pub async fn fetch_table(source: String) -> Result<Result<TableData, String>, Se
     Ok(backend.0.table(source).await)
 }
 
+/// A custom widget's content: its HTML, its view or its error.
+#[server(endpoint = "widget", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_widget(
+    slug: String,
+    id: String,
+) -> Result<Option<flowdeck_protocol::page::WidgetData>, ServerFnError> {
+    let backend = backend()?;
+    Ok(backend.0.widget(slug, id).await)
+}
+
 /// The named health checks, run now.
 #[server(endpoint = "checks", input = leptos::server_fn::codec::GetUrl)]
 pub async fn fetch_checks(names: Vec<String>) -> Result<Vec<CheckResult>, ServerFnError> {

@@ -33,26 +33,13 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// CPU seconds (user + system) and resident bytes of a process, from /proc.
+/// CPU seconds (user + system) and resident bytes of a process.
 fn usage(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let rss = std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096;
-    (cpu, rss)
+    use flowdeck_runtime::resources::{cpu_seconds, resident_bytes};
+    (
+        cpu_seconds(pid).unwrap_or(0.0),
+        resident_bytes(Some(pid)).unwrap_or(0),
+    )
 }
 
 /// Items the pipeline finished per second over `secs`, from its own counts.

@@ -48,7 +48,9 @@ fn one_by_one() -> (u16, u16) {
 /// The keys a widget entry may have besides its widget.
 const PLACE_KEYS: [&str; 2] = ["at", "span"];
 /// The widget keys, one of which an entry has.
-pub const WIDGET_KEYS: [&str; 6] = ["metric", "chart", "gauge", "table", "status", "log"];
+pub const WIDGET_KEYS: [&str; 7] = [
+    "metric", "chart", "gauge", "table", "status", "log", "custom",
+];
 
 /// By hand rather than with serde's `flatten`, which cannot refuse a misspelt key (a
 /// `spna` would vanish without a word) and costs the browser's bundle a buffering
@@ -79,6 +81,7 @@ impl<'de> Deserialize<'de> for Placed {
                         "table" => widgets.push(Widget::Table(map.next_value()?)),
                         "status" => widgets.push(Widget::Status(map.next_value()?)),
                         "log" => widgets.push(Widget::Log(map.next_value()?)),
+                        "custom" => widgets.push(Widget::Custom(map.next_value()?)),
                         other => {
                             return Err(A::Error::custom(format!(
                                 "unknown key {other:?}; a widget has {} and one of {}",
@@ -106,7 +109,7 @@ impl<'de> Deserialize<'de> for Placed {
     }
 }
 
-/// The six widgets. Externally tagged, so TOML reads naturally:
+/// The widgets: six built in, and the user's own (`custom`). Externally tagged, so TOML reads naturally:
 /// `chart = { title = "Throughput", series = ["flowdeck_items_total{outcome=completed}"] }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,6 +120,7 @@ pub enum Widget {
     Table(TableSpec),
     Status(StatusSpec),
     Log(LogSpec),
+    Custom(CustomSpec),
 }
 
 impl Widget {
@@ -128,6 +132,7 @@ impl Widget {
             Widget::Table(w) => &w.title,
             Widget::Status(w) => &w.title,
             Widget::Log(w) => &w.title,
+            Widget::Custom(w) => &w.title,
         }
     }
 
@@ -140,6 +145,7 @@ impl Widget {
             Widget::Table(_) => "table",
             Widget::Status(_) => "status",
             Widget::Log(_) => "log",
+            Widget::Custom(_) => "custom",
         }
     }
 
@@ -149,6 +155,7 @@ impl Widget {
             Widget::Metric(w) => vec![&w.series],
             Widget::Chart(w) => w.series.iter().collect(),
             Widget::Gauge(w) => vec![&w.series],
+            Widget::Custom(w) => w.series.iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -300,6 +307,136 @@ pub struct LogSpec {
     pub text: Option<String>,
 }
 
+/// A widget the user made, whose content the server renders: HTML from a template over
+/// the widget's data, or a [`Block`] view the site draws natively. The browser fetches it
+/// from `/api/v1/pages/{slug}/widgets/{id}` every `every`, so a new widget needs no new
+/// wasm. Built in Rust (`Custom::new` with a closure), or in the config file with a
+/// template file and a data source the dashboard already has.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomSpec {
+    pub title: String,
+    /// Its name within the page, for its data's address; by default made from the title
+    /// (`"Queue by tenant"` is `queue-by-tenant`).
+    #[serde(default)]
+    pub id: String,
+    /// How often it refreshes, from 1 second to an hour.
+    #[serde(default = "five_seconds", with = "secs")]
+    pub every: u64,
+    /// Config file only: the template file, rendered on the server over the data (a path
+    /// relative to the config file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Config file only: the data is this table source's rows (`{columns, rows}`)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// ...or these series over the last `range` (`[{key, points}]`); with neither, the
+    /// data is the pipeline's snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<SeriesRef>,
+    #[serde(default = "five_minutes", with = "secs")]
+    pub range: u64,
+}
+
+impl CustomSpec {
+    /// The widget's id: the given one, or its title in lowercase words joined by `-`.
+    pub fn id(&self) -> String {
+        if !self.id.is_empty() {
+            return self.id.clone();
+        }
+        let words: Vec<String> = self
+            .title
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.to_ascii_lowercase())
+            .collect();
+        words.join("-")
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let id = self.id();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(format!(
+                "id {id:?} must be lowercase letters, digits and - (give one with id)"
+            ));
+        }
+        if !(1..=3600).contains(&self.every) {
+            return Err(format!(
+                "every must be between 1 second and 1 hour, got {}s",
+                self.every
+            ));
+        }
+        if self.source.is_some() && !self.series.is_empty() {
+            return Err("give source or series, not both".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a custom widget shows now: its HTML (sanitized on the server), its view, or the
+/// error that kept it from either; the previous content stays on screen meanwhile.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WidgetData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<Vec<Block>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was made, in Unix milliseconds.
+    pub at_unix_ms: u64,
+    /// Seconds until it is made again.
+    pub every: u64,
+    /// The data the widget's closure or source gave (for scripts; the browser shows the
+    /// HTML or the view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
+    pub data: Option<serde_json::Value>,
+}
+
+/// One piece of a declarative custom widget, drawn by the site like the built-in widgets
+/// and in the theme's colours.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Block {
+    /// A big number with its label, an optional hint beneath and a health colour.
+    Stat {
+        label: String,
+        value: String,
+        #[serde(default)]
+        hint: Option<String>,
+        #[serde(default)]
+        health: Option<Health>,
+    },
+    /// A horizontal bar: `value` of `max`.
+    Bar {
+        label: String,
+        value: f64,
+        max: f64,
+    },
+    /// A line of recent values.
+    Sparkline { label: String, points: Vec<f64> },
+    Table {
+        columns: Vec<String>,
+        rows: Vec<Vec<Cell>>,
+    },
+    List { items: Vec<String> },
+    KeyValue { pairs: Vec<(String, String)> },
+    Badge { text: String, health: Health },
+    /// Progress towards a total, drawn as a bar with "done of total".
+    Progress {
+        label: String,
+        done: f64,
+        total: f64,
+    },
+    /// Markdown, rendered and sanitized on the server.
+    Text { html: String },
+}
+
 /// The log levels, least severe last.
 pub const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
@@ -311,6 +448,9 @@ fn five_minutes() -> u64 {
 }
 fn fifteen_minutes() -> u64 {
     900
+}
+fn five_seconds() -> u64 {
+    5
 }
 fn ten() -> usize {
     10
@@ -493,6 +633,7 @@ impl Widget {
                 l.level
             )),
             Widget::Log(_) => Ok(()),
+            Widget::Custom(c) => c.validate(),
         }
     }
 }

@@ -164,17 +164,9 @@ async fn main() {
     let _ = dashboard.kill();
 }
 
-/// CPU seconds a process has used (user and system), from /proc.
+/// CPU seconds a process has used (user and system).
 fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command's closing parenthesis: utime and stime are 14th and
-    // 15th of the whole line, 12th and 13th after it.
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .map(|w| w.parse().unwrap_or(0.0))
-        .collect();
-    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+    flowdeck_runtime::resources::cpu_seconds(pid).unwrap_or(0.0)
 }
 
 async fn cost(n: u64, url: &str, down: &str, sink: &str) {

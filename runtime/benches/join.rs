@@ -57,13 +57,7 @@ fn plain() -> Pipeline<u64, u64> {
 
 /// Resident memory of this process, in MiB.
 fn rss_mib() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0.0);
-    pages * 4096.0 / (1024.0 * 1024.0)
+    flowdeck_runtime::resources::resident_bytes(None).unwrap_or(0) as f64 / (1024.0 * 1024.0)
 }
 
 /// Parts per second, and the resident memory at each quarter of the run.

@@ -132,14 +132,7 @@ async fn flowdeck_run(
 }
 
 fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
+    flowdeck_runtime::resources::resident_bytes(None).unwrap_or(0)
 }
 
 /// Memory per retained item: RSS with `n` items retained minus RSS before, over `n`.

@@ -33,10 +33,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Resident memory, in bytes.
 fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+    flowdeck_runtime::resources::resident_bytes(None).unwrap_or(0)
 }
 
 /// A stage whose items above a million ask a person, the others take 2 ms.

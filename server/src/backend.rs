@@ -42,6 +42,8 @@ pub(crate) struct HubBackend {
     branding: Arc<branding::Branding>,
     /// Every pipeline (this one alone when it is the only one), for the list.
     pipelines: pipelines::Pipelines,
+    /// The server's default theme, for custom widgets' templates.
+    theme: &'static str,
 }
 
 /// Rate points a server-rendered page carries (a minute at the default refresh).
@@ -127,6 +129,25 @@ impl Backend for HubBackend {
     fn checks(&self, names: Vec<String>) -> BoxFuture<Vec<CheckResult>> {
         let (pages, hub) = (self.pages.clone(), self.hub.clone());
         Box::pin(async move { pages.checks(&hub, &names).await })
+    }
+
+    fn widget(
+        &self,
+        slug: String,
+        id: String,
+    ) -> BoxFuture<Option<flowdeck_protocol::page::WidgetData>> {
+        let (hub, metrics, pages) = (self.hub.clone(), self.metrics.clone(), self.pages.clone());
+        let (run, theme) = (self.store.as_ref().map(|(_, run)| *run), self.theme);
+        Box::pin(async move {
+            let from = crate::custom::Sources {
+                hub: &hub,
+                metrics: &metrics,
+                pages: &pages,
+                run,
+                theme,
+            };
+            pages.widget(&from, &slug, &id).await
+        })
     }
 
     fn runs(&self) -> BoxFuture<Result<(Vec<RunInfo>, StoreStatus), String>> {
@@ -285,6 +306,7 @@ fn backend(state: &AppState) -> BackendRef {
         pages: state.pages.clone(),
         branding: state.branding.clone(),
         pipelines: state.listed(),
+        theme: state.theme.as_str(),
     }))
 }
 

@@ -20,6 +20,7 @@ mod config;
 pub mod console;
 mod cors;
 mod csp;
+mod custom;
 pub mod dashboard;
 pub mod demo;
 mod error;

@@ -47,6 +47,7 @@ impl Outcome {
 pub(crate) struct Builder {
     pub sources: HashMap<String, SourceFn>,
     pub checks: HashMap<String, CheckFn>,
+    pub customs: crate::custom::CustomsBuilder,
 }
 
 impl Builder {
@@ -55,6 +56,7 @@ impl Builder {
             specs,
             sources: self.sources,
             checks: self.checks,
+            customs: self.customs.finish(),
         }))
     }
 }
@@ -63,6 +65,7 @@ struct Inner {
     specs: Vec<PageSpec>,
     sources: HashMap<String, SourceFn>,
     checks: HashMap<String, CheckFn>,
+    customs: crate::custom::Customs,
 }
 
 /// The custom pages and what their widgets read. Cheap to clone.
@@ -137,6 +140,17 @@ impl Pages {
                 CHECK_TIMEOUT.as_secs()
             )),
         }
+    }
+
+    /// A custom widget's content, made at most once per its refresh; `None` for a page or
+    /// widget there is not.
+    pub(crate) async fn widget(
+        &self,
+        from: &crate::custom::Sources<'_>,
+        slug: &str,
+        id: &str,
+    ) -> Option<flowdeck_protocol::page::WidgetData> {
+        self.0.customs.content(slug, id, from).await
     }
 
     /// Runs the named checks side by side, each within [`CHECK_TIMEOUT`]; an unknown

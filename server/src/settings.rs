@@ -110,6 +110,19 @@ impl FileConfig {
         let mut config =
             Self::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
         config.dir = path.parent().map(Path::to_path_buf);
+        // Custom widgets' template files are relative to the config file too.
+        let dir = config.dir.clone();
+        for page in &mut config.pages {
+            for placed in &mut page.widgets {
+                if let flowdeck_protocol::page::Widget::Custom(c) = &mut placed.widget {
+                    if let (Some(t), Some(dir)) = (&mut c.template, &dir) {
+                        if Path::new(t.as_str()).is_relative() {
+                            *t = dir.join(&*t).display().to_string();
+                        }
+                    }
+                }
+            }
+        }
         Ok(config)
     }
 

@@ -507,6 +507,12 @@ async fn worker_processes_show_in_the_api_and_on_the_workers_page() {
             }],
             ..ProcessStage::default()
         }],
+        resources: Some(flowdeck_protocol::Resources {
+            cpu_ratio: Some(0.5),
+            cores: 8,
+            resident_bytes: Some(3 << 30),
+            ..Default::default()
+        }),
     };
     let shown = process.clone();
     running.handle.set_processes(move || vec![shown.clone()]);

@@ -16,7 +16,8 @@ pub fn Custom() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading the page…"</p> }>
             {move || spec.get().map(|r| match r {
                 Ok(Some(page)) => {
-                    let widgets = page.widgets.into_iter().map(|placed| view! { <PlacedWidget placed/> }).collect_view();
+                    let slug = page.slug.clone();
+                    let widgets = page.widgets.into_iter().map(|placed| view! { <PlacedWidget placed slug=slug.clone()/> }).collect_view();
                     view! {
                         <section class="custom-page" data-testid="custom-page">
                             <h1>{page.title}</h1>

@@ -3,6 +3,7 @@
 //! made of the six generic widgets, each rendering its spec from the protocol.
 
 mod chart;
+mod custom;
 mod graph;
 mod log;
 mod metric;
@@ -24,7 +25,7 @@ use leptos::prelude::*;
 
 /// One widget of a custom page, in its grid cell, with its title.
 #[component]
-pub(crate) fn PlacedWidget(placed: Placed) -> impl IntoView {
+pub(crate) fn PlacedWidget(placed: Placed, slug: String) -> impl IntoView {
     let ((col, row), (w, h)) = (placed.at, placed.span);
     let area = format!(
         "grid-column: {} / span {w}; grid-row: {} / span {h}",
@@ -40,6 +41,7 @@ pub(crate) fn PlacedWidget(placed: Placed) -> impl IntoView {
         Widget::Table(spec) => view! { <table::TableWidget spec/> }.into_any(),
         Widget::Status(spec) => view! { <status::StatusWidget spec/> }.into_any(),
         Widget::Log(spec) => view! { <log::LogView spec/> }.into_any(),
+        Widget::Custom(spec) => view! { <custom::CustomWidget spec slug/> }.into_any(),
     };
     view! {
         <section class="widget" data-kind=kind data-testid=format!("widget-{kind}") style=area>

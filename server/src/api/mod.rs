@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/logs/stream", get(observe::logs_stream))
         .route("/pages", get(pages))
         .route("/pages/{slug}", get(page))
+        .route("/pages/{slug}/widgets/{id}", get(widget))
         .route("/sources/{name}", get(source))
         .route("/checks", get(checks))
         .route("/pipelines", get(pipelines::list))
@@ -97,6 +98,25 @@ async fn page(
         .spec(&slug)
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no custom page {slug:?}")))
+}
+
+/// A custom widget's content now: its HTML or view, or its error, and its data.
+async fn widget(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<Json<flowdeck_protocol::page::WidgetData>, ApiError> {
+    if state.pages.spec(&slug).is_none() {
+        return Err(ApiError::NotFound(format!("no custom page {slug:?}")));
+    }
+    let from = crate::custom::Sources::of(&state);
+    state
+        .pages
+        .widget(&from, &slug, &id)
+        .await
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("the page {slug:?} has no custom widget {id:?}"))
+        })
 }
 
 /// A table source's rows: a built-in one (stages, workers, tasks, errors) or a user's.
@@ -230,6 +250,10 @@ struct Summary {
     warnings: usize,
     /// Questions waiting for a person's answer.
     questions: u64,
+    /// What the process uses (CPU, memory, threads, open files, its async runtime), as
+    /// sampled every second; absent until the first sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resources: Option<flowdeck_protocol::Resources>,
 }
 
 #[derive(Serialize)]
@@ -277,6 +301,7 @@ async fn summary(State(state): State<AppState>) -> Json<Summary> {
         throughput: s.totals.throughput,
         warnings: s.warnings.iter().filter(|w| w.firing()).count(),
         questions: s.questions_pending,
+        resources: s.resources.clone(),
     })
 }
 

@@ -21,6 +21,7 @@
 //! widget that does not fit the grid stops startup with a message naming the page and the
 //! widget, rather than leaving a blank widget for someone to notice.
 
+mod custom;
 mod widgets;
 
 use std::{collections::BTreeSet, future::Future, sync::Arc};
@@ -37,6 +38,7 @@ pub use flowdeck_protocol::{
     metrics::Agg,
     page::{Cell, Health, TableData},
 };
+pub use custom::{Custom, View, WidgetCx};
 pub use widgets::{
     builtin, Chart, Check, Gauge, Log, Metric, Page, Series, Source, Spanned, Status, Table, HOUR,
     MINUTE,
@@ -49,6 +51,8 @@ pub struct Dashboard {
     config: Config,
     pages: Vec<PageSpec>,
     registry: crate::pages::Builder,
+    /// The Rust custom widgets' closures: page slug, widget id, closure.
+    customs: Vec<(String, String, custom::Pending)>,
 }
 
 impl Dashboard {
@@ -57,6 +61,7 @@ impl Dashboard {
             config,
             pages: Vec::new(),
             registry: crate::pages::Builder::default(),
+            customs: Vec::new(),
         }
     }
 
@@ -130,6 +135,12 @@ impl Dashboard {
 
     /// Adds a page built in Rust.
     pub fn page(mut self, page: Page) -> Self {
+        let slug = &page.spec.slug;
+        self.customs.extend(
+            page.customs
+                .into_iter()
+                .map(|(id, p)| (slug.clone(), id, p)),
+        );
         self.pages.push(page.spec);
         self
     }
@@ -184,6 +195,18 @@ impl Dashboard {
                             BUILTIN_SOURCES.join(", ")
                         )));
                     }
+                    Widget::Custom(c)
+                        if c.source.as_ref().is_some_and(|s| {
+                            !BUILTIN_SOURCES.contains(&s.as_str())
+                                && !self.registry.sources.contains_key(s)
+                        }) =>
+                    {
+                        return Err(bad(format!(
+                            "no table source named {:?} (built in: {})",
+                            c.source.as_deref().unwrap_or_default(),
+                            BUILTIN_SOURCES.join(", ")
+                        )));
+                    }
                     Widget::Status(s) => {
                         if let Some(c) = s.checks.iter().find(|c| {
                             !BUILTIN_CHECKS.contains(&c.as_str())
@@ -202,12 +225,72 @@ impl Dashboard {
         Ok(())
     }
 
+    /// Checks the pages and sets up their custom widgets: a Rust widget's template is
+    /// parsed, a config file's template file read and parsed, each failure naming the page
+    /// and the widget.
+    fn finish(mut self, pipeline: &PipelineHandle) -> Result<(Config, Pages), DashboardError> {
+        self.check_pages(pipeline)?;
+        use flowdeck_protocol::page::Widget;
+        let mut rust: std::collections::HashMap<(String, String), custom::Pending> = self
+            .customs
+            .drain(..)
+            .map(|(slug, id, p)| ((slug, id), p))
+            .collect();
+        for page in &self.pages {
+            for (i, placed) in page.widgets.iter().enumerate() {
+                let Widget::Custom(c) = &placed.widget else {
+                    continue;
+                };
+                let bad = |what: String| DashboardError::Page(page.widget_problem(i, what));
+                let id = c.id();
+                if self.registry.customs.has(&page.slug, &id) {
+                    return Err(bad(format!(
+                        "two custom widgets of the page have the id {id:?}; give one another with id"
+                    )));
+                }
+                let every = std::time::Duration::from_secs(c.every);
+                let (producer, template, deadline) =
+                    match (rust.remove(&(page.slug.clone(), id.clone())), &c.template) {
+                        (Some(p), _) => (p.producer, p.template, p.deadline),
+                        (None, Some(path)) => {
+                            let source = std::fs::read_to_string(path).map_err(|e| {
+                                bad(format!("cannot read its template file {path}: {e}"))
+                            })?;
+                            let producer = match (&c.source, c.series.is_empty()) {
+                                (Some(name), _) => crate::custom::Producer::Source(name.clone()),
+                                (None, false) => {
+                                    crate::custom::Producer::Series(c.series.clone(), c.range)
+                                }
+                                (None, true) => crate::custom::Producer::Snapshot,
+                            };
+                            (producer, Some(source), crate::custom::DEFAULT_DEADLINE)
+                        }
+                        (None, None) => {
+                            return Err(bad(
+                                "a custom widget needs a template file (template = \"...\") in the config file, or a closure (Custom::new or Custom::view) in Rust".into(),
+                            ))
+                        }
+                    };
+                if template.is_none() && !matches!(producer, crate::custom::Producer::View(_)) {
+                    return Err(bad(
+                        "its closure gives data, which needs a template: add .template(...), or give a View with Custom::view".into(),
+                    ));
+                }
+                self.registry
+                    .customs
+                    .add(&page.slug, &id, template, producer, every, deadline)
+                    .map_err(bad)?;
+            }
+        }
+        let pages = self.registry.finish(self.pages);
+        Ok((self.config, pages))
+    }
+
     /// Checks the pages, then serves the dashboard of `pipeline` until Ctrl-C or SIGTERM,
     /// as [`crate::serve`] does: the first signal drains the pipeline, a second stops it.
     pub async fn serve(self, pipeline: PipelineHandle) -> Result<(), DashboardError> {
-        self.check_pages(&pipeline)?;
-        let pages = self.registry.finish(self.pages);
-        crate::serving::run(self.config, pages, pipeline).await
+        let (config, pages) = self.finish(&pipeline)?;
+        crate::serving::run(config, pages, pipeline).await
     }
 
     /// Checks the pages, binds, and serves in the background: the returned handle says
@@ -215,9 +298,8 @@ impl Dashboard {
     /// program's own. For a batch script: start the pipeline, start the dashboard, run,
     /// stop.
     pub async fn start(self, pipeline: PipelineHandle) -> Result<Serving, DashboardError> {
-        self.check_pages(&pipeline)?;
-        let pages = self.registry.finish(self.pages);
-        crate::serving::start(self.config, pages, pipeline, false).await
+        let (config, pages) = self.finish(&pipeline)?;
+        crate::serving::start(config, pages, pipeline, false).await
     }
 
     /// Like [`Dashboard::start`], but when the configured port is taken (another
@@ -227,15 +309,13 @@ impl Dashboard {
         self,
         pipeline: PipelineHandle,
     ) -> Result<Serving, DashboardError> {
-        self.check_pages(&pipeline)?;
-        let pages = self.registry.finish(self.pages);
-        match crate::serving::start(self.config.clone(), pages.clone(), pipeline.clone(), false)
-            .await
+        let (config, pages) = self.finish(&pipeline)?;
+        match crate::serving::start(config.clone(), pages.clone(), pipeline.clone(), false).await
         {
             Err(DashboardError::Bind { source, .. })
                 if source.kind() == std::io::ErrorKind::AddrInUse =>
             {
-                let mut config = self.config;
+                let mut config = config;
                 config.addr.set_port(0);
                 crate::serving::start(config, pages, pipeline, false).await
             }
@@ -245,10 +325,9 @@ impl Dashboard {
 
     /// Checks the pages and returns the server's state, for a router without a socket.
     pub fn state(self, pipeline: PipelineHandle) -> Result<crate::AppState, DashboardError> {
-        self.check_pages(&pipeline)?;
-        let pages = self.registry.finish(self.pages);
-        let store = crate::serving::open_store(&self.config)?;
-        Ok(crate::AppState::build(&self.config, pages, pipeline, store))
+        let (config, pages) = self.finish(&pipeline)?;
+        let store = crate::serving::open_store(&config)?;
+        Ok(crate::AppState::build(&config, pages, pipeline, store))
     }
 }
 

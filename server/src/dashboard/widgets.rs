@@ -206,9 +206,11 @@ impl Check {
 }
 
 /// A page: its address is `/pages/{slug}`, its title goes in the navigation.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Page {
     pub(crate) spec: PageSpec,
+    /// Its custom widgets' closures, by widget id.
+    pub(crate) customs: Vec<(String, super::custom::Pending)>,
 }
 
 impl Page {
@@ -219,13 +221,17 @@ impl Page {
                 title: title.to_owned(),
                 widgets: Vec::new(),
             },
+            customs: Vec::new(),
         }
     }
 
     /// Places a widget with its top left corner at `(column, row)`, counted from 0 on a
     /// grid [`flowdeck_protocol::page::GRID_COLUMNS`] wide.
     pub fn widget(mut self, widget: impl Into<Spanned>, at: (u16, u16)) -> Self {
-        let Spanned(widget, span) = widget.into();
+        let Spanned(widget, span, pending) = widget.into();
+        if let (Widget::Custom(c), Some(p)) = (&widget, pending) {
+            self.customs.push((c.id(), p));
+        }
         self.spec.widgets.push(Placed { at, span, widget });
         self
     }
@@ -236,8 +242,13 @@ impl Page {
     }
 }
 
-/// A widget with the grid cells it spans (columns, rows); what [`Page::widget`] takes.
-pub struct Spanned(Widget, (u16, u16));
+/// A widget with the grid cells it spans (columns, rows), and a custom widget's closure;
+/// what [`Page::widget`] takes.
+pub struct Spanned(
+    pub(crate) Widget,
+    pub(crate) (u16, u16),
+    pub(crate) Option<super::custom::Pending>,
+);
 
 /// Each builder is its spec and its span; they share `span` and the conversion into a
 /// placed widget.
@@ -259,7 +270,7 @@ macro_rules! builder {
 
         impl From<$name> for Spanned {
             fn from(b: $name) -> Spanned {
-                Spanned(Widget::$variant(b.spec), b.span)
+                Spanned(Widget::$variant(b.spec), b.span, None)
             }
         }
     };
