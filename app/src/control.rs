@@ -51,6 +51,22 @@ fn send(path: String, body: String) {
     });
 }
 
+/// Restarts a worker stuck on an attempt: the attempt fails ("restarted by" whoever
+/// clicked) and the stage's retry policy takes it from there.
+#[component]
+pub(crate) fn RestartWorker(stage: String, worker: u16) -> impl IntoView {
+    let path = format!("/api/v1/stages/{stage}/workers/{worker}/restart");
+    view! {
+        <button
+            class="btn"
+            data-testid=format!("restart-{stage}-{worker}")
+            on:click=move |_| send(path.clone(), "{}".to_owned())
+        >
+            "Restart"
+        </button>
+    }
+}
+
 /// Pause/resume and scale buttons for one stage (shown only to those who may control).
 #[component]
 pub(crate) fn StageControls(stage: String, paused: bool, workers: usize) -> impl IntoView {

@@ -68,8 +68,9 @@ pub use flowdeck_server as server;
 pub use flowdeck_server::{
     console::Console,
     dashboard::{
-        builtin, Agg, Cell, Chart, Check, Dashboard, DashboardError, Gauge, Health, Log, Metric,
-        Outcome, Page, Series, Source, Status, Table, TableData, HOUR, MINUTE,
+        builtin, Agg, Cell, Chart, Check, Custom, Dashboard, DashboardError, Gauge, Health, Log,
+        Metric, Outcome, Page, Series, Source, Status, Table, TableData, View, WidgetCx, HOUR,
+        MINUTE,
     },
     Config, Serving,
 };
@@ -84,8 +85,8 @@ pub mod prelude {
     pub use crate::ReportTo;
     #[cfg(feature = "dashboard")]
     pub use crate::{
-        builtin, Chart, Check, Config, Dashboard, DashboardError, Gauge, Log, Metric, Outcome,
-        Page, RunWithDashboard, Source, Status, Table, HOUR, MINUTE,
+        builtin, Chart, Check, Config, Custom, Dashboard, DashboardError, Gauge, Log, Metric,
+        Outcome, Page, RunWithDashboard, Source, Status, Table, View, WidgetCx, HOUR, MINUTE,
     };
     pub use crate::{
         Capture, Ctx, Graph, Joined, Joined2, Line, Monitor, Partial, Pipeline, PipelineHandle,

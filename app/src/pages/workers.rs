@@ -2,12 +2,16 @@
 
 use std::time::Duration;
 
-use flowdeck_protocol::{stream::LiveState, ProcessSnapshot, WorkerSnapshot, WorkerState};
+use flowdeck_protocol::{
+    page::{ChartStyle, SeriesRef},
+    stream::LiveState,
+    ProcessSnapshot, Resources, WorkerSnapshot, WorkerState,
+};
 use leptos::prelude::*;
 
 use super::{Columns, LivePage};
 use crate::{
-    control::{AuditLog, ControlError, StageControls},
+    control::{AuditLog, ControlError, RestartWorker, StageControls},
     fetch::fetch_processes,
     format,
     live::use_live,
@@ -21,6 +25,7 @@ pub fn Workers() -> impl IntoView {
         <LivePage title="Workers" class="workers" content=workers/>
         <Processes/>
         <ControlPanel/>
+        <Usage/>
         <AuditLog/>
     }
 }
@@ -41,9 +46,51 @@ fn ControlPanel() -> impl IntoView {
         })
         .unwrap_or_default()
     });
+    // Busy workers, keyed by the item they hold: a row stays while its attempt runs.
+    let busy = Memo::new(move |_| {
+        live.with(|s| {
+            s.snapshot
+                .stages
+                .iter()
+                .flat_map(|st| {
+                    st.workers
+                        .iter()
+                        .filter(|w| w.state == WorkerState::Busy)
+                        .filter_map(|w| Some((st.name.clone(), w.id, w.current_item?)))
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    });
     view! {
         <Suspense fallback=|| ()>
             <Show when=move || !live.readonly()>
+                <section class="stage-controls" id="restart">
+                    <h2>"Busy workers"</h2>
+                    <p class="muted">
+                        "Restarting a worker drops its attempt, which fails as restarted by you; \
+                         the stage's retry policy decides what follows, and the worker takes its next item."
+                    </p>
+                    <table class="grid" data-testid="busy-workers">
+                        <Columns names=["Worker", "Item", "Actions"]/>
+                        <tbody>
+                            <For
+                                each=move || busy.get()
+                                key=|row| row.clone()
+                                children=|(stage, worker, item)| {
+                                    let (name, label) = (format!("{stage}-{worker}"), format!("{stage}-{worker}"));
+                                    view! {
+                                    <tr data-worker=name>
+                                        <th scope="row">{label}</th>
+                                        <td><a href=crate::scope::href(&format!("/tasks/{item}"))>{format!("#{item}")}</a></td>
+                                        <td><RestartWorker stage worker/></td>
+                                    </tr>
+                                    }
+                                }
+                            />
+                        </tbody>
+                    </table>
+                </section>
                 <section class="stage-controls">
                     <div class="page-head">
                         <h2>"Control"</h2>
@@ -75,7 +122,82 @@ fn ControlPanel() -> impl IntoView {
     }
 }
 
+/// The process's CPU and its async runtime's busy share over time, and its memory.
+#[component]
+fn Usage() -> impl IntoView {
+    let series = |names: &[&str]| {
+        Signal::stored(
+            names
+                .iter()
+                .map(|n| SeriesRef::new(n, &[]))
+                .collect::<Vec<_>>(),
+        )
+    };
+    view! {
+        <section class="usage" data-testid="usage">
+            <h2>"CPU and runtime over time"</h2>
+            <crate::widgets::ChartView
+                series=series(&["flowdeck_process_cpu_ratio", "flowdeck_runtime_busy_ratio"])
+                style=Signal::stored(ChartStyle::Line)
+                range=Signal::stored(900)
+                agg=Signal::stored(None)
+            />
+            <h2>"Memory over time"</h2>
+            <crate::widgets::ChartView
+                series=series(&["flowdeck_process_resident_memory_bytes"])
+                style=Signal::stored(ChartStyle::Area)
+                range=Signal::stored(900)
+                agg=Signal::stored(None)
+            />
+        </section>
+    }
+}
+
+/// One line on what a process uses: CPU, memory, threads, open files, its runtime.
+pub(crate) fn usage_line(r: &Resources) -> String {
+    let mut parts = Vec::new();
+    if let Some(cpu) = r.cpu_ratio {
+        parts.push(format!(
+            "CPU {:.0}% of a core ({:.0}% of {} cores)",
+            cpu * 100.0,
+            r.machine_cpu().unwrap_or(0.0) * 100.0,
+            r.cores
+        ));
+    }
+    if let Some(b) = r.resident_bytes {
+        parts.push(format!(
+            "memory {}",
+            flowdeck_protocol::page::format_value("{value:bytes}", b as f64)
+        ));
+    }
+    if let Some(t) = r.threads {
+        parts.push(format!("{t} threads"));
+    }
+    if let Some(f) = r.open_files {
+        parts.push(format!("{f} open files"));
+    }
+    if r.runtime_workers > 0 {
+        let busy = r
+            .runtime_busy_ratio
+            .map(|b| format!(", {:.0}% busy", b * 100.0))
+            .unwrap_or_default();
+        parts.push(format!(
+            "runtime: {} workers{busy}, {} queued, {} tasks",
+            r.runtime_workers, r.runtime_global_queue, r.runtime_tasks
+        ));
+    }
+    parts.join(" · ")
+}
+
 fn workers(state: &LiveState) -> impl IntoView {
+    let usage = state.snapshot.resources.as_ref().map(|r| {
+        view! {
+            <p class="resources" data-testid="resources">
+                <strong>"This process: "</strong>
+                {usage_line(r)}
+            </p>
+        }
+    });
     let stages = state
         .snapshot
         .stages
@@ -96,7 +218,7 @@ fn workers(state: &LiveState) -> impl IntoView {
             }
         })
         .collect_view();
-    view! { {stages} }
+    view! { {usage} {stages} }
 }
 
 /// The worker processes of distributed stages, each with its own workers: which machine,
@@ -133,6 +255,7 @@ fn processes(list: &[ProcessSnapshot]) -> AnyView {
                         {p.lost.then(|| view! { <span class="tag">"lost"</span> })}
                         {st.paused.then(|| view! { <span class="tag">"paused"</span> })}
                     </h2>
+                    {p.resources.as_ref().map(|r| view! { <p class="resources muted">{usage_line(r)}</p> })}
                     {worker_table(&st.name, &st.workers)}
                 </section>
             }

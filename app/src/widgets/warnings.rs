@@ -44,6 +44,7 @@ pub(crate) fn WarningList(warnings: Vec<Warning>, clock: (u64, u64)) -> impl Int
                         (Some(s), None) => format!(" at {s}"),
                         _ => String::new(),
                     };
+                    let stalled = w.firing() && w.rule == flowdeck_protocol::Rule::StalledWorker;
                     view! {
                         <li class="warning" data-state=state data-rule=w.rule.name()
                             data-stage=w.stage.clone().unwrap_or_default()>
@@ -52,6 +53,9 @@ pub(crate) fn WarningList(warnings: Vec<Warning>, clock: (u64, u64)) -> impl Int
                             " "
                             <span class="muted">{when}</span>
                             <p class="message">{w.message}</p>
+                            {stalled.then(|| view! {
+                                <p><a href=crate::scope::href("/workers#restart") data-testid="restart-link">"Restart the worker"</a></p>
+                            })}
                             {(!w.items.is_empty()).then(|| view! {
                                 <p>
                                     "Items: "
