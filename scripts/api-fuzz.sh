@@ -15,7 +15,7 @@ server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$db"' EXIT
 url="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
-# scripts/schemathesis.toml says which check one operation is spared, and why.
+# scripts/schemathesis.toml says which operations differ in a check, and why.
 "$st" --config-file scripts/schemathesis.toml run "$url/api/v1/openapi.json" --url "$url" \
   --exclude-path-regex '/pipeline/(drain|stop)$|/logs/stream$' \
   --phases examples,coverage,fuzzing \

@@ -47,6 +47,6 @@ step "browser tests"
 # The progress, report and joins examples were built by the cargo tests (target/debug/examples/).
 (cd end2end && FLOWDECK_BIN="$PWD/../target/release/flowdeck" STANDALONE_BIN="$PWD/../target/standalone" \
   PROGRESS_BIN="$PWD/../target/debug/examples/progress" REPORT_BIN="$PWD/../target/debug/examples/report" \
-  JOINS_BIN="$PWD/../target/debug/examples/joins" \
+  JOINS_BIN="$PWD/../target/debug/examples/joins" WIDGETS_BIN="$PWD/../target/debug/examples/widgets" \
   CLUSTER_BIN="$PWD/../target/debug/examples/cluster" NATS_SERVER="$PWD/../target/tools/nats/bin/nats-server" \
   node --test tests/)

@@ -31,6 +31,10 @@ test("the user's page is in the navigation, hydrates and counts live", async () 
   // The table of stages is fed by the stream: the user's stage names are in it.
   const table = page.getByTestId('widget-table');
   await eventually(async () => (await table.textContent()).includes('ship'), 10_000, 'the stages table');
+  // Its own widget, rendered by the prebuilt site with no wasm built for it, counts too.
+  const done = page.locator('.widget[data-kind="custom"]').getByTestId('custom-html').locator('b.done');
+  const shipped = Number(await done.textContent());
+  await eventually(async () => Number(await done.textContent()) > shipped, 15_000, 'its own widget to count');
   assert.deepEqual(errors, []);
   await close();
 });

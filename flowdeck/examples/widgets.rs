@@ -18,7 +18,7 @@ use serde_json::json;
 const TEMPLATE: &str = r#"
 <p class="tpl-name">{{ data.name }}</p>
 <script>window.pwned = 1</script>
-<img src="x" onerror="window.pwned = 2">
+<img alt="" onerror="window.pwned = 2">
 <a class="tpl-link" href="javascript:window.pwned = 3">a link</a>
 <div class="tpl-cover" style="position: fixed; top: 0; left: 0; width: 100px; height: 100px; color: red">cover</div>
 <table>
@@ -61,12 +61,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .every(Duration::from_secs(1));
     let backlog = Custom::view("Backlog", |cx: WidgetCx| async move {
         let t = cx.snapshot.totals;
-        let health = if t.queued > 100 { Health::Warn } else { Health::Ok };
+        let health = if t.queued > 100 {
+            Health::Warn
+        } else {
+            Health::Ok
+        };
         Ok::<_, String>(
             View::new()
                 .stat_with("Queued", t.queued.to_string(), "across all stages", health)
                 .progress("Done", t.completed as f64, t.submitted.max(1) as f64)
-                .badge(if t.failed == 0 { "no failures" } else { "failures" }, health)
+                .badge(
+                    if t.failed == 0 {
+                        "no failures"
+                    } else {
+                        "failures"
+                    },
+                    health,
+                )
                 .markdown("Items **queue** at `hang` while its worker is stuck."),
         )
     })
@@ -79,7 +90,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .template("never shown");
     let page = Page::new("custom", "Custom")
-        .widget(Metric::new("Completed", &builtin::tasks_completed()), (0, 0))
+        .widget(
+            Metric::new("Completed", &builtin::tasks_completed()),
+            (0, 0),
+        )
         .widget(hostile, (1, 0))
         .widget(backlog.span(1, 1), (3, 0))
         .widget(broken.span(4, 1), (0, 1));

@@ -30,11 +30,11 @@ pub use item::{
     provenance, Ancestor, ErrorSummary, ErrorsDelta, FailedItem, ItemDetail, ItemSummary, Preview,
     StageVisit, TaskDetail, MAX_ANCESTORS, RECENT_FAILURES,
 };
+pub use resources::Resources;
 pub use snapshot::{
     Edge, JoinSnapshot, Latency, OldestGroup, PipelineState, ProcessSnapshot, ProcessStage,
     Snapshot, StageSnapshot, Totals, WorkerSnapshot, WorkerState, HELD_BACK, SATURATED,
 };
-pub use resources::Resources;
 pub use warning::{Rule, Warning};
 
 /// An item's id: unique within one pipeline run, allocated in increasing order.

@@ -419,14 +419,24 @@ pub enum Block {
         max: f64,
     },
     /// A line of recent values.
-    Sparkline { label: String, points: Vec<f64> },
+    Sparkline {
+        label: String,
+        points: Vec<f64>,
+    },
     Table {
         columns: Vec<String>,
         rows: Vec<Vec<Cell>>,
     },
-    List { items: Vec<String> },
-    KeyValue { pairs: Vec<(String, String)> },
-    Badge { text: String, health: Health },
+    List {
+        items: Vec<String>,
+    },
+    KeyValue {
+        pairs: Vec<(String, String)>,
+    },
+    Badge {
+        text: String,
+        health: Health,
+    },
     /// Progress towards a total, drawn as a bar with "done of total".
     Progress {
         label: String,
@@ -434,7 +444,9 @@ pub enum Block {
         total: f64,
     },
     /// Markdown, rendered and sanitized on the server.
-    Text { html: String },
+    Text {
+        html: String,
+    },
 }
 
 /// The log levels, least severe last.

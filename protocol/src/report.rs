@@ -35,6 +35,9 @@ pub struct ReportBatch {
     /// dashboard shows them and sends answers back as [`Command::Answer`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub questions: Vec<crate::question::QuestionChange>,
+    /// What the reporting process uses, sampled as the batch was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<crate::Resources>,
 }
 
 /// A control action for a reporting pipeline, pressed on the dashboard.

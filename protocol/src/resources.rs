@@ -32,6 +32,43 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// One line in words: "CPU 23% of a core (12% of 2) · memory 94 MiB · 14 threads ·
+    /// 31 open files · runtime: 2 workers, 35% busy, 0 queued, 120 tasks".
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let (Some(cpu), Some(machine)) = (self.cpu_ratio, self.machine_cpu()) {
+            parts.push(format!(
+                "CPU {:.0}% of a core ({:.0}% of {})",
+                cpu * 100.0,
+                machine * 100.0,
+                self.cores
+            ));
+        }
+        if let Some(b) = self.resident_bytes {
+            parts.push(format!(
+                "memory {}",
+                crate::page::format_value("{value:bytes}", b as f64)
+            ));
+        }
+        if let Some(t) = self.threads {
+            parts.push(format!("{t} threads"));
+        }
+        if let Some(f) = self.open_files {
+            parts.push(format!("{f} open files"));
+        }
+        if self.runtime_workers > 0 {
+            let busy = self
+                .runtime_busy_ratio
+                .map(|b| format!(", {:.0}% busy", b * 100.0))
+                .unwrap_or_default();
+            parts.push(format!(
+                "runtime: {} workers{busy}, {} queued, {} tasks",
+                self.runtime_workers, self.runtime_global_queue, self.runtime_tasks
+            ));
+        }
+        parts.join(" · ")
+    }
+
     /// CPU as a share of the whole machine, 0.0 to 1.0.
     pub fn machine_cpu(&self) -> Option<f64> {
         let cores = f64::from(self.cores.max(1));

@@ -265,8 +265,13 @@ pub struct Snapshot {
     pub processes: Vec<ProcessSnapshot>,
     /// What the pipeline's process uses (CPU, memory, threads, its runtime), as last
     /// sampled: by the dashboard serving it, or by a reporting process with its batches.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Not in the stream, whose pages show `usage`: the API gives it (`/api/v1/summary`).
+    #[serde(skip)]
     pub resources: Option<crate::Resources>,
+    /// `resources` in words, as the overview, the workers page and `flowdeck top` show
+    /// it: a line of text costs the first load's wasm no decoder and no number formatting.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub usage: String,
 }
 
 /// A worker process serving distributed stages: what its last heartbeat said, and how

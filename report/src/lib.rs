@@ -271,7 +271,7 @@ async fn run(
         // The snapshot, then the position, then the scan: every item the snapshot counts as
         // finished has finished by the scan (so the dropped count below is never too
         // high), and a change during the scan is seen again next time rather than missed.
-        handle.set_resources(resources.sample());
+        let usage = resources.sample();
         let latest = handle.snapshot();
         collect_questions(&handle, &mut asked, &mut questions);
         let seq = tracker.seq();
@@ -293,6 +293,7 @@ async fn run(
             snapshot: (!done || last).then_some(&latest),
             dropped: counters.dropped.load(Ordering::Relaxed),
             questions: &questions,
+            resources: Some(&usage),
         };
         let body = body(&head, encoded);
         let mut end_sent = false;
@@ -375,6 +376,7 @@ struct Head<'a> {
     dropped: u64,
     #[serde(skip_serializing_if = "<[QuestionChange]>::is_empty")]
     questions: &'a [QuestionChange],
+    resources: Option<&'a flowdeck_protocol::Resources>,
 }
 
 /// Every pending question of the pipeline, as asked.
@@ -558,6 +560,10 @@ mod tests {
         assert_eq!(all, 100);
         let (_, at_least_one) = encode_items(&items, 1);
         assert_eq!(at_least_one, 1, "a batch always carries something");
+        let resources = flowdeck_protocol::Resources {
+            cpu_ratio: Some(0.25),
+            ..Default::default()
+        };
         for snapshot in [None, Some(Snapshot::default())] {
             let head = Head {
                 pipeline: "p",
@@ -567,10 +573,12 @@ mod tests {
                 snapshot: snapshot.as_ref(),
                 dropped: 3,
                 questions: &[],
+                resources: Some(&resources),
             };
             let back: flowdeck_protocol::report::ReportBatch =
                 serde_json::from_slice(&body(&head, encoded.clone())).unwrap();
             assert_eq!(back.items, items[..10].to_vec());
+            assert_eq!(back.resources.as_ref(), Some(&resources));
             assert_eq!((back.pipeline.as_str(), back.dropped), ("p", 3));
             assert_eq!(back.snapshot, snapshot);
         }

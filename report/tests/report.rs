@@ -492,6 +492,7 @@ async fn a_silent_reporter_is_marked_lost_and_its_return_is_a_new_run() {
         }],
         dropped: 0,
         questions: vec![],
+        resources: None,
     };
     let post = || async {
         let res = reqwest::Client::new()

@@ -51,7 +51,9 @@ pub enum ControlError {
         worker: u16,
         workers: usize,
     },
-    #[error("worker {worker} of stage `{stage}` runs no attempt now, so there is nothing to restart")]
+    #[error(
+        "worker {worker} of stage `{stage}` runs no attempt now, so there is nothing to restart"
+    )]
     WorkerIdle { stage: String, worker: u16 },
 }
 

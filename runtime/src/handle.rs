@@ -206,8 +206,11 @@ impl PipelineHandle {
     /// Makes snapshots carry `r`, what the process uses: the dashboard serving the
     /// pipeline samples it every second ([`crate::resources::Sampler`]), as does a
     /// reporting process, so that the overview, the API and `flowdeck top` show it.
+    /// A mirrored pipeline's are its reporting process's, which only its batches set.
     pub fn set_resources(&self, r: flowdeck_protocol::Resources) {
-        *self.shared.resources.lock() = Some(r);
+        if self.shared.reported.is_none() {
+            *self.shared.resources.lock() = Some(r);
+        }
     }
 
     /// Whether the stage is paused: a cheap look, unlike a snapshot.
@@ -266,7 +269,12 @@ impl PipelineHandle {
     /// stage's retry policy handles like any failure (it counts as an attempt), and the
     /// worker goes on with its next item. For a worker stuck on an attempt that never
     /// ends. Returns the item whose attempt was dropped.
-    pub fn restart_worker(&self, stage: &str, worker: u16, by: &str) -> Result<ItemId, ControlError> {
+    pub fn restart_worker(
+        &self,
+        stage: &str,
+        worker: u16,
+        by: &str,
+    ) -> Result<ItemId, ControlError> {
         let slots = self.stage(stage)?.slots();
         let slot = slots
             .get(usize::from(worker))

@@ -221,6 +221,12 @@ impl Mirror {
         self.shared.tracker.put(items);
     }
 
+    /// Takes what the reporting process uses (sent beside its snapshots) as the
+    /// pipeline's resources.
+    pub fn resources(&self, r: flowdeck_protocol::Resources) {
+        *self.shared.resources.lock() = Some(r);
+    }
+
     /// Takes a reported snapshot as the pipeline's numbers (workers, queues, totals,
     /// warnings) and its state. A finished or aborted state ends the mirror's run.
     pub fn snapshot(&self, snapshot: Snapshot) {

@@ -105,7 +105,9 @@ pub fn host_name() -> String {
 /// The resident memory of process `pid` (this one by default) in bytes, for benchmarks
 /// that report what a run kept.
 pub fn resident_bytes(pid: Option<u32>) -> Option<u64> {
-    let pid = pid.map(Pid::from_u32).or_else(|| sysinfo::get_current_pid().ok())?;
+    let pid = pid
+        .map(Pid::from_u32)
+        .or_else(|| sysinfo::get_current_pid().ok())?;
     let mut system = System::new();
     system.refresh_processes_specifics(
         ProcessesToUpdate::Some(&[pid]),
@@ -137,7 +139,10 @@ mod tests {
     async fn a_busy_process_reads_as_busy() {
         let mut s = Sampler::new();
         let first = s.sample();
-        assert_eq!(first.cpu_ratio, None, "the first sample has nothing to compare");
+        assert_eq!(
+            first.cpu_ratio, None,
+            "the first sample has nothing to compare"
+        );
         assert_eq!(first.runtime_workers, 2);
         // Spin one thread for a while: the next sample must see about a core's work.
         let spin = std::thread::spawn(|| {

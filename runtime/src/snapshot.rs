@@ -29,6 +29,9 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
         if shared.processes.lock().is_some() {
             s.processes = processes(shared);
         }
+        // The reporting process's, sent beside its snapshots.
+        let r = with_resources(shared);
+        (s.resources, s.usage) = (r.resources, r.usage);
         return s;
     }
     let now = Instant::now();
@@ -199,7 +202,17 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
             .map(|e| e.lock().shown())
             .unwrap_or_default(),
         processes: processes(shared),
-        resources: shared.resources.lock().clone(),
+        ..with_resources(shared)
+    }
+}
+
+/// A snapshot with only the process's resources, and their line of words, filled in.
+fn with_resources(shared: &Shared) -> Snapshot {
+    let resources = shared.resources.lock().clone();
+    Snapshot {
+        usage: resources.as_ref().map(|r| r.summary()).unwrap_or_default(),
+        resources,
+        ..Snapshot::default()
     }
 }
 

@@ -275,7 +275,10 @@ async fn restarting_a_hung_worker_retries_its_item_and_frees_it() {
         (error.kind.as_str(), error.message.as_str(), retry.attempt),
         ("Restarted", "restarted by alice", 1)
     );
-    let done = history.iter().find(|e| e.kind == EventKind::Completed).unwrap();
+    let done = history
+        .iter()
+        .find(|e| e.kind == EventKind::Completed)
+        .unwrap();
     assert_eq!(done.attempt, 2);
     assert_eq!(h.snapshot().stages[0].retried, 1);
 }

@@ -225,8 +225,9 @@ impl Customs {
                     .map_err(|e| e.to_string())
                     .and_then(|(_, _, s)| serde_json::to_value(s).map_err(|e| e.to_string()))
             }
-            Producer::Snapshot => serde_json::to_value(from.hub.pipeline().snapshot())
-                .map_err(|e| e.to_string()),
+            Producer::Snapshot => {
+                serde_json::to_value(from.hub.pipeline().snapshot()).map_err(|e| e.to_string())
+            }
         };
         match data {
             Ok(data) => {
@@ -306,10 +307,7 @@ where
     F: Future<Output = Result<T, String>>,
 {
     match tokio::time::timeout(deadline, fut.catch_unwind()).await {
-        Err(_) => Err(format!(
-            "no answer within {} s",
-            deadline.as_secs_f64()
-        )),
+        Err(_) => Err(format!("no answer within {} s", deadline.as_secs_f64())),
         Ok(Err(panic)) => Err(format!(
             "the widget panicked: {}",
             flowdeck_runtime::guard::message(panic.as_ref())
@@ -372,7 +370,15 @@ mod tests {
             <a href="javascript:alert(1)">a</a><a href="https://example.com">b</a>
             <style>body { display: none }</style><iframe src="https://example.com"></iframe>"#;
         let clean = sanitize(dirty);
-        for gone in ["<script", "onerror", "javascript:", "position", "<style", "<iframe", "alert(1)</"] {
+        for gone in [
+            "<script",
+            "onerror",
+            "javascript:",
+            "position",
+            "<style",
+            "<iframe",
+            "alert(1)</",
+        ] {
             assert!(!clean.contains(gone), "{gone} left in {clean}");
         }
         assert!(clean.contains(r#"class="x""#), "{clean}");

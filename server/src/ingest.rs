@@ -163,6 +163,9 @@ async fn ingest(
     state.reporters.heard(&slug, &batch.pipeline, batch.dropped);
     mirror.items(batch.items);
     mirror.questions(batch.questions);
+    if let Some(r) = batch.resources {
+        mirror.resources(r);
+    }
     if let Some(snapshot) = batch.snapshot {
         mirror.snapshot(snapshot);
     }

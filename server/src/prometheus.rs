@@ -386,11 +386,9 @@ pub const RESOURCE_SERIES: [ResourceSeries; 8] = [
         "Resident memory size in bytes.",
         |r| r.resident_bytes.map(|b| b as f64),
     ),
-    (
-        "flowdeck_process_threads",
-        "Threads of the process.",
-        |r| r.threads.map(f64::from),
-    ),
+    ("flowdeck_process_threads", "Threads of the process.", |r| {
+        r.threads.map(f64::from)
+    }),
     (
         "flowdeck_process_open_files",
         "Open file descriptors of the process (Linux only).",

@@ -360,6 +360,84 @@ async fn control_actions_work_and_are_audited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_worker_is_restarted_from_the_api_and_its_item_retried() {
+    use flowdeck_runtime::{Line, RetryPolicy, Stage};
+    // Item 5's first attempt never ends.
+    let running = Line::<u64>::new("hang")
+        .stage(
+            Stage::map("work", |n: u64, cx: flowdeck_runtime::Ctx| async move {
+                if n == 5 && cx.attempt() == 1 {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, String>(n)
+            })
+            .workers(1)
+            .retry(RetryPolicy::attempts(2)),
+        )
+        .build()
+        .unwrap()
+        .start();
+    let handle = running.handle.clone();
+    let base = serve(handle.clone(), 50, LogLimits::default()).await;
+    let outputs = running.outputs;
+    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
+    let mut hung = 0;
+    for n in 0..10u64 {
+        let id = running.input.send(n).await.unwrap();
+        if n == 5 {
+            hung = id;
+        }
+    }
+    let restart = |worker: &str| format!("{base}/api/v1/stages/work/workers/{worker}/restart");
+    for (url, body, want) in [
+        (restart("0"), None, 400),
+        (restart("zero"), Some("{}"), 400),
+        (restart("7"), Some("{}"), 404),
+        (
+            format!("{base}/api/v1/stages/nope/workers/0/restart"),
+            Some("{}"),
+            404,
+        ),
+    ] {
+        let (code, reply) = post(&url, body).await;
+        assert_eq!(code, want, "{url}: {reply}");
+        assert!(
+            reply["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{reply}"
+        );
+    }
+    // Wait, however long it takes here, for the worker to hang on item 5.
+    let mut waited = 0;
+    while handle.tracker().status(hung) != Some(flowdeck_runtime::protocol::ItemStatus::Running) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+        assert!(waited < 1500, "item {hung} never ran");
+    }
+    let (code, reply) = post(&restart("0"), Some("{}")).await;
+    assert_eq!(code, 200, "{reply}");
+    drop(running.input);
+    tokio::time::timeout(Duration::from_secs(30), handle.wait())
+        .await
+        .unwrap();
+    let (_, task) = get(&format!("{base}/api/v1/tasks/{hung}")).await;
+    assert_eq!(task["detail"]["status"], "completed", "{task}");
+    let said = task.to_string();
+    assert!(said.contains("restarted by anonymous"), "{said}");
+    // Nothing runs now: a restart has nothing to drop.
+    let (code, reply) = post(&restart("0"), Some("{}")).await;
+    assert_eq!(code, 409, "{reply}");
+    let (_, audit) = get(&format!("{base}/api/v1/audit")).await;
+    let ok = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "restart" && e["outcome"] == "ok")
+        .expect("the restart is audited");
+    assert_eq!(ok["target"], "work worker 0");
+    assert_eq!(ok["user"], "anonymous");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_readonly_dashboard_refuses_control_with_403() {
     let running = pipeline(100);
     let handle = running.handle.clone();

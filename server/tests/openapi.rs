@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{pipeline_asking, serve_state};
 use flowdeck_server::{
-    dashboard::{Dashboard, Page, Source, Table},
+    dashboard::{Custom, Dashboard, Page, Source, Table, View, WidgetCx},
     Config,
 };
 use serde_json::{json, Value};
@@ -98,8 +98,18 @@ async fn every_documented_operation_answers_as_documented() {
         ingest_token: Some("openapi-test-ingest-token".into()),
         ..Config::default()
     };
-    let dash = Dashboard::new(config.clone())
-        .page(Page::new("p", "P").widget(Table::new("Stages", &Source::stages()), (0, 0)));
+    let dash = Dashboard::new(config.clone()).page(
+        Page::new("p", "P")
+            .widget(Table::new("Stages", &Source::stages()), (0, 0))
+            .widget(
+                Custom::view("Queue", |cx: WidgetCx| async move {
+                    Ok::<_, String>(
+                        View::new().stat("Queued", cx.snapshot.totals.queued.to_string()),
+                    )
+                }),
+                (2, 0),
+            ),
+    );
     let state = dash.state(handle.clone()).unwrap();
     let base = serve_state(move |_| state, config).await;
     let outputs = running.outputs;
@@ -165,11 +175,17 @@ async fn every_documented_operation_answers_as_documented() {
         } else {
             id
         };
+        let id = if path.contains("/widgets/") {
+            "queue".to_owned()
+        } else {
+            id.to_string()
+        };
         let url = format!(
             "{base}{}",
             path.replace("{name}", "b")
                 .replace("{item}", &done.to_string())
-                .replace("{id}", &id.to_string())
+                .replace("{id}", &id)
+                .replace("{worker}", "0")
                 .replace("{slug}", "p")
                 .replace("{source}", "stages")
         );
@@ -231,7 +247,12 @@ async fn every_documented_operation_answers_as_documented() {
             let value: Value = serde_json::from_str(&text).unwrap();
             check(&doc, &body["schema"], &value, &format!("{method} {path}")).unwrap();
         }
-        assert!(status.starts_with('2'), "{method} {path}: {status} {text}");
+        // A worker that runs no attempt now has nothing to restart: 409, as documented.
+        let restart_idle = path.ends_with("/restart") && status == "409";
+        assert!(
+            status.starts_with('2') || restart_idle,
+            "{method} {path}: {status} {text}"
+        );
         called += 1;
     }
     assert!(called >= 29, "{called} operations");

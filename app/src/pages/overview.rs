@@ -55,15 +55,10 @@ pub(crate) fn summary(state: &LiveState) -> impl IntoView + use<> {
             <span class="state" data-state=state>{state}</span>
             " · up " {format::uptime(snapshot.uptime_ms)} " · "
             <span class="health" data-level=level data-testid="health">{level} ": " {reason}</span>
-            {snapshot.resources.as_ref().and_then(|r| {
-                let (cpu, mem) = (r.cpu_ratio?, r.resident_bytes?);
-                Some(view! {
-                    <span class="muted" data-testid="process-usage">
-                        {format!(" · CPU {:.0}% · memory {} MiB", cpu * 100.0, mem >> 20)}
-                    </span>
-                })
-            })}
         </p>
+        {(!snapshot.usage.is_empty()).then(|| view! {
+            <p class="muted resources" data-testid="process-usage">"Process: " {snapshot.usage.clone()}</p>
+        })}
         <div class="cards">
             {cards
                 .into_iter()

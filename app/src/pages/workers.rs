@@ -5,7 +5,7 @@ use std::time::Duration;
 use flowdeck_protocol::{
     page::{ChartStyle, SeriesRef},
     stream::LiveState,
-    ProcessSnapshot, Resources, WorkerSnapshot, WorkerState,
+    ProcessSnapshot, WorkerSnapshot, WorkerState,
 };
 use leptos::prelude::*;
 
@@ -153,48 +153,12 @@ fn Usage() -> impl IntoView {
     }
 }
 
-/// One line on what a process uses: CPU, memory, threads, open files, its runtime.
-pub(crate) fn usage_line(r: &Resources) -> String {
-    let mut parts = Vec::new();
-    if let Some(cpu) = r.cpu_ratio {
-        parts.push(format!(
-            "CPU {:.0}% of a core ({:.0}% of {} cores)",
-            cpu * 100.0,
-            r.machine_cpu().unwrap_or(0.0) * 100.0,
-            r.cores
-        ));
-    }
-    if let Some(b) = r.resident_bytes {
-        parts.push(format!(
-            "memory {}",
-            flowdeck_protocol::page::format_value("{value:bytes}", b as f64)
-        ));
-    }
-    if let Some(t) = r.threads {
-        parts.push(format!("{t} threads"));
-    }
-    if let Some(f) = r.open_files {
-        parts.push(format!("{f} open files"));
-    }
-    if r.runtime_workers > 0 {
-        let busy = r
-            .runtime_busy_ratio
-            .map(|b| format!(", {:.0}% busy", b * 100.0))
-            .unwrap_or_default();
-        parts.push(format!(
-            "runtime: {} workers{busy}, {} queued, {} tasks",
-            r.runtime_workers, r.runtime_global_queue, r.runtime_tasks
-        ));
-    }
-    parts.join(" · ")
-}
-
 fn workers(state: &LiveState) -> impl IntoView {
-    let usage = state.snapshot.resources.as_ref().map(|r| {
+    let usage = (!state.snapshot.usage.is_empty()).then(|| {
         view! {
             <p class="resources" data-testid="resources">
                 <strong>"This process: "</strong>
-                {usage_line(r)}
+                {state.snapshot.usage.clone()}
             </p>
         }
     });
@@ -255,7 +219,7 @@ fn processes(list: &[ProcessSnapshot]) -> AnyView {
                         {p.lost.then(|| view! { <span class="tag">"lost"</span> })}
                         {st.paused.then(|| view! { <span class="tag">"paused"</span> })}
                     </h2>
-                    {p.resources.as_ref().map(|r| view! { <p class="resources muted">{usage_line(r)}</p> })}
+                    {p.resources.as_ref().map(|r| view! { <p class="resources muted">{r.summary()}</p> })}
                     {worker_table(&st.name, &st.workers)}
                 </section>
             }

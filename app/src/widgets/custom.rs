@@ -56,7 +56,11 @@ fn shown(data: WidgetData) -> AnyView {
 
 /// A share of `max` as a CSS width, 0 to 100 per cent.
 fn width(value: f64, max: f64) -> String {
-    let share = if max > 0.0 { (value / max).clamp(0.0, 1.0) } else { 0.0 };
+    let share = if max > 0.0 {
+        (value / max).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     format!("width: {:.1}%", share * 100.0)
 }
 

@@ -158,9 +158,7 @@ fn control(e: ControlError) -> ApiError {
     match e {
         ControlError::UnknownStage(_)
         | ControlError::UnknownItem(_)
-        | ControlError::UnknownWorker { .. } => {
-            ApiError::NotFound(e.to_string())
-        }
+        | ControlError::UnknownWorker { .. } => ApiError::NotFound(e.to_string()),
         _ => ApiError::Conflict(e.to_string()),
     }
 }

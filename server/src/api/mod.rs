@@ -114,9 +114,7 @@ async fn widget(
         .widget(&from, &slug, &id)
         .await
         .map(Json)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("the page {slug:?} has no custom widget {id:?}"))
-        })
+        .ok_or_else(|| ApiError::NotFound(format!("the page {slug:?} has no custom widget {id:?}")))
 }
 
 /// A table source's rows: a built-in one (stages, workers, tasks, errors) or a user's.

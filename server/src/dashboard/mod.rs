@@ -34,11 +34,11 @@ use flowdeck_runtime::PipelineHandle;
 
 pub use crate::pages::{Outcome, Pages};
 pub use crate::serving::DashboardError;
+pub use custom::{Custom, View, WidgetCx};
 pub use flowdeck_protocol::{
     metrics::Agg,
     page::{Cell, Health, TableData},
 };
-pub use custom::{Custom, View, WidgetCx};
 pub use widgets::{
     builtin, Chart, Check, Gauge, Log, Metric, Page, Series, Source, Spanned, Status, Table, HOUR,
     MINUTE,
@@ -310,8 +310,7 @@ impl Dashboard {
         pipeline: PipelineHandle,
     ) -> Result<Serving, DashboardError> {
         let (config, pages) = self.finish(&pipeline)?;
-        match crate::serving::start(config.clone(), pages.clone(), pipeline.clone(), false).await
-        {
+        match crate::serving::start(config.clone(), pages.clone(), pipeline.clone(), false).await {
             Err(DashboardError::Bind { source, .. })
                 if source.kind() == std::io::ErrorKind::AddrInUse =>
             {
