@@ -2,10 +2,15 @@
 // widget's hostile markup never reaches the DOM, its content updates in place, a widget
 // whose closure panics shows its error while the page's other widgets update, and a
 // worker hung on an item is restarted from the workers page: its item is retried and
-// completes, and the audit log names who did it.
+// completes, and the audit log names who did it. Then `flowdeck top` in tmux (a real
+// terminal) shows the page's view and sends the template widget to a browser, and
+// restarts the next hung worker with a key.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
 import { launch, watchedPage, eventually, hydrated } from '../lib/browser.mjs';
 
@@ -49,8 +54,8 @@ test('a template widget shows no script, handler, javascript: link or escaping s
   const cover = await html.locator('.tpl-cover').boundingBox();
   assert.ok(cover.x >= box.x && cover.y >= box.y, `cover at ${JSON.stringify(cover)}, widget at ${JSON.stringify(box)}`);
   assert.ok(cover.x + cover.width <= box.x + box.width + 1, 'cover inside the widget');
-  // Counts come from the server every second, into the same page.
-  const cell = html.locator('.tpl-completed');
+  // The data is made again every second and comes into the same page.
+  const cell = html.locator('.tpl-refreshes');
   const first = Number(await cell.textContent());
   await page.evaluate(() => { window.sameDocument = true; });
   await eventually(async () => Number(await cell.textContent()) > first, 15_000, 'the template widget to update');
@@ -104,4 +109,39 @@ test('a hung worker is restarted from the workers page: its item is retried and 
   await eventually(async () => (await page.getByTestId('audit').textContent()).includes('restart'), 10_000, 'the audit log on the page');
   assert.deepEqual(errors, []);
   await close();
+});
+
+// A tmux server of our own: tests never touch a user's sessions.
+const sock = join(mkdtempSync(join(tmpdir(), 'flowdeck-tmux-')), 'sock');
+const tmux = (...args) => execFileSync('tmux', ['-S', sock, ...args], { encoding: 'utf8' });
+const screen = () => tmux('capture-pane', '-p', '-t', 'top');
+
+test('flowdeck top shows the custom page and restarts a hung worker with R', { skip: skip || !process.env.FLOWDECK_BIN }, async () => {
+  try {
+    tmux('new-session', '-d', '-s', 'top', '-x', '160', '-y', '48', `${process.env.FLOWDECK_BIN} top ${server.url}; sleep 600`);
+    await eventually(() => screen().includes('[live]'), 15_000, 'the monitor to go live');
+    tmux('send-keys', '-t', 'top', '6');
+    await eventually(() => screen().includes('Queued') && screen().includes('open in a browser'), 15_000, 'the custom page');
+    const page = screen();
+    assert.match(page, /▸ Tenants\s*\n\s*│?\s*open in a browser: http:\/\/[^ ]+\/pages\/custom/);
+    assert.match(page, /the widget panicked: the tenant service is down/);
+    assert.match(page, /\[no failures\]|\[failures\]/);
+    // The next item that hangs (60, 117, ...): wait for the worker to hold it.
+    await eventually(async () => {
+      const w = await api('/api/v1/workers');
+      return w.find((x) => x.stage === 'hang' && x.state === 'busy' && x.current_item % 57 === 3);
+    }, 30_000, 'a hung item at hang-0');
+    tmux('send-keys', '-t', 'top', '2');
+    await eventually(() => screen().includes('R restart it'), 5_000, 'the stages tab');
+    // work-0, work-1, hang-0.
+    tmux('send-keys', '-t', 'top', 'Down');
+    tmux('send-keys', '-t', 'top', 'Down');
+    tmux('send-keys', '-t', 'top', 'R');
+    await eventually(() => screen().includes('Restarted hang-0'), 10_000, 'the restart to be done');
+    const audit = await api('/api/v1/audit');
+    assert.equal(audit.filter((e) => e.action === 'restart' && e.outcome === 'ok').length, 2);
+  } finally {
+    try { tmux('kill-server'); } catch { /* none left */ }
+    rmSync(join(sock, '..'), { recursive: true, force: true });
+  }
 });

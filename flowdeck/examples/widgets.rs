@@ -7,12 +7,19 @@
 //! The page "Custom" has a template widget (rendered on the server, sanitized: the
 //! template's script, event handler, `javascript:` link and escaping style are dropped),
 //! a declarative view, a widget whose closure panics (its frame says so; the others go
-//! on), and a built-in metric. The stage `hang` never finishes the first attempt of item
-//! 3: the stalled-worker warning fires, and the workers page can restart the worker.
+//! on), and a built-in metric of the uptime. The stage `hang` never finishes the first attempt of items
+//! 3, 60, 117, ...: the stalled-worker warning fires, and the workers page (or `flowdeck
+//! top`) can restart the worker, whose item is then retried.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
-use flowdeck::{prelude::*, Health};
+use flowdeck::{prelude::*, Agg, Health};
 use serde_json::json;
 
 const TEMPLATE: &str = r#"
@@ -24,6 +31,7 @@ const TEMPLATE: &str = r#"
 <table>
   <tr><th>Pipeline</th><td class="tpl-pipeline">{{ pipeline }}</td></tr>
   <tr><th>Completed</th><td class="tpl-completed">{{ counts.completed }}</td></tr>
+  <tr><th>Refreshed</th><td class="tpl-refreshes">{{ data.refreshes }}</td></tr>
   {% for t in data.tenants %}<tr><th>{{ t.name }}</th><td>{{ t.queued }}</td></tr>{% endfor %}
 </table>
 "#;
@@ -40,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .stage(
             Stage::map("hang", |n: u64, cx: Ctx| async move {
-                if n == 3 && cx.attempt() == 1 {
+                if n % 57 == 3 && cx.attempt() == 1 {
                     std::future::pending::<()>().await;
                 }
                 Ok::<_, String>(n)
@@ -50,12 +58,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?
         .start();
 
-    let hostile = Custom::new("Tenants", |cx: WidgetCx| async move {
-        let queued = cx.snapshot.totals.queued;
-        Ok::<_, String>(json!({
-            "name": "<img src=x onerror=alert(1)>",
-            "tenants": [{ "name": "acme", "queued": queued }, { "name": "globex", "queued": 0 }],
-        }))
+    // How many times the widget's data was made: it moves every refresh, whatever the
+    // pipeline does (it stands still while `hang` is stuck).
+    let refreshes = Arc::new(AtomicU64::new(0));
+    let hostile = Custom::new("Tenants", move |cx: WidgetCx| {
+        let n = refreshes.fetch_add(1, Ordering::Relaxed) + 1;
+        async move {
+            let queued = cx.snapshot.totals.queued;
+            Ok::<_, String>(json!({
+                "name": "<img src=x onerror=alert(1)>",
+                "refreshes": n,
+                "tenants": [{ "name": "acme", "queued": queued }, { "name": "globex", "queued": 0 }],
+            }))
+        }
     })
     .template(TEMPLATE)
     .every(Duration::from_secs(1));
@@ -89,21 +104,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok::<_, String>(json!({}))
     })
     .template("never shown");
+    let mut config = Config::from_env()?;
+    config.warnings = Some(flowdeck::runtime::warnings::Thresholds {
+        stalled_ms: 2_000,
+        ..Default::default()
+    });
+    let dashboard = Dashboard::new(config);
+    // A number that moves every second, for a built-in widget beside the custom ones.
+    let uptime = dashboard.gauge("uptime_seconds");
+    let started = std::time::Instant::now();
+    let ticking = uptime.clone();
+    tokio::spawn(async move {
+        loop {
+            ticking.set(started.elapsed().as_secs_f64().floor());
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
     let page = Page::new("custom", "Custom")
         .widget(
-            Metric::new("Completed", &builtin::tasks_completed()),
+            Metric::new("Uptime", &uptime)
+                .agg(Agg::Last)
+                .format("{value:.0} s"),
             (0, 0),
         )
         .widget(hostile, (1, 0))
         .widget(backlog.span(1, 1), (3, 0))
         .widget(broken.span(4, 1), (0, 1));
 
-    let mut config = Config::from_env()?;
-    config.warnings = Some(flowdeck::runtime::warnings::Thresholds {
-        stalled_ms: 2_000,
-        ..Default::default()
-    });
-    let dashboard = Dashboard::new(config)
+    let dashboard = dashboard
         .page(page)
         .start_or_any_port(running.handle.clone())
         .await?;

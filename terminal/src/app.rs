@@ -4,6 +4,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use flowdeck_protocol::{
+    page::{PageSpec, WidgetData},
     question::{FieldKind, QuestionId, QuestionInfo, Reply},
     stream::LiveState,
     ItemId, ItemStatus, TaskDetail,
@@ -18,15 +19,17 @@ pub enum Tab {
     Tasks,
     Errors,
     Questions,
+    Pages,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Overview,
         Tab::Stages,
         Tab::Tasks,
         Tab::Errors,
         Tab::Questions,
+        Tab::Pages,
     ];
 
     pub fn title(self) -> &'static str {
@@ -36,6 +39,7 @@ impl Tab {
             Tab::Tasks => "Tasks",
             Tab::Errors => "Errors",
             Tab::Questions => "Questions",
+            Tab::Pages => "Pages",
         }
     }
 }
@@ -114,6 +118,15 @@ impl Answering {
     }
 }
 
+/// A custom page as the monitor shows it: its spec, where a browser shows it, and each
+/// widget's content (`None` for a built-in widget, which only a browser draws).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageShown {
+    pub spec: PageSpec,
+    pub url: String,
+    pub widgets: Vec<Option<Result<WidgetData, String>>>,
+}
+
 /// The stream's state, for the header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Link {
@@ -130,6 +143,8 @@ pub enum Link {
 pub enum Action {
     OpenTask(ItemId),
     Answer(QuestionId, Reply),
+    /// Restart worker `.1` of stage `.0`.
+    Restart(String, u16),
     Quit,
 }
 
@@ -153,6 +168,11 @@ pub struct App {
     /// The question open for an answer, over the tabs.
     pub answering: Option<Answering>,
     pub help: bool,
+    /// The custom pages, as last read (the Pages tab reads them every few seconds);
+    /// `Err` says why they could not be.
+    pub pages: Result<Vec<PageShown>, String>,
+    /// What the last action said (a restart): done, or the server's refusal.
+    pub said: Option<Result<String, String>>,
 }
 
 impl App {
@@ -169,6 +189,8 @@ impl App {
             task: None,
             answering: None,
             help: false,
+            pages: Ok(Vec::new()),
+            said: None,
         }
     }
 
@@ -278,7 +300,7 @@ impl App {
             KeyCode::Char('?') => self.help = true,
             KeyCode::Tab | KeyCode::Right => self.switch(1),
             KeyCode::BackTab | KeyCode::Left => self.switch(Tab::ALL.len() - 1),
-            KeyCode::Char(c @ '1'..='5') => {
+            KeyCode::Char(c @ '1'..='6') => {
                 self.tab = Tab::ALL[usize::from(c as u8 - b'1')];
                 self.selected = 0;
             }
@@ -312,6 +334,10 @@ impl App {
                 self.text.clear();
                 self.selected = 0;
             }
+            KeyCode::Char('R') if self.tab == Tab::Stages => {
+                let (stage, worker) = self.selected_worker(state)?;
+                return Some(Action::Restart(stage, worker));
+            }
             KeyCode::Enter if self.tab == Tab::Questions => {
                 let q =
                     state.and_then(|s| self.questions(s).get(self.selected).map(|q| (*q).clone()));
@@ -335,8 +361,24 @@ impl App {
             Tab::Tasks => self.tasks(state).count(),
             Tab::Errors => state.errors.recent.len(),
             Tab::Questions => self.questions(state).len(),
+            Tab::Stages => state.snapshot.stages.iter().map(|s| s.workers.len()).sum(),
+            Tab::Pages => self.pages.as_ref().map_or(0, Vec::len),
             _ => 0,
         }
+    }
+
+    /// The worker under the selection on the Stages tab (this process's workers, in the
+    /// order the table lists them): its stage and number.
+    pub fn selected_worker(&self, state: Option<&LiveState>) -> Option<(String, u16)> {
+        if self.tab != Tab::Stages {
+            return None;
+        }
+        state?
+            .snapshot
+            .stages
+            .iter()
+            .flat_map(|s| s.workers.iter().map(move |w| (s.name.clone(), w.id)))
+            .nth(self.selected)
     }
 
     /// The item under the selection, on the tabs that list items.

@@ -76,10 +76,62 @@ impl Client {
         id: flowdeck_protocol::question::QuestionId,
         reply: &flowdeck_protocol::question::Reply,
     ) -> Result<flowdeck_protocol::question::QuestionInfo, String> {
+        self.post(&format!("/api/v1/questions/{id}/answer"), reply)
+            .await
+    }
+
+    /// Restarts worker `worker` of `stage`: its attempt fails and is retried by the
+    /// stage's policy. The error is the server's reason (not an admin, nothing running).
+    pub async fn restart(&self, stage: &str, worker: u16) -> Result<(), String> {
+        let path = format!("/api/v1/stages/{stage}/workers/{worker}/restart");
+        self.post::<serde_json::Value>(&path, &serde_json::json!({}))
+            .await
+            .map(|_| ())
+    }
+
+    /// The custom pages, each with its widgets' content (custom widgets only: the others
+    /// are drawn by a browser).
+    pub async fn pages(&self) -> Result<Vec<crate::app::PageShown>, String> {
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            path: String,
+            custom: bool,
+        }
+        let listed: Vec<Listed> = self.json("/api/v1/pages").await?;
+        let mut pages = Vec::new();
+        for l in listed.into_iter().filter(|l| l.custom) {
+            let slug = l.path.trim_start_matches("/pages/").to_owned();
+            let spec: flowdeck_protocol::page::PageSpec =
+                self.json(&format!("/api/v1/pages/{slug}")).await?;
+            let mut widgets = Vec::new();
+            for placed in &spec.widgets {
+                widgets.push(match &placed.widget {
+                    flowdeck_protocol::page::Widget::Custom(c) => Some(
+                        self.json(&format!("/api/v1/pages/{slug}/widgets/{}", c.id()))
+                            .await,
+                    ),
+                    _ => None,
+                });
+            }
+            pages.push(crate::app::PageShown {
+                url: format!("{}{}", self.base, l.path),
+                spec,
+                widgets,
+            });
+        }
+        Ok(pages)
+    }
+
+    /// POSTs `body` as JSON; the answer, or the server's reason for refusing.
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, String> {
         let req = self
             .http
-            .post(format!("{}/api/v1/questions/{id}/answer", self.base))
-            .json(reply)
+            .post(format!("{}{path}", self.base))
+            .json(body)
             .timeout(Duration::from_secs(10));
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),

@@ -36,6 +36,8 @@ pub struct Options {
 
 /// How often an open task is read again while the pipeline runs.
 const TASK_EVERY: Duration = Duration::from_secs(2);
+/// How often the Pages tab reads the custom pages again while it is shown.
+const PAGES_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs the monitor until the user quits. The terminal is restored on the way out, on an
 /// error and on a panic.
@@ -87,8 +89,13 @@ async fn ui(
     };
     // The task open (or being opened) and when it was last asked for.
     let mut open: Option<(u64, Instant)> = None;
-    // Answers are sent off the screen's loop too.
+    // Answers are sent off the screen's loop too, and so are restarts and page reads.
     let (answer_tx, mut answer_rx) = tokio::sync::mpsc::channel(4);
+    let (said_tx, mut said_rx) = tokio::sync::mpsc::channel(4);
+    let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel(1);
+    // When the pages were last asked for, and whether an answer is awaited.
+    let mut pages_asked: Option<Instant> = None;
+    let mut pages_waiting = false;
     loop {
         app.link = link.borrow().clone();
         terminal
@@ -96,6 +103,15 @@ async fn ui(
             .map_err(|e| format!("cannot draw: {e}"))?;
         tokio::select! {
             _ = tick.tick() => {
+                let due = pages_asked.is_none_or(|at| at.elapsed() >= PAGES_EVERY);
+                if app.tab == app::Tab::Pages && due && !pages_waiting && options.run.is_none() {
+                    let (client, tx) = (client.clone(), pages_tx.clone());
+                    tokio::spawn(async move {
+                        let _ = tx.send(client.pages().await).await;
+                    });
+                    pages_asked = Some(Instant::now());
+                    pages_waiting = true;
+                }
                 // An open task of a live pipeline is read again now and then.
                 if let (Some((id, at)), None, Some(Ok(_))) = (open, options.run, &app.task) {
                     if at.elapsed() >= TASK_EVERY {
@@ -104,6 +120,11 @@ async fn ui(
                     }
                 }
             }
+            Some(pages) = pages_rx.recv() => {
+                app.pages = pages;
+                pages_waiting = false;
+            }
+            Some(said) = said_rx.recv() => app.said = Some(said),
             Some((id, said)) = answer_rx.recv() => {
                 if let Some(a) = app.answering.as_mut().filter(|a| a.question.id == id) {
                     a.said = Some(said);
@@ -127,6 +148,15 @@ async fn ui(
                         Some(Action::OpenTask(id)) => {
                             read_task(id);
                             open = Some((id, Instant::now()));
+                        }
+                        Some(Action::Restart(stage, worker)) => {
+                            let (client, tx) = (client.clone(), said_tx.clone());
+                            tokio::spawn(async move {
+                                let said = client.restart(&stage, worker).await.map(|()| {
+                                    format!("Restarted {stage}-{worker}: its item is retried.")
+                                });
+                                let _ = tx.send(said).await;
+                            });
                         }
                         Some(Action::Answer(id, reply)) => {
                             let (client, tx) = (client.clone(), answer_tx.clone());

@@ -58,6 +58,7 @@ pub fn draw(f: &mut Frame, app: &App, state: Option<&LiveState>) {
             Tab::Tasks => tasks(f, body, app, state),
             Tab::Errors => errors(f, body, app, state),
             Tab::Questions => questions(f, body, app, state),
+            Tab::Pages => pages(f, body, app),
         },
     }
     f.render_widget(
@@ -128,12 +129,20 @@ fn footer_line(app: &App) -> String {
     if app.task.is_some() {
         return "Esc back · ? help · q quit".to_owned();
     }
-    match app.tab {
+    let said = match &app.said {
+        Some(Ok(done)) => format!("{done}  "),
+        Some(Err(why)) => format!("{why}  "),
+        None => String::new(),
+    };
+    let keys = match app.tab {
+        Tab::Stages => "↑↓ select a worker · R restart it · Tab next · ? help · q quit".to_owned(),
+        Tab::Pages => "↑↓ choose a page · Tab next · ? help · q quit".to_owned(),
         Tab::Tasks => "↑↓ select · Enter open · / text · s status · g stage · c clear · Tab next · ? help · q quit".to_owned(),
         Tab::Errors => "↑↓ select · Enter open · Tab next · ? help · q quit".to_owned(),
         Tab::Questions => "↑↓ select · Enter answer · Tab next · ? help · q quit".to_owned(),
-        _ => "1-5 or Tab: pages · ? help · q quit".to_owned(),
-    }
+        _ => "1-6 or Tab: pages · ? help · q quit".to_owned(),
+    };
+    format!("{said}{keys}")
 }
 
 fn overview(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
@@ -187,6 +196,12 @@ fn overview(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
         chart,
     );
     let mut text = Vec::new();
+    if !snap.usage.is_empty() {
+        text.push(Line::from(vec![
+            Span::styled("Process: ", t.muted()),
+            Span::raw(snap.usage.clone()),
+        ]));
+    }
     match snap.bottleneck().and_then(|i| snap.stages.get(i)) {
         Some(s) => text.push(Line::from(vec![
             Span::styled("Bottleneck: ", t.muted()),
@@ -325,7 +340,11 @@ fn stages(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
         .block(block("Stages", app)),
         top,
     );
-    let rows = snap
+    // This process's workers can be selected (and restarted), so the list scrolls with the
+    // selection; a remote process's are listed after them.
+    let visible = usize::from(bottom.height.saturating_sub(3));
+    let first = app.selected.saturating_sub(visible.saturating_sub(1));
+    let rows: Vec<Row> = snap
         .stages
         .iter()
         .flat_map(|s| {
@@ -333,11 +352,21 @@ fn stages(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
                 .iter()
                 .map(move |w| worker_row(t, format!("{}-{}", s.name, w.id), w.state.as_str(), w))
         })
+        .enumerate()
+        .map(|(i, r)| {
+            if i == app.selected {
+                r.style(t.selected())
+            } else {
+                r
+            }
+        })
         .chain(remote().map(|(p, s, w)| {
             // A lost process's last heartbeat is not what its workers do now.
             let state = if p.lost { "lost" } else { w.state.as_str() };
             worker_row(t, format!("{}-{} @ {}", s.name, w.id, p.process), state, w)
-        }));
+        }))
+        .skip(first)
+        .collect();
     f.render_widget(
         Table::new(
             rows,
@@ -647,9 +676,16 @@ fn task(f: &mut Frame, area: Rect, app: &App, d: &TaskDetail) {
 }
 
 const HELP: &[(&str, &str)] = &[
-    ("1 2 3 4 5", "Overview, Stages, Tasks, Errors, Questions"),
+    (
+        "1 2 3 4 5 6",
+        "Overview, Stages, Tasks, Errors, Questions, Pages",
+    ),
     ("Tab / Shift-Tab", "next / previous page"),
-    ("↑ ↓  j k", "select a row (Tasks, Errors)"),
+    ("↑ ↓  j k", "select a row (Stages, Tasks, Errors, Pages)"),
+    (
+        "R (Stages)",
+        "restart the selected worker: its attempt is retried",
+    ),
     ("PgUp PgDn Home", "move faster"),
     (
         "Enter",
@@ -667,6 +703,179 @@ const HELP: &[(&str, &str)] = &[
     ("?", "this help (any key closes it)"),
     ("q  Ctrl-C", "quit"),
 ];
+
+/// The custom pages: the selected one's widgets, a view's blocks as text, and where a
+/// browser shows the rest (template widgets, charts, tables).
+fn pages(f: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let pages = match &app.pages {
+        Err(why) => {
+            f.render_widget(
+                Paragraph::new(why.as_str())
+                    .style(t.bad())
+                    .block(block("Pages", app)),
+                area,
+            );
+            return;
+        }
+        Ok(p) if p.is_empty() => {
+            f.render_widget(
+                Paragraph::new("No custom pages (or not read yet).")
+                    .style(t.muted())
+                    .block(block("Pages", app)),
+                area,
+            );
+            return;
+        }
+        Ok(p) => p,
+    };
+    let at = app.selected.min(pages.len() - 1);
+    let page = &pages[at];
+    let mut lines = vec![Line::from(
+        pages
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                let style = if i == at { t.selected() } else { t.muted() };
+                [
+                    Span::styled(format!(" {} ", p.spec.title), style),
+                    Span::raw(" "),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    )];
+    for (placed, content) in page.spec.widgets.iter().zip(&page.widgets) {
+        let w = &placed.widget;
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(format!("▸ {}", w.title()), t.title()));
+        let browser = || Line::styled(format!("  open in a browser: {}", page.url), t.muted());
+        match content {
+            None => lines.push(browser()),
+            Some(Err(why)) => lines.push(Line::styled(format!("  {why}"), t.bad())),
+            Some(Ok(d)) => match (&d.error, &d.view) {
+                (Some(e), _) => lines.push(Line::styled(format!("  {e}"), t.bad())),
+                (None, Some(blocks)) => {
+                    lines.extend(blocks.iter().flat_map(|b| block_lines(app, b)))
+                }
+                (None, None) => lines.push(browser()),
+            },
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block("Pages", app)),
+        area,
+    );
+}
+
+/// A view's block as lines of text.
+fn block_lines(app: &App, b: &flowdeck_protocol::page::Block) -> Vec<Line<'static>> {
+    use flowdeck_protocol::page::{Block as B, Health};
+    let t = app.theme;
+    let health = |h: Option<Health>| match h {
+        Some(Health::Warn) => t.warn(),
+        Some(Health::Fail) => t.bad(),
+        Some(Health::Ok) => t.ok(),
+        None => Style::new(),
+    };
+    let meter = |value: f64, max: f64| {
+        let share = if max > 0.0 {
+            (value / max).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let full = (share * 20.0).round() as usize;
+        format!("[{}{}]", "█".repeat(full), "·".repeat(20 - full))
+    };
+    let num = |v: f64| flowdeck_protocol::page::Cell::Num(v).text();
+    match b {
+        B::Stat {
+            label,
+            value,
+            hint,
+            health: h,
+        } => vec![Line::from(vec![
+            Span::styled(format!("  {label} "), t.muted()),
+            Span::styled(value.clone(), health(*h).add_modifier(Modifier::BOLD)),
+            Span::styled(
+                hint.as_ref().map(|h| format!("  {h}")).unwrap_or_default(),
+                t.muted(),
+            ),
+        ])],
+        B::Bar { label, value, max } => vec![Line::raw(format!(
+            "  {label} {} {}",
+            meter(*value, *max),
+            num(*value)
+        ))],
+        B::Progress { label, done, total } => vec![Line::raw(format!(
+            "  {label} {} {} of {}",
+            meter(*done, *total),
+            num(*done),
+            num(*total)
+        ))],
+        B::Sparkline { label, points } => {
+            const TICKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+            let (lo, hi) = points
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), &p| (lo.min(p), hi.max(p)));
+            let span = if hi > lo { hi - lo } else { 1.0 };
+            let line: String = points
+                .iter()
+                .map(|p| TICKS[(((p - lo) / span) * 7.0).round() as usize % 8])
+                .collect();
+            vec![Line::raw(format!("  {label} {line}"))]
+        }
+        B::Table { columns, rows } => std::iter::once(Line::styled(
+            format!("  {}", columns.join(" │ ")),
+            t.muted(),
+        ))
+        .chain(rows.iter().map(|r| {
+            let cells: Vec<String> = r.iter().map(|c| c.text()).collect();
+            Line::raw(format!("  {}", cells.join(" │ ")))
+        }))
+        .collect(),
+        B::List { items } => items
+            .iter()
+            .map(|i| Line::raw(format!("  • {i}")))
+            .collect(),
+        B::KeyValue { pairs } => pairs
+            .iter()
+            .map(|(k, v)| {
+                Line::from(vec![
+                    Span::styled(format!("  {k}: "), t.muted()),
+                    Span::raw(v.clone()),
+                ])
+            })
+            .collect(),
+        B::Badge { text, health: h } => {
+            vec![Line::styled(format!("  [{text}]"), health(Some(*h)))]
+        }
+        B::Text { html } => vec![Line::raw(format!("  {}", text_of(html)))],
+    }
+}
+
+/// Sanitized HTML as plain text: its tags dropped and the few entities a sanitizer writes
+/// read back.
+fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+        .trim()
+        .to_owned()
+}
 
 fn questions(f: &mut Frame, area: Rect, app: &App, state: &LiveState) {
     let t = app.theme;

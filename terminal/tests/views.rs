@@ -371,3 +371,125 @@ fn question_mark_shows_the_keys_and_any_key_closes_them() {
     assert!(!app.help);
     assert_eq!(key(&mut app, &s, KeyCode::Char('q')), Some(Action::Quit));
 }
+
+#[test]
+fn a_worker_is_selected_and_restarted_from_the_stages_tab() {
+    let mut s = state();
+    s.snapshot.usage = "CPU 23% of a core (12% of 2) · memory 94 MiB".into();
+    let mut app = App::new(Theme::Dark, Link::Live);
+    assert!(screen(&app, Some(&s)).contains("Process: CPU 23% of a core"));
+    key(&mut app, &s, KeyCode::Char('2'));
+    // parse-0, parse-1, enrich-0: the third worker.
+    key(&mut app, &s, KeyCode::Down);
+    key(&mut app, &s, KeyCode::Down);
+    assert_eq!(
+        key(&mut app, &s, KeyCode::Char('R')),
+        Some(Action::Restart("enrich".into(), 0))
+    );
+    // Past the last worker the selection stays on it.
+    for _ in 0..10 {
+        key(&mut app, &s, KeyCode::Down);
+    }
+    assert_eq!(app.selected_worker(Some(&s)), Some(("enrich".into(), 1)));
+    app.said = Some(Err(
+        "refused (409 Conflict): worker 1 of stage `enrich` runs no attempt now".into(),
+    ));
+    let text = screen(&app, Some(&s));
+    assert!(text.contains("R restart it"), "{text}");
+    assert!(text.contains("runs no attempt now"), "{text}");
+}
+
+#[test]
+fn the_pages_tab_draws_a_views_blocks_and_sends_the_rest_to_a_browser() {
+    use flowdeck_protocol::page::{
+        Block, ChartSpec, ChartStyle, CustomSpec, Health, PageSpec, Placed, Widget, WidgetData,
+    };
+    use flowdeck_terminal::app::PageShown;
+    let s = state();
+    let custom = |title: &str| CustomSpec {
+        title: title.into(),
+        id: String::new(),
+        every: 5,
+        template: None,
+        source: None,
+        series: Vec::new(),
+        range: 300,
+    };
+    let placed = |widget| Placed {
+        at: (0, 0),
+        span: (1, 1),
+        widget,
+    };
+    let spec = PageSpec {
+        slug: "ops".into(),
+        title: "Operations".into(),
+        widgets: vec![
+            placed(Widget::Custom(custom("Backlog"))),
+            placed(Widget::Custom(custom("Tenants"))),
+            placed(Widget::Custom(custom("Broken"))),
+            placed(Widget::Chart(ChartSpec {
+                title: "Throughput".into(),
+                series: vec!["x".parse().unwrap()],
+                style: ChartStyle::Line,
+                agg: None,
+                range: 900,
+            })),
+        ],
+    };
+    let view = WidgetData {
+        view: Some(vec![
+            Block::Stat {
+                label: "Queued".into(),
+                value: "42".into(),
+                hint: Some("across all stages".into()),
+                health: Some(Health::Warn),
+            },
+            Block::Progress {
+                label: "Done".into(),
+                done: 5.0,
+                total: 10.0,
+            },
+            Block::Badge {
+                text: "no failures".into(),
+                health: Health::Ok,
+            },
+            Block::Text {
+                html: "<p>Items <strong>queue</strong> &lt;here&gt;</p>".into(),
+            },
+        ]),
+        ..Default::default()
+    };
+    let html = WidgetData {
+        html: Some("<table>...</table>".into()),
+        ..Default::default()
+    };
+    let broken = WidgetData {
+        error: Some("the widget panicked: down".into()),
+        ..Default::default()
+    };
+    let mut app = App::new(Theme::Dark, Link::Live);
+    app.pages = Ok(vec![PageShown {
+        spec,
+        url: "http://127.0.0.1:3000/pages/ops".into(),
+        widgets: vec![Some(Ok(view)), Some(Ok(html)), Some(Ok(broken)), None],
+    }]);
+    key(&mut app, &s, KeyCode::Char('6'));
+    assert_eq!(app.tab, Tab::Pages);
+    let text = screen(&app, Some(&s));
+    for want in [
+        "Operations",
+        "▸ Backlog",
+        "Queued 42  across all stages",
+        "Done [██████████··········] 5 of 10",
+        "[no failures]",
+        "Items queue <here>",
+        "▸ Tenants",
+        "open in a browser: http://127.0.0.1:3000/pages/ops",
+        "the widget panicked: down",
+        "▸ Throughput",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    // Tenants (a template) and Throughput (a chart) both send the reader to a browser.
+    assert_eq!(text.matches("open in a browser").count(), 2, "{text}");
+}
