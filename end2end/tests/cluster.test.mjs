@@ -63,6 +63,11 @@ test('the workers page shows each worker process, a pause reaches them, a killed
     assert.equal(await section.locator('tbody tr').count(), 8);
   }
   await eventually(async () => (await page.locator('section.process tr[data-state="busy"]').count()) > 0, 10_000, 'workers busy');
+  // Each process says what it uses, from its heartbeats.
+  await eventually(async () => {
+    const lines = await page.locator('section.process .resources').allTextContents();
+    return lines.length === 2 && lines.every((l) => /CPU \d+% of a core .*memory [\d.]+ MiB.*runtime: \d+ workers/.test(l));
+  }, 15_000, 'each process\'s CPU and memory');
 
   await page.getByTestId('pause-embed').click();
   await eventually(async () => {

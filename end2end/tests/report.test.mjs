@@ -63,6 +63,11 @@ test('two reporting processes are listed, live, and take a control pressed here'
 
   await page.goto(`${server.url}/p/billing/workers`);
   await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  // The reporting process's CPU and memory, sent with its batches.
+  await eventually(async () => /CPU \d+% of a core .*memory [\d.]+ MiB/
+    .test(await page.getByTestId('resources').textContent()), 10_000, 'the reporter\'s resources');
+  const summary = await api('/p/billing/api/v1/summary');
+  assert.ok(summary.resources.resident_bytes > 1e6, JSON.stringify(summary));
   await page.getByTestId('pause-enrich').click();
   // Paused in the reporting process: its own next snapshot says so.
   await eventually(async () => (await api('/p/billing/api/v1/stages')).find((s) => s.name === 'enrich').paused, 10_000, 'the pause reached the reporter');
