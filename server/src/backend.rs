@@ -139,14 +139,7 @@ impl Backend for HubBackend {
         let (hub, metrics, pages) = (self.hub.clone(), self.metrics.clone(), self.pages.clone());
         let (run, theme) = (self.store.as_ref().map(|(_, run)| *run), self.theme);
         Box::pin(async move {
-            let from = crate::custom::Sources {
-                hub: &hub,
-                metrics: &metrics,
-                pages: &pages,
-                run,
-                theme,
-            };
-            pages.widget(&from, &slug, &id).await
+            api::widget_content(&pages, &hub, &metrics, (run, theme), &slug, &id).await
         })
     }
 

@@ -19,13 +19,12 @@ use std::{
 };
 
 use flowdeck_protocol::{
-    metrics::SeriesQuery,
-    page::{Block, SeriesRef, WidgetData},
+    metrics::{SeriesData, SeriesQuery},
+    page::{Block, SeriesRef, TableData, WidgetData},
     Snapshot,
 };
-use flowdeck_runtime::{metrics::MetricsStore, PipelineHandle};
+use flowdeck_runtime::PipelineHandle;
 
-use crate::state::AppState;
 use futures::FutureExt;
 use minijinja::{AutoEscape, Environment};
 use serde_json::Value;
@@ -208,9 +207,7 @@ impl Customs {
                 return out;
             }
             Producer::Data(f) => guarded(entry.deadline, AssertUnwindSafe(f(cx()))).await,
-            Producer::Source(name) => from
-                .pages
-                .table(from.hub, name)
+            Producer::Source(name) => (from.table)(name.clone())
                 .await
                 .and_then(|t| serde_json::to_value(t).map_err(|e| e.to_string())),
             Producer::Series(series, range) => {
@@ -221,9 +218,7 @@ impl Customs {
                     step: None,
                     since: None,
                 };
-                crate::api::read_series(from.metrics, &q)
-                    .map_err(|e| e.to_string())
-                    .and_then(|(_, _, s)| serde_json::to_value(s).map_err(|e| e.to_string()))
+                (from.series)(&q).and_then(|s| serde_json::to_value(s).map_err(|e| e.to_string()))
             }
             Producer::Snapshot => {
                 serde_json::to_value(from.hub.pipeline().snapshot()).map_err(|e| e.to_string())
@@ -277,27 +272,17 @@ impl Customs {
     }
 }
 
-/// What a widget's content may read: the pipeline, its hub, metrics and pages, and the
-/// run and theme for the template's context.
+/// What a widget's content may read: the pipeline (through its hub), the dashboard's
+/// table sources and series, and the run and theme for the template's context. The
+/// readers are handed in, so that this module needs nothing of the API or the pages.
 pub(crate) struct Sources<'a> {
     pub hub: &'a crate::hub::Hub,
-    pub metrics: &'a MetricsStore,
-    pub pages: &'a crate::pages::Pages,
+    /// A table source's rows.
+    pub table: &'a (dyn Fn(String) -> BoxFuture<Result<TableData, String>> + Send + Sync),
+    /// Series over a range, ending now.
+    pub series: &'a (dyn Fn(&SeriesQuery) -> Result<Vec<SeriesData>, String> + Send + Sync),
     pub run: Option<i64>,
     pub theme: &'a str,
-}
-
-impl<'a> Sources<'a> {
-    /// What a dashboard's widgets read from.
-    pub fn of(state: &'a AppState) -> Self {
-        Sources {
-            hub: &state.hub,
-            metrics: &state.metrics,
-            pages: &state.pages,
-            run: state.store.as_ref().map(|(_, run)| *run),
-            theme: state.theme.as_str(),
-        }
-    }
 }
 
 /// Runs a user's future within `deadline`; its error, a panic or the time-out come back as

@@ -35,6 +35,7 @@ pub mod pipelines;
 pub mod prometheus;
 mod questions;
 mod reporters;
+mod resources;
 mod scopes;
 mod serving;
 pub mod settings;

@@ -280,7 +280,7 @@ fn sample(
             every.tick().await;
             store.record_snapshot(&pipeline.snapshot());
             let r = sampler.sample();
-            crate::prometheus::record_resources(&store, &r);
+            crate::resources::record(&store, &r);
             pipeline.set_resources(r.clone());
             *last.lock() = r;
             store.tick();

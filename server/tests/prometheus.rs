@@ -103,6 +103,12 @@ async fn the_exposition_is_well_formed_and_counts_the_pipeline() {
         1.0
     );
     assert!(value("process_resident_memory_bytes", &[]) > 1e6);
+    // The process and its tokio runtime, read through sysinfo and tokio's metrics.
+    assert!(value("flowdeck_process_resident_memory_bytes", &[]) > 1e6);
+    assert!(value("flowdeck_process_threads", &[]) >= 2.0);
+    assert!(value("flowdeck_process_open_files", &[]) >= 3.0);
+    assert!(value("flowdeck_runtime_workers", &[]) >= 1.0);
+    assert!(value("flowdeck_runtime_tasks", &[]) >= 1.0);
     assert_eq!(value("orders_total", &[("shop", "east \"1\"")]), 3.0);
     assert_eq!(value("queue_depth", &[]), 4.0);
     // Histograms: cumulative buckets ending in +Inf, with their count and sum.

@@ -108,13 +108,49 @@ async fn widget(
     if state.pages.spec(&slug).is_none() {
         return Err(ApiError::NotFound(format!("no custom page {slug:?}")));
     }
-    let from = crate::custom::Sources::of(&state);
-    state
-        .pages
-        .widget(&from, &slug, &id)
-        .await
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("the page {slug:?} has no custom widget {id:?}")))
+    let run = state.store.as_ref().map(|(_, run)| *run);
+    widget_content(
+        &state.pages,
+        &state.hub,
+        &state.metrics,
+        (run, state.theme.as_str()),
+        &slug,
+        &id,
+    )
+    .await
+    .map(Json)
+    .ok_or_else(|| ApiError::NotFound(format!("the page {slug:?} has no custom widget {id:?}")))
+}
+
+/// A custom widget's content, read from this dashboard's pipeline, sources and series,
+/// with `context` (the run's id, the theme) for its template; `None` for a page or widget
+/// there is not.
+pub(crate) async fn widget_content(
+    pages: &crate::pages::Pages,
+    hub: &crate::hub::Hub,
+    metrics: &flowdeck_runtime::metrics::MetricsStore,
+    context: (Option<i64>, &str),
+    slug: &str,
+    id: &str,
+) -> Option<flowdeck_protocol::page::WidgetData> {
+    let table = |name: String| {
+        let (pages, hub) = (pages.clone(), hub.clone());
+        Box::pin(async move { pages.table(&hub, &name).await })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
+    };
+    let series = |q: &flowdeck_protocol::metrics::SeriesQuery| {
+        read_series(metrics, q)
+            .map(|(_, _, s)| s)
+            .map_err(|e| e.to_string())
+    };
+    let from = crate::custom::Sources {
+        hub,
+        table: &table,
+        series: &series,
+        run: context.0,
+        theme: context.1,
+    };
+    pages.widget(&from, slug, id).await
 }
 
 /// A table source's rows: a built-in one (stages, workers, tasks, errors) or a user's.
