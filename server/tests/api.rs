@@ -449,6 +449,7 @@ async fn a_readonly_dashboard_refuses_control_with_403() {
     for path in [
         "stages/a/pause",
         "stages/a/resume",
+        "stages/a/workers/0/restart",
         "pipeline/stop",
         "tasks/1/cancel",
     ] {

@@ -237,6 +237,23 @@ async fn a_viewer_watches_but_cannot_control_and_an_admin_needs_the_csrf_token()
         body["message"].as_str().unwrap().contains("viewer"),
         "{body}"
     );
+    // Restarting a worker is for admins too; the refusal is audited under the viewer's name.
+    let res = s
+        .http
+        .post(format!("{}/api/v1/stages/a/workers/0/restart", s.base))
+        .header("content-type", "application/json")
+        .header("cookie", &viewer)
+        .header("x-csrf-token", &csrf)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let refused: Value = res.json().await.unwrap();
+    assert!(
+        refused["message"].as_str().unwrap().contains("viewer"),
+        "{refused}"
+    );
 
     let (admin, _) = s.login("ada", "ada-secret", "/").await.unwrap();
     let csrf = s.session(&admin).await["csrf"].as_str().unwrap().to_owned();
@@ -288,10 +305,13 @@ async fn a_viewer_watches_but_cannot_control_and_an_admin_needs_the_csrf_token()
             )
         })
         .collect();
-    assert_eq!(users.len(), 2, "{audit}");
-    assert_eq!(users[0].0, "vic");
-    assert!(users[0].1.contains("viewer"));
-    assert_eq!(users[1], ("ada".to_owned(), "ok".to_owned()));
+    assert_eq!(users.len(), 3, "{audit}");
+    for refused in &users[..2] {
+        assert_eq!(refused.0, "vic");
+        assert!(refused.1.contains("viewer"));
+    }
+    assert_eq!(audit[1]["action"], "restart");
+    assert_eq!(users[2], ("ada".to_owned(), "ok".to_owned()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
