@@ -402,6 +402,25 @@ async fn chaos_a_worker_killed_between_a_fan_out_and_its_join_loses_no_part() {
     // Killed once parts are moving (the documents complete at the split first; each
     // makes 5 parts and, joined, one more item), while many groups wait for theirs.
     completed_at_least(&handle, docs * 3).await;
+    // And once the process to be killed is working: on a loaded machine it may start late
+    // and leave every part to the other one, and then the kill finds nothing in hand.
+    let pid = workers.children[0].id();
+    let t = Instant::now();
+    while !driver.processes().iter().any(|p| {
+        p.pid == pid
+            && p.stages.iter().any(|s| {
+                s.done > 0
+                    && s.workers
+                        .iter()
+                        .any(|w| w.state == flowdeck_protocol::WorkerState::Busy)
+            })
+    }) {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "process {pid} never worked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     workers
         .kill_and_restart(0, Duration::from_millis(200))
         .await;
