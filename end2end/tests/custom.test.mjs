@@ -65,8 +65,8 @@ test('a template widget shows no script, handler, javascript: link or escaping s
   await page.evaluate(() => { window.sameDocument = true; });
   await eventually(async () => Number(await cell.textContent()) > first, 15_000, 'the template widget to update');
   assert.equal(await page.evaluate(() => window.sameDocument), true);
-  // The declarative view is drawn by the site.
-  const view = page.locator('.widget[data-kind="custom"]', { hasText: 'Backlog' }).getByTestId('custom-view');
+  // The declarative view is drawn in the theme's classes.
+  const view = page.locator('.widget[data-kind="custom"]', { hasText: 'Backlog' }).locator('.custom-view');
   assert.match(await view.textContent(), /Queued/);
   assert.equal(await view.locator('.block-text strong').textContent(), 'queue');
   assert.deepEqual(errors, []);

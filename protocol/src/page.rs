@@ -377,13 +377,17 @@ impl CustomSpec {
     }
 }
 
-/// What a custom widget shows now: its HTML (sanitized on the server), its view, or the
-/// error that kept it from either; the previous content stays on screen meanwhile.
+/// What a custom widget shows now: its HTML, or the error that kept it from being made.
+/// A template's HTML is sanitized on the server; a view is drawn there too, into markup
+/// of the theme's classes, and also sent as blocks for `flowdeck top` and scripts. The
+/// browser reads only the HTML: the blocks' decoder and their drawing code would cost
+/// every custom page's wasm module 3 KB.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WidgetData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(target_arch = "wasm32", serde(skip))]
     pub view: Option<Vec<Block>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -201,7 +201,10 @@ impl Customs {
         let data = match &entry.producer {
             Producer::View(f) => {
                 match guarded(entry.deadline, AssertUnwindSafe(f(cx()))).await {
-                    Ok(view) => out.view = Some(view),
+                    Ok(view) => {
+                        out.html = Some(crate::view::html(&view));
+                        out.view = Some(view);
+                    }
                     Err(e) => out.error = Some(e),
                 }
                 return out;

@@ -40,6 +40,7 @@ mod scopes;
 mod serving;
 pub mod settings;
 mod state;
+mod view;
 
 use std::{sync::Arc, time::Duration};
 

@@ -116,6 +116,12 @@ async fn custom_widgets_render_on_the_server_and_keep_their_failures() {
 
     let (_, v) = json_of(&url("backlog")).await;
     assert_eq!(v["view"][0]["stat"]["label"], "Queued");
+    // Drawn on the server too, in the theme's classes, for the browser to insert.
+    let drawn = v["html"].as_str().unwrap();
+    assert!(
+        drawn.starts_with(r#"<div class="custom-view"><div class="block-stat">"#),
+        "{drawn}"
+    );
     let md = v["view"][1]["text"]["html"].as_str().unwrap();
     assert!(
         md.contains("<strong>bold</strong>") && md.contains("&lt;b&gt;raw"),
