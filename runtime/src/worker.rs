@@ -483,12 +483,12 @@ struct RestartSignal<'a>(&'a WorkerSlot);
 impl Future for RestartSignal<'_> {
     type Output = Arc<str>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Arc<str>> {
+        // A load first: this is polled with every attempt, and a swap is a read-modify-write.
         let take = || {
-            self.0
-                .restart_flag
-                .swap(false, Ordering::AcqRel)
-                .then(|| self.0.restart_by.lock().take())
-                .map(|by| by.unwrap_or_else(|| Arc::from("someone")))
+            (self.0.restart_flag.load(Ordering::Acquire)
+                && self.0.restart_flag.swap(false, Ordering::AcqRel))
+            .then(|| self.0.restart_by.lock().take())
+            .map(|by| by.unwrap_or_else(|| Arc::from("someone")))
         };
         if let Some(by) = take() {
             return Poll::Ready(by);
