@@ -209,7 +209,7 @@ impl PipelineHandle {
     /// A mirrored pipeline's are its reporting process's, which only its batches set.
     pub fn set_resources(&self, r: flowdeck_protocol::Resources) {
         if self.shared.reported.is_none() {
-            *self.shared.resources.lock() = Some(r);
+            self.shared.set_resources(r);
         }
     }
 

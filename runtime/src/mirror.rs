@@ -224,7 +224,7 @@ impl Mirror {
     /// Takes what the reporting process uses (sent beside its snapshots) as the
     /// pipeline's resources.
     pub fn resources(&self, r: flowdeck_protocol::Resources) {
-        *self.shared.resources.lock() = Some(r);
+        self.shared.set_resources(r);
     }
 
     /// Takes a reported snapshot as the pipeline's numbers (workers, queues, totals,

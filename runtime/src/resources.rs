@@ -108,27 +108,29 @@ pub fn resident_bytes(pid: Option<u32>) -> Option<u64> {
     let pid = pid
         .map(Pid::from_u32)
         .or_else(|| sysinfo::get_current_pid().ok())?;
-    let mut system = System::new();
-    system.refresh_processes_specifics(
-        ProcessesToUpdate::Some(&[pid]),
-        true,
-        ProcessRefreshKind::nothing().with_memory(),
-    );
-    system.process(pid).map(|p| p.memory())
+    read(pid, ProcessRefreshKind::nothing().with_memory(), |p| {
+        p.memory()
+    })
 }
 
 /// The CPU seconds process `pid` used so far, for benchmarks that compare processes.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let pid = Pid::from_u32(pid);
-    let mut system = System::new();
-    system.refresh_processes_specifics(
-        ProcessesToUpdate::Some(&[pid]),
-        true,
+    read(
+        Pid::from_u32(pid),
         ProcessRefreshKind::nothing().with_cpu(),
-    );
-    system
-        .process(pid)
-        .map(|p| p.accumulated_cpu_time() as f64 / 1000.0)
+        |p| p.accumulated_cpu_time() as f64 / 1000.0,
+    )
+}
+
+/// One look at process `pid`, refreshed for `what`.
+fn read<T>(
+    pid: Pid,
+    what: ProcessRefreshKind,
+    f: impl FnOnce(&sysinfo::Process) -> T,
+) -> Option<T> {
+    let mut system = System::new();
+    system.refresh_processes_specifics(ProcessesToUpdate::Some(&[pid]), true, what);
+    system.process(pid).map(f)
 }
 
 #[cfg(test)]

@@ -42,8 +42,25 @@ pub(crate) struct Shared {
     /// Where snapshots get the worker processes of distributed stages from
     /// ([`PipelineHandle::set_processes`]).
     pub processes: Mutex<Option<ProcessesFn>>,
-    /// The process's resources as last sampled ([`PipelineHandle::set_resources`]).
-    pub resources: Mutex<Option<flowdeck_protocol::Resources>>,
+    /// The process's resources as last sampled ([`PipelineHandle::set_resources`]), with
+    /// their line of words, made once per sample rather than once per snapshot.
+    pub resources: Mutex<Option<(flowdeck_protocol::Resources, String)>>,
+}
+
+impl Shared {
+    /// Takes `r` as what the pipeline's process uses.
+    pub(crate) fn set_resources(&self, r: flowdeck_protocol::Resources) {
+        let usage = r.summary();
+        *self.resources.lock() = Some((r, usage));
+    }
+
+    /// The resources as last set, and their line of words (empty before the first).
+    pub(crate) fn resources(&self) -> (Option<flowdeck_protocol::Resources>, String) {
+        match self.resources.lock().clone() {
+            Some((r, usage)) => (Some(r), usage),
+            None => (None, String::new()),
+        }
+    }
 }
 
 /// Lists a pipeline's worker processes for its snapshots.

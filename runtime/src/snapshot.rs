@@ -30,8 +30,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
             s.processes = processes(shared);
         }
         // The reporting process's, sent beside its snapshots.
-        let r = with_resources(shared);
-        (s.resources, s.usage) = (r.resources, r.usage);
+        (s.resources, s.usage) = shared.resources();
         return s;
     }
     let now = Instant::now();
@@ -183,6 +182,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
         let remaining = n.saturating_sub(finished);
         (rates.throughput > 0.0).then(|| (remaining as f64 / rates.throughput * 1000.0) as u64)
     });
+    let (resources, usage) = shared.resources();
     Snapshot {
         pipeline: shared.name.clone(),
         state: *shared.state.borrow(),
@@ -202,17 +202,8 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
             .map(|e| e.lock().shown())
             .unwrap_or_default(),
         processes: processes(shared),
-        ..with_resources(shared)
-    }
-}
-
-/// A snapshot with only the process's resources, and their line of words, filled in.
-fn with_resources(shared: &Shared) -> Snapshot {
-    let resources = shared.resources.lock().clone();
-    Snapshot {
-        usage: resources.as_ref().map(|r| r.summary()).unwrap_or_default(),
         resources,
-        ..Snapshot::default()
+        usage,
     }
 }
 

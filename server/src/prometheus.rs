@@ -11,8 +11,6 @@ use flowdeck_runtime::{
     LatencyHistogram,
 };
 
-use flowdeck_protocol::Resources;
-
 use crate::{resources::RESOURCE_SERIES, state::AppState};
 
 /// The text format's content type.
@@ -20,11 +18,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
     let pipeline = state.hub.pipeline();
-    let mut text = render(
-        &state.hub.snapshot(),
-        &pipeline.latency_histograms(),
-        &state.resources.lock().clone(),
-    );
+    let mut text = render(&state.hub.snapshot(), &pipeline.latency_histograms());
     user_metrics(&mut text, &state.metrics);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
 }
@@ -108,7 +102,9 @@ impl Out {
     }
 }
 
-pub fn render(s: &Snapshot, latency: &[LatencyHistogram], p: &Resources) -> String {
+/// `s`'s process figures are its `resources` (none before the first sample).
+pub fn render(s: &Snapshot, latency: &[LatencyHistogram]) -> String {
+    let p = &s.resources.clone().unwrap_or_default();
     let mut o = Out(String::new());
     let pl = [("pipeline", s.pipeline.as_str())];
     let state = format!("{:?}", s.state).to_lowercase();

@@ -1,8 +1,33 @@
 //! The process's resources as series: the gauges the dashboard files every second into
 //! its metrics store (for the Metrics page and charts) and `/prometheus` exposes.
 
+use std::time::{Duration, Instant};
+
 use flowdeck_protocol::Resources;
-use flowdeck_runtime::metrics::MetricsStore;
+use flowdeck_runtime::{metrics::MetricsStore, resources::Sampler};
+use parking_lot::Mutex;
+
+/// What this process uses now. Each pipeline of a dashboard files it every second, and
+/// they all describe the one process: it is sampled at most twice a second, whichever
+/// asks, rather than once per pipeline (a dashboard may serve a hundred).
+pub fn now() -> Resources {
+    type Last = Option<(Sampler, Instant, Resources)>;
+    static LAST: Mutex<Last> = Mutex::new(None);
+    let mut last = LAST.lock();
+    match last.as_mut() {
+        Some((_, at, r)) if at.elapsed() < Duration::from_millis(500) => r.clone(),
+        Some((sampler, at, r)) => {
+            (*at, *r) = (Instant::now(), sampler.sample());
+            r.clone()
+        }
+        None => {
+            let mut sampler = Sampler::new();
+            let r = sampler.sample();
+            *last = Some((sampler, Instant::now(), r.clone()));
+            r
+        }
+    }
+}
 
 /// A resource gauge: its name, help, and how it reads a sample.
 type ResourceSeries = (&'static str, &'static str, fn(&Resources) -> Option<f64>);

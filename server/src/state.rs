@@ -40,8 +40,6 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Time series: the pipeline's, the process's and the user's (`metrics::counter!`...).
     pub metrics: MetricsStore,
-    /// The process's resource use as last sampled (every second).
-    pub resources: Arc<parking_lot::Mutex<flowdeck_protocol::Resources>>,
     /// Recent log records captured from `tracing`.
     pub logs: LogBuffer,
     /// The theme for browsers that have not chosen one.
@@ -172,8 +170,7 @@ impl AppState {
         } else {
             MetricsStore::new()
         };
-        let resources = Arc::default();
-        let metrics = sample(metrics, pipeline.clone(), Arc::clone(&resources));
+        let metrics = sample(metrics, pipeline.clone());
         if let Some(t) = &config.warnings {
             if let Err(e) = pipeline.set_warning_thresholds(t.clone()) {
                 tracing::warn!("the [warnings] settings were not applied: {e}");
@@ -195,7 +192,6 @@ impl AppState {
             auth: config.auth.clone(),
             shutdown: tokio::sync::watch::Sender::new(false),
             metrics,
-            resources,
             logs: config.logs.clone(),
             theme: config.theme,
             cors: cors::layer(&config.cors_origins).unwrap_or_else(|e| {
@@ -262,27 +258,21 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
 }
 
 /// Fills `metrics` once a second with the pipeline's per-stage series and the process's
-/// resources (also kept in `last` for `/prometheus`), then files the second into the
-/// store's rings. One loop does both, so that each filed second holds exactly one sample:
+/// resources (which its snapshots carry too), then files the second into the store's
+/// rings. One loop does both, so that each filed second holds exactly one sample:
 /// with two timers of different phase some seconds would get two samples and others none,
 /// and a counter's rate would read as a saw-tooth.
-fn sample(
-    metrics: MetricsStore,
-    pipeline: PipelineHandle,
-    last: Arc<parking_lot::Mutex<flowdeck_protocol::Resources>>,
-) -> MetricsStore {
+fn sample(metrics: MetricsStore, pipeline: PipelineHandle) -> MetricsStore {
     let store = metrics.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut sampler = flowdeck_runtime::resources::Sampler::new();
         loop {
             every.tick().await;
             store.record_snapshot(&pipeline.snapshot());
-            let r = sampler.sample();
+            let r = crate::resources::now();
             crate::resources::record(&store, &r);
-            pipeline.set_resources(r.clone());
-            *last.lock() = r;
+            pipeline.set_resources(r);
             store.tick();
         }
     });

@@ -59,7 +59,7 @@ impl Custom {
         Self::with(title, Producer::Data(data))
     }
 
-    /// A widget whose closure gives a [`View`], drawn by the site like the built-in ones.
+    /// A widget whose closure gives a [`View`], drawn in the built-in widgets' classes.
     pub fn view<F, Fut, E>(title: &str, view: F) -> Self
     where
         F: Fn(WidgetCx) -> Fut + Send + Sync + 'static,
