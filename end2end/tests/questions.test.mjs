@@ -58,15 +58,23 @@ test('a form answered on the Questions page reaches the item, and a countdown en
     10_000, 'a countdown');
   assert.match(await oldest.textContent(), /then “publish”/);
 
-  // The newest has the most time left: answer it with its form.
-  const card = cards.last();
-  const id = await card.getAttribute('data-question');
+  // The newest has the most time left: answer it with its form. Held by its id: questions
+  // are asked all the time, so "the last card" soon means another one.
+  const id = await cards.last().getAttribute('data-question');
+  const card = page.locator(`[data-testid="pending-list"] [data-question="${id}"]`);
   const item = await card.getAttribute('data-item');
   assert.match(await card.locator('.question-body').innerHTML(), /<strong>\w+<\/strong>/, 'the body rendered');
   // A number where text is asked is fine; nothing typed into a required field is refused
   // before it is sent. Here both fields are optional: the note and the tags are sent.
   await card.locator('textarea[data-field="note"]').fill('checked by the browser test');
   await card.locator('textarea[data-field="tags"]').fill('alpha\nbeta');
+  // The list is read again when a question is asked or closed anywhere: what was typed
+  // stays, in the same card.
+  const shown = async () => (await cards.evaluateAll((cs) => cs.map((c) => c.dataset.question))).join(' ');
+  const before = await shown();
+  await eventually(async () => (await shown()) !== before, 20_000, 'the list read again');
+  assert.equal(await card.locator('textarea[data-field="note"]').inputValue(), 'checked by the browser test');
+  assert.equal(await card.locator('textarea[data-field="tags"]').inputValue(), 'alpha\nbeta');
   await card.locator('button[data-choice="hold"]').click();
   // The list follows the stream's next frame that moves the questions; on a loaded
   // machine (the whole suite at once) that took over 10 s once.

@@ -45,37 +45,43 @@ pub fn Questions() -> impl IntoView {
     view! {
         <section class="questions">
             <div class="page-head"><h1>"Questions"</h1></div>
+            // The cards are keyed by question: a list read again (a question asked or closed
+            // anywhere) keeps the cards already shown, with what is being typed into them.
             <Transition fallback=|| view! { <p class="muted">"Loading the questions…"</p> }>
                 {move || pending.get().map(|r| match r {
-                    Ok(Ok(page)) => {
-                        let total = page.total;
-                        let from = offset.get_untracked();
-                        view! {
-                            <p class="muted" data-testid="questions-pending">
-                                {match total {
-                                    0 => "Nothing waits for an answer.".to_owned(),
-                                    1 => "1 question waits for an answer, oldest first.".to_owned(),
-                                    n => format!("{} questions wait for an answer, oldest first.", format::count(n)),
-                                }}
-                            </p>
-                            <ol class="question-list" data-testid="pending-list">
-                                {page.questions.into_iter().map(|q| view! { <QuestionCard q/> }).collect_view()}
-                            </ol>
-                            {(total > PER_PAGE).then(|| view! {
-                                <p class="pager">
-                                    <button class="btn" disabled=from == 0
-                                        on:click=move |_| offset.update(|o| *o = o.saturating_sub(PER_PAGE))>"Earlier"</button>
-                                    {format!(" {}–{} of {} ", from + 1, (from + PER_PAGE).min(total), format::count(total))}
-                                    <button class="btn" data-testid="questions-next" disabled=from + PER_PAGE >= total
-                                        on:click=move |_| offset.update(|o| *o += PER_PAGE)>"Later"</button>
-                                </p>
-                            }.into_any())}
-                        }
-                        .into_any()
+                    Ok(Ok(page)) => view! {
+                        <p class="muted" data-testid="questions-pending">
+                            {match page.total {
+                                0 => "Nothing waits for an answer.".to_owned(),
+                                1 => "1 question waits for an answer, oldest first.".to_owned(),
+                                n => format!("{} questions wait for an answer, oldest first.", format::count(n)),
+                            }}
+                        </p>
                     }
+                    .into_any(),
                     Ok(Err(why)) => view! { <p class="muted">{why}</p> }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                 })}
+                <ol class="question-list" data-testid="pending-list">
+                    <For
+                        each=move || pending.get().and_then(Result::ok).and_then(Result::ok).map(|p| p.questions).unwrap_or_default()
+                        key=|q| q.id
+                        children=|q| view! { <QuestionCard q/> }
+                    />
+                </ol>
+                {move || {
+                    let total = pending.get().and_then(Result::ok).and_then(Result::ok).map_or(0, |p| p.total);
+                    let from = offset.get_untracked();
+                    (total > PER_PAGE).then(|| view! {
+                        <p class="pager">
+                            <button class="btn" disabled=from == 0
+                                on:click=move |_| offset.update(|o| *o = o.saturating_sub(PER_PAGE))>"Earlier"</button>
+                            {format!(" {}–{} of {} ", from + 1, (from + PER_PAGE).min(total), format::count(total))}
+                            <button class="btn" data-testid="questions-next" disabled=from + PER_PAGE >= total
+                                on:click=move |_| offset.update(|o| *o += PER_PAGE)>"Later"</button>
+                        </p>
+                    })
+                }}
             </Transition>
             <h2>"Answered"</h2>
             <Transition fallback=|| ()>
