@@ -9,6 +9,7 @@
 
 pub mod audit;
 mod event;
+pub mod filter;
 pub mod format;
 mod item;
 pub mod logs;

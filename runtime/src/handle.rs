@@ -408,6 +408,27 @@ impl PipelineHandle {
         }
     }
 
+    /// Retries failed items `items` (each with the stage it failed at, as the tracker
+    /// has it) at once: the inputs are taken now and go back into their queues in the
+    /// background, so this never waits for room. Answers those that could not be (their
+    /// input no longer kept, the run over), and why.
+    pub fn retry_many(&self, items: &[(ItemId, StageIndex)]) -> Vec<(ItemId, ControlError)> {
+        let mut by_stage: Vec<Vec<ItemId>> = vec![Vec::new(); self.shared.stages.len()];
+        let mut refused = Vec::new();
+        for &(id, stage) in items {
+            match by_stage.get_mut(usize::from(stage)) {
+                Some(ids) => ids.push(id),
+                None => refused.push((id, ControlError::UnknownItem(id))),
+            }
+        }
+        for (stage, ids) in self.shared.stages.iter().zip(by_stage) {
+            if !ids.is_empty() {
+                refused.extend(stage.retry_many(ids, self.shared.env.tracker()));
+            }
+        }
+        refused
+    }
+
     /// Closes the input and lets every queued item finish. [`wait`](Self::wait) tells when.
     pub fn drain(&self) {
         (self.shared.close_input)();

@@ -115,6 +115,16 @@ impl StageRuntime for MirrorStage {
         self.commands.push(Command::Retry { item: id });
         Box::pin(async { Ok(()) })
     }
+    fn retry_many(
+        &self,
+        ids: Vec<ItemId>,
+        _tracker: Option<BatchSender>,
+    ) -> Vec<(ItemId, ControlError)> {
+        for item in ids {
+            self.commands.push(Command::Retry { item });
+        }
+        Vec::new()
+    }
     fn keeps_input(&self, _id: ItemId) -> bool {
         // The reporting process knows; it answers a retry it cannot do by ignoring it.
         true

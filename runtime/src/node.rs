@@ -309,6 +309,14 @@ pub(crate) trait StageRuntime: Send + Sync {
         id: ItemId,
         tracker: Option<BatchSender>,
     ) -> BoxFuture<'static, Result<(), ControlError>>;
+    /// Retries failed items `ids` of this stage at once: their kept inputs are taken now
+    /// and sent back into the queue in the background, in order, so that a bulk retry
+    /// never waits for room in the queue. Answers the ids that could not be, and why.
+    fn retry_many(
+        &self,
+        ids: Vec<ItemId>,
+        tracker: Option<BatchSender>,
+    ) -> Vec<(ItemId, ControlError)>;
     /// Whether the stage still keeps failed item `id`'s input, to retry it.
     fn keeps_input(&self, id: ItemId) -> bool;
     /// Refuses new items: senders waiting on a full queue give up (used by abort).
@@ -456,6 +464,69 @@ where
             .await
             .map_err(|_| ControlError::Finished)
         })
+    }
+
+    fn retry_many(
+        &self,
+        ids: Vec<ItemId>,
+        tracker: Option<BatchSender>,
+    ) -> Vec<(ItemId, ControlError)> {
+        let Some(tx) = self.input_tx.upgrade() else {
+            return ids
+                .into_iter()
+                .map(|id| (id, ControlError::Finished))
+                .collect();
+        };
+        let (mut taken, mut refused) = (Vec::with_capacity(ids.len()), Vec::new());
+        {
+            let mut f = self.failed.lock();
+            for id in ids {
+                match f.values.remove(&id) {
+                    Some(v) => taken.push((id, v)),
+                    None => refused.push((id, ControlError::InputGone(id))),
+                }
+            }
+            // One pass over the kept order, not one per item.
+            let gone: HashSet<ItemId> = taken.iter().map(|(id, _)| *id).collect();
+            f.order.retain(|x| !gone.contains(x));
+        }
+        let stage = self.index;
+        let now = self.env.clock.now_us();
+        self.env.tasks.spawn(async move {
+            let mut buf = EventBuf::new(tracker);
+            let at = |item| Subject {
+                item,
+                stage,
+                worker: None,
+            };
+            for (id, _) in &taken {
+                buf.push(at(*id).event(EventKind::Queued, Some(ItemStatus::Failed), now))
+                    .await;
+            }
+            buf.flush().await;
+            let mut rest = taken.into_iter();
+            for (id, value) in rest.by_ref() {
+                let envelope = Envelope {
+                    id,
+                    value,
+                    enqueued_us: now,
+                    groups: Default::default(),
+                };
+                if tx.send(envelope).await.is_err() {
+                    // The run ended first: what could not go back in is cancelled, not
+                    // left queued for good.
+                    buf.push(at(id).event(EventKind::Cancelled, Some(ItemStatus::Queued), now))
+                        .await;
+                    break;
+                }
+            }
+            for (id, _) in rest {
+                buf.push(at(id).event(EventKind::Cancelled, Some(ItemStatus::Queued), now))
+                    .await;
+            }
+            buf.flush().await;
+        });
+        refused
     }
 
     fn close_input(&self) {

@@ -16,6 +16,7 @@ mod audit;
 pub mod auth;
 mod backend;
 pub mod branding;
+mod bulk;
 mod config;
 pub mod console;
 mod cors;

@@ -210,6 +210,10 @@ async fn every_documented_operation_answers_as_documented() {
                     json!({"workers": 2})
                 } else if path.ends_with("/answer") {
                     json!({"choice": "yes"})
+                } else if path == "/api/v1/tasks/retry" || path == "/api/v1/tasks/cancel" {
+                    // Only counted: the single-task actions below need their tasks as
+                    // they are.
+                    json!({"stage": "b", "q": "-x", "dry_run": true})
                 } else {
                     json!({})
                 };

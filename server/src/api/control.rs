@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use crate::{
     auth::{Principal, Role},
+    bulk,
     state::AppState,
 };
 
@@ -34,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/stages/{name}/resume", post(resume))
         .route("/stages/{name}/workers", post(scale))
         .route("/stages/{name}/workers/{worker}/restart", post(restart))
+        .route("/tasks/retry", post(retry_all))
+        .route("/tasks/cancel", post(cancel_all))
         .route("/tasks/{id}/retry", post(retry))
         .route("/tasks/{id}/cancel", post(cancel))
         .route("/pipeline/drain", post(drain))
@@ -126,7 +129,7 @@ pub async fn session(State(s): State<AppState>, Actor(who): Actor) -> Json<Viewe
 /// refusal, so a readonly server or a viewer gets 403 whatever is sent.
 async fn act<B, F>(
     state: &AppState,
-    Actor(who): Actor,
+    actor: Actor,
     action: &str,
     target: &str,
     body: Result<B, ApiError>,
@@ -134,6 +137,25 @@ async fn act<B, F>(
 ) -> Reply
 where
     F: Future<Output = Result<(), ApiError>>,
+{
+    act_with(state, actor, action, target, body, f, |()| "ok".to_owned())
+        .await
+        .map(|_| Json(Done { ok: true }))
+}
+
+/// [`act`] for an action that answers more than "done": `said` puts its answer in words
+/// for the audit log.
+async fn act_with<B, T, F>(
+    state: &AppState,
+    Actor(who): Actor,
+    action: &str,
+    target: &str,
+    body: Result<B, ApiError>,
+    f: impl FnOnce(B) -> F,
+    said: impl FnOnce(&T) -> String,
+) -> Result<Json<T>, ApiError>
+where
+    F: Future<Output = Result<T, ApiError>>,
 {
     let outcome = match (refusal(state.readonly, &who), body) {
         (Some(no), _) => Err(no),
@@ -147,11 +169,11 @@ where
         target.to_owned()
     };
     let said = match &outcome {
-        Ok(()) => "ok".to_owned(),
+        Ok(done) => said(done),
         Err(e) => e.to_string(),
     };
     state.audit.record(who.label(), action, &target, said);
-    outcome.map(|()| Json(Done { ok: true }))
+    outcome.map(Json)
 }
 
 fn control(e: ControlError) -> ApiError {
@@ -268,6 +290,75 @@ async fn cancel(
     act(&s, actor, "cancel", &id, body(json), |_| async {
         s.hub.pipeline().cancel(item_id(&id)?).map_err(control)
     })
+    .await
+}
+
+/// The body of a bulk action: which items, as `GET /api/v1/tasks` takes them, and
+/// whether only to count them.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Bulk {
+    status: Option<flowdeck_protocol::ItemStatus>,
+    stage: Option<String>,
+    q: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Retries every failed item the filter finds: one decision, one audit entry.
+async fn retry_all(
+    State(s): State<AppState>,
+    actor: Actor,
+    json: Result<Json<Bulk>, JsonRejection>,
+) -> Result<Json<bulk::Outcome>, ApiError> {
+    bulk_action(s, actor, bulk::Action::Retry, body(json)).await
+}
+
+/// Cancels every unfinished item the filter finds.
+async fn cancel_all(
+    State(s): State<AppState>,
+    actor: Actor,
+    json: Result<Json<Bulk>, JsonRejection>,
+) -> Result<Json<bulk::Outcome>, ApiError> {
+    bulk_action(s, actor, bulk::Action::Cancel, body(json)).await
+}
+
+async fn bulk_action(
+    s: AppState,
+    actor: Actor,
+    action: bulk::Action,
+    body: Result<Bulk, ApiError>,
+) -> Result<Json<bulk::Outcome>, ApiError> {
+    let pipeline = s.hub.pipeline().clone();
+    // The filter in words names the entry; one that does not parse is refused (and
+    // recorded) as it was sent.
+    let selection = body.and_then(|b| {
+        let pipeline = &pipeline;
+        let selection =
+            bulk::Selection::new(pipeline, b.status, b.stage.as_deref(), b.q.as_deref())
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok((selection, b.dry_run))
+    });
+    let target = match &selection {
+        Ok((sel, true)) => format!("{} (dry run)", sel.said()),
+        Ok((sel, false)) => sel.said().to_owned(),
+        Err(_) => "items".to_owned(),
+    };
+    let name = format!("{} all", action.as_str());
+    act_with(
+        &s,
+        actor,
+        &name,
+        &target,
+        selection,
+        |(sel, dry_run)| async move {
+            // A pass over every retained item: off the async threads.
+            tokio::task::spawn_blocking(move || bulk::run(&pipeline, &sel, action, dry_run))
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("the bulk action failed: {e}")))
+        },
+        bulk::Outcome::said,
+    )
     .await
 }
 

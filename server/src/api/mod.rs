@@ -240,6 +240,19 @@ async fn openapi(State(state): State<AppState>) -> Result<Json<serde_json::Value
             }
         }
     }
+    // The task filter's grammar names the stages too.
+    let filter = flowdeck_protocol::filter::pattern(&stages);
+    let bulk = &mut doc["components"]["schemas"]["BulkBody"]["properties"];
+    bulk["q"]["pattern"] = filter.clone().into();
+    if !stages.is_empty() {
+        bulk["stage"]["enum"] = serde_json::json!(stages);
+    }
+    let params = doc["paths"]["/api/v1/tasks"]["get"]["parameters"].as_array_mut();
+    for param in params.into_iter().flatten() {
+        if param["name"] == "q" {
+            param["schema"]["pattern"] = filter.clone().into();
+        }
+    }
     Ok(Json(doc))
 }
 
@@ -380,7 +393,9 @@ pub struct TaskQuery {
     status: Option<ItemStatus>,
     /// A stage's name.
     stage: Option<String>,
-    /// Matches the id, the stage's name or the error's kind or message.
+    /// The task filter (`flowdeck_protocol::filter`): words match the id, the stage's
+    /// name or the error's kind or message; `status:`, `stage:`, `kind:` match exactly;
+    /// `-term` or `key:!value` excludes.
     q: Option<String>,
     /// Items per page, 1 to 1,000 (default 100).
     limit: Option<usize>,
@@ -408,36 +423,15 @@ async fn tasks(
         )));
     }
     let pipeline = state.hub.pipeline();
-    let stage = match &query.stage {
-        Some(name) => Some(pipeline.stage_index(name).map_err(|_| {
-            ApiError::BadRequest(format!(
-                "no stage named {name:?}; the stages are {}",
-                pipeline.stage_names().join(", ")
-            ))
-        })?),
-        None => None,
-    };
-    let text = query
-        .q
-        .as_deref()
-        .map(str::to_lowercase)
-        .unwrap_or_default();
-    let names = pipeline.stage_names();
-    let matches = |s: &ItemSummary| {
-        text.is_empty()
-            || s.id.to_string().contains(&text)
-            || names
-                .get(usize::from(s.stage))
-                .is_some_and(|n| n.to_lowercase().contains(&text))
-            || s.error.as_ref().is_some_and(|e| {
-                e.kind.to_lowercase().contains(&text) || e.message.to_lowercase().contains(&text)
-            })
-    };
+    let selection = crate::bulk::Selection::new(
+        pipeline,
+        query.status,
+        query.stage.as_deref(),
+        query.q.as_deref(),
+    )
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     // Newest first; one more than asked tells whether there is a next page.
-    let mut items: Vec<ItemSummary> =
-        pipeline
-            .tracker()
-            .find(query.cursor, limit + 1, query.status, stage, matches);
+    let mut items = selection.find(pipeline, query.cursor, limit + 1);
     let next_cursor = (items.len() > limit).then(|| {
         items.truncate(limit);
         items.last().map(|s| s.id)
