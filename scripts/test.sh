@@ -44,9 +44,10 @@ trap 'rm -rf "$standalone_target"' EXIT
 cp "$standalone_target/debug/standalone" target/standalone
 
 step "browser tests"
-# The progress, report and joins examples were built by the cargo tests (target/debug/examples/).
+# The progress, report, joins, widgets and bulk examples were built by the cargo tests (target/debug/examples/).
 (cd end2end && FLOWDECK_BIN="$PWD/../target/release/flowdeck" STANDALONE_BIN="$PWD/../target/standalone" \
   PROGRESS_BIN="$PWD/../target/debug/examples/progress" REPORT_BIN="$PWD/../target/debug/examples/report" \
   JOINS_BIN="$PWD/../target/debug/examples/joins" WIDGETS_BIN="$PWD/../target/debug/examples/widgets" \
+  BULK_BIN="$PWD/../target/debug/examples/bulk" \
   CLUSTER_BIN="$PWD/../target/debug/examples/cluster" NATS_SERVER="$PWD/../target/tools/nats/bin/nats-server" \
   node --test tests/)

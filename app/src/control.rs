@@ -14,9 +14,9 @@ pub(crate) fn provide() {
     provide_context(ControlStatus(RwSignal::new(None), RwSignal::new(0)));
 }
 
-/// Sends one control request; the error is the API's message.
+/// Sends one control request; answers the body, or the API's message.
 #[cfg(feature = "hydrate")]
-async fn post(path: &str, body: &str, csrf: Option<String>) -> Result<(), String> {
+pub(crate) async fn post(path: &str, body: &str, csrf: Option<String>) -> Result<String, String> {
     let mut request =
         gloo_net::http::Request::post(path).header("content-type", "application/json");
     if let Some(token) = csrf {
@@ -25,7 +25,7 @@ async fn post(path: &str, body: &str, csrf: Option<String>) -> Result<(), String
     let request = request.body(body.to_owned()).map_err(|e| e.to_string())?;
     let response = request.send().await.map_err(|e| e.to_string())?;
     if response.ok() {
-        return Ok(());
+        return Ok(response.text().await.unwrap_or_default());
     }
     /// The API's error body; only the message is shown.
     #[derive(serde::Deserialize)]
@@ -37,7 +37,11 @@ async fn post(path: &str, body: &str, csrf: Option<String>) -> Result<(), String
 }
 
 #[cfg(not(feature = "hydrate"))]
-async fn post(_path: &str, _body: &str, _csrf: Option<String>) -> Result<(), String> {
+pub(crate) async fn post(
+    _path: &str,
+    _body: &str,
+    _csrf: Option<String>,
+) -> Result<String, String> {
     Err("controls work in the browser".to_owned())
 }
 

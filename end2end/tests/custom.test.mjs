@@ -5,38 +5,23 @@
 // completes, and the audit log names who did it. Then `flowdeck top` in tmux (a real
 // terminal) shows the page's view and sends the template widget to a browser, and
 // restarts the next hung worker with a key.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually, hydrated } from '../lib/browser.mjs';
+import { example } from '../lib/example.mjs';
+import { watchedPage, eventually, hydrated } from '../lib/browser.mjs';
 
-const skip = !process.env.WIDGETS_BIN;
-let server;
-let browser;
+const ex = example('WIDGETS_BIN', 'widgets');
+const { skip } = ex;
 
-before(async () => {
-  if (skip) return;
-  server = await startServer([], { bin: process.env.WIDGETS_BIN, name: 'widgets' });
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  if (server) {
-    process.kill(server.pid, 'SIGKILL');
-    rmSync(server.dir, { recursive: true, force: true });
-    rmSync(server.data, { recursive: true, force: true });
-  }
-});
-
-const api = async (path) => (await fetch(`${server.url}${path}`)).json();
+const api = async (path) => (await fetch(`${ex.server.url}${path}`)).json();
 
 test('a template widget shows no script, handler, javascript: link or escaping style, and updates in place', { skip }, async () => {
-  const { page, errors, close } = await watchedPage(browser);
-  await page.goto(`${server.url}/pages/custom`);
+  const { page, errors, close } = await watchedPage(ex.browser);
+  await page.goto(`${ex.server.url}/pages/custom`);
   await hydrated(page);
   const widget = page.locator('.widget[data-kind="custom"]', { hasText: 'Tenants' });
   const html = widget.getByTestId('custom-html');
@@ -74,8 +59,8 @@ test('a template widget shows no script, handler, javascript: link or escaping s
 });
 
 test("a panicking widget shows its error while the page's other widgets update", { skip }, async () => {
-  const { page, errors, close } = await watchedPage(browser);
-  await page.goto(`${server.url}/pages/custom`);
+  const { page, errors, close } = await watchedPage(ex.browser);
+  await page.goto(`${ex.server.url}/pages/custom`);
   await hydrated(page);
   const broken = page.locator('.widget[data-kind="custom"]', { hasText: 'Broken' });
   await eventually(async () => (await broken.getByTestId('custom-error').textContent())
@@ -94,8 +79,8 @@ test('a hung worker is restarted from the workers page: its item is retried and 
     return w.current.find((x) => x.rule === 'stalled_worker' && x.stage === 'hang') ?? null;
   }, 30_000, 'the stalled-worker warning');
   const item = warning.items[0];
-  const { page, errors, close } = await watchedPage(browser);
-  await page.goto(`${server.url}/`);
+  const { page, errors, close } = await watchedPage(ex.browser);
+  await page.goto(`${ex.server.url}/`);
   await hydrated(page);
   // The overview says what the process uses.
   await eventually(async () => /CPU \d+% of a core .* memory [\d.]+ MiB .* \d+ threads/
@@ -129,7 +114,7 @@ const screen = () => tmux('capture-pane', '-p', '-t', 'top');
 
 test('flowdeck top shows the custom page and restarts a hung worker with R', { skip: skip || !process.env.FLOWDECK_BIN }, async () => {
   try {
-    tmux('new-session', '-d', '-s', 'top', '-x', '160', '-y', '48', `${process.env.FLOWDECK_BIN} top ${server.url}; sleep 600`);
+    tmux('new-session', '-d', '-s', 'top', '-x', '160', '-y', '48', `${process.env.FLOWDECK_BIN} top ${ex.server.url}; sleep 600`);
     await eventually(() => screen().includes('[live]'), 15_000, 'the monitor to go live');
     tmux('send-keys', '-t', 'top', '6');
     await eventually(() => screen().includes('Queued') && screen().includes('open in a browser'), 15_000, 'the custom page');

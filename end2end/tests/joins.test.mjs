@@ -2,31 +2,15 @@
 // draws the broadcast edge dashed and the join node with its waiting groups, the API
 // gives the join's groups, and a joined item's page lists the pages it was made from,
 // each linked.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually, hydrated } from '../lib/browser.mjs';
+import { example } from '../lib/example.mjs';
+import { watchedPage, eventually, hydrated } from '../lib/browser.mjs';
 
-const skip = !process.env.JOINS_BIN;
-let server;
-let browser;
+const ex = example('JOINS_BIN', 'joins');
+const { skip } = ex;
 
-before(async () => {
-  if (skip) return;
-  server = await startServer([], { bin: process.env.JOINS_BIN, name: 'joins' });
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  if (server) {
-    process.kill(server.pid, 'SIGKILL');
-    rmSync(server.dir, { recursive: true, force: true });
-    rmSync(server.data, { recursive: true, force: true });
-  }
-});
-
-const api = async (path) => (await fetch(`${server.url}${path}`)).json();
+const api = async (path) => (await fetch(`${ex.server.url}${path}`)).json();
 
 test('the graph draws the broadcast edge dashed and the join with its waiting groups', { skip }, async () => {
   // Every fifth document's pages take 1.5 s: its group waits, some parts in.
@@ -38,8 +22,8 @@ test('the graph draws the broadcast edge dashed and the join with its waiting gr
   const join = stages.find((x) => x.name === 'assemble').join;
   assert.equal(stages[join.of].name, 'split');
 
-  const { page, errors, close } = await watchedPage(browser);
-  await page.goto(`${server.url}/`);
+  const { page, errors, close } = await watchedPage(ex.browser);
+  await page.goto(`${ex.server.url}/`);
   await hydrated(page);
   const graph = page.getByTestId('pipeline-graph');
   assert.equal(await graph.locator('.edge.broadcast').count(), 1);
@@ -68,8 +52,8 @@ test("a joined item's page lists every part it was made from, each linked", { sk
     return null;
   }, 20_000, 'a record joined from 4 pages');
   const parents = row.detail.parents;
-  const { page, errors, close } = await watchedPage(browser);
-  await page.goto(`${server.url}/tasks/${row.detail.id}`);
+  const { page, errors, close } = await watchedPage(ex.browser);
+  await page.goto(`${ex.server.url}/tasks/${row.detail.id}`);
   await hydrated(page);
   const made = page.getByTestId('provenance').locator('li', { hasText: 'made from' }).locator('a');
   assert.equal(await made.count(), 4);

@@ -16,7 +16,50 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::{ItemId, ItemStatus, StageIndex};
+
+/// The body of a bulk action (`POST /api/v1/tasks/retry`, `/cancel`): which items, as
+/// `GET /api/v1/tasks` takes them, and whether only to count them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ItemStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a bulk action did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BulkOutcome {
+    /// The items found that the action applies to: failed ones for a retry, unfinished
+    /// ones (queued, running, retrying, waiting) for a cancel.
+    pub matched: u64,
+    /// Those it acted on (none on a dry run).
+    pub acted: u64,
+    /// How many it could not act on.
+    pub skipped_count: u64,
+    /// The first [`NAMED_SKIPS`] of them, each with the reason.
+    pub skipped: Vec<Skipped>,
+    /// Only counted, nothing done.
+    pub dry_run: bool,
+}
+
+/// The skipped items an answer names; its count covers all of them.
+pub const NAMED_SKIPS: usize = 1_000;
+
+/// An item a bulk action could not act on, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub id: ItemId,
+    pub why: String,
+}
 
 /// The keys a term may name.
 pub const KEYS: [&str; 3] = ["status", "stage", "kind"];

@@ -8,14 +8,10 @@
 //! cannot be retried), never skipped in silence.
 
 use flowdeck_protocol::{
-    filter::{Facts, FilterError, TaskFilter},
+    filter::{BulkOutcome, Facts, FilterError, Skipped, TaskFilter, NAMED_SKIPS},
     ItemId, ItemStatus, ItemSummary, StageIndex,
 };
 use flowdeck_runtime::PipelineHandle;
-use serde::Serialize;
-
-/// The skipped items an answer names; the count covers all of them.
-pub const NAMED_SKIPS: usize = 1_000;
 
 /// A status, a stage and a filter, as `GET /api/v1/tasks` and the bulk actions take them.
 #[derive(Clone, Debug)]
@@ -140,36 +136,14 @@ impl Action {
 }
 
 /// What a bulk action did.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Outcome {
-    /// The items found that the action applies to: failed ones for a retry, unfinished
-    /// ones for a cancel.
-    pub matched: u64,
-    /// Those it acted on (none on a dry run).
-    pub acted: u64,
-    /// How many it could not act on.
-    pub skipped_count: u64,
-    /// The first [`NAMED_SKIPS`] of them, each with the reason.
-    pub skipped: Vec<Skipped>,
-    /// Only counted, nothing done.
-    pub dry_run: bool,
-}
+pub type Outcome = BulkOutcome;
 
-/// An item a bulk action could not act on.
-#[derive(Clone, Debug, Serialize)]
-pub struct Skipped {
-    pub id: ItemId,
-    pub why: String,
-}
-
-impl Outcome {
-    /// The counts in words, for the audit log.
-    pub fn said(&self) -> String {
-        format!(
-            "ok: {} matched, {} acted, {} skipped",
-            self.matched, self.acted, self.skipped_count
-        )
-    }
+/// The counts in words, for the audit log.
+pub fn said(o: &Outcome) -> String {
+    format!(
+        "ok: {} matched, {} acted, {} skipped",
+        o.matched, o.acted, o.skipped_count
+    )
 }
 
 /// Runs `action` on every retained item `selection` finds that it applies to (only

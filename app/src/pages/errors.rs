@@ -24,16 +24,34 @@ pub(crate) fn errors(state: &LiveState) -> impl IntoView {
         .iter()
         .map(|s| s.name.clone())
         .collect();
+    // Each group links to its failed items on the Tasks page, filtered so, with the
+    // retry of all of them asked for (a confirmation shows the exact count first).
+    let base = use_context::<super::TaskBase>().unwrap_or_default().0;
+    let retry_href = |filter: String| {
+        crate::scope::href(&format!("{base}/tasks?status=failed&{filter}&bulk=retry"))
+    };
+    // A kind the filter grammar cannot spell (a space, a leading `!`) gets no link.
     let by_kind = e
         .by_kind
         .iter()
-        .map(|(kind, n)| (view! { <code>{kind.clone()}</code> }.into_any(), *n))
+        .map(|(kind, n)| {
+            let href = (!kind.contains(' ') && !kind.starts_with('!') && !kind.is_empty())
+                .then(|| retry_href(format!("q=kind:{}", super::filters::encode(kind))));
+            (view! { <code>{kind.clone()}</code> }.into_any(), *n, href)
+        })
         .collect();
     let by_stage = e
         .by_stage
         .iter()
         .enumerate()
-        .map(|(i, n)| (stages.get(i).cloned().unwrap_or_default().into_any(), *n))
+        .map(|(i, n)| {
+            let name = stages.get(i).cloned().unwrap_or_default();
+            let href = Some(retry_href(format!(
+                "stage={}",
+                super::filters::encode(&name)
+            )));
+            (name.into_any(), *n, href)
+        })
         .collect();
     view! {
         <p data-testid="errors-total">
@@ -60,7 +78,7 @@ fn ShareTable(
     heading: &'static str,
     column: &'static str,
     testid: &'static str,
-    rows: Vec<(AnyView, u64)>,
+    rows: Vec<(AnyView, u64, Option<String>)>,
     total: u64,
 ) -> impl IntoView {
     let share = move |n: u64| {
@@ -74,13 +92,16 @@ fn ShareTable(
         <div>
             <h2>{heading}</h2>
             <table class="grid" data-testid=testid>
-                <Columns names=[column, "Items", "Share"]/>
+                <Columns names=[column, "Items", "Share", "Act"]/>
                 <tbody>
-                    {rows.into_iter().map(|(label, n)| view! {
+                    {rows.into_iter().map(|(label, n, href)| view! {
                         <tr>
                             <th scope="row">{label}</th>
                             <td>{format::count(n)}</td>
                             <td>{format!("{:.0}%", share(n))}</td>
+                            <td>{href.filter(|_| n > 0).map(|h| view! {
+                                <a href=h data-testid="retry-group">"Retry all…"</a>
+                            })}</td>
                         </tr>
                     }).collect_view()}
                 </tbody>

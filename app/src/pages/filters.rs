@@ -52,7 +52,7 @@ where
                 >
                     <option value="">"all"</option>
                     {move || stages.get().into_iter().enumerate().map(|(i, name)| view! {
-                        <option value=i.to_string()>{name}</option>
+                        <option value=i.to_string() prop:selected=move || stage.get() == u16::try_from(i).ok()>{name}</option>
                     }).collect_view()}
                 </select>
             </label>
@@ -73,4 +73,18 @@ where
             {children.map(|c| c())}
         </div>
     }
+}
+
+/// `s` for a URL's query, as the browser's `encodeURIComponent` writes it (the server's
+/// first render and the browser's must agree).
+pub(crate) fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => char::from(b).to_string(),
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' => {
+                char::from(b).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! One module per page, and the pieces several pages share.
 
+mod bulk;
 mod custom;
 mod errors;
 mod filters;
@@ -16,6 +17,7 @@ mod task;
 mod tasks;
 mod workers;
 
+pub(crate) use bulk::BulkAction;
 pub(crate) use custom::Custom;
 pub(crate) use errors::Errors;
 pub(crate) use filters::FilterBar;

@@ -3,7 +3,11 @@
 //! Only the rows in view are in the DOM: the list is a tall empty box with the visible
 //! slice positioned inside it, so 100,000 items cost the same to draw as 30.
 
-use flowdeck_protocol::{stream::ItemRow, ItemStatus};
+use flowdeck_protocol::{
+    filter::{BulkRequest, Facts, TaskFilter},
+    stream::ItemRow,
+    ItemStatus,
+};
 use leptos::prelude::*;
 
 use crate::{format, live::use_live};
@@ -59,30 +63,88 @@ impl Tab {
     }
 }
 
-/// Whether a row matches the filters. Text matches the id, the stage name or the error kind.
-fn matches(row: &ItemRow, tab: Tab, stage: Option<u16>, text: &str, stages: &[String]) -> bool {
+/// Whether a row matches the filters: the tab, the stage, and the search box's task
+/// filter (the grammar the API and the bulk actions take).
+fn matches(
+    row: &ItemRow,
+    tab: Tab,
+    stage: Option<u16>,
+    filter: &TaskFilter,
+    stages: &[String],
+) -> bool {
     if !tab.admits(row.status()) || stage.is_some_and(|s| s != row.stage()) {
         return false;
     }
-    if text.is_empty() {
-        return true;
+    filter.is_empty()
+        || filter.matches(
+            &Facts {
+                id: row.id(),
+                status: row.status(),
+                stage: row.stage(),
+                kind: row.error_kind(),
+                message: None,
+            },
+            stages,
+        )
+}
+
+/// The bulk action's filter for what the page lists: the tab as a status (Active is
+/// running or retrying: neither queued nor waiting), the stage, the search box.
+fn bulk_request(tab: Tab, stage: Option<&str>, text: &str) -> BulkRequest {
+    let (status, extra) = match tab {
+        Tab::Queued => (Some(ItemStatus::Queued), ""),
+        Tab::Waiting => (Some(ItemStatus::Waiting), ""),
+        Tab::Completed => (Some(ItemStatus::Completed), ""),
+        Tab::Active => (None, " -status:queued -status:waiting"),
+        // A retry takes failed items, a cancel unfinished ones: both within these.
+        Tab::All | Tab::Failed => (None, ""),
+    };
+    let q = format!("{}{extra}", text.trim());
+    BulkRequest {
+        status,
+        stage: stage.map(str::to_owned),
+        q: (!q.trim().is_empty()).then(|| q.trim().to_owned()),
+        dry_run: false,
     }
-    let stage_name = stages
-        .get(usize::from(row.stage()))
-        .map_or("", String::as_str);
-    row.id().to_string().contains(text)
-        || stage_name.to_lowercase().contains(text)
-        || row
-            .error_kind()
-            .is_some_and(|k| k.to_lowercase().contains(text))
+}
+
+/// The filters in the address bar, so that a filtered list can be shared and reloaded:
+/// `?status=failed&stage=enrich&q=kind:timeout`. Replaced, not pushed: Back leaves the
+/// page rather than stepping through every key typed.
+#[cfg(feature = "hydrate")]
+fn show_in_address(tab: Tab, stage: Option<&str>, text: &str) {
+    let mut query = Vec::new();
+    if tab != Tab::All {
+        query.push(format!("status={}", tab.label().to_lowercase()));
+    }
+    if let Some(s) = stage {
+        query.push(format!("stage={}", super::filters::encode(s)));
+    }
+    if !text.is_empty() {
+        query.push(format!("q={}", super::filters::encode(text)));
+    }
+    let window = web_sys::window();
+    let Some(path) = window.as_ref().and_then(|w| w.location().pathname().ok()) else {
+        return;
+    };
+    let url = if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", query.join("&"))
+    };
+    if let Some(history) = window.and_then(|w| w.history().ok()) {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
+    }
 }
 
 #[component]
 pub fn Tasks() -> impl IntoView {
     let live = use_live();
-    // `/tasks?status=failed` opens on that tab (the Errors page links there).
-    let initial = leptos_router::hooks::use_query_map()
-        .with_untracked(|q| q.get("status"))
+    // `/tasks?status=failed&stage=enrich&q=kind:timeout` opens filtered so (the Errors
+    // page links there); `bulk=retry` opens that action's confirmation too.
+    let query = leptos_router::hooks::use_query_map();
+    let param = |name: &str| query.with_untracked(|q| q.get(name));
+    let initial = param("status")
         .and_then(|s| {
             Tab::ALL
                 .into_iter()
@@ -91,7 +153,9 @@ pub fn Tasks() -> impl IntoView {
         .unwrap_or(Tab::All);
     let tab = RwSignal::new(initial);
     let stage = RwSignal::new(None::<u16>);
-    let text = RwSignal::new(String::new());
+    let text = RwSignal::new(param("q").unwrap_or_default());
+    let wanted_stage = param("stage");
+    let start = RwSignal::new(param("bulk"));
     let scroll = RwSignal::new(0.0_f64);
 
     // The pipeline's start and its clock now, for event times and their "ago".
@@ -109,12 +173,41 @@ pub fn Tasks() -> impl IntoView {
         })
         .unwrap_or_default()
     });
+    // The stage the address names, once the stream has said which stages there are.
+    if let Some(name) = wanted_stage {
+        Effect::new(move |done: Option<bool>| {
+            if done == Some(true) {
+                return true;
+            }
+            let found = stages.with(|s| s.iter().position(|n| *n == name));
+            if let Some(i) = found {
+                stage.set(u16::try_from(i).ok());
+            }
+            found.is_some()
+        });
+    }
+    let stage_name = move || {
+        stage
+            .get()
+            .and_then(|i| stages.with(|s| s.get(usize::from(i)).cloned()))
+    };
+    let filter = Memo::new(move |_| {
+        stages.with(|names| TaskFilter::parse(&text.get(), names).map_err(|e| e.to_string()))
+    });
+    let filter_ok = Memo::new(move |_| filter.with(Result::is_ok));
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| show_in_address(tab.get(), stage_name().as_deref(), &text.get()));
+    let bulk =
+        Signal::derive(move || bulk_request(tab.get(), stage_name().as_deref(), &text.get()));
     // The matching ids, newest first (ids only: the rows stay in the store), or `None`
     // when nothing is filtered: then the store itself is the list, and no frame has to
     // copy 100,000 ids.
     let matching = Memo::new(move |_| {
-        let (tab, stage, text) = (tab.get(), stage.get(), text.get().to_lowercase());
-        if tab == Tab::All && stage.is_none() && text.is_empty() {
+        let (tab, stage) = (tab.get(), stage.get());
+        let Ok(filter) = filter.get() else {
+            return Some(Vec::new());
+        };
+        if tab == Tab::All && stage.is_none() && filter.is_empty() {
             return None;
         }
         let names = stages.get();
@@ -122,7 +215,7 @@ pub fn Tasks() -> impl IntoView {
             s.items
                 .values()
                 .rev()
-                .filter(|r| matches(r, tab, stage, &text, &names))
+                .filter(|r| matches(r, tab, stage, &filter, &names))
                 .map(ItemRow::id)
                 .collect::<Vec<_>>()
         })
@@ -171,6 +264,36 @@ pub fn Tasks() -> impl IntoView {
         (first, rows)
     };
 
+    // Erased (`into_any`): as one type with the rest, the page runs past the compiler's
+    // query depth in the browser build.
+    let actions = view! {
+            {move || filter.get().err().map(|why| view! {
+            <p class="error" role="alert" data-testid="filter-error">{why}</p>
+        }.into_any())}
+        // Built again only when the tab changes or the filter starts or stops parsing;
+        // a bulk action forgets its count by itself when the filter changes.
+        {move || filter_ok.get().then(|| {
+            let tab = tab.get();
+            // The address's `bulk=` opens its confirmation once, on arrival.
+            let opened = untrack(|| start.get());
+            if opened.is_some() {
+                start.set(None);
+            }
+            let start = opened;
+            view! {
+                <div class="bulk-actions">
+                    {matches!(tab, Tab::All | Tab::Failed).then(|| view! {
+                        <super::BulkAction action="retry" filter=bulk start=start.as_deref() == Some("retry")/>
+                    }.into_any())}
+                    {matches!(tab, Tab::All | Tab::Queued | Tab::Active | Tab::Waiting).then(|| view! {
+                        <super::BulkAction action="cancel" filter=bulk start=start.as_deref() == Some("cancel")/>
+                    }.into_any())}
+                </div>
+            }
+            .into_any()
+        })}
+    }
+    .into_any();
     view! {
         <section class="tasks">
             <div class="page-head"><h1>"Tasks"</h1></div>
@@ -184,7 +307,7 @@ pub fn Tasks() -> impl IntoView {
                 stages=stages
                 stage
                 text
-                placeholder="id, stage or error"
+                placeholder="words, kind:timeout, -stage:enrich"
                 live_search=true
                 on_change=Callback::new(move |()| scroll.set(0.0))
             >
@@ -192,6 +315,7 @@ pub fn Tasks() -> impl IntoView {
                     {move || format!("{} items", format::count(total() as u64))}
                 </span>
             </super::FilterBar>
+            {actions}
             <div class="vhead" role="presentation">
                 <span>"Item"</span><span>"Status"</span><span>"Stage"</span>
                 <span>"Attempts"</span><span>"Updated (UTC)"</span><span>"Error"</span>
@@ -245,16 +369,50 @@ mod tests {
     #[test]
     fn filters_combine_status_stage_and_text() {
         let stages = vec!["parse".to_string(), "enrich".to_string()];
+        let f = |raw: &str| TaskFilter::parse(raw, &stages).unwrap();
         let failed = ItemRow(42, ItemStatus::Failed, 1, 2, 0, Some("ModelTimeout".into()));
         let running = ItemRow(7, ItemStatus::Retrying, 0, 1, 0, None);
-        assert!(matches(&failed, Tab::Failed, Some(1), "timeout", &stages));
-        assert!(matches(&failed, Tab::All, None, "enr", &stages));
-        assert!(matches(&failed, Tab::All, None, "42", &stages));
-        assert!(!matches(&failed, Tab::Active, None, "", &stages));
-        assert!(!matches(&failed, Tab::Failed, Some(0), "", &stages));
+        assert!(matches(
+            &failed,
+            Tab::Failed,
+            Some(1),
+            &f("timeout"),
+            &stages
+        ));
+        assert!(matches(&failed, Tab::All, None, &f("enr"), &stages));
+        assert!(matches(&failed, Tab::All, None, &f("42"), &stages));
+        assert!(!matches(
+            &failed,
+            Tab::All,
+            None,
+            &f("-kind:modeltimeout"),
+            &stages
+        ));
+        assert!(!matches(
+            &failed,
+            Tab::All,
+            None,
+            &f("stage:!enrich"),
+            &stages
+        ));
+        assert!(!matches(&failed, Tab::Active, None, &f(""), &stages));
+        assert!(!matches(&failed, Tab::Failed, Some(0), &f(""), &stages));
         assert!(
-            matches(&running, Tab::Active, None, "", &stages),
+            matches(&running, Tab::Active, None, &f(""), &stages),
             "retrying is active"
         );
+    }
+
+    #[test]
+    fn a_bulk_action_takes_what_the_page_lists() {
+        let active = bulk_request(Tab::Active, Some("enrich"), " kind:x ");
+        assert_eq!(active.status, None);
+        assert_eq!(active.stage.as_deref(), Some("enrich"));
+        assert_eq!(
+            active.q.as_deref(),
+            Some("kind:x -status:queued -status:waiting")
+        );
+        let queued = bulk_request(Tab::Queued, None, "");
+        assert_eq!((queued.status, queued.q), (Some(ItemStatus::Queued), None));
     }
 }

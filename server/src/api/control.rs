@@ -15,7 +15,7 @@ use axum::{
     Json, Router,
 };
 use flowdeck_app::Viewer;
-use flowdeck_protocol::{AuditEntry, ItemId};
+use flowdeck_protocol::{filter::BulkRequest, AuditEntry, ItemId};
 use flowdeck_runtime::ControlError;
 use serde::{Deserialize, Serialize};
 
@@ -293,23 +293,11 @@ async fn cancel(
     .await
 }
 
-/// The body of a bulk action: which items, as `GET /api/v1/tasks` takes them, and
-/// whether only to count them.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Bulk {
-    status: Option<flowdeck_protocol::ItemStatus>,
-    stage: Option<String>,
-    q: Option<String>,
-    #[serde(default)]
-    dry_run: bool,
-}
-
 /// Retries every failed item the filter finds: one decision, one audit entry.
 async fn retry_all(
     State(s): State<AppState>,
     actor: Actor,
-    json: Result<Json<Bulk>, JsonRejection>,
+    json: Result<Json<BulkRequest>, JsonRejection>,
 ) -> Result<Json<bulk::Outcome>, ApiError> {
     bulk_action(s, actor, bulk::Action::Retry, body(json)).await
 }
@@ -318,7 +306,7 @@ async fn retry_all(
 async fn cancel_all(
     State(s): State<AppState>,
     actor: Actor,
-    json: Result<Json<Bulk>, JsonRejection>,
+    json: Result<Json<BulkRequest>, JsonRejection>,
 ) -> Result<Json<bulk::Outcome>, ApiError> {
     bulk_action(s, actor, bulk::Action::Cancel, body(json)).await
 }
@@ -327,7 +315,7 @@ async fn bulk_action(
     s: AppState,
     actor: Actor,
     action: bulk::Action,
-    body: Result<Bulk, ApiError>,
+    body: Result<BulkRequest, ApiError>,
 ) -> Result<Json<bulk::Outcome>, ApiError> {
     let pipeline = s.hub.pipeline().clone();
     // The filter in words names the entry; one that does not parse is refused (and
@@ -339,27 +327,26 @@ async fn bulk_action(
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         Ok((selection, b.dry_run))
     });
+    let count = |(sel, dry_run): (bulk::Selection, bool)| async move {
+        // A pass over every retained item: off the async threads.
+        tokio::task::spawn_blocking(move || bulk::run(&pipeline, &sel, action, dry_run))
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("the bulk action failed: {e}")))
+    };
+    // A dry run only counts, as a read would: refused to those who may not act, but not
+    // an entry of the audit log, which records what was done.
+    if let Ok((_, true)) = &selection {
+        if let Some(no) = refusal(s.readonly, &actor.0) {
+            return Err(no);
+        }
+        return count(selection?).await.map(Json);
+    }
     let target = match &selection {
-        Ok((sel, true)) => format!("{} (dry run)", sel.said()),
-        Ok((sel, false)) => sel.said().to_owned(),
+        Ok((sel, _)) => sel.said().to_owned(),
         Err(_) => "items".to_owned(),
     };
     let name = format!("{} all", action.as_str());
-    act_with(
-        &s,
-        actor,
-        &name,
-        &target,
-        selection,
-        |(sel, dry_run)| async move {
-            // A pass over every retained item: off the async threads.
-            tokio::task::spawn_blocking(move || bulk::run(&pipeline, &sel, action, dry_run))
-                .await
-                .map_err(|e| ApiError::Unavailable(format!("the bulk action failed: {e}")))
-        },
-        bulk::Outcome::said,
-    )
-    .await
+    act_with(&s, actor, &name, &target, selection, count, bulk::said).await
 }
 
 async fn drain(
