@@ -245,7 +245,12 @@ async fn openapi(State(state): State<AppState>) -> Result<Json<serde_json::Value
     let bulk = &mut doc["components"]["schemas"]["BulkBody"]["properties"];
     bulk["q"]["pattern"] = filter.clone().into();
     if !stages.is_empty() {
-        bulk["stage"]["enum"] = serde_json::json!(stages);
+        // null stands for "any stage", as absent does.
+        let mut names = serde_json::json!(stages);
+        if let Some(list) = names.as_array_mut() {
+            list.push(serde_json::Value::Null);
+        }
+        bulk["stage"]["enum"] = names;
     }
     let params = doc["paths"]["/api/v1/tasks"]["get"]["parameters"].as_array_mut();
     for param in params.into_iter().flatten() {
