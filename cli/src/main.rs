@@ -298,6 +298,10 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
     if let Some(t) = &file.warnings {
         t.validate()?;
     }
+    let alerts = flowdeck_server::alerts::Alerts::default();
+    for a in file.alerts {
+        alerts.add(flowdeck_server::alerts::Alert::from_file(a)?);
+    }
     let auth = match file.auth {
         Some(a) => Some(Arc::new(Auth::new(a).map_err(|e| e.to_string())?)),
         None => None,
@@ -318,6 +322,7 @@ fn settings(args: ServeArgs) -> Result<Serve, String> {
             ingest_token: args.ingest_token.clone(),
             standalone: args.no_demo,
             reporter_timeout: Duration::from_secs(args.reporter_timeout_secs.unwrap_or(15)),
+            alerts,
             ..flowdeck_server::Config::default()
         },
         demo_rate,

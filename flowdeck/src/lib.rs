@@ -64,6 +64,9 @@ pub use flowdeck_report as report;
 pub use flowdeck_report::ReportTo;
 #[cfg(feature = "dashboard")]
 pub use flowdeck_server as server;
+/// Telling someone when nobody is watching: webhooks, Slack, Discord, your own hook.
+#[cfg(feature = "dashboard")]
+pub use flowdeck_server::alerts;
 #[cfg(feature = "dashboard")]
 pub use flowdeck_server::{
     console::Console,

@@ -67,6 +67,10 @@ pub struct Config {
     /// A reporter sends every 250 ms, and while it cannot get through it waits at most
     /// 5 s between tries, so 15 s is three missed tries.
     pub reporter_timeout: Duration,
+    /// Who is told when something goes wrong (webhooks, Slack, Discord, the program's own
+    /// hook): [`crate::alerts`]. The config file's `[[alerts]]` and
+    /// [`crate::dashboard::Dashboard::alert`] add to it.
+    pub alerts: crate::alerts::Alerts,
 }
 
 /// Log records kept for the Logs page and the API.
@@ -94,6 +98,7 @@ impl Default for Config {
             ingest_token: None,
             standalone: false,
             reporter_timeout: Duration::from_secs(15),
+            alerts: crate::alerts::Alerts::default(),
         }
     }
 }

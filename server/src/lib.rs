@@ -10,6 +10,7 @@
 //! through `backend`, Prometheus, ingest, each pipeline's routes (`scopes`), and the
 //! guards (`origin`, [`auth`]) and hardening this file puts around them.
 
+pub mod alerts;
 pub mod api;
 mod assets;
 mod audit;

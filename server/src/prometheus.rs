@@ -19,8 +19,31 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
     let pipeline = state.hub.pipeline();
     let mut text = render(&state.hub.snapshot(), &pipeline.latency_histograms());
+    alerts(&mut text, &state.config.alerts);
     user_metrics(&mut text, &state.metrics);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
+}
+
+/// `flowdeck_alerts_sent_total{alert,outcome}`: messages delivered, given up on
+/// (`failed`), and events dropped by a full queue, per alert; absent without alerts.
+fn alerts(text: &mut String, alerts: &crate::alerts::Alerts) {
+    let counts = alerts.counts();
+    if counts.is_empty() {
+        return;
+    }
+    let mut o = Out(std::mem::take(text));
+    let name = "flowdeck_alerts_sent_total";
+    o.family(
+        name,
+        "counter",
+        "Alert messages by alert and outcome: delivered, failed (every try failed, or the receiver refused), dropped (an event its full queue could not take).",
+    );
+    for (alert, by) in counts {
+        for (outcome, n) in by {
+            o.sample(name, &[("alert", &alert), ("outcome", outcome)], n as f64);
+        }
+    }
+    *text = o.0;
 }
 
 /// A per-stage family: its name, type, help, and the value it reads from a stage.

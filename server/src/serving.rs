@@ -28,6 +28,9 @@ pub enum DashboardError {
     /// A page is wrong; the message names it and the widget.
     #[error("{0}")]
     Page(String),
+    /// An alert is wrong; the message names it and the field.
+    #[error("{0}")]
+    Alert(String),
     #[error("cannot serve on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,

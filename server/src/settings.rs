@@ -34,6 +34,15 @@
 //! at = [2, 0]
 //! gauge = { title = "Memory", series = "process_resident_memory_bytes", max = 4e9, warn = 2e9, fail = 3e9, format = "{value:bytes}" }
 //!
+//! [[alerts]]                  # who is told when something goes wrong (docs/alerts.md)
+//! name = "ops"
+//! to = "env:SLACK_WEBHOOK_URL" # a URL, or env:NAME / file:PATH holding one
+//! format = "slack"            # json (default), slack, discord
+//! on = ["warnings", "run", "failures"]
+//! failures = { over = 20, within = "5m", stage = "enrich", kind = "timeout" }
+//! secret = "env:FLOWDECK_ALERT_SECRET"   # signs each body (HMAC-SHA256)
+//! throttle = "5m"             # what repeats within it is grouped into one message
+//!
 //! [warnings]                  # health warnings (docs/warnings.md): any threshold, by name
 //! disabled = ["growing_queue"]
 //! stuck_floor_ms = 30000
@@ -96,6 +105,9 @@ pub struct FileConfig {
     pub metrics: Option<BTreeMap<String, Kind>>,
     #[serde(default)]
     pub pages: Vec<PageSpec>,
+    /// Who is told when something goes wrong ([`crate::alerts::AlertFile`]).
+    #[serde(default)]
+    pub alerts: Vec<crate::alerts::AlertFile>,
     /// The directory relative paths are read from: the file's own.
     #[serde(skip)]
     pub dir: Option<PathBuf>,

@@ -132,6 +132,7 @@ impl AppState {
         }
         let mut root = AppState::of_pipeline(config, pages, pipeline.clone(), store.clone(), true);
         if config.pipelines.is_empty() {
+            root.watch_alerts();
             return root;
         }
         // Checked by the dashboard before it serves; numbered here if a caller did not.
@@ -151,8 +152,23 @@ impl AppState {
             s.pipelines = registry.clone();
         }
         root.pipelines = registry;
+        for (_, s) in &scopes {
+            s.watch_alerts();
+        }
         root.scopes = scopes.into();
         root
+    }
+
+    /// Starts the alerts' watcher of this state's pipeline; its links go to this state's
+    /// pages.
+    fn watch_alerts(&self) {
+        let origin = format!("http://{}{}", self.config.addr, self.base);
+        crate::alerts::watch(
+            &self.config.alerts,
+            self.hub.pipeline().clone(),
+            self.store.clone(),
+            move |path| format!("{origin}{path}"),
+        );
     }
 
     /// One pipeline's state. The `first` one's metrics are the dashboard's (the user's

@@ -98,18 +98,26 @@ async fn every_documented_operation_answers_as_documented() {
         ingest_token: Some("openapi-test-ingest-token".into()),
         ..Config::default()
     };
-    let dash = Dashboard::new(config.clone()).page(
-        Page::new("p", "P")
-            .widget(Table::new("Stages", &Source::stages()), (0, 0))
-            .widget(
-                Custom::view("Queue", |cx: WidgetCx| async move {
-                    Ok::<_, String>(
-                        View::new().stat("Queued", cx.snapshot.totals.queued.to_string()),
-                    )
-                }),
-                (2, 0),
-            ),
-    );
+    // An alert named as the test names a path's `{name}`, so that its test can be sent
+    // (to a port nobody listens on: its delivery fails in the background).
+    let dash = Dashboard::new(config.clone())
+        .alert(flowdeck_server::alerts::Alert::webhook(
+            "b",
+            flowdeck_server::alerts::Secret::new("http://127.0.0.1:9/hook"),
+            [flowdeck_server::alerts::On::Run],
+        ))
+        .page(
+            Page::new("p", "P")
+                .widget(Table::new("Stages", &Source::stages()), (0, 0))
+                .widget(
+                    Custom::view("Queue", |cx: WidgetCx| async move {
+                        Ok::<_, String>(
+                            View::new().stat("Queued", cx.snapshot.totals.queued.to_string()),
+                        )
+                    }),
+                    (2, 0),
+                ),
+        );
     let state = dash.state(handle.clone()).unwrap();
     let base = serve_state(move |_| state, config).await;
     let outputs = running.outputs;

@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/tasks/cancel", post(cancel_all))
         .route("/tasks/{id}/retry", post(retry))
         .route("/tasks/{id}/cancel", post(cancel))
+        .route("/alerts/{name}/test", post(test_alert))
         .route("/pipeline/drain", post(drain))
         .route("/pipeline/stop", post(stop))
         .route("/audit", get(audit))
@@ -347,6 +348,33 @@ async fn bulk_action(
     };
     let name = format!("{} all", action.as_str());
     act_with(&s, actor, &name, &target, selection, count, bulk::said).await
+}
+
+/// Sends a test event through the alert `name`, as it would send any (admins only).
+async fn test_alert(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(name): Path<String>,
+    json: Result<Json<Empty>, JsonRejection>,
+) -> Reply {
+    let target = format!("alert {name}");
+    act(&s, actor, "test alert", &target, body(json), |_| async {
+        let link = format!("http://{}{}/", s.config.addr, s.base);
+        if s.config.alerts.test(&name, s.hub.pipeline().name(), link) {
+            Ok(())
+        } else {
+            let names: Vec<String> = s.config.alerts.list().into_iter().map(|a| a.name).collect();
+            Err(ApiError::NotFound(format!(
+                "no alert named {name:?}; the alerts are {}",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )))
+        }
+    })
+    .await
 }
 
 async fn drain(

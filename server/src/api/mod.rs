@@ -51,6 +51,8 @@ pub fn router() -> Router<AppState> {
         .route("/pages/{slug}/widgets/{id}", get(widget))
         .route("/sources/{name}", get(source))
         .route("/checks", get(checks))
+        .route("/alerts", get(alerts))
+        .route("/alerts/deliveries", get(deliveries))
         .route("/pipelines", get(pipelines::list))
         .route(
             "/{*rest}",
@@ -222,6 +224,13 @@ async fn openapi(State(state): State<AppState>) -> Result<Json<serde_json::Value
     let stages = state.hub.pipeline().stage_names().to_vec();
     let slugs: Vec<String> = state.pages.links().into_iter().map(|l| l.slug).collect();
     let sources = state.pages.source_names();
+    let alerts: Vec<String> = state
+        .config
+        .alerts
+        .list()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
     let paths = doc["paths"].as_object_mut().into_iter().flatten();
     for (path, ops) in paths {
         for op in ops.as_object_mut().into_iter().flatten().map(|(_, op)| op) {
@@ -230,6 +239,7 @@ async fn openapi(State(state): State<AppState>) -> Result<Json<serde_json::Value
                 let names = match (param["in"].as_str(), param["name"].as_str()) {
                     (Some("query"), Some("stage")) => &stages,
                     (Some("path"), Some("name")) if path.starts_with("/api/v1/stages/") => &stages,
+                    (Some("path"), Some("name")) if path.starts_with("/api/v1/alerts/") => &alerts,
                     (Some("path"), Some("slug")) => &slugs,
                     (Some("path"), Some("source")) => &sources,
                     _ => continue,
@@ -259,6 +269,17 @@ async fn openapi(State(state): State<AppState>) -> Result<Json<serde_json::Value
         }
     }
     Ok(Json(doc))
+}
+
+/// The alerts: where each goes (by scheme and host only: the rest of a webhook's URL is
+/// its key), on what, whether it signs, what it sent and dropped, its last deliveries.
+async fn alerts(State(state): State<AppState>) -> Json<Vec<crate::alerts::AlertInfo>> {
+    Json(state.config.alerts.list())
+}
+
+/// Every alert's recent deliveries, newest first.
+async fn deliveries(State(state): State<AppState>) -> Json<Vec<crate::alerts::Delivery>> {
+    Json(state.config.alerts.deliveries())
 }
 
 /// What `/healthz` and `/readyz` answer.

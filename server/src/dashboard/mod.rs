@@ -65,6 +65,20 @@ impl Dashboard {
         }
     }
 
+    /// Tells someone when something goes wrong ([`crate::alerts`]): a webhook, Slack or
+    /// Discord, on warnings, the run's end, failures over a threshold, questions, the store.
+    pub fn alert(self, alert: crate::alerts::Alert) -> Self {
+        self.config.alerts.add(alert);
+        self
+    }
+
+    /// Calls `f` with every alert event, for anything the built-in targets do not reach.
+    /// A panic in it is caught; it runs on the alerts' watcher, so keep it short.
+    pub fn on_alert(self, f: impl Fn(&crate::alerts::AlertEvent) + Send + Sync + 'static) -> Self {
+        self.config.alerts.on_alert(f);
+        self
+    }
+
     /// The config it will serve with.
     pub fn config(&self) -> &Config {
         &self.config
@@ -230,6 +244,10 @@ impl Dashboard {
     /// and the widget.
     fn finish(mut self, pipeline: &PipelineHandle) -> Result<(Config, Pages), DashboardError> {
         self.check_pages(pipeline)?;
+        self.config
+            .alerts
+            .check(pipeline.stage_names())
+            .map_err(DashboardError::Alert)?;
         use flowdeck_protocol::page::Widget;
         let mut rust: std::collections::HashMap<(String, String), custom::Pending> = self
             .customs

@@ -1,0 +1,388 @@
+//! Alerts against real receivers on loopback: an HTTP server in the test that records what
+//! it gets, verifies the signature as the docs tell a receiver to, and can be down or
+//! answer 500. A warning that flaps is grouped; 10,000 failures make one alert; a receiver
+//! down for 30 s gets the message once it is back; a secret is never shown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU16, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{body::Bytes, http::HeaderMap, routing::post, Router};
+use common::serve_config;
+use flowdeck_runtime::{warnings::Thresholds, Line, Running, Stage};
+use flowdeck_server::{
+    alerts::{Alert, AlertEvent, Alerts, Format, On, Secret},
+    Config,
+};
+use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
+use serde_json::Value;
+use sha2::Sha256;
+
+const SIGNING_KEY: &str = "hunter2-signing-key-7f3a";
+const URL_KEY: &str = "T000-B000-url-key-9c1e";
+
+/// What the receiver got: each body it took (answered 200), and whether its signature
+/// held; and how many requests came in all.
+#[derive(Clone, Default)]
+struct Received(
+    Arc<Mutex<Vec<(Value, bool)>>>,
+    Arc<std::sync::atomic::AtomicU64>,
+);
+
+impl Received {
+    fn hits(&self) -> u64 {
+        self.1.load(Ordering::SeqCst)
+    }
+    fn bodies(&self) -> Vec<Value> {
+        self.0.lock().iter().map(|(b, _)| b.clone()).collect()
+    }
+    fn all_signed(&self) -> bool {
+        self.0.lock().iter().all(|(_, ok)| *ok)
+    }
+}
+
+/// A receiver on `addr` (a free port when 0) answering `status` (200 unless set): it
+/// checks the signature the way docs/alerts.md says, with its own HMAC.
+async fn receiver(addr: SocketAddr, status: Arc<AtomicU16>) -> (SocketAddr, Received) {
+    let got = Received::default();
+    let seen = got.clone();
+    let app = Router::new().route(
+        "/{*path}",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let (seen, status) = (seen.clone(), status.clone());
+            async move {
+                let text = String::from_utf8(body.to_vec()).unwrap();
+                let at = headers["x-flowdeck-timestamp"].to_str().unwrap();
+                let mut mac = Hmac::<Sha256>::new_from_slice(SIGNING_KEY.as_bytes()).unwrap();
+                mac.update(format!("{at}.{text}").as_bytes());
+                let want: String = mac
+                    .finalize()
+                    .into_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let fresh = at.parse::<u64>().unwrap().abs_diff(now) < 300;
+                let ok = fresh && headers["x-flowdeck-signature"] == format!("v1={want}").as_str();
+                seen.1.fetch_add(1, Ordering::SeqCst);
+                let code = status.load(Ordering::SeqCst);
+                if code == 200 {
+                    seen.0
+                        .lock()
+                        .push((serde_json::from_str(&text).unwrap(), ok));
+                }
+                axum::http::StatusCode::from_u16(code).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, got)
+}
+
+fn alert(name: &str, to: SocketAddr, on: impl IntoIterator<Item = On>) -> Alert {
+    Alert::webhook(
+        name,
+        Secret::new(format!("http://{to}/hooks/{URL_KEY}")),
+        on,
+    )
+    .secret(Secret::new(SIGNING_KEY))
+}
+
+/// Events the program's own hook saw.
+fn hooked(alerts: &Alerts) -> Arc<Mutex<Vec<AlertEvent>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    alerts.on_alert(move |e| s.lock().push(e.clone()));
+    seen
+}
+
+async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn two_stages(fail_all: bool) -> Running<u32, u32> {
+    Line::<u32>::new("alerted")
+        .stage(Stage::map(
+            "a",
+            |n: u32, _cx| async move { Ok::<_, String>(n) },
+        ))
+        .stage(
+            Stage::map("b", move |n: u32, _cx| async move {
+                if fail_all {
+                    Err(format!("timeout: {n}"))
+                } else {
+                    Ok(n)
+                }
+            })
+            .queue(20_000)
+            .classify(|e: &String| e.split(':').next().unwrap_or_default().to_owned()),
+        )
+        .retention(20_000)
+        .build()
+        .unwrap()
+        .start()
+}
+
+async fn text(url: String) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_warning_is_grouped_signed_and_no_secret_is_shown() {
+    let (to, received) = receiver(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(AtomicU16::new(200)),
+    )
+    .await;
+    let running = two_stages(false);
+    let handle = running.handle.clone();
+    drop(running.outputs);
+    let config = Config {
+        warnings: Some(Thresholds {
+            starved_ms: 0,
+            grace_ms: 0,
+            clear_ms: 0,
+            ..Thresholds::default()
+        }),
+        ..Config::default()
+    };
+    let seen = hooked(&config.alerts);
+    config
+        .alerts
+        .add(alert("ops", to, [On::Warnings]).throttle(Duration::from_secs(20)));
+    let base = serve_config(handle.clone(), config).await;
+
+    // Starve stage b, then feed it again: raised, cleared, three times over.
+    let events = |name: &str| seen.lock().iter().filter(|e| e.event == name).count();
+    for round in 1..=3 {
+        handle.pause("b").unwrap();
+        running.input.send_all(0..5).await;
+        until("the warning raised", Duration::from_secs(60), || {
+            events("warning.raised") == round
+        })
+        .await;
+        handle.resume("b").unwrap();
+        until("the warning cleared", Duration::from_secs(60), || {
+            events("warning.cleared") == round
+        })
+        .await;
+    }
+    // Six events; the first went at once, what followed within the throttle was grouped.
+    until("every event delivered", Duration::from_secs(90), || {
+        received
+            .bodies()
+            .iter()
+            .map(|b| b["count"].as_u64().unwrap())
+            .sum::<u64>()
+            == 6
+    })
+    .await;
+    let bodies = received.bodies();
+    assert!(bodies.len() < 6, "{bodies:?}");
+    assert_eq!(bodies[0]["version"], 1);
+    assert_eq!(bodies[0]["count"], 1);
+    assert_eq!(bodies[0]["events"][0]["event"], "warning.raised");
+    assert_eq!(bodies[0]["events"][0]["stage"], "b");
+    assert!(bodies[0]["events"][0]["link"]
+        .as_str()
+        .unwrap()
+        .starts_with(&base));
+    assert!(
+        bodies.iter().any(|b| b["count"].as_u64().unwrap() > 1),
+        "{bodies:?}"
+    );
+    assert!(received.all_signed(), "a signature did not verify");
+
+    // What the dashboard shows of the alert names neither the URL's key nor the secret.
+    let list = text(format!("{base}/api/v1/alerts")).await;
+    let alerts: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(alerts[0]["to"], format!("http://{to}/…"));
+    assert_eq!(alerts[0]["signed"], true);
+    assert_eq!(alerts[0]["sent"]["delivered"], bodies.len() as u64);
+    for page in [
+        list,
+        text(format!("{base}/api/v1/alerts/deliveries")).await,
+        text(format!("{base}/prometheus")).await,
+        text(format!("{base}/api/v1/audit")).await,
+        text(format!("{base}/")).await,
+    ] {
+        assert!(
+            !page.contains(URL_KEY) && !page.contains(SIGNING_KEY),
+            "{page}"
+        );
+    }
+    let prom = text(format!("{base}/prometheus")).await;
+    assert!(
+        prom.contains(&format!(
+            "flowdeck_alerts_sent_total{{alert=\"ops\",outcome=\"delivered\"}} {}",
+            bodies.len()
+        )),
+        "{prom}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_failures_make_one_alert() {
+    let (to, received) = receiver(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(AtomicU16::new(200)),
+    )
+    .await;
+    let running = two_stages(true);
+    let handle = running.handle.clone();
+    drop(running.outputs);
+    let config = Config::default();
+    let seen = hooked(&config.alerts);
+    config.alerts.add(
+        alert("failures", to, Vec::new())
+            .failures(100, Duration::from_secs(60), Some("b"), Some("timeout"))
+            .format(Format::Json),
+    );
+    let _base = serve_config(handle.clone(), config).await;
+    running.input.send_all(0..10_000).await;
+    until("10,000 failed", Duration::from_secs(120), || {
+        handle.tracker().stats().failed == 10_000
+    })
+    .await;
+    until("the alert", Duration::from_secs(30), || {
+        received.bodies().len() == 1
+    })
+    .await;
+    // The watcher looks twice a second: a few more looks find it still over, not new.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let bodies = received.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let e = &bodies[0]["events"][0];
+    assert_eq!(e["event"], "failures.over");
+    assert_eq!(e["stage"], "b");
+    assert_eq!(e["error_kind"], "timeout");
+    assert!(e["count"].as_u64().unwrap() > 100, "{e}");
+    assert!(e["link"]
+        .as_str()
+        .unwrap()
+        .ends_with("/tasks?status=failed&stage=b&q=kind:timeout"));
+    assert_eq!(
+        seen.lock()
+            .iter()
+            .filter(|e| e.event == "failures.over")
+            .count(),
+        1
+    );
+}
+
+/// The receiver is down (its port closed) for 30 s: the delivery is tried with backoff
+/// (1, 2, 4, 8, 16 s) and arrives once it is back, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_30_seconds_gets_the_message_once_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let running = two_stages(false);
+    let handle = running.handle.clone();
+    drop(running.outputs);
+    let config = Config::default();
+    config.alerts.add(alert("pager", port, [On::Run]));
+    let base = serve_config(handle.clone(), config).await;
+    let http = reqwest::Client::new();
+    let sent = http
+        .post(format!("{base}/api/v1/alerts/pager/test"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let (_, received) = receiver(port, Arc::new(AtomicU16::new(200))).await;
+    until("the retried delivery", Duration::from_secs(60), || {
+        received.bodies().len() == 1
+    })
+    .await;
+    let deliveries: Value = http
+        .get(format!("{base}/api/v1/alerts/deliveries"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let d = &deliveries[0];
+    assert_eq!(d["outcome"], "delivered", "{d}");
+    assert!(d["tries"].as_u64().unwrap() >= 5, "{d}");
+    assert_eq!(d["event"], "test");
+    assert_eq!(received.bodies()[0]["events"][0]["event"], "test");
+    // No second copy: the one delivered was the last try.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(received.bodies().len(), 1);
+
+    // An unknown alert is named as such.
+    let none = http
+        .post(format!("{base}/api/v1/alerts/nope/test"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 404);
+    assert!(none.text().await.unwrap().contains("the alerts are pager"));
+}
+
+/// A 500 is tried again; a 400 is the receiver's final word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_is_retried_and_a_400_is_not() {
+    let status = Arc::new(AtomicU16::new(500));
+    let (to, received) = receiver("127.0.0.1:0".parse().unwrap(), status.clone()).await;
+    let running = two_stages(false);
+    drop(running.outputs);
+    let config = Config::default();
+    config.alerts.add(
+        alert("flaky", to, [On::Run])
+            .retries(10, Duration::from_millis(200))
+            .throttle(Duration::from_millis(1)),
+    );
+    let alerts = config.alerts.clone();
+    let _base = serve_config(running.handle.clone(), config).await;
+    assert!(alerts.test("flaky", "alerted", "http://x/".into()));
+    until("two tries answered 500", Duration::from_secs(30), || {
+        received.hits() >= 2
+    })
+    .await;
+    assert!(alerts.deliveries().is_empty(), "still trying");
+    status.store(200, Ordering::SeqCst);
+    until("the delivery", Duration::from_secs(30), || {
+        received.bodies().len() == 1
+    })
+    .await;
+    until("its record", Duration::from_secs(10), || {
+        alerts.deliveries().len() == 1
+    })
+    .await;
+    let d = alerts.deliveries()[0].clone();
+    assert!(d.tries > 1 && d.status == Some(200), "{d:?}");
+
+    status.store(400, Ordering::SeqCst);
+    assert!(alerts.test("flaky", "alerted", "http://x/".into()));
+    until("the refusal recorded", Duration::from_secs(30), || {
+        alerts.deliveries().len() == 2
+    })
+    .await;
+    let d = alerts.deliveries()[0].clone();
+    assert_eq!((d.tries, d.status), (1, Some(400)), "{d:?}");
+}
