@@ -502,7 +502,7 @@ impl Alerts {
     /// Every alert's recent deliveries, newest first.
     pub fn deliveries(&self) -> Vec<Delivery> {
         let mut all: Vec<Delivery> = self.started().iter().flat_map(|h| h.record().2).collect();
-        all.sort_by(|a, b| b.at_unix_ms.cmp(&a.at_unix_ms));
+        all.sort_by_key(|d| std::cmp::Reverse(d.at_unix_ms));
         all
     }
 

@@ -20,8 +20,10 @@ pub const SIGNATURE: &str = "x-flowdeck-signature";
 
 /// `v1=` and the hex HMAC-SHA256 of `"{at}.{body}"` under `secret`.
 pub fn signature(secret: &str, at: u64, body: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    // HMAC takes a key of any length: the error case does not happen.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
     mac.update(at.to_string().as_bytes());
     mac.update(b".");
     mac.update(body.as_bytes());
