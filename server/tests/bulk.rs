@@ -137,6 +137,17 @@ async fn retry_all_timeouts_of_a_stage_then_they_complete() {
         (Some(0), Some(0))
     );
 
+    // A body that is not an object is refused (serde alone would read an array).
+    let (code, bad) = post(
+        &http,
+        format!("{base}/api/v1/tasks/retry"),
+        json!([null, null]),
+    )
+    .await;
+    assert_eq!(code, 400, "{bad}");
+    let (code, _) = post(&http, format!("{base}/api/v1/tasks/retry"), json!({"q": 5})).await;
+    assert_eq!(code, 400);
+
     // A filter with an unknown key is refused, naming it, rather than finding nothing.
     let (code, bad) = post(
         &http,
@@ -194,8 +205,8 @@ async fn retry_all_timeouts_of_a_stage_then_they_complete() {
         .iter()
         .filter(|e| e["action"] == "retry all")
         .collect();
-    // The dry run is not one: it did nothing. The refused filter is.
-    assert_eq!(entries.len(), 3, "{audit}");
+    // The dry run is not one: it did nothing. The refused bodies and filter are.
+    assert_eq!(entries.len(), 5, "{audit}");
     let last = entries
         .iter()
         .find(|e| e["outcome"] == "ok: 100 matched, 100 acted, 0 skipped");

@@ -67,6 +67,20 @@ pub struct Scale {
     workers: f64,
 }
 
+/// A body that must be a JSON object: serde would also take an array for a struct
+/// (`[null, null]` as its first two fields), which the document does not allow.
+fn object<B: serde::de::DeserializeOwned>(
+    json: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<B, ApiError> {
+    let value = body(json)?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object, such as {\"q\": \"kind:timeout\"}".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("bad JSON body: {e}")))
+}
+
 fn body<B>(json: Result<Json<B>, JsonRejection>) -> Result<B, ApiError> {
     json.map(|Json(b)| b).map_err(|e| match e {
         JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
@@ -298,18 +312,18 @@ async fn cancel(
 async fn retry_all(
     State(s): State<AppState>,
     actor: Actor,
-    json: Result<Json<BulkRequest>, JsonRejection>,
+    json: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<bulk::Outcome>, ApiError> {
-    bulk_action(s, actor, bulk::Action::Retry, body(json)).await
+    bulk_action(s, actor, bulk::Action::Retry, object(json)).await
 }
 
 /// Cancels every unfinished item the filter finds.
 async fn cancel_all(
     State(s): State<AppState>,
     actor: Actor,
-    json: Result<Json<BulkRequest>, JsonRejection>,
+    json: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<bulk::Outcome>, ApiError> {
-    bulk_action(s, actor, bulk::Action::Cancel, body(json)).await
+    bulk_action(s, actor, bulk::Action::Cancel, object(json)).await
 }
 
 async fn bulk_action(
