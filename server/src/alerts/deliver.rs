@@ -109,6 +109,16 @@ async fn run(alert: Arc<Alert>, mut rx: mpsc::Receiver<AlertEvent>, record: Arc<
             return;
         }
     };
+    let mail = match &alert.smtp {
+        Some((smtp, _)) => match smtp.transport() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(alert = alert.name, "alerts cannot send mail: {e}");
+                return;
+            }
+        },
+        None => None,
+    };
     // Until then, what comes is grouped into the next message.
     let mut quiet_until = Instant::now();
     while let Some(first) = rx.recv().await {
@@ -133,7 +143,7 @@ async fn run(alert: Arc<Alert>, mut rx: mpsc::Receiver<AlertEvent>, record: Arc<
                 }
             }
         }
-        let delivery = send(&client, &alert, &group, total).await;
+        let delivery = send(&client, mail.as_ref(), &alert, &group, total).await;
         match delivery.outcome {
             Outcome::Delivered => record.delivered.fetch_add(1, Ordering::Relaxed),
             Outcome::Failed => {
@@ -161,6 +171,7 @@ async fn run(alert: Arc<Alert>, mut rx: mpsc::Receiver<AlertEvent>, record: Arc<
 /// refused connection or a time-out; a 4xx otherwise is the receiver's final word.
 async fn send(
     client: &reqwest::Client,
+    mail: Option<&lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
     alert: &Alert,
     group: &[AlertEvent],
     total: u64,
@@ -170,6 +181,20 @@ async fn send(
     let mut tries = 0;
     let (outcome, status, error) = loop {
         tries += 1;
+        if let (Some(transport), Some((smtp, to))) = (mail, &alert.smtp) {
+            let (error, again) =
+                match super::email::send(transport, smtp, to, &alert.name, group, total).await {
+                    super::email::Sent::Yes => break (Outcome::Delivered, None, None),
+                    super::email::Sent::Again(e) => (Some(e), true),
+                    super::email::Sent::Never(e) => (Some(e), false),
+                };
+            if !again || tries >= alert.tries {
+                break (Outcome::Failed, None, error);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(MAX_BACKOFF);
+            continue;
+        }
         let mut request = client
             .post(alert.to.expose())
             .header("content-type", "application/json");

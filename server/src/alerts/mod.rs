@@ -16,6 +16,7 @@
 //! logs name an alert's target by its scheme and host only.
 
 mod deliver;
+mod email;
 pub mod payload;
 pub mod sign;
 mod watch;
@@ -27,6 +28,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 pub use deliver::{Delivery, Outcome};
+pub use email::{Smtp, SmtpFile};
 pub use watch::watch;
 
 /// What can fire an alert.
@@ -56,6 +58,8 @@ pub enum Format {
     Slack,
     /// A Discord webhook's `{"content", "embeds"}`.
     Discord,
+    /// A plain-text email over SMTP (`to = "mailto:.."`, with `smtp = { .. }`).
+    Email,
 }
 
 /// More than `over` failures within `within`, at `stage` and of `kind` when given.
@@ -100,6 +104,9 @@ pub struct AlertFile {
     pub throttle: Option<String>,
     #[serde(default)]
     pub tries: Option<u32>,
+    /// For `format = "email"`: the SMTP server.
+    #[serde(default)]
+    pub smtp: Option<SmtpFile>,
 }
 
 /// A value that must not be shown: kept out of `Debug`, and of everything else.
@@ -135,6 +142,8 @@ pub struct Alert {
     pub(crate) tries: u32,
     /// The first retry's wait; each next one doubles, up to [`MAX_BACKOFF`].
     pub(crate) backoff: Duration,
+    /// For an email alert: the server and the recipients.
+    pub(crate) smtp: Option<(Smtp, Vec<lettre::message::Mailbox>)>,
 }
 
 /// A failure threshold, checked.
@@ -164,7 +173,21 @@ impl Alert {
             throttle: Duration::from_secs(60),
             tries: 8,
             backoff: Duration::from_secs(1),
+            smtp: None,
         }
+    }
+
+    /// An email alert to `to` (`mailto:a@example.com,b@example.com`) through `smtp`.
+    pub fn email(
+        name: impl Into<String>,
+        to: &str,
+        smtp: Smtp,
+        on: impl IntoIterator<Item = On>,
+    ) -> Result<Self, String> {
+        let recipients = email::recipients(to)?;
+        let mut alert = Alert::webhook(name, Secret::new(to), on).format(Format::Email);
+        alert.smtp = Some((smtp, recipients));
+        Ok(alert)
     }
 
     pub fn format(mut self, format: Format) -> Self {
@@ -227,7 +250,26 @@ impl Alert {
         }
         let to = read_secret(&f.to, true).map_err(|e| bad("to", e))?;
         let url = to.expose();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let smtp = match (f.format, &f.smtp) {
+            (Format::Email, Some(s)) => {
+                let recipients = email::recipients(url).map_err(|e| bad("to", e))?;
+                Some((Smtp::from_file(s).map_err(|e| bad("smtp", e))?, recipients))
+            }
+            (Format::Email, None) => {
+                return Err(bad(
+                    "smtp",
+                    "an email alert needs smtp = { host = .., from = .. }".into(),
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(bad(
+                    "smtp",
+                    "only an email alert has one (format = \"email\")".into(),
+                ))
+            }
+            (_, None) => None,
+        };
+        if smtp.is_none() && !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(bad(
                 "to",
                 format!("must be an http(s) URL, got one starting {:?}", shown(url)),
@@ -279,6 +321,7 @@ impl Alert {
             throttle,
             tries: f.tries.unwrap_or(8).clamp(1, 100),
             backoff: Duration::from_secs(1),
+            smtp,
         })
     }
 
@@ -322,6 +365,13 @@ fn read_secret(raw: &str, plain: bool) -> Result<Secret, String> {
 /// A target as it may be shown: its scheme and host, never its path (a Slack or Discord
 /// webhook's path is its key) nor its query.
 pub fn shown(url: &str) -> String {
+    if let Some(list) = url.strip_prefix("mailto:") {
+        let domains: Vec<&str> = list
+            .split(',')
+            .filter_map(|a| a.trim().rsplit_once('@').map(|(_, d)| d))
+            .collect();
+        return format!("mailto:…@{}", domains.join(",…@"));
+    }
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = host.rsplit('@').next().unwrap_or_default();

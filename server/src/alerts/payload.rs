@@ -82,6 +82,8 @@ pub fn body(alert: &Alert, group: &[AlertEvent], total: u64) -> String {
                 ],
             })
         }
+        // Email bodies are made by the email module; this one is never sent.
+        Format::Email => json!({ "summary": summary }),
         Format::Discord => json!({
             "content": summary,
             "embeds": named.iter().take(10).map(|e| json!({
