@@ -93,6 +93,31 @@ async fn receiver(addr: SocketAddr, status: Arc<AtomicU16>) -> (SocketAddr, Rece
     (addr, got)
 }
 
+/// Every log line of this test binary, at every level, the HTTP client's included.
+fn log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || Lines(sink.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
 fn alert(name: &str, to: SocketAddr, on: impl IntoIterator<Item = On>) -> Alert {
     Alert::webhook(
         name,
@@ -147,6 +172,7 @@ async fn text(url: String) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_warning_is_grouped_signed_and_no_secret_is_shown() {
+    let _log = log();
     let (to, received) = receiver(
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(AtomicU16::new(200)),
@@ -241,6 +267,7 @@ async fn a_flapping_warning_is_grouped_signed_and_no_secret_is_shown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_failures_make_one_alert() {
+    let _log = log();
     let (to, received) = receiver(
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(AtomicU16::new(200)),
@@ -292,6 +319,7 @@ async fn ten_thousand_failures_make_one_alert() {
 /// (1, 2, 4, 8, 16 s) and arrives once it is back, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_30_seconds_gets_the_message_once_back() {
+    let log = log();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -333,6 +361,15 @@ async fn a_receiver_down_for_30_seconds_gets_the_message_once_back() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(received.bodies().len(), 1);
 
+    // Every log line so far, of every test here (a refused connection, a 500, a 400, a
+    // certificate refused...), names neither the URL's key nor the secret.
+    let lines = String::from_utf8_lossy(&log.lock()).into_owned();
+    assert!(lines.contains("alert"), "the log was captured");
+    assert!(
+        !lines.contains(URL_KEY) && !lines.contains(SIGNING_KEY),
+        "{lines}"
+    );
+
     // An unknown alert is named as such.
     let none = http
         .post(format!("{base}/api/v1/alerts/nope/test"))
@@ -347,6 +384,7 @@ async fn a_receiver_down_for_30_seconds_gets_the_message_once_back() {
 /// A 500 is tried again; a 400 is the receiver's final word.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_500_is_retried_and_a_400_is_not() {
+    let _log = log();
     let status = Arc::new(AtomicU16::new(500));
     let (to, received) = receiver("127.0.0.1:0".parse().unwrap(), status.clone()).await;
     let running = two_stages(false);
@@ -392,6 +430,7 @@ async fn a_500_is_retried_and_a_400_is_not() {
 /// (trustme): the alert's mail arrives, so it went over TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_goes_through_a_real_smtp_server_over_starttls() {
+    let _log = log();
     use std::io::Read;
     let python = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -468,6 +507,21 @@ async fn an_email_goes_through_a_real_smtp_server_over_starttls() {
         .unwrap()
         .retries(3, Duration::from_millis(200)),
     );
+    // The same server without its CA: the certificate is refused, and nothing is sent in
+    // the clear instead.
+    let untrusting = flowdeck_server::alerts::Smtp::new("127.0.0.1", "flowdeck@example.com")
+        .unwrap()
+        .port(port);
+    config.alerts.add(
+        Alert::email(
+            "untrusting",
+            "mailto:ops@example.com",
+            untrusting,
+            [On::Run],
+        )
+        .unwrap()
+        .retries(1, Duration::from_millis(200)),
+    );
     let alerts = config.alerts.clone();
     let base = serve_config(running.handle.clone(), config).await;
     assert!(alerts.test("mail", "alerted", format!("{base}/")));
@@ -495,6 +549,27 @@ async fn an_email_goes_through_a_real_smtp_server_over_starttls() {
         flowdeck_server::alerts::Outcome::Delivered,
         "{d:?}"
     );
+    assert!(alerts.test("untrusting", "alerted", format!("{base}/")));
+    until("the refusal", Duration::from_secs(30), || {
+        alerts.deliveries().len() == 2
+    })
+    .await;
+    let refused = alerts.deliveries()[0].clone();
+    assert_eq!(refused.alert, "untrusting");
+    assert_eq!(
+        refused.outcome,
+        flowdeck_server::alerts::Outcome::Failed,
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("certificate"),
+        "{refused:?}"
+    );
+    assert_eq!(printed.lock().matches("Sent by flowdeck").count(), 1);
     let shown: Value = serde_json::from_str(&text(format!("{base}/api/v1/alerts")).await).unwrap();
     assert_eq!(shown[0]["to"], "mailto:…@example.com,…@example.com");
     assert_eq!(shown[0]["format"], "email");
