@@ -17,11 +17,15 @@ const TOKEN: &str = "a-long-enough-ingest-token";
 
 /// A standalone dashboard (no pipeline of its own) on a free port; its base URL.
 async fn standalone(db: &tempfile::TempDir) -> String {
-    standalone_with(db, Duration::from_secs(15)).await
+    standalone_with(db, Duration::from_secs(15), Default::default()).await
 }
 
-/// The same, marking a reporter lost after `reporter_timeout` of silence.
-async fn standalone_with(db: &tempfile::TempDir, reporter_timeout: Duration) -> String {
+/// The same, marking a reporter lost after `reporter_timeout` of silence, with `alerts`.
+async fn standalone_with(
+    db: &tempfile::TempDir,
+    reporter_timeout: Duration,
+    alerts: flowdeck_server::alerts::Alerts,
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = Config {
         addr: listener.local_addr().unwrap(),
@@ -30,6 +34,7 @@ async fn standalone_with(db: &tempfile::TempDir, reporter_timeout: Duration) -> 
         ingest_token: Some(TOKEN.into()),
         standalone: true,
         reporter_timeout,
+        alerts,
         ..Config::default()
     };
     let placeholder = flowdeck_runtime::mirror("standalone".into(), vec![], vec![], 0).0;
@@ -434,7 +439,12 @@ async fn a_reporter_slower_than_its_pipeline_sends_what_is_retained_and_counts_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_reporter_is_marked_lost_and_its_return_is_a_new_run() {
     let db = tempfile::tempdir().unwrap();
-    let base = standalone_with(&db, Duration::from_secs(1)).await;
+    // What the program's alert hook is told: the reporter lost is an alert too.
+    let alerts = flowdeck_server::alerts::Alerts::default();
+    let told = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let seen = told.clone();
+    alerts.on_alert(move |e| seen.lock().push(e.clone()));
+    let base = standalone_with(&db, Duration::from_secs(1), alerts).await;
     // One batch by hand, as a process that then dies would have sent: running, one item
     // queued.
     use flowdeck_protocol::{
@@ -533,6 +543,30 @@ async fn a_silent_reporter_is_marked_lost_and_its_return_is_a_new_run() {
         }
     })
     .await;
+    eventually("the alerts of the lost process", || {
+        let told = told.clone();
+        async move {
+            let told = told.lock();
+            let lost = told.iter().any(|e| {
+                e.event == "warning.raised"
+                    && e.pipeline == "gone"
+                    && e.message.contains("no report from this pipeline's process")
+            });
+            let aborted = told
+                .iter()
+                .any(|e| e.event == "run.aborted" && e.pipeline == "gone");
+            lost && aborted
+        }
+    })
+    .await;
+    let link = told
+        .lock()
+        .iter()
+        .find(|e| e.event == "run.aborted")
+        .unwrap()
+        .link
+        .clone();
+    assert!(link.contains("/p/gone/runs/"), "{link}");
     // It comes back with the same run: a new run here, live again.
     post().await;
     let row = &get_json(format!("{base}/api/v1/pipelines")).await[0];

@@ -213,6 +213,9 @@ fn mirror_for(state: &AppState, slug: &str, batch: &ReportBatch) -> (Mirror, boo
                     ..Default::default()
                 });
                 let scope = state.sibling(handle, slug);
+                // A reporter's process going silent marks its run aborted with a warning
+                // that says so: both are alerts, as for a pipeline of this process.
+                scope.watch_alerts();
                 state
                     .pipelines
                     .put_reported(scope.entry(slug), crate::scopes::scope(scope));

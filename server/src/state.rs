@@ -161,7 +161,7 @@ impl AppState {
 
     /// Starts the alerts' watcher of this state's pipeline; its links go to this state's
     /// pages.
-    fn watch_alerts(&self) {
+    pub(crate) fn watch_alerts(&self) {
         let origin = format!("http://{}{}", self.config.addr, self.base);
         crate::alerts::watch(
             &self.config.alerts,

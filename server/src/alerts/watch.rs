@@ -137,6 +137,10 @@ pub fn watch(
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             every.tick().await;
+            // Read first: what the run's end brings (a lost reporter's warning) is read
+            // below in the same look, before the watch ends.
+            let was = state;
+            state = pipeline.state();
             // Warnings: raised and cleared, each once.
             let (current, _) = pipeline.warnings();
             let now: BTreeMap<_, _> = current
@@ -268,8 +272,6 @@ pub fn watch(
             }
 
             // The run's end, once; then nothing more will happen.
-            let was = state;
-            state = pipeline.state();
             if state != was && matches!(state, PipelineState::Finished | PipelineState::Aborted) {
                 let s = pipeline.tracker().stats();
                 let counts = format!(
