@@ -74,6 +74,8 @@ pub trait Backend: Send + Sync + 'static {
     fn store_status(&self) -> Option<StoreStatus>;
     /// The worker processes of distributed stages, as their heartbeats show them.
     fn processes(&self) -> Vec<flowdeck_protocol::ProcessSnapshot>;
+    /// The alerts configured, each with its last deliveries (no secret, no full URL).
+    fn alerts(&self) -> Vec<flowdeck_protocol::alerts::AlertInfo>;
     /// A page of questions people are asked: the live run's, or a stored run's.
     fn questions(
         &self,

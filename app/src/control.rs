@@ -46,7 +46,7 @@ pub(crate) async fn post(
 }
 
 /// Fires a control request from a click.
-fn send(path: String, body: String) {
+pub(crate) fn send(path: String, body: String) {
     let ControlStatus(status, sent) = expect_context::<ControlStatus>();
     let csrf = untrack(|| use_live().viewer().csrf);
     leptos::task::spawn_local(async move {

@@ -56,6 +56,12 @@ fn backend() -> Result<BackendRef, ServerFnError> {
         .ok_or_else(|| ServerFnError::new("no pipeline is attached to this server"))
 }
 
+/// The alerts configured and their last deliveries, for the Alerts page.
+#[server(endpoint = "alerts", input = leptos::server_fn::codec::GetUrl)]
+pub async fn fetch_alerts() -> Result<Vec<flowdeck_protocol::alerts::AlertInfo>, ServerFnError> {
+    Ok(backend()?.0.alerts())
+}
+
 /// The worker processes of distributed stages, for the workers page. Asked for by that
 /// page rather than carried in every frame's snapshot to the browser: only it shows them,
 /// and their decoding stays out of the first load's wasm.

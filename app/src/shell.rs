@@ -20,6 +20,7 @@ pub const PAGES: &[(&str, &str)] = &[
     ("/metrics", "Metrics"),
     ("/logs", "Logs"),
     ("/runs", "Runs"),
+    ("/alerts", "Alerts"),
 ];
 
 /// The path of custom page `slug`.
@@ -134,6 +135,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/workers") view={Lazy::<pages::WorkersRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/tasks") view={Lazy::<pages::TasksRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/tasks/:id") view={Lazy::<pages::TaskRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/alerts") view={Lazy::<pages::AlertsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/questions") view={Lazy::<pages::QuestionsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/errors") view={Lazy::<pages::ErrorsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/streaming") view={Lazy::<pages::StreamingRoute>::new()} ssr=SsrMode::Async/>

@@ -7,6 +7,7 @@
 //! [`Snapshot`]'s `stages` and the stage's `workers`, so the change feed stays cheap to build
 //! and to ship.
 
+pub mod alerts;
 pub mod audit;
 mod event;
 pub mod filter;

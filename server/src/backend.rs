@@ -36,6 +36,7 @@ pub(crate) struct HubBackend {
     store: Option<(flowdeck_store::Store, flowdeck_store::RunId)>,
     readonly: bool,
     audit: Audit,
+    alerts: crate::alerts::Alerts,
     logs: LogBuffer,
     metrics: MetricsStore,
     pages: Pages,
@@ -81,6 +82,10 @@ impl Backend for HubBackend {
 
     fn audit(&self) -> Vec<flowdeck_protocol::AuditEntry> {
         self.audit.entries()
+    }
+
+    fn alerts(&self) -> Vec<flowdeck_protocol::alerts::AlertInfo> {
+        self.alerts.list()
     }
 
     fn processes(&self) -> Vec<flowdeck_protocol::ProcessSnapshot> {
@@ -294,6 +299,7 @@ fn backend(state: &AppState) -> BackendRef {
         store: state.store.clone(),
         readonly: state.readonly,
         audit: state.audit.clone(),
+        alerts: state.config.alerts.clone(),
         logs: state.logs.clone(),
         metrics: state.metrics.clone(),
         pages: state.pages.clone(),

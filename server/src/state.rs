@@ -123,6 +123,9 @@ impl AppState {
         pipeline: PipelineHandle,
         store: Option<flowdeck_store::Store>,
     ) -> AppState {
+        if let Some(store) = &store {
+            config.alerts.keep_in(store.clone());
+        }
         if config.standalone {
             // The placeholder is not recorded; the store's runs are the reporters'.
             let mut root = AppState::of_pipeline(config, pages, pipeline, None, true);

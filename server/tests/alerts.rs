@@ -574,3 +574,58 @@ async fn an_email_goes_through_a_real_smtp_server_over_starttls() {
     assert_eq!(shown[0]["to"], "mailto:…@example.com,…@example.com");
     assert_eq!(shown[0]["format"], "email");
 }
+
+/// What an alert delivered is kept in the run store: a dashboard restarted on the same
+/// file shows it in the API and on the Alerts page, before it has sent anything itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_outlive_a_restart_in_the_run_store() {
+    let _log = log();
+    let db = tempfile::tempdir().unwrap();
+    let open = || {
+        flowdeck_store::Store::open(flowdeck_store::StoreConfig::new(db.path().join("runs.db")))
+            .unwrap()
+    };
+    let (to, received) = receiver(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(AtomicU16::new(200)),
+    )
+    .await;
+    let make = |store: flowdeck_store::Store| {
+        let alerts = Alerts::default();
+        alerts.add(alert("kept", to, [On::Run]));
+        alerts.keep_in(store);
+        alerts
+    };
+
+    let first = open();
+    let alerts = make(first.clone());
+    assert!(alerts.test("kept", "alerted", "http://x/".into()));
+    until("the delivery", Duration::from_secs(30), || {
+        received.bodies().len() == 1 && alerts.deliveries().len() == 1
+    })
+    .await;
+    first.flush();
+
+    // The restarted dashboard: a new store handle on the file, new alerts, nothing sent.
+    let running = two_stages(false);
+    drop(running.outputs);
+    let config = Config {
+        alerts: make(open()),
+        ..Config::default()
+    };
+    let base = serve_config(running.handle.clone(), config).await;
+    let listed: Value = serde_json::from_str(&text(format!("{base}/api/v1/alerts")).await).unwrap();
+    let last = &listed[0]["last"];
+    assert_eq!(last.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(last[0]["event"], "test");
+    assert_eq!(last[0]["outcome"], "delivered");
+    assert_eq!(last[0]["status"], 200);
+    assert_eq!(
+        listed[0]["sent"]["delivered"], 0,
+        "counts are this process's"
+    );
+    let page = text(format!("{base}/alerts")).await;
+    assert!(page.contains(r#"data-testid="alert-kept""#), "{page}");
+    assert!(page.contains(r#"<tr data-outcome="delivered">"#), "{page}");
+    assert!(!page.contains(URL_KEY) && !page.contains(SIGNING_KEY));
+}

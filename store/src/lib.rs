@@ -1,14 +1,14 @@
 //! The run store: what a pipeline did, kept after the process ends or dies. Runs (their
 //! pipeline, start, end, state, the graph and the final totals), every finished item with
 //! its error, annotations, visits and parents, minute rollups of the metrics, log records
-//! at warn and above, and the audit log, in one SQLite file.
+//! at warn and above, the audit log and what the alerts delivered, in one SQLite file.
 //!
 //! One thread writes, in transactions of up to 100 ms or 10,000 rows (group commit, WAL,
 //! `synchronous=NORMAL`): a process killed mid-run loses at most the last window, and
 //! "database is locked" cannot happen, since nothing else writes. Reads use connections of
 //! their own, which WAL lets run beside the writer. Writes never wait: the queue is
 //! bounded, and when it fills, completed items are shed (counted per run and shown) while
-//! failures, run records and the audit log keep their room. Retention (30 days and 1 GiB by
+//! failures, run records, the audit log and alert deliveries keep their room. Retention (30 days and 1 GiB by
 //! default) is enforced by the same thread between commits, a batch at a time.
 //!
 //! ```
@@ -358,6 +358,11 @@ impl Store {
     /// A control action. Waits for room: the audit log is not shed.
     pub fn audit(&self, entry: AuditEntry) {
         let _ = self.0.tx.send(writer::Write::Audit(entry));
+    }
+
+    /// An alert's delivery. Waits for room, as the audit log does: it is not shed.
+    pub fn alert_delivery(&self, delivery: flowdeck_protocol::alerts::Delivery) {
+        let _ = self.0.tx.send(writer::Write::AlertDelivery(delivery));
     }
 
     /// A question of `run` as its latest change left it (asked, or closed). Waits for

@@ -936,6 +936,46 @@ impl Store {
         })
     }
 
+    /// The last `limit` deliveries of the alert `alert`, newest first. A row whose outcome
+    /// this build does not know (written by a newer one) is left out.
+    pub fn alert_deliveries(
+        &self,
+        alert: &str,
+        limit: usize,
+    ) -> Result<Vec<flowdeck_protocol::alerts::Delivery>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT at_ms, event, events, outcome, status, error, tries FROM alert_deliveries
+                 WHERE alert = ?1 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![alert, limit as i64], |r| {
+                let outcome: String = r.get(3)?;
+                Ok((
+                    outcome,
+                    flowdeck_protocol::alerts::Delivery {
+                        alert: alert.to_owned(),
+                        at_unix_ms: r.get::<_, i64>(0)? as u64,
+                        event: r.get(1)?,
+                        events: r.get::<_, i64>(2)? as u64,
+                        outcome: flowdeck_protocol::alerts::Outcome::Delivered,
+                        status: r.get(4)?,
+                        error: r.get(5)?,
+                        tries: r.get(6)?,
+                    },
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (outcome, mut d) = row?;
+                if let Some(o) = flowdeck_protocol::alerts::Outcome::parse(&outcome) {
+                    d.outcome = o;
+                    out.push(d);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Log records kept (warn and above) between two times, oldest first.
     pub fn kept_logs(
         &self,

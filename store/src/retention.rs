@@ -1,6 +1,6 @@
 //! What the store keeps, and for how long: runs (with their items) for `max_age` and until
-//! the file reaches `max_bytes`, the oldest going first; metric rollups, logs and the audit
-//! log for `max_age`. Enforced by the writer between commits, in batches, so no
+//! the file reaches `max_bytes`, the oldest going first; metric rollups, logs, the audit
+//! log and alert deliveries for `max_age`. Enforced by the writer between commits, in batches, so no
 //! transaction is long and the pipeline never waits on it.
 
 use std::time::Duration;
@@ -76,7 +76,7 @@ pub(crate) fn enforce(conn: &mut Connection, r: &Retention) -> rusqlite::Result<
         delete_run(conn, run)?;
         deleted += 1;
     }
-    for table in ["metrics", "logs", "audit"] {
+    for table in ["metrics", "logs", "audit", "alert_deliveries"] {
         let (column, scale) = if table == "metrics" {
             ("minute", 1000)
         } else {

@@ -8,10 +8,10 @@ use crate::StoreError;
 
 /// The version this build writes. A file at a higher version was written by a newer
 /// flowdeck and is refused rather than misread.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     r#"
 CREATE TABLE runs (
     id           INTEGER PRIMARY KEY,
@@ -160,6 +160,24 @@ CREATE TABLE questions (
 ) WITHOUT ROWID;
 CREATE INDEX questions_state ON questions (run, state, id);
 CREATE INDEX questions_item ON questions (run, item);
+"#,
+    r#"
+-- 7: what each alert delivered, so that the Alerts page's record outlives a restart.
+CREATE TABLE alert_deliveries (
+    seq     INTEGER PRIMARY KEY,
+    at_ms   INTEGER NOT NULL,
+    alert   TEXT    NOT NULL,
+    -- the first event's name; events counts what the message grouped
+    event   TEXT    NOT NULL,
+    events  INTEGER NOT NULL,
+    -- delivered or failed
+    outcome TEXT    NOT NULL,
+    status  INTEGER,
+    error   TEXT,
+    tries   INTEGER NOT NULL
+);
+CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert, seq);
+CREATE INDEX alert_deliveries_at ON alert_deliveries (at_ms);
 "#,
 ];
 

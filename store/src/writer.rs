@@ -45,6 +45,7 @@ pub(crate) enum Write {
     },
     Logs(Vec<LogRecord>),
     Audit(AuditEntry),
+    AlertDelivery(flowdeck_protocol::alerts::Delivery),
     Question {
         run: RunId,
         info: Box<flowdeck_protocol::question::QuestionInfo>,
@@ -170,6 +171,7 @@ fn essential(w: &Write) -> bool {
             | Write::Progress { .. }
             | Write::End { .. }
             | Write::Audit(_)
+            | Write::AlertDelivery(_)
             | Write::Question { .. }
     )
 }
@@ -404,6 +406,22 @@ fn apply(tx: &Transaction, w: &Write, counted: &mut Counted) -> Result<(), rusql
                 "INSERT INTO audit (at_ms, user, action, target, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![a.at_unix_ms as i64, a.user, a.action, a.target, a.outcome])?;
+        }
+        Write::AlertDelivery(d) => {
+            tx.prepare_cached(
+                "INSERT INTO alert_deliveries (at_ms, alert, event, events, outcome, status, error, tries)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                d.at_unix_ms as i64,
+                d.alert,
+                d.event,
+                d.events as i64,
+                d.outcome.as_str(),
+                d.status,
+                d.error,
+                d.tries
+            ])?;
         }
         Write::Question { run, info } => {
             tx.prepare_cached(

@@ -68,6 +68,17 @@ impl LazyRoute for TaskRoute {
     }
 }
 
+doc_route!(AlertsRoute, "alerts");
+#[lazy_route]
+impl LazyRoute for AlertsRoute {
+    fn data() -> Self {
+        Self
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <Alerts/> }.into_any()
+    }
+}
+
 doc_route!(QuestionsRoute, "questions");
 #[lazy_route]
 impl LazyRoute for QuestionsRoute {

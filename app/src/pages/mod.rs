@@ -1,5 +1,6 @@
 //! One module per page, and the pieces several pages share.
 
+mod alerts;
 mod bulk;
 mod custom;
 mod errors;
@@ -17,6 +18,7 @@ mod task;
 mod tasks;
 mod workers;
 
+pub(crate) use alerts::Alerts;
 pub(crate) use bulk::BulkAction;
 pub(crate) use custom::Custom;
 pub(crate) use errors::Errors;

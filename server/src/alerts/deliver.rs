@@ -12,40 +12,14 @@ use std::{
 };
 
 use parking_lot::Mutex;
-use serde::Serialize;
 use tokio::{sync::mpsc, time::Instant};
 
-use super::{payload, sign, Alert, AlertEvent, Sent, MAX_BACKOFF, QUEUE};
+use super::{payload, sign, Alert, AlertEvent, Delivery, Outcome, Sent, MAX_BACKOFF, QUEUE};
 
 /// Deliveries each alert keeps for the API.
 const KEPT: usize = 100;
 /// How long one try may take.
 const TRY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What became of a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Delivered,
-    /// Given up: a 4xx, or every try failed.
-    Failed,
-}
-
-/// One message sent (or given up on).
-#[derive(Clone, Debug, Serialize)]
-pub struct Delivery {
-    pub alert: String,
-    pub at_unix_ms: u64,
-    /// The first event's name; `events` says how many the message grouped.
-    pub event: String,
-    pub events: u64,
-    pub outcome: Outcome,
-    /// The last try's HTTP status, if it got one.
-    pub status: Option<u16>,
-    /// The last try's error, if it got no answer (never the URL).
-    pub error: Option<String>,
-    pub tries: u32,
-}
 
 /// An alert's queue and its record.
 #[derive(Clone)]
@@ -85,15 +59,31 @@ impl Handle {
     }
 }
 
-/// Starts `alert`'s delivery task.
-pub(crate) fn start(alert: Arc<Alert>) -> Handle {
+/// Starts `alert`'s delivery task. With a run store, its record starts from the
+/// deliveries kept there (a restarted dashboard shows what was sent before), and each new
+/// one is kept there too.
+pub(crate) fn start(alert: Arc<Alert>, store: Option<flowdeck_store::Store>) -> Handle {
     let (tx, rx) = mpsc::channel(QUEUE);
     let record = Arc::new(Record::default());
-    tokio::spawn(run(alert.clone(), rx, record.clone()));
+    if let Some(store) = &store {
+        match store.alert_deliveries(&alert.name, KEPT) {
+            Ok(kept) => record.kept.lock().extend(kept.into_iter().rev()),
+            Err(e) => tracing::warn!(
+                alert = alert.name,
+                "the alert's past deliveries could not be read: {e}"
+            ),
+        }
+    }
+    tokio::spawn(run(alert.clone(), rx, record.clone(), store));
     Handle { alert, tx, record }
 }
 
-async fn run(alert: Arc<Alert>, mut rx: mpsc::Receiver<AlertEvent>, record: Arc<Record>) {
+async fn run(
+    alert: Arc<Alert>,
+    mut rx: mpsc::Receiver<AlertEvent>,
+    record: Arc<Record>,
+    store: Option<flowdeck_store::Store>,
+) {
     let client = match reqwest::Client::builder()
         .timeout(TRY_TIMEOUT)
         .user_agent(concat!("flowdeck/", env!("CARGO_PKG_VERSION")))
@@ -157,6 +147,9 @@ async fn run(alert: Arc<Alert>, mut rx: mpsc::Receiver<AlertEvent>, record: Arc<
                 record.failed.fetch_add(1, Ordering::Relaxed)
             }
         };
+        if let Some(store) = &store {
+            store.alert_delivery(delivery.clone());
+        }
         let mut kept = record.kept.lock();
         if kept.len() == KEPT {
             kept.pop_front();
@@ -214,7 +207,7 @@ async fn send(
                 (Some(code.as_u16()), None, again)
             }
             // Without the URL: for Slack and Discord it is the key.
-            Err(e) => (None, Some(e.without_url().to_string()), true),
+            Err(e) => (None, Some(said(e)), true),
         };
         if !again || tries >= alert.tries {
             break (Outcome::Failed, status, error);
@@ -232,4 +225,18 @@ async fn send(
         error,
         tries,
     }
+}
+
+/// A failed request in words, with its causes ("error sending request: client error
+/// (Connect): tcp connect error: Connection refused"), and without the URL.
+fn said(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

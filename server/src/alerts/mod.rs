@@ -27,40 +27,9 @@ use flowdeck_protocol::ItemId;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-pub use deliver::{Delivery, Outcome};
 pub use email::{Smtp, SmtpFile};
+pub use flowdeck_protocol::alerts::{AlertInfo, Delivery, FailuresInfo, Format, On, Outcome, Sent};
 pub use watch::watch;
-
-/// What can fire an alert.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum On {
-    /// A health warning raised, and its clearing.
-    Warnings,
-    /// The run finished or was aborted.
-    Run,
-    /// Failures over the alert's [`Failures`] threshold.
-    Failures,
-    /// A question waiting for a person's answer.
-    Questions,
-    /// The run store degraded (writes failing) or recovered.
-    Store,
-}
-
-/// The body a target takes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    /// flowdeck's own, versioned ([`payload::Webhook`]).
-    #[default]
-    Json,
-    /// A Slack incoming webhook's `{"text", "blocks"}`.
-    Slack,
-    /// A Discord webhook's `{"content", "embeds"}`.
-    Discord,
-    /// A plain-text email over SMTP (`to = "mailto:.."`, with `smtp = { .. }`).
-    Email,
-}
 
 /// More than `over` failures within `within`, at `stage` and of `kind` when given.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -412,6 +381,8 @@ pub struct Alerts {
 struct Inner {
     alerts: Mutex<Vec<Arc<Alert>>>,
     hooks: Mutex<Vec<Hook>>,
+    /// Where deliveries are kept, if anywhere ([`Alerts::keep_in`]).
+    store: Mutex<Option<flowdeck_store::Store>>,
     /// Each alert's queue and record, once started.
     running: Mutex<Option<Vec<deliver::Handle>>>,
 }
@@ -445,6 +416,13 @@ impl Alerts {
         self.inner.alerts.lock().is_empty() && self.inner.hooks.lock().is_empty()
     }
 
+    /// Keeps the deliveries in `store` and starts each alert's record from what it kept
+    /// there. Takes effect if called before the alerts start (the dashboard calls it as it
+    /// builds its state).
+    pub fn keep_in(&self, store: flowdeck_store::Store) {
+        *self.inner.store.lock() = Some(store);
+    }
+
     /// Checks every alert against the pipeline's stages, and that names are unique.
     pub fn check(&self, stages: &[String]) -> Result<(), String> {
         let alerts = self.inner.alerts.lock();
@@ -467,7 +445,7 @@ impl Alerts {
                     .alerts
                     .lock()
                     .iter()
-                    .map(|a| deliver::start(a.clone()))
+                    .map(|a| deliver::start(a.clone(), self.inner.store.lock().clone()))
                     .collect()
             })
             .clone()
@@ -570,41 +548,6 @@ impl Alerts {
             })
             .collect()
     }
-}
-
-/// An alert as `GET /api/v1/alerts` shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct AlertInfo {
-    pub name: String,
-    /// Scheme and host only: the rest of a webhook's URL is its key.
-    pub to: String,
-    pub format: Format,
-    pub on: Vec<On>,
-    pub failures: Option<FailuresInfo>,
-    /// Whether bodies are signed (the secret itself is never shown).
-    pub signed: bool,
-    pub throttle_secs: u64,
-    pub tries: u32,
-    pub sent: Sent,
-    /// Events its full queue could not take.
-    pub dropped: u64,
-    /// Its last five deliveries, newest first.
-    pub last: Vec<Delivery>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct FailuresInfo {
-    pub over: u64,
-    pub within_secs: u64,
-    pub stage: Option<String>,
-    pub kind: Option<String>,
-}
-
-/// Messages delivered, and given up on.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct Sent {
-    pub delivered: u64,
-    pub failed: u64,
 }
 
 #[cfg(test)]
