@@ -1,7 +1,71 @@
 // A TCP proxy between the browser and the server that can cut every open connection, to
 // drop the live stream the way a flaky network does. It also notes each request's
-// Last-Event-ID header and the first SSE event name of each response.
+// Last-Event-ID header and the first SSE event name of each response (reading through the
+// chunked transfer coding and the stream's gzip or brotli, as the client does).
 import net from 'node:net';
+import zlib from 'node:zlib';
+import { PassThrough } from 'node:stream';
+
+// Calls `found` with the first SSE event name in a response whose bytes are fed to it.
+function eventSniffer(found) {
+  let head = Buffer.alloc(0);
+  let decoder = null;
+  let chunked = false;
+  let pending = Buffer.alloc(0);
+  let remaining = -1; // bytes left in the current chunk; -1 while reading a chunk's size
+  let text = '';
+  const body = (bytes) => {
+    if (!chunked) { decoder.write(bytes); return; }
+    pending = Buffer.concat([pending, bytes]);
+    for (;;) {
+      if (remaining < 0) {
+        const eol = pending.indexOf('\r\n');
+        if (eol < 0) return;
+        remaining = parseInt(pending.subarray(0, eol).toString('latin1'), 16);
+        pending = pending.subarray(eol + 2);
+        if (!(remaining > 0)) return;
+      }
+      if (pending.length === 0) return;
+      const n = Math.min(remaining, pending.length);
+      decoder.write(pending.subarray(0, n));
+      pending = pending.subarray(n);
+      remaining -= n;
+      if (remaining === 0) {
+        if (pending.length < 2) { remaining = -2; return; }
+        pending = pending.subarray(2);
+        remaining = -1;
+      }
+    }
+  };
+  return (chunk) => {
+    if (decoder === null) {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const headers = head.subarray(0, end).toString('latin1');
+      const coding = headers.match(/^content-encoding:\s*(\S+)/im)?.[1];
+      chunked = /^transfer-encoding:\s*chunked/im.test(headers);
+      decoder = coding === 'gzip' ? zlib.createGunzip()
+        : coding === 'br' ? zlib.createBrotliDecompress() : new PassThrough();
+      decoder.on('error', () => {});
+      decoder.on('data', (d) => {
+        text += d.toString('latin1');
+        const m = text.match(/^event:[ \t]*(\S+)\r?\n/m);
+        if (m) { found(m[1]); decoder.removeAllListeners('data'); }
+      });
+      chunk = head.subarray(end + 4);
+    }
+    if (remaining === -2) {
+      // The two bytes after a chunk were split across reads.
+      pending = Buffer.concat([pending, chunk]);
+      if (pending.length < 2) return;
+      chunk = pending.subarray(2);
+      pending = Buffer.alloc(0);
+      remaining = -1;
+    }
+    body(chunk);
+  };
+}
 
 export async function startProxy(target) {
   const { hostname, port } = new URL(target);
@@ -11,8 +75,8 @@ export async function startProxy(target) {
     const upstream = net.connect(Number(port), hostname);
     sockets.add(client); sockets.add(upstream);
     let head = '';
-    let firstEvent = null;
     const record = { lastEventId: null, firstEvent: null, path: null };
+    const sniff = eventSniffer((name) => { if (record.firstEvent === null) record.firstEvent = name; });
     client.on('data', (chunk) => {
       if (record.path === null) {
         head += chunk.toString('latin1');
@@ -27,10 +91,7 @@ export async function startProxy(target) {
       upstream.write(chunk);
     });
     upstream.on('data', (chunk) => {
-      if (firstEvent === null) {
-        const m = chunk.toString('latin1').match(/^event:\s*(\S+)/m);
-        if (m) { firstEvent = m[1]; record.firstEvent = firstEvent; }
-      }
+      if (record.firstEvent === null) sniff(chunk);
       client.write(chunk);
     });
     const close = () => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream); };

@@ -80,7 +80,7 @@ fn alias(path: &str) -> Option<&'static str> {
 }
 
 /// How much the client wants an encoding: its `q`, 0 when refused or not named.
-fn accepts(headers: &HeaderMap, coding: &str) -> f32 {
+pub(crate) fn accepts(headers: &HeaderMap, coding: &str) -> f32 {
     headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()

@@ -1,16 +1,25 @@
 //! `GET /api/events`: one pipeline's live stream, read from its hub's frame log (see
-//! [`crate::hub`] for how frames are made, numbered and kept).
+//! [`crate::hub`] for how frames are made, numbered and kept), compressed per connection
+//! when the client accepts it ([`crate::compress`]).
 
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
+    body::{Body, Bytes},
     extract::State,
-    http::HeaderMap,
-    response::sse::{Event, KeepAlive, Sse},
+    http::{header, HeaderMap, HeaderValue},
+    response::{IntoResponse, Response},
 };
-use futures::Stream;
+use futures::StreamExt;
 
-use crate::state::AppState;
+use crate::{compress::Encoder, hub::Published, state::AppState};
+
+/// How long the stream may stay silent before a comment keeps proxies from closing it.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// A frame larger than this is compressed off the async workers (a full frame of a big
+/// retention can take milliseconds).
+const BLOCKING_FRAME: usize = 64 * 1024;
 
 /// The SSE message id a reconnecting browser sends back.
 fn last_event_id(headers: &HeaderMap) -> Option<u64> {
@@ -23,29 +32,69 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// One frame as an SSE message: its event name, its id (the frame's), its JSON.
+fn message(p: &Published) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.json.len() + 48);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(p.event.as_bytes());
+    out.extend_from_slice(format!("\nid: {}\n", p.id).as_bytes());
+    // Compact JSON has no line breaks; were there any, each line is a data line of its own.
+    for line in p.json.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out
+}
+
 /// `GET /api/events`: the live stream. A full frame first (or, with `Last-Event-ID`, the
 /// frames missed), then a delta every refresh; keep-alive comments keep proxies from
-/// closing an idle connection.
-pub async fn events(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    use futures::StreamExt;
+/// closing an idle connection. Brotli or gzip when the client accepts it, with one
+/// compression context for the connection and every frame flushed as it is sent.
+pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let mut shutdown = state.shutdown.subscribe();
-    let stream = state
+    let frames = state
         .hub
         .frames(last_event_id(&headers))
-        .map(|p| {
-            Ok(Event::default()
-                .event(p.event)
-                .id(p.id.to_string())
-                .data(&*p.json))
-        })
         // A server shutting down waits for open connections; a stream never ends alone.
         .take_until(async move {
             let _ = shutdown.wait_for(|&stop| stop).await;
-        });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        })
+        .boxed();
+    let (encoder, coding) = Encoder::for_request(&headers);
+    let body = futures::stream::unfold((frames, encoder), |(mut frames, mut encoder)| async move {
+        let text = match tokio::time::timeout(KEEP_ALIVE, frames.next()).await {
+            Ok(Some(p)) => message(&p),
+            Ok(None) => return None,
+            Err(_) => b":\n\n".to_vec(),
+        };
+        let bytes = if text.len() > BLOCKING_FRAME && !matches!(encoder, Encoder::Identity) {
+            let (encoder_back, bytes) = tokio::task::spawn_blocking(move || {
+                let bytes = encoder.frame(text);
+                (encoder, bytes)
+            })
+            .await
+            .ok()?;
+            encoder = encoder_back;
+            bytes
+        } else {
+            encoder.frame(text)
+        };
+        Some((Ok::<_, Infallible>(Bytes::from(bytes)), (frames, encoder)))
+    });
+    let mut res = Body::from_stream(body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Some(coding) = coding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    res
 }
 
 #[cfg(test)]

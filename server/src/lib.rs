@@ -18,6 +18,7 @@ pub mod auth;
 mod backend;
 pub mod branding;
 mod bulk;
+mod compress;
 mod config;
 pub mod console;
 mod cors;
@@ -136,8 +137,8 @@ pub fn router(state: AppState) -> Router {
         error::json_errors(server_fns.clone(), req, next)
     }));
     // Outermost: pages, JSON and CSS go out compressed when the client accepts it. The
-    // site's big files are precompressed (and so passed through), the live streams are
-    // not compressed (each event must leave at once).
+    // site's big files are precompressed (and so passed through); the live stream
+    // compresses itself, flushing every frame (crate::compress), and is passed through.
     app.layer(tower_http::compression::CompressionLayer::new())
 }
 

@@ -7,30 +7,52 @@ use std::time::Duration;
 
 mod common;
 
+use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder};
+use bytes::Bytes;
 use common::{pipeline, serve};
 use eventsource_stream::Eventsource;
 use flowdeck_protocol::stream::{Delta, Frame, Full, ItemRow, LiveState};
 use flowdeck_runtime::PipelineHandle;
 use flowdeck_server::hub::LogLimits;
-use futures::{Stream, StreamExt};
+use futures::{stream::BoxStream, Stream, StreamExt, TryStreamExt};
 use rand::Rng;
+use tokio_util::io::{ReaderStream, StreamReader};
 
-/// A stream client keeping its state the way the browser does.
+/// A stream client keeping its state the way the browser does; with `accept`, it asks
+/// for a compressed stream (and checks it got one) and decodes it as it comes.
 #[derive(Default)]
 struct Client {
     state: Option<LiveState>,
     fulls: usize,
     deltas: usize,
+    accept: Option<&'static str>,
 }
 
 impl Client {
+    fn accepting(coding: &'static str) -> Self {
+        Client {
+            accept: Some(coding),
+            ..Client::default()
+        }
+    }
+
     async fn connect(
         &self,
         base: &str,
     ) -> impl Stream<Item = eventsource_stream::Event> + Unpin + use<> {
-        let mut req = reqwest::Client::new().get(format!("{base}/api/events"));
+        // It decodes the stream itself, as it comes (reqwest could, built beside `flowdeck
+        // top`, which asks it to; this test reads what the server sends).
+        let http = reqwest::Client::builder()
+            .no_gzip()
+            .no_brotli()
+            .build()
+            .unwrap();
+        let mut req = http.get(format!("{base}/api/events"));
         if let Some(s) = &self.state {
             req = req.header("Last-Event-ID", s.id.to_string());
+        }
+        if let Some(coding) = self.accept {
+            req = req.header("accept-encoding", coding);
         }
         let res = req.send().await.unwrap();
         assert_eq!(res.status(), 200);
@@ -38,8 +60,18 @@ impl Client {
             res.headers()["content-type"].to_str().unwrap(),
             "text/event-stream"
         );
-        res.bytes_stream()
-            .eventsource()
+        let coding = res
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(coding.as_deref(), self.accept, "the stream's encoding");
+        let bytes = res.bytes_stream().map_err(std::io::Error::other);
+        let body: BoxStream<'static, std::io::Result<Bytes>> = match self.accept {
+            Some("br") => ReaderStream::new(BrotliDecoder::new(StreamReader::new(bytes))).boxed(),
+            Some("gzip") => ReaderStream::new(GzipDecoder::new(StreamReader::new(bytes))).boxed(),
+            _ => bytes.boxed(),
+        };
+        body.eventsource()
             .map(|e| e.unwrap())
             .filter(|e| std::future::ready(!e.event.is_empty()))
             .boxed()
@@ -98,28 +130,16 @@ fn runtime_rows(handle: &PipelineHandle) -> Vec<ItemRow> {
     rows
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_keeps_reconnecting_ends_with_the_runtimes_state() {
-    let running = pipeline(3_000); // fewer than the items: the window moves
-    let handle = running.handle.clone();
-    let base = serve(handle.clone(), 20, LogLimits::default()).await;
-    let outputs = running.outputs;
-    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
-    let input = running.input;
-    let feeder = tokio::spawn(async move {
-        for n in 0..4_000u64 {
-            input.send(n).await.unwrap();
-            if n % 200 == 0 {
-                tokio::time::sleep(Duration::from_millis(15)).await;
-            }
-        }
-        drop(input);
-    });
-
-    let mut client = Client::default();
+/// Connects, reads a few frames, drops the connection mid-run, again and again until
+/// `done`; answers how many times it reconnected.
+async fn keep_reconnecting(
+    client: &mut Client,
+    base: &str,
+    done: &tokio::task::JoinHandle<()>,
+) -> usize {
     let mut reconnects = 0;
-    while !feeder.is_finished() {
-        let mut events = client.connect(&base).await;
+    while !done.is_finished() {
+        let mut events = client.connect(base).await;
         let take = rand::rng().random_range(1..8);
         for _ in 0..take {
             match tokio::time::timeout(Duration::from_secs(5), events.next()).await {
@@ -129,46 +149,99 @@ async fn a_client_that_keeps_reconnecting_ends_with_the_runtimes_state() {
         }
         drop(events); // the connection drops mid-run
         reconnects += 1;
-        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(0..60))).await;
+        let pause = Duration::from_millis(rand::rng().random_range(0..60));
+        tokio::time::sleep(pause).await;
     }
-    feeder.await.unwrap();
+    reconnects
+}
+
+/// A plain client, a brotli one and a gzip one, side by side, each cut and resumed by
+/// `Last-Event-ID` again and again: each ends with exactly the runtime's state, which is
+/// also what a fresh full frame says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_or_not() {
+    let running = pipeline(3_000); // fewer than the items: the window moves
+    let handle = running.handle.clone();
+    let base = serve(handle.clone(), 20, LogLimits::default()).await;
+    let outputs = running.outputs;
+    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
+    let input = running.input;
+    let feeder = std::sync::Arc::new(tokio::spawn(async move {
+        for n in 0..4_000u64 {
+            input.send(n).await.unwrap();
+            if n % 200 == 0 {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        }
+        drop(input);
+    }));
+
+    let clients = [None, Some("br"), Some("gzip")].map(|accept| {
+        let (base, feeder) = (base.clone(), feeder.clone());
+        tokio::spawn(async move {
+            let mut client = accept.map_or_else(Client::default, Client::accepting);
+            let reconnects = keep_reconnecting(&mut client, &base, &feeder).await;
+            (client, reconnects)
+        })
+    });
+    let mut done = Vec::new();
+    for c in clients {
+        done.push(c.await.unwrap());
+    }
     tokio::time::timeout(Duration::from_secs(60), handle.wait())
         .await
         .unwrap();
     // Let the hub publish the final state, then catch up to it.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fresh = Client::default();
     let final_id = {
-        let probe = Client::default();
-        let mut events = probe.connect(&base).await;
-        events.next().await.unwrap().id.parse::<u64>().unwrap()
+        let mut events = fresh.connect(&base).await;
+        let e = events.next().await.unwrap();
+        fresh.apply(e);
+        fresh.id()
     };
-    client.catch_up(&base, final_id).await;
-
-    assert!(
-        reconnects >= 5,
-        "the test dropped the stream {reconnects} times"
-    );
-    assert_eq!(client.fulls, 1, "every reconnect resumed from the log");
-    assert!(client.deltas > 10);
-    let state = client.state.unwrap();
+    let fresh = fresh.state.unwrap();
     let runtime = handle.snapshot();
-    assert_eq!(state.snapshot.totals.submitted, runtime.totals.submitted);
-    assert_eq!(state.snapshot.totals.completed, runtime.totals.completed);
-    assert_eq!(state.snapshot.totals.failed, runtime.totals.failed);
-    assert_eq!(state.snapshot.totals.retried, runtime.totals.retried);
     assert!(runtime.totals.failed > 0 && runtime.totals.retried > 0);
-    let rows: Vec<ItemRow> = state.items.values().cloned().collect();
-    assert_eq!(
-        rows.len(),
-        3_000,
-        "the client keeps what the runtime retains"
-    );
-    assert_eq!(
-        rows,
-        runtime_rows(&handle),
-        "the client's items are the runtime's"
-    );
-    assert_eq!(state.errors, handle.tracker().errors());
+    for (mut client, reconnects) in done {
+        let who = format!("the client accepting {:?}", client.accept);
+        client.catch_up(&base, final_id).await;
+        assert!(
+            reconnects >= 5,
+            "{who} dropped the stream {reconnects} times"
+        );
+        assert_eq!(
+            client.fulls, 1,
+            "{who}: every reconnect resumed from the log"
+        );
+        assert!(client.deltas > 10, "{who}");
+        let state = client.state.unwrap();
+        assert_eq!(
+            state.snapshot.totals.submitted, runtime.totals.submitted,
+            "{who}"
+        );
+        assert_eq!(
+            state.snapshot.totals.completed, runtime.totals.completed,
+            "{who}"
+        );
+        assert_eq!(state.snapshot.totals.failed, runtime.totals.failed, "{who}");
+        assert_eq!(
+            state.snapshot.totals.retried, runtime.totals.retried,
+            "{who}"
+        );
+        let rows: Vec<ItemRow> = state.items.values().cloned().collect();
+        assert_eq!(rows.len(), 3_000, "{who} keeps what the runtime retains");
+        assert_eq!(
+            rows,
+            runtime_rows(&handle),
+            "{who}: the items are the runtime's"
+        );
+        assert_eq!(state.errors, handle.tracker().errors(), "{who}");
+        // What a fresh full frame says, exactly.
+        assert_eq!(state.snapshot.totals, fresh.snapshot.totals, "{who}");
+        assert_eq!(state.items, fresh.items, "{who}");
+        assert_eq!(state.errors, fresh.errors, "{who}");
+    }
 }
 
 #[tokio::test]
