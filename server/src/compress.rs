@@ -89,8 +89,20 @@ mod tests {
             let mut sent = Vec::new();
             let mut want = Vec::new();
             for n in 0..50 {
-                let text =
-                    format!("event: delta\nid: {n}\ndata: {{\"n\":{n},\"stage\":\"enrich\"}}\n\n");
+                // A frame of the usual kind: the same keys, counts that move a little.
+                let stages: Vec<String> = (0..10)
+                    .map(|i| {
+                        format!(
+                            r#"{{"name":"stage-{i}","queued":{},"done":{}}}"#,
+                            n * i,
+                            n + i
+                        )
+                    })
+                    .collect();
+                let text = format!(
+                    "event: delta\nid: {n}\ndata: {{\"id\":{n},\"stages\":[{}]}}\n\n",
+                    stages.join(",")
+                );
                 want.extend_from_slice(text.as_bytes());
                 sent.extend(enc.frame(text.into_bytes()));
                 let mut got = Vec::new();

@@ -581,9 +581,23 @@ async fn an_email_goes_through_a_real_smtp_server_over_starttls() {
 async fn deliveries_outlive_a_restart_in_the_run_store() {
     let _log = log();
     let db = tempfile::tempdir().unwrap();
-    let open = || {
-        flowdeck_store::Store::open(flowdeck_store::StoreConfig::new(db.path().join("runs.db")))
-            .unwrap()
+    // The file is the process's alone: opened again once the last handle on it is gone (as
+    // a restarted process would), which takes the alerts' delivery task a moment.
+    let open = || async {
+        let start = Instant::now();
+        loop {
+            match flowdeck_store::Store::open(flowdeck_store::StoreConfig::new(
+                db.path().join("runs.db"),
+            )) {
+                Ok(store) => return store,
+                Err(flowdeck_store::StoreError::InUse { .. })
+                    if start.elapsed() < Duration::from_secs(30) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the store opens: {e}"),
+            }
+        }
     };
     let (to, received) = receiver(
         "127.0.0.1:0".parse().unwrap(),
@@ -597,7 +611,7 @@ async fn deliveries_outlive_a_restart_in_the_run_store() {
         alerts
     };
 
-    let first = open();
+    let first = open().await;
     let alerts = make(first.clone());
     assert!(alerts.test("kept", "alerted", "http://x/".into()));
     until("the delivery", Duration::from_secs(30), || {
@@ -605,12 +619,13 @@ async fn deliveries_outlive_a_restart_in_the_run_store() {
     })
     .await;
     first.flush();
+    drop((first, alerts));
 
     // The restarted dashboard: a new store handle on the file, new alerts, nothing sent.
     let running = two_stages(false);
     drop(running.outputs);
     let config = Config {
-        alerts: make(open()),
+        alerts: make(open().await),
         ..Config::default()
     };
     let base = serve_config(running.handle.clone(), config).await;
