@@ -338,6 +338,20 @@ async fn chaos_a_stalled_process_has_its_items_taken_by_others_and_its_late_acks
     // About 6 s with both processes (16 workers each), longer with one stalled.
     let n = 20_000;
     let (driver, handle, run) = drive(&server, work, ack_wait, n).await;
+    // The dashboard's alert watcher, with the program's own hook as the receiver.
+    let alerts = flowdeck_server::alerts::Alerts::default();
+    let heard = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let into = heard.clone();
+    alerts.on_alert(move |e| into.lock().push(e.clone()));
+    flowdeck_server::alerts::watch(&alerts, handle.clone(), None, |path| path.to_owned());
+    let events = |name: &str| -> Vec<flowdeck_server::alerts::AlertEvent> {
+        heard
+            .lock()
+            .iter()
+            .filter(|e| e.event == name)
+            .cloned()
+            .collect()
+    };
     completed_at_least(&handle, 500).await;
     // Both processes at work, as their heartbeats say.
     let t = Instant::now();
@@ -365,8 +379,40 @@ async fn chaos_a_stalled_process_has_its_items_taken_by_others_and_its_late_acks
         "the stalled process is marked lost: {:?}",
         driver.processes()
     );
+    // Alerted once, naming the process, while it stays silent.
+    let t = Instant::now();
+    while events("process.lost").is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no process.lost alert"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let said = events("process.lost");
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].message.contains(&lost[0].process), "{said:?}");
+    assert_eq!(said[0].link, "/workers");
     let during = handle.tracker().stats().completed;
     workers.signal(0, "-CONT");
+    // Heard again before the run ends (the other process may finish the run first; the
+    // watch ends with the run).
+    let ended = || {
+        matches!(
+            handle.state(),
+            flowdeck_protocol::PipelineState::Finished | flowdeck_protocol::PipelineState::Aborted
+        )
+    };
+    let t = Instant::now();
+    while events("process.back").is_empty() && !ended() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no process.back alert"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(back) = events("process.back").first() {
+        assert!(back.message.contains(&lost[0].process), "{back:?}");
+    }
     let report = tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .expect("the run did not end")

@@ -80,7 +80,9 @@ test('the Alerts page lists the alerts and sends a test that is delivered, signe
   await page.getByTestId('test-ops').click();
   await eventually(async () => received.length === 1, 20_000, 'the test event at the receiver');
   assert.equal(received[0].path, `/hooks/${KEY}`);
-  assert.equal(received[0].body.event, 'test');
+  assert.equal(received[0].body.version, 1);
+  assert.equal(received[0].body.alert, 'ops');
+  assert.deepEqual(received[0].body.events.map((e) => e.event), ['test']);
   assert.ok(received[0].signed, 'the signature verifies with the shared secret');
   const delivered = ops.locator('tr[data-outcome="delivered"]');
   await eventually(async () => (await delivered.count()) === 1, 20_000, 'the delivery on the page');

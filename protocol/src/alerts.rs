@@ -19,6 +19,8 @@ pub enum On {
     Questions,
     /// The run store degraded (writes failing) or recovered.
     Store,
+    /// A worker process of a distributed stage lost (no heartbeat), and back.
+    Processes,
 }
 
 impl On {
@@ -29,6 +31,7 @@ impl On {
             On::Failures => "failures",
             On::Questions => "questions",
             On::Store => "store",
+            On::Processes => "processes",
         }
     }
 }

@@ -203,6 +203,12 @@ impl PipelineHandle {
         *self.shared.processes.lock() = Some(Arc::new(f));
     }
 
+    /// The worker processes [`Self::set_processes`] lists, without taking a snapshot (which
+    /// would reset the rates' interval): empty when nothing lists them.
+    pub fn processes(&self) -> Vec<flowdeck_protocol::ProcessSnapshot> {
+        crate::snapshot::processes(&self.shared)
+    }
+
     /// Makes snapshots carry `r`, what the process uses: the dashboard serving the
     /// pipeline samples it every second ([`crate::resources::Sampler`]), as does a
     /// reporting process, so that the overview, the API and `flowdeck top` show it.

@@ -208,7 +208,7 @@ pub(crate) fn take(shared: &Shared) -> Snapshot {
 }
 
 /// The worker processes of distributed stages, when something lists them.
-fn processes(shared: &Shared) -> Vec<flowdeck_protocol::ProcessSnapshot> {
+pub(crate) fn processes(shared: &Shared) -> Vec<flowdeck_protocol::ProcessSnapshot> {
     let list = shared.processes.lock().clone();
     list.and_then(|f| crate::guard::call(|| f()).ok())
         .unwrap_or_default()

@@ -42,19 +42,15 @@ pub fn Alerts() -> impl IntoView {
 fn AlertCard(a: AlertInfo) -> impl IntoView {
     let live = use_live();
     let on: Vec<&str> = a.on.iter().map(|o| o.as_str()).collect();
+    // "more than 20 timeout failures at enrich within 5m 00s"
     let threshold = a.failures.map(|f| {
-        let mut said = format!(
-            "; failures: more than {} within {}",
+        let kind = f.kind.map(|k| format!("{k} ")).unwrap_or_default();
+        let stage = f.stage.map(|s| format!(" at {s}")).unwrap_or_default();
+        format!(
+            "; failures: more than {} {kind}failures{stage} within {}",
             f.over,
             format::uptime(f.within_secs * 1000)
-        );
-        if let Some(kind) = f.kind {
-            said.push_str(&format!(" of {kind}"));
-        }
-        if let Some(stage) = f.stage {
-            said.push_str(&format!(" at {stage}"));
-        }
-        said
+        )
     });
     let test = format!("/api/v1/alerts/{}/test", a.name);
     let name = a.name.clone();
@@ -77,11 +73,11 @@ fn AlertCard(a: AlertInfo) -> impl IntoView {
             </p>
             <p class="muted">
                 {format!(
-                    "On {}{}; repeats within {} grouped into one message; up to {} tries.",
+                    "On {}{}; repeats within {} grouped into one message; {}.",
                     on.join(", "),
                     threshold.unwrap_or_default(),
                     format::uptime(a.throttle_secs * 1000),
-                    a.tries
+                    if a.tries == 1 { "one try".to_owned() } else { format!("up to {} tries", a.tries) }
                 )}
             </p>
             <p data-testid="alert-counts">

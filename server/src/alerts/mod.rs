@@ -1,8 +1,9 @@
 //! Alerts: telling someone when nobody is watching. What can fire ([`On`]): a health
 //! warning raised or cleared, a run finished or aborted, failures over a threshold in a
-//! window, a question waiting for a person, the run store degraded or recovered. Where it
-//! goes: a webhook with a versioned JSON body ([`payload`]), Slack's or Discord's incoming
-//! webhook format, or a closure of the program's own ([`Alerts::on_alert`]).
+//! window, a question waiting for a person, the run store degraded or recovered, a worker
+//! process lost or back. Where it goes: a webhook with a versioned JSON body
+//! ([`payload`]), Slack's or Discord's incoming webhook format, email, or a closure of the
+//! program's own ([`Alerts::on_alert`]).
 //!
 //! Quiet and sure: only transitions fire (a warning that stays raised alerts once, its
 //! clearing once); per alert, what comes within the throttle window after a message is
@@ -351,7 +352,8 @@ pub fn shown(url: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
     /// `warning.raised`, `warning.cleared`, `run.finished`, `run.aborted`,
-    /// `failures.over`, `question.waiting`, `store.degraded`, `store.recovered`, `test`.
+    /// `failures.over`, `question.waiting`, `store.degraded`, `store.recovered`,
+    /// `process.lost`, `process.back`, `test`.
     pub event: String,
     pub pipeline: String,
     /// The run in the run store, when there is one.

@@ -131,6 +131,7 @@ pub fn watch(
         };
         let mut warnings: BTreeMap<(String, Option<String>, Option<u16>), String> = BTreeMap::new();
         let mut questions: BTreeSet<u64> = BTreeSet::new();
+        let mut lost: BTreeSet<String> = BTreeSet::new();
         let mut state = pipeline.state();
         let mut degraded = false;
         let mut every = tokio::time::interval(Duration::from_millis(500));
@@ -250,6 +251,35 @@ pub fn watch(
                 alerts.publish(On::Questions, e);
             }
             questions = pending.iter().map(|q| q.id).collect();
+
+            // Worker processes of distributed stages gone silent, and back.
+            let processes = pipeline.processes();
+            for p in &processes {
+                let stage = p.stages.first().map(|s| s.name.clone());
+                if p.lost && !lost.contains(&p.process) {
+                    let said = format!(
+                        "worker process {} lost: no heartbeat for {} s; its items go to other \
+                         processes once their ack wait runs out",
+                        p.process,
+                        p.silent_ms / 1000
+                    );
+                    alerts.publish(
+                        On::Processes,
+                        event("process.lost", stage, said, "/workers"),
+                    );
+                } else if !p.lost && lost.contains(&p.process) {
+                    let said = format!("worker process {} is back", p.process);
+                    alerts.publish(
+                        On::Processes,
+                        event("process.back", stage, said, "/workers"),
+                    );
+                }
+            }
+            lost = processes
+                .into_iter()
+                .filter(|p| p.lost)
+                .map(|p| p.process)
+                .collect();
 
             // The run store writing, or not.
             if let Some((store, run)) = &store {
