@@ -4,12 +4,12 @@
 //! 1. bytes a second one `/api/events` client receives, plain, gzip and brotli side by
 //!    side, at the demo's defaults (60 documents/s, latency 1.0) and at
 //!    `--demo-rate 2000 --demo-latency 0.05`;
-//! 2. many brotli clients on one core: the dashboard (the demo, the hub, the HTTP server)
+//! 2. many compressed clients (brotli, or gzip with `CODING=gzip`) on one core: the dashboard (the demo, the hub, the HTTP server)
 //!    on a single-threaded runtime of its own, the clients on another thread; each
 //!    client's frames a second, how far behind the newest frame the slowest is, and the
 //!    dashboard thread's CPU.
 //!
-//! Settings by environment: SECONDS (20, each measurement), CLIENTS (1000).
+//! Settings by environment: SECONDS (20, each measurement), CLIENTS (1000), CODING (br).
 
 // A bench that cannot set up has nothing to measure: it stops with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -141,8 +141,8 @@ fn thread_cpu() -> Duration {
     Duration::from_millis((f[11] + f[12]) * 10) // 100 ticks a second
 }
 
-/// Part 2: `n` brotli clients of a dashboard that has one thread.
-fn many_clients(n: usize, seconds: u64) {
+/// Part 2: `n` clients asking for `coding` of a dashboard that has one thread.
+fn many_clients(n: usize, seconds: u64, coding: &'static str) {
     let (tx, rx) = std::sync::mpsc::channel();
     let (cpu_tx, cpu_rx) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Duration>>();
     std::thread::spawn(move || {
@@ -176,7 +176,7 @@ fn many_clients(n: usize, seconds: u64) {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let counts: Vec<Arc<Counts>> = (0..n).map(|_| Arc::default()).collect();
         for c in &counts {
-            tokio::spawn(client(base.clone(), Some("br"), c.clone()));
+            tokio::spawn(client(base.clone(), Some(coding), c.clone()));
         }
         // Every client connected and past its first frame.
         while counts.iter().any(|c| c.frames.load(Ordering::Relaxed) == 0) {
@@ -203,7 +203,7 @@ fn many_clients(n: usize, seconds: u64) {
             .collect();
         rates.sort_by(f64::total_cmp);
         let bytes: u64 = counts.iter().map(|c| c.bytes.load(Ordering::Relaxed)).sum::<u64>() - bytes0;
-        println!("{n} brotli clients of one dashboard thread (the demo at its defaults), {seconds} s:");
+        println!("{n} {coding} clients of one dashboard thread (the demo at its defaults), {seconds} s:");
         println!(
             "  frames/s per client: min {:.2}, median {:.2}; the slowest at most {} frame ids behind the newest",
             rates[0],
@@ -224,5 +224,9 @@ fn main() {
     rt.block_on(bytes_per_client(60, 1.0, seconds));
     rt.block_on(bytes_per_client(2000, 0.05, seconds));
     drop(rt);
-    many_clients(env("CLIENTS", 1000) as usize, seconds);
+    let coding = match std::env::var("CODING").as_deref() {
+        Ok("gzip") => "gzip",
+        _ => "br",
+    };
+    many_clients(env("CLIENTS", 1000) as usize, seconds, coding);
 }
