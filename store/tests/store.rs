@@ -536,10 +536,11 @@ fn a_version_1_file_is_migrated_and_its_items_counted() {
         run
     };
     // Back to what version 1 had: no counts, the old indexes, no warnings, no snapshots,
-    // no recount mark, no questions.
+    // no recount mark, no questions, no alert deliveries.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TABLE item_counts; DROP TABLE warnings; DROP TABLE snapshots; DROP TABLE questions;
+         DROP TABLE alert_deliveries;
          DROP INDEX items_error; DROP INDEX items_attempts;
          DROP INDEX items_updated; ALTER TABLE runs DROP COLUMN recounted;
          CREATE INDEX items_error ON items (run, error_kind) WHERE error_kind IS NOT NULL;
