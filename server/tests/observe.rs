@@ -248,8 +248,8 @@ async fn logs_filter_by_level_source_text_and_since() {
     let (_, pages) = get(&format!("{base}/api/v1/pages")).await;
     assert_eq!(pages[0]["path"], "/");
     // The built-in pages (this dashboard has no custom ones).
-    assert_eq!(pages.as_array().unwrap().len(), 9);
-    for path in ["/runs", "/questions"] {
+    assert_eq!(pages.as_array().unwrap().len(), 10);
+    for path in ["/runs", "/questions", "/alerts"] {
         assert!(
             pages.as_array().unwrap().iter().any(|p| p["path"] == path),
             "{path}: {pages}"
