@@ -150,6 +150,14 @@ pub fn hydrated() {
     stream::hydrated();
 }
 
+/// Asks the stream for task rows from now on (the task list shows them; every other page
+/// does without, and the stream leaves them out until a page asks): reopens it with rows
+/// if it was open without, which brings a full frame with them.
+pub fn want_rows() {
+    #[cfg(feature = "hydrate")]
+    stream::want_rows();
+}
+
 /// The store provided by [`provide`].
 pub fn use_live() -> Live {
     expect_context::<Live>()
@@ -168,7 +176,7 @@ mod stream {
     use wasm_bindgen::{closure::Closure, JsCast};
     use web_sys::{EventSource, MessageEvent};
 
-    use flowdeck_protocol::stream::EVENTS_PATH;
+    use flowdeck_protocol::stream::{EVENTS_PATH, WITHOUT_ROWS};
 
     use super::{Connection, Live};
 
@@ -181,6 +189,19 @@ mod stream {
 
     thread_local! {
         static OPEN: RefCell<Option<Open>> = const { RefCell::new(None) };
+        /// Whether a page asked for task rows, and the store that opened the stream.
+        static ROWS: RefCell<(bool, Option<Live>)> = const { RefCell::new((false, None)) };
+    }
+
+    pub(super) fn want_rows() {
+        let reopen = ROWS.with_borrow_mut(|(rows, live)| {
+            let was = std::mem::replace(rows, true);
+            (!was).then_some(*live).flatten()
+        });
+        // Not from inside a render: reopening detaches the stream's callbacks.
+        if let Some(live) = reopen {
+            leptos::task::spawn_local(async move { open(live) });
+        }
     }
 
     thread_local! {
@@ -226,7 +247,16 @@ mod stream {
 
     fn open(live: Live) {
         close();
-        let source = match EventSource::new(&crate::scope::href(EVENTS_PATH)) {
+        let rows = ROWS.with_borrow_mut(|(rows, opened)| {
+            *opened = Some(live);
+            *rows
+        });
+        let mut path = crate::scope::href(EVENTS_PATH);
+        if !rows {
+            path.push('?');
+            path.push_str(WITHOUT_ROWS);
+        }
+        let source = match EventSource::new(&path) {
             Ok(source) => source,
             Err(err) => {
                 leptos::logging::warn!("flowdeck: cannot open the event stream: {err:?}");

@@ -29,7 +29,7 @@ test('the first paint has the pipeline before any script runs', async () => {
 test('after hydration the numbers move without a reload, over one stream', async () => {
   const { page, errors, close } = await watchedPage(browser);
   const streams = [];
-  page.on('request', (r) => { if (r.url().endsWith('/api/events')) streams.push(r.url()); });
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/events') streams.push(r.url()); });
   await page.goto(server.url);
   await page.evaluate(() => { window.__sameDocument = true; });
   await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'the stream to go live');
@@ -38,6 +38,27 @@ test('after hydration the numbers move without a reload, over one stream', async
   await eventually(async () => (await read()) !== before, 10_000, 'the submitted count to change');
   assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload happened');
   assert.equal(streams.length, 1, 'one EventSource per tab');
+  assert.equal(new URL(streams[0]).searchParams.get('rows'), 'none', 'the overview shows no task rows');
+  assert.deepEqual(errors, []);
+  await close();
+});
+
+test('the task list asks the stream for the rows the other pages go without', async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  const streams = [];
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/events') streams.push(new URL(r.url())); });
+  await page.goto(server.url);
+  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  assert.deepEqual(streams.map((u) => u.searchParams.get('rows')), ['none']);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Tasks', exact: true }).click();
+  // The stream is opened again with rows, and the list fills from its full frame.
+  await eventually(async () => streams.length === 2, 10_000, 'a stream with rows');
+  assert.equal(streams[1].searchParams.get('rows'), null);
+  await eventually(async () => (await page.locator('[data-testid="task-row"]').count()) > 0, 10_000, 'rows listed');
+  // Back on the overview, the rows stay: no third stream.
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview', exact: true }).click();
+  await page.waitForTimeout(500);
+  assert.equal(streams.length, 2);
   assert.deepEqual(errors, []);
   await close();
 });

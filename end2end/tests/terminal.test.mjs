@@ -78,7 +78,7 @@ test('flowdeck top: counts move, a filter narrows the tasks, a cut stream resume
   proxy.cut();
   await eventually(() => screen('top').includes('[reconnecting'), 5_000, 'the monitor to notice');
   await eventually(() => screen('top').includes('[live]'), 15_000, 'the monitor to reconnect');
-  const resumed = proxy.requests.filter((r) => r.path === '/api/events' && r.lastEventId);
+  const resumed = proxy.requests.filter((r) => r.path.split('?')[0] === '/api/events' && r.lastEventId);
   assert.ok(resumed.length >= 1, 'it resumed with Last-Event-ID');
   await eventually(() => resumed[0].firstEvent !== null, 5_000, 'a frame after resuming');
   assert.equal(resumed[0].firstEvent, 'delta', 'the missed deltas, not a fresh full frame');

@@ -154,6 +154,11 @@ pub const FULL_EVENT: &str = "full";
 /// The path a pipeline's stream is served on (under its base, `/p/{slug}`, on a dashboard
 /// of several): browsers, `flowdeck top` and the server name it here.
 pub const EVENTS_PATH: &str = "/api/events";
+
+/// The stream's query for a client that shows no task rows (every page but the task
+/// list): the same frames, with the same ids, without their `items`, so that such a client
+/// resumes by `Last-Event-ID` exactly as one that takes them.
+pub const WITHOUT_ROWS: &str = "rows=none";
 pub const DELTA_EVENT: &str = "delta";
 
 /// A delta that does not follow the state it was applied to: the client must resync.

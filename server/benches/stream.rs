@@ -2,7 +2,8 @@
 //! stream`), over real HTTP against the demo pipeline at the default refresh (250 ms):
 //!
 //! 1. bytes a second one `/api/events` client receives, plain, gzip and brotli side by
-//!    side, at the demo's defaults (60 documents/s, latency 1.0) and at
+//!    side, and gzip without task rows (`?rows=none`, every page but the task list), at
+//!    the demo's defaults (60 documents/s, latency 1.0) and at
 //!    `--demo-rate 2000 --demo-latency 0.05`;
 //! 2. many compressed clients (brotli, or gzip with `CODING=gzip`) on one core: the dashboard (the demo, the hub, the HTTP server)
 //!    on a single-threaded runtime of its own, the clients on another thread; each
@@ -52,7 +53,7 @@ struct Counts {
     last_id: AtomicU64,
 }
 
-async fn client(base: String, accept: Option<&'static str>, counts: Arc<Counts>) {
+async fn client(base: String, accept: Option<&'static str>, rows: bool, counts: Arc<Counts>) {
     use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder};
     use eventsource_stream::Eventsource;
     use tokio_util::io::{ReaderStream, StreamReader};
@@ -61,7 +62,8 @@ async fn client(base: String, accept: Option<&'static str>, counts: Arc<Counts>)
         .no_brotli()
         .build()
         .unwrap();
-    let mut req = http.get(format!("{base}/api/events"));
+    let query = if rows { "" } else { "?rows=none" };
+    let mut req = http.get(format!("{base}/api/events{query}"));
     if let Some(a) = accept {
         req = req.header("accept-encoding", a);
     }
@@ -97,13 +99,14 @@ async fn bytes_per_client(rate: u32, latency: f64, seconds: u64) {
     // Let the demo fill its window first: a dashboard is mostly watched mid-run.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let kinds = [
-        ("plain", None),
-        ("gzip", Some("gzip")),
-        ("brotli", Some("br")),
+        ("plain", None, true),
+        ("gzip", Some("gzip"), true),
+        ("brotli", Some("br"), true),
+        ("gzip, no rows", Some("gzip"), false),
     ];
     let counts: Vec<Arc<Counts>> = kinds.iter().map(|_| Arc::default()).collect();
-    for ((_, accept), c) in kinds.iter().zip(&counts) {
-        tokio::spawn(client(base.clone(), *accept, c.clone()));
+    for ((_, accept, rows), c) in kinds.iter().zip(&counts) {
+        tokio::spawn(client(base.clone(), *accept, *rows, c.clone()));
     }
     // The first full frame is a one-off: count from after it.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -120,11 +123,11 @@ async fn bytes_per_client(rate: u32, latency: f64, seconds: u64) {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let secs = t.elapsed().as_secs_f64();
     println!("demo-rate {rate}, demo-latency {latency}, refresh 250 ms, {seconds} s:");
-    for (((name, _), c), (b0, f0)) in kinds.iter().zip(&counts).zip(start) {
+    for (((name, _, _), c), (b0, f0)) in kinds.iter().zip(&counts).zip(start) {
         let bytes = c.bytes.load(Ordering::Relaxed) - b0;
         let frames = c.frames.load(Ordering::Relaxed) - f0;
         println!(
-            "  {name:>6}: {:>9.0} B/s, {:.1} frames/s, {:.0} B a frame",
+            "  {name:>13}: {:>9.0} B/s, {:.1} frames/s, {:.0} B a frame",
             bytes as f64 / secs,
             frames as f64 / secs,
             bytes as f64 / frames.max(1) as f64
@@ -176,7 +179,7 @@ fn many_clients(n: usize, seconds: u64, coding: &'static str) {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let counts: Vec<Arc<Counts>> = (0..n).map(|_| Arc::default()).collect();
         for c in &counts {
-            tokio::spawn(client(base.clone(), Some(coding), c.clone()));
+            tokio::spawn(client(base.clone(), Some(coding), true, c.clone()));
         }
         // Every client connected and past its first frame.
         while counts.iter().any(|c| c.frames.load(Ordering::Relaxed) == 0) {

@@ -46,11 +46,30 @@ impl Default for LogLimits {
     }
 }
 
-/// One frame, serialized once for every client.
+/// One frame, serialized once for every client: whole, and without its task rows for the
+/// clients that show none (`?rows=none`; the same id, so they resume as exactly).
 pub struct Published {
     pub id: u64,
     pub event: &'static str,
     pub json: Arc<str>,
+    pub without_rows: Arc<str>,
+}
+
+/// A frame whose task rows can be left out.
+trait Rows: Serialize {
+    fn rows(&mut self) -> &mut Vec<ItemRow>;
+}
+
+impl Rows for Full {
+    fn rows(&mut self) -> &mut Vec<ItemRow> {
+        &mut self.items
+    }
+}
+
+impl Rows for Delta {
+    fn rows(&mut self) -> &mut Vec<ItemRow> {
+        &mut self.items
+    }
 }
 
 struct Log {
@@ -61,13 +80,13 @@ struct Log {
 
 impl Log {
     fn push(&mut self, p: Arc<Published>) {
-        self.bytes += p.json.len();
+        self.bytes += p.json.len() + p.without_rows.len();
         self.frames.push_back(p);
         while self.frames.len() > 1
             && (self.frames.len() > self.limits.frames || self.bytes > self.limits.bytes)
         {
             if let Some(old) = self.frames.pop_front() {
-                self.bytes -= old.json.len();
+                self.bytes -= old.json.len() + old.without_rows.len();
             }
         }
     }
@@ -171,8 +190,8 @@ impl Hub {
         if let Some(p) = self.shared.full.lock().as_ref().filter(|p| p.id == id) {
             return p.clone();
         }
-        let full = self.shared.mirror.read().to_full();
-        let p = publish(full.id, FULL_EVENT, &full);
+        let mut full = self.shared.mirror.read().to_full();
+        let p = publish(full.id, FULL_EVENT, &mut full);
         let mut cached = self.shared.full.lock();
         if cached.as_ref().is_none_or(|c| c.id < p.id) {
             *cached = Some(p.clone());
@@ -261,23 +280,31 @@ fn questions_now(pipeline: &PipelineHandle) -> Vec<flowdeck_protocol::question::
 }
 
 fn publish_full(state: &LiveState) -> Arc<Published> {
-    publish(state.id, FULL_EVENT, &state.to_full())
+    publish(state.id, FULL_EVENT, &mut state.to_full())
 }
 
-fn publish(id: u64, event: &'static str, body: &impl Serialize) -> Arc<Published> {
-    let json = match serde_json::to_string(body) {
-        Ok(json) => json,
-        Err(e) => {
-            // Plain data cannot fail to serialize; if it ever does, say so in the log.
-            tracing::error!(error = %e, "cannot serialize a stream frame");
-            String::from("{}")
-        }
-    };
+/// Serializes `body` whole and without its rows (taken out and put back).
+fn publish(id: u64, event: &'static str, body: &mut impl Rows) -> Arc<Published> {
+    let rows = std::mem::take(body.rows());
+    let without_rows = to_json(&*body);
+    *body.rows() = rows;
     Arc::new(Published {
         id,
         event,
-        json: json.into(),
+        json: to_json(&*body),
+        without_rows,
     })
+}
+
+fn to_json(body: &impl Serialize) -> Arc<str> {
+    match serde_json::to_string(body) {
+        Ok(json) => json.into(),
+        Err(e) => {
+            // Plain data cannot fail to serialize; if it ever does, say so in the log.
+            tracing::error!(error = %e, "cannot serialize a stream frame");
+            "{}".into()
+        }
+    }
 }
 
 /// The publishing task: gathers touched ids from the feed, publishes a frame every tick.
@@ -359,7 +386,7 @@ async fn publisher(
             } else {
                 tracker.errors().delta_from(&shared.mirror.read().errors)
             };
-            let delta = Delta {
+            let mut delta = Delta {
                 id,
                 point: rates.point(&snapshot),
                 snapshot,
@@ -368,7 +395,7 @@ async fn publisher(
                 oldest_change_us: oldest.take(),
                 questions: std::mem::take(&mut questions),
             };
-            let p = publish(id, DELTA_EVENT, &delta);
+            let p = publish(id, DELTA_EVENT, &mut delta);
             shared.log.write().push(p.clone());
             if let Err(gap) = shared.mirror.write().apply_delta(delta) {
                 tracing::error!(%gap, "stream mirror out of step");
@@ -427,6 +454,7 @@ mod tests {
             id,
             event: DELTA_EVENT,
             json: "x".repeat(len).into(),
+            without_rows: "".into(),
         })
     }
 

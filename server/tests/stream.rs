@@ -26,6 +26,8 @@ struct Client {
     fulls: usize,
     deltas: usize,
     accept: Option<&'static str>,
+    /// Asks for frames without task rows (`?rows=none`).
+    without_rows: bool,
 }
 
 impl Client {
@@ -47,7 +49,8 @@ impl Client {
             .no_brotli()
             .build()
             .unwrap();
-        let mut req = http.get(format!("{base}/api/events"));
+        let query = if self.without_rows { "?rows=none" } else { "" };
+        let mut req = http.get(format!("{base}/api/events{query}"));
         if let Some(s) = &self.state {
             req = req.header("Last-Event-ID", s.id.to_string());
         }
@@ -155,8 +158,9 @@ async fn keep_reconnecting(
     reconnects
 }
 
-/// A plain client, a brotli one and a gzip one, side by side, each cut and resumed by
-/// `Last-Event-ID` again and again: each ends with exactly the runtime's state, which is
+/// A plain client, a brotli one, a gzip one and a gzip one without task rows, side by
+/// side, each cut and resumed by `Last-Event-ID` again and again: each ends with exactly
+/// the runtime's state (the rowless one with its totals and errors, and no rows), which is
 /// also what a fresh full frame says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_or_not() {
@@ -176,10 +180,18 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
         drop(input);
     }));
 
-    let clients = [None, Some("br"), Some("gzip")].map(|accept| {
+    // The fourth shows no task rows, as every page but the task list.
+    let clients = [
+        (None, false),
+        (Some("br"), false),
+        (Some("gzip"), false),
+        (Some("gzip"), true),
+    ]
+    .map(|(accept, without_rows)| {
         let (base, feeder) = (base.clone(), feeder.clone());
         tokio::spawn(async move {
             let mut client = accept.map_or_else(Client::default, Client::accepting);
+            client.without_rows = without_rows;
             let reconnects = keep_reconnecting(&mut client, &base, &feeder).await;
             (client, reconnects)
         })
@@ -204,7 +216,16 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
     let runtime = handle.snapshot();
     assert!(runtime.totals.failed > 0 && runtime.totals.retried > 0);
     for (mut client, reconnects) in done {
-        let who = format!("the client accepting {:?}", client.accept);
+        let who = format!(
+            "the client accepting {:?}{}",
+            client.accept,
+            if client.without_rows {
+                " without rows"
+            } else {
+                ""
+            }
+        );
+        let without_rows = client.without_rows;
         client.catch_up(&base, final_id).await;
         assert!(
             reconnects >= 5,
@@ -229,6 +250,14 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
             state.snapshot.totals.retried, runtime.totals.retried,
             "{who}"
         );
+        assert_eq!(state.errors, handle.tracker().errors(), "{who}");
+        // What a fresh full frame says, exactly.
+        assert_eq!(state.snapshot.totals, fresh.snapshot.totals, "{who}");
+        assert_eq!(state.errors, fresh.errors, "{who}");
+        if without_rows {
+            assert!(state.items.is_empty(), "{who} got rows");
+            continue;
+        }
         let rows: Vec<ItemRow> = state.items.values().cloned().collect();
         assert_eq!(rows.len(), 3_000, "{who} keeps what the runtime retains");
         assert_eq!(
@@ -236,11 +265,7 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
             runtime_rows(&handle),
             "{who}: the items are the runtime's"
         );
-        assert_eq!(state.errors, handle.tracker().errors(), "{who}");
-        // What a fresh full frame says, exactly.
-        assert_eq!(state.snapshot.totals, fresh.snapshot.totals, "{who}");
         assert_eq!(state.items, fresh.items, "{who}");
-        assert_eq!(state.errors, fresh.errors, "{who}");
     }
 }
 

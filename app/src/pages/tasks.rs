@@ -140,6 +140,8 @@ fn show_in_address(tab: Tab, stage: Option<&str>, text: &str) {
 #[component]
 pub fn Tasks() -> impl IntoView {
     let live = use_live();
+    // The one page that shows task rows: the stream leaves them out until it is visited.
+    crate::live::want_rows();
     // `/tasks?status=failed&stage=enrich&q=kind:timeout` opens filtered so (the Errors
     // page links there); `bulk=retry` opens that action's confirmation too.
     let query = leptos_router::hooks::use_query_map();
