@@ -12,7 +12,7 @@ function eventSniffer(found) {
   let decoder = null;
   let chunked = false;
   let pending = Buffer.alloc(0);
-  let remaining = -1; // bytes left in the current chunk; -1 while reading a chunk's size
+  let remaining = -1; // bytes left in the current chunk; -1 while reading a size line
   let text = '';
   const body = (bytes) => {
     if (!chunked) { decoder.write(bytes); return; }
@@ -21,8 +21,11 @@ function eventSniffer(found) {
       if (remaining < 0) {
         const eol = pending.indexOf('\r\n');
         if (eol < 0) return;
-        remaining = parseInt(pending.subarray(0, eol).toString('latin1'), 16);
+        const line = pending.subarray(0, eol);
         pending = pending.subarray(eol + 2);
+        // An empty line is the CRLF that ends the chunk before.
+        if (line.length === 0) continue;
+        remaining = parseInt(line.toString('latin1'), 16);
         if (!(remaining > 0)) return;
       }
       if (pending.length === 0) return;
@@ -30,11 +33,7 @@ function eventSniffer(found) {
       decoder.write(pending.subarray(0, n));
       pending = pending.subarray(n);
       remaining -= n;
-      if (remaining === 0) {
-        if (pending.length < 2) { remaining = -2; return; }
-        pending = pending.subarray(2);
-        remaining = -1;
-      }
+      if (remaining === 0) remaining = -1;
     }
   };
   return (chunk) => {
@@ -54,14 +53,6 @@ function eventSniffer(found) {
         if (m) { found(m[1]); decoder.removeAllListeners('data'); }
       });
       chunk = head.subarray(end + 4);
-    }
-    if (remaining === -2) {
-      // The two bytes after a chunk were split across reads.
-      pending = Buffer.concat([pending, chunk]);
-      if (pending.length < 2) return;
-      chunk = pending.subarray(2);
-      pending = Buffer.alloc(0);
-      remaining = -1;
     }
     body(chunk);
   };
