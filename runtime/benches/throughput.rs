@@ -4,7 +4,9 @@
 //! variant that turns them off to measure them.
 //!
 //! Run: `cargo bench -p flowdeck-runtime --bench throughput` (add `-- 500000` for another
-//! item count). Prints one line per variant and the bytes per retained item.
+//! item count, and names to run some variants alone: `-- 1000000 "tracking on"`). Each of
+//! 5 rounds runs every variant once, in turn, so the machine's drift falls on all alike;
+//! prints the median per variant, the rounds' rates, and the bytes per retained item.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,7 @@ use tokio::sync::mpsc;
 
 const STAGES: usize = 3;
 const WORKERS: usize = 4;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 fn trivial_pipeline(
     tracking: bool,
@@ -152,16 +154,70 @@ async fn bytes_per_item(n: u64) -> f64 {
     (after.saturating_sub(before)) as f64 / n as f64
 }
 
-fn best(mut v: Vec<Duration>) -> Duration {
+fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
-    v[0]
+    v[v.len() / 2]
 }
 
+/// A variant of the bench: its name and one run of it.
+type Variant = (
+    &'static str,
+    fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Duration>>>,
+);
+
+const VARIANTS: [Variant; 7] = [
+    ("tokio channels (reference)", |n| {
+        Box::pin(tokio_reference(n))
+    }),
+    ("flowdeck, tracking off", |n| {
+        Box::pin(flowdeck_run(n, false, false, None, true))
+    }),
+    ("flowdeck, tracking on", |n| {
+        Box::pin(flowdeck_run(n, true, false, None, true))
+    }),
+    ("flowdeck, tracking on, warnings off", |n| {
+        Box::pin(flowdeck_run(n, true, false, None, false))
+    }),
+    ("flowdeck, tracking on + feed", |n| {
+        Box::pin(flowdeck_run(n, true, true, None, true))
+    }),
+    ("flowdeck, tracking on, capture failures", |n| {
+        Box::pin(flowdeck_run(
+            n,
+            true,
+            false,
+            Some(Capture::failures()),
+            true,
+        ))
+    }),
+    ("flowdeck, tracking on, capture 1%", |n| {
+        Box::pin(flowdeck_run(
+            n,
+            true,
+            false,
+            Some(Capture::failures().sample(0.01)),
+            true,
+        ))
+    }),
+];
+
 fn main() {
-    let n: u64 = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: u64 = args
+        .iter()
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    // Words other than cargo's own flags pick variants by a part of their name
+    // (`-- 1000000 "tracking on"`), e.g. to profile one of them alone.
+    let picks: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-') && a.parse::<u64>().is_err())
+        .map(String::as_str)
+        .collect();
+    let chosen: Vec<Variant> = VARIANTS
+        .into_iter()
+        .filter(|(name, _)| picks.is_empty() || picks.iter().any(|p| name.ends_with(p)))
+        .collect();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -170,45 +226,51 @@ fn main() {
         Err(e) => panic!("tokio runtime: {e}"),
     };
     rt.block_on(async {
-        println!("{STAGES} stages x {WORKERS} workers, trivial tasks, {n} items, best of {ROUNDS}, {} cores",
+        println!("{STAGES} stages x {WORKERS} workers, trivial tasks, {n} items, median of {ROUNDS} rounds (each round runs every variant once, in turn), {} cores",
             std::thread::available_parallelism().map_or(0, |p| p.get()));
-        // Memory first, while the heap is fresh: freed pages of earlier runs would hide it.
-        let retained = n.min(1_000_000);
-        println!("bytes per retained item: {:.0} ({retained} items of {STAGES} stages retained, RSS delta)",
-            bytes_per_item(retained).await);
-        let mut rows = Vec::new();
-        let mut times = |name: &'static str, d: Vec<Duration>| {
-            let d = best(d);
-            let rate = n as f64 / d.as_secs_f64();
-            rows.push((name, rate));
-            println!("{name:<40} {:>12.0} items/s  ({:.3} s)", rate, d.as_secs_f64());
-            rate
-        };
-        let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(tokio_reference(n).await); }
-        let reference = times("tokio channels (reference)", v);
-        let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, false, false, None, true).await); }
-        let off = times("flowdeck, tracking off", v);
-        let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, None, true).await); }
-        let on = times("flowdeck, tracking on", v);
-        let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, None, false).await); }
-        let quiet = times("flowdeck, tracking on, warnings off", v);
-        let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, true, None, true).await); }
-        times("flowdeck, tracking on + feed", v);
-        let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, Some(Capture::failures()), true).await); }
-        let failures = times("flowdeck, tracking on, capture failures", v);
-        let mut v = Vec::new();
-        for _ in 0..ROUNDS { v.push(flowdeck_run(n, true, false, Some(Capture::failures().sample(0.01)), true).await); }
-        let sampled = times("flowdeck, tracking on, capture 1%", v);
-        println!("tracking cost: {:.1}% (on vs off); flowdeck tracked / reference: {:.0}%",
-            (1.0 - on / off) * 100.0, on / reference * 100.0);
-        println!("health warnings cost: {:.1}% (on vs off, tracking on)", (1.0 - on / quiet) * 100.0);
-        println!("capture cost (vs tracking on): failures only {:.1}%, 1% sample {:.1}%",
-            (1.0 - failures / on) * 100.0, (1.0 - sampled / on) * 100.0);
+        if picks.is_empty() {
+            // Memory first, while the heap is fresh: freed pages of earlier runs would hide it.
+            let retained = n.min(1_000_000);
+            println!("bytes per retained item: {:.0} ({retained} items of {STAGES} stages retained, RSS delta)",
+                bytes_per_item(retained).await);
+        }
+        let mut runs: Vec<Vec<Duration>> = vec![Vec::new(); chosen.len()];
+        for _ in 0..ROUNDS {
+            for (i, (_, run)) in chosen.iter().enumerate() {
+                runs[i].push(run(n).await);
+            }
+        }
+        let mut rate = std::collections::HashMap::new();
+        for ((name, _), times) in chosen.iter().zip(runs) {
+            let all: Vec<String> = times
+                .iter()
+                .map(|d| format!("{:.0}", n as f64 / d.as_secs_f64() / 1000.0))
+                .collect();
+            let d = median(times);
+            let r = n as f64 / d.as_secs_f64();
+            rate.insert(*name, r);
+            println!("{name:<40} {r:>12.0} items/s  (median {:.3} s; rounds, thousands/s: {})",
+                d.as_secs_f64(), all.join(" "));
+        }
+        let get = |k: &str| rate.get(k).copied();
+        if let (Some(reference), Some(off), Some(on)) = (
+            get("tokio channels (reference)"),
+            get("flowdeck, tracking off"),
+            get("flowdeck, tracking on"),
+        ) {
+            println!("tracking cost: {:.1}% (on vs off); flowdeck tracked / reference: {:.0}%",
+                (1.0 - on / off) * 100.0, on / reference * 100.0);
+        }
+        if let (Some(on), Some(quiet)) = (get("flowdeck, tracking on"), get("flowdeck, tracking on, warnings off")) {
+            println!("health warnings cost: {:.1}% (on vs off, tracking on)", (1.0 - on / quiet) * 100.0);
+        }
+        if let (Some(on), Some(failures), Some(sampled)) = (
+            get("flowdeck, tracking on"),
+            get("flowdeck, tracking on, capture failures"),
+            get("flowdeck, tracking on, capture 1%"),
+        ) {
+            println!("capture cost (vs tracking on): failures only {:.1}%, 1% sample {:.1}%",
+                (1.0 - failures / on) * 100.0, (1.0 - sampled / on) * 100.0);
+        }
     });
 }

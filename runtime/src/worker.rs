@@ -968,29 +968,46 @@ where
             let since = tokio::time::Instant::now();
             let timer = attempt_timer(node.timeout);
             let mut timer = std::pin::pin!(timer);
-            tokio::select! {
-                biased;
-                _ = CancelSignal(slot) => Outcome::Cancelled,
-                _ = abort.cancelled() => Outcome::Cancelled,
-                by = RestartSignal(slot) => Outcome::Restarted(by),
-                r = &mut fut => ended(r),
-                p = ParkSignal(slot) => {
-                    park(node, slot, buf, id, started, &p).await;
-                    let waiter = Waiter {
-                        node: node.clone(),
-                        envelope: envelope.clone(),
-                        parked: p,
-                        since,
-                        started,
-                        attempt,
-                        worker: slot.index,
-                    };
-                    env.tasks.spawn(WaitParked::new(waiter, fut));
-                    return None;
+            // The fast path: most attempts of a fast stage end on their first poll. With no
+            // signal raised (plain loads), one poll before the `select!` spares registering
+            // with the pipeline's cancellation token (a mutex every worker shares) and with
+            // the slot's wakers; `biased` order is kept, since a raised signal goes on to
+            // the `select!` below, which polls the signals first.
+            let raised = slot.cancel_current.load(Ordering::Acquire)
+                || slot.restart_flag.load(Ordering::Acquire)
+                || abort.is_cancelled();
+            let first = if raised {
+                Poll::Pending
+            } else {
+                futures::poll!(&mut fut)
+            };
+            if let Poll::Ready(r) = first {
+                ended(r)
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = CancelSignal(slot) => Outcome::Cancelled,
+                    _ = abort.cancelled() => Outcome::Cancelled,
+                    by = RestartSignal(slot) => Outcome::Restarted(by),
+                    r = &mut fut => ended(r),
+                    p = ParkSignal(slot) => {
+                        park(node, slot, buf, id, started, &p).await;
+                        let waiter = Waiter {
+                            node: node.clone(),
+                            envelope: envelope.clone(),
+                            parked: p,
+                            since,
+                            started,
+                            attempt,
+                            worker: slot.index,
+                        };
+                        env.tasks.spawn(WaitParked::new(waiter, fut));
+                        return None;
+                    }
+                    _ = &mut timer => Outcome::Timeout,
+                    // Polled only once the attempt turned out to take a while.
+                    never = buf.flush_when_due(clock) => match never {},
                 }
-                _ = &mut timer => Outcome::Timeout,
-                // Polled only once the attempt turned out to take a while.
-                never = buf.flush_when_due(clock) => match never {},
             }
         }
     };
