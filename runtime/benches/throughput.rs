@@ -82,10 +82,17 @@ async fn tokio_reference(n: u64) -> Duration {
             }
         }
     });
-    let mut got = 0;
-    while out_rx.recv().await.is_some() {
-        got += 1;
-    }
+    // Outputs are read on the runtime, as an application would (not on the thread that
+    // blocks on the bench, which every output would have to wake).
+    let got = tokio::spawn(async move {
+        let mut got = 0;
+        while out_rx.recv().await.is_some() {
+            got += 1;
+        }
+        got
+    })
+    .await
+    .unwrap_or(0);
     let _ = feeder.await;
     for h in handles {
         let _ = h.await;
@@ -118,10 +125,16 @@ async fn flowdeck_run(
     let feed = tokio::spawn(async move {
         input.send_all(0..n).await;
     });
-    let mut got = 0;
-    while running.outputs.recv().await.is_ok() {
-        got += 1;
-    }
+    let outputs = running.outputs;
+    let got = tokio::spawn(async move {
+        let mut got = 0;
+        while outputs.recv().await.is_ok() {
+            got += 1;
+        }
+        got
+    })
+    .await
+    .unwrap_or(0);
     let _ = feed.await;
     running.handle.wait().await;
     let took = start.elapsed();

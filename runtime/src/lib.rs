@@ -30,6 +30,7 @@
 //! # });
 //! ```
 
+mod abort;
 pub mod ask;
 mod capture;
 mod clock;

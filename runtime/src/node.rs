@@ -33,7 +33,7 @@ pub(crate) struct Env {
     next_id: AtomicU64,
     tracker: Option<WeakBatchSender>,
     pub tasks: tokio_util::task::TaskTracker,
-    pub abort: tokio_util::sync::CancellationToken,
+    pub abort: crate::abort::Abort,
     /// The questions its stages ask people.
     pub questions: Arc<Questions>,
 }
@@ -46,7 +46,7 @@ impl Env {
             next_id: AtomicU64::new(0),
             tracker,
             tasks: tokio_util::task::TaskTracker::new(),
-            abort: tokio_util::sync::CancellationToken::new(),
+            abort: crate::abort::Abort::default(),
             questions: Arc::new(Questions::new(pipeline.to_owned(), clock)),
         }
     }

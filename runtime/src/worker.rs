@@ -13,10 +13,10 @@ use std::{
     time::Duration,
 };
 
+use crate::abort::Abort;
 use flowdeck_protocol::{EventKind, ItemId, ItemStatus, StageIndex, Value, WorkerState};
 use futures::{task::AtomicWaker, FutureExt};
 use parking_lot::Mutex;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     ask::{Answer, Parked, Question, StageAsking, Unanswered},
@@ -532,11 +532,8 @@ async fn attempt_timer(limit: Option<Duration>) {
     }
 }
 
-pub(crate) async fn run<I, O, T>(
-    node: Arc<StageNode<I, O, T>>,
-    slot: Arc<WorkerSlot>,
-    abort: CancellationToken,
-) where
+pub(crate) async fn run<I, O, T>(node: Arc<StageNode<I, O, T>>, slot: Arc<WorkerSlot>, abort: Abort)
+where
     I: Clone + Send + Sync + 'static,
     O: Send + 'static,
     T: TaskFn<I, O>,
@@ -548,6 +545,7 @@ pub(crate) async fn run<I, O, T>(
     let mut buf = EventBuf::new(node.env.tracker());
     let ctl = &node.ctl;
     let mut input_closed = false;
+    let mut yielded = false;
     loop {
         if !ctl.keeps(slot.index) {
             slot.running.store(false, Ordering::Release);
@@ -585,6 +583,16 @@ pub(crate) async fn run<I, O, T>(
                 // Empty, or closed with attempts still waiting for a person: this worker
                 // stays to settle them when they come back.
                 let closed = e == async_channel::TryRecvError::Closed;
+                if !closed && !yielded {
+                    // Let the stages before this one run first: an item they make is most
+                    // often ready by then, and taking it spares registering as a waiter
+                    // (a lock the stage's workers and senders share), the sender's wake-up
+                    // of this task, and a flush of a small batch of events.
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                yielded = false;
                 buf.flush().await;
                 slot.take_notes(&mut buf);
                 buf.flush().await;
@@ -607,6 +615,7 @@ pub(crate) async fn run<I, O, T>(
                 }
             }
         };
+        yielded = false;
         process(&node, &slot, &port, &mut buf, envelope, &abort).await;
     }
     slot.current.store(NO_ITEM, Ordering::Relaxed);
@@ -643,7 +652,7 @@ async fn process<I, O, T>(
     port: &crate::port::Port<O>,
     buf: &mut EventBuf,
     envelope: Envelope<I>,
-    abort: &CancellationToken,
+    abort: &Abort,
 ) where
     I: Clone + Send + Sync + 'static,
     O: Send + 'static,
@@ -682,7 +691,7 @@ async fn resume<I, O, T>(
     port: &crate::port::Port<O>,
     buf: &mut EventBuf,
     r: Resumed<I, T::Outputs, T::Error>,
-    abort: &CancellationToken,
+    abort: &Abort,
 ) where
     I: Clone + Send + Sync + 'static,
     O: Send + 'static,
@@ -708,7 +717,7 @@ async fn handle<I, O, T>(
     port: &crate::port::Port<O>,
     buf: &mut EventBuf,
     envelope: Envelope<I>,
-    abort: &CancellationToken,
+    abort: &Abort,
     mut step: Step<T::Outputs, T::Error>,
 ) where
     I: Clone + Send + Sync + 'static,
@@ -915,7 +924,7 @@ async fn run_attempt<I, O, T>(
     slot: &Arc<WorkerSlot>,
     buf: &mut EventBuf,
     envelope: &Envelope<I>,
-    abort: &CancellationToken,
+    abort: &Abort,
     mut attempt: u32,
     from: ItemStatus,
 ) -> Option<(Outcome<T::Outputs, T::Error>, u32, u64, u64)>
@@ -965,7 +974,6 @@ where
             // the throughput bench (docs/questions.md).
             let mut fut: Attempt<I, O, T> = Box::pin(AssertUnwindSafe(fut).catch_unwind());
             let clock = &env.clock;
-            let since = tokio::time::Instant::now();
             let timer = attempt_timer(node.timeout);
             let mut timer = std::pin::pin!(timer);
             // The fast path: most attempts of a fast stage end on their first poll. With no
@@ -984,6 +992,9 @@ where
             if let Poll::Ready(r) = first {
                 ended(r)
             } else {
+                // When the attempt started, for a parked attempt's time limit: read once it
+                // turned out to wait, as the timer below is armed then too.
+                let since = tokio::time::Instant::now();
                 tokio::select! {
                     biased;
                     _ = CancelSignal(slot) => Outcome::Cancelled,
