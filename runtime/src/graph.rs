@@ -134,7 +134,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         T: TaskFn<I, O>,
     {
         let index = self.next_index();
-        let queue = async_channel::bounded::<Envelope<I>>(stage.capacity.max(1));
+        let queue = crate::queue::bounded::<Envelope<I>>(stage.capacity.max(1));
         let decl = Self::decl(index, stage, queue, None, Vec::new(), None);
         self.decls.push(decl);
         StageRef::new(index, 0)
@@ -155,7 +155,7 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
             origin,
             timeout,
         } = join;
-        let queue = async_channel::bounded::<Envelope<Gathered<K, J::Part>>>(stage.capacity.max(1));
+        let queue = crate::queue::bounded::<Envelope<Gathered<K, J::Part>>>(stage.capacity.max(1));
         let collector =
             Collector::<K, J::Part>::new(index, origin, &stage.name, timeout, queue.0.downgrade());
         if let Some(d) = self.decls.get_mut(usize::from(origin)) {
@@ -188,8 +188,8 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
         index: StageIndex,
         stage: Stage<I, O, T>,
         queue: (
-            async_channel::Sender<Envelope<I>>,
-            async_channel::Receiver<Envelope<I>>,
+            crate::queue::Sender<Envelope<I>>,
+            crate::queue::Receiver<Envelope<I>>,
         ),
         started: Option<StartJoin>,
         deposits: Vec<Box<dyn Any + Send>>,
@@ -224,11 +224,11 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
                     .map(|o| *o)
                     .unwrap_or_default();
                 let (tx, rx) = match queue.downcast::<(
-                    async_channel::Sender<Envelope<I>>,
-                    async_channel::Receiver<Envelope<I>>,
+                    crate::queue::Sender<Envelope<I>>,
+                    crate::queue::Receiver<Envelope<I>>,
                 )>() {
                     Ok(q) => *q,
-                    Err(_) => async_channel::bounded(1),
+                    Err(_) => crate::queue::bounded(1),
                 };
                 let weak = tx.downgrade();
                 drop(tx);
@@ -247,8 +247,8 @@ impl<In: Send + 'static, Out: Send + 'static> Graph<In, Out> {
             return Some(Dest::Join(deposit.clone()));
         }
         let (tx, _) = decl.queue.downcast_ref::<(
-            async_channel::Sender<Envelope<T>>,
-            async_channel::Receiver<Envelope<T>>,
+            crate::queue::Sender<Envelope<T>>,
+            crate::queue::Receiver<Envelope<T>>,
         )>()?;
         Some(Dest::Queue(tx.clone()))
     }

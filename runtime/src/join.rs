@@ -302,7 +302,7 @@ pub(crate) struct Collector<K, P> {
     fill: crate::histogram::AtomicHistogram,
     name: Arc<str>,
     timeout: Option<(Duration, Partial)>,
-    queue: async_channel::WeakSender<Envelope<Gathered<K, P>>>,
+    queue: crate::queue::WeakSender<Envelope<Gathered<K, P>>>,
     env: OnceLock<Arc<Env>>,
     /// Groups in the order they were made (fired ones are let go from the front).
     pending: Mutex<Pending<K, P>>,
@@ -340,7 +340,7 @@ where
         of: StageIndex,
         name: &str,
         timeout: Option<(Duration, Partial)>,
-        queue: async_channel::WeakSender<Envelope<Gathered<K, P>>>,
+        queue: crate::queue::WeakSender<Envelope<Gathered<K, P>>>,
     ) -> Arc<Self> {
         Arc::new(Collector {
             stage,
@@ -707,7 +707,7 @@ struct GroupState<K, P> {
     missing: Vec<(Rank, Missing)>,
     fired: bool,
     /// The join's queue, held open while the group waits.
-    queue: Option<async_channel::Sender<Envelope<Gathered<K, P>>>>,
+    queue: Option<crate::queue::Sender<Envelope<Gathered<K, P>>>>,
     /// The origin item's groups: the joined item's.
     outer: Groups,
 }
@@ -866,7 +866,7 @@ struct Fired<K, P> {
     stage: StageIndex,
     joined: ItemId,
     gathered: Gathered<K, P>,
-    queue: Option<async_channel::Sender<Envelope<Gathered<K, P>>>>,
+    queue: Option<crate::queue::Sender<Envelope<Gathered<K, P>>>>,
     outer: Groups,
     /// Set when the group timed out under [`Partial::Fail`]: the limit it passed.
     fail: Option<Duration>,
@@ -940,7 +940,8 @@ where
                     Ok(()) => Ok(()),
                     Err(async_channel::TrySendError::Closed(_)) => Err(()),
                     Err(async_channel::TrySendError::Full(e)) => {
-                        wait_for_room(tx, e, buf, slot).await
+                        let send = async { tx.send(e).await.map_err(|_| ()) };
+                        wait_for_room(buf, slot, send).await
                     }
                 },
             };

@@ -47,6 +47,7 @@ pub mod metrics;
 mod mirror;
 mod node;
 mod pipeline;
+mod queue;
 mod port;
 /// The terminal progress display (`Line::progress`): feature `progress`, on in the
 /// `flowdeck` facade by default, so that the engine alone draws nothing and needs no

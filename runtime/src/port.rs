@@ -37,7 +37,7 @@ pub(crate) struct Route<T> {
 /// What an edge leads to: a stage's queue, or a join, which takes the value into its
 /// group at once.
 pub(crate) enum Dest<T> {
-    Queue(async_channel::Sender<Envelope<T>>),
+    Queue(crate::queue::Sender<Envelope<T>>),
     Join(Arc<dyn Deposit<T>>),
 }
 
@@ -131,7 +131,8 @@ impl<T> Port<T> {
                     // A dropped receiver means nobody wants outputs any more: the item is
                     // done.
                     if let Err(async_channel::TrySendError::Full(value)) = sink.try_send(value) {
-                        let _ = wait_for_room(sink, value, buf, slot).await;
+                        let send = async { sink.send(value).await.map_err(|_| ()) };
+                        let _ = wait_for_room(buf, slot, send).await;
                     }
                 }
                 return Sent::Out;
@@ -181,7 +182,8 @@ impl<T> Port<T> {
             Ok(()) => Ok(()),
             Err(async_channel::TrySendError::Closed(_)) => Err(()),
             Err(async_channel::TrySendError::Full(envelope)) => {
-                wait_for_room(tx, envelope, buf, slot).await
+                let send = async { tx.send(envelope).await.map_err(|_| ()) };
+                wait_for_room(buf, slot, send).await
             }
         };
         if sent.is_err() {
@@ -226,19 +228,19 @@ impl<T> Port<T> {
 }
 
 /// The slow path of a send, once the queue turned out full: flushes the buffered events,
-/// marks the worker blocked on downstream, and waits for room. (The hot path is a
-/// `try_send` in place, with no future to build.)
-pub(crate) async fn wait_for_room<V>(
-    tx: &async_channel::Sender<V>,
-    value: V,
+/// marks the worker blocked on downstream, and waits for room while `send` (made lazily,
+/// so it runs after the flush) waits. (The hot path is a `try_send` in place, with no
+/// future to build.)
+pub(crate) async fn wait_for_room(
     buf: &mut EventBuf,
     slot: Option<&WorkerSlot>,
+    send: impl std::future::Future<Output = Result<(), ()>>,
 ) -> Result<(), ()> {
     buf.flush().await;
     if let Some(slot) = slot {
         slot.begin_blocked();
     }
-    let sent = tx.send(value).await.map_err(|_| ());
+    let sent = send.await;
     if let Some(slot) = slot {
         slot.end_blocked();
     }
