@@ -54,6 +54,7 @@ impl RawEvent {
         self.extra.as_deref().map_or(&[], |x| &x.parents)
     }
 
+    #[inline]
     pub(crate) fn with_error(mut self, error: ErrorInfo) -> Self {
         self.extra.get_or_insert_with(Default::default).error = Some(error);
         self
@@ -64,6 +65,7 @@ impl RawEvent {
     }
 
     /// Attaches a captured input; `None` leaves the event as it was (no allocation).
+    #[inline]
     pub(crate) fn with_input(mut self, input: Option<Preview>) -> Self {
         if input.is_some() {
             self.extra.get_or_insert_with(Default::default).input = input;
@@ -76,6 +78,7 @@ impl RawEvent {
     }
 
     /// Attaches a captured output; `None` leaves the event as it was.
+    #[inline]
     pub(crate) fn with_output(mut self, output: Option<Preview>) -> Self {
         if output.is_some() {
             self.extra.get_or_insert_with(Default::default).output = output;
@@ -83,6 +86,7 @@ impl RawEvent {
         self
     }
 
+    #[inline]
     pub(crate) fn with_parents(mut self, parents: Vec<ItemId>) -> Self {
         self.extra.get_or_insert_with(Default::default).parents = parents;
         self
@@ -99,6 +103,7 @@ pub(crate) struct Subject {
 
 impl Subject {
     /// An event of `kind` at `at_us`, moving the item on from `from` (`None`: a new item).
+    #[inline]
     pub(crate) fn event(self, kind: EventKind, from: Option<ItemStatus>, at_us: u64) -> RawEvent {
         RawEvent {
             item: self.item,
@@ -116,12 +121,14 @@ impl Subject {
 }
 
 impl RawEvent {
+    #[inline]
     pub(crate) fn attempt(mut self, attempt: u32, duration_us: u64) -> Self {
         self.attempt = attempt;
         self.duration_us = duration_us;
         self
     }
 
+    #[inline]
     pub(crate) fn last(mut self) -> Self {
         self.last = true;
         self
@@ -173,17 +180,25 @@ impl EventBuf {
     }
 
     pub(crate) async fn push(&mut self, event: RawEvent) {
+        if self.add(event) {
+            self.flush().await;
+        }
+    }
+
+    /// Buffers `event`; `true` when the batch is due ([`BATCH`] events, or the oldest held
+    /// [`MAX_HOLD_US`]). Kept apart from the `await` of [`EventBuf::push`] and inlined:
+    /// every event of every item passes here.
+    #[inline]
+    fn add(&mut self, event: RawEvent) -> bool {
         if self.tx.is_none() {
-            return;
+            return false;
         }
         if self.batch.events.is_empty() {
             self.first_at_us = event.at_us;
         }
         let at = event.at_us;
         self.batch.events.push(event);
-        if self.batch.events.len() >= BATCH || at.saturating_sub(self.first_at_us) > MAX_HOLD_US {
-            self.flush().await;
-        }
+        self.batch.events.len() >= BATCH || at.saturating_sub(self.first_at_us) > MAX_HOLD_US
     }
 
     pub(crate) fn note(&mut self, note: Note) {

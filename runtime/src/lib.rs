@@ -47,13 +47,13 @@ pub mod metrics;
 mod mirror;
 mod node;
 mod pipeline;
-mod queue;
 mod port;
 /// The terminal progress display (`Line::progress`): feature `progress`, on in the
 /// `flowdeck` facade by default, so that the engine alone draws nothing and needs no
 /// terminal crates.
 #[cfg(feature = "progress")]
 pub mod progress;
+mod queue;
 pub mod resources;
 mod retry;
 mod shared;

@@ -282,6 +282,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             0
         };
         let tracker = Tracker::new(stage_names.len(), retention);
+        tracker.order_stages(&edges);
         for (filter, f) in options.callbacks {
             tracker.add_callback(filter, f);
         }

@@ -568,10 +568,13 @@ where
             slot.set_state(WorkerState::Idle);
             continue;
         }
-        // An attempt that waited for a person comes back before new items.
-        if let Ok(r) = node.resumed_rx.try_recv() {
-            resume(&node, &slot, &port, &mut buf, r, &abort).await;
-            continue;
+        // An attempt that waited for a person comes back before new items. Looked for only
+        // while some are out: looking at an empty queue costs a fence per item.
+        if node.waiting() > 0 {
+            if let Ok(r) = node.resumed_rx.try_recv() {
+                resume(&node, &slot, &port, &mut buf, r, &abort).await;
+                continue;
+            }
         }
         let envelope = match node.input.try_recv() {
             Ok(e) => e,

@@ -92,6 +92,31 @@ struct State {
     recent_failures: VecDeque<FailedItem>,
 }
 
+/// Each stage's depth: the most edges on a path to it from the input (the graph has no
+/// cycle: `build()` refuses one). Relaxed at most once per stage, so it ends regardless.
+fn depths(stages: usize, edges: &[flowdeck_protocol::Edge]) -> Vec<u16> {
+    let mut depth = vec![0u16; stages];
+    for _ in 0..stages {
+        let mut changed = false;
+        for e in edges {
+            let Some(from) = e.from else { continue };
+            let (Some(&d), Some(&to)) =
+                (depth.get(usize::from(from)), depth.get(usize::from(e.to)))
+            else {
+                continue;
+            };
+            if to <= d {
+                depth[usize::from(e.to)] = d.saturating_add(1);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    depth
+}
+
 fn slot(status: ItemStatus) -> usize {
     status as usize
 }
@@ -180,6 +205,14 @@ impl Tracker {
             feed: RwLock::new(Some(feed)),
             sink: RwLock::new(None),
         })
+    }
+
+    /// Orders each item's visits by its stages' depths in the graph of `edges`, whatever
+    /// order their events arrive in.
+    pub(crate) fn order_stages(&self, edges: &[flowdeck_protocol::Edge]) {
+        let mut st = self.state.lock();
+        let depths = depths(st.stages.len(), edges);
+        st.ring.set_depths(depths);
     }
 
     /// Runs until every sender is gone, applying batches in arrival order.
@@ -705,6 +738,25 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depths_are_the_longest_path_from_the_input() {
+        let edge = |from: Option<u16>, to: u16| flowdeck_protocol::Edge {
+            from,
+            to,
+            broadcast: false,
+        };
+        // 0 -> 1 -> 3, 0 -> 3, 2 from the input alone, and an edge naming no stage.
+        let edges = [
+            edge(None, 0),
+            edge(Some(0), 1),
+            edge(Some(1), 3),
+            edge(Some(0), 3),
+            edge(None, 2),
+            edge(Some(9), 0),
+        ];
+        assert_eq!(depths(4, &edges), [0, 1, 0, 2]);
+    }
 
     fn detail(id: ItemId, status: ItemStatus) -> ItemDetail {
         ItemDetail {
