@@ -520,7 +520,7 @@ where
         };
         let (from, parents) = match origin {
             Origin::Input => (None, Vec::new()),
-            Origin::Moved => (Some(ItemStatus::Queued), Vec::new()),
+            Origin::Moved | Origin::Reported => (Some(ItemStatus::Queued), Vec::new()),
             Origin::Child(p) => (None, vec![p]),
         };
         let mine = groups.iter().find(|g| {

@@ -72,6 +72,9 @@ pub(crate) enum Origin {
     Input,
     /// Moving on after a stage finished with it.
     Moved,
+    /// Moving on, its `Queued` event already folded in the stage's completion
+    /// ([`crate::events::RawEvent::next`]).
+    Reported,
     /// Made by fan-out from this parent.
     Child(ItemId),
 }
@@ -106,6 +109,19 @@ impl<T> Port<T> {
             }
         }
         Ok(Target::Out)
+    }
+
+    /// The stage whose queue `target` leads to; `None` for a join or the output.
+    #[inline]
+    pub(crate) fn queue_at(&self, target: Target) -> Option<StageIndex> {
+        match target {
+            Target::Route(i) => self
+                .routes
+                .get(i)
+                .filter(|r| matches!(r.dest, Dest::Queue(_)))
+                .map(|r| r.to),
+            Target::Copy(_) | Target::Out => None,
+        }
     }
 
     /// Sends `value` where `target` says, waiting while the next queue is full
@@ -162,13 +178,19 @@ impl<T> Port<T> {
                 worker: None,
             };
             let event = match origin {
-                Origin::Input => here.event(EventKind::Queued, None, now_us),
-                Origin::Moved => here.event(EventKind::Queued, Some(ItemStatus::Queued), now_us),
-                Origin::Child(parent) => here
-                    .event(EventKind::Queued, None, now_us)
-                    .with_parents(vec![parent]),
+                Origin::Input => Some(here.event(EventKind::Queued, None, now_us)),
+                Origin::Moved => {
+                    Some(here.event(EventKind::Queued, Some(ItemStatus::Queued), now_us))
+                }
+                Origin::Reported => None,
+                Origin::Child(parent) => Some(
+                    here.event(EventKind::Queued, None, now_us)
+                        .with_parents(vec![parent]),
+                ),
             };
-            buf.push(event).await;
+            if let Some(event) = event {
+                buf.push(event).await;
+            }
         }
         // Kept to tell the groups, should the item be refused.
         let ends = groups.clone();

@@ -738,24 +738,37 @@ async fn handle<I, O, T>(
     slot.cancel_current.store(false, Ordering::Release);
     slot.set_state(WorkerState::Busy);
     loop {
-        let (outcome, left, attempt, finished, took) = match step {
+        let (outcome, left, attempt, finished, took, began) = match step {
             Step::Settle {
                 outcome,
                 from,
                 attempt,
                 finished,
                 took,
-            } => (outcome, from, attempt, finished, took),
+            } => (outcome, from, attempt, finished, took, None),
             Step::Attempt { attempt, from } => {
                 match run_attempt(node, slot, buf, &envelope, abort, attempt, from).await {
-                    Some((outcome, attempt, finished, took)) => {
-                        (outcome, ItemStatus::Running, attempt, finished, took)
-                    }
+                    Some(a) => (
+                        a.outcome,
+                        ItemStatus::Running,
+                        a.attempt,
+                        a.finished,
+                        a.took,
+                        a.began,
+                    ),
                     // Parked: the item is no longer this worker's.
                     None => return,
                 }
             }
         };
+        // The attempt's `Started` event, unless its completion carries it.
+        let started = |from| {
+            here.event(EventKind::Started, Some(from), finished - took)
+                .attempt(attempt, 0)
+        };
+        if let (Some(from), false) = (began, matches!(outcome, Outcome::Done(_))) {
+            buf.push(started(from)).await;
+        }
         let (error, user_err) = match outcome {
             Outcome::Done(outs) => {
                 let input = if buf.on() {
@@ -771,11 +784,18 @@ async fn handle<I, O, T>(
                     attempt,
                     took,
                     input,
+                    began,
                 };
                 match finish(node, slot, port, buf, &envelope, outs, at).await {
                     Ok(()) => break,
-                    // A routing filter panicked: the item fails here, like any task error.
-                    Err(msg) => (runtime_error("Panic", msg), None),
+                    // A routing filter panicked: the item fails here, like any task error
+                    // (nothing was pushed yet).
+                    Err(msg) => {
+                        if let Some(from) = began {
+                            buf.push(started(from)).await;
+                        }
+                        (runtime_error("Panic", msg), None)
+                    }
                 }
             }
             Outcome::Cancelled => {
@@ -930,7 +950,7 @@ async fn run_attempt<I, O, T>(
     abort: &Abort,
     mut attempt: u32,
     from: ItemStatus,
-) -> Option<(Outcome<T::Outputs, T::Error>, u32, u64, u64)>
+) -> Option<Attempted<T::Outputs, T::Error>>
 where
     I: Clone + Send + Sync + 'static,
     O: Send + 'static,
@@ -951,13 +971,11 @@ where
         }
     }
     let started = env.clock.now_us();
-    if buf.on() {
-        buf.push(
-            here.event(EventKind::Started, Some(from), started)
-                .attempt(attempt, 0),
-        )
-        .await;
-    }
+    // The `Started` event waits until the attempt turns out not to end on its first poll;
+    // one that does folds it into its outcome's event ([`RawEvent::began`]). Either way
+    // it is in the worker's buffer before the outcome, as it always was: a buffer is not
+    // sent while the task's first poll runs.
+    let mut began = buf.on().then_some(from);
     // A restart asked for an attempt that ended meanwhile is not this one's.
     slot.restart_flag.store(false, Ordering::Release);
     slot.attempt_since.store(started + 1, Ordering::Release);
@@ -995,6 +1013,13 @@ where
             if let Poll::Ready(r) = first {
                 ended(r)
             } else {
+                if let Some(from) = began.take() {
+                    buf.push(
+                        here.event(EventKind::Started, Some(from), started)
+                            .attempt(attempt, 0),
+                    )
+                    .await;
+                }
                 // When the attempt started, for a parked attempt's time limit: read once it
                 // turned out to wait, as the timer below is armed then too.
                 let since = tokio::time::Instant::now();
@@ -1034,14 +1059,42 @@ where
         p.release();
     }
     let finished = env.clock.now_us();
-    // Attempts the task said were made elsewhere meanwhile come before this one's end.
-    attempt += slot.extra_attempts.swap(0, Ordering::AcqRel);
+    // Attempts the task said were made elsewhere meanwhile come before this one's end
+    // (and after its start, which keeps its own number).
+    let elsewhere = slot.extra_attempts.swap(0, Ordering::AcqRel);
+    if elsewhere > 0 {
+        if let Some(from) = began.take() {
+            buf.push(
+                here.event(EventKind::Started, Some(from), started)
+                    .attempt(attempt, 0),
+            )
+            .await;
+        }
+    }
+    attempt += elsewhere;
     let took = finished - started;
     WorkerSlot::add(&slot.busy_us, took);
     slot.attempt_since.store(0, Ordering::Release);
     slot.latency.record(took);
     slot.take_notes(buf);
-    Some((outcome, attempt, finished, took))
+    Some(Attempted {
+        outcome,
+        attempt,
+        finished,
+        took,
+        began,
+    })
+}
+
+/// How an attempt ended ([`run_attempt`]).
+struct Attempted<T, E> {
+    outcome: Outcome<T, E>,
+    /// Its number, moved past any the task reported as made elsewhere.
+    attempt: u32,
+    finished: u64,
+    took: u64,
+    /// Its `Started` event, not pushed yet: the status it left (see [`RawEvent::began`]).
+    began: Option<ItemStatus>,
 }
 
 /// A task's attempt future, boxed: see [`run_attempt`].
@@ -1279,6 +1332,7 @@ where
         attempt,
         took,
         input,
+        began,
     } = done;
     let id = envelope.id;
     let stage = node.index;
@@ -1306,6 +1360,7 @@ where
             here.event(EventKind::Completed, Some(ItemStatus::Running), finished)
                 .attempt(attempt, took)
                 .last()
+                .began(began)
                 .with_input(input),
         )
         .await;
@@ -1388,6 +1443,10 @@ where
         return Ok(());
     }
     let Some(out) = outs.into_iter().next() else {
+        if let Some(from) = began {
+            let started = here.event(EventKind::Started, Some(from), finished - took);
+            buf.push(started.attempt(attempt, 0)).await;
+        }
         WorkerSlot::add(&slot.processed, 1);
         let groups = &envelope.groups;
         groups
@@ -1404,9 +1463,16 @@ where
     let mut completed = here
         .event(EventKind::Completed, Some(ItemStatus::Running), finished)
         .attempt(attempt, took)
+        .began(began)
         .with_input(input)
         .with_output(output);
     completed.last = target == Target::Out;
+    // Moving on to a stage's queue: its `Queued` event travels folded in this one.
+    completed.next = port.queue_at(target);
+    let origin = match completed.next {
+        Some(_) => Origin::Reported,
+        None => Origin::Moved,
+    };
     buf.push(completed).await;
     let copies = copies_of(node, port, &groups, id, &out);
     let sent = port
@@ -1415,7 +1481,7 @@ where
             out,
             groups.clone(),
             target,
-            Origin::Moved,
+            origin,
             finished,
             buf,
             Some(slot),
@@ -1535,4 +1601,6 @@ struct Done {
     attempt: u32,
     took: u64,
     input: Option<flowdeck_protocol::Preview>,
+    /// The attempt's `Started` event, to fold into the completion.
+    began: Option<ItemStatus>,
 }

@@ -239,7 +239,8 @@ impl Tracker {
         {
             let mut st = self.state.lock();
             let mut finished = Vec::new();
-            for e in &batch.events {
+            for e in batch.events.iter().flat_map(RawEvent::parts) {
+                let e = &*e;
                 st.seq += 1;
                 let seq = st.seq;
                 st.count(e);

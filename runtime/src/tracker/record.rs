@@ -720,6 +720,8 @@ mod tests {
             kind: EventKind::Failed,
             from: Some(ItemStatus::Running),
             last: false,
+            began: None,
+            next: None,
             extra: Some(Box::new(Extra {
                 input: input.map(|t| Preview {
                     text: t.to_owned(),
@@ -741,6 +743,8 @@ mod tests {
             kind,
             from: Some(from),
             last,
+            began: None,
+            next: None,
             extra: None,
         }
     }
