@@ -31,7 +31,7 @@ pub(crate) struct RawEvent {
     pub from: Option<ItemStatus>,
     pub last: bool,
     /// Folded in, for an attempt that ended on its first poll: a `Started` event (from
-    /// this status) came first, at `at_us - duration_us`. See [`RawEvent::parts`].
+    /// this status) came first, at `at_us - duration_us`. See [`RawEvent::started_part`].
     pub began: Option<ItemStatus>,
     /// Folded in, for an item moving on: a `Queued` event at this stage follows, at the
     /// same time.
@@ -149,13 +149,13 @@ impl RawEvent {
         self
     }
 
-    /// The events this one stands for, in order: its folded `Started`, itself, its folded
-    /// `Queued`. A worker's trivial attempt makes three events per stage (started,
-    /// completed, queued at the next stage); folded, it pushes one and the tracker finds
-    /// its record once, which made tracking cost a third as many pushes. The tracker
-    /// numbers, counts, keeps and publishes each part as the event it was before.
-    pub(crate) fn parts(&self) -> impl Iterator<Item = Part<'_>> {
-        let started = self.began.map(|from| RawEvent {
+    /// The `Started` event folded in this one, if any ([`RawEvent::began`]). A worker's
+    /// trivial attempt makes three events per stage (started, completed, queued at the
+    /// next stage); folded, it pushes one, and the tracker finds the item's record once.
+    /// The tracker numbers, counts, keeps and publishes each part as the event it was.
+    #[inline]
+    pub(crate) fn started_part(&self) -> Option<RawEvent> {
+        self.began.map(|from| RawEvent {
             item: self.item,
             at_us: self.at_us.saturating_sub(self.duration_us),
             duration_us: 0,
@@ -168,8 +168,13 @@ impl RawEvent {
             began: None,
             next: None,
             extra: None,
-        });
-        let queued = self.next.map(|stage| RawEvent {
+        })
+    }
+
+    /// The `Queued` event at the next stage folded in this one, if any ([`RawEvent::next`]).
+    #[inline]
+    pub(crate) fn queued_part(&self) -> Option<RawEvent> {
+        self.next.map(|stage| RawEvent {
             item: self.item,
             at_us: self.at_us,
             duration_us: 0,
@@ -182,28 +187,7 @@ impl RawEvent {
             began: None,
             next: None,
             extra: None,
-        });
-        started
-            .map(Part::Made)
-            .into_iter()
-            .chain(std::iter::once(Part::Itself(self)))
-            .chain(queued.map(Part::Made))
-    }
-}
-
-/// One of the events a [`RawEvent`] stands for.
-pub(crate) enum Part<'a> {
-    Itself(&'a RawEvent),
-    Made(RawEvent),
-}
-
-impl std::ops::Deref for Part<'_> {
-    type Target = RawEvent;
-    fn deref(&self) -> &RawEvent {
-        match self {
-            Part::Itself(e) => e,
-            Part::Made(e) => e,
-        }
+        })
     }
 }
 

@@ -239,22 +239,37 @@ impl Tracker {
         {
             let mut st = self.state.lock();
             let mut finished = Vec::new();
-            for e in batch.events.iter().flat_map(RawEvent::parts) {
-                let e = &*e;
-                st.seq += 1;
-                let seq = st.seq;
-                st.count(e);
-                st.ring.apply(e, seq);
-                if wanted {
-                    out.push(to_event(seq, e));
+            for folded in &batch.events {
+                // The parts a folded event stands for, numbered in order; its record is
+                // found once for all of them.
+                let (started, queued) = (folded.started_part(), folded.queued_part());
+                let mut list = [folded; 3];
+                let mut n = 0;
+                for part in [started.as_ref(), Some(folded), queued.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    list[n] = part;
+                    n += 1;
                 }
-                if let Some(sink) = &sink {
-                    let to = e.kind.status_after(e.last);
-                    if to.is_terminal() {
-                        if sink.wants(to) {
-                            finished.push(e.item);
-                        } else {
-                            skipped += 1;
+                let parts = &list[..n];
+                let first = st.seq + 1;
+                st.seq += n as u64;
+                let last = st.seq;
+                st.ring.apply_parts(parts, last);
+                for (seq, &e) in (first..).zip(parts) {
+                    st.count(e);
+                    if wanted {
+                        out.push(to_event(seq, e));
+                    }
+                    if let Some(sink) = &sink {
+                        let to = e.kind.status_after(e.last);
+                        if to.is_terminal() {
+                            if sink.wants(to) {
+                                finished.push(e.item);
+                            } else {
+                                skipped += 1;
+                            }
                         }
                     }
                 }

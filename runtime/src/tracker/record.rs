@@ -593,17 +593,23 @@ impl Ring {
 
     /// Applies an event (the tracker's `seq`-th), creating the record if this is the
     /// newest item for its slot.
+    #[cfg(test)]
     pub(crate) fn apply(&mut self, e: &RawEvent, seq: u64) {
+        self.apply_parts(&[e], seq);
+    }
+
+    /// Applies the events of one item, in order (the parts of a folded event, the last
+    /// of them the tracker's `seq`-th), finding its record once; creates the record if
+    /// this is the newest item for its slot.
+    pub(crate) fn apply_parts(&mut self, parts: &[&RawEvent], seq: u64) {
+        let Some(e) = parts.first() else { return };
         if self.capacity == 0 {
             return;
         }
         let i = self.slot_for(e.item);
         let slot = &mut self.slots[i];
-        match slot {
-            Some(r) if r.id == e.item => {
-                r.apply(e, &self.depths);
-                r.changed = seq;
-            }
+        let r = match slot {
+            Some(r) if r.id == e.item => r,
             // An older item's record gives way; a late event for an evicted item does not
             // evict the newer one.
             Some(r) if r.id > e.item => return,
@@ -615,21 +621,22 @@ impl Ring {
                     }
                     None => Vec::with_capacity(self.visits_hint),
                 };
-                let mut r = ItemRecord::new(e.item, e.at_us, e.stage, visits);
-                r.apply(e, &self.depths);
-                r.changed = seq;
-                *slot = Some(r);
+                slot.insert(ItemRecord::new(e.item, e.at_us, e.stage, visits))
             }
+        };
+        for part in parts {
+            r.apply(part, &self.depths);
         }
-        for (p, output) in [(e.input(), false), (e.output(), true)] {
-            let (Some(p), Some(r)) = (p, self.slots[i].as_mut()) else {
-                continue;
-            };
-            if self.input_bytes + p.text.len() > self.input_budget {
-                self.inputs_dropped += 1;
-            } else {
-                let change = r.keep_input(e.stage, output, p.clone());
-                self.input_bytes = self.input_bytes.saturating_add_signed(change);
+        r.changed = seq;
+        for part in parts {
+            for (p, output) in [(part.input(), false), (part.output(), true)] {
+                let Some(p) = p else { continue };
+                if self.input_bytes + p.text.len() > self.input_budget {
+                    self.inputs_dropped += 1;
+                } else {
+                    let change = r.keep_input(part.stage, output, p.clone());
+                    self.input_bytes = self.input_bytes.saturating_add_signed(change);
+                }
             }
         }
     }
