@@ -203,7 +203,8 @@ impl WorkerSlot {
     }
 
     fn take_notes(&self, buf: &mut EventBuf) {
-        if self.has_notes.swap(false, Ordering::Acquire) {
+        // A load first: a swap is a read-modify-write, and most attempts annotate nothing.
+        if self.has_notes.load(Ordering::Relaxed) && self.has_notes.swap(false, Ordering::Acquire) {
             for note in self.notes.lock().drain(..) {
                 buf.note(note);
             }
@@ -1052,8 +1053,13 @@ where
     };
     // Asked, but the attempt ended before this worker parked it: the request is stale,
     // and its place goes back.
-    slot.park_flag.store(false, Ordering::Release);
-    let asked = slot.park_request.lock().take();
+    // (The request is set before the flag, by the attempt itself: no flag, no request,
+    // and no lock to take for the attempts that never ask.)
+    let asked = if slot.park_flag.swap(false, Ordering::AcqRel) {
+        slot.park_request.lock().take()
+    } else {
+        None
+    };
     let outcome = unanswered(outcome, asked.as_deref());
     if let Some(p) = asked {
         p.release();
@@ -1061,7 +1067,10 @@ where
     let finished = env.clock.now_us();
     // Attempts the task said were made elsewhere meanwhile come before this one's end
     // (and after its start, which keeps its own number).
-    let elsewhere = slot.extra_attempts.swap(0, Ordering::AcqRel);
+    let elsewhere = match slot.extra_attempts.load(Ordering::Acquire) {
+        0 => 0,
+        _ => slot.extra_attempts.swap(0, Ordering::AcqRel),
+    };
     if elsewhere > 0 {
         if let Some(from) = began.take() {
             buf.push(
