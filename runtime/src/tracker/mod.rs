@@ -292,6 +292,7 @@ impl Tracker {
         if let Some(sink) = &sink {
             hand_over(sink.as_ref(), kept, skipped);
         }
+        crate::events::recycle(batch.events);
         if !wanted || out.is_empty() {
             return;
         }
