@@ -19,6 +19,8 @@ export async function startServer(args = [], options = {}) {
   );
   const argv = options.bin ? args : ['--port', '0', ...args];
   if (options.bin) env.FLOWDECK_PORT = '0';
+  // `options.env` sets variables of its own (FLOWDECK_REFRESH_MS for a bench).
+  Object.assign(env, options.env ?? {});
   // The run store goes where the platform's data directory is: a directory of its own,
   // so that servers started side by side do not share one.
   // `options.data` reuses another server's (a restart on the same run store).
