@@ -46,7 +46,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = g.add(trivial("store"));
     g.input(parse)
         // `every` 0: no probes.
-        .connect_if(parse, probe, move |n: &u64| every > 0 && n % every == 0)
+        .connect_if(parse, probe, move |n: &u64| {
+            every > 0 && n.is_multiple_of(every)
+        })
         .connect(parse, enrich)
         .connect(enrich, store);
     g.output(store);

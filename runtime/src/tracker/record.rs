@@ -775,6 +775,10 @@ mod tests {
 
     #[test]
     fn visits_follow_the_graph_whatever_order_their_batches_arrive_in() {
+        let stages = |ring: &Ring| -> Vec<StageIndex> {
+            let visits = ring.get(1).unwrap().detail().visits;
+            visits.iter().map(|v| v.stage).collect()
+        };
         let mut ring = Ring::new(4, 3);
         // Stages 0 -> 2 -> 1 (a stage's index is not its place on the path).
         ring.set_depths(vec![0, 2, 1]);
@@ -782,28 +786,12 @@ mod tests {
         ring.apply(&event(EventKind::Started, 1, false, ItemStatus::Queued), 1);
         ring.apply(&event(EventKind::Started, 2, false, ItemStatus::Queued), 2);
         ring.apply(&event(EventKind::Started, 0, false, ItemStatus::Queued), 3);
-        let stages: Vec<StageIndex> = ring
-            .get(1)
-            .unwrap()
-            .detail()
-            .visits
-            .iter()
-            .map(|v| v.stage)
-            .collect();
-        assert_eq!(stages, [0, 2, 1]);
+        assert_eq!(stages(&ring), [0, 2, 1]);
         // Without depths (a mirror's), arrival order.
         let mut ring = Ring::new(4, 3);
         ring.apply(&event(EventKind::Started, 1, false, ItemStatus::Queued), 1);
         ring.apply(&event(EventKind::Started, 0, false, ItemStatus::Queued), 2);
-        let stages: Vec<StageIndex> = ring
-            .get(1)
-            .unwrap()
-            .detail()
-            .visits
-            .iter()
-            .map(|v| v.stage)
-            .collect();
-        assert_eq!(stages, [1, 0]);
+        assert_eq!(stages(&ring), [1, 0]);
     }
 
     #[test]
