@@ -283,3 +283,135 @@ impl<T> Drop for Receiver<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{collections::HashSet, time::Duration};
+
+    /// Many senders and receivers on a small queue, so both sides wait again and again:
+    /// every item arrives exactly once and no one is left waiting (a lost wake-up would
+    /// hang the test, which the timeout turns into a failure).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_item_arrives_once_with_both_sides_waiting() {
+        let (tx, rx) = bounded::<u64>(4);
+        let senders: Vec<_> = (0..4u64)
+            .map(|s| {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    for i in 0..5_000 {
+                        assert!(tx.send(s * 1_000_000 + i).await.is_ok());
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let receivers: Vec<_> = (0..4)
+            .map(|_| {
+                let rx = rx.clone();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    while let Ok(v) = rx.recv().await {
+                        got.push(v);
+                        if v % 7 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        drop(rx);
+        let all = async {
+            for s in senders {
+                s.await.unwrap();
+            }
+            let mut seen = HashSet::new();
+            for r in receivers {
+                for v in r.await.unwrap() {
+                    assert!(seen.insert(v), "{v} arrived twice");
+                }
+            }
+            seen.len()
+        };
+        let n = tokio::time::timeout(Duration::from_secs(60), all).await;
+        assert_eq!(n.ok(), Some(20_000));
+    }
+
+    #[tokio::test]
+    async fn closing_refuses_senders_and_lets_receivers_drain() {
+        let (tx, rx) = bounded::<u8>(2);
+        let weak = tx.downgrade();
+        assert!(tx.try_send(1).is_ok());
+        assert!(rx.close());
+        assert!(!rx.close(), "closed once");
+        assert!(matches!(tx.try_send(2), Err(TrySendError::Closed(2))));
+        assert_eq!(tx.send(3).await, Err(3));
+        assert!(weak.upgrade().is_none(), "no sender from a closed queue");
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        assert_eq!(rx.recv().await, Err(TryRecvError::Closed));
+    }
+
+    #[tokio::test]
+    async fn the_last_sender_gone_ends_a_waiting_receiver() {
+        let (tx, rx) = bounded::<u8>(1);
+        let weak = tx.downgrade();
+        let other = weak.upgrade().unwrap();
+        let waiting = tokio::spawn(async move { rx.recv().await });
+        drop(tx);
+        // One thread: the receiver runs to its wait here.
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "a sender is left");
+        drop(other);
+        assert_eq!(waiting.await.unwrap(), Err(TryRecvError::Closed));
+        assert!(weak.upgrade().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_wakes_its_sender_when_room_comes() {
+        let (tx, rx) = bounded::<u8>(1);
+        assert!(tx.try_send(1).is_ok());
+        assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+        let sending = tokio::spawn(async move { tx.send(2).await });
+        tokio::task::yield_now().await;
+        assert_eq!(rx.recv().await, Ok(1));
+        assert_eq!(sending.await.unwrap(), Ok(()));
+        assert_eq!(rx.recv().await, Ok(2));
+        assert_eq!(
+            rx.recv().await,
+            Err(TryRecvError::Closed),
+            "its only sender is gone"
+        );
+    }
+
+    /// A receiver woken for an item but dropped before taking it (a `select!`'s losing
+    /// branch) passes the wake-up on: the other waiting receiver gets the item. One thread,
+    /// so the order is the test's: the impatient one waits first and is woken first.
+    #[tokio::test]
+    async fn a_dropped_waiter_passes_its_wake_up_on() {
+        let (tx, rx) = bounded::<u8>(4);
+        let (rx1, rx2) = (rx.clone(), rx);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let impatient = tokio::spawn(async move {
+            tokio::select! {
+                biased;
+                _ = stop_rx => None,
+                v = rx1.recv() => Some(v),
+            }
+        });
+        tokio::task::yield_now().await;
+        let patient = tokio::spawn(async move { rx2.recv().await });
+        tokio::task::yield_now().await;
+        // Wakes the impatient one, which then stops before it takes the item.
+        assert!(tx.try_send(9).is_ok());
+        let _ = stop_tx.send(());
+        assert_eq!(
+            impatient.await.ok(),
+            Some(None),
+            "it stopped without the item"
+        );
+        let got = tokio::time::timeout(Duration::from_secs(10), patient).await;
+        assert_eq!(got.ok().and_then(|r| r.ok()), Some(Ok(9)));
+    }
+}
