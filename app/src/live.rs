@@ -77,11 +77,21 @@ impl Live {
     /// caller reconnects for a fresh full frame.
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn accept(&self, event: &str, data: &str) -> Result<(), String> {
-        use flowdeck_protocol::stream::{Delta, DELTA_EVENT, FULL_EVENT};
+        use flowdeck_protocol::stream::{Delta, ItemRow, DELTA_EVENT, FULL_EVENT, ROWS_EVENT};
         match event {
             FULL_EVENT => {
                 let full: Full = serde_json::from_str(data).map_err(|e| e.to_string())?;
                 self.state.set_value(Some(LiveState::from_full(full)));
+            }
+            // The full frame's rows, after it: each message is a task of its own.
+            ROWS_EVENT => {
+                let rows: Vec<ItemRow> = serde_json::from_str(data).map_err(|e| e.to_string())?;
+                let added = self.state.try_update_value(|s| {
+                    s.as_mut()
+                        .map(|state| state.add_rows(rows))
+                        .ok_or("rows before a full frame")
+                });
+                added.unwrap_or(Err("the page is gone"))?;
             }
             DELTA_EVENT => {
                 let delta: Delta = serde_json::from_str(data).map_err(|e| e.to_string())?;
@@ -171,12 +181,12 @@ mod stream {
 
     use std::cell::RefCell;
 
-    use flowdeck_protocol::stream::{DELTA_EVENT, FULL_EVENT};
+    use flowdeck_protocol::stream::{DELTA_EVENT, FULL_EVENT, ROWS_EVENT};
     use leptos::prelude::*;
     use wasm_bindgen::{closure::Closure, JsCast};
     use web_sys::{EventSource, MessageEvent};
 
-    use flowdeck_protocol::stream::{EVENTS_PATH, WITHOUT_ROWS};
+    use flowdeck_protocol::stream::{CHUNKED_ROWS, EVENTS_PATH, WITHOUT_ROWS};
 
     use super::{Connection, Live};
 
@@ -251,11 +261,11 @@ mod stream {
             *opened = Some(live);
             *rows
         });
+        // Rows come after a full frame in chunks, so that opening the task list with
+        // 100,000 items parses them in several short tasks.
         let mut path = crate::scope::href(EVENTS_PATH);
-        if !rows {
-            path.push('?');
-            path.push_str(WITHOUT_ROWS);
-        }
+        path.push('?');
+        path.push_str(if rows { CHUNKED_ROWS } else { WITHOUT_ROWS });
         let source = match EventSource::new(&path) {
             Ok(source) => source,
             Err(err) => {
@@ -265,7 +275,7 @@ mod stream {
             }
         };
         let mut on_frame = Vec::new();
-        for name in [FULL_EVENT, DELTA_EVENT] {
+        for name in [FULL_EVENT, ROWS_EVENT, DELTA_EVENT] {
             let callback = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
                 let data = e.data().as_string().unwrap_or_default();
                 if let Err(problem) = live.accept(name, &data) {

@@ -159,6 +159,16 @@ pub const EVENTS_PATH: &str = "/api/events";
 /// list): the same frames, with the same ids, without their `items`, so that such a client
 /// resumes by `Last-Event-ID` exactly as one that takes them.
 pub const WITHOUT_ROWS: &str = "rows=none";
+/// The stream's query for the task list: rows, with a full frame's rows sent after it in
+/// [`ROWS_EVENT`]s of at most [`ROWS_CHUNK`] rows. A browser parses each message in a task
+/// of its own, and 100,000 rows parsed at once took one task of 73 to 104 ms.
+pub const CHUNKED_ROWS: &str = "rows=chunked";
+/// Rows of the full frame just sent, to add to it ([`LiveState::add_rows`]). The last one
+/// carries the frame's id: a client cut off before it has no id to resume from, and gets
+/// a whole full frame again.
+pub const ROWS_EVENT: &str = "rows";
+/// The most rows a [`ROWS_EVENT`] carries.
+pub const ROWS_CHUNK: usize = 10_000;
 pub const DELTA_EVENT: &str = "delta";
 
 /// A delta that does not follow the state it was applied to: the client must resync.
@@ -219,6 +229,21 @@ impl LiveState {
         state
     }
 
+    /// Adds rows of the full frame applied last, sent after it ([`ROWS_EVENT`]).
+    pub fn add_rows(&mut self, rows: Vec<ItemRow>) {
+        self.put_rows(rows);
+        self.trim();
+    }
+
+    fn put_rows(&mut self, rows: Vec<ItemRow>) {
+        for row in rows {
+            self.counts[slot(row.status())] += 1;
+            if let Some(old) = self.items.insert(row.id(), row) {
+                self.counts[slot(old.status())] -= 1;
+            }
+        }
+    }
+
     /// The last `n` points of the rate history, oldest first.
     pub fn recent_history(&self, n: usize) -> impl Iterator<Item = Point> + '_ {
         self.history
@@ -246,12 +271,7 @@ impl LiveState {
         }
         self.id = delta.id;
         self.snapshot = delta.snapshot;
-        for row in delta.items {
-            self.counts[slot(row.status())] += 1;
-            if let Some(old) = self.items.insert(row.id(), row) {
-                self.counts[slot(old.status())] -= 1;
-            }
-        }
+        self.put_rows(delta.items);
         self.history.push_back(delta.point);
         if let Some(errors) = delta.errors {
             self.errors.apply(errors);

@@ -12,6 +12,8 @@ use axum::{
 };
 use futures::StreamExt;
 
+use flowdeck_protocol::stream::ROWS_EVENT;
+
 use crate::{compress::Encoder, error::ApiError, hub::Published, state::AppState};
 
 /// How long the stream may stay silent before a comment keeps proxies from closing it.
@@ -32,36 +34,69 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Whether the client takes task rows: `?rows=all` (the default) or `?rows=none`.
-fn takes_rows(query: Option<&str>) -> Result<bool, ApiError> {
-    let mut rows = true;
+/// Which task rows a client takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rows {
+    /// In every frame (`?rows=all`, the default).
+    All,
+    /// None (`?rows=none`).
+    None,
+    /// In every frame, a full frame's after it in chunks (`?rows=chunked`).
+    Chunked,
+}
+
+fn takes_rows(query: Option<&str>) -> Result<Rows, ApiError> {
+    let mut rows = Rows::All;
     for pair in query
         .unwrap_or_default()
         .split('&')
         .filter(|p| !p.is_empty())
     {
-        match pair.split_once('=') {
-            Some(("rows", "all")) => rows = true,
-            Some(("rows", "none")) => rows = false,
+        rows = match pair.split_once('=') {
+            Some(("rows", "all")) => Rows::All,
+            Some(("rows", "none")) => Rows::None,
+            Some(("rows", "chunked")) => Rows::Chunked,
             Some(("rows", other)) => {
                 return Err(ApiError::BadRequest(format!(
-                    "rows must be all or none, not {other:?}"
+                    "rows must be all, none or chunked, not {other:?}"
                 )))
             }
-            _ => {}
+            _ => rows,
         }
     }
     Ok(rows)
 }
 
-/// One frame as an SSE message: its event name, its id (the frame's), its JSON (whole, or
-/// without the task rows).
-fn message(p: &Published, rows: bool) -> Vec<u8> {
-    let json = if rows { &p.json } else { &p.without_rows };
-    let mut out = Vec::with_capacity(json.len() + 48);
+/// One frame as SSE: its event name, its id (the frame's), its JSON (whole, or without
+/// the task rows). For a chunked client, a full frame without rows, then its rows in
+/// `rows` events, the last of which carries the frame's id instead.
+fn message(p: &Published, rows: Rows) -> Vec<u8> {
+    let chunked = rows == Rows::Chunked && !p.chunks.is_empty();
+    let json = match rows {
+        Rows::None => &p.without_rows,
+        Rows::Chunked if chunked => &p.without_rows,
+        Rows::All | Rows::Chunked => &p.json,
+    };
+    let bytes = json.len() + p.chunks.iter().map(|c| c.len() + 32).sum::<usize>();
+    let mut out = Vec::with_capacity(bytes + 48);
+    sse(&mut out, p.event, (!chunked).then_some(p.id), json);
+    if chunked {
+        let last = p.chunks.len() - 1;
+        for (i, chunk) in p.chunks.iter().enumerate() {
+            sse(&mut out, ROWS_EVENT, (i == last).then_some(p.id), chunk);
+        }
+    }
+    out
+}
+
+/// Appends one SSE message.
+fn sse(out: &mut Vec<u8>, event: &str, id: Option<u64>, json: &str) {
     out.extend_from_slice(b"event: ");
-    out.extend_from_slice(p.event.as_bytes());
-    out.extend_from_slice(format!("\nid: {}\n", p.id).as_bytes());
+    out.extend_from_slice(event.as_bytes());
+    out.push(b'\n');
+    if let Some(id) = id {
+        out.extend_from_slice(format!("id: {id}\n").as_bytes());
+    }
     // Compact JSON has no line breaks; were there any, each line is a data line of its own.
     for line in json.split('\n') {
         out.extend_from_slice(b"data: ");
@@ -69,7 +104,6 @@ fn message(p: &Published, rows: bool) -> Vec<u8> {
         out.push(b'\n');
     }
     out.push(b'\n');
-    out
 }
 
 /// `GET /api/events`: the live stream. A full frame first (or, with `Last-Event-ID`, the
@@ -78,7 +112,8 @@ fn message(p: &Published, rows: bool) -> Vec<u8> {
 /// compression context for the connection and every frame flushed as it is sent.
 ///
 /// `?rows=none` leaves the task rows out of every frame, for a page that shows none: the
-/// same frames and ids otherwise, so its resume is as exact.
+/// same frames and ids otherwise, so its resume is as exact. `?rows=chunked` sends a full
+/// frame's rows after it in chunks, each parsed by a browser in a task of its own.
 pub async fn events(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -140,13 +175,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_are_all_or_none() {
-        assert!(takes_rows(None).unwrap());
-        assert!(takes_rows(Some("rows=all")).unwrap());
-        assert!(!takes_rows(Some("rows=none")).unwrap());
-        assert!(!takes_rows(Some("x=1&rows=none&")).unwrap());
+    fn rows_are_all_none_or_chunked() {
+        assert_eq!(takes_rows(None).unwrap(), Rows::All);
+        assert_eq!(takes_rows(Some("rows=all")).unwrap(), Rows::All);
+        assert_eq!(takes_rows(Some("rows=none")).unwrap(), Rows::None);
+        assert_eq!(takes_rows(Some("x=1&rows=none&")).unwrap(), Rows::None);
+        assert_eq!(takes_rows(Some("rows=chunked")).unwrap(), Rows::Chunked);
         let err = takes_rows(Some("rows=some")).unwrap_err().to_string();
-        assert!(err.contains("all or none"), "{err}");
+        assert!(err.contains("all, none or chunked"), "{err}");
+    }
+
+    /// A chunked client gets the full frame without rows and no id, then the rows in order,
+    /// the last chunk with the frame's id; a delta goes whole.
+    #[test]
+    fn a_full_frames_rows_follow_it_and_the_last_chunk_has_its_id() {
+        let full = Published {
+            id: 7,
+            event: "full",
+            json: r#"{"id":7,"items":[[1],[2],[3]]}"#.into(),
+            without_rows: r#"{"id":7,"items":[]}"#.into(),
+            chunks: vec!["[[1],[2]]".into(), "[[3]]".into()],
+        };
+        let text = String::from_utf8(message(&full, Rows::Chunked)).unwrap();
+        assert_eq!(
+            text,
+            "event: full\ndata: {\"id\":7,\"items\":[]}\n\n\
+             event: rows\ndata: [[1],[2]]\n\n\
+             event: rows\nid: 7\ndata: [[3]]\n\n"
+        );
+        let whole = String::from_utf8(message(&full, Rows::All)).unwrap();
+        assert!(whole.starts_with("event: full\nid: 7\ndata: {\"id\":7,\"items\":[[1],[2],[3]]}"));
+        let delta = Published {
+            id: 8,
+            event: "delta",
+            json: r#"{"items":[[4]]}"#.into(),
+            without_rows: r#"{"items":[]}"#.into(),
+            chunks: Vec::new(),
+        };
+        let text = String::from_utf8(message(&delta, Rows::Chunked)).unwrap();
+        assert_eq!(text, "event: delta\nid: 8\ndata: {\"items\":[[4]]}\n\n");
     }
 
     #[test]

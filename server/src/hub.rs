@@ -21,7 +21,7 @@ use std::{
 };
 
 use flowdeck_protocol::{
-    stream::{Delta, Full, ItemRow, LiveState, Point, DELTA_EVENT, FULL_EVENT},
+    stream::{Delta, Full, ItemRow, LiveState, Point, DELTA_EVENT, FULL_EVENT, ROWS_CHUNK},
     ItemId, Snapshot, TaskDetail,
 };
 use flowdeck_runtime::{FeedError, PipelineHandle};
@@ -53,6 +53,9 @@ pub struct Published {
     pub event: &'static str,
     pub json: Arc<str>,
     pub without_rows: Arc<str>,
+    /// A full frame's rows, in JSON arrays of at most [`ROWS_CHUNK`], for the clients that
+    /// take them apart from the frame (`?rows=chunked`). Empty for a delta.
+    pub chunks: Vec<Arc<str>>,
 }
 
 /// A frame whose task rows can be left out.
@@ -283,16 +286,22 @@ fn publish_full(state: &LiveState) -> Arc<Published> {
     publish(state.id, FULL_EVENT, &mut state.to_full())
 }
 
-/// Serializes `body` whole and without its rows (taken out and put back).
+/// Serializes `body` whole and without its rows (taken out and put back); a full frame's
+/// rows in chunks too.
 fn publish(id: u64, event: &'static str, body: &mut impl Rows) -> Arc<Published> {
     let rows = std::mem::take(body.rows());
     let without_rows = to_json(&*body);
+    let chunks = match event {
+        FULL_EVENT => rows.chunks(ROWS_CHUNK).map(|c| to_json(&c)).collect(),
+        _ => Vec::new(),
+    };
     *body.rows() = rows;
     Arc::new(Published {
         id,
         event,
         json: to_json(&*body),
         without_rows,
+        chunks,
     })
 }
 
@@ -455,6 +464,7 @@ mod tests {
             event: DELTA_EVENT,
             json: "x".repeat(len).into(),
             without_rows: "".into(),
+            chunks: Vec::new(),
         })
     }
 

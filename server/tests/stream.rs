@@ -28,6 +28,16 @@ struct Client {
     accept: Option<&'static str>,
     /// Asks for frames without task rows (`?rows=none`).
     without_rows: bool,
+    /// Asks for a full frame's rows after it, in chunks (`?rows=chunked`), as the browser's
+    /// task list does.
+    chunked: bool,
+    /// The last SSE id seen, sent back as `Last-Event-ID` as a browser's EventSource does:
+    /// a chunked client cut before the last of a full frame's rows has none of it.
+    last_id: Option<String>,
+    /// A chunked full frame whose rows have not all come.
+    rows_pending: bool,
+    /// Connections dropped while rows were pending.
+    cut_mid_rows: usize,
 }
 
 impl Client {
@@ -49,10 +59,14 @@ impl Client {
             .no_brotli()
             .build()
             .unwrap();
-        let query = if self.without_rows { "?rows=none" } else { "" };
+        let query = match (self.without_rows, self.chunked) {
+            (true, _) => "?rows=none",
+            (false, true) => "?rows=chunked",
+            (false, false) => "",
+        };
         let mut req = http.get(format!("{base}/api/events{query}"));
-        if let Some(s) = &self.state {
-            req = req.header("Last-Event-ID", s.id.to_string());
+        if let Some(id) = &self.last_id {
+            req = req.header("Last-Event-ID", id);
         }
         if let Some(coding) = self.accept {
             req = req.header("accept-encoding", coding);
@@ -81,6 +95,25 @@ impl Client {
     }
 
     fn apply(&mut self, event: eventsource_stream::Event) {
+        if !event.id.is_empty() {
+            self.last_id = Some(event.id.clone());
+        }
+        if event.event == "rows" {
+            assert!(self.chunked, "rows in chunks only when asked");
+            let rows: Vec<ItemRow> = serde_json::from_str(&event.data).unwrap();
+            assert!(rows.len() <= flowdeck_protocol::stream::ROWS_CHUNK);
+            let state = self.state.as_mut().expect("rows after a full frame");
+            state.add_rows(rows);
+            // The last chunk carries the frame's id.
+            if event.id == state.id.to_string() {
+                self.rows_pending = false;
+            }
+            return;
+        }
+        assert!(
+            !self.rows_pending,
+            "a frame before the rows of the full one"
+        );
         let frame = match event.event.as_str() {
             "full" => {
                 self.fulls += 1;
@@ -92,11 +125,17 @@ impl Client {
             }
             other => panic!("unexpected event {other:?}"),
         };
-        assert_eq!(
-            event.id,
-            frame.id().to_string(),
-            "the SSE id is the frame id"
-        );
+        let chunked_full = self.chunked && matches!(&frame, Frame::Full(f) if f.items.is_empty());
+        if chunked_full {
+            // Its rows follow, the last chunk with its id (none when it has no rows).
+            self.rows_pending = event.id != frame.id().to_string();
+        } else {
+            assert_eq!(
+                event.id,
+                frame.id().to_string(),
+                "the SSE id is the frame id"
+            );
+        }
         match (&mut self.state, frame) {
             (_, Frame::Full(full)) => self.state = Some(LiveState::from_full(full)),
             (Some(state), Frame::Delta(delta)) => state.apply_delta(delta).unwrap(),
@@ -111,7 +150,7 @@ impl Client {
     /// Reads until the state has applied frame `id`.
     async fn catch_up(&mut self, base: &str, id: u64) {
         let mut events = self.connect(base).await;
-        while self.id() < id {
+        while self.id() < id || self.rows_pending {
             let e = tokio::time::timeout(Duration::from_secs(10), events.next())
                 .await
                 .expect("a frame within 10 s")
@@ -152,6 +191,10 @@ async fn keep_reconnecting(
         }
         drop(events); // the connection drops mid-run
         reconnects += 1;
+        if client.rows_pending {
+            client.cut_mid_rows += 1;
+            client.rows_pending = false;
+        }
         let pause = Duration::from_millis(rand::rng().random_range(0..60));
         tokio::time::sleep(pause).await;
     }
@@ -180,18 +223,21 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
         drop(input);
     }));
 
-    // The fourth shows no task rows, as every page but the task list.
+    // The fourth shows no task rows, as every page but the task list; the fifth takes a
+    // full frame's rows after it, as the task list does.
     let clients = [
-        (None, false),
-        (Some("br"), false),
-        (Some("gzip"), false),
-        (Some("gzip"), true),
+        (None, false, false),
+        (Some("br"), false, false),
+        (Some("gzip"), false, false),
+        (Some("gzip"), true, false),
+        (Some("gzip"), false, true),
     ]
-    .map(|(accept, without_rows)| {
+    .map(|(accept, without_rows, chunked)| {
         let (base, feeder) = (base.clone(), feeder.clone());
         tokio::spawn(async move {
             let mut client = accept.map_or_else(Client::default, Client::accepting);
             client.without_rows = without_rows;
+            client.chunked = chunked;
             let reconnects = keep_reconnecting(&mut client, &base, &feeder).await;
             (client, reconnects)
         })
@@ -219,10 +265,10 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
         let who = format!(
             "the client accepting {:?}{}",
             client.accept,
-            if client.without_rows {
-                " without rows"
-            } else {
-                ""
+            match (client.without_rows, client.chunked) {
+                (true, _) => " without rows",
+                (false, true) => " with rows in chunks",
+                (false, false) => "",
             }
         );
         let without_rows = client.without_rows;
@@ -231,8 +277,11 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
             reconnects >= 5,
             "{who} dropped the stream {reconnects} times"
         );
+        // A chunked client cut before its full frame's last rows had no id to resume
+        // from, and got a full frame again; every other reconnect resumed from the log.
         assert_eq!(
-            client.fulls, 1,
+            client.fulls,
+            1 + client.cut_mid_rows,
             "{who}: every reconnect resumed from the log"
         );
         assert!(client.deltas > 10, "{who}");
@@ -267,6 +316,55 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
         );
         assert_eq!(state.items, fresh.items, "{who}");
     }
+}
+
+/// 25,000 retained rows reach a chunked client in three `rows` events after the full
+/// frame, the last with its id: the same rows as a whole full frame carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_frames_rows_come_in_chunks_after_it() {
+    let running = pipeline(30_000);
+    let handle = running.handle.clone();
+    let outputs = running.outputs;
+    tokio::spawn(async move { while outputs.recv().await.is_ok() {} });
+    running.input.send_all(0..25_000u64).await;
+    running.input.close();
+    tokio::time::timeout(Duration::from_secs(120), handle.wait())
+        .await
+        .unwrap();
+    let base = serve(handle.clone(), 20, LogLimits::default()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let mut chunked = Client::accepting("gzip");
+    chunked.chunked = true;
+    let mut events = chunked.connect(&base).await;
+    let first = events.next().await.unwrap();
+    assert_eq!((first.event.as_str(), first.id.as_str()), ("full", ""));
+    chunked.apply(first);
+    assert!(chunked.state.as_ref().unwrap().items.is_empty());
+    let mut sizes = Vec::new();
+    while chunked.rows_pending {
+        let e = events.next().await.unwrap();
+        assert_eq!(e.event, "rows");
+        sizes.push(serde_json::from_str::<Vec<ItemRow>>(&e.data).unwrap().len());
+        chunked.apply(e);
+    }
+    assert_eq!(sizes, [10_000, 10_000, 5_000]);
+    assert_eq!(chunked.last_id, Some(chunked.id().to_string()));
+
+    let mut whole = Client::default();
+    let mut events = whole.connect(&base).await;
+    whole.apply(events.next().await.unwrap());
+    let (chunked, whole) = (chunked.state.unwrap(), whole.state.unwrap());
+    assert_eq!(chunked.items.len(), 25_000);
+    assert_eq!(chunked.items, whole.items);
+    assert_eq!(
+        chunked.items.values().cloned().collect::<Vec<_>>(),
+        runtime_rows(&handle)
+    );
+    assert_eq!(
+        chunked.count(flowdeck_protocol::ItemStatus::Completed),
+        whole.count(flowdeck_protocol::ItemStatus::Completed)
+    );
 }
 
 #[tokio::test]
