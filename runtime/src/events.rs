@@ -126,6 +126,13 @@ impl Subject {
             extra: None,
         }
     }
+
+    /// Attempt `attempt` starting at `at_us`, the item leaving `from`.
+    #[inline]
+    pub(crate) fn started(self, from: ItemStatus, at_us: u64, attempt: u32) -> RawEvent {
+        self.event(EventKind::Started, Some(from), at_us)
+            .attempt(attempt, 0)
+    }
 }
 
 impl RawEvent {
@@ -155,38 +162,25 @@ impl RawEvent {
     /// The tracker numbers, counts, keeps and publishes each part as the event it was.
     #[inline]
     pub(crate) fn started_part(&self) -> Option<RawEvent> {
-        self.began.map(|from| RawEvent {
+        let here = Subject {
             item: self.item,
-            at_us: self.at_us.saturating_sub(self.duration_us),
-            duration_us: 0,
-            attempt: self.attempt,
             stage: self.stage,
             worker: self.worker,
-            kind: EventKind::Started,
-            from: Some(from),
-            last: false,
-            began: None,
-            next: None,
-            extra: None,
-        })
+        };
+        let at = self.at_us.saturating_sub(self.duration_us);
+        self.began.map(|from| here.started(from, at, self.attempt))
     }
 
     /// The `Queued` event at the next stage folded in this one, if any ([`RawEvent::next`]).
     #[inline]
     pub(crate) fn queued_part(&self) -> Option<RawEvent> {
-        self.next.map(|stage| RawEvent {
-            item: self.item,
-            at_us: self.at_us,
-            duration_us: 0,
-            attempt: 0,
-            stage,
-            worker: None,
-            kind: EventKind::Queued,
-            from: Some(ItemStatus::Queued),
-            last: false,
-            began: None,
-            next: None,
-            extra: None,
+        self.next.map(|stage| {
+            let there = Subject {
+                item: self.item,
+                stage,
+                worker: None,
+            };
+            there.event(EventKind::Queued, Some(ItemStatus::Queued), self.at_us)
         })
     }
 }

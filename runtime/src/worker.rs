@@ -267,11 +267,8 @@ impl Ctx {
                 .with_error(runtime_error(kind, message)),
         )
         .await;
-        buf.push(
-            here.event(EventKind::Started, Some(ItemStatus::Retrying), now)
-                .attempt(n + 1, 0),
-        )
-        .await;
+        buf.push(here.started(ItemStatus::Retrying, now, n + 1))
+            .await;
         buf.flush().await;
     }
 
@@ -762,13 +759,10 @@ async fn handle<I, O, T>(
                 }
             }
         };
-        // The attempt's `Started` event, unless its completion carries it.
-        let started = |from| {
-            here.event(EventKind::Started, Some(from), finished - took)
-                .attempt(attempt, 0)
-        };
+        // The attempt's `Started` event, unless it is done: `finish` folds it into the
+        // completion, or pushes it alone.
         if let (Some(from), false) = (began, matches!(outcome, Outcome::Done(_))) {
-            buf.push(started(from)).await;
+            buf.push(here.started(from, finished - took, attempt)).await;
         }
         let (error, user_err) = match outcome {
             Outcome::Done(outs) => {
@@ -789,14 +783,8 @@ async fn handle<I, O, T>(
                 };
                 match finish(node, slot, port, buf, &envelope, outs, at).await {
                     Ok(()) => break,
-                    // A routing filter panicked: the item fails here, like any task error
-                    // (nothing was pushed yet).
-                    Err(msg) => {
-                        if let Some(from) = began {
-                            buf.push(started(from)).await;
-                        }
-                        (runtime_error("Panic", msg), None)
-                    }
+                    // A routing filter panicked: the item fails here, like any task error.
+                    Err(msg) => (runtime_error("Panic", msg), None),
                 }
             }
             Outcome::Cancelled => {
@@ -1015,11 +1003,7 @@ where
                 ended(r)
             } else {
                 if let Some(from) = began.take() {
-                    buf.push(
-                        here.event(EventKind::Started, Some(from), started)
-                            .attempt(attempt, 0),
-                    )
-                    .await;
+                    buf.push(here.started(from, started, attempt)).await;
                 }
                 // When the attempt started, for a parked attempt's time limit: read once it
                 // turned out to wait, as the timer below is armed then too.
@@ -1073,11 +1057,7 @@ where
     };
     if elsewhere > 0 {
         if let Some(from) = began.take() {
-            buf.push(
-                here.event(EventKind::Started, Some(from), started)
-                    .attempt(attempt, 0),
-            )
-            .await;
+            buf.push(here.started(from, started, attempt)).await;
         }
     }
     attempt += elsewhere;
@@ -1451,10 +1431,12 @@ where
         }
         return Ok(());
     }
+    // The attempt's `Started` event alone, where no completion will carry it (made only
+    // then: the common path folds it).
+    let started = || began.map(|from| here.started(from, finished - took, attempt));
     let Some(out) = outs.into_iter().next() else {
-        if let Some(from) = began {
-            let started = here.event(EventKind::Started, Some(from), finished - took);
-            buf.push(started.attempt(attempt, 0)).await;
+        if let Some(started) = started() {
+            buf.push(started).await;
         }
         WorkerSlot::add(&slot.processed, 1);
         let groups = &envelope.groups;
@@ -1463,7 +1445,15 @@ where
             .await;
         return Ok(());
     };
-    let target = port.target(&out)?;
+    let target = match port.target(&out) {
+        Ok(t) => t,
+        Err(msg) => {
+            if let Some(started) = started() {
+                buf.push(started).await;
+            }
+            return Err(msg);
+        }
+    };
     let (groups, _) = begin_groups(node, envelope, finished);
     WorkerSlot::add(&slot.processed, 1);
     // Record the completion first, so the tracker sees the item leave this stage before it
@@ -1610,6 +1600,7 @@ struct Done {
     attempt: u32,
     took: u64,
     input: Option<flowdeck_protocol::Preview>,
-    /// The attempt's `Started` event, to fold into the completion.
+    /// The attempt's `Started` event, to fold into the completion (or push alone where
+    /// no completion is made).
     began: Option<ItemStatus>,
 }
