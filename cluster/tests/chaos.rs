@@ -443,6 +443,22 @@ async fn chaos_a_worker_killed_between_a_fan_out_and_its_join_loses_no_part() {
     let running = joined(&driver, work).start();
     driver.watch(&running.handle);
     let handle = running.handle.clone();
+    // Fed once both processes serve: on a loaded machine one may start so late that the
+    // other has nearly finished the run when it is first seen working, and then the kill
+    // finds nothing in its hands (its last heartbeat, up to a second old, still said busy).
+    let pids: Vec<u32> = workers.children.iter().map(|c| c.id()).collect();
+    let t = Instant::now();
+    while !pids
+        .iter()
+        .all(|pid| driver.processes().iter().any(|p| p.pid == *pid))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the worker processes never served: {:?}",
+            driver.processes()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let docs = 10_000u64;
     let run = tokio::spawn(running.run(0..docs));
     // Killed once parts are moving (the documents complete at the split first; each
@@ -467,6 +483,13 @@ async fn chaos_a_worker_killed_between_a_fan_out_and_its_join_loses_no_part() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Parts still queued (a second's work of both processes at least), so the process
+    // is pulling and holding some when it is killed.
+    let parts_done = handle.tracker().stats().completed.saturating_sub(docs);
+    assert!(
+        parts_done < docs * PARTS - 6_400,
+        "the run was nearly over before the kill: {parts_done} parts done"
+    );
     workers
         .kill_and_restart(0, Duration::from_millis(200))
         .await;
