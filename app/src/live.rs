@@ -40,6 +40,9 @@ pub struct Live {
     pub received: RwSignal<u64>,
     /// A render is scheduled for the next animation frame.
     render_pending: StoredValue<bool>,
+    /// The newest task-list window the stream sent, as JSON: the Tasks page (its own
+    /// module) reads it, so the first load carries no code for it.
+    window: StoredValue<Option<String>>,
 }
 
 impl Live {
@@ -52,6 +55,13 @@ impl Live {
         }
         let full = self.initial.get()?.ok()?;
         Some(f(&LiveState::from_full(full)))
+    }
+
+    /// Runs `f` on the newest task-list window's JSON, if the stream sent one. Reactive, as
+    /// [`Live::with`].
+    pub fn with_window<R>(&self, f: impl FnOnce(Option<&str>) -> R) -> R {
+        self.version.track();
+        self.window.with_value(|w| f(w.as_deref()))
     }
 
     /// Who is looking. Until the server has said, nobody who may control.
@@ -77,22 +87,17 @@ impl Live {
     /// caller reconnects for a fresh full frame.
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn accept(&self, event: &str, data: &str) -> Result<(), String> {
-        use flowdeck_protocol::stream::{Delta, ItemRow, DELTA_EVENT, FULL_EVENT, ROWS_EVENT};
+        use flowdeck_protocol::{
+            stream::{Delta, DELTA_EVENT, FULL_EVENT},
+            window::WINDOW_EVENT,
+        };
         match event {
             FULL_EVENT => {
                 let full: Full = serde_json::from_str(data).map_err(|e| e.to_string())?;
                 self.state.set_value(Some(LiveState::from_full(full)));
             }
-            // The full frame's rows, after it: each message is a task of its own.
-            ROWS_EVENT => {
-                let rows: Vec<ItemRow> = serde_json::from_str(data).map_err(|e| e.to_string())?;
-                let added = self.state.try_update_value(|s| {
-                    s.as_mut()
-                        .map(|state| state.add_rows(rows))
-                        .ok_or("rows before a full frame")
-                });
-                added.unwrap_or(Err("the page is gone"))?;
-            }
+            // Parsed by the page that asked for it.
+            WINDOW_EVENT => self.window.set_value(Some(data.to_owned())),
             DELTA_EVENT => {
                 let delta: Delta = serde_json::from_str(data).map_err(|e| e.to_string())?;
                 #[cfg(feature = "hydrate")]
@@ -143,6 +148,7 @@ pub fn provide() {
         frozen: RwSignal::new(false),
         received: RwSignal::new(0),
         render_pending: StoredValue::new(false),
+        window: StoredValue::new(None),
     };
     provide_context(live);
     // Effects run only in the browser: the server never connects.
@@ -160,12 +166,15 @@ pub fn hydrated() {
     stream::hydrated();
 }
 
-/// Asks the stream for task rows from now on (the task list shows them; every other page
-/// does without, and the stream leaves them out until a page asks): reopens it with rows
-/// if it was open without, which brings a full frame with them.
-pub fn want_rows() {
+/// Asks the stream for one window of the task list (`Some`: the query string of a
+/// `flowdeck_protocol::window::WindowQuery`), or for no rows (`None`), from now on. The
+/// stream reopens where the page is (`last=`), so moving the window costs the window and
+/// the frames missed meanwhile, not a full frame.
+pub fn want_window(query: Option<String>) {
     #[cfg(feature = "hydrate")]
-    stream::want_rows();
+    stream::want_window(query);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = query;
 }
 
 /// The store provided by [`provide`].
@@ -181,12 +190,13 @@ mod stream {
 
     use std::cell::RefCell;
 
-    use flowdeck_protocol::stream::{DELTA_EVENT, FULL_EVENT, ROWS_EVENT};
+    use flowdeck_protocol::{
+        stream::{DELTA_EVENT, EVENTS_PATH, FULL_EVENT},
+        window::WINDOW_EVENT,
+    };
     use leptos::prelude::*;
     use wasm_bindgen::{closure::Closure, JsCast};
     use web_sys::{EventSource, MessageEvent};
-
-    use flowdeck_protocol::stream::{CHUNKED_ROWS, EVENTS_PATH, WITHOUT_ROWS};
 
     use super::{Connection, Live};
 
@@ -199,18 +209,19 @@ mod stream {
 
     thread_local! {
         static OPEN: RefCell<Option<Open>> = const { RefCell::new(None) };
-        /// Whether a page asked for task rows, and the store that opened the stream.
-        static ROWS: RefCell<(bool, Option<Live>)> = const { RefCell::new((false, None)) };
+        /// The task-list window a page asked for, and the store that opened the stream.
+        static WINDOW: RefCell<(Option<String>, Option<Live>)> = const { RefCell::new((None, None)) };
     }
 
-    pub(super) fn want_rows() {
-        let reopen = ROWS.with_borrow_mut(|(rows, live)| {
-            let was = std::mem::replace(rows, true);
-            (!was).then_some(*live).flatten()
+    pub(super) fn want_window(query: Option<String>) {
+        let reopen = WINDOW.with_borrow_mut(|(wanted, live)| {
+            let changed = *wanted != query;
+            *wanted = query;
+            changed.then_some(*live).flatten()
         });
         // Not from inside a render: reopening detaches the stream's callbacks.
         if let Some(live) = reopen {
-            leptos::task::spawn_local(async move { open(live) });
+            leptos::task::spawn_local(async move { open(live, true) });
         }
     }
 
@@ -251,21 +262,32 @@ mod stream {
     /// Opens the tab's stream and closes it when the app goes away.
     fn connect(live: Live) {
         crate::probe::install();
-        open(live);
+        open(live, false);
         on_cleanup(close);
     }
 
-    fn open(live: Live) {
+    /// Opens the stream; with `resume`, from the frame the store last applied.
+    fn open(live: Live, resume: bool) {
         close();
-        let rows = ROWS.with_borrow_mut(|(rows, opened)| {
+        let window = WINDOW.with_borrow_mut(|(wanted, opened)| {
             *opened = Some(live);
-            *rows
+            wanted.clone()
         });
-        // Rows come after a full frame in chunks, so that opening the task list with
-        // 100,000 items parses them in several short tasks.
         let mut path = crate::scope::href(EVENTS_PATH);
-        path.push('?');
-        path.push_str(if rows { CHUNKED_ROWS } else { WITHOUT_ROWS });
+        match window {
+            Some(query) => {
+                path.push_str("?rows=window&");
+                path.push_str(&query);
+            }
+            None => path.push_str("?rows=none"),
+        }
+        if let Some(id) = live
+            .state
+            .with_value(|s| s.as_ref().map(|s| s.id))
+            .filter(|_| resume)
+        {
+            path.push_str(&format!("&last={id}"));
+        }
         let source = match EventSource::new(&path) {
             Ok(source) => source,
             Err(err) => {
@@ -275,7 +297,7 @@ mod stream {
             }
         };
         let mut on_frame = Vec::new();
-        for name in [FULL_EVENT, ROWS_EVENT, DELTA_EVENT] {
+        for name in [WINDOW_EVENT, FULL_EVENT, DELTA_EVENT] {
             let callback = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
                 let data = e.data().as_string().unwrap_or_default();
                 if let Err(problem) = live.accept(name, &data) {
@@ -283,7 +305,7 @@ mod stream {
                     leptos::logging::warn!("flowdeck: resyncing the stream: {problem}");
                     live.connection.set(Connection::Reconnecting);
                     // Not from inside this callback: reopening drops the callback itself.
-                    leptos::task::spawn_local(async move { open(live) });
+                    leptos::task::spawn_local(async move { open(live, false) });
                 }
             });
             if source

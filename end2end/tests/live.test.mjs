@@ -43,7 +43,7 @@ test('after hydration the numbers move without a reload, over one stream', async
   await close();
 });
 
-test('the task list asks the stream for the rows the other pages go without', async () => {
+test('the task list subscribes to the window of rows it shows, moved as it scrolls', async () => {
   const { page, errors, close } = await watchedPage(browser);
   const streams = [];
   page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/events') streams.push(new URL(r.url())); });
@@ -51,14 +51,31 @@ test('the task list asks the stream for the rows the other pages go without', as
   await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
   assert.deepEqual(streams.map((u) => u.searchParams.get('rows')), ['none']);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Tasks', exact: true }).click();
-  // The stream is opened again with rows, and the list fills from its full frame.
-  await eventually(async () => streams.length === 2, 10_000, 'a stream with rows');
-  assert.equal(streams[1].searchParams.get('rows'), 'chunked', 'the rows of a full frame come in chunks after it');
-  await eventually(async () => (await page.locator('[data-testid="task-row"]').count()) > 0, 10_000, 'rows listed');
-  // Back on the overview, the rows stay: no third stream.
+  // The stream reopens for the top of the list, resuming where the page was (`last`):
+  // the window comes, not a full frame.
+  await eventually(async () => streams.length === 2, 10_000, 'a stream with a window');
+  const top = streams[1].searchParams;
+  assert.equal(top.get('rows'), 'window');
+  assert.equal(top.get('tab'), 'all');
+  assert.equal(top.get('from'), '0');
+  assert.ok(Number(top.get('count')) < 1000, 'a window, not every row');
+  assert.match(top.get('last') ?? '', /^\d+$/, 'resumed from the frame the page had');
+  const rows = page.locator('[data-testid="task-row"]');
+  await eventually(async () => (await rows.count()) > 0, 10_000, 'rows listed');
+  const idOf = async (row) => Number((await row.locator('span').first().textContent()).slice(1));
+  const newest = await idOf(rows.first());
+  const matched = async () => Number((await page.getByTestId('match-count').textContent()).replace(/\D/g, ''));
+  await eventually(async () => (await matched()) > 400, 30_000, 'over 400 items listed');
+  // Deeper into the list: the window moves there, and the rows there are older ones.
+  await page.getByTestId('task-list').evaluate((el) => { el.scrollTop = 300 * 32; });
+  await eventually(async () => Number(streams.at(-1).searchParams.get('from')) > 200, 10_000, 'the window moved');
+  await eventually(async () => (await rows.count()) > 0 && (await idOf(rows.first())) < newest - 200, 10_000, 'older rows in view');
+  // Back on the overview, the stream goes back to no rows, resuming again.
+  const before = streams.length;
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview', exact: true }).click();
-  await page.waitForTimeout(500);
-  assert.equal(streams.length, 2);
+  await eventually(async () => streams.length === before + 1, 10_000, 'a stream without rows');
+  assert.equal(streams.at(-1).searchParams.get('rows'), 'none');
+  assert.match(streams.at(-1).searchParams.get('last') ?? '', /^\d+$/);
   assert.deepEqual(errors, []);
   await close();
 });

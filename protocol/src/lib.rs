@@ -25,6 +25,7 @@ mod snapshot;
 pub mod sources;
 pub mod stream;
 mod warning;
+pub mod window;
 
 pub use audit::AuditEntry;
 pub use event::{ErrorInfo, Event, EventKind, ItemStatus, Value};

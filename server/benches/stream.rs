@@ -2,7 +2,8 @@
 //! stream`), over real HTTP against the demo pipeline at the default refresh (250 ms):
 //!
 //! 1. bytes a second one `/api/events` client receives, plain, gzip and brotli side by
-//!    side, and gzip without task rows (`?rows=none`, every page but the task list), at
+//!    side, gzip without task rows (`?rows=none`, every page but the task list) and gzip
+//!    with the task list's window at the top of its list (`?rows=window&…`), at
 //!    the demo's defaults (60 documents/s, latency 1.0) and at
 //!    `--demo-rate 2000 --demo-latency 0.05`;
 //! 2. many compressed clients (brotli, or gzip with `CODING=gzip`) on one core: the dashboard (the demo, the hub, the HTTP server)
@@ -10,7 +11,8 @@
 //!    client's frames a second, how far behind the newest frame the slowest is, and the
 //!    dashboard thread's CPU.
 //!
-//! Settings by environment: SECONDS (20, each measurement), CLIENTS (1000), CODING (br).
+//! Settings by environment: SECONDS (20, each measurement), CLIENTS (1000), CODING (br),
+//! BYTES_ONLY (set: part 1 only).
 
 // A bench that cannot set up has nothing to measure: it stops with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -53,7 +55,12 @@ struct Counts {
     last_id: AtomicU64,
 }
 
-async fn client(base: String, accept: Option<&'static str>, rows: bool, counts: Arc<Counts>) {
+async fn client(
+    base: String,
+    accept: Option<&'static str>,
+    query: &'static str,
+    counts: Arc<Counts>,
+) {
     use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder};
     use eventsource_stream::Eventsource;
     use tokio_util::io::{ReaderStream, StreamReader};
@@ -62,7 +69,6 @@ async fn client(base: String, accept: Option<&'static str>, rows: bool, counts: 
         .no_brotli()
         .build()
         .unwrap();
-    let query = if rows { "" } else { "?rows=none" };
     let mut req = http.get(format!("{base}/api/events{query}"));
     if let Some(a) = accept {
         req = req.header("accept-encoding", a);
@@ -84,7 +90,8 @@ async fn client(base: String, accept: Option<&'static str>, rows: bool, counts: 
     };
     let mut events = body.eventsource();
     while let Some(Ok(e)) = events.next().await {
-        if !e.event.is_empty() {
+        // Frames only: a window goes beside the frame it belongs with.
+        if e.event == "full" || e.event == "delta" {
             counts.frames.fetch_add(1, Ordering::Relaxed);
             counts
                 .last_id
@@ -99,14 +106,20 @@ async fn bytes_per_client(rate: u32, latency: f64, seconds: u64) {
     // Let the demo fill its window first: a dashboard is mostly watched mid-run.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let kinds = [
-        ("plain", None, true),
-        ("gzip", Some("gzip"), true),
-        ("brotli", Some("br"), true),
-        ("gzip, no rows", Some("gzip"), false),
+        ("plain", None, ""),
+        ("gzip", Some("gzip"), ""),
+        ("brotli", Some("br"), ""),
+        ("gzip, no rows", Some("gzip"), "?rows=none"),
+        // What the task list asks for at the top of an unfiltered list.
+        (
+            "gzip, window",
+            Some("gzip"),
+            "?rows=window&tab=all&from=0&count=154",
+        ),
     ];
     let counts: Vec<Arc<Counts>> = kinds.iter().map(|_| Arc::default()).collect();
-    for ((_, accept, rows), c) in kinds.iter().zip(&counts) {
-        tokio::spawn(client(base.clone(), *accept, *rows, c.clone()));
+    for ((_, accept, query), c) in kinds.iter().zip(&counts) {
+        tokio::spawn(client(base.clone(), *accept, query, c.clone()));
     }
     // The first full frame is a one-off: count from after it.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -179,7 +192,7 @@ fn many_clients(n: usize, seconds: u64, coding: &'static str) {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let counts: Vec<Arc<Counts>> = (0..n).map(|_| Arc::default()).collect();
         for c in &counts {
-            tokio::spawn(client(base.clone(), Some(coding), true, c.clone()));
+            tokio::spawn(client(base.clone(), Some(coding), "", c.clone()));
         }
         // Every client connected and past its first frame.
         while counts.iter().any(|c| c.frames.load(Ordering::Relaxed) == 0) {
@@ -227,6 +240,9 @@ fn main() {
     rt.block_on(bytes_per_client(60, 1.0, seconds));
     rt.block_on(bytes_per_client(2000, 0.05, seconds));
     drop(rt);
+    if std::env::var_os("BYTES_ONLY").is_some() {
+        return;
+    }
     let coding = match std::env::var("CODING").as_deref() {
         Ok("gzip") => "gzip",
         _ => "br",

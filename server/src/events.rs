@@ -12,9 +12,20 @@ use axum::{
 };
 use futures::StreamExt;
 
-use flowdeck_protocol::stream::ROWS_EVENT;
+use flowdeck_protocol::{
+    filter::TaskFilter,
+    stream::ROWS_EVENT,
+    window::{Tab, WindowQuery, WINDOW_EVENT, WINDOW_MAX},
+};
+use serde::Deserialize;
 
-use crate::{compress::Encoder, error::ApiError, hub::Published, state::AppState};
+use crate::{
+    compress::Encoder,
+    error::ApiError,
+    hub::Published,
+    state::AppState,
+    windows::{Subscription, WindowError},
+};
 
 /// How long the stream may stay silent before a comment keeps proxies from closing it.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -35,36 +46,94 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Which task rows a client takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum Rows {
     /// In every frame (`?rows=all`, the default).
+    #[default]
     All,
     /// None (`?rows=none`).
     None,
     /// In every frame, a full frame's after it in chunks (`?rows=chunked`).
     Chunked,
+    /// None in the frames; the rows of one window of the task list in `window` events
+    /// whenever it changes (`?rows=window&tab=…&stage=…&q=…&from=…&count=…`).
+    Window,
 }
 
-fn takes_rows(query: Option<&str>) -> Result<Rows, ApiError> {
-    let mut rows = Rows::All;
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        rows = match pair.split_once('=') {
-            Some(("rows", "all")) => Rows::All,
-            Some(("rows", "none")) => Rows::None,
-            Some(("rows", "chunked")) => Rows::Chunked,
-            Some(("rows", other)) => {
-                return Err(ApiError::BadRequest(format!(
-                    "rows must be all, none or chunked, not {other:?}"
-                )))
+/// The stream's query string. Other parameters are ignored.
+#[derive(Debug, Default, Deserialize)]
+struct Params {
+    #[serde(default)]
+    rows: Rows,
+    tab: Option<Tab>,
+    stage: Option<String>,
+    q: Option<String>,
+    from: Option<u64>,
+    count: Option<u32>,
+    /// The frame the client last applied, as `Last-Event-ID` says it (which wins when
+    /// both are given): a page that reopens its stream to move its window resumes so.
+    last: Option<u64>,
+}
+
+impl Params {
+    /// Reads and checks the query; `stages` are the pipeline's stage names.
+    fn parse(query: Option<&str>, stages: &[String]) -> Result<Params, ApiError> {
+        let query = query.unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let p: Params = serde_path_to_error::deserialize(de).map_err(|e| {
+            ApiError::BadRequest(format!("bad value for {}: {}", e.path(), e.inner()))
+        })?;
+        if let Some(n) = p.count.filter(|n| !(1..=WINDOW_MAX).contains(n)) {
+            return Err(ApiError::BadRequest(format!(
+                "count must be from 1 to {WINDOW_MAX}, not {n}"
+            )));
+        }
+        if let Some(name) = p.stage.as_ref().filter(|n| !stages.contains(n)) {
+            return Err(ApiError::BadRequest(format!(
+                "no stage named {name:?}; the stages are {}",
+                stages.join(", ")
+            )));
+        }
+        if let Some(q) = &p.q {
+            TaskFilter::parse(q, stages).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        }
+        if p.rows == Rows::Window && p.count.is_none() {
+            return Err(ApiError::BadRequest(
+                "rows=window needs count: how many rows the window spans".into(),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The window asked for, with `rows=window`.
+    fn window(&self) -> Option<WindowQuery> {
+        (self.rows == Rows::Window).then(|| WindowQuery {
+            tab: self.tab.unwrap_or_default(),
+            stage: self.stage.clone(),
+            q: self.q.clone().unwrap_or_default(),
+            from: self.from.unwrap_or_default(),
+            count: self.count.unwrap_or(WINDOW_MAX),
+        })
+    }
+}
+
+/// A stream's window: its hold on it, and the change it last sent.
+struct Held {
+    subscription: Subscription,
+    sent: u64,
+}
+
+impl Held {
+    /// The window as a `window` event, when it changed since the last one sent.
+    fn changed(&mut self, out: &mut Vec<u8>) {
+        if let Some(c) = self.subscription.current() {
+            if c.changed_at != self.sent {
+                self.sent = c.changed_at;
+                sse(out, WINDOW_EVENT, None, &c.json);
             }
-            _ => rows,
         }
     }
-    Ok(rows)
 }
 
 /// One frame as SSE: its event name, its id (the frame's), its JSON (whole, or without
@@ -73,7 +142,7 @@ fn takes_rows(query: Option<&str>) -> Result<Rows, ApiError> {
 fn message(p: &Published, rows: Rows) -> Vec<u8> {
     let chunked = rows == Rows::Chunked && !p.chunks.is_empty();
     let json = match rows {
-        Rows::None => &p.without_rows,
+        Rows::None | Rows::Window => &p.without_rows,
         Rows::Chunked if chunked => &p.without_rows,
         Rows::All | Rows::Chunked => &p.json,
     };
@@ -114,19 +183,39 @@ fn sse(out: &mut Vec<u8>, event: &str, id: Option<u64>, json: &str) {
 /// `?rows=none` leaves the task rows out of every frame, for a page that shows none: the
 /// same frames and ids otherwise, so its resume is as exact. `?rows=chunked` sends a full
 /// frame's rows after it in chunks, each parsed by a browser in a task of its own.
+/// `?rows=window&…` sends frames without rows and one window of the task list (see
+/// [`crate::windows`]): first, and then before each frame at which it changed. `?last=`
+/// resumes as `Last-Event-ID` does, for a page that reopens its stream to move its window.
 pub async fn events(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let rows = match takes_rows(query.as_deref()) {
-        Ok(rows) => rows,
+    let params = match Params::parse(query.as_deref(), state.hub.pipeline().stage_names()) {
+        Ok(p) => p,
         Err(e) => return e.into_response(),
+    };
+    let rows = params.rows;
+    // The window first, as of now: the frames that follow are older or as old.
+    let mut first = Vec::new();
+    let held = match params.window().map(|q| state.hub.subscribe_window(q)) {
+        None => None,
+        Some(Ok((subscription, now))) => {
+            sse(&mut first, WINDOW_EVENT, None, &now.json);
+            Some(Held {
+                subscription,
+                sent: now.changed_at,
+            })
+        }
+        Some(Err(e @ WindowError::TooMany)) => {
+            return ApiError::Conflict(e.to_string()).into_response()
+        }
+        Some(Err(e)) => return ApiError::BadRequest(e.to_string()).into_response(),
     };
     let mut shutdown = state.shutdown.subscribe();
     let frames = state
         .hub
-        .frames(last_event_id(&headers))
+        .frames(last_event_id(&headers).or(params.last))
         // A server shutting down waits for open connections; a stream never ends alone.
         .take_until(async move {
             let _ = shutdown.wait_for(|&stop| stop).await;
@@ -134,12 +223,24 @@ pub async fn events(
         .boxed();
     let (encoder, coding) = Encoder::for_request(&headers);
     let body = futures::stream::unfold(
-        (frames, encoder),
-        move |(mut frames, mut encoder)| async move {
-            let text = match tokio::time::timeout(KEEP_ALIVE, frames.next()).await {
-                Ok(Some(p)) => message(&p, rows),
-                Ok(None) => return None,
-                Err(_) => b":\n\n".to_vec(),
+        (frames, encoder, held, first),
+        move |(mut frames, mut encoder, mut held, first)| async move {
+            let text = if !first.is_empty() {
+                first
+            } else {
+                match tokio::time::timeout(KEEP_ALIVE, frames.next()).await {
+                    Ok(Some(p)) => {
+                        // A changed window goes before the frame it belongs with.
+                        let mut text = Vec::new();
+                        if let Some(h) = &mut held {
+                            h.changed(&mut text);
+                        }
+                        text.extend(message(&p, rows));
+                        text
+                    }
+                    Ok(None) => return None,
+                    Err(_) => b":\n\n".to_vec(),
+                }
             };
             let bytes = if text.len() > BLOCKING_FRAME && !matches!(encoder, Encoder::Identity) {
                 let (encoder_back, bytes) = tokio::task::spawn_blocking(move || {
@@ -153,7 +254,10 @@ pub async fn events(
             } else {
                 encoder.frame(text)
             };
-            Some((Ok::<_, Infallible>(Bytes::from(bytes)), (frames, encoder)))
+            Some((
+                Ok::<_, Infallible>(Bytes::from(bytes)),
+                (frames, encoder, held, Vec::new()),
+            ))
         },
     );
     let mut res = Body::from_stream(body).into_response();
@@ -175,14 +279,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_are_all_none_or_chunked() {
-        assert_eq!(takes_rows(None).unwrap(), Rows::All);
-        assert_eq!(takes_rows(Some("rows=all")).unwrap(), Rows::All);
-        assert_eq!(takes_rows(Some("rows=none")).unwrap(), Rows::None);
-        assert_eq!(takes_rows(Some("x=1&rows=none&")).unwrap(), Rows::None);
-        assert_eq!(takes_rows(Some("rows=chunked")).unwrap(), Rows::Chunked);
-        let err = takes_rows(Some("rows=some")).unwrap_err().to_string();
-        assert!(err.contains("all, none or chunked"), "{err}");
+    fn the_query_names_rows_and_a_window() {
+        let stages = vec!["parse".to_string(), "enrich".to_string()];
+        let rows = |q: &str| Params::parse(Some(q), &stages).map(|p| p.rows);
+        assert_eq!(Params::parse(None, &stages).unwrap().rows, Rows::All);
+        assert_eq!(rows("rows=all").unwrap(), Rows::All);
+        assert_eq!(rows("rows=none").unwrap(), Rows::None);
+        assert_eq!(rows("x=1&rows=none&").unwrap(), Rows::None);
+        assert_eq!(rows("rows=chunked").unwrap(), Rows::Chunked);
+        let err = rows("rows=some").unwrap_err().to_string();
+        assert!(err.contains("rows") && err.contains("window"), "{err}");
+        let p = Params::parse(
+            Some("rows=window&tab=failed&stage=enrich&q=kind%3Atimeout&from=40&count=100&last=9"),
+            &stages,
+        )
+        .unwrap();
+        assert_eq!(
+            p.window(),
+            Some(WindowQuery {
+                tab: Tab::Failed,
+                stage: Some("enrich".into()),
+                q: "kind:timeout".into(),
+                from: 40,
+                count: 100,
+            })
+        );
+        assert_eq!(p.last, Some(9));
+        for (bad, names) in [
+            ("rows=window", "needs count"),
+            ("rows=window&count=0", "count must be"),
+            ("count=1001", "count must be"),
+            ("count=-1", "count"),
+            ("tab=busy", "tab"),
+            ("stage=nope", "no stage named"),
+            ("q=colour%3Ared", "colour"),
+            ("from=x", "from"),
+            ("last=x", "last"),
+        ] {
+            let err = Params::parse(Some(bad), &stages).unwrap_err().to_string();
+            assert!(err.contains(names), "{bad}: {err}");
+        }
     }
 
     /// A chunked client gets the full frame without rows and no id, then the rows in order,

@@ -22,12 +22,15 @@ use std::{
 
 use flowdeck_protocol::{
     stream::{Delta, Full, ItemRow, LiveState, Point, DELTA_EVENT, FULL_EVENT, ROWS_CHUNK},
+    window::WindowQuery,
     ItemId, Snapshot, TaskDetail,
 };
 use flowdeck_runtime::{FeedError, PipelineHandle};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::watch;
+
+use crate::windows::{Current, Subscription, WindowError, Windows};
 
 /// How much of the past the hub keeps for reconnecting clients.
 #[derive(Clone, Copy, Debug)]
@@ -112,6 +115,8 @@ struct Shared {
     mirror: RwLock<LiveState>,
     /// The last full frame made for a client, reused while the mirror has not moved.
     full: Mutex<Option<Arc<Published>>>,
+    /// The task-list windows clients subscribe to, recomputed with every frame.
+    windows: Arc<Windows>,
 }
 
 /// The publisher and the way clients read from it. Cheap to clone.
@@ -138,6 +143,7 @@ impl Hub {
             }),
             mirror: RwLock::new(mirror),
             full: Mutex::new(None),
+            windows: Arc::default(),
         });
         shared.log.write().push(first);
         let (tx, rx) = watch::channel(first_id);
@@ -200,6 +206,21 @@ impl Hub {
             *cached = Some(p.clone());
         }
         p
+    }
+
+    /// Subscribes to a window of the task list: its current rows, and a hold that keeps it
+    /// recomputed with every frame until dropped.
+    pub fn subscribe_window(&self, q: WindowQuery) -> Result<(Subscription, Current), WindowError> {
+        let shared = &self.shared;
+        shared.windows.subscribe(q.clone(), || {
+            let mirror = shared.mirror.read();
+            (mirror.id, mirror.window(&q))
+        })
+    }
+
+    /// How many different task-list windows clients hold.
+    pub fn windows(&self) -> usize {
+        self.shared.windows.subscribed()
     }
 
     /// The frames a client that last applied `last_seen` needs, from now on.
@@ -380,8 +401,10 @@ async fn publisher(
             state.history = shared.mirror.read().history.clone();
             rates = RatePoints::new(&state.snapshot);
             let p = publish_full(&state);
+            let mut windows = shared.windows.lock();
             shared.log.write().push(p.clone());
             *shared.mirror.write() = state;
+            windows.recompute(&shared.mirror.read(), id);
             p
         } else {
             let snapshot = pipeline.snapshot();
@@ -405,10 +428,13 @@ async fn publisher(
                 questions: std::mem::take(&mut questions),
             };
             let p = publish(id, DELTA_EVENT, &mut delta);
+            // Held until the windows are current: see `crate::windows`.
+            let mut windows = shared.windows.lock();
             shared.log.write().push(p.clone());
             if let Err(gap) = shared.mirror.write().apply_delta(delta) {
                 tracing::error!(%gap, "stream mirror out of step");
             }
+            windows.recompute(&shared.mirror.read(), id);
             p
         };
         let _ = tx.send(published.id);

@@ -44,6 +44,7 @@ mod serving;
 pub mod settings;
 mod state;
 mod view;
+pub mod windows;
 
 use std::{sync::Arc, time::Duration};
 

@@ -11,7 +11,10 @@ use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder};
 use bytes::Bytes;
 use common::{pipeline, serve};
 use eventsource_stream::Eventsource;
-use flowdeck_protocol::stream::{Delta, Frame, Full, ItemRow, LiveState};
+use flowdeck_protocol::{
+    stream::{Delta, Frame, Full, ItemRow, LiveState},
+    window::{Tab, Window, WindowQuery},
+};
 use flowdeck_runtime::PipelineHandle;
 use flowdeck_server::hub::LogLimits;
 use futures::{stream::BoxStream, Stream, StreamExt, TryStreamExt};
@@ -38,6 +41,12 @@ struct Client {
     rows_pending: bool,
     /// Connections dropped while rows were pending.
     cut_mid_rows: usize,
+    /// Asks for one window of the task list (`?rows=window&…`), as the browser's task
+    /// list does, moving it at each reconnect and resuming by `?last=`.
+    window: Option<WindowQuery>,
+    /// The window last received, and whether one came on this connection.
+    got: Option<Window>,
+    window_here: bool,
 }
 
 impl Client {
@@ -59,13 +68,21 @@ impl Client {
             .no_brotli()
             .build()
             .unwrap();
-        let query = match (self.without_rows, self.chunked) {
-            (true, _) => "?rows=none",
-            (false, true) => "?rows=chunked",
-            (false, false) => "",
+        let query = match (self.without_rows, self.chunked, &self.window) {
+            (_, _, Some(w)) => format!(
+                "?rows=window&{}{}",
+                w.to_query(),
+                self.last_id
+                    .as_ref()
+                    .map(|id| format!("&last={id}"))
+                    .unwrap_or_default()
+            ),
+            (true, _, _) => "?rows=none".into(),
+            (false, true, _) => "?rows=chunked".into(),
+            (false, false, _) => String::new(),
         };
         let mut req = http.get(format!("{base}/api/events{query}"));
-        if let Some(id) = &self.last_id {
+        if let (Some(id), None) = (&self.last_id, &self.window) {
             req = req.header("Last-Event-ID", id);
         }
         if let Some(coding) = self.accept {
@@ -95,6 +112,13 @@ impl Client {
     }
 
     fn apply(&mut self, event: eventsource_stream::Event) {
+        if event.event == "window" {
+            let w: Window = serde_json::from_str(&event.data).unwrap();
+            assert_eq!(Some(&w.query), self.window.as_ref(), "the window asked for");
+            self.got = Some(w);
+            self.window_here = true;
+            return;
+        }
         if !event.id.is_empty() {
             self.last_id = Some(event.id.clone());
         }
@@ -150,7 +174,8 @@ impl Client {
     /// Reads until the state has applied frame `id`.
     async fn catch_up(&mut self, base: &str, id: u64) {
         let mut events = self.connect(base).await;
-        while self.id() < id || self.rows_pending {
+        self.window_here = false;
+        while self.id() < id || self.rows_pending || (self.window.is_some() && !self.window_here) {
             let e = tokio::time::timeout(Duration::from_secs(10), events.next())
                 .await
                 .expect("a frame within 10 s")
@@ -181,6 +206,10 @@ async fn keep_reconnecting(
 ) -> usize {
     let mut reconnects = 0;
     while !done.is_finished() {
+        // The task list scrolled: another window of the same list.
+        if let Some(w) = &mut client.window {
+            w.from = rand::rng().random_range(0..2_000);
+        }
         let mut events = client.connect(base).await;
         let take = rand::rng().random_range(1..8);
         for _ in 0..take {
@@ -224,20 +253,35 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
     }));
 
     // The fourth shows no task rows, as every page but the task list; the fifth takes a
-    // full frame's rows after it, as the task list does.
+    // full frame's rows after it; the last two a window of the task list (all items, and
+    // the failed ones of a stage), moved at every reconnect.
+    let failed = WindowQuery {
+        tab: Tab::Failed,
+        stage: Some("b".into()),
+        count: 100,
+        ..WindowQuery::default()
+    };
+    let all = WindowQuery {
+        q: "-status:running".into(),
+        count: 300,
+        ..WindowQuery::default()
+    };
     let clients = [
-        (None, false, false),
-        (Some("br"), false, false),
-        (Some("gzip"), false, false),
-        (Some("gzip"), true, false),
-        (Some("gzip"), false, true),
+        (None, false, false, None),
+        (Some("br"), false, false, None),
+        (Some("gzip"), false, false, None),
+        (Some("gzip"), true, false, None),
+        (Some("gzip"), false, true, None),
+        (None, false, false, Some(failed)),
+        (Some("gzip"), false, false, Some(all)),
     ]
-    .map(|(accept, without_rows, chunked)| {
+    .map(|(accept, without_rows, chunked, window)| {
         let (base, feeder) = (base.clone(), feeder.clone());
         tokio::spawn(async move {
             let mut client = accept.map_or_else(Client::default, Client::accepting);
             client.without_rows = without_rows;
             client.chunked = chunked;
+            client.window = window;
             let reconnects = keep_reconnecting(&mut client, &base, &feeder).await;
             (client, reconnects)
         })
@@ -265,13 +309,20 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
         let who = format!(
             "the client accepting {:?}{}",
             client.accept,
-            match (client.without_rows, client.chunked) {
-                (true, _) => " without rows",
-                (false, true) => " with rows in chunks",
-                (false, false) => "",
+            match (client.without_rows, client.chunked, &client.window) {
+                (_, _, Some(w)) => format!(" with the window {}", w.to_query()),
+                (true, _, _) => " without rows".into(),
+                (false, true, _) => " with rows in chunks".into(),
+                (false, false, _) => String::new(),
             }
         );
+        // Scrolled last to where the list has rows: the top of the failures, and the
+        // middle of the 3,000 retained items.
+        if let Some(w) = &mut client.window {
+            w.from = if w.tab == Tab::Failed { 0 } else { 1_000 };
+        }
         let without_rows = client.without_rows;
+        let window = client.window.clone();
         client.catch_up(&base, final_id).await;
         assert!(
             reconnects >= 5,
@@ -303,6 +354,14 @@ async fn clients_that_keep_reconnecting_end_with_the_runtimes_state_compressed_o
         // What a fresh full frame says, exactly.
         assert_eq!(state.snapshot.totals, fresh.snapshot.totals, "{who}");
         assert_eq!(state.errors, fresh.errors, "{who}");
+        if let Some(q) = window {
+            assert!(state.items.is_empty(), "{who} got rows in its frames");
+            let got = client.got.unwrap();
+            let want = fresh.window(&q).unwrap();
+            assert!(!want.rows.is_empty() && want.matched > 0, "{who}: {want:?}");
+            assert_eq!(got, want, "{who}: the window a fresh full frame gives");
+            continue;
+        }
         if without_rows {
             assert!(state.items.is_empty(), "{who} got rows");
             continue;

@@ -1,11 +1,13 @@
 //! Tasks `/tasks`: every retained item, filtered by status, stage and text, newest first.
 //!
 //! Only the rows in view are in the DOM: the list is a tall empty box with the visible
-//! slice positioned inside it, so 100,000 items cost the same to draw as 30.
+//! slice positioned inside it, so 100,000 items cost the same to draw as 30. And only the
+//! rows around them come over the stream: the page subscribes to a window of the list
+//! (`flowdeck_protocol::window`), moved as it scrolls or filters.
 
 use flowdeck_protocol::{
-    filter::{BulkRequest, Facts, TaskFilter},
-    stream::ItemRow,
+    filter::{BulkRequest, TaskFilter},
+    window::{Tab, Window, WindowQuery},
     ItemStatus,
 };
 use leptos::prelude::*;
@@ -18,75 +20,9 @@ const ROW_H: f64 = 32.0;
 const VIEW_H: f64 = 576.0;
 /// Rows drawn beyond the visible ones, so fast scrolling shows no gaps.
 const OVERSCAN: usize = 8;
-
-/// The status tabs: Active groups running and retrying items.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tab {
-    All,
-    Queued,
-    Active,
-    Waiting,
-    Completed,
-    Failed,
-}
-
-impl Tab {
-    const ALL: [Tab; 6] = [
-        Tab::All,
-        Tab::Queued,
-        Tab::Active,
-        Tab::Waiting,
-        Tab::Completed,
-        Tab::Failed,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            Tab::All => "All",
-            Tab::Queued => "Queued",
-            Tab::Active => "Active",
-            Tab::Waiting => "Waiting",
-            Tab::Completed => "Completed",
-            Tab::Failed => "Failed",
-        }
-    }
-
-    fn admits(self, s: ItemStatus) -> bool {
-        match self {
-            Tab::All => true,
-            Tab::Queued => s == ItemStatus::Queued,
-            Tab::Active => matches!(s, ItemStatus::Running | ItemStatus::Retrying),
-            Tab::Waiting => s == ItemStatus::Waiting,
-            Tab::Completed => s == ItemStatus::Completed,
-            Tab::Failed => matches!(s, ItemStatus::Failed | ItemStatus::Cancelled),
-        }
-    }
-}
-
-/// Whether a row matches the filters: the tab, the stage, and the search box's task
-/// filter (the grammar the API and the bulk actions take).
-fn matches(
-    row: &ItemRow,
-    tab: Tab,
-    stage: Option<u16>,
-    filter: &TaskFilter,
-    stages: &[String],
-) -> bool {
-    if !tab.admits(row.status()) || stage.is_some_and(|s| s != row.stage()) {
-        return false;
-    }
-    filter.is_empty()
-        || filter.matches(
-            &Facts {
-                id: row.id(),
-                status: row.status(),
-                stage: row.stage(),
-                kind: row.error_kind(),
-                message: None,
-            },
-            stages,
-        )
-}
+/// Rows subscribed to beyond the drawn ones on each side: the window moves (a new
+/// subscription) only after scrolling this far.
+const MARGIN: u64 = 60;
 
 /// The bulk action's filter for what the page lists: the tab as a status (Active is
 /// running or retrying: neither queued nor waiting), the stage, the search box.
@@ -140,18 +76,12 @@ fn show_in_address(tab: Tab, stage: Option<&str>, text: &str) {
 #[component]
 pub fn Tasks() -> impl IntoView {
     let live = use_live();
-    // The one page that shows task rows: the stream leaves them out until it is visited.
-    crate::live::want_rows();
     // `/tasks?status=failed&stage=enrich&q=kind:timeout` opens filtered so (the Errors
     // page links there); `bulk=retry` opens that action's confirmation too.
     let query = leptos_router::hooks::use_query_map();
     let param = |name: &str| query.with_untracked(|q| q.get(name));
     let initial = param("status")
-        .and_then(|s| {
-            Tab::ALL
-                .into_iter()
-                .find(|t| t.label().eq_ignore_ascii_case(&s))
-        })
+        .and_then(|s| Tab::named(&s))
         .unwrap_or(Tab::All);
     let tab = RwSignal::new(initial);
     let stage = RwSignal::new(None::<u16>);
@@ -201,69 +131,91 @@ pub fn Tasks() -> impl IntoView {
     Effect::new(move |_| show_in_address(tab.get(), stage_name().as_deref(), &text.get()));
     let bulk =
         Signal::derive(move || bulk_request(tab.get(), stage_name().as_deref(), &text.get()));
-    // The matching ids, newest first (ids only: the rows stay in the store), or `None`
-    // when nothing is filtered: then the store itself is the list, and no frame has to
-    // copy 100,000 ids.
-    let matching = Memo::new(move |_| {
-        let (tab, stage) = (tab.get(), stage.get());
-        let Ok(filter) = filter.get() else {
-            return Some(Vec::new());
-        };
-        if tab == Tab::All && stage.is_none() && filter.is_empty() {
-            return None;
-        }
-        let names = stages.get();
-        live.with(|s| {
-            s.items
-                .values()
-                .rev()
-                .filter(|r| matches(r, tab, stage, &filter, &names))
-                .map(ItemRow::id)
-                .collect::<Vec<_>>()
+    // The window in view: rows `first .. first + n` of the filtered list.
+    let in_view = move || {
+        let first = ((scroll.get() / ROW_H) as usize).saturating_sub(OVERSCAN) as u64;
+        (first, ((VIEW_H / ROW_H) as usize + 2 * OVERSCAN) as u64)
+    };
+    // What the filters ask for, wherever the window lies (`None` while the search box does
+    // not parse: the list keeps the last one).
+    let asked = Memo::new(move |_| {
+        filter_ok.get().then(|| WindowQuery {
+            tab: tab.get(),
+            stage: stage_name(),
+            q: text.get().trim().to_owned(),
+            from: 0,
+            count: 1,
         })
     });
-    let total = move || match matching.get() {
-        Some(ids) => ids.len(),
-        None => live.with(|s| s.items.len()).unwrap_or_default(),
-    };
-    // Per tab, from the store's running counts: no pass over the items.
-    let counts = Memo::new(move |_| {
-        live.with(|s| {
-            Tab::ALL.map(|t| {
-                ItemStatus::ALL
-                    .iter()
-                    .filter(|&&st| t.admits(st))
-                    .map(|&st| s.count(st))
-                    .sum::<usize>()
-            })
+    // The newest window the stream sent; until the stream is open (rendered on the server
+    // and hydrated), the one the first picture's rows give, computed the same way.
+    let window = Memo::new(move |_| {
+        let sent =
+            live.with_window(|json| json.and_then(|j| serde_json::from_str::<Window>(j).ok()));
+        let streaming = live.connection.get_untracked() != crate::live::Connection::Static;
+        sent.or_else(|| {
+            if streaming {
+                return None;
+            }
+            let q = asked.get_untracked().unwrap_or_default();
+            let (first, n) = untrack(in_view);
+            let q = WindowQuery {
+                from: first,
+                count: n as u32,
+                ..q
+            };
+            live.with(|s| s.window(&q).ok()).flatten()
         })
-        .unwrap_or_default()
+    });
+    // The window for the filters now: `None` until the stream answers a change of them.
+    let current = move || {
+        window
+            .get()
+            .filter(|w| asked.with(|a| a.as_ref().is_none_or(|a| a.same_filter(&w.query))))
+    };
+    // Moves the subscription when the filters change or the rows in view leave it.
+    Effect::new(move |subscribed: Option<Option<WindowQuery>>| {
+        let subscribed = subscribed.flatten();
+        let Some(q) = asked.get() else {
+            return subscribed;
+        };
+        let (first, n) = in_view();
+        let matched = window.with_untracked(|w| w.as_ref().map_or(0, |w| w.matched));
+        if subscribed
+            .as_ref()
+            .is_some_and(|s| s.same_filter(&q) && s.covers(first, n, matched))
+        {
+            return subscribed;
+        }
+        let q = WindowQuery {
+            from: first.saturating_sub(MARGIN),
+            count: (n + 2 * MARGIN) as u32,
+            ..q
+        };
+        crate::live::want_window(Some(q.to_query()));
+        Some(q)
+    });
+    on_cleanup(|| crate::live::want_window(None));
+    let total = move || current().map(|w| w.matched);
+    // Per tab, from the window's counts of every retained item.
+    let counts = Memo::new(move |_| {
+        window.with(|w| {
+            w.as_ref()
+                .map(|w| Tab::ALL.map(|t| w.tab_count(t)))
+                .unwrap_or_default()
+        })
     });
 
     let visible = move || {
-        let len = total();
-        let first = ((scroll.get() / ROW_H) as usize)
-            .saturating_sub(OVERSCAN)
-            .min(len);
-        let n = ((VIEW_H / ROW_H) as usize + 2 * OVERSCAN).min(len - first);
-        let rows: Vec<ItemRow> = matching.with(|m| {
-            live.with(|s| match m {
-                Some(ids) => ids[first..first + n]
-                    .iter()
-                    .filter_map(|id| s.items.get(id).cloned())
-                    .collect(),
-                None => s
-                    .items
-                    .values()
-                    .rev()
-                    .skip(first)
-                    .take(n)
-                    .cloned()
-                    .collect(),
-            })
-            .unwrap_or_default()
-        });
-        (first, rows)
+        let (first, n) = in_view();
+        let Some(w) = current() else {
+            return (first, Vec::new());
+        };
+        // Scrolled past what the window holds: its rows from where it starts, until the
+        // next one comes.
+        let start = first.max(w.query.from);
+        let rows = w.rows_at(start, (first + n).saturating_sub(start)).to_vec();
+        (start, rows)
     };
 
     // Erased (`into_any`): as one type with the rest, the page runs past the compiler's
@@ -304,7 +256,7 @@ pub fn Tasks() -> impl IntoView {
                 selected=tab
                 count=Callback::new(move |t: Tab| {
                     let i = Tab::ALL.iter().position(|&x| x == t).unwrap_or_default();
-                    format::count(counts.get()[i] as u64)
+                    format::count(counts.get()[i])
                 })
                 stages=stages
                 stage
@@ -314,7 +266,7 @@ pub fn Tasks() -> impl IntoView {
                 on_change=Callback::new(move |()| scroll.set(0.0))
             >
                 <span class="muted" data-testid="match-count">
-                    {move || format!("{} items", format::count(total() as u64))}
+                    {move || total().map_or_else(|| "…".to_owned(), |n| format!("{} items", format::count(n)))}
                 </span>
             </super::FilterBar>
             {actions}
@@ -331,7 +283,7 @@ pub fn Tasks() -> impl IntoView {
                     scroll.set(f64::from(el.scroll_top()));
                 }
             >
-                <div class="vspace" style=move || format!("height:{}px", total() as f64 * ROW_H)>
+                <div class="vspace" style=move || format!("height:{}px", total().unwrap_or_default() as f64 * ROW_H)>
                     {move || {
                         let (first, rows) = visible();
                         let names = stages.get();
@@ -367,43 +319,6 @@ pub fn Tasks() -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn filters_combine_status_stage_and_text() {
-        let stages = vec!["parse".to_string(), "enrich".to_string()];
-        let f = |raw: &str| TaskFilter::parse(raw, &stages).unwrap();
-        let failed = ItemRow(42, ItemStatus::Failed, 1, 2, 0, Some("ModelTimeout".into()));
-        let running = ItemRow(7, ItemStatus::Retrying, 0, 1, 0, None);
-        assert!(matches(
-            &failed,
-            Tab::Failed,
-            Some(1),
-            &f("timeout"),
-            &stages
-        ));
-        assert!(matches(&failed, Tab::All, None, &f("enr"), &stages));
-        assert!(matches(&failed, Tab::All, None, &f("42"), &stages));
-        assert!(!matches(
-            &failed,
-            Tab::All,
-            None,
-            &f("-kind:modeltimeout"),
-            &stages
-        ));
-        assert!(!matches(
-            &failed,
-            Tab::All,
-            None,
-            &f("stage:!enrich"),
-            &stages
-        ));
-        assert!(!matches(&failed, Tab::Active, None, &f(""), &stages));
-        assert!(!matches(&failed, Tab::Failed, Some(0), &f(""), &stages));
-        assert!(
-            matches(&running, Tab::Active, None, &f(""), &stages),
-            "retrying is active"
-        );
-    }
 
     #[test]
     fn a_bulk_action_takes_what_the_page_lists() {

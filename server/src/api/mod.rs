@@ -262,10 +262,12 @@ async fn openapi(State(state): State<AppState>) -> Result<Json<serde_json::Value
         }
         bulk["stage"]["enum"] = names;
     }
-    let params = doc["paths"]["/api/v1/tasks"]["get"]["parameters"].as_array_mut();
-    for param in params.into_iter().flatten() {
-        if param["name"] == "q" {
-            param["schema"]["pattern"] = filter.clone().into();
+    for path in ["/api/v1/tasks", "/api/events"] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array_mut();
+        for param in params.into_iter().flatten() {
+            if param["name"] == "q" {
+                param["schema"]["pattern"] = filter.clone().into();
+            }
         }
     }
     Ok(Json(doc))
