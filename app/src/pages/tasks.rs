@@ -167,11 +167,11 @@ pub fn Tasks() -> impl IntoView {
             live.with(|s| s.window(&q).ok()).flatten()
         })
     });
-    // The window for the filters now: `None` until the stream answers a change of them.
-    let current = move || {
-        window
-            .get()
-            .filter(|w| asked.with(|a| a.as_ref().is_none_or(|a| a.same_filter(&w.query))))
+    // The window for the filters now: `None` until the stream answers a change of them,
+    // and an empty one while the search box does not parse (it finds nothing).
+    let current = move || match asked.get() {
+        None => Some(Window::default()),
+        Some(a) => window.get().filter(|w| a.same_filter(&w.query)),
     };
     // Moves the subscription when the filters change or the rows in view leave it.
     Effect::new(move |subscribed: Option<Option<WindowQuery>>| {
