@@ -129,8 +129,8 @@ impl WindowQuery {
 
     /// Whether positions `first .. first + n` (clamped to `matched`) lie in the window.
     pub fn covers(&self, first: u64, n: u64, matched: u64) -> bool {
-        let end = (first + n).min(matched);
-        first >= self.from && end <= self.from + u64::from(self.count)
+        let end = first.saturating_add(n).min(matched);
+        first >= self.from && end <= self.from.saturating_add(u64::from(self.count))
     }
 }
 
@@ -161,7 +161,7 @@ impl Window {
         let len = self.rows.len() as u64;
         let from = self.query.from;
         let start = first.saturating_sub(from).min(len);
-        let end = (first + n).saturating_sub(from).min(len);
+        let end = first.saturating_add(n).saturating_sub(from).min(len);
         &self.rows[start as usize..end.max(start) as usize]
     }
 }
@@ -202,7 +202,8 @@ impl LiveState {
                         &names,
                     ))
         };
-        let (from, count) = (q.from as usize, q.count.min(WINDOW_MAX) as usize);
+        let from = usize::try_from(q.from).unwrap_or(usize::MAX);
+        let count = q.count.min(WINDOW_MAX) as usize;
         let counts = ItemStatus::ALL.map(|s| self.count(s) as u64).to_vec();
         let unfiltered = q.tab == Tab::All && stage.is_none() && filter.is_empty();
         let (matched, rows) = if unfiltered {
@@ -220,7 +221,7 @@ impl LiveState {
             let mut rows = Vec::with_capacity(count.min(self.items.len()));
             for r in self.items.values().rev().filter(|r| admits(r)) {
                 let at = matched as usize;
-                if at >= from && at < from + count {
+                if at >= from && at < from.saturating_add(count) {
                     rows.push(r.clone());
                 }
                 matched += 1;
@@ -309,6 +310,19 @@ mod tests {
         // Odd ids are at enrich; 3 and 9 failed with a timeout: 7, 5, 1 remain.
         assert_eq!((searched.matched, ids(&searched)), (3, vec![5, 1]));
         assert_eq!(searched.rows_at(2, 5).len(), 1);
+        let far = WindowQuery {
+            tab: Tab::Failed,
+            from: u64::MAX,
+            count: 1_000,
+            ..Default::default()
+        };
+        let nothing = s.window(&far).unwrap();
+        assert_eq!(
+            (nothing.matched, nothing.rows.len()),
+            (3, 0),
+            "past the end"
+        );
+        assert!(nothing.rows_at(u64::MAX, 5).is_empty() && !far.covers(0, 5, 3));
         assert!(s
             .window(&WindowQuery {
                 stage: Some("nope".into()),

@@ -61,6 +61,9 @@ enum Rows {
     Window,
 }
 
+/// How many rows a window spans when the query does not say.
+const WINDOW_DEFAULT: u32 = 100;
+
 /// The stream's query string. Other parameters are ignored.
 #[derive(Debug, Default, Deserialize)]
 struct Params {
@@ -98,11 +101,6 @@ impl Params {
         if let Some(q) = &p.q {
             TaskFilter::parse(q, stages).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         }
-        if p.rows == Rows::Window && p.count.is_none() {
-            return Err(ApiError::BadRequest(
-                "rows=window needs count: how many rows the window spans".into(),
-            ));
-        }
         Ok(p)
     }
 
@@ -113,7 +111,7 @@ impl Params {
             stage: self.stage.clone(),
             q: self.q.clone().unwrap_or_default(),
             from: self.from.unwrap_or_default(),
-            count: self.count.unwrap_or(WINDOW_MAX),
+            count: self.count.unwrap_or(WINDOW_DEFAULT),
         })
     }
 }
@@ -305,8 +303,14 @@ mod tests {
             })
         );
         assert_eq!(p.last, Some(9));
+        let plain = Params::parse(Some("rows=window"), &stages)
+            .unwrap()
+            .window();
+        assert_eq!(
+            plain.map(|w| (w.tab, w.from, w.count)),
+            Some((Tab::All, 0, 100))
+        );
         for (bad, names) in [
-            ("rows=window", "needs count"),
             ("rows=window&count=0", "count must be"),
             ("count=1001", "count must be"),
             ("count=-1", "count"),
