@@ -82,11 +82,7 @@ struct Params {
 impl Params {
     /// Reads and checks the query; `stages` are the pipeline's stage names.
     fn parse(query: Option<&str>, stages: &[String]) -> Result<Params, ApiError> {
-        let query = query.unwrap_or_default();
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        let p: Params = serde_path_to_error::deserialize(de).map_err(|e| {
-            ApiError::BadRequest(format!("bad value for {}: {}", e.path(), e.inner()))
-        })?;
+        let p: Params = crate::api::query::parse(query.unwrap_or_default())?;
         if let Some(n) = p.count.filter(|n| !(1..=WINDOW_MAX).contains(n)) {
             return Err(ApiError::BadRequest(format!(
                 "count must be from 1 to {WINDOW_MAX}, not {n}"

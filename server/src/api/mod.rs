@@ -10,7 +10,7 @@ mod control;
 pub mod grammar;
 mod observe;
 mod pipelines;
-mod query;
+pub(crate) mod query;
 mod questions;
 mod runs;
 

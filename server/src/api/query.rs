@@ -13,18 +13,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Strict<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        // serde_path_to_error names the parameter a bad value belongs to.
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(Strict)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                if path == "." {
-                    ApiError::BadRequest(format!("bad query string: {}", e.inner()))
-                } else {
-                    ApiError::BadRequest(format!("bad value for {path}: {}", e.inner()))
-                }
-            })
+        parse(parts.uri.query().unwrap_or_default()).map(Strict)
     }
+}
+
+/// A query string deserialized into `T`, a bad value a 400 naming its parameter.
+pub(crate) fn parse<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    // serde_path_to_error names the parameter a bad value belongs to.
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            ApiError::BadRequest(format!("bad query string: {}", e.inner()))
+        } else {
+            ApiError::BadRequest(format!("bad value for {path}: {}", e.inner()))
+        }
+    })
 }
