@@ -171,6 +171,19 @@ impl RawEvent {
         self.began.map(|from| here.started(from, at, self.attempt))
     }
 
+    /// How many events this one stands for: itself and the parts folded in it.
+    #[inline]
+    pub(crate) fn parts(&self) -> u64 {
+        1 + u64::from(self.began.is_some()) + u64::from(self.next.is_some())
+    }
+
+    /// A completion with nothing boxed in it (no error, parents or captured data), the
+    /// tracker's fast path ([`crate::tracker`]).
+    #[inline]
+    pub(crate) fn is_plain_completion(&self) -> bool {
+        self.kind == EventKind::Completed && self.extra.is_none()
+    }
+
     /// The `Queued` event at the next stage folded in this one, if any ([`RawEvent::next`]).
     #[inline]
     pub(crate) fn queued_part(&self) -> Option<RawEvent> {
@@ -255,9 +268,17 @@ impl EventBuf {
         self.tx.is_some()
     }
 
-    pub(crate) async fn push(&mut self, event: RawEvent) {
-        if self.add(event) {
-            self.flush().await;
+    /// Buffers `event`, and sends the batch once it is due. The event goes into the
+    /// buffer before the future is made, so the future is small and, unless the batch is
+    /// due, ready at its first poll: every event of every item passes here, and an `async
+    /// fn` would carry the event (and a channel send's state) in its future instead.
+    #[inline]
+    pub(crate) fn push(&mut self, event: RawEvent) -> impl Future<Output = ()> + '_ {
+        let due = self.add(event);
+        async move {
+            if due {
+                self.flush().await;
+            }
         }
     }
 

@@ -77,8 +77,8 @@ pub(crate) struct ItemRecord {
     /// Orders concurrent updates: an event older than the last applied one does not
     /// change the status (batches from different workers can arrive out of order).
     updated_us: u64,
-    /// The step of the event that set the status, for ties on `updated_us`.
-    updated_step: (StageIndex, u32, u8),
+    /// The step of the event that set the status, for ties on `updated_us` ([`step_key`]).
+    updated_step: u64,
     created_us: u64,
     visits: Vec<Visit>,
     /// Boxed slice: 16 bytes, not a `Vec`'s 24; set once.
@@ -108,7 +108,7 @@ impl ItemRecord {
             status: ItemStatus::Queued,
             stage,
             updated_us: at_us,
-            updated_step: (0, 0, 0),
+            updated_step: 0,
             created_us: at_us,
             visits,
             parents: Box::default(),
@@ -160,7 +160,7 @@ impl ItemRecord {
             status: d.status,
             stage: d.stage,
             updated_us: d.updated_us,
-            updated_step: (d.stage, 0, 0),
+            updated_step: step_key(d.stage, 0, QUEUED),
             created_us: d.created_us,
             visits: d
                 .visits
@@ -322,19 +322,71 @@ impl ItemRecord {
                 }
             }
         }
-        let status = e.kind.status_after(e.last);
-        // Batches from different workers arrive in any order, and trivial tasks make
-        // several steps of one item within one microsecond: a tie on the time goes to the
-        // later step (stage, attempt, kind), so a late "completed at b" cannot take a
-        // completed item back to queued.
-        let step = step(e);
-        if (e.at_us, step) >= (self.updated_us, self.updated_step) {
+        self.advance(
+            e.at_us,
+            step(e),
+            e.kind == EventKind::Completed && !e.last,
+            e.stage,
+            e.kind.status_after(e.last),
+        );
+    }
+
+    /// Applies a completion with no error, parents or captured data, and the parts folded
+    /// in it ([`RawEvent::began`], [`RawEvent::next`]): what [`ItemRecord::apply`] does with
+    /// each part in turn, without making the parts or matching on their kinds. Nearly every
+    /// event of a busy pipeline is one of these, and the tracker's time is the pipeline's.
+    fn apply_completion(&mut self, e: &RawEvent, depths: &[u16]) {
+        let worker = e.worker.unwrap_or(NO_WORKER);
+        let began_us = e.at_us.saturating_sub(e.duration_us);
+        let v = self.visit(
+            e.stage,
+            if e.began.is_some() { began_us } else { e.at_us },
+            depths,
+        );
+        if e.began.is_some() {
+            if v.started_us == 0 {
+                v.started_us = began_us.max(1);
+            }
+            v.worker = worker;
+        }
+        v.attempts = v.attempts.max(e.attempt);
+        v.end = Visit::end_of(e.at_us, Some(ItemStatus::Completed));
+        if e.began.is_some() {
+            let started = step_key(e.stage, e.attempt, STARTED);
+            self.advance(began_us, started, false, e.stage, ItemStatus::Running);
+        }
+        let to = EventKind::Completed.status_after(e.last);
+        let done = step_key(e.stage, e.attempt, ENDED);
+        self.advance(e.at_us, done, !e.last, e.stage, to);
+        if let Some(next) = e.next {
+            self.visit(next, e.at_us, depths).queued_us = e.at_us;
+            let queued = step_key(next, 0, QUEUED);
+            self.advance(e.at_us, queued, false, next, ItemStatus::Queued);
+        }
+    }
+
+    /// Takes the status an event leaves the item in, if the event is the latest so far.
+    /// Batches from different workers arrive in any order, and trivial tasks make several
+    /// steps of one item within one microsecond: a tie on the time goes to the later step
+    /// (stage, attempt, kind), so a late "completed at b" cannot take a completed item
+    /// back to queued. `moving_on`: a completion that is not the item's last, which keeps
+    /// the stage the item was queued at.
+    #[inline]
+    fn advance(
+        &mut self,
+        at_us: u64,
+        step: u64,
+        moving_on: bool,
+        stage: StageIndex,
+        status: ItemStatus,
+    ) {
+        if (at_us, step) >= (self.updated_us, self.updated_step) {
             self.updated_step = step;
-            self.updated_us = e.at_us;
+            self.updated_us = at_us;
             // A stage's completion and the next stage's queueing share a timestamp: the
             // queueing names the stage the item is now at.
-            if !(e.kind == EventKind::Completed && !e.last && self.stage != e.stage) {
-                self.stage = e.stage;
+            if !(moving_on && self.stage != stage) {
+                self.stage = stage;
             }
             self.status = status;
         }
@@ -508,17 +560,31 @@ impl ItemRecord {
     }
 }
 
+/// Ranks of steps within an attempt ([`step`]).
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const ENDED: u8 = 5;
+
+/// A step (stage, attempt, rank) as one number that orders as the triple does: compared
+/// and stored in one word, so the next event's comparison reads what the last one wrote
+/// straight from the store buffer (a tuple's narrow stores read back as one wide load
+/// stalled the tracker on every event).
+#[inline]
+fn step_key(stage: StageIndex, attempt: u32, rank: u8) -> u64 {
+    (u64::from(stage) << 40) | (u64::from(attempt) << 8) | u64::from(rank)
+}
+
 /// Where an event falls in its item's life, for ordering events of one microsecond.
-fn step(e: &RawEvent) -> (StageIndex, u32, u8) {
+fn step(e: &RawEvent) -> u64 {
     let rank = match e.kind {
-        EventKind::Queued => 0,
-        EventKind::Started => 1,
+        EventKind::Queued => QUEUED,
+        EventKind::Started => STARTED,
         EventKind::Waiting => 2,
         EventKind::Answered => 3,
         EventKind::Retrying => 4,
-        EventKind::Completed | EventKind::Failed | EventKind::Cancelled => 5,
+        EventKind::Completed | EventKind::Failed | EventKind::Cancelled => ENDED,
     };
-    (e.stage, e.attempt, rank)
+    step_key(e.stage, e.attempt, rank)
 }
 
 /// The ring of the most recent items' records.
@@ -603,26 +669,11 @@ impl Ring {
     /// this is the newest item for its slot.
     pub(crate) fn apply_parts(&mut self, parts: &[&RawEvent], seq: u64) {
         let Some(e) = parts.first() else { return };
-        if self.capacity == 0 {
+        let Some(i) = self.record_for(e.item, e.at_us, e.stage) else {
             return;
-        }
-        let i = self.slot_for(e.item);
-        let slot = &mut self.slots[i];
-        let r = match slot {
-            Some(r) if r.id == e.item => r,
-            // An older item's record gives way; a late event for an evicted item does not
-            // evict the newer one.
-            Some(r) if r.id > e.item => return,
-            _ => {
-                let visits = match slot.take() {
-                    Some(old) => {
-                        self.input_bytes -= old.input_bytes();
-                        old.visits
-                    }
-                    None => Vec::with_capacity(self.visits_hint),
-                };
-                slot.insert(ItemRecord::new(e.item, e.at_us, e.stage, visits))
-            }
+        };
+        let Some(r) = self.slots[i].as_mut() else {
+            return;
         };
         for part in parts {
             r.apply(part, &self.depths);
@@ -639,6 +690,50 @@ impl Ring {
                 }
             }
         }
+    }
+
+    /// Applies a completion with nothing boxed in it, and the parts folded in it, as
+    /// [`Ring::apply_parts`] would ([`ItemRecord::apply_completion`]).
+    pub(crate) fn apply_completion(&mut self, e: &RawEvent, seq: u64) {
+        let first_at = match e.began {
+            Some(_) => e.at_us.saturating_sub(e.duration_us),
+            None => e.at_us,
+        };
+        let Some(i) = self.record_for(e.item, first_at, e.stage) else {
+            return;
+        };
+        if let Some(r) = self.slots[i].as_mut() {
+            r.apply_completion(e, &self.depths);
+            r.changed = seq;
+        }
+    }
+
+    /// The slot holding `item`'s record, made (from an event at `at_us` at `stage`) if
+    /// `item` is newer than the slot's holder; `None` when the record is not kept.
+    #[inline]
+    fn record_for(&mut self, item: ItemId, at_us: u64, stage: StageIndex) -> Option<usize> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let i = self.slot_for(item);
+        let slot = &mut self.slots[i];
+        match slot {
+            Some(r) if r.id == item => {}
+            // An older item's record gives way; a late event for an evicted item does not
+            // evict the newer one.
+            Some(r) if r.id > item => return None,
+            _ => {
+                let visits = match slot.take() {
+                    Some(old) => {
+                        self.input_bytes -= old.input_bytes();
+                        old.visits
+                    }
+                    None => Vec::with_capacity(self.visits_hint),
+                };
+                *slot = Some(ItemRecord::new(item, at_us, stage, visits));
+            }
+        }
+        Some(i)
     }
 
     /// The slot of `id`, which becomes the newest if it is; the ring grows to hold it
