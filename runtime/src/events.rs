@@ -167,8 +167,25 @@ impl RawEvent {
             stage: self.stage,
             worker: self.worker,
         };
-        let at = self.at_us.saturating_sub(self.duration_us);
-        self.began.map(|from| here.started(from, at, self.attempt))
+        self.began
+            .map(|from| here.started(from, self.began_us(), self.attempt))
+    }
+
+    /// When the attempt began: the event's time less the attempt's duration.
+    #[inline]
+    pub(crate) fn began_us(&self) -> u64 {
+        self.at_us.saturating_sub(self.duration_us)
+    }
+
+    /// When the first of the events this one stands for happened: the folded `Started`
+    /// part's time if there is one, the event's own otherwise.
+    #[inline]
+    pub(crate) fn first_at_us(&self) -> u64 {
+        if self.began.is_some() {
+            self.began_us()
+        } else {
+            self.at_us
+        }
     }
 
     /// How many events this one stands for: itself and the parts folded in it.

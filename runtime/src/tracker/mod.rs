@@ -671,14 +671,9 @@ impl State {
     /// the completion from running on, and the next stage's queueing from queued to queued.
     fn count_completion(&mut self, e: &RawEvent) {
         if let Some(began) = e.began {
-            self.counts[slot(began)] -= 1;
-            self.counts[slot(ItemStatus::Running)] += 1;
+            self.moved(Some(began), ItemStatus::Running);
         }
-        match e.from {
-            Some(from) => self.counts[slot(from)] -= 1,
-            None => self.submitted += 1,
-        }
-        self.counts[slot(EventKind::Completed.status_after(e.last))] += 1;
+        self.moved(e.from, EventKind::Completed.status_after(e.last));
         if e.from.is_some() {
             if let Some(stage) = self.stages.get_mut(usize::from(e.stage)) {
                 stage.completed += 1;
@@ -686,13 +681,18 @@ impl State {
         }
     }
 
-    fn count(&mut self, e: &RawEvent) {
-        let to = e.kind.status_after(e.last);
-        match e.from {
+    /// An item moved from `from` (`None`: it is new) to `to`.
+    #[inline]
+    fn moved(&mut self, from: Option<ItemStatus>, to: ItemStatus) {
+        match from {
             Some(from) => self.counts[slot(from)] -= 1,
             None => self.submitted += 1,
         }
         self.counts[slot(to)] += 1;
+    }
+
+    fn count(&mut self, e: &RawEvent) {
+        self.moved(e.from, e.kind.status_after(e.last));
         let Some(stage) = self.stages.get_mut(usize::from(e.stage)) else {
             return;
         };

@@ -337,12 +337,8 @@ impl ItemRecord {
     /// event of a busy pipeline is one of these, and the tracker's time is the pipeline's.
     fn apply_completion(&mut self, e: &RawEvent, depths: &[u16]) {
         let worker = e.worker.unwrap_or(NO_WORKER);
-        let began_us = e.at_us.saturating_sub(e.duration_us);
-        let v = self.visit(
-            e.stage,
-            if e.began.is_some() { began_us } else { e.at_us },
-            depths,
-        );
+        let began_us = e.began_us();
+        let v = self.visit(e.stage, e.first_at_us(), depths);
         if e.began.is_some() {
             if v.started_us == 0 {
                 v.started_us = began_us.max(1);
@@ -695,11 +691,7 @@ impl Ring {
     /// Applies a completion with nothing boxed in it, and the parts folded in it, as
     /// [`Ring::apply_parts`] would ([`ItemRecord::apply_completion`]).
     pub(crate) fn apply_completion(&mut self, e: &RawEvent, seq: u64) {
-        let first_at = match e.began {
-            Some(_) => e.at_us.saturating_sub(e.duration_us),
-            None => e.at_us,
-        };
-        let Some(i) = self.record_for(e.item, first_at, e.stage) else {
+        let Some(i) = self.record_for(e.item, e.first_at_us(), e.stage) else {
             return;
         };
         if let Some(r) = self.slots[i].as_mut() {
