@@ -11,7 +11,7 @@
 //   IDLE=1   pause every stage once the items are retained, so the server is idle and
 //            the figures are the page's own, not those of a core shared with the server
 //   XARGS='--js-flags=--no-wasm-lazy-compilation'   more Chromium flags, to compare
-import { chromium } from 'playwright-core';
+import { launch } from '../lib/browser.mjs';
 import { startServer } from '../lib/server.mjs';
 
 const bin = process.env.PAINT_BIN;
@@ -21,14 +21,7 @@ const paths = process.argv.length > 2 ? process.argv.slice(2) : ['/', '/workers'
 const ms = (us) => Math.round(us / 1000);
 
 const server = await startServer(['11000', '0'], { bin, name: 'paint', env: { FLOWDECK_REFRESH_MS: '250' } });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ...(process.env.XARGS ? process.env.XARGS.split(' ') : []),
-  ],
-});
+const browser = await launch(process.env.XARGS ? process.env.XARGS.split(' ') : []);
 try {
   const end = Date.now() + 120_000;
   let snapshot;

@@ -2,12 +2,14 @@
 // (root needs --no-sandbox; the closed network needs background networking off).
 import { chromium } from 'playwright-core';
 
-export async function launch() {
+// `extra`: more flags, for a bench that compares the browser's own settings.
+export async function launch(extra = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...extra,
     ],
   });
 }
