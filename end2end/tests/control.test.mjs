@@ -75,12 +75,47 @@ test('a failed task is retried from its page', async () => {
   await page.goto(`${server.url}/tasks/${failed}`);
   await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
   assert.equal(await page.getByTestId('task-status').textContent(), 'failed');
+  const steps = await page.locator('ol.history li').count();
   await page.getByTestId('task-retry').click();
-  await eventually(async () => (await page.getByTestId('task-status').textContent()) !== 'failed', 10_000, 'the task back in the pipeline');
+  // The page reads the task again until the retry shows, however late the tracker applies
+  // it: back in the pipeline or done, or (one store write in a hundred is refused) failed
+  // again, with the retry's steps in its history.
+  await eventually(async () => (await page.getByTestId('task-status').textContent()) !== 'failed'
+    || (await page.locator('ol.history li').count()) > steps, 10_000, 'the task back in the pipeline');
   const audit = await (await fetch(`${server.url}/api/v1/audit`)).json();
   assert.deepEqual(audit.at(-1), { ...audit.at(-1), action: 'retry', target: String(failed), outcome: 'ok' });
   assert.deepEqual(errors, []);
   await close();
+});
+
+test('a task page follows its task as it moves, without a reload', async () => {
+  const { page, errors, close } = await watchedPage(browser);
+  const store = (action) => fetch(`${server.url}/api/v1/stages/store/${action}`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}',
+  });
+  assert.equal((await store('pause')).status, 200);
+  let paused = true;
+  try {
+    // Held in the paused stage's queue: it cannot move until the stage resumes.
+    const held = await eventually(async () => {
+      const r = await (await fetch(`${server.url}/api/v1/tasks?status=queued&stage=store&limit=10`)).json();
+      return r.items[0]?.id;
+    }, 20_000, 'a task queued at the paused store');
+    await page.goto(`${server.url}/tasks/${held}`);
+    await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+    assert.equal(await page.getByTestId('task-status').textContent(), 'queued');
+    // Still queued a few frames later: the page reads it again and it has not moved.
+    await page.waitForTimeout(1_000);
+    assert.equal(await page.getByTestId('task-status').textContent(), 'queued');
+    assert.equal((await store('resume')).status, 200);
+    paused = false;
+    await eventually(async () => ['completed', 'failed'].includes(await page.getByTestId('task-status').textContent()),
+      10_000, 'the task finished on the open page');
+    assert.deepEqual(errors, []);
+  } finally {
+    if (paused) await store('resume');
+    await close();
+  }
 });
 
 test('draining from the page asks first, then drains the pipeline', async () => {

@@ -86,9 +86,30 @@ pub fn Task() -> impl IntoView {
                 .and_then(|s| s.trim_start_matches('#').parse::<u64>().ok())
         })
     };
-    // Reloaded after a retry or cancel from this page, to show its effect.
+    // Read again every four frames of the stream while the task can still change: it is
+    // in the pipeline, or an action from this page (a retry, a cancel) was sent within the
+    // last 20 frames. The second keeps the page true when the first read after the action
+    // comes before the runtime's tracker has applied it. A finished task is read once, and
+    // so is a stored run's.
+    let live = crate::live::use_live();
+    let stored = use_context::<super::TaskBase>().is_some_and(|b| !b.0.is_empty());
+    let shown = RwSignal::new(None::<ItemStatus>);
+    let acted = Memo::new(move |prev: Option<&Option<u64>>| {
+        crate::control::actions_sent();
+        prev.map(|_| live.received.get_untracked())
+    });
+    let tick = Memo::new(move |prev: Option<&u64>| {
+        let frame = live.received.get();
+        let moving = !stored
+            && (shown.get().is_none_or(|s| !s.is_terminal())
+                || acted.get().is_some_and(|at| frame < at + 20));
+        match prev {
+            Some(p) if !moving => *p,
+            _ => frame / 4,
+        }
+    });
     let detail = Resource::new(
-        move || (id(), crate::control::actions_sent()),
+        move || (id(), tick.get()),
         |(id, _)| async move {
             match id {
                 Some(id) => fetch_task(id).await.map(|d| d.ok_or(id)),
@@ -96,10 +117,16 @@ pub fn Task() -> impl IntoView {
             }
         },
     );
+    Effect::new(move || {
+        if let Some(Ok(Ok(d))) = detail.get() {
+            shown.set(Some(d.detail.status));
+        }
+    });
     view! {
         <section class="task">
             <p><a href=crate::scope::href("/tasks")>"← All tasks"</a></p>
-            <Suspense fallback=|| view! { <p class="muted">"Loading the task…"</p> }>
+            // A transition: a re-read keeps the page as it is until the new read arrives.
+            <Transition fallback=|| view! { <p class="muted">"Loading the task…"</p> }>
                 {move || detail.get().map(|r| match r {
                     Ok(Ok(d)) => view! { <Detail d/> }.into_any(),
                     Ok(Err(id)) => {
@@ -118,7 +145,7 @@ pub fn Task() -> impl IntoView {
                     }
                     Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                 })}
-            </Suspense>
+            </Transition>
         </section>
     }
 }
