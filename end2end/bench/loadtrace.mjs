@@ -11,6 +11,7 @@
 //   IDLE=1   pause every stage once the items are retained, so the server is idle and
 //            the figures are the page's own, not those of a core shared with the server
 //   XARGS='--js-flags=--no-wasm-lazy-compilation'   more Chromium flags, to compare
+//   REFRESH=100   the stream's refresh in ms (250, the default, unless given)
 import { launch } from '../lib/browser.mjs';
 import { startServer } from '../lib/server.mjs';
 
@@ -20,7 +21,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const paths = process.argv.length > 2 ? process.argv.slice(2) : ['/', '/workers', '/tasks', '/errors', '/metrics'];
 const ms = (us) => Math.round(us / 1000);
 
-const server = await startServer(['11000', '0'], { bin, name: 'paint', env: { FLOWDECK_REFRESH_MS: '250' } });
+const server = await startServer(['11000', '0'], { bin, name: 'paint', env: { FLOWDECK_REFRESH_MS: process.env.REFRESH ?? '250' } });
 const browser = await launch(process.env.XARGS ? process.env.XARGS.split(' ') : []);
 try {
   const end = Date.now() + 120_000;

@@ -42,3 +42,21 @@ export async function eventually(fn, ms = 10_000, what = 'condition') {
 export async function hydrated(page, ms = 15_000) {
   await page.waitForSelector('html[data-hydrated]', { timeout: ms });
 }
+
+// Clicks Retry on a failed task's open page (`base`: the server's URL) and waits for both
+// ends of it: the control log's entry (the click reached the API; the entry says whether
+// it was taken), then the page showing it without a reload: the task back in the pipeline
+// or done, or (the demo fails some at random) failed again with the retry's steps added
+// to its history. Answers the control log's entry.
+export async function retryOnPage(page, base, id) {
+  const steps = await page.locator('ol.history li').count();
+  await page.getByTestId('task-retry').click();
+  const entry = await eventually(async () => {
+    const audit = await (await fetch(`${base}/api/v1/audit`)).json();
+    return audit.find((a) => a.action === 'retry' && a.target === String(id));
+  }, 10_000, 'the retry in the control log');
+  if (entry.outcome !== 'ok') return entry;
+  await eventually(async () => (await page.getByTestId('task-status').textContent()) !== 'failed'
+    || (await page.locator('ol.history li').count()) > steps, 10_000, 'the retry shown on the page');
+  return entry;
+}

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, retryOnPage } from '../lib/browser.mjs';
 
 let server;
 let readonly;
@@ -75,15 +75,10 @@ test('a failed task is retried from its page', async () => {
   await page.goto(`${server.url}/tasks/${failed}`);
   await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
   assert.equal(await page.getByTestId('task-status').textContent(), 'failed');
-  const steps = await page.locator('ol.history li').count();
-  await page.getByTestId('task-retry').click();
-  // The page reads the task again until the retry shows, however late the tracker applies
-  // it: back in the pipeline or done, or (one store write in a hundred is refused) failed
-  // again, with the retry's steps in its history.
-  await eventually(async () => (await page.getByTestId('task-status').textContent()) !== 'failed'
-    || (await page.locator('ol.history li').count()) > steps, 10_000, 'the task back in the pipeline');
+  const entry = await retryOnPage(page, server.url, failed);
+  assert.equal(entry.outcome, 'ok');
   const audit = await (await fetch(`${server.url}/api/v1/audit`)).json();
-  assert.deepEqual(audit.at(-1), { ...audit.at(-1), action: 'retry', target: String(failed), outcome: 'ok' });
+  assert.deepEqual(audit.at(-1), entry, 'the last action');
   assert.deepEqual(errors, []);
   await close();
 });
@@ -96,7 +91,12 @@ test('a task page follows its task as it moves, without a reload', async () => {
   assert.equal((await store('pause')).status, 200);
   let paused = true;
   try {
-    // Held in the paused stage's queue: it cannot move until the stage resumes.
+    // Every store worker paused: each has finished its item and sent its events, so what
+    // the tracker shows queued at the store now stays there until the stage resumes.
+    await eventually(async () => {
+      const { snapshot } = await (await fetch(`${server.url}/api/view`)).json();
+      return snapshot.stages.find((st) => st.name === 'store').workers.every((w) => w.state === 'paused');
+    }, 20_000, 'every store worker paused');
     const held = await eventually(async () => {
       const r = await (await fetch(`${server.url}/api/v1/tasks?status=queued&stage=store&limit=10`)).json();
       return r.items[0]?.id;

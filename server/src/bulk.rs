@@ -33,6 +33,16 @@ pub enum SelectionError {
     Filter(#[from] FilterError),
 }
 
+impl SelectionError {
+    /// `name` is not one of `stages`: the message lists them, for whoever typed it.
+    pub fn unknown_stage(name: &str, stages: &[String]) -> Self {
+        SelectionError::UnknownStage {
+            name: name.to_owned(),
+            stages: stages.join(", "),
+        }
+    }
+}
+
 impl Selection {
     pub fn new(
         pipeline: &PipelineHandle,
@@ -42,16 +52,11 @@ impl Selection {
     ) -> Result<Self, SelectionError> {
         let stages = pipeline.stage_names().to_vec();
         let stage_index = match stage {
-            Some(name) => {
-                Some(
-                    pipeline
-                        .stage_index(name)
-                        .map_err(|_| SelectionError::UnknownStage {
-                            name: name.to_owned(),
-                            stages: stages.join(", "),
-                        })?,
-                )
-            }
+            Some(name) => Some(
+                pipeline
+                    .stage_index(name)
+                    .map_err(|_| SelectionError::unknown_stage(name, &stages))?,
+            ),
             None => None,
         };
         let filter = TaskFilter::parse(q.unwrap_or_default(), &stages)?;

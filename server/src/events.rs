@@ -89,10 +89,9 @@ impl Params {
             )));
         }
         if let Some(name) = p.stage.as_ref().filter(|n| !stages.contains(n)) {
-            return Err(ApiError::BadRequest(format!(
-                "no stage named {name:?}; the stages are {}",
-                stages.join(", ")
-            )));
+            return Err(ApiError::BadRequest(
+                crate::bulk::SelectionError::unknown_stage(name, stages).to_string(),
+            ));
         }
         if let Some(q) = &p.q {
             TaskFilter::parse(q, stages).map_err(|e| ApiError::BadRequest(e.to_string()))?;

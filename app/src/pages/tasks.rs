@@ -149,9 +149,20 @@ pub fn Tasks() -> impl IntoView {
     });
     // The newest window the stream sent; until the stream is open (rendered on the server
     // and hydrated), the one the first picture's rows give, computed the same way.
+    // Parsed once per window the stream sends, not at every frame (4 a second, most of
+    // them without a new window): the text last parsed is kept beside what it gave.
+    let parsed = StoredValue::new((String::new(), None::<Window>));
     let window = Memo::new(move |_| {
-        let sent =
-            live.with_window(|json| json.and_then(|j| serde_json::from_str::<Window>(j).ok()));
+        let sent = live.with_window(|json| {
+            let json = json?;
+            parsed.update_value(|(text, w)| {
+                if text != json {
+                    *w = serde_json::from_str::<Window>(json).ok();
+                    json.clone_into(text);
+                }
+            });
+            parsed.with_value(|(_, w)| w.clone())
+        });
         let streaming = live.connection.get_untracked() != crate::live::Connection::Static;
         sent.or_else(|| {
             if streaming {
