@@ -74,10 +74,17 @@ const sampled = (id, fraction) =>
 
 test("a sampled item's page shows what the pipeline made of it", async () => {
   const { page, errors, close } = await watchedPage(browser);
+  // Settled: every stage it passed has reported its end. A worker sends its events in
+  // batches (within 50 ms), so an item can finish at the store before the enrich worker's
+  // completion (which carries the input it kept) has reached the tracker.
   const id = await eventually(async () => {
     const r = await (await fetch(`${server.url}/api/v1/tasks?status=completed&limit=1000`)).json();
-    return r.items.find((t) => t.stage === 3 && sampled(t.id, 0.01))?.id;
-  }, 30_000, 'a completed item in the 1% sample');
+    for (const t of r.items.filter((t) => t.stage === 3 && sampled(t.id, 0.01))) {
+      const { detail } = await (await fetch(`${server.url}/api/v1/tasks/${t.id}`)).json();
+      if (detail.visits.every((v) => v.outcome === 'completed')) return t.id;
+    }
+    return undefined;
+  }, 30_000, 'a completed item in the 1% sample, settled');
   await page.goto(`${server.url}/tasks/${id}`);
   const output = page.getByTestId('task-output');
   await output.waitFor();
