@@ -14,7 +14,12 @@ function eventSniffer(found) {
   let pending = Buffer.alloc(0);
   let remaining = -1; // bytes left in the current chunk; -1 while reading a size line
   let text = '';
+  // Set at the end of the first response: later responses on the same kept-alive
+  // connection are not read (a size line of theirs would not parse, and a size that is
+  // not a number never ends the loop below).
+  let over = false;
   const body = (bytes) => {
+    if (over) return;
     if (!chunked) { decoder.write(bytes); return; }
     pending = Buffer.concat([pending, bytes]);
     for (;;) {
@@ -26,7 +31,7 @@ function eventSniffer(found) {
         // An empty line is the CRLF that ends the chunk before.
         if (line.length === 0) continue;
         remaining = parseInt(line.toString('latin1'), 16);
-        if (!(remaining > 0)) return;
+        if (!(remaining > 0)) { over = true; return; }
       }
       if (pending.length === 0) return;
       const n = Math.min(remaining, pending.length);
