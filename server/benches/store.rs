@@ -40,6 +40,11 @@ impl FinishedSink for Sink {
     fn skipped(&self, n: u64) {
         self.0.shed(self.1, n);
     }
+    fn amended(&self, items: Vec<ItemDetail>) {
+        for item in items {
+            self.0.amend_item(self.1, item);
+        }
+    }
 }
 
 fn pipeline() -> Pipeline<u64, u64> {

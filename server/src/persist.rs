@@ -34,6 +34,12 @@ impl FinishedSink for Sink {
     fn skipped(&self, n: u64) {
         self.store.shed(self.run, n);
     }
+
+    fn amended(&self, items: Vec<ItemDetail>) {
+        for item in items {
+            self.store.amend_item(self.run, item);
+        }
+    }
 }
 
 /// How often a running run's snapshot is written: the resolution of its replay.

@@ -304,6 +304,16 @@ impl Store {
         }
     }
 
+    /// Updates a kept item's detail (events of it that arrived after it finished); an
+    /// item the store did not keep is not added. Never waits: with the writer that far
+    /// behind, the item keeps the detail it was first written with.
+    pub fn amend_item(&self, run: RunId, item: ItemDetail) {
+        let _ = self.0.tx.try_send(writer::Write::Amend {
+            run,
+            item: Box::new(item),
+        });
+    }
+
     /// Counts items not kept (the caller decided so through [`Store::wants`]).
     pub fn shed(&self, run: RunId, n: u64) {
         self.0.stats.shed.fetch_add(n, Ordering::Relaxed);

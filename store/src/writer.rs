@@ -27,6 +27,12 @@ pub(crate) enum Write {
         run: RunId,
         item: Box<ItemDetail>,
     },
+    /// A kept item's detail again, grown by events that came after it finished; an item
+    /// not kept stays so.
+    Amend {
+        run: RunId,
+        item: Box<ItemDetail>,
+    },
     Progress {
         run: RunId,
         snapshot: Box<Snapshot>,
@@ -326,6 +332,12 @@ fn apply(tx: &Transaction, w: &Write, counted: &mut Counted) -> Result<(), rusql
             *counted
                 .entry((*run, item.stage, item.status.as_str()))
                 .or_default() += 1;
+        }
+        Write::Amend { run, item } => {
+            // Its status and stage are those it was kept with (a late event does not
+            // move a finished item), so its counts stay as they are.
+            tx.prepare_cached("UPDATE items SET detail = ?3 WHERE run = ?1 AND id = ?2")?
+                .execute(params![run, item.id as i64, json(&**item)])?;
         }
         Write::Progress {
             run,

@@ -256,6 +256,22 @@ fn items_come_back_filtered_sorted_and_counted_exactly() {
     );
     assert_eq!(errors.by_stage, [0, 100]);
     assert_eq!(errors.recent[0].id, 1000);
+
+    // A kept item amended (a late batch closed a visit, added a note) reads as amended,
+    // in the counts it was in; an item never kept is not added by an amendment.
+    let mut late = item(31);
+    late.annotations.push(("source".into(), "late".into()));
+    store.amend_item(run, late.clone());
+    store.amend_item(run, item(5_000));
+    store.flush();
+    assert_eq!(store.item(run, 31).unwrap().unwrap(), late);
+    assert_eq!(store.item(run, 5_000).unwrap(), None);
+    let counts = store.status_counts(run, None, None).unwrap();
+    assert_eq!(
+        (counts.all, counts.completed, counts.failed),
+        (1000, 900, 100)
+    );
+    assert_eq!(store.runs(&RunQuery::default()).unwrap()[0].stored, 1000);
 }
 
 #[test]

@@ -37,6 +37,12 @@ pub trait FinishedSink: Send + Sync {
     fn finished(&self, items: Vec<ItemDetail>);
     /// Items that finished but were not wanted, or whose detail was no longer retained.
     fn skipped(&self, n: u64);
+    /// Items handed over before (to [`finished`](Self::finished), or skipped) that changed
+    /// since without leaving their status: each worker sends its events in batches, so a
+    /// stage's completion of an item (its visit's end, the input it kept, its annotations)
+    /// can arrive after the next stage's worker reported the item done. A sink updates
+    /// what it kept of these and keeps none it had not: a skipped item stays skipped.
+    fn amended(&self, items: Vec<ItemDetail>);
 }
 
 /// Counts for one stage, kept forever.
@@ -235,10 +241,10 @@ impl Tracker {
         let wanted = !callbacks.is_empty() || watched;
         let mut out = Vec::with_capacity(if wanted { batch.events.len() } else { 0 });
         let sink = self.sink.read().clone();
-        let (mut kept, mut skipped) = (Vec::new(), 0u64);
+        let (mut kept, mut amended, mut skipped) = (Vec::new(), Vec::new(), 0u64);
         {
             let mut st = self.state.lock();
-            let mut finished = Vec::new();
+            let (mut finished, mut late) = (Vec::new(), Vec::new());
             for folded in &batch.events {
                 let plain = folded.is_plain_completion();
                 let first = st.seq + 1;
@@ -246,7 +252,9 @@ impl Tracker {
                 let last = st.seq;
                 // Nearly every event: applied and counted without making its parts.
                 if plain {
-                    st.ring.apply_completion(folded, last);
+                    if st.ring.apply_completion(folded, last) && sink.is_some() {
+                        late.push(folded.item);
+                    }
                     st.count_completion(folded);
                     if !wanted && sink.is_none() {
                         continue;
@@ -265,8 +273,8 @@ impl Tracker {
                     n += 1;
                 }
                 let parts = &list[..n];
-                if !plain {
-                    st.ring.apply_parts(parts, last);
+                if !plain && st.ring.apply_parts(parts, last) && sink.is_some() {
+                    late.push(folded.item);
                 }
                 for (seq, &e) in (first..).zip(parts) {
                     if !plain {
@@ -292,7 +300,22 @@ impl Tracker {
                 if let Some(r) = st.ring.get_mut(note.item) {
                     r.annotate(note.key, note.value);
                     r.touch(seq);
+                    if sink.is_some() && r.status().is_terminal() {
+                        late.push(note.item);
+                    }
                 }
+            }
+            // Rare (a late batch), so this costs nothing in the common case. An item that
+            // also finished in this batch goes over once, finished, with everything.
+            if !late.is_empty() {
+                finished.sort_unstable();
+                late.sort_unstable();
+                late.dedup();
+                late.retain(|id| finished.binary_search(id).is_err());
+                amended = late
+                    .into_iter()
+                    .filter_map(|id| st.ring.get(id).map(ItemRecord::detail))
+                    .collect();
             }
             // After the notes: an item's annotations travel in the batch it finishes in.
             for id in finished {
@@ -304,6 +327,9 @@ impl Tracker {
         }
         if let Some(sink) = &sink {
             hand_over(sink.as_ref(), kept, skipped);
+            if !amended.is_empty() {
+                sink.amended(amended);
+            }
         }
         crate::events::recycle(batch.events);
         if !wanted || out.is_empty() {
@@ -900,6 +926,117 @@ mod tests {
             prop_assert_eq!(state(&fast), state(&general));
             prop_assert_eq!(state(&watched), state(&general));
         }
+    }
+
+    /// A sink that keeps what it is handed, and wants items while `wants` says so.
+    #[derive(Default)]
+    struct Kept {
+        wants: std::sync::atomic::AtomicBool,
+        finished: parking_lot::Mutex<Vec<ItemDetail>>,
+        amended: parking_lot::Mutex<Vec<ItemDetail>>,
+        skipped: std::sync::atomic::AtomicU64,
+    }
+
+    impl FinishedSink for Kept {
+        fn wants(&self, _: ItemStatus) -> bool {
+            self.wants.load(std::sync::atomic::Ordering::Relaxed)
+        }
+        fn finished(&self, items: Vec<ItemDetail>) {
+            self.finished.lock().extend(items);
+        }
+        fn skipped(&self, n: u64) {
+            self.skipped
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn amended(&self, items: Vec<ItemDetail>) {
+            self.amended.lock().extend(items);
+        }
+    }
+
+    /// Item `item` completed at `stage` at `at_us`, started there `took` earlier, moving
+    /// on to `next` or done.
+    fn completed(
+        item: ItemId,
+        stage: StageIndex,
+        at_us: u64,
+        next: Option<StageIndex>,
+    ) -> RawEvent {
+        event(
+            &(
+                (item, stage, at_us, 5, 1),
+                (Some(ItemStatus::Queued), next),
+                (next.is_none(), Some(ItemStatus::Running), Some(0)),
+            ),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_finished_item_changed_by_a_late_batch_goes_to_the_sink_again() {
+        let tracker = Tracker::new(2, 16);
+        let sink = Arc::new(Kept::default());
+        sink.wants.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracker.set_sink(sink.clone());
+        let batch =
+            |events: Vec<RawEvent>, notes: Vec<crate::events::Note>| Batch { events, notes };
+        let queued = |item| RawEvent {
+            kind: EventKind::Queued,
+            from: None,
+            began: None,
+            next: None,
+            last: false,
+            ..completed(item, 0, 1, None)
+        };
+        tracker.apply(batch((1..4).map(queued).collect(), Vec::new()));
+        // Item 1 done at stage 1 (the second worker's batch arrives first), then its
+        // completion at stage 0, then a note from stage 0's task.
+        tracker.apply(batch(vec![completed(1, 1, 30, None)], Vec::new()));
+        let first = sink.finished.lock().clone();
+        assert_eq!(first.len(), 1);
+        let open = |d: &ItemDetail| d.visits.iter().filter(|v| v.outcome.is_none()).count();
+        assert_eq!(
+            open(&first[0]),
+            1,
+            "stage 0's visit is still open: {first:?}"
+        );
+        assert!(sink.amended.lock().is_empty());
+        tracker.apply(batch(vec![completed(1, 0, 10, Some(1))], Vec::new()));
+        let amended = sink.amended.lock().clone();
+        assert_eq!(amended.len(), 1, "{amended:?}");
+        assert_eq!(amended[0].status, ItemStatus::Completed);
+        assert_eq!(amended[0].stage, 1);
+        assert_eq!(open(&amended[0]), 0, "{amended:?}");
+        let note = crate::events::Note {
+            item: 1,
+            key: "source".into(),
+            value: flowdeck_protocol::Value::from("late"),
+        };
+        tracker.apply(batch(Vec::new(), vec![note]));
+        let amended = sink.amended.lock().clone();
+        assert_eq!(amended.len(), 2);
+        assert_eq!(
+            amended[1].annotations,
+            vec![("source".into(), flowdeck_protocol::Value::from("late"))]
+        );
+        // Finished once, and not handed over as finished again.
+        assert_eq!(sink.finished.lock().len(), 1);
+
+        // An item that finishes and is changed by an earlier stage in one batch goes over
+        // once, finished, whole.
+        tracker.apply(batch(
+            vec![completed(2, 1, 30, None), completed(2, 0, 10, Some(1))],
+            Vec::new(),
+        ));
+        let finished = sink.finished.lock().clone();
+        assert_eq!(finished.len(), 2);
+        assert_eq!(open(&finished[1]), 0, "{finished:?}");
+        assert_eq!(sink.amended.lock().len(), 2);
+
+        // An item still on its way is not handed over when an older event arrives.
+        tracker.apply(batch(vec![completed(3, 0, 10, Some(1))], Vec::new()));
+        tracker.apply(batch(vec![completed(3, 0, 5, Some(1))], Vec::new()));
+        assert_eq!(sink.amended.lock().len(), 2);
+        assert_eq!(sink.finished.lock().len(), 2);
     }
 
     fn detail(id: ItemId, status: ItemStatus) -> ItemDetail {

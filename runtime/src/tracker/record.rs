@@ -656,25 +656,28 @@ impl Ring {
     /// Applies an event (the tracker's `seq`-th), creating the record if this is the
     /// newest item for its slot.
     #[cfg(test)]
-    pub(crate) fn apply(&mut self, e: &RawEvent, seq: u64) {
-        self.apply_parts(&[e], seq);
+    pub(crate) fn apply(&mut self, e: &RawEvent, seq: u64) -> bool {
+        self.apply_parts(&[e], seq)
     }
 
     /// Applies the events of one item, in order (the parts of a folded event, the last
     /// of them the tracker's `seq`-th), finding its record once; creates the record if
-    /// this is the newest item for its slot.
-    pub(crate) fn apply_parts(&mut self, parts: &[&RawEvent], seq: u64) {
-        let Some(e) = parts.first() else { return };
+    /// this is the newest item for its slot. True if the item had finished before and
+    /// still has: the events came late (see [`ItemRecord::apply_completion`]).
+    pub(crate) fn apply_parts(&mut self, parts: &[&RawEvent], seq: u64) -> bool {
+        let Some(e) = parts.first() else { return false };
         let Some(i) = self.record_for(e.item, e.at_us, e.stage) else {
-            return;
+            return false;
         };
         let Some(r) = self.slots[i].as_mut() else {
-            return;
+            return false;
         };
+        let finished = r.status.is_terminal();
         for part in parts {
             r.apply(part, &self.depths);
         }
         r.changed = seq;
+        let late = finished && r.status.is_terminal();
         for part in parts {
             for (p, output) in [(part.input(), false), (part.output(), true)] {
                 let Some(p) = p else { continue };
@@ -686,18 +689,23 @@ impl Ring {
                 }
             }
         }
+        late
     }
 
     /// Applies a completion with nothing boxed in it, and the parts folded in it, as
-    /// [`Ring::apply_parts`] would ([`ItemRecord::apply_completion`]).
-    pub(crate) fn apply_completion(&mut self, e: &RawEvent, seq: u64) {
+    /// [`Ring::apply_parts`] would ([`ItemRecord::apply_completion`]), and says the same:
+    /// whether it came after the item had finished.
+    pub(crate) fn apply_completion(&mut self, e: &RawEvent, seq: u64) -> bool {
         let Some(i) = self.record_for(e.item, e.first_at_us(), e.stage) else {
-            return;
+            return false;
         };
-        if let Some(r) = self.slots[i].as_mut() {
-            r.apply_completion(e, &self.depths);
-            r.changed = seq;
-        }
+        let Some(r) = self.slots[i].as_mut() else {
+            return false;
+        };
+        let finished = r.status.is_terminal();
+        r.apply_completion(e, &self.depths);
+        r.changed = seq;
+        finished && r.status.is_terminal()
     }
 
     /// The slot holding `item`'s record, made (from an event at `at_us` at `stage`) if
