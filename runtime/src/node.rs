@@ -442,28 +442,41 @@ where
         let tx = self.input_tx.upgrade();
         let stage = self.index;
         let now = self.env.clock.now_us();
-        Box::pin(async move {
-            let value = value.ok_or(ControlError::InputGone(id))?;
-            let tx = tx.ok_or(ControlError::Finished)?;
-            let mut buf = EventBuf::new(tracker);
-            let here = Subject {
-                item: id,
-                stage,
-                worker: None,
-            };
-            buf.push(here.event(EventKind::Queued, Some(ItemStatus::Failed), now))
-                .await;
-            buf.flush().await;
-            // Its groups let it go when it failed: it comes back on its own.
-            tx.send(Envelope {
-                id,
-                value,
-                enqueued_us: now,
-                groups: Default::default(),
-            })
-            .await
-            .map_err(|_| ControlError::Finished)
-        })
+        // Taken out of the kept failures, the input is in this retry's hands alone: the
+        // send runs in a task of its own, so a caller that stops waiting (a request's
+        // deadline, on a stage whose queue stays full) leaves it to finish, not an item
+        // the tracker shows queued that no queue holds.
+        let sent = match (value, tx) {
+            (None, _) => Err(ControlError::InputGone(id)),
+            (Some(_), None) => Err(ControlError::Finished),
+            (Some(value), Some(tx)) => Ok(self.env.tasks.spawn(async move {
+                let mut buf = EventBuf::new(tracker);
+                let here = Subject {
+                    item: id,
+                    stage,
+                    worker: None,
+                };
+                buf.push(here.event(EventKind::Queued, Some(ItemStatus::Failed), now))
+                    .await;
+                buf.flush().await;
+                // Its groups let it go when it failed: it comes back on its own.
+                let envelope = Envelope {
+                    id,
+                    value,
+                    enqueued_us: now,
+                    groups: Default::default(),
+                };
+                if tx.send(envelope).await.is_ok() {
+                    return Ok(());
+                }
+                // The run ended first: cancelled, not left queued for good.
+                buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), now))
+                    .await;
+                buf.flush().await;
+                Err(ControlError::Finished)
+            })),
+        };
+        Box::pin(async move { sent?.await.unwrap_or(Err(ControlError::Finished)) })
     }
 
     fn retry_many(

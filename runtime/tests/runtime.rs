@@ -384,6 +384,68 @@ async fn a_failed_item_can_be_retried_from_the_handle() {
     assert_eq!((stats.completed, stats.failed), (1, 0));
 }
 
+/// Waits (at most 30 s, polling) until `item` is in `status`.
+async fn until_status(h: &flowdeck_runtime::PipelineHandle, item: u64, status: ItemStatus) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while h.tracker().status(item) != Some(status) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "item {item} never {status:?}: {:?}",
+            h.tracker().status(item)
+        )
+    });
+}
+
+#[tokio::test]
+async fn a_retry_whose_caller_stops_waiting_for_queue_room_still_goes_through() {
+    // Item 0 fails; items 1 and 2 hold the only worker and fill the queue of one, so the
+    // retry waits for room. Its caller gives up (a request's deadline): the retry goes on.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (g, once) = (gate.clone(), Arc::new(AtomicU32::new(1)));
+    let running = Line::<u32>::new("retry-gives-up")
+        .stage(
+            Stage::map("work", move |n: u32, _cx| {
+                let (g, once) = (g.clone(), once.clone());
+                async move {
+                    if n == 0 && once.swap(0, Ordering::SeqCst) == 1 {
+                        return Err("down".to_string());
+                    }
+                    let _pass = g.acquire().await.unwrap();
+                    Ok(n)
+                }
+            })
+            .queue(1),
+        )
+        .build()
+        .unwrap()
+        .start();
+    let h = running.handle.clone();
+    let failed = running.input.send(0).await.unwrap();
+    until_status(&h, failed, ItemStatus::Failed).await;
+    let held = running.input.send(1).await.unwrap();
+    until_status(&h, held, ItemStatus::Running).await;
+    let waiting = running.input.send(2).await.unwrap();
+    until_status(&h, waiting, ItemStatus::Queued).await;
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), h.retry(failed)).await;
+    assert!(gave_up.is_err(), "the queue had room: {gave_up:?}");
+    gate.add_permits(3);
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        let next = tokio::time::timeout(Duration::from_secs(30), running.outputs.recv());
+        out.push(next.await.expect("an item never came out").unwrap());
+    }
+    out.sort_unstable();
+    assert_eq!(out, [0, 1, 2], "the retried item came out");
+    drop(running.input);
+    h.wait().await;
+    let stats = h.tracker().stats();
+    assert_eq!((stats.completed, stats.failed, stats.queued), (3, 0, 0));
+}
+
 #[tokio::test]
 async fn a_failure_older_than_the_retention_can_still_be_retried() {
     // Retention 10: the first failure's detail is long gone when it is retried, but its
