@@ -1,17 +1,18 @@
-// Counts completed items whose record does not yet have every stage it passed closed
-// (run on demand):
+// Counts completed items whose record does not have every stage it passed closed, live
+// and in the run store (run on demand):
 //   cargo build --release -p flowdeck   # repository root, or scripts/build.sh
 //   FLOWDECK_BIN=../target/release/flowdeck node bench/visits.mjs [seconds] [demo rate]
 //
 // Runs the demo (at 600 documents a second by default its enrich stage is saturated:
 // eight workers on model calls of 20-180 ms), waits, then reads every completed item of
 // the newest 1,000 through the API and counts those whose enrich visit has no outcome,
-// printing their visits and history. On 2026-12-04 0-3 of about 700 were, always among
-// the newest: each worker sends its events in batches (within 50 ms), so the store's
-// worker can report an item finished before the enrich worker's batch with its
-// completion arrives. Traced with counters at both ends: no event is lost, the record
-// is whole once that batch lands. What stays wrong is what was handed on at the finish:
-// the run store's copy of such an item (`FinishedSink`) keeps the open visit.
+// printing their visits and history. Each worker sends its events in batches (within
+// 50 ms), so the store's worker can report an item finished before the enrich worker's
+// batch with its completion arrives: 0-3 of about 700 read live show it (no event is
+// lost; the record is whole once that batch lands). Two seconds later the same items are
+// read from the run store: its copy must be whole too. Before the tracker handed such
+// late changes to the store (`FinishedSink::amended`), the stored copy kept the open
+// visit for good.
 import { startServer } from '../lib/server.mjs';
 
 const seconds = Number(process.argv[2] ?? 60);
@@ -22,7 +23,9 @@ try {
   const r = await (await fetch(`${server.url}/api/v1/tasks?status=completed&limit=1000`)).json();
   let ok = 0;
   let open = 0;
+  const ids = [];
   for (const t of r.items.filter((t) => t.stage === 3)) {
+    ids.push(t.id);
     const { detail, stage_names: names } = await (await fetch(`${server.url}/api/v1/tasks/${t.id}`)).json();
     const enrich = detail.visits.find((v) => names[v.stage] === 'enrich');
     if (enrich?.outcome === 'completed') {
@@ -34,7 +37,28 @@ try {
     const history = detail.history.map((e) => `${e.kind}@${names[e.stage]}#${e.attempt} ${e.at_us}`);
     console.log(`item ${t.id}: ${visits.join(', ')} | ${history.join(', ')}`);
   }
-  console.log(`${ok + open} completed items read: ${ok} with every visit closed, ${open} with enrich open`);
+  console.log(`${ok + open} completed items read live: ${ok} with every visit closed, ${open} with enrich open`);
+  await new Promise((r) => setTimeout(r, 2000));
+  const runs = await (await fetch(`${server.url}/api/v1/runs`)).json();
+  const run = runs[0].id;
+  let stored = 0;
+  let storedOpen = 0;
+  let notStored = 0;
+  for (const id of ids) {
+    const res = await fetch(`${server.url}/api/v1/runs/${run}/tasks/${id}`);
+    if (res.status === 404) {
+      notStored += 1;
+      continue;
+    }
+    const { detail, stage_names: names } = await res.json();
+    stored += 1;
+    const enrich = detail.visits.find((v) => names[v.stage] === 'enrich');
+    if (enrich?.outcome !== 'completed') {
+      storedOpen += 1;
+      console.log(`stored item ${id}: enrich ${enrich?.outcome ?? 'open'}`);
+    }
+  }
+  console.log(`the same items in the run store: ${stored} read, ${storedOpen} with enrich open, ${notStored} not stored`);
 } finally {
   await server.stop();
 }

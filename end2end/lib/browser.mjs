@@ -36,6 +36,13 @@ export async function eventually(fn, ms = 10_000, what = 'condition') {
   throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
 
+// Waits until the page's live badge (the first `role=status`, the header's) says "live":
+// its stream is connected and a frame has arrived.
+export async function untilLive(page, ms = 10_000, what = 'live') {
+  const badge = page.getByRole('status').first();
+  await eventually(async () => (await badge.textContent()) === 'live', ms, what);
+}
+
 // Waits until the app has hydrated the page (`<html data-hydrated>`). A page other than
 // the overview hydrates once its own wasm module has arrived; a click, a check or a choice
 // made before that lands on server-rendered HTML with no handlers and is lost.

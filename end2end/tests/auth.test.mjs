@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, untilLive } from '../lib/browser.mjs';
 
 /// A password hash made by the binary under test, as a user would make one.
 function hash(password) {
@@ -51,7 +51,7 @@ async function signIn(page, path, user, password) {
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${server.url}${path}`);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
 }
 
 test('a viewer watches live but gets no controls', async () => {

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually, retryOnPage } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, retryOnPage, untilLive } from '../lib/browser.mjs';
 
 let server;
 let readonly;
@@ -23,7 +23,7 @@ after(async () => {
 test('a stage paused from the page shows as paused, then resumes', async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/workers`);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   const stage = page.locator('.stage-workers[data-stage="enrich"]');
   await page.getByTestId('pause-enrich').click();
   await eventually(async () => (await stage.locator('h2 .tag').count()) === 1, 5_000, 'the paused tag');
@@ -52,7 +52,7 @@ test('a stage paused from the page shows as paused, then resumes', async () => {
 test('a readonly dashboard shows no controls and refuses them', async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${readonly.url}/workers`);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   assert.equal(await page.locator('.stage-workers').count(), 4);
   assert.equal(await page.getByTestId('pause-enrich').count(), 0);
   const res = await fetch(`${readonly.url}/api/v1/stages/enrich/pause`, {
@@ -73,7 +73,7 @@ test('a failed task is retried from its page', async () => {
     return r.items.find((t) => t.error?.kind !== 'Empty')?.id;
   }, 20_000, 'a failed task that a retry can fix');
   await page.goto(`${server.url}/tasks/${failed}`);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   assert.equal(await page.getByTestId('task-status').textContent(), 'failed');
   const entry = await retryOnPage(page, server.url, failed);
   assert.equal(entry.outcome, 'ok');
@@ -102,7 +102,7 @@ test('a task page follows its task as it moves, without a reload', async () => {
       return r.items[0]?.id;
     }, 20_000, 'a task queued at the paused store');
     await page.goto(`${server.url}/tasks/${held}`);
-    await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+    await untilLive(page);
     assert.equal(await page.getByTestId('task-status').textContent(), 'queued');
     // Still queued a few frames later: the page reads it again and it has not moved.
     await page.waitForTimeout(1_000);
@@ -121,7 +121,7 @@ test('a task page follows its task as it moves, without a reload', async () => {
 test('draining from the page asks first, then drains the pipeline', async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/workers`);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   // Declined: nothing happens.
   page.once('dialog', (d) => d.dismiss());
   await page.getByTestId('pipeline-drain').click();

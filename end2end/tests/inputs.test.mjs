@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually, retryOnPage } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, retryOnPage, untilLive } from '../lib/browser.mjs';
 
 let server;
 let browser;
@@ -27,7 +27,7 @@ test("a failed item's page shows its input, masked, beside its error, and retrie
     return r.items.find((t) => t.error?.kind === 'StoreRejected');
   }, 30_000, 'a write the store refused');
   await page.goto(`${server.url}/tasks/${failed.id}`);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
 
   const input = page.getByTestId('task-input').filter({ has: page.getByTestId('input-error') });
   assert.equal(await input.count(), 1, 'the input the item failed on');

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, untilLive } from '../lib/browser.mjs';
 
 let server;
 let browser;
@@ -32,7 +32,7 @@ test('after hydration the numbers move without a reload, over one stream', async
   page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/events') streams.push(r.url()); });
   await page.goto(server.url);
   await page.evaluate(() => { window.__sameDocument = true; });
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'the stream to go live');
+  await untilLive(page, 10_000, 'the stream to go live');
   const read = () => page.getByTestId('total-submitted').locator('.card-value').textContent();
   const before = await read();
   await eventually(async () => (await read()) !== before, 10_000, 'the submitted count to change');
@@ -48,7 +48,7 @@ test('the task list subscribes to the window of rows it shows, moved as it scrol
   const streams = [];
   page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/events') streams.push(new URL(r.url())); });
   await page.goto(server.url);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   assert.deepEqual(streams.map((u) => u.searchParams.get('rows')), ['none']);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Tasks', exact: true }).click();
   // The stream reopens for the top of the list, resuming where the page was (`last`):
@@ -85,7 +85,7 @@ test('the task list subscribes to the window of rows it shows, moved as it scrol
 test('the pause button works and freezes the view', async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(server.url);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   const button = page.getByRole('button', { name: 'Pause updates' });
   await button.click();
   const resume = page.getByRole('button', { name: 'Resume updates' });

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
 import { startProxy } from '../lib/proxy.mjs';
-import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, untilLive } from '../lib/browser.mjs';
 
 let server;
 let browser;
@@ -18,8 +18,6 @@ after(async () => {
   await server?.stop();
 });
 
-const isLive = (page) => async () => (await page.getByRole('status').textContent()) === 'live';
-
 for (const [path, heading] of [
   ['/', 'Overview'], ['/workers', 'Workers'], ['/tasks', 'Tasks'],
   ['/errors', 'Errors'], ['/streaming', 'Streaming'],
@@ -29,7 +27,7 @@ for (const [path, heading] of [
     const response = await page.goto(server.url + path);
     assert.equal(response.status(), 200);
     assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), heading);
-    await eventually(isLive(page), 10_000, `${path} to go live`);
+    await untilLive(page, 10_000, `${path} to go live`);
     await page.waitForTimeout(500);
     assert.deepEqual(errors, []);
     await close();
@@ -47,7 +45,7 @@ test('the workers page lists every worker of every stage', async () => {
 test('the tasks list moves live and its filters work', async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/tasks`);
-  await eventually(isLive(page), 10_000, 'live');
+  await untilLive(page);
   const all = () => page.getByTestId('tab-all').locator('.count').textContent();
   const before = await all();
   await eventually(async () => (await all()) !== before, 10_000, 'the item count to move');
@@ -81,7 +79,7 @@ test('the tasks list moves live and its filters work', async () => {
 test('the task list draws only what is visible', async () => {
   const { page, close } = await watchedPage(browser);
   await page.goto(`${server.url}/tasks`);
-  await eventually(isLive(page), 10_000, 'live');
+  await untilLive(page);
   await eventually(async () => Number((await page.getByTestId('tab-all').locator('.count').textContent()).replace(/,/g, '')) > 200,
     20_000, 'more than 200 items');
   const rows = await page.getByTestId('task-row').count();
@@ -97,7 +95,7 @@ test('the task list draws only what is visible', async () => {
 test("a task's page shows its provenance, with links", async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/tasks`);
-  await eventually(isLive(page), 10_000, 'live');
+  await untilLive(page);
   // Sections at the store stage were split from a document: they have a parent.
   await page.getByTestId('stage-filter').selectOption({ label: 'store' });
   await eventually(async () => (await page.getByTestId('task-row').count()) > 0, 10_000, 'a row at store');
@@ -129,11 +127,11 @@ test('a cut stream reconnects with Last-Event-ID and catches up', async () => {
   const proxy = await startProxy(server.url);
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(proxy.url);
-  await eventually(isLive(page), 10_000, 'live');
+  await untilLive(page);
   await page.waitForTimeout(500);
   proxy.cut();
   await eventually(async () => (await page.getByRole('status').textContent()) === 'reconnecting', 5_000, 'the page to notice');
-  await eventually(isLive(page), 15_000, 'the page to reconnect');
+  await untilLive(page, 15_000, 'the page to reconnect');
   const resumed = proxy.requests.filter((r) => r.path.split('?')[0] === '/api/events' && r.lastEventId);
   assert.ok(resumed.length >= 1, 'the browser resumed with Last-Event-ID');
   await eventually(async () => resumed[0].firstEvent !== null, 5_000, 'a frame after resuming');
@@ -153,7 +151,7 @@ test('the first load fetches only the main wasm module; a page\'s module comes w
   page.on('request', (r) => { if (r.url().endsWith('.wasm')) wasm.push(new URL(r.url()).pathname.split('/').pop()); });
   await page.goto(`${server.url}/`);
   await page.waitForSelector('html[data-hydrated]', { timeout: 10_000 });
-  await eventually(isLive(page), 10_000, 'the overview to go live');
+  await untilLive(page, 10_000, 'the overview to go live');
   await page.waitForTimeout(500);
   assert.deepEqual(wasm, ['flowdeck.wasm'], 'the overview needs no page module');
   // Client-side navigation to the workers page loads its module, then renders it live.

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually, hydrated } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, hydrated, untilLive } from '../lib/browser.mjs';
 
 let server;
 let browser;
@@ -62,7 +62,7 @@ test('the list shows both pipelines, sorted by the server, each count linking to
 test("a pipeline's pages stream its run, and its controls reach it alone", async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/p/${SECOND}/workers`);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   // The live stream is the second pipeline's: the workers page counts what its API counts.
   const stage = page.locator('.stage-workers[data-stage="enrich"]');
   await page.getByTestId('pause-enrich').click();

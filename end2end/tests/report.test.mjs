@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually, hydrated } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, hydrated, untilLive } from '../lib/browser.mjs';
 
 const TOKEN = 'end-to-end-ingest-token';
 const skip = !process.env.REPORT_BIN;
@@ -55,14 +55,14 @@ test('two reporting processes are listed, live, and take a control pressed here'
 
   await page.getByTestId('pipeline-row').first().getByTestId('pipeline-link').click();
   await page.waitForURL(/\/p\/billing\/$/);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   // Counts move as the other process reports.
   const completed = async () => Number((await page.getByTestId('total-completed').locator('.card-value').textContent()).replace(/,/g, ''));
   const first = await completed();
   await eventually(async () => (await completed()) > first, 10_000, 'the counts moving');
 
   await page.goto(`${server.url}/p/billing/workers`);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   // The reporting process's CPU and memory, sent with its batches.
   await eventually(async () => /CPU \d+% of a core .*memory [\d.]+ MiB/
     .test(await page.getByTestId('resources').textContent()), 10_000, 'the reporter\'s resources');

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, untilLive } from '../lib/browser.mjs';
 
 const bin = process.env.STANDALONE_BIN;
 let server;
@@ -24,7 +24,7 @@ test("the user's page is in the navigation, hydrates and counts live", async () 
   await page.goto(server.url);
   await page.getByRole('link', { name: 'Orders' }).click();
   await page.waitForURL(/\/pages\/orders$/);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 15_000, 'live');
+  await untilLive(page, 15_000, 'live');
   const value = page.getByTestId('widget-metric').getByTestId('metric-value');
   const first = await value.textContent();
   await eventually(async () => (await value.textContent()) !== first, 15_000, 'the metric to move');

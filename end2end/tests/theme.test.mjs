@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+import { launch, watchedPage, untilLive } from '../lib/browser.mjs';
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -26,7 +26,7 @@ const background = (page) => page.evaluate(() => getComputedStyle(document.body)
 test('the theme toggle changes the colours and is remembered', async () => {
   const { page, errors, close } = await watchedPage(browser, { colorScheme: 'dark' });
   await page.goto(server.url);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   const toggle = page.getByTestId('theme-toggle');
   assert.equal(await toggle.textContent(), 'Theme: system');
   assert.equal(await background(page), 'rgb(15, 20, 25)', 'system follows the dark OS setting');
@@ -55,7 +55,7 @@ for (const scheme of ['light', 'dark']) {
     const { page, close } = await watchedPage(browser, { colorScheme: scheme, bypassCSP: true });
     for (const path of ['/', '/workers', '/tasks', '/errors', '/streaming', '/logs', '/metrics', '/pages/model', '/pipelines']) {
       await page.goto(`${server.url}${path}`);
-      await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+      await untilLive(page);
       await page.addScriptTag({ content: axeSource });
       const found = await page.evaluate(async () => {
         const r = await window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] });

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, untilLive } from '../lib/browser.mjs';
 
 let server;
 let browser;
@@ -36,7 +36,7 @@ const post = (path) => fetch(`${server.url}${path}`, {
 test('a warning appears on the overview while a stage starves, and clears once it is resumed', async () => {
   const { page, errors, close } = await watchedPage(browser);
   await page.goto(`${server.url}/`);
-  await eventually(async () => (await page.getByRole('status').textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   assert.equal(await page.getByTestId('no-warnings').count(), 1, 'a quiet demo has no warning');
   assert.equal(await page.getByTestId('warnings-badge').count(), 0);
   // One verdict: with no warning, the health line is ok (the demo's failures are a figure

@@ -8,7 +8,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
-import { launch, watchedPage, eventually, hydrated } from '../lib/browser.mjs';
+import { launch, watchedPage, eventually, hydrated, untilLive } from '../lib/browser.mjs';
 
 const configDir = mkdtempSync(join(tmpdir(), 'flowdeck-config-'));
 const config = join(configDir, 'flowdeck.toml');
@@ -62,7 +62,7 @@ test('the demo page renders all six widgets with live data', async () => {
   await page.goto(server.url);
   await page.getByRole('link', { name: 'Model health' }).click();
   await page.waitForURL(/\/pages\/model$/);
-  await eventually(async () => (await page.getByRole('status').first().textContent()) === 'live', 10_000, 'live');
+  await untilLive(page);
   assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Model health');
   for (const kind of ['metric', 'chart', 'gauge', 'table', 'status', 'log']) {
     assert.ok((await widget(page, kind).count()) >= 1, `a ${kind} widget`);
