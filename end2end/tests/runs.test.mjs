@@ -181,8 +181,14 @@ test('replay lists the tasks as they were at a moment, with the ones still in pr
   assert.equal(await count('in-progress'), going);
   assert.ok(await count('all') < await api(timeline.points[last].at_ms), 'fewer items then than at the end');
   await page.getByTestId('tab-in-progress').click();
+  // The list shows the last read (All's) until the tab's own arrives: with 100 or more in
+  // progress, All's rows are as many, so it is the match line that tells the two apart
+  // (the same only if nothing had finished by then, when All's rows are in progress too).
   const rows = page.getByTestId('task-row');
-  await eventually(async () => (await rows.count()) === Math.min(going, 100), 10_000, 'the items in progress then');
+  const shown = Math.min(going, 100);
+  const matched = `${going.toLocaleString('en-US')} items match · 1–${shown}`;
+  await eventually(async () => (await page.getByTestId('match-count').textContent()) === matched, 10_000, 'the items in progress then');
+  assert.equal(await rows.count(), shown);
   for (const status of await rows.evaluateAll((els) => els.map((e) => e.dataset.status))) {
     assert.ok(['queued', 'running', 'retrying'].includes(status), status);
   }
