@@ -98,7 +98,12 @@ test("a task's page shows its provenance, with links", async () => {
   await untilLive(page);
   // Sections at the store stage were split from a document: they have a parent.
   await page.getByTestId('stage-filter').selectOption({ label: 'store' });
-  await eventually(async () => (await page.getByTestId('task-row').count()) > 0, 10_000, 'a row at store');
+  // The rows of the list before the filter stay until the filtered window arrives.
+  const stagesShown = () => page.getByTestId('task-row').evaluateAll((rows) => rows.map((r) => r.children[2].textContent));
+  await eventually(async () => {
+    const shown = await stagesShown();
+    return shown.length > 0 && shown.every((s) => s === 'store');
+  }, 10_000, 'rows at store, and only those');
   // Rows move as the list updates: take whichever row the click lands on, by the URL.
   await page.getByTestId('task-row').first().click();
   const id = await eventually(async () => page.url().match(/\/tasks\/(\d+)$/)?.[1], 10_000, 'the task page');
