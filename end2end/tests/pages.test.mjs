@@ -57,7 +57,7 @@ test('the tasks list moves live and its filters work', async () => {
   await eventually(async () => {
     const statuses = await page.getByTestId('task-row').evaluateAll((rows) => rows.map((r) => r.dataset.status));
     return statuses.length > 0 && statuses.every((s) => s === 'failed' || s === 'cancelled');
-  }, 5_000, 'only failed rows');
+  }, 10_000, 'only failed rows');
 
   // Stage and text together: completed sections stored by the store stage.
   await page.getByTestId('tab-all').click();
@@ -65,13 +65,13 @@ test('the tasks list moves live and its filters work', async () => {
   await eventually(async () => {
     const stages = await page.getByTestId('task-row').evaluateAll((rows) => rows.map((r) => r.children[2].textContent));
     return stages.length > 0 && stages.every((s) => s === 'store');
-  }, 5_000, 'only rows at the store stage');
+  }, 10_000, 'only rows at the store stage');
   await page.getByTestId('stage-filter').selectOption({ label: 'all' });
   await page.getByTestId('text-filter').fill('ModelTimeout');
   await eventually(async () => {
     const kinds = await page.getByTestId('task-row').evaluateAll((rows) => rows.map((r) => r.children[5].textContent));
     return kinds.every((k) => k === 'ModelTimeout');
-  }, 5_000, 'only rows with that error');
+  }, 10_000, 'only rows with that error');
   assert.deepEqual(errors, []);
   await close();
 });
