@@ -236,6 +236,12 @@ impl<T> Port<T> {
         }
     }
 
+    /// Whether the stage has a broadcast edge (most have none).
+    #[inline]
+    pub(crate) fn has_copies(&self) -> bool {
+        self.copy.is_some() && !self.copies.is_empty()
+    }
+
     /// Copies of `value` for the broadcast edges, each with where it goes: none when the
     /// stage has no broadcast edge (the common case costs one branch).
     #[inline]
