@@ -1,7 +1,14 @@
 //! A built pipeline and the two ways to run it: [`Pipeline::run`] to completion over a
 //! collection, or [`Pipeline::start`] for an always-on service fed through a [`Feeder`].
 
-use std::{any::Any, sync::Arc, time::Duration};
+use std::{
+    any::Any,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use flowdeck_protocol::{Edge, EventKind, ItemId, PipelineState};
 use futures::StreamExt;
@@ -88,14 +95,27 @@ pub struct Running<In, Out> {
 /// The pipeline's input end, shared by every [`Feeder`] clone and the handle.
 pub(crate) struct Source<In> {
     port: RwLock<Option<Arc<Port<In>>>>,
+    /// Set when the port is taken: a bulk send holds the port for all its items and reads
+    /// this flag before each one (a load, where taking the port is a lock and a count).
+    shut: AtomicBool,
     env: Arc<Env>,
     closed: watch::Sender<bool>,
 }
 
 impl<In> Source<In> {
     pub(crate) fn close(&self) {
+        self.shut.store(true, Ordering::Release);
         self.port.write().take();
         self.closed.send_replace(true);
+    }
+
+    /// The port, unless the input is closed.
+    fn port(&self) -> Result<Arc<Port<In>>, Closed> {
+        self.port.read().clone().ok_or(Closed)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shut.load(Ordering::Acquire)
     }
 }
 
@@ -127,8 +147,9 @@ impl<In> Clone for Feeder<In> {
 impl<In: Send + 'static> Feeder<In> {
     /// Sends one item, waiting while the first stage's queue is full. Returns its id.
     pub async fn send(&self, item: In) -> Result<ItemId, Closed> {
+        let port = self.source.port()?;
         let mut buf = EventBuf::new(self.source.env.tracker());
-        let id = self.push(item, &mut buf).await;
+        let id = self.push(&port, item, &mut buf).await;
         buf.flush().await;
         id
     }
@@ -136,10 +157,13 @@ impl<In: Send + 'static> Feeder<In> {
     /// Sends every item of `items`, recording their events in batches: the fast path for
     /// bulk input. Returns how many were taken before the input closed, if it did.
     pub async fn send_all(&self, items: impl IntoIterator<Item = In>) -> u64 {
+        let Ok(port) = self.source.port() else {
+            return 0;
+        };
         let mut buf = EventBuf::new(self.source.env.tracker());
         let mut n = 0;
         for item in items {
-            if self.push(item, &mut buf).await.is_err() {
+            if self.source.is_closed() || self.push(&port, item, &mut buf).await.is_err() {
                 break;
             }
             n += 1;
@@ -154,7 +178,10 @@ impl<In: Send + 'static> Feeder<In> {
         let mut n = 0;
         let mut items = std::pin::pin!(items);
         while let Some(item) = items.next().await {
-            if self.push(item, &mut buf).await.is_err() {
+            // The port is taken per item: held while the stream waits for its next one,
+            // it would keep the input open after a close, and the pipeline from draining.
+            let Ok(port) = self.source.port() else { break };
+            if self.push(&port, item, &mut buf).await.is_err() {
                 break;
             }
             n += 1;
@@ -167,8 +194,8 @@ impl<In: Send + 'static> Feeder<In> {
         n
     }
 
-    async fn push(&self, item: In, buf: &mut EventBuf) -> Result<ItemId, Closed> {
-        let port = self.source.port.read().clone().ok_or(Closed)?;
+    /// Sends one item through `port`, taken by the caller while the input was open.
+    async fn push(&self, port: &Port<In>, item: In, buf: &mut EventBuf) -> Result<ItemId, Closed> {
         let env = &self.source.env;
         let id = env.next_id();
         let now = env.clock.now_us();
@@ -300,6 +327,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         let (closed, mut closed_rx) = watch::channel(false);
         let source = Arc::new(Source {
             port: RwLock::new(Some(Arc::new(input))),
+            shut: AtomicBool::new(false),
             env: env.clone(),
             closed,
         });
