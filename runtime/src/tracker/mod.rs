@@ -393,10 +393,19 @@ impl Tracker {
         let watched = feed.as_ref().is_some_and(|f| f.receiver_count() > 0);
         let sink = self.sink.read().clone();
         let (mut out, mut kept, mut skipped) = (Vec::new(), Vec::new(), 0u64);
+        let mut amended = Vec::new();
         {
             let mut st = self.state.lock();
             for d in items {
-                let before = st.ring.get(d.id).map(|r| r.status());
+                let held = st.ring.get(d.id);
+                let before = held.map(|r| r.status());
+                // Finished here and reported again, changed (the reporting process's own
+                // late batch): the sink updates what it kept. A resent report is the same
+                // detail, and goes nowhere.
+                let changed_after_finish = sink.is_some()
+                    && d.status.is_terminal()
+                    && before == Some(d.status)
+                    && held.is_some_and(|r| r.detail() != d);
                 let here = crate::events::Subject {
                     item: d.id,
                     stage: d.stage,
@@ -428,6 +437,8 @@ impl Tracker {
                             None => {}
                         }
                     }
+                } else if changed_after_finish {
+                    amended.push(d);
                 }
                 if watched {
                     out.push(to_event(seq, &e));
@@ -436,6 +447,9 @@ impl Tracker {
         }
         if let Some(sink) = &sink {
             hand_over(sink.as_ref(), kept, skipped);
+            if !amended.is_empty() {
+                sink.amended(amended);
+            }
         }
         if let (false, Some(feed)) = (out.is_empty(), feed.as_ref()) {
             let _ = feed.send(out.into());
@@ -1037,6 +1051,47 @@ mod tests {
         tracker.apply(batch(vec![completed(3, 0, 5, Some(1))], Vec::new()));
         assert_eq!(sink.amended.lock().len(), 2);
         assert_eq!(sink.finished.lock().len(), 2);
+    }
+
+    #[test]
+    fn a_finished_item_reported_again_changed_is_amended_and_a_resent_one_is_not() {
+        // An item as a reporting process's tracker has it, finished at stage 1.
+        let there = Tracker::new(2, 16);
+        let queued = RawEvent {
+            kind: EventKind::Queued,
+            from: None,
+            began: None,
+            next: None,
+            last: false,
+            ..completed(1, 0, 1, None)
+        };
+        let batch = |events: Vec<RawEvent>| Batch {
+            events,
+            notes: Vec::new(),
+        };
+        there.apply(batch(vec![queued, completed(1, 0, 10, Some(1))]));
+        there.apply(batch(vec![completed(1, 1, 30, None)]));
+        let first = there.item(1).unwrap();
+        assert_eq!(first.status, ItemStatus::Completed);
+
+        let hub = Tracker::new(2, 16);
+        let sink = Arc::new(Kept::default());
+        sink.wants.store(true, std::sync::atomic::Ordering::Relaxed);
+        hub.set_sink(sink.clone());
+        hub.put(vec![first.clone()]);
+        assert_eq!(sink.finished.lock().len(), 1);
+        // Resent as it was: nothing more for the sink.
+        hub.put(vec![first.clone()]);
+        assert_eq!(sink.finished.lock().len(), 1);
+        assert!(sink.amended.lock().is_empty(), "{:?}", sink.amended.lock());
+        // Reported again with a note its process got late: amended, not finished again.
+        let mut noted = first;
+        noted
+            .annotations
+            .push(("source".into(), flowdeck_protocol::Value::from("late")));
+        hub.put(vec![noted.clone()]);
+        assert_eq!(sink.finished.lock().len(), 1);
+        assert_eq!(*sink.amended.lock(), vec![noted]);
     }
 
     fn detail(id: ItemId, status: ItemStatus) -> ItemDetail {
