@@ -431,25 +431,30 @@ where
         id: ItemId,
         tracker: Option<BatchSender>,
     ) -> BoxFuture<'static, Result<(), ControlError>> {
-        let value = {
-            let mut f = self.failed.lock();
-            let v = f.values.remove(&id);
-            if v.is_some() {
-                f.order.retain(|x| *x != id);
-            }
-            v
-        };
         let tx = self.input_tx.upgrade();
+        let taken = {
+            let mut f = self.failed.lock();
+            match &tx {
+                _ if !f.values.contains_key(&id) => Err(ControlError::InputGone(id)),
+                // With the run over the input stays kept: asked again, the answer is
+                // still that the run finished, not that the input is gone.
+                None => Err(ControlError::Finished),
+                Some(_) => {
+                    f.order.retain(|x| *x != id);
+                    f.values.remove(&id).ok_or(ControlError::InputGone(id))
+                }
+            }
+        };
         let stage = self.index;
         let now = self.env.clock.now_us();
         // Taken out of the kept failures, the input is in this retry's hands alone: the
         // send runs in a task of its own, so a caller that stops waiting (a request's
         // deadline, on a stage whose queue stays full) leaves it to finish, not an item
         // the tracker shows queued that no queue holds.
-        let sent = match (value, tx) {
-            (None, _) => Err(ControlError::InputGone(id)),
-            (Some(_), None) => Err(ControlError::Finished),
-            (Some(value), Some(tx)) => Ok(self.env.tasks.spawn(async move {
+        let sent = match (taken, tx) {
+            (Err(e), _) => Err(e),
+            (Ok(_), None) => Err(ControlError::Finished),
+            (Ok(value), Some(tx)) => Ok(self.env.tasks.spawn(async move {
                 let mut buf = EventBuf::new(tracker);
                 let here = Subject {
                     item: id,

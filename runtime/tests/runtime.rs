@@ -447,6 +447,25 @@ async fn a_retry_whose_caller_stops_waiting_for_queue_room_still_goes_through() 
 }
 
 #[tokio::test]
+async fn a_retry_after_the_run_ended_says_so_each_time() {
+    let running = Line::<u32>::new("retry-too-late")
+        .stage(Stage::map("work", |_n: u32, _cx| async move {
+            Err::<u32, _>("down".to_string())
+        }))
+        .build()
+        .unwrap()
+        .start();
+    let h = running.handle.clone();
+    let id = running.input.send(1).await.unwrap();
+    until_status(&h, id, ItemStatus::Failed).await;
+    drop(running.input);
+    h.wait().await;
+    // Asked twice: the input is not let go by the first answer.
+    assert_eq!(h.retry(id).await, Err(ControlError::Finished));
+    assert_eq!(h.retry(id).await, Err(ControlError::Finished));
+}
+
+#[tokio::test]
 async fn a_failure_older_than_the_retention_can_still_be_retried() {
     // Retention 10: the first failure's detail is long gone when it is retried, but its
     // stage kept its input.
