@@ -18,6 +18,8 @@ import { startServer } from '../lib/server.mjs';
 const seconds = Number(process.argv[2] ?? 60);
 const rate = process.argv[3] ?? '600';
 const server = await startServer(['--demo-rate', rate]);
+// An item's enrich visit, from a task read (live or stored).
+const enrichOf = ({ detail, stage_names: names }) => detail.visits.find((v) => names[v.stage] === 'enrich');
 try {
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const r = await (await fetch(`${server.url}/api/v1/tasks?status=completed&limit=1000`)).json();
@@ -26,18 +28,18 @@ try {
   const ids = [];
   for (const t of r.items.filter((t) => t.stage === 3)) {
     ids.push(t.id);
-    const { detail, stage_names: names } = await (await fetch(`${server.url}/api/v1/tasks/${t.id}`)).json();
-    const enrich = detail.visits.find((v) => names[v.stage] === 'enrich');
-    if (enrich?.outcome === 'completed') {
+    const read = await (await fetch(`${server.url}/api/v1/tasks/${t.id}`)).json();
+    if (enrichOf(read)?.outcome === 'completed') {
       ok += 1;
       continue;
     }
     open += 1;
+    const { detail, stage_names: names } = read;
     const visits = detail.visits.map((v) => `${names[v.stage]} x${v.attempts} ${v.outcome ?? 'open'}`);
     const history = detail.history.map((e) => `${e.kind}@${names[e.stage]}#${e.attempt} ${e.at_us}`);
     console.log(`item ${t.id}: ${visits.join(', ')} | ${history.join(', ')}`);
   }
-  console.log(`${ok + open} completed items read live: ${ok} with every visit closed, ${open} with enrich open`);
+  console.log(`${ok + open} completed items read live: ${ok} with enrich closed, ${open} with it open`);
   await new Promise((r) => setTimeout(r, 2000));
   const runs = await (await fetch(`${server.url}/api/v1/runs`)).json();
   const run = runs[0].id;
@@ -50,9 +52,8 @@ try {
       notStored += 1;
       continue;
     }
-    const { detail, stage_names: names } = await res.json();
     stored += 1;
-    const enrich = detail.visits.find((v) => names[v.stage] === 'enrich');
+    const enrich = enrichOf(await res.json());
     if (enrich?.outcome !== 'completed') {
       storedOpen += 1;
       console.log(`stored item ${id}: enrich ${enrich?.outcome ?? 'open'}`);

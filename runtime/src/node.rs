@@ -334,6 +334,53 @@ pub(crate) trait StageRuntime: Send + Sync {
     fn group_of(&self, id: ItemId) -> Option<String>;
 }
 
+/// Puts failed items taken from `stage`'s kept inputs back into its queue, in order: each is
+/// recorded queued again at once, then sent, waiting for room. If the run ends first, what
+/// could not go back in is recorded cancelled, not left queued for good, and the answer is
+/// [`ControlError::Finished`].
+async fn requeue<I>(
+    tx: crate::queue::Sender<Envelope<I>>,
+    tracker: Option<BatchSender>,
+    stage: StageIndex,
+    now: u64,
+    taken: Vec<(ItemId, I)>,
+) -> Result<(), ControlError> {
+    let mut buf = EventBuf::new(tracker);
+    let at = |item| Subject {
+        item,
+        stage,
+        worker: None,
+    };
+    for (id, _) in &taken {
+        buf.push(at(*id).event(EventKind::Queued, Some(ItemStatus::Failed), now))
+            .await;
+    }
+    buf.flush().await;
+    let mut rest = taken.into_iter();
+    let mut sent = Ok(());
+    for (id, value) in rest.by_ref() {
+        // Its groups let it go when it failed: it comes back on its own.
+        let envelope = Envelope {
+            id,
+            value,
+            enqueued_us: now,
+            groups: Default::default(),
+        };
+        if tx.send(envelope).await.is_err() {
+            buf.push(at(id).event(EventKind::Cancelled, Some(ItemStatus::Queued), now))
+                .await;
+            sent = Err(ControlError::Finished);
+            break;
+        }
+    }
+    for (id, _) in rest {
+        buf.push(at(id).event(EventKind::Cancelled, Some(ItemStatus::Queued), now))
+            .await;
+    }
+    buf.flush().await;
+    sent
+}
+
 impl<I, O, T> StageRuntime for StageNode<I, O, T>
 where
     I: Clone + Send + Sync + 'static,
@@ -431,56 +478,29 @@ where
         id: ItemId,
         tracker: Option<BatchSender>,
     ) -> BoxFuture<'static, Result<(), ControlError>> {
-        let tx = self.input_tx.upgrade();
         let taken = {
             let mut f = self.failed.lock();
-            match &tx {
+            match self.input_tx.upgrade() {
                 _ if !f.values.contains_key(&id) => Err(ControlError::InputGone(id)),
                 // With the run over the input stays kept: asked again, the answer is
                 // still that the run finished, not that the input is gone.
                 None => Err(ControlError::Finished),
-                Some(_) => {
+                Some(tx) => {
                     f.order.retain(|x| *x != id);
-                    f.values.remove(&id).ok_or(ControlError::InputGone(id))
+                    let value = f.values.remove(&id);
+                    value.map(|v| (tx, v)).ok_or(ControlError::InputGone(id))
                 }
             }
         };
-        let stage = self.index;
-        let now = self.env.clock.now_us();
+        let (stage, now) = (self.index, self.env.clock.now_us());
         // Taken out of the kept failures, the input is in this retry's hands alone: the
         // send runs in a task of its own, so a caller that stops waiting (a request's
         // deadline, on a stage whose queue stays full) leaves it to finish, not an item
         // the tracker shows queued that no queue holds.
-        let sent = match (taken, tx) {
-            (Err(e), _) => Err(e),
-            (Ok(_), None) => Err(ControlError::Finished),
-            (Ok(value), Some(tx)) => Ok(self.env.tasks.spawn(async move {
-                let mut buf = EventBuf::new(tracker);
-                let here = Subject {
-                    item: id,
-                    stage,
-                    worker: None,
-                };
-                buf.push(here.event(EventKind::Queued, Some(ItemStatus::Failed), now))
-                    .await;
-                buf.flush().await;
-                // Its groups let it go when it failed: it comes back on its own.
-                let envelope = Envelope {
-                    id,
-                    value,
-                    enqueued_us: now,
-                    groups: Default::default(),
-                };
-                if tx.send(envelope).await.is_ok() {
-                    return Ok(());
-                }
-                // The run ended first: cancelled, not left queued for good.
-                buf.push(here.event(EventKind::Cancelled, Some(ItemStatus::Queued), now))
-                    .await;
-                buf.flush().await;
-                Err(ControlError::Finished)
-            })),
-        };
+        let sent = taken.map(|(tx, value)| {
+            let requeue = requeue(tx, tracker, stage, now, vec![(id, value)]);
+            self.env.tasks.spawn(requeue)
+        });
         Box::pin(async move { sent?.await.unwrap_or(Err(ControlError::Finished)) })
     }
 
@@ -508,42 +528,10 @@ where
             let gone: HashSet<ItemId> = taken.iter().map(|(id, _)| *id).collect();
             f.order.retain(|x| !gone.contains(x));
         }
-        let stage = self.index;
-        let now = self.env.clock.now_us();
-        self.env.tasks.spawn(async move {
-            let mut buf = EventBuf::new(tracker);
-            let at = |item| Subject {
-                item,
-                stage,
-                worker: None,
-            };
-            for (id, _) in &taken {
-                buf.push(at(*id).event(EventKind::Queued, Some(ItemStatus::Failed), now))
-                    .await;
-            }
-            buf.flush().await;
-            let mut rest = taken.into_iter();
-            for (id, value) in rest.by_ref() {
-                let envelope = Envelope {
-                    id,
-                    value,
-                    enqueued_us: now,
-                    groups: Default::default(),
-                };
-                if tx.send(envelope).await.is_err() {
-                    // The run ended first: what could not go back in is cancelled, not
-                    // left queued for good.
-                    buf.push(at(id).event(EventKind::Cancelled, Some(ItemStatus::Queued), now))
-                        .await;
-                    break;
-                }
-            }
-            for (id, _) in rest {
-                buf.push(at(id).event(EventKind::Cancelled, Some(ItemStatus::Queued), now))
-                    .await;
-            }
-            buf.flush().await;
-        });
+        let (stage, now) = (self.index, self.env.clock.now_us());
+        self.env
+            .tasks
+            .spawn(requeue(tx, tracker, stage, now, taken));
         refused
     }
 

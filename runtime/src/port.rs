@@ -247,7 +247,7 @@ impl<T> Port<T> {
     #[inline]
     pub(crate) fn copies_of(&self, value: &T) -> Vec<(Target, T)> {
         match self.copy {
-            Some(copy) if !self.copies.is_empty() => (0..self.copies.len())
+            Some(copy) if self.has_copies() => (0..self.copies.len())
                 .map(|i| (Target::Copy(i), copy(value)))
                 .collect(),
             _ => Vec::new(),

@@ -326,10 +326,7 @@ impl Tracker {
             }
         }
         if let Some(sink) = &sink {
-            hand_over(sink.as_ref(), kept, skipped);
-            if !amended.is_empty() {
-                sink.amended(amended);
-            }
+            hand_over(sink.as_ref(), kept, amended, skipped);
         }
         crate::events::recycle(batch.events);
         if !wanted || out.is_empty() {
@@ -446,10 +443,7 @@ impl Tracker {
             }
         }
         if let Some(sink) = &sink {
-            hand_over(sink.as_ref(), kept, skipped);
-            if !amended.is_empty() {
-                sink.amended(amended);
-            }
+            hand_over(sink.as_ref(), kept, amended, skipped);
         }
         if let (false, Some(feed)) = (out.is_empty(), feed.as_ref()) {
             let _ = feed.send(out.into());
@@ -764,10 +758,19 @@ impl State {
     }
 }
 
-/// Gives a sink one batch's finished items, and the count of those it did not take.
-fn hand_over(sink: &dyn FinishedSink, kept: Vec<ItemDetail>, skipped: u64) {
+/// Gives a sink one batch's finished items, those it was given before that changed since,
+/// and the count of those it did not take.
+fn hand_over(
+    sink: &dyn FinishedSink,
+    kept: Vec<ItemDetail>,
+    amended: Vec<ItemDetail>,
+    skipped: u64,
+) {
     if !kept.is_empty() {
         sink.finished(kept);
+    }
+    if !amended.is_empty() {
+        sink.amended(amended);
     }
     if skipped > 0 {
         sink.skipped(skipped);
