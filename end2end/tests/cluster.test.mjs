@@ -19,6 +19,8 @@ let store;
 let driver;
 let browser;
 const workers = [];
+// What the worker processes wrote to stderr and how they ended: named by a failure, not shown.
+const said = [];
 
 const freePort = () => new Promise((resolve) => {
   const s = createServer();
@@ -32,7 +34,10 @@ before(async () => {
   nats = spawn(process.env.NATS_SERVER, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store], { stdio: 'ignore' });
   const url = `nats://127.0.0.1:${port}`;
   for (let i = 0; i < 2; i++) {
-    workers.push(spawn(process.env.CLUSTER_BIN, ['worker', '--nats', url], { stdio: 'ignore' }));
+    const w = spawn(process.env.CLUSTER_BIN, ['worker', '--nats', url], { stdio: ['ignore', 'ignore', 'pipe'] });
+    w.stderr.on('data', (d) => said.push(`worker ${i}: ${d}`));
+    w.on('exit', (code, signal) => said.push(`worker ${i} exited (${code ?? signal})`));
+    workers.push(w);
   }
   // Long enough to outlast the test: 16 workers at 20 ms an item.
   driver = await startServer(['--nats', url, '--items', '200000'], { bin: process.env.CLUSTER_BIN, name: 'cluster' });
@@ -57,7 +62,8 @@ test('the workers page shows each worker process, a pause reaches them, a killed
   await hydrated(page);
   const sections = page.locator('section.process');
   // Both processes, each with its 8 workers, arrive in the browser (asked for each second).
-  await eventually(async () => (await sections.count()) === 2, 30_000, 'two worker processes listed');
+  await eventually(async () => (await sections.count()) === 2, 30_000, 'two worker processes listed')
+    .catch((e) => { throw new Error(`${e.message}; the workers said: ${said.join(' | ') || 'nothing'}`); });
   for (const section of await sections.all()) {
     assert.match(await section.locator('h2').textContent(), /^embed on .+:\d+/);
     assert.equal(await section.locator('tbody tr').count(), 8);
